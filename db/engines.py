@@ -1,0 +1,142 @@
+"""Engines and sessions: the directory database and the logical tenant shards, routed by shard number."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from db.base import SHARD_SCHEMA
+from db.shardmap import ShardLocation, ShardMap
+
+QueryHook = Callable[[str, str], None]  # (statement, database URL without password)
+
+
+class SerializedSession(AsyncSession):
+    """An AsyncSession that queues concurrent callers instead of failing.
+
+    GraphQL resolves sibling fields concurrently, and their DataLoaders share the request's session for a
+    shard; a plain AsyncSession refuses concurrent use. Each awaitable operation takes the session's lock
+    (`scalars` goes through `execute`, so it is covered and not wrapped twice).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = asyncio.Lock()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().scalar(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await super().get(*args, **kwargs)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        async with self._lock:
+            await super().refresh(*args, **kwargs)
+
+    async def delete(self, instance: object) -> None:
+        async with self._lock:
+            await super().delete(instance)
+
+    async def flush(self, objects: Any = None) -> None:
+        async with self._lock:
+            await super().flush(objects)
+
+    async def commit(self) -> None:
+        async with self._lock:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        async with self._lock:
+            await super().rollback()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await super().close()
+
+
+class Database:
+    """Owns one engine (connection pool) per physical database and hands out per-shard sessions."""
+
+    def __init__(self, directory_url: str, shard_map: ShardMap, *, pool_size: int = 10) -> None:
+        self.directory_url = directory_url
+        self.shard_map = shard_map
+        self._pool_size = pool_size
+        self._engines: dict[str, AsyncEngine] = {}
+        self._shard_binds: dict[int, AsyncEngine] = {}
+        self._query_hooks: list[QueryHook] = []
+
+    def engine(self, url: str) -> AsyncEngine:
+        existing = self._engines.get(url)
+        if existing is not None:
+            return existing
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=self._pool_size, max_overflow=self._pool_size)
+        engine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_query)
+        self._engines[url] = engine
+        return engine
+
+    @property
+    def directory_engine(self) -> AsyncEngine:
+        return self.engine(self.directory_url)
+
+    def shard_engine(self, shard: int) -> AsyncEngine:
+        bind = self._shard_binds.get(shard)
+        if bind is None:
+            location = self.shard_map.location(shard)
+            bind = self.engine(location.url).execution_options(
+                schema_translate_map={SHARD_SCHEMA: location.schema}
+            )
+            self._shard_binds[shard] = bind
+        return bind
+
+    def location(self, shard: int) -> ShardLocation:
+        return self.shard_map.location(shard)
+
+    def directory_session(self) -> AsyncSession:
+        return SerializedSession(self.directory_engine, expire_on_commit=False)
+
+    def shard_session(self, shard: int) -> AsyncSession:
+        return SerializedSession(self.shard_engine(shard), expire_on_commit=False)
+
+    def add_query_hook(self, hook: QueryHook) -> Callable[[], None]:
+        """Observe every SQL statement (tests count queries with it); returns the remover."""
+        self._query_hooks.append(hook)
+        return lambda: self._query_hooks.remove(hook)
+
+    def _on_query(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not self._query_hooks:
+            return
+        url = conn.engine.url.render_as_string(hide_password=True)
+        for hook in self._query_hooks:
+            hook(statement, url)
+
+    async def dispose(self) -> None:
+        for engine in self._engines.values():
+            await engine.dispose()
+        self._engines.clear()
+        self._shard_binds.clear()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while one writer commits; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

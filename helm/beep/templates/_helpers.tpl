@@ -1,0 +1,190 @@
+{{/*
+Chart name.
+*/}}
+{{- define "beep.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every resource name: the release name (or fullnameOverride). Components are named
+"<fullname>-<component>", so the messages subgraph of release "beep" is "beep-messages".
+Kept to 40 characters so that "<fullname>-<component>" stays a valid DNS label.
+*/}}
+{{- define "beep.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of one component. Usage: include "beep.componentName" (dict "root" $ "component" "messages")
+*/}}
+{{- define "beep.componentName" -}}
+{{- printf "%s-%s" (include "beep.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "beep.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels common to every resource.
+*/}}
+{{- define "beep.labels" -}}
+helm.sh/chart: {{ include "beep.chart" . }}
+app.kubernetes.io/name: {{ include "beep.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: beep
+{{- end }}
+
+{{/*
+Selector labels of one component. Usage: include "beep.selectorLabels" (dict "root" $ "component" "router")
+*/}}
+{{- define "beep.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "beep.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+All labels of one component.
+*/}}
+{{- define "beep.componentLabels" -}}
+{{ include "beep.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "beep.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Environment variable naming a subgraph's URL, read by the router: BEEP_SUBGRAPH_URL_<NAME>.
+*/}}
+{{- define "beep.subgraphUrlEnvName" -}}
+{{- printf "BEEP_SUBGRAPH_URL_%s" (. | upper | replace "-" "_") }}
+{{- end }}
+
+{{/*
+Token issuer and JWKS URL: the values, or (auth.issuer empty) the users subgraph's built-in issuer.
+*/}}
+{{- define "beep.issuer" -}}
+{{- if .Values.auth.issuer }}
+{{- .Values.auth.issuer }}
+{{- else }}
+{{- $users := required "auth.issuer is required when there is no users subgraph" .Values.subgraphs.users }}
+{{- printf "http://%s:%v" (include "beep.componentName" (dict "root" . "component" "users")) $users.port }}
+{{- end }}
+{{- end }}
+
+{{- define "beep.jwksUrl" -}}
+{{- .Values.auth.jwksUrl | default (printf "%s/.well-known/jwks.json" (include "beep.issuer" .)) }}
+{{- end }}
+
+{{/*
+Non-secret BEEP_* settings as a flat map (YAML): the ConfigMap's data, and the migration job's env.
+BEEP_ISSUER_URL is what the subgraphs check `iss` against (and the built-in issuer signs with);
+BEEP_JWT_ISSUER is the router's name for the same thing.
+*/}}
+{{- define "beep.sharedConfig" -}}
+BEEP_MODE: {{ .Values.config.mode | quote }}
+BEEP_LOGICAL_SHARDS: {{ .Values.config.logicalShards | quote }}
+BEEP_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
+BEEP_ISSUER_URL: {{ include "beep.issuer" . | quote }}
+BEEP_JWT_ISSUER: {{ include "beep.issuer" . | quote }}
+BEEP_JWKS_URL: {{ include "beep.jwksUrl" . | quote }}
+BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
+{{- range $name, $value := .Values.config.extra }}
+{{ $name }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Env entries for the credentials (from the existing Secret), then the connection settings that may
+reference them as $(VAR): Kubernetes expands a reference only to a variable declared earlier.
+*/}}
+{{- define "beep.connectionEnv" -}}
+{{- $secret := required "secrets.existingSecret must name an existing Secret" .Values.secrets.existingSecret }}
+{{- range $name, $key := .Values.secrets.env }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $key }}
+{{- end }}
+- name: BEEP_DIRECTORY_URL
+  value: {{ .Values.database.directoryUrl | quote }}
+- name: BEEP_SHARD_DATABASES
+  value: {{ .Values.database.shardDatabases | quote }}
+- name: BEEP_REDIS_URL
+  value: {{ .Values.redis.url | quote }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by every pod of the chart.
+*/}}
+{{- define "beep.podSpecCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+# Beep never talks to the Kubernetes API.
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The writable /tmp volume (the root filesystem is read-only).
+*/}}
+{{- define "beep.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end }}
+
+{{/*
+Pod template metadata. Usage: include "beep.podMetadata" (dict "root" $ "component" "messages")
+*/}}
+{{- define "beep.podMetadata" -}}
+labels:
+  {{- include "beep.selectorLabels" . | nindent 2 }}
+  {{- with .root.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  # Roll the pods when the shared configuration changes.
+  checksum/config: {{ include "beep.sharedConfig" .root | sha256sum }}
+  {{- with .root.Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+HTTP probes. Usage: include "beep.probes" (dict "root" $ "liveness" "/healthz" "readiness" "/healthz")
+*/}}
+{{- define "beep.probes" -}}
+{{- $p := .root.Values.probes }}
+livenessProbe:
+  httpGet:
+    path: {{ .liveness }}
+    port: http
+  {{- toYaml $p.liveness | nindent 2 }}
+readinessProbe:
+  httpGet:
+    path: {{ .readiness }}
+    port: http
+  {{- toYaml $p.readiness | nindent 2 }}
+{{- end }}

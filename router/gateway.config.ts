@@ -1,0 +1,436 @@
+// Hive Gateway configuration for Beep's federation router.
+//
+// Loaded by `hive-gateway supergraph` when run with cwd = router/. Every setting comes from an
+// environment variable; see README.md for the list and the reasons behind the non-default choices.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  ConsoleLogWriter,
+  createRemoteJwksSigningKeyProvider,
+  defineConfig,
+  extractFromHeader,
+  JSONLogWriter,
+  Logger,
+  useJWT,
+  type ExtractTokenFunction,
+  type GatewayPlugin,
+  type TransportEntryAdditions,
+} from '@graphql-hive/gateway';
+import {
+  GraphQLError,
+  Kind,
+  type ASTNode,
+  type FragmentDefinitionNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+
+const env = process.env;
+
+// ---------------------------------------------------------------------------------------------
+// env helpers (fail fast at startup on malformed values instead of running with a surprise)
+
+function str(name: string, fallback?: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : fallback;
+}
+
+function required(name: string): string {
+  const v = str(name);
+  if (!v) throw new Error(`[beep-router] environment variable ${name} is required`);
+  return v;
+}
+
+function int(name: string, fallback: number): number {
+  const v = str(name);
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v)) throw new Error(`[beep-router] ${name} must be a non-negative integer, got "${v}"`);
+  return Number(v);
+}
+
+function bool(name: string, fallback: boolean): boolean {
+  const v = str(name);
+  if (v === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new Error(`[beep-router] ${name} must be 0/1/true/false, got "${v}"`);
+}
+
+function httpUrl(name: string, value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new Error(`[beep-router] ${name} is not a valid URL: "${value}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new Error(`[beep-router] ${name} must be an http(s):// URL, got "${value}"`);
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// basic settings
+
+// Default: <repo>/supergraph/supergraph.graphql, wherever the gateway is started from. A value
+// given in BEEP_SUPERGRAPH is used as-is (relative = relative to the working directory).
+const routerDir = dirname(fileURLToPath(import.meta.url));
+const supergraphPath = str('BEEP_SUPERGRAPH') ?? resolve(routerDir, '../supergraph/supergraph.graphql');
+const port = int('BEEP_ROUTER_PORT', 4000);
+const host = str('BEEP_ROUTER_HOST', '127.0.0.1')!;
+
+const maxDepth = int('BEEP_ROUTER_MAX_DEPTH', 12);
+const maxTokens = int('BEEP_ROUTER_MAX_TOKENS', 2000);
+const maxAliases = int('BEEP_ROUTER_MAX_ALIASES', 30);
+const dedupe = bool('BEEP_ROUTER_DEDUPE', true);
+const laboratory = bool('BEEP_ROUTER_LABORATORY', true);
+
+const logFormat = str('BEEP_ROUTER_LOG_FORMAT', 'json')!;
+if (logFormat !== 'json' && logFormat !== 'pretty') {
+  throw new Error(`[beep-router] BEEP_ROUTER_LOG_FORMAT must be "json" or "pretty", got "${logFormat}"`);
+}
+const logLevel = str('BEEP_ROUTER_LOG_LEVEL');
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+  throw new Error(`[beep-router] BEEP_ROUTER_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+}
+const log = new Logger({
+  ...(logLevel ? { level: logLevel as (typeof LOG_LEVELS)[number] } : {}),
+  writers: [logFormat === 'json' ? new JSONLogWriter() : new ConsoleLogWriter()],
+});
+
+// The hive-gateway CLI also reads the generic PORT / HOST variables (and --port / --host), and
+// those win over this file. Say so instead of silently listening somewhere else.
+for (const [generic, ours, value] of [
+  ['PORT', 'BEEP_ROUTER_PORT', String(port)],
+  ['HOST', 'BEEP_ROUTER_HOST', host],
+] as const) {
+  const v = str(generic);
+  if (v !== undefined && v !== value) {
+    log.warn(`[beep-router] ${generic}=${v} is set and overrides ${ours}=${value}; unset ${generic}`);
+  }
+}
+
+// Comma-separated list of allowed browser origins; unset or "*" = reflect any origin (dev).
+const corsOrigins = str('BEEP_ROUTER_CORS_ORIGINS', '*')!
+  .split(',')
+  .map((o) => o.trim())
+  .filter(Boolean);
+const cors =
+  corsOrigins.includes('*') || corsOrigins.length === 0
+    ? undefined // Yoga default: reflect the request's Origin, allow credentials
+    : { origin: corsOrigins, credentials: true, maxAge: 600 };
+
+// ---------------------------------------------------------------------------------------------
+// subgraph transport: URL overrides, upstream WebSocket subscriptions, dedupe toggle
+
+/** Subgraph names as composed into the supergraph (`@join__graph(name: "...")`). */
+function subgraphNames(path: string): string[] {
+  try {
+    const sdl = readFileSync(path, 'utf8');
+    return [...sdl.matchAll(/@join__graph\(\s*name:\s*"([^"]+)"/g)].map((m) => m[1]!);
+  } catch {
+    return [];
+  }
+}
+
+const envNameOf = (subgraph: string) => subgraph.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+
+const transportEntries: TransportEntryAdditions = {
+  // Applies to every subgraph. No `location` here: the wildcard entry is merged last and would
+  // override per-subgraph URLs. Subscriptions go upstream over graphql-transport-ws at the
+  // subgraph's own URL (http(s) -> ws(s) is switched by the transport). The client's
+  // authorization (HTTP header, or a WebSocket client's connection_init payload, which the
+  // gateway merges into context.headers) is sent in the upstream connection_init payload.
+  // An empty value is dropped, so anonymous clients send `{}`. Each distinct payload gets its
+  // own upstream socket.
+  '*': {
+    options: {
+      ...(dedupe ? {} : { deduplicateInflightRequests: false }),
+      subscriptions: {
+        kind: 'ws',
+        options: {
+          connectionParams: {
+            authorization: '{context.headers.authorization}',
+          },
+        },
+      },
+    },
+  },
+};
+
+const PREFIX = 'BEEP_SUBGRAPH_URL_';
+const knownSubgraphs = subgraphNames(supergraphPath);
+for (const [key, raw] of Object.entries(env)) {
+  if (!key.startsWith(PREFIX) || !raw?.trim()) continue;
+  const suffix = key.slice(PREFIX.length);
+  const url = httpUrl(key, raw.trim());
+  const matches = knownSubgraphs.filter((n) => envNameOf(n) === suffix);
+  if (matches.length > 1) {
+    throw new Error(`[beep-router] ${key} is ambiguous: matches subgraphs ${matches.join(', ')}`);
+  }
+  const name = matches[0] ?? suffix.toLowerCase();
+  if (matches.length === 0) {
+    log.warn(
+      { env: key, subgraph: name, known: knownSubgraphs },
+      `[beep-router] ${key}: no subgraph "${name}" in ${supergraphPath}; the override applies if one appears`,
+    );
+  }
+  transportEntries[name] = { ...transportEntries[name], location: url };
+}
+
+// ---------------------------------------------------------------------------------------------
+// JWT: verify RS256 access tokens against the users service's JWKS
+
+const jwksUrl = httpUrl('BEEP_JWKS_URL', required('BEEP_JWKS_URL'));
+const jwtIssuer = required('BEEP_JWT_ISSUER');
+const jwtAudience = str('BEEP_JWT_AUDIENCE', 'beep')!;
+
+const jwks = createRemoteJwksSigningKeyProvider({
+  jwksUri: jwksUrl,
+  cache: true, // keys are cached by kid (10 min); an unknown kid triggers a refetch
+  rateLimit: true, // at most 10 JWKS fetches per minute (unknown kids cannot hammer the users service)
+  timeout: 5000,
+});
+
+/** A key that can never verify an RS256 signature: jsonwebtoken then reports "Unauthenticated". */
+const NO_SUCH_KEY = 'beep-router: no signing key with this kid';
+
+// A token whose kid is not in the JWKS is a bad token (401), not a gateway failure: the
+// stock provider error would surface as a masked 500 "Unexpected error".
+const signingKeyProvider = async (kid?: string) => {
+  try {
+    return await jwks(kid);
+  } catch (e) {
+    if ((e as Error)?.name === 'SigningKeyNotFoundError') return NO_SUCH_KEY;
+    throw e;
+  }
+};
+
+// WebSocket clients send `{"authorization": "Bearer <jwt>"}` as the graphql-transport-ws
+// connection_init payload. The stock connection-params extractor would keep the "Bearer "
+// prefix, so this one mirrors the HTTP header extractor (prefix must be "Bearer").
+const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
+  const params = (serverContext as { connectionParams?: unknown })?.connectionParams;
+  if (!params || typeof params !== 'object') return undefined;
+  const value = (params as Record<string, unknown>)['authorization'];
+  if (value == null || value === '') return undefined;
+  if (typeof value !== 'string') throw new GraphQLError('Invalid JWT authentication token.');
+  const [prefix, token] = value.trim().split(/\s+/, 2);
+  if (prefix !== 'Bearer') throw new GraphQLError('Invalid JWT authentication token prefix.');
+  if (!token) throw new GraphQLError('Authentication header was set, but token is missing.');
+  return { prefix, token };
+};
+
+const jwtPlugin = useJWT({
+  signingKeyProviders: [signingKeyProvider],
+  // Connection params first: the gateway lets them override upgrade-request headers in
+  // context.headers, which is what gets forwarded upstream — verify the same value.
+  tokenLookupLocations: [fromConnectionParams, extractFromHeader({ name: 'authorization', prefix: 'Bearer' })],
+  tokenVerification: {
+    algorithms: ['RS256'],
+    issuer: jwtIssuer,
+    audience: jwtAudience,
+  },
+  // Anonymous requests are allowed (sign-up / sign-in); a token that is present must be valid.
+  reject: { missingToken: false, invalidToken: true },
+  // Subgraphs get the raw Authorization header and verify it themselves; don't also inject the
+  // decoded payload into every upstream request's `extensions`.
+  forward: { payload: false, token: false },
+});
+
+function unauthenticated(e: unknown, overWebSocket: boolean): never {
+  if (e instanceof GraphQLError) {
+    const { http: _http, ...extensions } = e.extensions ?? {};
+    throw new GraphQLError(e.message, {
+      extensions: {
+        ...extensions,
+        code: 'UNAUTHENTICATED',
+        // Yoga turns `http` into the HTTP status and strips it; over a WebSocket it would be
+        // sent to the client verbatim, so leave it out there.
+        ...(overWebSocket ? {} : { http: { status: 401 } }),
+      },
+    });
+  }
+  throw e; // internal failures (e.g. JWKS unreachable) stay masked server errors
+}
+
+function rethrowAsUnauthenticated<F extends ((payload: any) => any) | undefined>(hook: F): F {
+  if (!hook) return hook;
+  return ((payload: any) => {
+    // graphql-ws operations always have a `connectionParams` key in their context.
+    const overWebSocket = !!payload?.context && 'connectionParams' in payload.context;
+    const fail = (e: unknown) => unauthenticated(e, overWebSocket);
+    try {
+      const r = hook(payload);
+      return r && typeof r.then === 'function' ? r.then(undefined, fail) : r;
+    } catch (e) {
+      fail(e);
+    }
+  }) as F;
+}
+
+/**
+ * The JWT plugin's rejections carry only `extensions.http.status`; Beep clients key off
+ * `extensions.code === "UNAUTHENTICATED"`. Wrap the hooks of the Yoga JWT plugin that the
+ * gateway's JWT plugin installs so every GraphQLError they throw gets that code (and HTTP 401).
+ */
+function useBeepJwt(): GatewayPlugin {
+  const plugin = jwtPlugin as any;
+  let wrapped = 0;
+  return {
+    ...plugin,
+    onPluginInit(payload: any) {
+      plugin.onPluginInit({
+        ...payload,
+        addPlugin(inner: any) {
+          wrapped++;
+          payload.addPlugin({
+            ...inner,
+            onRequestParse: rethrowAsUnauthenticated(inner.onRequestParse),
+            onContextBuilding: rethrowAsUnauthenticated(inner.onContextBuilding),
+          });
+        },
+      });
+      if (wrapped !== 1) throw new Error('[beep-router] JWT plugin layout changed; review useBeepJwt()');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// depth and alias limits
+//
+// The gateway has a built-in `maxDepth` (graphql-armor), but it counts every fragment spread as
+// two extra levels, so `{ me { ...UserFields } }` (depth 2) counts as 4 and fragment-heavy
+// client queries hit the limit early. Both rules below count through fragments as if they were
+// written inline. Introspection (`__schema`, `__type`) is exempt from the depth limit so the
+// Laboratory keeps working.
+
+type Walk = { depth: number; aliases: number };
+
+function measure(context: ValidationContext, root: ASTNode): Walk {
+  const fragments = new Map<string, Walk>();
+  const visit = (node: ASTNode, visiting: Set<string>): Walk => {
+    if (node.kind === Kind.FRAGMENT_SPREAD) {
+      const name = node.name.value;
+      if (visiting.has(name)) return { depth: 0, aliases: 0 }; // cycles: NoFragmentCyclesRule
+      let w = fragments.get(name);
+      if (!w) {
+        const frag: FragmentDefinitionNode | null | undefined = context.getFragment(name);
+        visiting.add(name);
+        w = frag ? visit(frag, visiting) : { depth: 0, aliases: 0 };
+        visiting.delete(name);
+        fragments.set(name, w);
+      }
+      return w;
+    }
+    let depth = 0;
+    let aliases = 0;
+    if ('selectionSet' in node && node.selectionSet) {
+      for (const sel of node.selectionSet.selections) {
+        const w = visit(sel, visiting);
+        depth = Math.max(depth, w.depth);
+        aliases += w.aliases;
+      }
+    }
+    if (node.kind === Kind.FIELD) {
+      const introspection = node.name.value === '__schema' || node.name.value === '__type';
+      return { depth: introspection ? 0 : depth + 1, aliases: aliases + (node.alias ? 1 : 0) };
+    }
+    return { depth, aliases };
+  };
+  return visit(root, new Set());
+}
+
+function limitsRule(maxDepth: number, maxAliases: number): ValidationRule {
+  return (context: ValidationContext) => ({
+    OperationDefinition(op) {
+      const { depth, aliases } = measure(context, op);
+      if (maxDepth && depth > maxDepth) {
+        context.reportError(
+          new GraphQLError(`Query depth limit of ${maxDepth} exceeded, found ${depth}.`, {
+            nodes: [op],
+            extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+          }),
+        );
+      }
+      if (maxAliases && aliases > maxAliases) {
+        context.reportError(
+          new GraphQLError(`Aliases limit of ${maxAliases} exceeded, found ${aliases}.`, {
+            nodes: [op],
+            extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+          }),
+        );
+      }
+    },
+  });
+}
+
+function useDepthAndAliasLimits(maxDepth: number, maxAliases: number): GatewayPlugin {
+  return {
+    onValidate({ addValidationRule }: { addValidationRule: (rule: ValidationRule) => void }) {
+      addValidationRule(limitsRule(maxDepth, maxAliases));
+    },
+  } as GatewayPlugin;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+log.info(
+  {
+    supergraph: supergraphPath,
+    host,
+    port,
+    maxDepth,
+    maxTokens,
+    maxAliases,
+    dedupe,
+    cors: cors ? corsOrigins : '*',
+    jwks: jwksUrl,
+    urlOverrides: Object.fromEntries(
+      Object.entries(transportEntries)
+        .filter(([k, v]) => k !== '*' && v.location)
+        .map(([k, v]) => [k, v.location]),
+    ),
+  },
+  '[beep-router] configuration',
+);
+
+export const gatewayConfig = defineConfig({
+  supergraph: supergraphPath,
+  host,
+  port,
+  logging: log,
+  cors,
+  graphiql: laboratory,
+  transportEntries,
+
+  // Built-in graphql-armor token limit (checked while parsing); 0 disables. Depth and aliases:
+  // see useDepthAndAliasLimits above.
+  maxTokens: maxTokens || false,
+
+  // HTTP headers sent to subgraphs. For WebSocket clients, context.headers already contains the
+  // connection_init payload (so queries/mutations sent over the socket carry the same token).
+  // x-request-id is not listed: the gateway's request-id feature already forwards the client's
+  // x-request-id (or a generated one) on every upstream request.
+  propagateHeaders: {
+    fromClientToSubgraphs({ request, context }) {
+      const fromContext = (context as { headers?: Record<string, unknown> } | undefined)?.headers;
+      const pick = (name: string) => {
+        const v = fromContext?.[name];
+        if (typeof v === 'string' && v !== '') return v;
+        return request.headers.get(name) ?? undefined;
+      };
+      return {
+        authorization: pick('authorization'),
+        'accept-language': pick('accept-language'),
+      };
+    },
+  },
+
+  plugins: () => [
+    useBeepJwt(),
+    ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
+  ],
+});

@@ -1,0 +1,9 @@
+"""The channels subgraph as a deployable unit."""
+
+from __future__ import annotations
+
+from subgraphs.channels.loaders import build_loaders
+from subgraphs.channels.schema import schema
+from subgraphs.kernel.app import SubgraphDefinition
+
+definition = SubgraphDefinition("channels", schema, build_loaders)

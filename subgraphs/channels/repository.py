@@ -1,0 +1,40 @@
+"""SQL for the channels context, on the shard session it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subgraphs.channels.models import ChannelRow
+
+
+async def channels_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ChannelRow]:
+    rows = await session.scalars(select(ChannelRow).where(ChannelRow.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def channel_by_id(session: AsyncSession, channel_id: int) -> ChannelRow | None:
+    return await session.get(ChannelRow, channel_id)
+
+
+async def channels_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> list[ChannelRow]:
+    rows = await session.scalars(
+        select(ChannelRow)
+        .where(ChannelRow.server_id.in_(server_ids))
+        .order_by(ChannelRow.server_id, ChannelRow.position, ChannelRow.id)
+    )
+    return list(rows)
+
+
+async def next_position(session: AsyncSession, server_id: int, parent_id: int | None) -> int:
+    parent_match = ChannelRow.parent_id.is_(None) if parent_id is None else ChannelRow.parent_id == parent_id
+    highest = await session.scalar(
+        select(func.max(ChannelRow.position)).where(ChannelRow.server_id == server_id, parent_match)
+    )
+    return 0 if highest is None else highest + 1
+
+
+def add_channel(session: AsyncSession, channel: ChannelRow) -> None:
+    session.add(channel)

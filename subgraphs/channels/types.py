@@ -1,0 +1,85 @@
+"""GraphQL types of the channels context."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.types import Info
+
+from db.ids import parse_id
+from subgraphs.channels.loaders import ChannelsLoaders
+from subgraphs.channels.models import ChannelRow
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+
+ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
+
+
+@strawberry.enum
+class ChannelKind(enum.Enum):
+    TEXT = "TEXT"
+    VOICE = "VOICE"
+    FOLDER = "FOLDER"
+
+
+@strawberry.federation.type(keys=["id"], description="A text, voice or folder channel of a server.")
+class Channel:
+    id: strawberry.ID
+    name: str
+    kind: ChannelKind
+    position: int
+    created_at: datetime
+    server_id: strawberry.Private[int]
+    parent_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def server(self) -> Server:
+        return Server(id=strawberry.ID(str(self.server_id)))
+
+    @strawberry.field(description="The folder this channel sits in.")
+    async def parent(self, info: ChannelsInfo) -> Channel | None:
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.visible_channels.load(self.parent_id)
+        return Channel.from_row(row) if row else None
+
+    @classmethod
+    def from_row(cls, row: ChannelRow) -> Channel:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            kind=ChannelKind(row.kind),
+            position=row.position,
+            created_at=row.created_at,
+            server_id=row.server_id,
+            parent_id=row.parent_id,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: ChannelsInfo, id: strawberry.ID) -> Channel | None:
+        channel_id = parse_id(str(id))
+        row = await info.context.loaders.visible_channels.load(channel_id) if channel_id else None
+        return cls.from_row(row) if row else None
+
+
+@strawberry.federation.type(keys=["id"])
+class Server:
+    id: strawberry.ID
+
+    @strawberry.field(description="The channels of the server, in display order (members only).")
+    async def channels(self, info: ChannelsInfo) -> list[Channel]:
+        rows = await info.context.loaders.server_channels.load(int(self.id))
+        return [Channel.from_row(row) for row in rows]
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> Server:
+        return cls(id=id)
+
+
+CreateChannelResult = Annotated[
+    Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateChannelResult")
+]

@@ -1,0 +1,199 @@
+"""The subgraph ASGI app factory: GraphQL over HTTP and graphql-transport-ws, health, request ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.federation import Schema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import TopLevelCode
+from subgraphs.kernel.logging import configure_logging, request_id_var
+from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.tracing import configure_tracing
+from subgraphs.kernel.uow import UnitOfWork
+
+log = logging.getLogger("beep.app")
+UOW_STATE_KEY = "beep_uow"
+
+
+@dataclass(frozen=True)
+class SubgraphDefinition:
+    name: str
+    schema: Schema
+    loaders_factory: Callable[[UnitOfWork, Principal | None], Any]
+    extra_routes: Callable[[RuntimeHolder], Sequence[BaseRoute]] = field(default=lambda _holder: ())
+
+
+def _authorization_value(raw: Any) -> str | None:
+    """The router interpolates a missing header as an empty string or 'undefined'; both mean anonymous."""
+    if not isinstance(raw, str) or raw.strip() in ("", "undefined", "null"):
+        return None
+    return raw
+
+
+class SubgraphGraphQL(GraphQL):
+    def __init__(self, definition: SubgraphDefinition, holder: RuntimeHolder, origins: Sequence[str]) -> None:
+        super().__init__(
+            definition.schema,
+            graphql_ide=None,  # the router serves the (offline) Laboratory; subgraphs are not browsed directly
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            allowed_origins=origins,
+        )
+        self.definition = definition
+        self.holder = holder
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> BeepContext[Any]:
+        runtime = self.holder.runtime
+        uow = UnitOfWork(runtime.database, runtime.bus)
+        request.scope.setdefault("state", {})[UOW_STATE_KEY] = uow
+        principal = None
+        if isinstance(request, Request):
+            # Already verified by AuthMiddleware (which answers 401 for a bad token).
+            principal = request.scope.get("state", {}).get("beep_principal")
+        return BeepContext(
+            runtime=runtime,
+            request=request,
+            response=response,
+            uow=uow,
+            loaders_factory=self.definition.loaders_factory,
+            principal=principal,
+        )
+
+    async def on_ws_connect(self, context: BeepContext[Any]) -> Any:  # type: ignore[override]
+        params = context.connection_params or {}
+        raw = _authorization_value(params.get("authorization") or params.get("Authorization"))
+        try:
+            token = bearer_token(raw)
+            if token is not None:
+                context.principal = await context.runtime.verifier.verify(token)
+        except InvalidToken as exc:
+            log.info("websocket rejected: invalid token", extra={"reason": str(exc)})
+            raise ConnectionRejectionError({"code": TopLevelCode.UNAUTHENTICATED.value}) from exc
+        return await super().on_ws_connect(context)
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (BaseHTTPMiddleware would break contextvars): request id in logs and response headers,
+    and the request's sessions closed once the response is sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            uow = scope.get("state", {}).get(UOW_STATE_KEY)
+            if uow is not None:
+                await uow.close()
+            request_id_var.reset(token)
+
+
+class AuthMiddleware:
+    """Verifies `Authorization: Bearer` on HTTP requests; a bad token is a 401 with UNAUTHENTICATED."""
+
+    def __init__(self, app: ASGIApp, holder: RuntimeHolder) -> None:
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = _authorization_value(headers.get(b"authorization", b"").decode("latin-1"))
+        try:
+            token = bearer_token(raw)
+            principal = await self.holder.runtime.verifier.verify(token) if token else None
+        except InvalidToken:
+            body = {"errors": [{"message": "Invalid or expired access token.",
+                                "extensions": {"code": TopLevelCode.UNAUTHENTICATED.value}}]}
+            response = JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["beep_principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _healthz(_request: Request) -> Response:
+    return Response(json.dumps({"status": "ok"}), media_type="application/json")
+
+
+def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settings: Settings) -> Starlette:
+    graphql = SubgraphGraphQL(definition, holder, settings.origins)
+    routes: list[BaseRoute] = [
+        Route("/graphql", AuthMiddleware(graphql, holder), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", _healthz),
+        *definition.extra_routes(holder),
+    ]
+    return Starlette(routes=routes)
+
+
+def configure_process(settings: Settings, service: str) -> None:
+    configure_logging(service, settings.log_level, settings.log_format)
+    configure_tracing(service, settings.otel_exporter, settings.otel_endpoint)
+
+
+def runtime_lifespan(holder: RuntimeHolder, settings: Settings) -> Callable[[Starlette], Any]:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        runtime = Runtime.create(settings)
+        holder.set(runtime)
+        log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
+        try:
+            yield
+        finally:
+            holder.set(None)
+            await runtime.close()
+
+    return lifespan
+
+
+def create_app(definitions: Sequence[SubgraphDefinition], settings: Settings, *, mounted: bool) -> ASGIApp:
+    """One subgraph at the root (full mode) or several mounted at /<name> (embedded mode)."""
+    holder = RuntimeHolder()
+    if mounted:
+        routes: list[BaseRoute] = [
+            Mount(f"/{d.name}", app=build_subgraph(d, holder, settings)) for d in definitions
+        ]
+        routes.append(Route("/healthz", _healthz))
+        app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings))
+    else:
+        (definition,) = definitions
+        app = build_subgraph(definition, holder, settings)
+        app.router.lifespan_context = runtime_lifespan(holder, settings)
+    return RequestIdMiddleware(app)

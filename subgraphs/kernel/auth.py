@@ -1,0 +1,124 @@
+"""Who is calling: access tokens verified against the issuer's JWKS (built-in issuer or Keycloak).
+
+The router verifies tokens too; subgraphs verify again (defence in depth: a subgraph reachable without
+the router must not trust an unverified header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK
+
+log = logging.getLogger("beep.auth")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str | None
+    token_id: str | None
+    expires_at: int
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+class JwksCache:
+    """Keys fetched from the JWKS URL, refreshed when an unknown key id appears (rotation) at most every
+    `min_refresh_seconds`, so a flood of forged key ids cannot hammer the issuer."""
+
+    def __init__(self, url: str, *, min_refresh_seconds: float = 30.0, max_age_seconds: float = 3600.0):
+        self.url = url
+        self.min_refresh = min_refresh_seconds
+        self.max_age = max_age_seconds
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> PyJWK:
+        stale = time.monotonic() - self._fetched_at > self.max_age
+        if kid not in self._keys or stale:
+            await self._refresh(force=stale)
+        found = self._keys.get(kid)
+        if found is None:
+            raise InvalidToken("unknown signing key")
+        return found
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            if not force and time.monotonic() - self._fetched_at < self.min_refresh:
+                return
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    response = await client.get(self.url)
+                    response.raise_for_status()
+                    document = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("JWKS fetch failed", extra={"url": self.url, "error": str(exc)})
+                self._fetched_at = time.monotonic()
+                return
+            keys: dict[str, PyJWK] = {}
+            for entry in document.get("keys", []):
+                if entry.get("use", "sig") == "sig" and entry.get("kid"):
+                    try:
+                        keys[entry["kid"]] = PyJWK(entry)
+                    except jwt.PyJWTError:
+                        continue
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    def __init__(self, jwks: JwksCache, issuer: str, audience: str) -> None:
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if header.get("alg") != "RS256" or not header.get("kid"):
+            raise InvalidToken("unsupported token")
+        key = await self.jwks.key(str(header["kid"]))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub"]},
+                leeway=10,
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        raw_user = claims.get("beep_user_id")
+        if raw_user is None or not str(raw_user).isdigit():
+            # A Keycloak identity not yet linked to a Beep user (brokered first login) — the identity
+            # issue provisions it; until then it is not a Beep principal.
+            raise InvalidToken("token has no beep_user_id")
+        return Principal(
+            user_id=int(raw_user),
+            username=claims.get("preferred_username"),
+            token_id=claims.get("jti"),
+            expires_at=int(claims["exp"]),
+        )

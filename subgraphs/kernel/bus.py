@@ -1,0 +1,189 @@
+"""The event bus: publish to audience topics, subscribe to them.
+
+`InProcessBus` serves the embedded mode (one process). `RedisBus` connects processes and replicas through
+Redis pub/sub. Both share `_FanOut`: one upstream subscription per topic per process, fanned out to local
+subscribers' queues, so ten thousand listeners on one channel cost one Redis subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from subgraphs.kernel.events import Event, decode, encode
+
+log = logging.getLogger("beep.bus")
+QUEUE_LIMIT = 1000  # a subscriber this far behind is cut off rather than let memory grow without bound
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell too far behind; it should reconnect and resume from its cursor."""
+
+
+class EventBus(Protocol):
+    async def publish(self, topic: str, event: Event) -> None: ...
+
+    def subscribe(self, topic: str) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]: ...
+
+    async def close(self) -> None: ...
+
+
+class _Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+    def offer(self, event: Event | None) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                if self.overflowed:
+                    raise SubscriberOverflow("too many undelivered events")
+                return
+            yield event
+
+
+class _FanOut:
+    def __init__(self) -> None:
+        self.local: dict[str, set[_Subscription]] = defaultdict(set)
+
+    def deliver(self, topic: str, event: Event) -> None:
+        for sub in tuple(self.local.get(topic, ())):
+            sub.offer(event)
+
+    def add(self, topic: str) -> tuple[_Subscription, bool]:
+        sub = _Subscription()
+        first = not self.local[topic]
+        self.local[topic].add(sub)
+        return sub, first
+
+    def remove(self, topic: str, sub: _Subscription) -> bool:
+        subs = self.local.get(topic)
+        if subs is None:
+            return False
+        subs.discard(sub)
+        if not subs:
+            del self.local[topic]
+            return True
+        return False
+
+    def close_all(self) -> None:
+        for subs in self.local.values():
+            for sub in subs:
+                sub.offer(None)
+        self.local.clear()
+
+
+class InProcessBus:
+    """Delivers within this process only: the embedded mode, where every subgraph shares one process."""
+
+    def __init__(self) -> None:
+        self._fanout = _FanOut()
+
+    async def publish(self, topic: str, event: Event) -> None:
+        self._fanout.deliver(topic, event)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
+        sub, _ = self._fanout.add(topic)
+        try:
+            yield sub.events()
+        finally:
+            self._fanout.remove(topic, sub)
+
+    async def close(self) -> None:
+        self._fanout.close_all()
+
+
+class RedisBus:
+    """Redis pub/sub shared by every process and replica. Subscribing waits for Redis to confirm, so an
+    event published after `subscribe()` returns is never missed."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = aioredis.from_url(url, decode_responses=False)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
+        self._fanout = _FanOut()
+        self._confirmations: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def publish(self, topic: str, event: Event) -> None:
+        await self._redis.publish(topic, encode(event))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
+        async with self._lock:
+            sub, first = self._fanout.add(topic)
+            if first:
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirmations[topic].append(confirmed)
+                await self._pubsub.subscribe(topic)
+                self._ensure_reader()
+        if first:
+            await asyncio.wait_for(confirmed, timeout=10)
+        try:
+            yield sub.events()
+        finally:
+            async with self._lock:
+                if self._fanout.remove(topic, sub):
+                    await self._pubsub.unsubscribe(topic)
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis pub/sub read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                continue
+            topic = message["channel"].decode()
+            kind = message["type"]
+            if kind == b"subscribe" or kind == "subscribe":
+                for fut in self._confirmations.pop(topic, []):
+                    if not fut.done():
+                        fut.set_result(None)
+            elif kind == b"message" or kind == "message":
+                try:
+                    event = decode(message["data"])
+                except ValueError:
+                    log.warning("dropped an undecodable event", extra={"topic": topic})
+                    continue
+                self._fanout.deliver(topic, event)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._fanout.close_all()
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+
+
+def create_bus(redis_url: str) -> EventBus:
+    return RedisBus(redis_url) if redis_url else InProcessBus()

@@ -1,0 +1,191 @@
+"""Errors: domain errors raised by services, their GraphQL shapes, and masking of the unexpected.
+
+Expected failures are part of the schema: a mutation returns a union of its success type and error types
+implementing `UserError { code message field }`. Failures that are not the caller's to handle in the UI
+(not signed in, a malformed ID in a query, a bug) are top-level GraphQL errors with `extensions.code`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+log = logging.getLogger("beep.errors")
+
+
+@strawberry.enum(description="Why an operation failed. Stable: clients branch on it.")
+class ErrorCode(enum.Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    REQUIRED = "REQUIRED"
+    TOO_SHORT = "TOO_SHORT"
+    TOO_LONG = "TOO_LONG"
+    INVALID_FORMAT = "INVALID_FORMAT"
+    INVALID_ID = "INVALID_ID"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    ALREADY_MEMBER = "ALREADY_MEMBER"
+    INVALID_PARENT = "INVALID_PARENT"
+
+
+class TopLevelCode(enum.StrEnum):
+    """`extensions.code` of top-level errors."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+# --- domain errors (raised by services) ---------------------------------------------------------------
+
+
+class DomainError(Exception):
+    code: ErrorCode = ErrorCode.INVALID_INPUT
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class NotFound(DomainError):
+    """Also used for what exists but the caller may not see, so existence does not leak."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class PermissionDenied(DomainError):
+    code = ErrorCode.FORBIDDEN
+
+
+class Conflict(DomainError):
+    code = ErrorCode.ALREADY_EXISTS
+
+
+class AuthenticationFailed(DomainError):
+    code = ErrorCode.INVALID_CREDENTIALS
+
+
+# --- GraphQL shapes -----------------------------------------------------------------------------------
+
+
+@strawberry.interface(description="An expected failure the client can show next to a form field.")
+class UserError:
+    code: ErrorCode
+    message: str
+    field: str | None = strawberry.field(description="The input field at fault, when there is one.")
+
+
+@strawberry.federation.type(shareable=True, description="The input broke a rule (length, format...).")
+class ValidationError(UserError):
+    pass
+
+
+@strawberry.federation.type(shareable=True, description="No such thing, or not visible to you.")
+class NotFoundError(UserError):
+    pass
+
+
+@strawberry.federation.type(shareable=True, description="You can see it but may not do this.")
+class PermissionError(UserError):  # noqa: A001 - the GraphQL type name is what clients read
+    pass
+
+
+@strawberry.federation.type(shareable=True, description="It conflicts with something that exists.")
+class ConflictError(UserError):
+    pass
+
+
+@strawberry.federation.type(shareable=True, description="Wrong e-mail or password.")
+class AuthenticationError(UserError):
+    pass
+
+
+ERROR_TYPES: tuple[type, ...] = (
+    ValidationError,
+    NotFoundError,
+    PermissionError,
+    ConflictError,
+    AuthenticationError,
+)
+
+_SHAPES: dict[type[DomainError], type] = {
+    ValidationFailed: ValidationError,
+    NotFound: NotFoundError,
+    PermissionDenied: PermissionError,
+    Conflict: ConflictError,
+    AuthenticationFailed: AuthenticationError,
+}
+
+
+def user_error(error: DomainError) -> Any:
+    shape = next(s for cls, s in _SHAPES.items() if isinstance(error, cls))
+    return shape(code=error.code, message=error.message, field=error.field)
+
+
+# --- top-level errors ---------------------------------------------------------------------------------
+
+
+class BeepGraphQLError(GraphQLError):
+    def __init__(self, message: str, code: TopLevelCode, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code.value, **extensions})
+
+
+def unauthenticated(message: str = "Sign in to do this.") -> BeepGraphQLError:
+    return BeepGraphQLError(message, TopLevelCode.UNAUTHENTICATED)
+
+
+def bad_user_input(message: str, argument: str | None = None) -> BeepGraphQLError:
+    extra = {"argument": argument} if argument else {}
+    return BeepGraphQLError(message, TopLevelCode.BAD_USER_INPUT, **extra)
+
+
+def not_found(message: str) -> BeepGraphQLError:
+    return BeepGraphQLError(message, TopLevelCode.NOT_FOUND)
+
+
+def forbidden(message: str) -> BeepGraphQLError:
+    return BeepGraphQLError(message, TopLevelCode.FORBIDDEN)
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None:  # syntax and validation errors carry no exception
+        return True
+    return isinstance(original, GraphQLError) and bool((original.extensions or {}).get("code"))
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Hides bugs' details from clients (logged with a stack trace instead), keeping the error code."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda e: not _is_expected(e), error_message="Internal server error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        log.error(
+            "unexpected error in resolver",
+            exc_info=(type(original), original, original.__traceback__) if original else None,
+            extra={"path": list(error.path or [])},
+        )
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": TopLevelCode.INTERNAL_SERVER_ERROR.value}
+        return masked

@@ -1,0 +1,51 @@
+"""Cursor connections (Relay style). Cursors are opaque to clients; here they wrap a time-ordered ID."""
+
+from __future__ import annotations
+
+import base64
+from typing import Generic, TypeVar
+
+import strawberry
+
+from db.ids import parse_id
+from subgraphs.kernel.errors import bad_user_input
+
+N = TypeVar("N")
+MAX_PAGE = 100
+
+
+@strawberry.federation.type(shareable=True)
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items after the last edge (older items).")
+    has_previous_page: bool = strawberry.field(description="More items before the first edge (newer items).")
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+def encode_cursor(entity_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{entity_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, argument: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raw = ""
+    value = parse_id(raw[3:]) if raw.startswith("id:") else None
+    if value is None:
+        raise bad_user_input(f"'{argument}' is not a valid cursor.", argument)
+    return value
+
+
+def page_size(first: int | None, default: int = 50) -> int:
+    if first is None:
+        return default
+    if not 1 <= first <= MAX_PAGE:
+        raise bad_user_input(f"'first' must be between 1 and {MAX_PAGE}.", "first")
+    return first

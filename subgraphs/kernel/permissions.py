@@ -1,0 +1,66 @@
+"""Permission bits (Discord's positions where Discord has the permission) and field permission classes."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from subgraphs.kernel.errors import TopLevelCode
+
+
+class Permission(enum.IntFlag):
+    CREATE_INVITE = 1 << 0
+    KICK_MEMBERS = 1 << 1
+    BAN_MEMBERS = 1 << 2
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_SERVER = 1 << 5
+    ADD_REACTIONS = 1 << 6
+    VIEW_AUDIT_LOG = 1 << 7
+    STREAM = 1 << 9
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    CONNECT = 1 << 20
+    SPEAK = 1 << 21
+    MUTE_MEMBERS = 1 << 22
+    MOVE_MEMBERS = 1 << 24
+    CHANGE_NICKNAME = 1 << 26
+    MANAGE_NICKNAMES = 1 << 27
+    MANAGE_ROLES = 1 << 28
+    MANAGE_WEBHOOKS = 1 << 29
+    MODERATE_MEMBERS = 1 << 40
+    PIN_MESSAGES = 1 << 51
+
+
+ALL_PERMISSIONS = Permission(sum(p.value for p in Permission))
+
+# What every member has until roles arrive (the communities issue makes this the @everyone role's value).
+DEFAULT_MEMBER_PERMISSIONS = (
+    Permission.VIEW_CHANNEL
+    | Permission.SEND_MESSAGES
+    | Permission.READ_MESSAGE_HISTORY
+    | Permission.ADD_REACTIONS
+    | Permission.EMBED_LINKS
+    | Permission.ATTACH_FILES
+    | Permission.CONNECT
+    | Permission.SPEAK
+    | Permission.STREAM
+    | Permission.CHANGE_NICKNAME
+    | Permission.CREATE_INVITE
+)
+
+
+class IsAuthenticated(BasePermission):
+    message = "Sign in to do this."
+    error_extensions = {"code": TopLevelCode.UNAUTHENTICATED.value}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return info.context.principal is not None

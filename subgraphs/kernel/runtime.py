@@ -1,0 +1,46 @@
+"""What one process shares across requests: settings, databases, the event bus, the token verifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.engines import Database
+from db.ids import configure_logical_shards
+from subgraphs.kernel.auth import JwksCache, TokenVerifier
+from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    bus: EventBus
+    verifier: TokenVerifier
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        configure_logical_shards(settings.logical_shards)
+        database = Database(settings.resolved_directory_url, settings.shard_map, pool_size=settings.db_pool_size)
+        verifier = TokenVerifier(JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience)
+        return cls(settings, database, create_bus(settings.redis_url), verifier)
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.database.dispose()
+
+
+class RuntimeHolder:
+    """Set by the process's lifespan, read by every mounted subgraph (there is one runtime per process)."""
+
+    def __init__(self) -> None:
+        self._runtime: Runtime | None = None
+
+    def set(self, runtime: Runtime | None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError("the runtime is not started (lifespan did not run)")
+        return self._runtime

@@ -1,0 +1,81 @@
+"""Typed settings, read once from `BEEP_*` environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.shardmap import ShardMap
+
+SUBGRAPH_NAMES = ("users", "servers", "channels", "messages", "friends", "webhooks")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BEEP_", frozen=True, extra="ignore")
+
+    mode: Literal["embedded", "full"] = "embedded"
+    data_dir: Path = Path("var")
+
+    # Storage: empty means the embedded SQLite files under data_dir.
+    directory_url: str = ""
+    shard_databases: str = ""
+    logical_shards: int = Field(64, ge=1, le=1024)
+    db_pool_size: int = Field(10, ge=1, le=200)
+
+    # Event bus: Redis when set, in-process otherwise (one process only).
+    redis_url: str = ""
+
+    # Identity: the built-in issuer's public URL; tokens are verified against its JWKS (or Keycloak's).
+    issuer_url: str = "http://127.0.0.1:4100/users"
+    jwks_url: str = ""
+    jwt_audience: str = "beep"
+    issuer_key_file: Path | None = None
+    access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+    refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=3600)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 4100
+    router_port: int = 4000
+    allowed_origins: str = ""  # comma-separated browser origins allowed to open subgraph WebSockets
+
+    # Observability
+    service_name: str = "beep"
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str = ""
+
+    # Files
+    media_dir: Path | None = None
+
+    @cached_property
+    def resolved_directory_url(self) -> str:
+        return self.directory_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/directory.db"
+
+    @cached_property
+    def shard_map(self) -> ShardMap:
+        spec = self.shard_databases or (
+            f"0-{self.logical_shards - 1}=sqlite+aiosqlite:///{self.data_dir.resolve()}/shards/shard_{{shard}}.db"
+        )
+        return ShardMap.parse(spec, self.logical_shards)
+
+    @cached_property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.issuer_url.rstrip('/')}/.well-known/jwks.json"
+
+    @cached_property
+    def resolved_issuer_key_file(self) -> Path:
+        return self.issuer_key_file or self.data_dir / "issuer" / "signing-key.pem"
+
+    @cached_property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+    @cached_property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]

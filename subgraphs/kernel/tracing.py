@@ -1,0 +1,40 @@
+"""OpenTelemetry hooks. Off by default; `BEEP_OTEL_EXPORTER=console|otlp` turns them on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+log = logging.getLogger("beep.tracing")
+tracer = trace.get_tracer("beep")
+
+
+def configure_tracing(service: str, exporter: str, endpoint: str = "") -> bool:
+    if exporter == "none":
+        return False
+    span_exporter: SpanExporter
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter()
+    else:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            log.error("BEEP_OTEL_EXPORTER=otlp needs the 'otlp' extra: pip install 'beep[otlp]'")
+            return False
+        span_exporter = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+    return True
+
+
+@contextmanager
+def span(name: str, **attributes: str | int | bool) -> Iterator[None]:
+    with tracer.start_as_current_span(name, attributes=attributes):
+        yield

@@ -1,0 +1,39 @@
+"""Events the messages context publishes (audience: the channel's topic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from subgraphs.kernel.events import Event
+
+
+@dataclass(frozen=True)
+class MessageCreated(Event):
+    message_id: int
+    channel_id: int
+    server_id: int
+    author_id: int
+    content: str
+    reply_to_id: int | None
+    created_at: datetime
+    nonce: str | None
+
+
+@dataclass(frozen=True)
+class MessageUpdated(Event):
+    message_id: int
+    channel_id: int
+    server_id: int
+    author_id: int
+    content: str
+    reply_to_id: int | None
+    created_at: datetime
+    edited_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageDeleted(Event):
+    message_id: int
+    channel_id: int
+    server_id: int

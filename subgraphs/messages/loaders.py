@@ -1,0 +1,35 @@
+"""Per-request DataLoaders of the messages context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiodataloader import DataLoader
+
+from db.ids import group_by_shard
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages import repository
+from subgraphs.messages.models import MessageRow
+
+
+@dataclass(frozen=True)
+class MessagesLoaders:
+    visible_messages: DataLoader[int, MessageRow | None]  # None: missing, or in a channel the viewer can't see
+
+
+def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
+    user_id = principal.user_id if principal else None
+
+    async def load_visible(ids: Sequence[int]) -> list[MessageRow | None]:
+        found: dict[int, MessageRow] = {}
+        for shard, shard_ids in group_by_shard(ids).items():
+            session = uow.shard(shard)
+            rows = await repository.messages_by_ids(session, shard_ids)
+            visible = await access.visible_channel_ids(session, sorted({r.channel_id for r in rows.values()}), user_id)
+            found.update({i: r for i, r in rows.items() if r.channel_id in visible})
+        return [found.get(i) for i in ids]
+
+    return MessagesLoaders(DataLoader(load_visible))

@@ -1,0 +1,52 @@
+"""SQL for the messages context, on the shard session it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subgraphs.messages.models import MessageRow
+
+
+async def messages_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, MessageRow]:
+    rows = await session.scalars(select(MessageRow).where(MessageRow.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def message_by_id(session: AsyncSession, message_id: int) -> MessageRow | None:
+    return await session.get(MessageRow, message_id)
+
+
+async def message_by_nonce(session: AsyncSession, channel_id: int, author_id: int, nonce: str) -> MessageRow | None:
+    return await session.scalar(
+        select(MessageRow).where(
+            MessageRow.channel_id == channel_id, MessageRow.author_id == author_id, MessageRow.nonce == nonce
+        )
+    )
+
+
+async def page(
+    session: AsyncSession, channel_id: int, *, before: int | None, after: int | None, limit: int
+) -> list[MessageRow]:
+    """Up to `limit` rows, newest first. With `after` (and no `before`) the rows right after the cursor are
+    taken (oldest first in SQL, then reversed) so paging forward never skips messages."""
+    query = select(MessageRow).where(MessageRow.channel_id == channel_id)
+    if before is not None:
+        query = query.where(MessageRow.id < before)
+    if after is not None:
+        query = query.where(MessageRow.id > after)
+    if after is not None and before is None:
+        rows = list(await session.scalars(query.order_by(MessageRow.id.asc()).limit(limit)))
+        rows.reverse()
+        return rows
+    return list(await session.scalars(query.order_by(MessageRow.id.desc()).limit(limit)))
+
+
+def add_message(session: AsyncSession, message: MessageRow) -> None:
+    session.add(message)
+
+
+async def delete_message(session: AsyncSession, message: MessageRow) -> None:
+    await session.delete(message)

@@ -1,0 +1,179 @@
+"""The messages subgraph: sending, history and live message events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.federation import Schema
+
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors, forbidden, not_found
+from subgraphs.kernel.events import Event, topic_for_channel
+from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages import events, service
+from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
+from subgraphs.messages.loaders import MessagesLoaders
+from subgraphs.messages.types import (
+    Channel,
+    DeleteMessageResult,
+    EditMessageResult,
+    Message,
+    MessageConnection,
+    MessageCreated,
+    MessageDeleted,
+    MessageEdge,
+    MessageEvent,
+    MessagesInfo,
+    MessageUpdated,
+    SendMessageResult,
+    User,
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A channel's history, newest first; null if you cannot read the channel.")
+    async def messages(
+        self,
+        info: MessagesInfo,
+        channel_id: strawberry.ID,
+        before: str | None = None,
+        after: str | None = None,
+        first: int | None = 50,
+    ) -> MessageConnection | None:
+        ctx = info.context
+        limit = page_size(first)
+        page = await service.history(
+            ctx.uow,
+            ctx.user_id,
+            id_argument(str(channel_id), "channelId"),
+            before=decode_cursor(before, "before") if before else None,
+            after=decode_cursor(after, "after") if after else None,
+            limit=limit,
+        )
+        if page is None:
+            return None
+        edges = [MessageEdge(cursor=encode_cursor(r.id), node=Message.from_row(r)) for r in page.rows]
+        return MessageConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_older,
+                has_previous_page=page.has_newer,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="A message you can see; null otherwise.")
+    async def message(self, info: MessagesInfo, id: strawberry.ID) -> Message | None:
+        row = await info.context.loaders.visible_messages.load(id_argument(str(id), "id"))
+        return Message.from_row(row) if row else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Send a message to a text channel.")
+    async def send_message(self, info: MessagesInfo, input: SendMessageInput) -> SendMessageResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Message:
+            data = service.NewMessage(
+                channel_id=id_input(str(input.channel_id), "channelId"),
+                content=input.content,
+                reply_to_id=id_input(str(input.reply_to_id), "replyToId") if input.reply_to_id else None,
+                nonce=input.nonce,
+            )
+            return Message.from_row(await service.send_message(ctx.uow, principal, data))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
+    async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Message:
+            row = await service.edit_message(ctx.uow, principal, id_input(str(input.id), "id"), input.content)
+            return Message.from_row(row)
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Delete one of your messages, or anyone's with Manage Messages.",
+    )
+    async def delete_message(self, info: MessagesInfo, id: strawberry.ID) -> DeleteMessageResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> MessageDeleted:
+            row = await service.delete_message(ctx.uow, principal, id_input(str(id), "id"))
+            return MessageDeleted(message_id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id)))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+
+async def _can_read(ctx: BeepContext[MessagesLoaders], channel_id: int) -> bool:
+    """A fresh, short-lived session per check: a subscription must not hold a connection open."""
+    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
+    try:
+        return await service.check_channel_readable(uow, ctx.user_id, channel_id) is not None
+    finally:
+        await uow.close()
+
+
+def _to_graphql(event: Event) -> MessageCreated | MessageUpdated | MessageDeleted | None:
+    if isinstance(event, events.MessageCreated):
+        return MessageCreated(message=Message.from_event(event))
+    if isinstance(event, events.MessageUpdated):
+        return MessageUpdated(message=Message.from_event(event))
+    if isinstance(event, events.MessageDeleted):
+        return MessageDeleted(
+            message_id=strawberry.ID(str(event.message_id)), channel_id=strawberry.ID(str(event.channel_id))
+        )
+    return None
+
+
+@strawberry.type
+class Subscription:
+    # No permission_classes here on purpose: a permission failure is a pre-execution error, sent as a
+    # graphql-transport-ws `error` message, which the router masks as INTERNAL_SERVER_ERROR. Raised from
+    # inside the stream, errors reach clients with their codes.
+    @strawberry.subscription(
+        description="Live events of a channel you can read. Ends with FORBIDDEN if you lose access.",
+    )
+    async def message_events(
+        self, info: MessagesInfo, channel_id: strawberry.ID
+    ) -> AsyncGenerator[MessageEvent, None]:
+        ctx = info.context
+        ctx.require_principal()
+        channel = id_argument(str(channel_id), "channelId")
+        # Subscribe before checking, so nothing sent between the check and the subscription is lost.
+        async with ctx.runtime.bus.subscribe(topic_for_channel(channel)) as stream:
+            if not await _can_read(ctx, channel):
+                raise not_found("No such channel.")
+            async for event in stream:
+                payload = _to_graphql(event)
+                if payload is None:
+                    continue
+                # Authorised per event: a member who loses access stops receiving at once.
+                if not await _can_read(ctx, channel):
+                    raise forbidden("You no longer have access to this channel.")
+                yield payload
+                await ctx.release()
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[Message, User, Channel, *ERROR_TYPES],
+    extensions=[MaskUnexpectedErrors],
+    federation_version="2.9",
+)

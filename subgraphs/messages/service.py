@@ -1,0 +1,163 @@
+"""Rules of the messages context: who may read and write, validation, events. Never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from db.ids import new_id, shard_of
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.validation import clean_text
+from subgraphs.messages import repository
+from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
+from subgraphs.messages.models import MessageRow
+
+MAX_CONTENT = 4000
+MAX_NONCE = 64
+TEXT_KINDS = ("TEXT",)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    channel_id: int
+    content: str
+    reply_to_id: int | None
+    nonce: str | None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[MessageRow]
+    has_older: bool
+    has_newer: bool
+
+
+async def check_channel_readable(uow: UnitOfWork, user_id: int | None, channel_id: int) -> ChannelAccess | None:
+    """The channel's access if the user may read its history; None for missing and forbidden alike."""
+    found = await access.channel_access(uow.for_entity(channel_id), channel_id, user_id)
+    if found is None or not found.can_view or not found.has(Permission.READ_MESSAGE_HISTORY):
+        return None
+    return found
+
+
+async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> MessageRow:
+    content = clean_text(data.content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
+    nonce = data.nonce.strip() if data.nonce else None
+    if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
+        raise ValidationFailed(f"nonce must be 1–{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce")
+    session = uow.for_entity(data.channel_id)
+    channel = await access.channel_access(session, data.channel_id, principal.user_id)
+    if channel is None or not channel.can_view:
+        raise NotFound("No such channel.", field="channelId")
+    if channel.kind not in TEXT_KINDS:
+        raise ValidationFailed("Messages can only be sent to text channels.", field="channelId")
+    if not channel.has(Permission.SEND_MESSAGES):
+        raise PermissionDenied("You may not send messages in this channel.", field="channelId")
+    if nonce is not None:
+        existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
+        if existing is not None:
+            return existing  # a retried send: the first one stands, nothing is announced twice
+    if data.reply_to_id is not None:
+        replied = (
+            await repository.message_by_id(session, data.reply_to_id)
+            if shard_of(data.reply_to_id) == shard_of(data.channel_id)
+            else None
+        )
+        if replied is None or replied.channel_id != data.channel_id:
+            raise NotFound("The message you reply to is not in this channel.", field="replyToId")
+    message = MessageRow(
+        id=new_id(shard_of(data.channel_id)),
+        channel_id=data.channel_id,
+        server_id=channel.server.server_id,
+        author_id=principal.user_id,
+        content=content,
+        reply_to_id=data.reply_to_id,
+        nonce=nonce,
+        created_at=datetime.now(UTC),
+    )
+    repository.add_message(session, message)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # The same nonce raced in from a concurrent retry and won: answer with that one. (Nothing else was
+        # written in this transaction, so rolling it back loses nothing; SQLite has no usable savepoints.)
+        await session.rollback()
+        if nonce is not None:
+            existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
+            if existing is not None:
+                return existing
+        raise
+    uow.emit(
+        topic_for_channel(data.channel_id),
+        MessageCreated(
+            message.id, message.channel_id, message.server_id, message.author_id, message.content,
+            message.reply_to_id, message.created_at, message.nonce,
+        ),
+    )
+    return message
+
+
+async def _own_or_moderated(
+    uow: UnitOfWork, principal: Principal, message_id: int, *, moderator_permission: Permission | None
+) -> MessageRow:
+    session = uow.for_entity(message_id)
+    message = await repository.message_by_id(session, message_id)
+    channel = await access.channel_access(session, message.channel_id, principal.user_id) if message else None
+    if message is None or channel is None or not channel.can_view:
+        raise NotFound("No such message.", field="id")
+    if message.author_id != principal.user_id and not (
+        moderator_permission is not None and channel.has(moderator_permission)
+    ):
+        raise PermissionDenied("You may not change this message.", field="id")
+    return message
+
+
+async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, content: str) -> MessageRow:
+    text = clean_text(content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
+    message = await _own_or_moderated(uow, principal, message_id, moderator_permission=None)
+    message.content = text
+    message.edited_at = datetime.now(UTC)
+    uow.emit(
+        topic_for_channel(message.channel_id),
+        MessageUpdated(
+            message.id, message.channel_id, message.server_id, message.author_id, message.content,
+            message.reply_to_id, message.created_at, message.edited_at,
+        ),
+    )
+    return message
+
+
+async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int) -> MessageRow:
+    message = await _own_or_moderated(
+        uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
+    )
+    await repository.delete_message(uow.for_entity(message_id), message)
+    uow.emit(
+        topic_for_channel(message.channel_id),
+        MessageDeleted(message.id, message.channel_id, message.server_id),
+    )
+    return message
+
+
+async def history(
+    uow: UnitOfWork, user_id: int | None, channel_id: int, *, before: int | None, after: int | None, limit: int
+) -> HistoryPage | None:
+    if await check_channel_readable(uow, user_id, channel_id) is None:
+        return None
+    session = uow.for_entity(channel_id)
+    rows = await repository.page(session, channel_id, before=before, after=after, limit=limit + 1)
+    extra = len(rows) > limit
+    if after is not None and before is None:
+        # Paging towards newer messages: the extra row is the newest one, at the front.
+        rows = rows[1:] if extra else rows
+        return HistoryPage(rows, has_older=True, has_newer=extra)
+    rows = rows[:limit]
+    return HistoryPage(rows, has_older=extra, has_newer=before is not None or after is not None)

@@ -1,0 +1,135 @@
+"""GraphQL types of the messages context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.types import Info
+
+from db.ids import parse_id
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.pagination import PageInfo, encode_cursor
+from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
+from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
+from subgraphs.messages.loaders import MessagesLoaders
+from subgraphs.messages.models import MessageRow
+
+MessagesInfo = Info[BeepContext[MessagesLoaders], None]
+
+
+@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+class User:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+class Channel:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=["id"], description="A message in a text channel.")
+class Message:
+    id: strawberry.ID
+    content: str = strawberry.field(description="The raw text (Markdown), up to 4,000 characters.")
+    created_at: datetime
+    edited_at: datetime | None
+    author_id: strawberry.Private[int]
+    channel_id: strawberry.Private[int]
+    reply_to_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def author(self) -> User:
+        return User(id=strawberry.ID(str(self.author_id)))
+
+    @strawberry.field
+    def channel(self) -> Channel:
+        return Channel(id=strawberry.ID(str(self.channel_id)))
+
+    @strawberry.field(description="Opaque cursor of this message, for paging and resuming.")
+    def cursor(self) -> str:
+        return encode_cursor(int(self.id))
+
+    @strawberry.field(description="The message this one replies to; null if it was deleted.")
+    async def reply_to(self, info: MessagesInfo) -> Message | None:
+        if self.reply_to_id is None:
+            return None
+        row = await info.context.loaders.visible_messages.load(self.reply_to_id)
+        return Message.from_row(row) if row else None
+
+    @strawberry.field(description="Whether this message replies to another (even a deleted one).")
+    def is_reply(self) -> bool:
+        return self.reply_to_id is not None
+
+    @classmethod
+    def from_row(cls, row: MessageRow) -> Message:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            content=row.content,
+            created_at=row.created_at,
+            edited_at=row.edited_at,
+            author_id=row.author_id,
+            channel_id=row.channel_id,
+            reply_to_id=row.reply_to_id,
+        )
+
+    @classmethod
+    def from_event(cls, event: MessageCreatedEvent | MessageUpdatedEvent) -> Message:
+        return cls(
+            id=strawberry.ID(str(event.message_id)),
+            content=event.content,
+            created_at=event.created_at,
+            edited_at=getattr(event, "edited_at", None),
+            author_id=event.author_id,
+            channel_id=event.channel_id,
+            reply_to_id=event.reply_to_id,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: MessagesInfo, id: strawberry.ID) -> Message | None:
+        message_id = parse_id(str(id))
+        row = await info.context.loaders.visible_messages.load(message_id) if message_id else None
+        return cls.from_row(row) if row else None
+
+
+@strawberry.type
+class MessageEdge:
+    cursor: str
+    node: Message
+
+
+@strawberry.type(description="A page of a channel's history, newest first.")
+class MessageConnection:
+    edges: list[MessageEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="A message was sent.")
+class MessageCreated:
+    message: Message
+
+
+@strawberry.type(description="A message was edited.")
+class MessageUpdated:
+    message: Message
+
+
+@strawberry.type(description="A message was deleted.")
+class MessageDeleted:
+    message_id: strawberry.ID
+    channel_id: strawberry.ID
+
+
+MessageEvent = Annotated[MessageCreated | MessageUpdated | MessageDeleted, strawberry.union("MessageEvent")]
+SendMessageResult = Annotated[
+    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("SendMessageResult")
+]
+EditMessageResult = Annotated[
+    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("EditMessageResult")
+]
+DeleteMessageResult = Annotated[
+    MessageDeleted | NotFoundError | PermissionError | ValidationError, strawberry.union("DeleteMessageResult")
+]

@@ -1,0 +1,9 @@
+"""The servers subgraph as a deployable unit."""
+
+from __future__ import annotations
+
+from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.servers.loaders import build_loaders
+from subgraphs.servers.schema import schema
+
+definition = SubgraphDefinition("servers", schema, build_loaders)

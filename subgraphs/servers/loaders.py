@@ -1,0 +1,38 @@
+"""Per-request DataLoaders of the servers context; each batch touches each shard once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiodataloader import DataLoader
+
+from db.ids import group_by_shard
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.servers import repository
+from subgraphs.servers.models import ServerRow
+
+
+@dataclass(frozen=True)
+class ServersLoaders:
+    servers: DataLoader[int, ServerRow | None]
+    viewer_is_member: DataLoader[int, bool]
+
+
+def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoaders:
+    async def load_servers(ids: Sequence[int]) -> list[ServerRow | None]:
+        found: dict[int, ServerRow] = {}
+        for shard, shard_ids in group_by_shard(ids).items():
+            found.update(await repository.servers_by_ids(uow.shard(shard), shard_ids))
+        return [found.get(i) for i in ids]
+
+    async def load_membership(ids: Sequence[int]) -> list[bool]:
+        user_id = principal.user_id if principal else None
+        member: set[int] = set()
+        for shard, shard_ids in group_by_shard(ids).items():
+            member |= await access.member_server_ids(uow.shard(shard), shard_ids, user_id)
+        return [i in member for i in ids]
+
+    return ServersLoaders(servers=DataLoader(load_servers), viewer_is_member=DataLoader(load_membership))

@@ -1,0 +1,69 @@
+"""Rules of the servers context: creating servers (tenants) and joining them. Never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from db.ids import new_id
+from db.tenants import choose_shard, register_tenant
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from subgraphs.kernel.events import topic_for_server, topic_for_user
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.validation import clean_text
+from subgraphs.servers import repository
+from subgraphs.servers.events import MemberJoined, ServerCreated
+from subgraphs.servers.models import MemberRow, ServerRow
+
+VISIBILITIES = ("PUBLIC", "PRIVATE")
+
+
+@dataclass(frozen=True)
+class NewServer:
+    name: str
+    visibility: str
+    description: str | None
+
+
+async def create_server(uow: UnitOfWork, principal: Principal, data: NewServer, logical_shards: int) -> ServerRow:
+    name = clean_text(data.name, "name", min_len=1, max_len=100)
+    description = clean_text(data.description or "", "description", min_len=0, max_len=1000, multiline=True)
+    if data.visibility not in VISIBILITIES:
+        raise ValidationFailed("Visibility must be PUBLIC or PRIVATE.", field="visibility")
+    server_id = new_id(choose_shard(logical_shards))
+    now = datetime.now(UTC)
+    server = ServerRow(
+        id=server_id,
+        name=name,
+        description=description,
+        visibility=data.visibility,
+        kind="SERVER",
+        owner_id=principal.user_id,
+        created_at=now,
+    )
+    session = uow.for_entity(server_id)
+    repository.add_server(session, server)
+    await session.flush()  # the member row references the server
+    repository.add_member(session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=now))
+    await register_tenant(uow.directory(), server_id, "SERVER")
+    uow.emit(topic_for_user(principal.user_id), ServerCreated(server_id, principal.user_id, name))
+    return server
+
+
+async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
+    session = uow.for_entity(server_id)
+    found = await access.server_access(session, server_id, principal.user_id)
+    if found is None or found.visibility != "PUBLIC":
+        # Private servers are joined through invites (communities issue); existence does not leak.
+        raise NotFound("No such server.", field="serverId")
+    if found.is_member:
+        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="serverId")
+    repository.add_member(session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=datetime.now(UTC)))
+    uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
+    server = await repository.server_by_id(session, server_id)
+    assert server is not None
+    return server
+
+

@@ -1,0 +1,42 @@
+"""Shared fixtures: the running stacks (started once per test session, stopped at the end)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.stack import Stack, start_embedded, start_full
+
+os.environ.setdefault("BEEP_LOG_FORMAT", "json")
+
+
+@pytest.fixture(scope="session")
+def embedded_stack() -> Iterator[Stack]:
+    stack = start_embedded()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def full_stack() -> Iterator[Stack]:
+    stack = start_full()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session", params=["embedded", "full"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The same behaviour suite runs against both modes."""
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/unit/" in path:
+            item.add_marker(pytest.mark.unit)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "stack" in callspec.params:
+            item.add_marker(getattr(pytest.mark, callspec.params["stack"]))

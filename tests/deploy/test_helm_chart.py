@@ -1,0 +1,384 @@
+"""The Helm chart in helm/beep: it lints, and what it renders is what Beep needs to run.
+
+Helm is expected at <repo>/.cache/bin/helm (scripts/install-helm puts it there). Nothing here talks
+to a cluster: `helm template` renders the manifests and the tests read them as data.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.deploy
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "beep"
+HELM = REPO / ".cache" / "bin" / "helm"
+RELEASE = "beep"
+SUBGRAPHS = ("users", "servers", "channels", "messages", "friends", "webhooks")
+HEALTH_PATHS = {"router": {"/healthcheck", "/readiness"}, "subgraph": {"/healthz"}}
+
+Manifest = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    if not HELM.is_file():
+        pytest.fail(f"helm is not installed at {HELM}: run scripts/install-helm first", pytrace=False)
+    return subprocess.run(
+        [str(HELM), *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def render(*args: str, release: str = RELEASE) -> list[Manifest]:
+    result = helm("template", release, str(CHART), *args)
+    assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for m in manifests:
+        if m["kind"] in ("Deployment", "Job"):
+            yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
+
+
+def env_of(container: Manifest) -> dict[str, Manifest]:
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+def only_container(deployment: Manifest) -> Manifest:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def component(m: Manifest) -> str:
+    return str(m["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+@pytest.fixture(scope="module")
+def default_manifests() -> list[Manifest]:
+    return render()
+
+
+# ---------------------------------------------------------------------------------------------
+# lint
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_chart_lints(strict: bool) -> None:
+    result = helm("lint", str(CHART), *(["--strict"] if strict else []))
+    assert result.returncode == 0, f"helm lint failed:\n{result.stdout}\n{result.stderr}"
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_chart_lints_with_overrides(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "subgraphs:\n  messages:\n    replicas: 2\n"
+        "auth:\n  issuer: https://sso.example.test/realms/beep\n"
+        "  jwksUrl: https://sso.example.test/realms/beep/protocol/openid-connect/certs\n"
+    )
+    result = helm("lint", "--strict", str(CHART), "-f", str(values))
+    assert result.returncode == 0, f"helm lint failed:\n{result.stdout}\n{result.stderr}"
+
+
+# ---------------------------------------------------------------------------------------------
+# one Deployment + Service per subgraph, plus the router
+
+
+def test_one_deployment_and_service_per_subgraph_plus_router(default_manifests: list[Manifest]) -> None:
+    expected = {f"{RELEASE}-{name}" for name in (*SUBGRAPHS, "router")}
+    assert set(of_kind(default_manifests, "Deployment")) == expected
+    assert set(of_kind(default_manifests, "Service")) == expected
+
+
+def test_each_service_selects_exactly_its_deployment_on_the_container_port(
+    default_manifests: list[Manifest],
+) -> None:
+    deployments = of_kind(default_manifests, "Deployment")
+    for name, service in of_kind(default_manifests, "Service").items():
+        selector = service["spec"]["selector"]
+        selected = [
+            d_name
+            for d_name, d in deployments.items()
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert selected == [name], f"Service {name} selects {selected}"
+        deployment = deployments[name]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= (
+            deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
+        (port,) = service["spec"]["ports"]
+        container_ports = {p["name"]: p["containerPort"] for p in only_container(deployment)["ports"]}
+        assert port["targetPort"] in container_ports, f"{name}: targetPort {port['targetPort']} not exposed"
+        assert port["port"] == container_ports[port["targetPort"]]
+
+
+def test_subgraph_containers_serve_their_subgraph_on_all_interfaces(
+    default_manifests: list[Manifest],
+) -> None:
+    deployments = of_kind(default_manifests, "Deployment")
+    for name in SUBGRAPHS:
+        container = only_container(deployments[f"{RELEASE}-{name}"])
+        command = container["command"]
+        assert command[:3] == ["beep", "serve", name]
+        # The app binds 127.0.0.1 by default: a pod must listen on every interface.
+        assert command[command.index("--host") + 1] == "0.0.0.0"
+        assert int(command[command.index("--port") + 1]) == container["ports"][0]["containerPort"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the router reaches every subgraph through its Service
+
+
+def subgraph_urls_from_services(manifests: list[Manifest], release: str) -> dict[str, str]:
+    services = of_kind(manifests, "Service")
+    urls = {}
+    for name in SUBGRAPHS:
+        service = services[f"{release}-{name}"]
+        (port,) = service["spec"]["ports"]
+        urls[f"BEEP_SUBGRAPH_URL_{name.upper()}"] = f"http://{release}-{name}:{port['port']}/graphql"
+    return urls
+
+
+@pytest.mark.parametrize("release", [RELEASE, "chat-prod"])
+def test_router_env_points_at_each_subgraph_service(release: str) -> None:
+    manifests = render(release=release)
+    router = only_container(of_kind(manifests, "Deployment")[f"{release}-router"])
+    env = env_of(router)
+    for key, url in subgraph_urls_from_services(manifests, release).items():
+        assert key in env, f"router env lacks {key}"
+        assert env[key].get("value") == url
+    assert not {k for k in env if k.startswith("BEEP_SUBGRAPH_URL_")} - set(
+        subgraph_urls_from_services(manifests, release)
+    ), "router points at a subgraph that has no Service"
+
+
+def test_router_serves_on_all_interfaces_and_verifies_tokens(default_manifests: list[Manifest]) -> None:
+    router = only_container(of_kind(default_manifests, "Deployment")[f"{RELEASE}-router"])
+    env = {k: str(e.get("value")) for k, e in env_of(router).items()}
+    assert env["BEEP_ROUTER_HOST"] == "0.0.0.0"
+    assert int(env["BEEP_ROUTER_PORT"]) == router["ports"][0]["containerPort"]
+    assert router["command"][:2] == ["node_modules/.bin/hive-gateway", "supergraph"]
+    assert router["workingDir"] == "/app/router"
+    # The built-in issuer lives in the users subgraph; the router and subgraphs agree on it.
+    config = of_kind(default_manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert env["BEEP_JWKS_URL"] == config["BEEP_JWKS_URL"]
+    assert env["BEEP_JWKS_URL"].startswith(f"http://{RELEASE}-users:")
+    assert env["BEEP_JWT_ISSUER"] == config["BEEP_JWT_ISSUER"] == config["BEEP_ISSUER_URL"]
+    assert env["BEEP_JWT_AUDIENCE"] == config["BEEP_JWT_AUDIENCE"]
+
+
+def test_external_identity_provider_replaces_the_builtin_issuer() -> None:
+    issuer = "https://sso.example.test/realms/beep"
+    jwks = f"{issuer}/protocol/openid-connect/certs"
+    manifests = render("--set", f"auth.issuer={issuer}", "--set", f"auth.jwksUrl={jwks}")
+    router = env_of(only_container(of_kind(manifests, "Deployment")[f"{RELEASE}-router"]))
+    assert router["BEEP_JWKS_URL"]["value"] == jwks
+    assert router["BEEP_JWT_ISSUER"]["value"] == issuer
+    config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert (config["BEEP_JWKS_URL"], config["BEEP_ISSUER_URL"]) == (jwks, issuer)
+    # No built-in issuer: the users pods no longer need its signing key.
+    users = of_kind(manifests, "Deployment")[f"{RELEASE}-users"]["spec"]["template"]["spec"]
+    assert "issuer-key" not in {v["name"] for v in users["volumes"]}
+
+
+def test_builtin_issuer_key_is_mounted_into_users_only(default_manifests: list[Manifest]) -> None:
+    for name, deployment in of_kind(default_manifests, "Deployment").items():
+        spec = deployment["spec"]["template"]["spec"]
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        if name == f"{RELEASE}-users":
+            assert secrets == {"beep-issuer-key"}
+            key_file = env_of(only_container(deployment))["BEEP_ISSUER_KEY_FILE"]["value"]
+            mounts = {m["name"]: m for m in only_container(deployment)["volumeMounts"]}
+            assert key_file.startswith(mounts["issuer-key"]["mountPath"] + "/")
+            assert mounts["issuer-key"]["readOnly"] is True
+        else:
+            assert not secrets, f"{name} mounts {secrets}"
+
+
+# ---------------------------------------------------------------------------------------------
+# replicas
+
+
+def test_replicas_default_to_one(default_manifests: list[Manifest]) -> None:
+    replicas = {n: d["spec"]["replicas"] for n, d in of_kind(default_manifests, "Deployment").items()}
+    assert set(replicas.values()) == {1}
+
+
+def test_replicas_override_from_a_values_file(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("subgraphs:\n  messages:\n    replicas: 2\nrouter:\n  replicas: 3\n")
+    deployments = of_kind(render("-f", str(values)), "Deployment")
+    replicas = {n: d["spec"]["replicas"] for n, d in deployments.items()}
+    assert replicas.pop(f"{RELEASE}-messages") == 2
+    assert replicas.pop(f"{RELEASE}-router") == 3
+    assert set(replicas.values()) == {1}
+    # Overriding one field of a subgraph keeps the rest of its defaults.
+    messages = only_container(deployments[f"{RELEASE}-messages"])
+    assert messages["resources"]["requests"]["memory"]
+
+
+def test_replicas_override_with_set() -> None:
+    deployments = of_kind(render("--set", "subgraphs.messages.replicas=2"), "Deployment")
+    assert deployments[f"{RELEASE}-messages"]["spec"]["replicas"] == 2
+    assert deployments[f"{RELEASE}-users"]["spec"]["replicas"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# probes and security
+
+
+def test_every_deployment_container_has_http_probes_on_its_health_paths(
+    default_manifests: list[Manifest],
+) -> None:
+    for name, deployment in of_kind(default_manifests, "Deployment").items():
+        kind = "router" if component(deployment) == "router" else "subgraph"
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            port_names = {p["name"] for p in container["ports"]}
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert probe in container, f"{name}/{container['name']} has no {probe}"
+                get = container[probe]["httpGet"]
+                assert get["path"] in HEALTH_PATHS[kind], f"{name} {probe} on {get['path']}"
+                assert get["port"] in port_names
+    router = only_container(of_kind(default_manifests, "Deployment")[f"{RELEASE}-router"])
+    assert router["readinessProbe"]["httpGet"]["path"] == "/readiness"
+    assert router["livenessProbe"]["httpGet"]["path"] == "/healthcheck"
+
+
+def test_every_container_runs_as_non_root_with_a_read_only_root(default_manifests: list[Manifest]) -> None:
+    specs = list(pod_specs(default_manifests))
+    assert len(specs) == len(SUBGRAPHS) + 2  # subgraphs, router, migration job
+    for name, spec in specs:
+        pod = spec.get("securityContext") or {}
+        assert spec.get("automountServiceAccountToken") is False, name
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            sc = {**pod, **(container.get("securityContext") or {})}
+            where = f"{name}/{container['name']}"
+            assert sc.get("runAsNonRoot") is True, f"{where} may run as root"
+            assert sc.get("runAsUser", 0) != 0, f"{where} runs as uid 0"
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), where
+            # The read-only root needs a writable /tmp.
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert tmp, f"{where} has no writable /tmp"
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            assert "emptyDir" in volumes[tmp[0]["name"]]
+
+
+def test_every_container_has_resources_and_the_pinned_image(default_manifests: list[Manifest]) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    for name, spec in pod_specs(default_manifests):
+        for container in spec["containers"]:
+            assert container["image"] == f"beep:{chart['appVersion']}", name
+            assert container["resources"]["requests"], name
+            assert container["resources"]["limits"]["memory"], name
+    manifests = render("--set", "image.repository=registry.example.test/beep", "--set", "image.tag=1.2.3")
+    images = {c["image"] for _, spec in pod_specs(manifests) for c in spec["containers"]}
+    assert images == {"registry.example.test/beep:1.2.3"}
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration and secrets
+
+
+def test_shared_config_reaches_every_subgraph(default_manifests: list[Manifest]) -> None:
+    config_maps = of_kind(default_manifests, "ConfigMap")
+    config = config_maps[f"{RELEASE}-config"]["data"]
+    assert config["BEEP_MODE"] == "full"
+    for key in ("BEEP_JWKS_URL", "BEEP_ISSUER_URL", "BEEP_JWT_ISSUER", "BEEP_LOGICAL_SHARDS"):
+        assert config[key], key
+    deployments = of_kind(default_manifests, "Deployment")
+    for name in SUBGRAPHS:
+        container = only_container(deployments[f"{RELEASE}-{name}"])
+        refs = [e["configMapRef"]["name"] for e in container["envFrom"]]
+        assert refs == [f"{RELEASE}-config"]
+        annotations = deployments[f"{RELEASE}-{name}"]["spec"]["template"]["metadata"]["annotations"]
+        assert "checksum/config" in annotations, "pods would not roll when the config changes"
+
+
+def test_connection_settings_get_credentials_only_from_the_existing_secret(
+    default_manifests: list[Manifest],
+) -> None:
+    assert not of_kind(default_manifests, "Secret"), "the chart must not create Secrets"
+    for name, spec in pod_specs(default_manifests):
+        (container,) = spec["containers"]
+        if container["name"] == "router":
+            continue
+        env = container["env"]
+        names = [e["name"] for e in env]
+        for key in ("BEEP_DIRECTORY_URL", "BEEP_SHARD_DATABASES", "BEEP_REDIS_URL"):
+            assert key in names, f"{name} lacks {key}"
+        from_secret = {
+            e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        assert {ref["name"] for ref in from_secret.values()} == {"beep-secrets"}
+        # Kubernetes expands $(VAR) only to variables declared earlier in the list.
+        for index, entry in enumerate(env):
+            for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", entry.get("value", "")):
+                assert ref in names[:index], f"{name}: {entry['name']} uses $({ref}) before it is defined"
+                assert ref in from_secret
+    rendered = yaml.safe_dump_all(default_manifests)
+    assert not re.search(r"://[^:/@\s]+:[^$@\s][^@\s]*@", rendered), "a literal password is in the manifests"
+
+
+def test_existing_secret_name_is_configurable() -> None:
+    manifests = render("--set", "secrets.existingSecret=prod-beep-credentials")
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for _, spec in pod_specs(manifests)
+        for c in spec["containers"]
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == {"prod-beep-credentials"}
+
+
+def test_an_empty_existing_secret_name_is_rejected() -> None:
+    result = helm("template", RELEASE, str(CHART), "--set", "secrets.existingSecret=")
+    assert result.returncode != 0
+    assert "secrets.existingSecret" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# migrations
+
+
+def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(default_manifests: list[Manifest]) -> None:
+    (job,) = of_kind(default_manifests, "Job").values()
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    (container,) = spec["containers"]
+    assert container["command"] == ["beep", "db", "upgrade"]
+    # A pre-install hook runs before the release's other resources exist: it must not need the
+    # chart's ConfigMap (or anything else the chart creates) to start.
+    assert "envFrom" not in container
+    created = {(m["kind"], m["metadata"]["name"]) for m in default_manifests if m is not job}
+    for volume in spec.get("volumes", []):
+        for kind, ref in (("ConfigMap", volume.get("configMap")), ("Secret", volume.get("secret"))):
+            assert not ref or (kind, ref.get("name")) not in created
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    config = of_kind(default_manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert {k: env.get(k) for k in config} == config, "the job must see the subgraphs' settings"
+
+
+def test_migration_job_can_be_disabled() -> None:
+    assert not of_kind(render("--set", "migrations.enabled=false"), "Job")

@@ -1,0 +1,118 @@
+"""Real PostgreSQL and Redis servers for the test run, on loopback, in temporary directories.
+
+The binaries come from Debian's packages (scripts/test installs them when absent). Each run gets its own
+server processes and databases, removed afterwards; nothing is assumed to be running.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.harness.ports import free_port
+
+
+class ServiceUnavailable(RuntimeError):
+    pass
+
+
+def _postgres_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if not candidates:
+        raise ServiceUnavailable("PostgreSQL server binaries not found: run scripts/test (it installs them)")
+    return Path(candidates[0]).parent
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI and the sandbox run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@dataclass
+class PostgresServer:
+    port: int = field(default_factory=free_port)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="beep-pg-")))
+    process_started: bool = False
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> PostgresServer:
+        bindir = _postgres_bindir()
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        subprocess.run(
+            _as_postgres_user([str(bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                               "--auth=trust", "--encoding=UTF8", "--no-sync"]),
+            check=True, capture_output=True,
+        )
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        subprocess.run(
+            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
+                               "-l", str(self.root / "postgres.log"), "-w", "start"]),
+            check=True, capture_output=True,
+        )
+        self.process_started = True
+        return self
+
+    def create_database(self, name: str) -> str:
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+             "-c", f'CREATE DATABASE "{name}"'],
+            check=True, capture_output=True,
+        )
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.process_started:
+            subprocess.run(
+                _as_postgres_user([str(_postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
+                                   "stop"]),
+                capture_output=True,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceUnavailable("redis-server not found: run scripts/test (it installs it)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if probe.stdout.strip() == "PONG":
+                return self
+            time.sleep(0.1)
+        raise ServiceUnavailable("redis-server did not answer PING")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

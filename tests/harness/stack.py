@@ -1,0 +1,143 @@
+"""The running Beep stack, started the way an operator would: `beep` processes and the router.
+
+- embedded: one `beep serve all` process (SQLite, in-process bus, built-in issuer) + the router.
+- full: PostgreSQL (two physical databases holding 32 logical shards each) + Redis, every subgraph in its
+  own process, the messages subgraph twice (two replicas), and two routers — router A reaches messages
+  replica 1, router B replica 2 — so a test can prove replicas share events through Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beep.dev import embedded_subgraph_urls
+from beep.router import router_env, start_router, wait_ready
+from subgraphs.kernel.settings import SUBGRAPH_NAMES
+from tests.harness.ports import free_port
+from tests.harness.services import PostgresServer, RedisServer
+
+BEEP = [sys.executable, "-m", "beep.cli"]
+
+
+@dataclass
+class Stack:
+    mode: str
+    workdir: Path
+    env: dict[str, str]
+    router_url: str = ""
+    second_router_url: str = ""  # full mode: the router in front of the second messages replica
+    subgraph_urls: dict[str, str] = field(default_factory=dict)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    services: list[PostgresServer | RedisServer] = field(default_factory=list)
+    database_urls: list[str] = field(default_factory=list)
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
+        process = subprocess.Popen(cmd, env=env or self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append((name, process))
+        return process
+
+    def start_router(self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str) -> str:
+        port = free_port()
+        env = router_env(port=port, subgraph_urls=subgraph_urls, jwks_url=jwks_url, issuer=issuer, audience="beep")
+        process = start_router(env, log_file=self.workdir / f"{name}.log")
+        self.processes.append((name, process))
+        wait_ready(f"http://127.0.0.1:{port}/readiness", timeout=90, process=process)
+        return f"http://127.0.0.1:{port}/graphql"
+
+    def logs(self, tail: int = 40) -> str:
+        parts = []
+        for path in sorted(self.workdir.glob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-tail:]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        for _name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for _name, process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for service in self.services:
+            service.stop()
+        if not os.environ.get("BEEP_KEEP_TEST_LOGS"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _base_env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")}
+    env.update(BEEP_DATA_DIR=str(workdir / "data"), BEEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    return env
+
+
+def start_embedded() -> Stack:
+    workdir = Path(tempfile.mkdtemp(prefix="beep-embedded-"))
+    port = free_port()
+    env = _base_env(workdir) | {"BEEP_PORT": str(port), "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users"}
+    stack = Stack("embedded", workdir, env)
+    try:
+        subprocess.run([*BEEP, "db", "upgrade"], env=env, check=True, capture_output=True)
+        process = stack.spawn("beep-all", [*BEEP, "serve", "all", "--port", str(port)])
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
+        stack.subgraph_urls = embedded_subgraph_urls("127.0.0.1", port)
+        issuer = env["BEEP_ISSUER_URL"]
+        stack.router_url = stack.start_router("router", stack.subgraph_urls, f"{issuer}/.well-known/jwks.json", issuer)
+    except BaseException:
+        print(stack.logs(), file=sys.stderr)
+        stack.stop()
+        raise
+    return stack
+
+
+def start_full() -> Stack:
+    workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
+    stack = Stack("full", workdir, {})
+    try:
+        postgres = PostgresServer().start()
+        stack.services.append(postgres)
+        redis = RedisServer().start()
+        stack.services.append(redis)
+        run = secrets.token_hex(4)
+        directory = postgres.create_database(f"beep_directory_{run}")
+        shards_a = postgres.create_database(f"beep_shards_a_{run}")
+        shards_b = postgres.create_database(f"beep_shards_b_{run}")
+        stack.database_urls = [directory, shards_a, shards_b]
+        ports = {name: free_port() for name in SUBGRAPH_NAMES}
+        issuer = f"http://127.0.0.1:{ports['users']}"
+        stack.env = _base_env(workdir) | {
+            "BEEP_MODE": "full",
+            "BEEP_DIRECTORY_URL": directory,
+            "BEEP_SHARD_DATABASES": f"0-31={shards_a};32-63={shards_b}",
+            "BEEP_REDIS_URL": redis.url,
+            "BEEP_ISSUER_URL": issuer,
+            "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),
+        }
+        subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
+        second_messages = free_port()
+        launches = [*ports.items(), ("messages-2", second_messages)]
+        started = [
+            (name, port, stack.spawn(name, [*BEEP, "serve", name.split("-")[0], "--port", str(port)]))
+            for name, port in launches
+        ]
+        for _name, port, process in started:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
+        stack.subgraph_urls = {name: f"http://127.0.0.1:{port}/graphql" for name, port in ports.items()}
+        jwks = f"{issuer}/.well-known/jwks.json"
+        stack.router_url = stack.start_router("router-a", stack.subgraph_urls, jwks, issuer)
+        replica_2 = stack.subgraph_urls | {"messages": f"http://127.0.0.1:{second_messages}/graphql"}
+        stack.second_router_url = stack.start_router("router-b", replica_2, jwks, issuer)
+    except BaseException:
+        print(stack.logs(), file=sys.stderr)
+        stack.stop()
+        raise
+    return stack

@@ -1,0 +1,114 @@
+"""Client-side steps the tests compose: what a frontend would send."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from tests.harness.client import GraphQLClient
+
+SIGN_UP = """
+mutation SignUp($input: SignUpInput!) {
+  signUp(input: $input) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken expiresIn user { id username email } }
+    ... on UserError { code message field }
+  }
+}"""
+
+SIGN_IN = """
+mutation SignIn($input: SignInInput!) {
+  signIn(input: $input) {
+    __typename
+    ... on AuthPayload { accessToken user { id username } }
+    ... on UserError { code message field }
+  }
+}"""
+
+CREATE_SERVER = """
+mutation CreateServer($input: CreateServerInput!) {
+  createServer(input: $input) {
+    __typename
+    ... on Server { id name visibility owner { id username } }
+    ... on UserError { code message field }
+  }
+}"""
+
+JOIN_SERVER = """
+mutation Join($id: ID!) {
+  joinServer(serverId: $id) { __typename ... on Server { id } ... on UserError { code message field } }
+}"""
+
+CREATE_CHANNEL = """
+mutation CreateChannel($input: CreateChannelInput!) {
+  createChannel(input: $input) {
+    __typename
+    ... on Channel { id name kind server { id name } }
+    ... on UserError { code message field }
+  }
+}"""
+
+SEND_MESSAGE = """
+mutation Send($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    __typename
+    ... on Message { id content cursor author { id username } channel { id } }
+    ... on UserError { code message field }
+  }
+}"""
+
+MESSAGE_EVENTS = """
+subscription Events($channelId: ID!) {
+  messageEvents(channelId: $channelId) {
+    __typename
+    ... on MessageCreated { message { id content author { username } channel { id name } } }
+    ... on MessageUpdated { message { id content editedAt } }
+    ... on MessageDeleted { messageId channelId }
+  }
+}"""
+
+
+@dataclass
+class Account:
+    token: str
+    user_id: str
+    username: str
+    email: str
+    password: str
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+async def sign_up(client: GraphQLClient, prefix: str = "user") -> Account:
+    username = unique(prefix)
+    email = f"{username}@example.test"
+    password = f"pw-{secrets.token_hex(8)}"
+    data = await client.with_token(None).data(
+        SIGN_UP,
+        {"input": {"firstName": "Test", "lastName": prefix.title(), "username": username, "email": email,
+                   "password": password}},
+    )
+    payload = data["signUp"]
+    assert payload["__typename"] == "AuthPayload", payload
+    return Account(payload["accessToken"], payload["user"]["id"], username, email, password)
+
+
+async def create_server(client: GraphQLClient, name: str = "Guild", visibility: str = "PUBLIC") -> dict[str, Any]:
+    data = await client.data(CREATE_SERVER, {"input": {"name": name, "visibility": visibility}})
+    assert data["createServer"]["__typename"] == "Server", data
+    return data["createServer"]
+
+
+async def create_channel(client: GraphQLClient, server_id: str, name: str = "general", **extra: Any) -> dict[str, Any]:
+    data = await client.data(CREATE_CHANNEL, {"input": {"serverId": server_id, "name": name, **extra}})
+    assert data["createChannel"]["__typename"] == "Channel", data
+    return data["createChannel"]
+
+
+async def send(client: GraphQLClient, channel_id: str, content: str, **extra: Any) -> dict[str, Any]:
+    data = await client.data(SEND_MESSAGE, {"input": {"channelId": channel_id, "content": content, **extra}})
+    assert data["sendMessage"]["__typename"] == "Message", data
+    return data["sendMessage"]
