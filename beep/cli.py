@@ -34,7 +34,7 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
         app = create_app(all_definitions(), settings, mounted=True)
     else:
         app = create_app([definition(name)], settings, mounted=False)
-    configure_process(settings, f"beep-{name}")
+    configure_process(settings, name)
     uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets-sansio", lifespan="on")
 
 
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="beep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="run everything embedded (SQLite, in-process bus) behind the router")
+    dev = commands.add_parser(
+        "dev", help="run everything embedded (SQLite, in-process bus) behind the router"
+    )
     dev.add_argument("--port", type=int, default=None, help="router port (default BEEP_ROUTER_PORT or 4000)")
 
     serve = commands.add_parser("serve", help="serve one subgraph (full mode) or all of them mounted")

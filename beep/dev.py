@@ -31,7 +31,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, router_port: int) -> int:
-    configure_process(settings, "beep-dev")
+    configure_process(settings, "dev")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await _migrate(settings)
     app = create_app(all_definitions(), settings, mounted=True)
@@ -41,6 +41,7 @@ async def _run(settings: Settings, router_port: int) -> int:
     serve_task = asyncio.create_task(server.serve())
     while not server.started:
         if serve_task.done():
+            print(f"Beep could not listen on {settings.host}:{settings.port} (set BEEP_PORT).", flush=True)
             return 1
         await asyncio.sleep(0.05)
 
@@ -61,7 +62,7 @@ async def _run(settings: Settings, router_port: int) -> int:
         print(
             f"\nBeep is running (embedded mode, data in {settings.data_dir.resolve()}).\n"
             f"  GraphiQL:  http://localhost:{router_port}/graphql\n"
-            f"  API:       http://localhost:{router_port}/graphql  (HTTP POST, WebSocket graphql-transport-ws)\n"
+            f"  API:       http://localhost:{router_port}/graphql  (HTTP, WebSocket graphql-transport-ws)\n"
             f"  Router log: {settings.data_dir / 'router.log'}\n"
             "Press Ctrl-C to stop.",
             flush=True,

@@ -52,6 +52,8 @@ def check() -> int:
                 )
             )
     if stale:
-        print(f"{stale} subgraph SDL(s) are stale: run `beep supergraph compose` and commit.", file=sys.stderr)
+        print(
+            f"{stale} subgraph SDL(s) are stale: run `beep supergraph compose` and commit.", file=sys.stderr
+        )
         return 1
     return _compose("--check")

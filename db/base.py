@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 SHARD_SCHEMA = "shard"
 
@@ -49,4 +49,3 @@ class DirectoryBase(DeclarativeBase):
 class ShardBase(DeclarativeBase):
     metadata = MetaData(schema=SHARD_SCHEMA, naming_convention=_naming)
     type_annotation_map = {int: BigInteger, datetime: UtcDateTime}
-

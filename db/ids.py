@@ -13,9 +13,9 @@ turns such a chance into an error rather than a silent overwrite.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z

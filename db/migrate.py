@@ -40,9 +40,7 @@ async def upgrade(database: Database, revision: str = "head") -> int:
         async with engine.begin() as conn:
             if location.schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"'))
-            translated = await conn.execution_options(
-                schema_translate_map={SHARD_SCHEMA: location.schema}
-            )
+            translated = await conn.execution_options(schema_translate_map={SHARD_SCHEMA: location.schema})
             await translated.run_sync(_upgrade, "shard", location.schema, revision)
         log.debug("shard migrated", extra={"shard": location.shard})
     return len(database.shard_map.locations)

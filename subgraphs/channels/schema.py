@@ -24,7 +24,9 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels).")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
+    )
     async def create_channel(self, info: ChannelsInfo, input: CreateChannelInput) -> CreateChannelResult:
         ctx = info.context
         principal = ctx.require_principal()

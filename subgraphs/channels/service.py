@@ -65,7 +65,10 @@ async def _check_parent(uow: UnitOfWork, data: NewChannel, session_shard: int) -
     if shard_of(data.parent_id) == session_shard:
         parent = await repository.channel_by_id(uow.shard(session_shard), data.parent_id)
     if parent is None or parent.server_id != data.server_id:
-        raise ValidationFailed("The parent must be a folder of the same server.", code=ErrorCode.INVALID_PARENT,
-                               field="parentId")
+        raise ValidationFailed(
+            "The parent must be a folder of the same server.", code=ErrorCode.INVALID_PARENT, field="parentId"
+        )
     if parent.kind != "FOLDER":
-        raise ValidationFailed("The parent must be a folder.", code=ErrorCode.INVALID_PARENT, field="parentId")
+        raise ValidationFailed(
+            "The parent must be a folder.", code=ErrorCode.INVALID_PARENT, field="parentId"
+        )

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 
 from db.ids import parse_id

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.federation import Schema
-from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 
 from subgraphs.friends import repository
 from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.permissions import IsAuthenticated
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class User:
     id: strawberry.ID
 

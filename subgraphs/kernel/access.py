@@ -52,10 +52,7 @@ class ServerAccess:
         return self.is_member or self.visibility == "PUBLIC"
 
     def has(self, permission: Permission) -> bool:
-        return (
-            Permission.ADMINISTRATOR in self.permissions
-            or (self.permissions & permission) == permission
-        )
+        return Permission.ADMINISTRATOR in self.permissions or (self.permissions & permission) == permission
 
 
 @dataclass(frozen=True)
@@ -93,15 +90,19 @@ async def server_access(session: AsyncSession, server_id: int, user_id: int | No
     """None when the server does not exist (in this shard)."""
     row = (
         await session.execute(
-            sa.select(_servers.c.owner_id, _servers.c.visibility, _member_flag(user_id).label("member")).where(
-                _servers.c.id == server_id
-            )
+            sa.select(
+                _servers.c.owner_id, _servers.c.visibility, _member_flag(user_id).label("member")
+            ).where(_servers.c.id == server_id)
         )
     ).one_or_none()
     if row is None:
         return None
     return ServerAccess(
-        server_id, row.owner_id, row.visibility, bool(row.member), _permissions(row.owner_id, user_id, bool(row.member))
+        server_id,
+        row.owner_id,
+        row.visibility,
+        bool(row.member),
+        _permissions(row.owner_id, user_id, bool(row.member)),
     )
 
 
@@ -123,7 +124,9 @@ async def channel_access(session: AsyncSession, channel_id: int, user_id: int | 
     if row is None:
         return None
     member = bool(row.member)
-    server = ServerAccess(row.id, row.owner_id, row.visibility, member, _permissions(row.owner_id, user_id, member))
+    server = ServerAccess(
+        row.id, row.owner_id, row.visibility, member, _permissions(row.owner_id, user_id, member)
+    )
     return ChannelAccess(channel_id, row.kind, server)
 
 
@@ -143,6 +146,8 @@ async def member_server_ids(session: AsyncSession, server_ids: list[int], user_i
     if user_id is None or not server_ids:
         return set()
     rows = await session.execute(
-        sa.select(_members.c.server_id).where(_members.c.server_id.in_(server_ids), _members.c.user_id == user_id)
+        sa.select(_members.c.server_id).where(
+            _members.c.server_id.in_(server_ids), _members.c.user_id == user_id
+        )
     )
     return set(rows.scalars())

@@ -50,11 +50,11 @@ def _authorization_value(raw: Any) -> str | None:
     return raw
 
 
-class SubgraphGraphQL(GraphQL):
+class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
     def __init__(self, definition: SubgraphDefinition, holder: RuntimeHolder, origins: Sequence[str]) -> None:
         super().__init__(
             definition.schema,
-            graphql_ide=None,  # the router serves the (offline) Laboratory; subgraphs are not browsed directly
+            graphql_ide=None,  # the router serves the (offline) Laboratory; subgraphs aren't browsed
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             allowed_origins=origins,
@@ -62,7 +62,9 @@ class SubgraphGraphQL(GraphQL):
         self.definition = definition
         self.holder = holder
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> BeepContext[Any]:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> BeepContext[Any]:
         runtime = self.holder.runtime
         uow = UnitOfWork(runtime.database, runtime.bus)
         request.scope.setdefault("state", {})[UOW_STATE_KEY] = uow
@@ -79,7 +81,7 @@ class SubgraphGraphQL(GraphQL):
             principal=principal,
         )
 
-    async def on_ws_connect(self, context: BeepContext[Any]) -> Any:  # type: ignore[override]
+    async def on_ws_connect(self, context: BeepContext[Any]) -> Any:
         params = context.connection_params or {}
         raw = _authorization_value(params.get("authorization") or params.get("Authorization"))
         try:
@@ -139,8 +141,14 @@ class AuthMiddleware:
             token = bearer_token(raw)
             principal = await self.holder.runtime.verifier.verify(token) if token else None
         except InvalidToken:
-            body = {"errors": [{"message": "Invalid or expired access token.",
-                                "extensions": {"code": TopLevelCode.UNAUTHENTICATED.value}}]}
+            body = {
+                "errors": [
+                    {
+                        "message": "Invalid or expired access token.",
+                        "extensions": {"code": TopLevelCode.UNAUTHENTICATED.value},
+                    }
+                ]
+            }
             response = JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
             await response(scope, receive, send)
             return
@@ -163,7 +171,8 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
     return Starlette(routes=routes)
 
 
-def configure_process(settings: Settings, service: str) -> None:
+def configure_process(settings: Settings, component: str) -> None:
+    service = f"{settings.service_name}-{component}"
     configure_logging(service, settings.log_level, settings.log_format)
     configure_tracing(service, settings.otel_exporter, settings.otel_endpoint)
 

@@ -105,7 +105,7 @@ class NotFoundError(UserError):
 
 
 @strawberry.federation.type(shareable=True, description="You can see it but may not do this.")
-class PermissionError(UserError):  # noqa: A001 - the GraphQL type name is what clients read
+class PermissionError(UserError):
     pass
 
 
@@ -177,7 +177,9 @@ class MaskUnexpectedErrors(MaskErrors):
     """Hides bugs' details from clients (logged with a stack trace instead), keeping the error code."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda e: not _is_expected(e), error_message="Internal server error")
+        super().__init__(
+            should_mask_error=lambda e: not _is_expected(e), error_message="Internal server error"
+        )
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error

@@ -13,7 +13,7 @@ E = TypeVar("E", bound="Event")
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """Base of every event. Subclasses are frozen dataclasses of JSON-friendly fields (ints, str, datetime)."""
+    """Base of every event: subclasses are frozen dataclasses of JSON-friendly fields (int, str, datetime)."""
 
     type_name: ClassVar[str]
 

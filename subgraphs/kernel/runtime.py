@@ -21,8 +21,12 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         configure_logical_shards(settings.logical_shards)
-        database = Database(settings.resolved_directory_url, settings.shard_map, pool_size=settings.db_pool_size)
-        verifier = TokenVerifier(JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience)
+        database = Database(
+            settings.resolved_directory_url, settings.shard_map, pool_size=settings.db_pool_size
+        )
+        verifier = TokenVerifier(
+            JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience
+        )
         return cls(settings, database, create_bus(settings.redis_url), verifier)
 
     async def close(self) -> None:

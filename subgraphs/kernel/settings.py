@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     # Storage: empty means the embedded SQLite files under data_dir.
     directory_url: str = ""
     shard_databases: str = ""
-    logical_shards: int = Field(64, ge=1, le=1024)
-    db_pool_size: int = Field(10, ge=1, le=200)
+    logical_shards: int = Field(default=64, ge=1, le=1024)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
 
     # Event bus: Redis when set, in-process otherwise (one process only).
     redis_url: str = ""
@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     jwks_url: str = ""
     jwt_audience: str = "beep"
     issuer_key_file: Path | None = None
-    access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
-    refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=3600)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3600)
 
     # HTTP
     host: str = "127.0.0.1"

@@ -8,10 +8,11 @@ import strawberry
 @strawberry.input
 class SendMessageInput:
     channel_id: strawberry.ID
-    content: str = strawberry.field(description="1–4,000 characters of Markdown.")
+    content: str = strawberry.field(description="1-4,000 characters of Markdown.")
     reply_to_id: strawberry.ID | None = None
     nonce: str | None = strawberry.field(
-        default=None, description="Client-chosen (≤ 64 chars): a retried send with the same nonce is not duplicated."
+        default=None,
+        description="Client-chosen (≤ 64 chars): a retried send with the same nonce is not duplicated.",
     )
 
 

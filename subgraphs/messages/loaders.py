@@ -17,7 +17,9 @@ from subgraphs.messages.models import MessageRow
 
 @dataclass(frozen=True)
 class MessagesLoaders:
-    visible_messages: DataLoader[int, MessageRow | None]  # None: missing, or in a channel the viewer can't see
+    visible_messages: DataLoader[
+        int, MessageRow | None
+    ]  # None: missing, or in a channel the viewer can't see
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
@@ -28,7 +30,9 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
         for shard, shard_ids in group_by_shard(ids).items():
             session = uow.shard(shard)
             rows = await repository.messages_by_ids(session, shard_ids)
-            visible = await access.visible_channel_ids(session, sorted({r.channel_id for r in rows.values()}), user_id)
+            visible = await access.visible_channel_ids(
+                session, sorted({r.channel_id for r in rows.values()}), user_id
+            )
             found.update({i: r for i, r in rows.items() if r.channel_id in visible})
         return [found.get(i) for i in ids]
 

@@ -19,7 +19,9 @@ async def message_by_id(session: AsyncSession, message_id: int) -> MessageRow | 
     return await session.get(MessageRow, message_id)
 
 
-async def message_by_nonce(session: AsyncSession, channel_id: int, author_id: int, nonce: str) -> MessageRow | None:
+async def message_by_nonce(
+    session: AsyncSession, channel_id: int, author_id: int, nonce: str
+) -> MessageRow | None:
     return await session.scalar(
         select(MessageRow).where(
             MessageRow.channel_id == channel_id, MessageRow.author_id == author_id, MessageRow.nonce == nonce

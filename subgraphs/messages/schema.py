@@ -77,7 +77,9 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Send a message to a text channel.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Send a message to a text channel."
+    )
     async def send_message(self, info: MessagesInfo, input: SendMessageInput) -> SendMessageResult:
         ctx = info.context
         principal = ctx.require_principal()
@@ -114,7 +116,9 @@ class Mutation:
 
         async def operation() -> MessageDeleted:
             row = await service.delete_message(ctx.uow, principal, id_input(str(id), "id"))
-            return MessageDeleted(message_id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id)))
+            return MessageDeleted(
+                message_id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id))
+            )
 
         return await run_in_transaction(ctx.uow, operation)
 

@@ -40,7 +40,9 @@ class HistoryPage:
     has_newer: bool
 
 
-async def check_channel_readable(uow: UnitOfWork, user_id: int | None, channel_id: int) -> ChannelAccess | None:
+async def check_channel_readable(
+    uow: UnitOfWork, user_id: int | None, channel_id: int
+) -> ChannelAccess | None:
     """The channel's access if the user may read its history; None for missing and forbidden alike."""
     found = await access.channel_access(uow.for_entity(channel_id), channel_id, user_id)
     if found is None or not found.can_view or not found.has(Permission.READ_MESSAGE_HISTORY):
@@ -52,7 +54,9 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
     content = clean_text(data.content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
     nonce = data.nonce.strip() if data.nonce else None
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
-        raise ValidationFailed(f"nonce must be 1–{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce")
+        raise ValidationFailed(
+            f"nonce must be 1-{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce"
+        )
     session = uow.for_entity(data.channel_id)
     channel = await access.channel_access(session, data.channel_id, principal.user_id)
     if channel is None or not channel.can_view:
@@ -98,8 +102,14 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
     uow.emit(
         topic_for_channel(data.channel_id),
         MessageCreated(
-            message.id, message.channel_id, message.server_id, message.author_id, message.content,
-            message.reply_to_id, message.created_at, message.nonce,
+            message.id,
+            message.channel_id,
+            message.server_id,
+            message.author_id,
+            message.content,
+            message.reply_to_id,
+            message.created_at,
+            message.nonce,
         ),
     )
     return message
@@ -128,8 +138,14 @@ async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, c
     uow.emit(
         topic_for_channel(message.channel_id),
         MessageUpdated(
-            message.id, message.channel_id, message.server_id, message.author_id, message.content,
-            message.reply_to_id, message.created_at, message.edited_at,
+            message.id,
+            message.channel_id,
+            message.server_id,
+            message.author_id,
+            message.content,
+            message.reply_to_id,
+            message.created_at,
+            message.edited_at,
         ),
     )
     return message
@@ -148,7 +164,13 @@ async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int)
 
 
 async def history(
-    uow: UnitOfWork, user_id: int | None, channel_id: int, *, before: int | None, after: int | None, limit: int
+    uow: UnitOfWork,
+    user_id: int | None,
+    channel_id: int,
+    *,
+    before: int | None,
+    after: int | None,
+    limit: int,
 ) -> HistoryPage | None:
     if await check_channel_readable(uow, user_id, channel_id) is None:
         return None

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
@@ -21,12 +21,12 @@ from subgraphs.messages.models import MessageRow
 MessagesInfo = Info[BeepContext[MessagesLoaders], None]
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class User:
     id: strawberry.ID
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class Channel:
     id: strawberry.ID
 
@@ -131,5 +131,6 @@ EditMessageResult = Annotated[
     Message | ValidationError | NotFoundError | PermissionError, strawberry.union("EditMessageResult")
 ]
 DeleteMessageResult = Annotated[
-    MessageDeleted | NotFoundError | PermissionError | ValidationError, strawberry.union("DeleteMessageResult")
+    MessageDeleted | NotFoundError | PermissionError | ValidationError,
+    strawberry.union("DeleteMessageResult"),
 ]

@@ -9,6 +9,6 @@ from subgraphs.servers.types import ServerVisibility
 
 @strawberry.input
 class CreateServerInput:
-    name: str = strawberry.field(description="1–100 characters.")
+    name: str = strawberry.field(description="1-100 characters.")
     visibility: ServerVisibility = ServerVisibility.PRIVATE
     description: str | None = strawberry.field(default=None, description="Up to 1,000 characters.")

@@ -23,7 +23,9 @@ from subgraphs.servers.types import (
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A server you can see (public, or one you are a member of); null otherwise.")
+    @strawberry.field(
+        description="A server you can see (public, or one you are a member of); null otherwise."
+    )
     async def server(self, info: ServersInfo, id: strawberry.ID) -> Server | None:
         return await visible_server(info, id_argument(str(id), "id"))
 

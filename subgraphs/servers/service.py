@@ -27,7 +27,9 @@ class NewServer:
     description: str | None
 
 
-async def create_server(uow: UnitOfWork, principal: Principal, data: NewServer, logical_shards: int) -> ServerRow:
+async def create_server(
+    uow: UnitOfWork, principal: Principal, data: NewServer, logical_shards: int
+) -> ServerRow:
     name = clean_text(data.name, "name", min_len=1, max_len=100)
     description = clean_text(data.description or "", "description", min_len=0, max_len=1000, multiline=True)
     if data.visibility not in VISIBILITIES:
@@ -60,10 +62,10 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
         raise NotFound("No such server.", field="serverId")
     if found.is_member:
         raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="serverId")
-    repository.add_member(session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=datetime.now(UTC)))
+    repository.add_member(
+        session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=datetime.now(UTC))
+    )
     uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
     server = await repository.server_by_id(session, server_id)
     assert server is not None
     return server
-
-

@@ -7,19 +7,19 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, ValidationError
+from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.servers.loaders import ServersLoaders
 from subgraphs.servers.models import ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class User:
     id: strawberry.ID
 

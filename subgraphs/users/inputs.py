@@ -9,9 +9,11 @@ import strawberry
 class SignUpInput:
     first_name: str
     last_name: str
-    username: str = strawberry.field(description="2–32 letters, digits, '_' or '.'; unique, case-insensitive.")
+    username: str = strawberry.field(
+        description="2-32 letters, digits, '_' or '.'; unique, case-insensitive."
+    )
     email: str
-    password: str = strawberry.field(description="8–128 characters.")
+    password: str = strawberry.field(description="8-128 characters.")
 
 
 @strawberry.input

@@ -40,7 +40,9 @@ class SigningKey:
 def _thumbprint(private_key: rsa.RSAPrivateKey) -> str:
     # RFC 7638: SHA-256 over the canonical JSON of the required public members.
     jwk = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
-    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True
+    )
     return jwt.utils.base64url_encode(hashlib.sha256(canonical.encode()).digest()).decode()
 
 

@@ -1,4 +1,4 @@
-"""Per-request DataLoaders of the users context (built per request: a module-level one would cache forever)."""
+"""Per-request DataLoaders of the users context (a module-level one would cache forever)."""
 
 from __future__ import annotations
 

@@ -46,4 +46,6 @@ async def insert_user(session: AsyncSession, user: UserRow) -> bool:
 async def insert_refresh_session(
     session: AsyncSession, session_id: int, user_id: int, token_hash: str, expires_at: datetime
 ) -> None:
-    session.add(RefreshSessionRow(id=session_id, user_id=user_id, token_hash=token_hash, expires_at=expires_at))
+    session.add(
+        RefreshSessionRow(id=session_id, user_id=user_id, token_hash=token_hash, expires_at=expires_at)
+    )

@@ -42,9 +42,13 @@ class AuthResult:
 def validate_username(raw: str) -> str:
     username = raw.strip()
     if len(username) < 2:
-        raise ValidationFailed("Username must be at least 2 characters.", code=ErrorCode.TOO_SHORT, field="username")
+        raise ValidationFailed(
+            "Username must be at least 2 characters.", code=ErrorCode.TOO_SHORT, field="username"
+        )
     if len(username) > 32:
-        raise ValidationFailed("Username must be at most 32 characters.", code=ErrorCode.TOO_LONG, field="username")
+        raise ValidationFailed(
+            "Username must be at most 32 characters.", code=ErrorCode.TOO_LONG, field="username"
+        )
     if not USERNAME_RE.match(username):
         raise ValidationFailed(
             "Username may contain letters, digits, '_' and '.', and may not start or end with '.'.",
@@ -63,12 +67,18 @@ def validate_email(raw: str) -> str:
 
 def validate_password(password: str, *, username: str, email: str) -> str:
     if len(password) < 8:
-        raise ValidationFailed("Password must be at least 8 characters.", code=ErrorCode.WEAK_PASSWORD, field="password")
+        raise ValidationFailed(
+            "Password must be at least 8 characters.", code=ErrorCode.WEAK_PASSWORD, field="password"
+        )
     if len(password) > 128:
-        raise ValidationFailed("Password must be at most 128 characters.", code=ErrorCode.TOO_LONG, field="password")
+        raise ValidationFailed(
+            "Password must be at most 128 characters.", code=ErrorCode.TOO_LONG, field="password"
+        )
     lowered = password.lower()
     if len(set(password)) < 4 or lowered in (username.lower(), email, email.split("@")[0]):
-        raise ValidationFailed("Choose a less guessable password.", code=ErrorCode.WEAK_PASSWORD, field="password")
+        raise ValidationFailed(
+            "Choose a less guessable password.", code=ErrorCode.WEAK_PASSWORD, field="password"
+        )
     return password
 
 
@@ -98,7 +108,9 @@ async def sign_up(uow: UnitOfWork, issuer: Issuer, data: SignUpData, refresh_ttl
     if email_taken:
         # Saying so reveals that the address has an account; sign-up forms everywhere accept that trade-off
         # (the alternative is an e-mail round-trip, which the identity issue may add).
-        raise Conflict("An account with that e-mail already exists.", code=ErrorCode.EMAIL_TAKEN, field="email")
+        raise Conflict(
+            "An account with that e-mail already exists.", code=ErrorCode.EMAIL_TAKEN, field="email"
+        )
     user = UserRow(
         id=new_id(DIRECTORY_SHARD),
         username=username,
@@ -110,7 +122,9 @@ async def sign_up(uow: UnitOfWork, issuer: Issuer, data: SignUpData, refresh_ttl
         created_at=datetime.now(UTC),
     )
     if not await repository.insert_user(session, user):
-        raise Conflict("That username or e-mail was just taken.", code=ErrorCode.ALREADY_EXISTS, field="username")
+        raise Conflict(
+            "That username or e-mail was just taken.", code=ErrorCode.ALREADY_EXISTS, field="username"
+        )
     return await _issue_session(uow, issuer, user, refresh_ttl)
 
 

@@ -60,9 +60,7 @@ class AuthPayload:
     user: User
 
 
-SignUpResult = Annotated[
-    AuthPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")
-]
+SignUpResult = Annotated[AuthPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")]
 SignInResult = Annotated[
     AuthPayload | AuthenticationError | ValidationError, strawberry.union("SignInResult")
 ]

@@ -10,12 +10,12 @@ from datetime import datetime
 
 import strawberry
 from strawberry.federation import Schema
-from strawberry.federation.schema_directives import Key
 from strawberry.types import Info
 
 from subgraphs.kernel import access
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.permissions import IsAuthenticated, Permission
 from subgraphs.webhooks import repository
@@ -24,12 +24,12 @@ from subgraphs.webhooks.loaders import WebhooksLoaders
 WebhooksInfo = Info[BeepContext[WebhooksLoaders], None]
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class Channel:
     id: strawberry.ID
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=REFERENCE_ONLY)
 class User:
     id: strawberry.ID
 

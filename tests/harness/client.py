@@ -36,7 +36,9 @@ class GraphQLClient:
         if self.token:
             sent["authorization"] = f"Bearer {self.token}"
         async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.post(self.url, json={"query": query, "variables": variables or {}}, headers=sent)
+            response = await http.post(
+                self.url, json={"query": query, "variables": variables or {}}, headers=sent
+            )
         try:
             body = response.json()
         except ValueError:
@@ -103,7 +105,9 @@ class SubscriptionConnection:
         op_id = str(next(self._ids))
         self._queues[op_id] = asyncio.Queue()
         await self._ws.send(
-            json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+            json.dumps(
+                {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+            )
         )
         return Operation(self, op_id, self._queues[op_id])
 

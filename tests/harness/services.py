@@ -53,35 +53,71 @@ class PostgresServer:
             pw = pwd.getpwnam("postgres")
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         subprocess.run(
-            _as_postgres_user([str(bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                               "--auth=trust", "--encoding=UTF8", "--no-sync"]),
-            check=True, capture_output=True,
+            _as_postgres_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         subprocess.run(
-            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
-                               "-l", str(self.root / "postgres.log"), "-w", "start"]),
-            check=True, capture_output=True,
+            _as_postgres_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "postgres.log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         self.process_started = True
         return self
 
     def create_database(self, name: str) -> str:
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
-             "-c", f'CREATE DATABASE "{name}"'],
-            check=True, capture_output=True,
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            ],
+            check=True,
+            capture_output=True,
         )
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         if self.process_started:
             subprocess.run(
-                _as_postgres_user([str(_postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                                   "stop"]),
+                _as_postgres_user(
+                    [str(_postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"]
+                ),
                 capture_output=True,
             )
         shutil.rmtree(self.root, ignore_errors=True)
@@ -102,11 +138,14 @@ class RedisServer:
             raise ServiceUnavailable("redis-server not found: run scripts/test (it installs it)")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            probe = subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+            )
             if probe.stdout.strip() == "PONG":
                 return self
             time.sleep(0.1)

@@ -46,7 +46,9 @@ class Stack:
 
     def start_router(self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str) -> str:
         port = free_port()
-        env = router_env(port=port, subgraph_urls=subgraph_urls, jwks_url=jwks_url, issuer=issuer, audience="beep")
+        env = router_env(
+            port=port, subgraph_urls=subgraph_urls, jwks_url=jwks_url, issuer=issuer, audience="beep"
+        )
         process = start_router(env, log_file=self.workdir / f"{name}.log")
         self.processes.append((name, process))
         wait_ready(f"http://127.0.0.1:{port}/readiness", timeout=90, process=process)
@@ -91,7 +93,9 @@ def start_embedded() -> Stack:
         wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
         stack.subgraph_urls = embedded_subgraph_urls("127.0.0.1", port)
         issuer = env["BEEP_ISSUER_URL"]
-        stack.router_url = stack.start_router("router", stack.subgraph_urls, f"{issuer}/.well-known/jwks.json", issuer)
+        stack.router_url = stack.start_router(
+            "router", stack.subgraph_urls, f"{issuer}/.well-known/jwks.json", issuer
+        )
     except BaseException:
         print(stack.logs(), file=sys.stderr)
         stack.stop()

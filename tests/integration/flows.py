@@ -88,21 +88,32 @@ async def sign_up(client: GraphQLClient, prefix: str = "user") -> Account:
     password = f"pw-{secrets.token_hex(8)}"
     data = await client.with_token(None).data(
         SIGN_UP,
-        {"input": {"firstName": "Test", "lastName": prefix.title(), "username": username, "email": email,
-                   "password": password}},
+        {
+            "input": {
+                "firstName": "Test",
+                "lastName": prefix.title(),
+                "username": username,
+                "email": email,
+                "password": password,
+            }
+        },
     )
     payload = data["signUp"]
     assert payload["__typename"] == "AuthPayload", payload
     return Account(payload["accessToken"], payload["user"]["id"], username, email, password)
 
 
-async def create_server(client: GraphQLClient, name: str = "Guild", visibility: str = "PUBLIC") -> dict[str, Any]:
+async def create_server(
+    client: GraphQLClient, name: str = "Guild", visibility: str = "PUBLIC"
+) -> dict[str, Any]:
     data = await client.data(CREATE_SERVER, {"input": {"name": name, "visibility": visibility}})
     assert data["createServer"]["__typename"] == "Server", data
     return data["createServer"]
 
 
-async def create_channel(client: GraphQLClient, server_id: str, name: str = "general", **extra: Any) -> dict[str, Any]:
+async def create_channel(
+    client: GraphQLClient, server_id: str, name: str = "general", **extra: Any
+) -> dict[str, Any]:
     data = await client.data(CREATE_CHANNEL, {"input": {"serverId": server_id, "name": name, **extra}})
     assert data["createChannel"]["__typename"] == "Channel", data
     return data["createChannel"]

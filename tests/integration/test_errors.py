@@ -50,22 +50,38 @@ async def test_bad_channel_input_gets_typed_errors(stack: Stack) -> None:
         assert result.data is not None
         return result.data["createChannel"]
 
-    assert await create(name="") == {"__typename": "ValidationError", "code": "REQUIRED",
-                                      "message": "name is required.", "field": "name"}
-    assert (await create(name="   ")) ["code"] == "REQUIRED"
+    assert await create(name="") == {
+        "__typename": "ValidationError",
+        "code": "REQUIRED",
+        "message": "name is required.",
+        "field": "name",
+    }
+    assert (await create(name="   "))["code"] == "REQUIRED"
     too_long = await create(name="x" * 10_000)
-    assert (too_long["__typename"], too_long["code"], too_long["field"]) == ("ValidationError", "TOO_LONG", "name")
+    assert (too_long["__typename"], too_long["code"], too_long["field"]) == (
+        "ValidationError",
+        "TOO_LONG",
+        "name",
+    )
     assert (await create(name="bell\x07"))["code"] == "INVALID_FORMAT"
     assert (await create(name="ok", parentId="not-an-id"))["code"] == "INVALID_INPUT"
     text = await create_channel(as_ada, server["id"], "text")
     assert (await create(name="child", parentId=text["id"]))["code"] == "INVALID_PARENT"
 
     unknown_server = await as_ada.execute(CREATE_CHANNEL, {"input": {"serverId": "4242", "name": "x"}})
-    assert unknown_server.data == {"createChannel": {"__typename": "NotFoundError", "code": "NOT_FOUND",
-                                                     "message": "No such server.", "field": "serverId"}}
+    assert unknown_server.data == {
+        "createChannel": {
+            "__typename": "NotFoundError",
+            "code": "NOT_FOUND",
+            "message": "No such server.",
+            "field": "serverId",
+        }
+    }
     for malformed_id in ("abc", "123456789"):  # the second names logical shard 444, which does not exist
         malformed = await as_ada.execute(CREATE_CHANNEL, {"input": {"serverId": malformed_id, "name": "x"}})
-        assert malformed.data and malformed.data["createChannel"]["__typename"] == "ValidationError", malformed
+        assert malformed.data and malformed.data["createChannel"]["__typename"] == "ValidationError", (
+            malformed
+        )
 
 
 async def test_unknown_and_malformed_ids(stack: Stack) -> None:
@@ -73,7 +89,9 @@ async def test_unknown_and_malformed_ids(stack: Stack) -> None:
     ada = await sign_up(anonymous, "ada")
     as_ada = anonymous.with_token(ada.token)
 
-    unknown = await as_ada.execute('{ server(id: "4242") { id } channel(id: "4242") { id } message(id: "4242") { id } }')
+    unknown = await as_ada.execute(
+        '{ server(id: "4242") { id } channel(id: "4242") { id } message(id: "4242") { id } }'
+    )
     assert unknown.errors == [] and unknown.data == {"server": None, "channel": None, "message": None}
 
     for bad in ("abc", "-1", "0", "1" * 30, "١٢٣", "123456789"):
@@ -105,8 +123,13 @@ async def test_message_content_rules(stack: Stack) -> None:
 async def test_sign_up_rules_and_no_secrets_in_responses(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     ada = await sign_up(anonymous, "ada")
-    base = {"firstName": "A", "lastName": "B", "username": "fresh_name", "email": "fresh@example.test",
-            "password": "long enough pw"}
+    base = {
+        "firstName": "A",
+        "lastName": "B",
+        "username": "fresh_name",
+        "email": "fresh@example.test",
+        "password": "long enough pw",
+    }
     cases = [
         ({"username": ada.username.upper()}, "USERNAME_TAKEN", "username"),
         ({"email": ada.email}, "EMAIL_TAKEN", "email"),

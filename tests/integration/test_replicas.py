@@ -18,11 +18,15 @@ async def test_subscriber_on_one_replica_receives_message_sent_through_the_other
     via_b = GraphQLClient(full_stack.second_router_url)  # router B → messages replica 2
     ada = await sign_up(via_a, "ada")
     bob = await sign_up(via_b, "bob")
-    channel = await create_channel(via_a.with_token(ada.token), (await create_server(via_a.with_token(ada.token)))["id"])
+    channel = await create_channel(
+        via_a.with_token(ada.token), (await create_server(via_a.with_token(ada.token)))["id"]
+    )
     await via_b.with_token(bob.token).data(JOIN_SERVER, {"id": channel["server"]["id"]})
 
-    async with via_b.with_token(bob.token).subscriptions() as on_replica_2, \
-            via_a.with_token(ada.token).subscriptions() as on_replica_1:
+    async with (
+        via_b.with_token(bob.token).subscriptions() as on_replica_2,
+        via_a.with_token(ada.token).subscriptions() as on_replica_1,
+    ):
         heard_on_2 = await on_replica_2.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
         heard_on_1 = await on_replica_1.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
         await asyncio.sleep(0.5)

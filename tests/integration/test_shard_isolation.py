@@ -46,26 +46,38 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await db.dispose()
 
 
-async def _tenant(db: Database, owner: Principal, shard: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+async def _tenant(
+    db: Database, owner: Principal, shard: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
     monkeypatch.setattr(servers, "choose_shard", lambda _n: shard)
     uow = UnitOfWork(db, InProcessBus())
     try:
         async with uow.atomic():
             server = await servers.create_server(uow, owner, servers.NewServer("T", "PRIVATE", None), 64)
-            channel = await channels.create_channel(uow, owner, channels.NewChannel(server.id, "c", "TEXT", None))
+            channel = await channels.create_channel(
+                uow, owner, channels.NewChannel(server.id, "c", "TEXT", None)
+            )
         async with uow.atomic():
             for i in range(3):
-                await messages.send_message(uow, owner, messages.NewMessage(channel.id, f"{shard}:{i}", None, None))
+                await messages.send_message(
+                    uow, owner, messages.NewMessage(channel.id, f"{shard}:{i}", None, None)
+                )
     finally:
         await uow.close()
     return server.id, channel.id
 
 
-async def test_a_tenants_queries_touch_only_its_shard(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_tenants_queries_touch_only_its_shard(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a_server, a_channel = await _tenant(database, ALICE, SHARD_A, monkeypatch)
     b_server, b_channel = await _tenant(database, BOB, SHARD_B, monkeypatch)
     assert (shard_of(a_server), shard_of(a_channel), shard_of(b_server), shard_of(b_channel)) == (
-        SHARD_A, SHARD_A, SHARD_B, SHARD_B)
+        SHARD_A,
+        SHARD_A,
+        SHARD_B,
+        SHARD_B,
+    )
 
     seen: list[tuple[str, str]] = []
     remove = database.add_query_hook(lambda statement, url: seen.append((statement, url)))
@@ -74,7 +86,9 @@ async def test_a_tenants_queries_touch_only_its_shard(database: Database, monkey
         page = await messages.history(uow, ALICE.user_id, a_channel, before=None, after=None, limit=50)
         assert page is not None and [m.content for m in page.rows] == ["3:2", "3:1", "3:0"]
         # Alice asking for Bob's channel: routed by the ID to Bob's shard, and refused there.
-        assert await messages.history(uow, ALICE.user_id, b_channel, before=None, after=None, limit=50) is None
+        assert (
+            await messages.history(uow, ALICE.user_id, b_channel, before=None, after=None, limit=50) is None
+        )
     finally:
         remove()
         await uow.close()
@@ -82,11 +96,17 @@ async def test_a_tenants_queries_touch_only_its_shard(database: Database, monkey
     a_location, b_location = database.location(SHARD_A), database.location(SHARD_B)
     assert seen, "no SQL was observed"
     for statement, url in seen:
-        touches_a = url == _plain(a_location.url) and (a_location.schema is None or a_location.schema in statement)
-        touches_b = url == _plain(b_location.url) and (b_location.schema is None or b_location.schema in statement)
+        touches_a = url == _plain(a_location.url) and (
+            a_location.schema is None or a_location.schema in statement
+        )
+        touches_b = url == _plain(b_location.url) and (
+            b_location.schema is None or b_location.schema in statement
+        )
         assert touches_a != touches_b, (statement, url)  # each statement is in exactly one tenant's shard
         if a_location.schema:
-            assert (b_location.schema in statement) == touches_b and (a_location.schema in statement) == touches_a
+            assert (b_location.schema in statement) == touches_b and (
+                a_location.schema in statement
+            ) == touches_a
     assert any(_plain(a_location.url) == url for _, url in seen)
 
     # A shard session cannot see another shard's rows even when asked for them by ID.
@@ -94,11 +114,17 @@ async def test_a_tenants_queries_touch_only_its_shard(database: Database, monkey
     try:
         rows = await uow.shard(SHARD_A).scalars(select(MessageRow).where(MessageRow.channel_id == b_channel))
         assert list(rows) == []
-        in_b = await uow.shard(SHARD_B).scalars(select(MessageRow.content).where(MessageRow.channel_id == b_channel))
+        in_b = await uow.shard(SHARD_B).scalars(
+            select(MessageRow.content).where(MessageRow.channel_id == b_channel)
+        )
         assert sorted(in_b) == ["40:0", "40:1", "40:2"]
-        tenants = dict((await uow.directory().execute(
-            select(Tenant.id, Tenant.shard).where(Tenant.id.in_([a_server, b_server]))
-        )).all())
+        tenants = dict(
+            (
+                await uow.directory().execute(
+                    select(Tenant.id, Tenant.shard).where(Tenant.id.in_([a_server, b_server]))
+                )
+            ).all()
+        )
         assert tenants == {a_server: SHARD_A, b_server: SHARD_B}
     finally:
         await uow.close()

@@ -38,9 +38,13 @@ async def test_outsider_sees_nothing_of_a_private_server(stack: Stack) -> None:
 
     join = await as_outsider.data(JOIN_SERVER, {"id": server["id"]})
     assert join["joinServer"]["__typename"] == "NotFoundError"  # same answer as a server that does not exist
-    write = await as_outsider.data(SEND_MESSAGE, {"input": {"channelId": channel["id"], "content": "let me in"}})
+    write = await as_outsider.data(
+        SEND_MESSAGE, {"input": {"channelId": channel["id"], "content": "let me in"}}
+    )
     assert write["sendMessage"]["__typename"] == "NotFoundError"
-    add_channel = await as_outsider.data(CREATE_CHANNEL, {"input": {"serverId": server["id"], "name": "mine"}})
+    add_channel = await as_outsider.data(
+        CREATE_CHANNEL, {"input": {"serverId": server["id"], "name": "mine"}}
+    )
     assert add_channel["createChannel"]["__typename"] == "NotFoundError"
     reply = await as_outsider.data(
         SEND_MESSAGE, {"input": {"channelId": channel["id"], "content": "re", "replyToId": message["id"]}}

@@ -21,18 +21,27 @@ async def test_sign_up_sign_in_and_me(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     ada = await sign_up(anonymous, "ada")
 
-    signed_in = await anonymous.data(SIGN_IN, {"input": {"email": ada.email.upper(), "password": ada.password}})
+    signed_in = await anonymous.data(
+        SIGN_IN, {"input": {"email": ada.email.upper(), "password": ada.password}}
+    )
     assert signed_in["signIn"]["__typename"] == "AuthPayload"
     assert signed_in["signIn"]["user"]["id"] == ada.user_id
 
     me = await anonymous.with_token(signed_in["signIn"]["accessToken"]).data(
         "{ me { id username displayName email } }"
     )
-    assert me["me"] == {"id": ada.user_id, "username": ada.username, "displayName": "Test Ada", "email": ada.email}
+    assert me["me"] == {
+        "id": ada.user_id,
+        "username": ada.username,
+        "displayName": "Test Ada",
+        "email": ada.email,
+    }
 
     wrong = await anonymous.data(SIGN_IN, {"input": {"email": ada.email, "password": "not-the-password"}})
     assert wrong["signIn"]["__typename"] == "AuthenticationError"
-    unknown = await anonymous.data(SIGN_IN, {"input": {"email": "nobody@example.test", "password": "whatever1"}})
+    unknown = await anonymous.data(
+        SIGN_IN, {"input": {"email": "nobody@example.test", "password": "whatever1"}}
+    )
     assert unknown["signIn"] == wrong["signIn"]  # an unknown e-mail looks exactly like a wrong password
 
 
@@ -44,7 +53,10 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
     server = await create_server(as_ada, "Analytical Engines")
     assert server["owner"] == {"id": ada.user_id, "username": ada.username}  # Server.owner from users
     channel = await create_channel(as_ada, server["id"], "general")
-    assert channel["server"] == {"id": server["id"], "name": "Analytical Engines"}  # Channel.server from servers
+    assert channel["server"] == {
+        "id": server["id"],
+        "name": "Analytical Engines",
+    }  # Channel.server from servers
     joined = await as_bob.data(JOIN_SERVER, {"id": server["id"]})
     assert joined["joinServer"]["__typename"] == "Server"
 
@@ -59,7 +71,9 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
             payload = event["payload"]["data"]["messageEvents"]
             assert payload["__typename"] == "MessageCreated"
             assert payload["message"]["id"] == message["id"]
-            assert payload["message"]["author"] == {"username": ada.username}  # resolved by the users subgraph
+            assert payload["message"]["author"] == {
+                "username": ada.username
+            }  # resolved by the users subgraph
             assert payload["message"]["channel"] == {"id": channel["id"], "name": "general"}
 
         edited = await as_ada.data(
@@ -75,9 +89,15 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
             "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }", {"id": sent[0]["id"]}
         )
         assert deleted["deleteMessage"]["__typename"] == "PermissionError"  # not Bob's message
-        await as_ada.data("mutation($id: ID!) { deleteMessage(id: $id) { __typename } }", {"id": sent[0]["id"]})
+        await as_ada.data(
+            "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }", {"id": sent[0]["id"]}
+        )
         removal = (await events.next())["payload"]["data"]["messageEvents"]
-        assert removal == {"__typename": "MessageDeleted", "messageId": sent[0]["id"], "channelId": channel["id"]}
+        assert removal == {
+            "__typename": "MessageDeleted",
+            "messageId": sent[0]["id"],
+            "channelId": channel["id"],
+        }
 
     for i in range(3, 7):
         await send(as_bob, channel["id"], f"note {i}")
@@ -91,13 +111,19 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
     first = (await as_bob.data(history_query, {"c": channel["id"], "first": 4}))["messages"]
     assert [e["node"]["content"] for e in first["edges"]] == ["note 6", "note 5", "note 4", "note 3"]
     assert first["pageInfo"]["hasNextPage"] is True
-    second = (await as_bob.data(history_query, {"c": channel["id"], "first": 4,
-                                                "before": first["pageInfo"]["endCursor"]}))["messages"]
+    second = (
+        await as_bob.data(
+            history_query, {"c": channel["id"], "first": 4, "before": first["pageInfo"]["endCursor"]}
+        )
+    )["messages"]
     assert [e["node"]["content"] for e in second["edges"]] == ["note 2 (edited)", "note 1"]
     assert second["pageInfo"]["hasNextPage"] is False
     assert second["edges"][0]["node"]["author"] == {"username": ada.username}
-    newer = (await as_bob.data(history_query, {"c": channel["id"], "first": 2,
-                                               "after": second["pageInfo"]["startCursor"]}))["messages"]
+    newer = (
+        await as_bob.data(
+            history_query, {"c": channel["id"], "first": 2, "after": second["pageInfo"]["startCursor"]}
+        )
+    )["messages"]
     assert [e["node"]["content"] for e in newer["edges"]] == ["note 4", "note 3"]
     assert newer["pageInfo"]["hasPreviousPage"] is True
 
@@ -110,7 +136,9 @@ async def test_retried_send_with_nonce_is_not_duplicated(stack: Stack) -> None:
     first = await send(as_ada, channel["id"], "once", nonce="client-42")
     again = await send(as_ada, channel["id"], "once", nonce="client-42")
     assert again["id"] == first["id"]
-    page = await as_ada.data("query($c: ID!) { messages(channelId: $c) { edges { node { id } } } }", {"c": channel["id"]})
+    page = await as_ada.data(
+        "query($c: ID!) { messages(channelId: $c) { edges { node { id } } } }", {"c": channel["id"]}
+    )
     assert [e["node"]["id"] for e in page["messages"]["edges"]] == [first["id"]]
 
 
@@ -136,7 +164,10 @@ async def test_federated_entity_chain(stack: Stack) -> None:
             "name": "engines",
             "kind": "TEXT",
             "parent": {"name": "Projects", "kind": "FOLDER"},
-            "server": {"name": "Chain", "owner": {"username": ada.username},
-                       "channels": [{"name": "Projects"}, {"name": "engines"}]},
+            "server": {
+                "name": "Chain",
+                "owner": {"username": ada.username},
+                "channels": [{"name": "Projects"}, {"name": "engines"}],
+            },
         },
     }

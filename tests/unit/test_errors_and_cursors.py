@@ -8,8 +8,8 @@ from subgraphs.kernel.errors import (
     ErrorCode,
     NotFound,
     NotFoundError,
-    ValidationFailed,
     ValidationError,
+    ValidationFailed,
     user_error,
 )
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_size

@@ -19,8 +19,14 @@ def test_clean_text_trims_and_normalises() -> None:
 
 @pytest.mark.parametrize(
     ("value", "code"),
-    [("", ErrorCode.REQUIRED), ("   ", ErrorCode.REQUIRED), ("x" * 101, ErrorCode.TOO_LONG),
-     ("x" * 100_000, ErrorCode.TOO_LONG), ("a\x00b", ErrorCode.INVALID_FORMAT), ("a\nb", ErrorCode.INVALID_FORMAT)],
+    [
+        ("", ErrorCode.REQUIRED),
+        ("   ", ErrorCode.REQUIRED),
+        ("x" * 101, ErrorCode.TOO_LONG),
+        ("x" * 100_000, ErrorCode.TOO_LONG),
+        ("a\x00b", ErrorCode.INVALID_FORMAT),
+        ("a\nb", ErrorCode.INVALID_FORMAT),
+    ],
 )
 def test_clean_text_refuses(value: str, code: ErrorCode) -> None:
     assert code_of(lambda: clean_text(value, "name", min_len=1, max_len=100)) == code
@@ -37,8 +43,14 @@ def test_valid_usernames(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("a", ErrorCode.TOO_SHORT), ("x" * 33, ErrorCode.TOO_LONG), (".ada", ErrorCode.INVALID_FORMAT),
-     ("ada.", ErrorCode.INVALID_FORMAT), ("a b", ErrorCode.INVALID_FORMAT), ("<script>", ErrorCode.INVALID_FORMAT)],
+    [
+        ("a", ErrorCode.TOO_SHORT),
+        ("x" * 33, ErrorCode.TOO_LONG),
+        (".ada", ErrorCode.INVALID_FORMAT),
+        ("ada.", ErrorCode.INVALID_FORMAT),
+        ("a b", ErrorCode.INVALID_FORMAT),
+        ("<script>", ErrorCode.INVALID_FORMAT),
+    ],
 )
 def test_invalid_usernames(name: str, code: ErrorCode) -> None:
     assert code_of(lambda: validate_username(name)) == code
@@ -56,4 +68,6 @@ def test_invalid_emails(email: str) -> None:
 @pytest.mark.parametrize("password", ["short", "aaaaaaaaaa", "adalovelace", "x" * 129])
 def test_weak_or_absurd_passwords(password: str) -> None:
     assert code_of(lambda: validate_password(password, username="adalovelace", email="ada@example.com")) in (
-        ErrorCode.WEAK_PASSWORD, ErrorCode.TOO_LONG)
+        ErrorCode.WEAK_PASSWORD,
+        ErrorCode.TOO_LONG,
+    )

@@ -40,8 +40,12 @@ def upgrade() -> None:
     op.create_table(
         "refresh_sessions",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("user_id", sa.BigInteger(), sa.ForeignKey("users.id", ondelete="CASCADE",
-                  name="fk_refresh_sessions_user_id_users"), nullable=False),
+        sa.Column(
+            "user_id",
+            sa.BigInteger(),
+            sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_refresh_sessions_user_id_users"),
+            nullable=False,
+        ),
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

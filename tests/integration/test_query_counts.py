@@ -1,0 +1,176 @@
+"""N+1 guards: entity references and nested fields are batched by DataLoaders, so the number of SQL
+statements does not grow with the number of items. The app runs in this process (a real uvicorn server
+on loopback) so every statement can be counted."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from beep.registry import all_definitions
+from db.engines import Database
+from db.migrate import upgrade
+from subgraphs.kernel.app import create_app
+from subgraphs.kernel.settings import Settings
+from tests.harness.ports import free_port
+from tests.integration.flows import SIGN_UP
+
+pytestmark = pytest.mark.embedded
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        self.statements.append(statement)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir: Path = tmp_path_factory.mktemp("counts")
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, issuer_url=f"http://127.0.0.1:{port}/users")
+    database = Database(settings.resolved_directory_url, settings.shard_map)
+
+    async def migrate() -> None:
+        await upgrade(database)
+        await database.dispose()
+
+    asyncio.run(migrate())
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(all_definitions(), settings, mounted=True),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the app did not start"
+        threading.Event().wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def post(
+    base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
+) -> dict:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        f"{base_url}/{subgraph}/graphql",
+        json={"query": query, "variables": variables},
+        headers=headers,
+        timeout=30,
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def counted(
+    base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
+) -> tuple[dict, int]:
+    counter = StatementCounter()
+    event.listen(Engine, "before_cursor_execute", counter)
+    try:
+        data = post(base_url, subgraph, query, variables, token)
+    finally:
+        event.remove(Engine, "before_cursor_execute", counter)
+    return data, len(counter.statements)
+
+
+def sign_up(base_url: str, name: str) -> tuple[str, str]:
+    data = post(
+        base_url,
+        "users",
+        SIGN_UP,
+        {
+            "input": {
+                "firstName": "N",
+                "lastName": "Q",
+                "username": name,
+                "email": f"{name}@example.test",
+                "password": "pass-word-1",
+            }
+        },
+    )
+    return data["signUp"]["accessToken"], data["signUp"]["user"]["id"]
+
+
+def test_user_references_are_one_query_whatever_their_number(base_url: str) -> None:
+    ids = [sign_up(base_url, f"user{i}")[1] for i in range(12)]
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on User { username } } }"
+    few, few_count = counted(
+        base_url, "users", query, {"r": [{"__typename": "User", "id": i} for i in ids[:2]]}
+    )
+    many, many_count = counted(
+        base_url, "users", query, {"r": [{"__typename": "User", "id": i} for i in ids]}
+    )
+    assert (
+        len(few["_entities"]) == 2
+        and len(many["_entities"]) == 12
+        and all(e is not None for e in many["_entities"])
+    )
+    assert few_count == many_count == 1
+
+
+def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
+    token, _ = sign_up(base_url, "chatty")
+    create_server = (
+        "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }"
+    )
+    server = post(base_url, "servers", create_server, {"input": {"name": "S"}}, token)["createServer"]
+    create_channel = (
+        "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }"
+    )
+    channel = post(
+        base_url, "channels", create_channel, {"i": {"serverId": server["id"], "name": "c"}}, token
+    )["createChannel"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { ... on Message { id } } }"
+    previous = None
+    sent_ids = []
+    for i in range(20):
+        sent = post(
+            base_url,
+            "messages",
+            send,
+            {"i": {"channelId": channel["id"], "content": f"m{i}", "replyToId": previous}},
+            token,
+        )
+        previous = sent["sendMessage"]["id"]
+        sent_ids.append(previous)
+
+    query = """query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) {
+                 edges { node { content replyTo { content author { id } } } } } }"""
+    small, small_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 2}, token)
+    large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 20}, token)
+    assert [e["node"]["replyTo"]["content"] for e in large["messages"]["edges"][:2]] == ["m18", "m17"]
+    assert len(small["messages"]["edges"]) == 2
+    assert small_count == large_count <= 4  # access check, page, replied-to messages, their visibility
+
+    entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Message { id content } } }"
+    two, two_count = counted(
+        base_url,
+        "messages",
+        entities,
+        {"r": [{"__typename": "Message", "id": i} for i in sent_ids[:2]]},
+        token,
+    )
+    twenty, twenty_count = counted(
+        base_url, "messages", entities, {"r": [{"__typename": "Message", "id": i} for i in sent_ids]}, token
+    )
+    assert [e["content"] for e in two["_entities"]] == ["m0", "m1"]
+    assert [e["content"] for e in twenty["_entities"]] == [f"m{i}" for i in range(20)]
+    assert two_count == twenty_count <= 2  # the messages, then their channels' visibility
