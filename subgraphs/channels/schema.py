@@ -8,7 +8,7 @@ from strawberry.federation import Schema
 from subgraphs.channels import service
 from subgraphs.channels.inputs import CreateChannelInput
 from subgraphs.channels.types import Channel, ChannelsInfo, CreateChannelResult, Server
-from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -47,6 +47,6 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     types=[Channel, Server, *ERROR_TYPES],
-    extensions=[MaskUnexpectedErrors],
+    extensions=schema_extensions(),
     federation_version="2.9",
 )

@@ -13,7 +13,7 @@ from strawberry.types import Info
 from subgraphs.friends import repository
 from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.permissions import IsAuthenticated
 
@@ -37,6 +37,6 @@ class Query:
 schema = Schema(
     query=Query,
     types=[User, *ERROR_TYPES],
-    extensions=[MaskUnexpectedErrors],
+    extensions=schema_extensions(),
     federation_version="2.9",
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 log = logging.getLogger("beep.errors")
 
@@ -191,3 +191,10 @@ class MaskUnexpectedErrors(MaskErrors):
         masked = super().anonymise_error(error)
         masked.extensions = {"code": TopLevelCode.INTERNAL_SERVER_ERROR.value}
         return masked
+
+
+def schema_extensions() -> list[type[SchemaExtension]]:
+    """What every subgraph schema runs: operation tracing, then masking of unexpected errors."""
+    from subgraphs.kernel.tracing import OperationTracing
+
+    return [OperationTracing, MaskUnexpectedErrors]

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.federation import Schema
 
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors, forbidden, not_found
+from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
 from subgraphs.kernel.events import Event, topic_for_channel
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
@@ -178,6 +178,6 @@ schema = Schema(
     mutation=Mutation,
     subscription=Subscription,
     types=[Message, User, Channel, *ERROR_TYPES],
-    extensions=[MaskUnexpectedErrors],
+    extensions=schema_extensions(),
     federation_version="2.9",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -60,6 +60,6 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     types=[Server, User, *ERROR_TYPES],
-    extensions=[MaskUnexpectedErrors],
+    extensions=schema_extensions(),
     federation_version="2.9",
 )

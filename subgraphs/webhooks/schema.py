@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from subgraphs.kernel import access
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, MaskUnexpectedErrors
+from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.permissions import IsAuthenticated, Permission
@@ -71,6 +71,6 @@ class Query:
 schema = Schema(
     query=Query,
     types=[Channel, User, *ERROR_TYPES],
-    extensions=[MaskUnexpectedErrors],
+    extensions=schema_extensions(),
     federation_version="2.9",
 )
