@@ -1,19 +1,5 @@
-"""Shared Alembic environment for both migration streams (directory and shard).
+"""Alembic entry point of the directory stream; the environment is shared (db/alembic_env.py)."""
 
-`db.migrate` hands in a live connection (with the shard's schema translation) and the version table's
-schema; running `alembic` by hand is not supported because one stream is applied to many shards.
-"""
+from db.alembic_env import run_migrations
 
-from __future__ import annotations
-
-from alembic import context
-
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=context.config.attributes.get("target_metadata"),
-    version_table_schema=context.config.attributes.get("version_table_schema"),
-    render_as_batch=connection.dialect.name == "sqlite",
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations()
