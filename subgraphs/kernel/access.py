@@ -9,13 +9,20 @@ within the tenant's own shard session.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import SHARD_SCHEMA
-from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.permissions import (
+    MemberGrant,
+    Overwrite,
+    Permission,
+    base_permissions,
+    channel_permissions,
+)
 
 # Real Table objects (not sa.table()): only those get the per-shard schema translation. A metadata of
 # their own: the owners' models stay the source of truth for DDL; these name just what authorization reads.
@@ -30,54 +37,76 @@ _servers = sa.Table(
 _members = sa.Table(
     "members", _authz, sa.Column("server_id", sa.BigInteger), sa.Column("user_id", sa.BigInteger)
 )
+_roles = sa.Table(
+    "roles",
+    _authz,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("permissions", sa.BigInteger),
+)
+_member_roles = sa.Table(
+    "member_roles",
+    _authz,
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("role_id", sa.BigInteger),
+)
 _channels = sa.Table(
     "channels",
     _authz,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("server_id", sa.BigInteger),
     sa.Column("kind", sa.String),
+    sa.Column("parent_id", sa.BigInteger),
+    sa.Column("permissions_synced", sa.Boolean),
+)
+_overwrites = sa.Table(
+    "channel_overwrites",
+    _authz,
+    sa.Column("channel_id", sa.BigInteger),
+    sa.Column("target_kind", sa.String),
+    sa.Column("target_id", sa.BigInteger),
+    sa.Column("allow", sa.BigInteger),
+    sa.Column("deny", sa.BigInteger),
 )
 
 
 @dataclass(frozen=True)
 class ServerAccess:
     server_id: int
+    user_id: int | None
     owner_id: int
     visibility: str
     is_member: bool
+    role_ids: frozenset[int]  # the member's roles, @everyone (id = server id) included for members
     permissions: Permission
 
     @property
     def can_view(self) -> bool:
         return self.is_member or self.visibility == "PUBLIC"
 
+    @property
+    def is_owner(self) -> bool:
+        return self.is_member and self.owner_id == self.user_id
+
     def has(self, permission: Permission) -> bool:
-        return Permission.ADMINISTRATOR in self.permissions or (self.permissions & permission) == permission
+        return (self.permissions & permission) == permission
 
 
 @dataclass(frozen=True)
 class ChannelAccess:
     channel_id: int
     kind: str
+    parent_id: int | None
     server: ServerAccess
-
-    @property
-    def permissions(self) -> Permission:
-        # Channel overwrites arrive with the communities issue; until then the server's permissions apply.
-        return self.server.permissions
+    permissions: Permission
 
     def has(self, permission: Permission) -> bool:
-        return self.server.has(permission)
+        return (self.permissions & permission) == permission
 
     @property
     def can_view(self) -> bool:
         return self.server.is_member and self.has(Permission.VIEW_CHANNEL)
-
-
-def _permissions(owner_id: int, user_id: int | None, is_member: bool) -> Permission:
-    if user_id is not None and owner_id == user_id:
-        return ALL_PERMISSIONS
-    return DEFAULT_MEMBER_PERMISSIONS if is_member else Permission(0)
 
 
 def _member_flag(user_id: int | None) -> sa.ColumnElement[bool]:
@@ -86,60 +115,131 @@ def _member_flag(user_id: int | None) -> sa.ColumnElement[bool]:
     return sa.exists().where(_members.c.server_id == _servers.c.id, _members.c.user_id == user_id)
 
 
-async def server_access(session: AsyncSession, server_id: int, user_id: int | None) -> ServerAccess | None:
-    """None when the server does not exist (in this shard)."""
-    row = (
+async def server_accesses(
+    session: AsyncSession, server_ids: list[int], user_id: int | None
+) -> dict[int, ServerAccess]:
+    """Two queries for any number of servers (of one shard): the servers with membership, then the
+    @everyone role and the member's roles."""
+    if not server_ids:
+        return {}
+    rows = (
         await session.execute(
             sa.select(
-                _servers.c.owner_id, _servers.c.visibility, _member_flag(user_id).label("member")
-            ).where(_servers.c.id == server_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return ServerAccess(
-        server_id,
-        row.owner_id,
-        row.visibility,
-        bool(row.member),
-        _permissions(row.owner_id, user_id, bool(row.member)),
-    )
-
-
-async def channel_access(session: AsyncSession, channel_id: int, user_id: int | None) -> ChannelAccess | None:
-    """One query: the channel, its server and the caller's membership. None when the channel is missing."""
-    row = (
-        await session.execute(
-            sa.select(
-                _channels.c.kind,
                 _servers.c.id,
                 _servers.c.owner_id,
                 _servers.c.visibility,
                 _member_flag(user_id).label("member"),
-            )
-            .join(_servers, _servers.c.id == _channels.c.server_id)
-            .where(_channels.c.id == channel_id)
+            ).where(_servers.c.id.in_(server_ids))
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    member = bool(row.member)
-    server = ServerAccess(
-        row.id, row.owner_id, row.visibility, member, _permissions(row.owner_id, user_id, member)
-    )
-    return ChannelAccess(channel_id, row.kind, server)
+    ).all()
+    members = [row.id for row in rows if row.member]
+    everyone: dict[int, Permission] = {}
+    role_perms: dict[int, list[Permission]] = defaultdict(list)
+    role_ids: dict[int, set[int]] = defaultdict(set)
+    if members:
+        own_roles = sa.select(_member_roles.c.role_id).where(
+            _member_roles.c.server_id.in_(members), _member_roles.c.user_id == user_id
+        )
+        for role in await session.execute(
+            sa.select(_roles.c.id, _roles.c.server_id, _roles.c.permissions).where(
+                _roles.c.server_id.in_(members),
+                (_roles.c.id == _roles.c.server_id) | _roles.c.id.in_(own_roles),
+            )
+        ):
+            role_ids[role.server_id].add(role.id)
+            if role.id == role.server_id:
+                everyone[role.server_id] = Permission(role.permissions)
+            else:
+                role_perms[role.server_id].append(Permission(role.permissions))
+    found = {}
+    for row in rows:
+        grant = MemberGrant(
+            is_owner=bool(row.member) and row.owner_id == user_id,
+            is_member=bool(row.member),
+            everyone=everyone.get(row.id, Permission(0)),
+            roles=tuple(role_perms.get(row.id, ())),
+        )
+        found[row.id] = ServerAccess(
+            row.id,
+            user_id,
+            row.owner_id,
+            row.visibility,
+            bool(row.member),
+            frozenset(role_ids.get(row.id, ())),
+            base_permissions(grant),
+        )
+    return found
+
+
+async def server_access(session: AsyncSession, server_id: int, user_id: int | None) -> ServerAccess | None:
+    """None when the server does not exist (in this shard)."""
+    return (await server_accesses(session, [server_id], user_id)).get(server_id)
+
+
+async def channel_accesses(
+    session: AsyncSession, channel_ids: list[int], user_id: int | None
+) -> dict[int, ChannelAccess]:
+    """Four queries for any number of channels (of one shard): channels, servers, roles, overwrites. A
+    channel in a folder with `permissions_synced` uses its folder's overwrites."""
+    if not channel_ids:
+        return {}
+    channels = (
+        await session.execute(
+            sa.select(
+                _channels.c.id,
+                _channels.c.server_id,
+                _channels.c.kind,
+                _channels.c.parent_id,
+                _channels.c.permissions_synced,
+            ).where(_channels.c.id.in_(channel_ids))
+        )
+    ).all()
+    servers = await server_accesses(session, sorted({c.server_id for c in channels}), user_id)
+    source = {
+        c.id: c.parent_id if c.parent_id is not None and c.permissions_synced else c.id for c in channels
+    }
+    overwrites: dict[int, list[Overwrite]] = defaultdict(list)
+    if any(servers[c.server_id].is_member for c in channels if c.server_id in servers):
+        for ow in await session.execute(
+            sa.select(_overwrites).where(_overwrites.c.channel_id.in_(set(source.values())))
+        ):
+            overwrites[ow.channel_id].append(
+                Overwrite(ow.target_kind, ow.target_id, Permission(ow.allow), Permission(ow.deny))
+            )
+    found = {}
+    for channel in channels:
+        server = servers.get(channel.server_id)
+        if server is None:
+            continue
+        permissions = (
+            channel_permissions(
+                server.permissions,
+                everyone_role_id=server.server_id,
+                user_id=user_id or 0,
+                member_role_ids=server.role_ids,
+                overwrites=tuple(overwrites.get(source[channel.id], ())),
+            )
+            if server.is_member
+            else Permission(0)
+        )
+        found[channel.id] = ChannelAccess(channel.id, channel.kind, channel.parent_id, server, permissions)
+    return found
+
+
+async def channel_access(session: AsyncSession, channel_id: int, user_id: int | None) -> ChannelAccess | None:
+    """None when the channel is missing (in this shard)."""
+    return (await channel_accesses(session, [channel_id], user_id)).get(channel_id)
 
 
 async def visible_channel_ids(session: AsyncSession, channel_ids: list[int], user_id: int | None) -> set[int]:
     """Of these channels (one shard), the ones the user may view — for batched entity references."""
-    if user_id is None or not channel_ids:
+    if user_id is None:
         return set()
-    rows = await session.execute(
-        sa.select(_channels.c.id)
-        .join(_members, _members.c.server_id == _channels.c.server_id)
-        .where(_channels.c.id.in_(channel_ids), _members.c.user_id == user_id)
-    )
-    return set(rows.scalars())
+    return {
+        cid
+        for cid, found in (await channel_accesses(session, channel_ids, user_id)).items()
+        if found.can_view
+    }
 
 
 async def member_server_ids(session: AsyncSession, server_ids: list[int], user_id: int | None) -> set[int]:

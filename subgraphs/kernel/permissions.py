@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.permission import BasePermission
@@ -64,3 +65,67 @@ class IsAuthenticated(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return info.context.principal is not None
+
+
+# --- evaluation (Discord's order) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overwrite:
+    """A channel's allow/deny for one role or one member."""
+
+    target_kind: str  # ROLE | MEMBER
+    target_id: int
+    allow: Permission
+    deny: Permission
+
+
+@dataclass(frozen=True)
+class MemberGrant:
+    """What the server grants a member before any channel overwrite."""
+
+    is_owner: bool
+    is_member: bool
+    everyone: Permission  # the @everyone role's permissions
+    roles: tuple[Permission, ...]  # permissions of the member's other roles
+
+
+def base_permissions(grant: MemberGrant) -> Permission:
+    if grant.is_owner:
+        return ALL_PERMISSIONS
+    if not grant.is_member:
+        return Permission(0)
+    combined = grant.everyone
+    for role in grant.roles:
+        combined |= role
+    return ALL_PERMISSIONS if Permission.ADMINISTRATOR in combined else combined
+
+
+def channel_permissions(
+    base: Permission,
+    *,
+    everyone_role_id: int,
+    user_id: int,
+    member_role_ids: frozenset[int],
+    overwrites: tuple[Overwrite, ...],
+) -> Permission:
+    """Discord's order: base; the @everyone overwrite; all of the member's role overwrites together (deny,
+    then allow); the member's own overwrite. Administrators (and the owner) are not subject to them."""
+    if base == ALL_PERMISSIONS or Permission.ADMINISTRATOR in base:
+        return ALL_PERMISSIONS
+    result = base
+    for ow in overwrites:
+        if ow.target_kind == "ROLE" and ow.target_id == everyone_role_id:
+            result = (result & ~ow.deny) | ow.allow
+    role_allow, role_deny = Permission(0), Permission(0)
+    for ow in overwrites:
+        if ow.target_kind == "ROLE" and ow.target_id != everyone_role_id and ow.target_id in member_role_ids:
+            role_allow |= ow.allow
+            role_deny |= ow.deny
+    result = (result & ~role_deny) | role_allow
+    for ow in overwrites:
+        if ow.target_kind == "MEMBER" and ow.target_id == user_id:
+            result = (result & ~ow.deny) | ow.allow
+    if Permission.VIEW_CHANNEL not in result:
+        return Permission(0)  # what you cannot see, you cannot act on
+    return result

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.servers.models import MemberRow, ServerRow
+from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
 
 
 async def servers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ServerRow]:
@@ -32,3 +32,7 @@ def add_server(session: AsyncSession, server: ServerRow) -> None:
 
 def add_member(session: AsyncSession, member: MemberRow) -> None:
     session.add(member)
+
+
+def add_role(session: AsyncSession, role: RoleRow) -> None:
+    session.add(role)

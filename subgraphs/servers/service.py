@@ -11,11 +11,12 @@ from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.events import topic_for_server, topic_for_user
+from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
 from subgraphs.servers import repository
 from subgraphs.servers.events import MemberJoined, ServerCreated
-from subgraphs.servers.models import MemberRow, ServerRow
+from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
 
 VISIBILITIES = ("PUBLIC", "PRIVATE")
 
@@ -49,9 +50,22 @@ async def create_server(
     repository.add_server(session, server)
     await session.flush()  # the member row references the server
     repository.add_member(session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=now))
+    repository.add_role(session, everyone_role(server_id, now))
     await register_tenant(uow.directory(), server_id, "SERVER")
     uow.emit(topic_for_user(principal.user_id), ServerCreated(server_id, principal.user_id, name))
     return server
+
+
+def everyone_role(server_id: int, now: datetime) -> RoleRow:
+    """The role every member has; Discord's convention: its id is the server's."""
+    return RoleRow(
+        id=server_id,
+        server_id=server_id,
+        name="@everyone",
+        permissions=int(DEFAULT_MEMBER_PERMISSIONS),
+        position=0,
+        created_at=now,
+    )
 
 
 async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:

@@ -158,7 +158,9 @@ def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
     large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 20}, token)
     assert [e["node"]["replyTo"]["content"] for e in large["messages"]["edges"][:2]] == ["m18", "m17"]
     assert len(small["messages"]["edges"]) == 2
-    assert small_count == large_count <= 4  # access check, page, replied-to messages, their visibility
+    # channel access (channel, server, roles, overwrites: 4), the page, the replied-to messages and their
+    # channels' access (4 more): the same for 2 messages as for 20
+    assert small_count == large_count <= 10
 
     entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Message { id content } } }"
     two, two_count = counted(
@@ -173,4 +175,4 @@ def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
     )
     assert [e["content"] for e in two["_entities"]] == ["m0", "m1"]
     assert [e["content"] for e in twenty["_entities"]] == [f"m{i}" for i in range(20)]
-    assert two_count == twenty_count <= 2  # the messages, then their channels' visibility
+    assert two_count == twenty_count <= 5  # the messages, then their channels' access

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from subgraphs.kernel.permissions import (
+    ALL_PERMISSIONS,
+    DEFAULT_MEMBER_PERMISSIONS,
+    MemberGrant,
+    Overwrite,
+    Permission,
+    base_permissions,
+    channel_permissions,
+)
+
+P = Permission
+EVERYONE, MODS, MUTED = 100, 200, 300
+USER = 42
+
+
+def grant(*roles: Permission, owner: bool = False, member: bool = True) -> MemberGrant:
+    return MemberGrant(is_owner=owner, is_member=member, everyone=DEFAULT_MEMBER_PERMISSIONS, roles=roles)
+
+
+def in_channel(base: Permission, roles: frozenset[int], *overwrites: Overwrite) -> Permission:
+    return channel_permissions(
+        base, everyone_role_id=EVERYONE, user_id=USER, member_role_ids=roles, overwrites=overwrites
+    )
+
+
+def test_owner_has_everything_and_outsiders_nothing() -> None:
+    assert base_permissions(grant(owner=True)) == ALL_PERMISSIONS
+    assert base_permissions(grant(member=False)) == P(0)
+
+
+def test_roles_add_up_and_administrator_grants_all() -> None:
+    assert P.MANAGE_MESSAGES in base_permissions(grant(P.MANAGE_MESSAGES))
+    assert P.MANAGE_MESSAGES not in base_permissions(grant())
+    assert base_permissions(grant(P.ADMINISTRATOR)) == ALL_PERMISSIONS
+
+
+def test_overwrites_apply_in_discords_order() -> None:
+    base = base_permissions(grant())
+    hide = Overwrite("ROLE", EVERYONE, allow=P(0), deny=P.VIEW_CHANNEL)
+    mods_see = Overwrite("ROLE", MODS, allow=P.VIEW_CHANNEL, deny=P(0))
+    muted = Overwrite("ROLE", MUTED, allow=P(0), deny=P.SEND_MESSAGES)
+    # a private channel: hidden from @everyone, visible to moderators
+    assert in_channel(base, frozenset(), hide) == P(0)
+    assert P.VIEW_CHANNEL in in_channel(base, frozenset({MODS}), hide, mods_see)
+    # among roles, allow wins over deny (they are combined, then deny is applied before allow)
+    both = in_channel(base, frozenset({MODS, MUTED}), Overwrite("ROLE", MODS, P.SEND_MESSAGES, P(0)), muted)
+    assert P.SEND_MESSAGES in both
+    assert P.SEND_MESSAGES not in in_channel(base, frozenset({MUTED}), muted)
+    # the member's own overwrite is last and wins
+    member_ban = Overwrite("MEMBER", USER, allow=P(0), deny=P.VIEW_CHANNEL)
+    assert in_channel(base, frozenset({MODS}), mods_see, member_ban) == P(0)
+    member_allow = Overwrite("MEMBER", USER, allow=P.VIEW_CHANNEL, deny=P(0))
+    assert P.VIEW_CHANNEL in in_channel(base, frozenset(), hide, member_allow)
+
+
+def test_overwrites_for_others_do_not_apply() -> None:
+    base = base_permissions(grant())
+    other_member = Overwrite("MEMBER", USER + 1, allow=P(0), deny=P.VIEW_CHANNEL)
+    other_role = Overwrite("ROLE", MODS, allow=P(0), deny=P.VIEW_CHANNEL)
+    assert in_channel(base, frozenset(), other_member, other_role) == base
+
+
+def test_administrators_ignore_overwrites() -> None:
+    admin = base_permissions(grant(P.ADMINISTRATOR))
+    assert (
+        in_channel(admin, frozenset(), Overwrite("ROLE", EVERYONE, P(0), P.VIEW_CHANNEL)) == ALL_PERMISSIONS
+    )
