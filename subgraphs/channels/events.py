@@ -14,3 +14,9 @@ class ChannelCreated(Event):
     name: str
     kind: str
     parent_id: int | None
+
+
+@dataclass(frozen=True)
+class ChannelPermissionsChanged(Event):
+    channel_id: int
+    server_id: int

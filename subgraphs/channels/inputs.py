@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from subgraphs.channels.types import ChannelKind
+from subgraphs.channels.types import ChannelKind, OverwriteTarget
 
 
 @strawberry.input
@@ -15,3 +15,14 @@ class CreateChannelInput:
     parent_id: strawberry.ID | None = strawberry.field(
         default=None, description="A folder of the same server."
     )
+
+
+@strawberry.input
+class ChannelOverwriteInput:
+    channel_id: strawberry.ID
+    target_kind: OverwriteTarget
+    target_id: strawberry.ID = strawberry.field(
+        description="A role of the server (@everyone's id is the server's) or a member."
+    )
+    allow: str = strawberry.field(default="0", description="Decimal bitset.")
+    deny: str = strawberry.field(default="0", description="Decimal bitset.")

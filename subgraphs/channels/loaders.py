@@ -9,8 +9,9 @@ from aiodataloader import DataLoader
 
 from db.ids import group_by_shard
 from subgraphs.channels import repository
-from subgraphs.channels.models import ChannelRow
+from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -18,19 +19,28 @@ from subgraphs.kernel.uow import UnitOfWork
 @dataclass(frozen=True)
 class ChannelsLoaders:
     visible_channels: DataLoader[int, ChannelRow | None]  # None: missing or not visible to the viewer
-    server_channels: DataLoader[int, list[ChannelRow]]  # [] unless the viewer is a member
+    server_channels: DataLoader[int, list[ChannelRow]]  # the ones the viewer can view
+    channel_access: DataLoader[int, ChannelAccess | None]
+    overwrites: DataLoader[int, list[OverwriteRow]]
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoaders:
     user_id = principal.user_id if principal else None
 
-    async def load_visible(ids: Sequence[int]) -> list[ChannelRow | None]:
-        found: dict[int, ChannelRow] = {}
+    async def load_access(ids: Sequence[int]) -> list[ChannelAccess | None]:
+        found: dict[int, ChannelAccess] = {}
         for shard, shard_ids in group_by_shard(ids).items():
-            session = uow.shard(shard)
-            visible = await access.visible_channel_ids(session, shard_ids, user_id)
-            if visible:
-                found.update(await repository.channels_by_ids(session, sorted(visible)))
+            found.update(await access.channel_accesses(uow.shard(shard), shard_ids, user_id))
+        return [found.get(i) for i in ids]
+
+    access_loader = DataLoader(load_access)
+
+    async def load_visible(ids: Sequence[int]) -> list[ChannelRow | None]:
+        accesses = await access_loader.load_many(ids)
+        visible = [a.channel_id for a in accesses if a is not None and a.can_view]
+        found: dict[int, ChannelRow] = {}
+        for shard, shard_ids in group_by_shard(visible).items():
+            found.update(await repository.channels_by_ids(uow.shard(shard), shard_ids))
         return [found.get(i) for i in ids]
 
     async def load_server_channels(server_ids: Sequence[int]) -> list[list[ChannelRow]]:
@@ -39,8 +49,20 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
             session = uow.shard(shard)
             member_of = await access.member_server_ids(session, shard_ids, user_id)
             if member_of:
-                for row in await repository.channels_of_servers(session, sorted(member_of)):
-                    result[row.server_id].append(row)
+                rows = await repository.channels_of_servers(session, sorted(member_of))
+                accesses = await access.channel_accesses(session, [r.id for r in rows], user_id)
+                for row in rows:
+                    if row.id in accesses and accesses[row.id].can_view:
+                        result[row.server_id].append(row)
         return [result[i] for i in server_ids]
 
-    return ChannelsLoaders(DataLoader(load_visible), DataLoader(load_server_channels))
+    async def load_overwrites(ids: Sequence[int]) -> list[list[OverwriteRow]]:
+        by_channel: dict[int, list[OverwriteRow]] = {i: [] for i in ids}
+        for shard, shard_ids in group_by_shard(ids).items():
+            for row in await repository.overwrites_of(uow.shard(shard), shard_ids):
+                by_channel[row.channel_id].append(row)
+        return [by_channel[i] for i in ids]
+
+    return ChannelsLoaders(
+        DataLoader(load_visible), DataLoader(load_server_channels), access_loader, DataLoader(load_overwrites)
+    )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.channels.models import ChannelRow
+from subgraphs.channels.models import ChannelRow, OverwriteRow
 
 
 async def channels_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ChannelRow]:
@@ -38,3 +38,24 @@ async def next_position(session: AsyncSession, server_id: int, parent_id: int | 
 
 def add_channel(session: AsyncSession, channel: ChannelRow) -> None:
     session.add(channel)
+
+
+async def overwrites_of(session: AsyncSession, channel_ids: Sequence[int]) -> list[OverwriteRow]:
+    rows = await session.scalars(
+        select(OverwriteRow)
+        .where(OverwriteRow.channel_id.in_(channel_ids))
+        .order_by(OverwriteRow.channel_id, OverwriteRow.target_kind, OverwriteRow.target_id)
+    )
+    return list(rows)
+
+
+async def overwrite(session: AsyncSession, channel_id: int, kind: str, target_id: int) -> OverwriteRow | None:
+    return await session.get(OverwriteRow, (channel_id, kind, target_id))
+
+
+def add_overwrite(session: AsyncSession, row: OverwriteRow) -> None:
+    session.add(row)
+
+
+async def delete_overwrite(session: AsyncSession, row: OverwriteRow) -> None:
+    await session.delete(row)

@@ -11,9 +11,10 @@ from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.channels.loaders import ChannelsLoaders
-from subgraphs.channels.models import ChannelRow
+from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.permissions import Permission
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
 
@@ -25,6 +26,29 @@ class ChannelKind(enum.Enum):
     FOLDER = "FOLDER"
 
 
+@strawberry.enum
+class OverwriteTarget(enum.Enum):
+    ROLE = "ROLE"
+    MEMBER = "MEMBER"
+
+
+@strawberry.type(description="Permissions allowed and denied in one channel for one role or member.")
+class PermissionOverwrite:
+    target_kind: OverwriteTarget
+    target_id: strawberry.ID
+    allow: str = strawberry.field(description="Decimal bitset.")
+    deny: str = strawberry.field(description="Decimal bitset.")
+
+    @classmethod
+    def from_row(cls, row: OverwriteRow) -> PermissionOverwrite:
+        return cls(
+            target_kind=OverwriteTarget(row.target_kind),
+            target_id=strawberry.ID(str(row.target_id)),
+            allow=str(row.allow),
+            deny=str(row.deny),
+        )
+
+
 @strawberry.federation.type(keys=["id"], description="A text, voice or folder channel of a server.")
 class Channel:
     id: strawberry.ID
@@ -32,8 +56,24 @@ class Channel:
     kind: ChannelKind
     position: int
     created_at: datetime
+    permissions_synced: bool = strawberry.field(
+        description="In a folder: whether the folder's overwrites apply."
+    )
     server_id: strawberry.Private[int]
     parent_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="Your permissions in this channel as a decimal bitset.")
+    async def my_permissions(self, info: ChannelsInfo) -> str:
+        found = await info.context.loaders.channel_access.load(int(self.id))
+        return str(int(found.permissions)) if found else "0"
+
+    @strawberry.field(description="This channel's own overwrites (for those with Manage Roles; else empty).")
+    async def overwrites(self, info: ChannelsInfo) -> list[PermissionOverwrite]:
+        found = await info.context.loaders.channel_access.load(int(self.id))
+        if found is None or not found.has(Permission.MANAGE_ROLES):
+            return []
+        rows = await info.context.loaders.overwrites.load(int(self.id))
+        return [PermissionOverwrite.from_row(row) for row in rows]
 
     @strawberry.field
     def server(self) -> Server:
@@ -54,6 +94,7 @@ class Channel:
             kind=ChannelKind(row.kind),
             position=row.position,
             created_at=row.created_at,
+            permissions_synced=row.permissions_synced,
             server_id=row.server_id,
             parent_id=row.parent_id,
         )
@@ -79,6 +120,9 @@ class Server:
         return cls(id=id)
 
 
+ChannelResult = Annotated[
+    Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("ChannelResult")
+]
 CreateChannelResult = Annotated[
     Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateChannelResult")
 ]

@@ -251,3 +251,8 @@ async def member_server_ids(session: AsyncSession, server_ids: list[int], user_i
         )
     )
     return set(rows.scalars())
+
+
+async def role_server_id(session: AsyncSession, role_id: int) -> int | None:
+    """The server a role belongs to (for overwrites naming a role); None when there is no such role."""
+    return await session.scalar(sa.select(_roles.c.server_id).where(_roles.c.id == role_id))

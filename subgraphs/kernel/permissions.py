@@ -67,6 +67,23 @@ class IsAuthenticated(BasePermission):
         return info.context.principal is not None
 
 
+def parse_permissions(raw: str, field: str) -> Permission:
+    """Permissions travel as decimal strings (they exceed GraphQL's 32-bit Int); unknown bits are refused."""
+    from subgraphs.kernel.errors import ErrorCode, ValidationFailed
+
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise ValidationFailed(
+            f"{field} must be a decimal permission bitset.", code=ErrorCode.INVALID_PERMISSIONS, field=field
+        )
+    value = int(text)
+    if value & ~int(ALL_PERMISSIONS):
+        raise ValidationFailed(
+            f"{field} has unknown permission bits.", code=ErrorCode.INVALID_PERMISSIONS, field=field
+        )
+    return Permission(value)
+
+
 # --- evaluation (Discord's order) ---------------------------------------------------------------------
 
 

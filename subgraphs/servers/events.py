@@ -18,3 +18,13 @@ class ServerCreated(Event):
 class MemberJoined(Event):
     server_id: int
     user_id: int
+
+
+@dataclass(frozen=True)
+class RolesChanged(Event):
+    """A role was created, edited or deleted, or a member's roles changed: permissions may differ now."""
+
+    server_id: int
+    role_id: int
+    change: str  # CREATED | UPDATED | DELETED | ASSIGNED | UNASSIGNED
+    user_id: int | None

@@ -12,3 +12,24 @@ class CreateServerInput:
     name: str = strawberry.field(description="1-100 characters.")
     visibility: ServerVisibility = ServerVisibility.PRIVATE
     description: str | None = strawberry.field(default=None, description="Up to 1,000 characters.")
+
+
+@strawberry.input
+class CreateRoleInput:
+    server_id: strawberry.ID
+    name: str = strawberry.field(description="1-100 characters.")
+    permissions: str = strawberry.field(default="0", description="Decimal permission bitset.")
+
+
+@strawberry.input
+class UpdateRoleInput:
+    id: strawberry.ID
+    name: str | None = None
+    permissions: str | None = strawberry.field(default=None, description="Decimal permission bitset.")
+    position: int | None = strawberry.field(default=None, description="1 (just above @everyone) and up.")
+
+
+@strawberry.input
+class MemberRoleInput:
+    role_id: strawberry.ID
+    user_id: strawberry.ID

@@ -9,16 +9,19 @@ from aiodataloader import DataLoader
 
 from db.ids import group_by_shard
 from subgraphs.kernel import access
+from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import repository
-from subgraphs.servers.models import ServerRow
+from subgraphs.servers.models import RoleRow, ServerRow
 
 
 @dataclass(frozen=True)
 class ServersLoaders:
     servers: DataLoader[int, ServerRow | None]
     viewer_is_member: DataLoader[int, bool]
+    server_access: DataLoader[int, ServerAccess | None]
+    server_roles: DataLoader[int, list[RoleRow]]
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoaders:
@@ -35,4 +38,23 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoader
             member |= await access.member_server_ids(uow.shard(shard), shard_ids, user_id)
         return [i in member for i in ids]
 
-    return ServersLoaders(servers=DataLoader(load_servers), viewer_is_member=DataLoader(load_membership))
+    async def load_access(ids: Sequence[int]) -> list[ServerAccess | None]:
+        user_id = principal.user_id if principal else None
+        found: dict[int, ServerAccess] = {}
+        for shard, shard_ids in group_by_shard(ids).items():
+            found.update(await access.server_accesses(uow.shard(shard), shard_ids, user_id))
+        return [found.get(i) for i in ids]
+
+    async def load_roles(ids: Sequence[int]) -> list[list[RoleRow]]:
+        by_server: dict[int, list[RoleRow]] = {i: [] for i in ids}
+        for shard, shard_ids in group_by_shard(ids).items():
+            for row in await repository.roles_of_servers(uow.shard(shard), shard_ids):
+                by_server[row.server_id].append(row)
+        return [by_server[i] for i in ids]
+
+    return ServersLoaders(
+        servers=DataLoader(load_servers),
+        viewer_is_member=DataLoader(load_membership),
+        server_access=DataLoader(load_access),
+        server_roles=DataLoader(load_roles),
+    )

@@ -11,10 +11,10 @@ from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ConflictError, NotFoundError, ValidationError
+from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.servers.loaders import ServersLoaders
-from subgraphs.servers.models import ServerRow
+from subgraphs.servers.models import RoleRow, ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -28,6 +28,25 @@ class User:
 class ServerVisibility(enum.Enum):
     PUBLIC = "PUBLIC"
     PRIVATE = "PRIVATE"
+
+
+@strawberry.type(description="A role: a named set of permissions given to members.")
+class Role:
+    id: strawberry.ID
+    name: str
+    permissions: str = strawberry.field(description="Decimal bitset (Discord's bit positions).")
+    position: int = strawberry.field(description="Higher ranks above lower; @everyone is 0.")
+    is_everyone: bool
+
+    @classmethod
+    def from_row(cls, row: RoleRow) -> Role:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            permissions=str(row.permissions),
+            position=row.position,
+            is_everyone=row.id == row.server_id,
+        )
 
 
 @strawberry.federation.type(keys=["id"], description="A community: a tenant with its members and channels.")
@@ -46,6 +65,17 @@ class Server:
     @strawberry.field(description="Whether the signed-in user is a member.")
     async def viewer_is_member(self, info: ServersInfo) -> bool:
         return await info.context.loaders.viewer_is_member.load(int(self.id))
+
+    @strawberry.field(description="Your server-wide permissions as a decimal bitset ('0' if not a member).")
+    async def my_permissions(self, info: ServersInfo) -> str:
+        found = await info.context.loaders.server_access.load(int(self.id))
+        return str(int(found.permissions)) if found else "0"
+
+    @strawberry.field(description="The roles, highest first, @everyone last (members only).")
+    async def roles(self, info: ServersInfo) -> list[Role]:
+        if not await info.context.loaders.viewer_is_member.load(int(self.id)):
+            return []
+        return [Role.from_row(row) for row in await info.context.loaders.server_roles.load(int(self.id))]
 
     @classmethod
     def from_row(cls, row: ServerRow) -> Server:
@@ -78,3 +108,6 @@ async def visible_server(info: ServersInfo, server_id: int | None) -> Server | N
 
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
 JoinServerResult = Annotated[Server | NotFoundError | ConflictError, strawberry.union("JoinServerResult")]
+RoleResult = Annotated[
+    Role | ValidationError | NotFoundError | PermissionError, strawberry.union("RoleResult")
+]

@@ -1,0 +1,121 @@
+"""Rules of channel permission overwrites. Never commits.
+
+Setting or removing an overwrite needs Manage Roles in that channel, and you cannot allow or deny what you
+do not have yourself. A channel synced with its folder gets a copy of the folder's overwrites first, then
+stops being synced (Discord's behaviour), so the change affects only this channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.ids import shard_of
+from subgraphs.channels import repository
+from subgraphs.channels.events import ChannelPermissionsChanged
+from subgraphs.channels.models import ChannelRow, OverwriteRow
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.uow import UnitOfWork
+
+TARGET_KINDS = ("ROLE", "MEMBER")
+
+
+@dataclass(frozen=True)
+class OverwriteSpec:
+    channel_id: int
+    target_kind: str
+    target_id: int
+    allow: Permission
+    deny: Permission
+
+
+async def _managed_channel(
+    session: AsyncSession, principal: Principal, channel_id: int
+) -> tuple[ChannelRow, Permission]:
+    found = await access.channel_access(session, channel_id, principal.user_id)
+    channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
+    if found is None or channel is None:
+        raise NotFound("No such channel.", field="channelId")
+    if not found.has(Permission.MANAGE_ROLES):
+        raise PermissionDenied("You need the Manage Roles permission in this channel.", field="channelId")
+    return channel, found.permissions
+
+
+async def _check_target(session: AsyncSession, server_id: int, kind: str, target_id: int) -> None:
+    if kind not in TARGET_KINDS:
+        raise ValidationFailed("targetKind must be ROLE or MEMBER.", field="targetKind")
+    if shard_of(target_id) != shard_of(server_id) and kind == "ROLE":
+        raise NotFound("No such role in this server.", field="targetId")
+    if kind == "ROLE" and await access.role_server_id(session, target_id) != server_id:
+        raise NotFound("No such role in this server.", field="targetId")
+    if kind == "MEMBER" and server_id not in await access.member_server_ids(session, [server_id], target_id):
+        raise NotFound("No such member in this server.", field="targetId")
+
+
+async def _unsync(session: AsyncSession, channel: ChannelRow) -> None:
+    """Give a synced channel its own copy of the folder's overwrites before it diverges."""
+    if channel.parent_id is None or not channel.permissions_synced:
+        return
+    for inherited in await repository.overwrites_of(session, [channel.parent_id]):
+        repository.add_overwrite(
+            session,
+            OverwriteRow(
+                channel_id=channel.id,
+                target_kind=inherited.target_kind,
+                target_id=inherited.target_id,
+                allow=inherited.allow,
+                deny=inherited.deny,
+            ),
+        )
+    channel.permissions_synced = False
+    await session.flush()
+
+
+async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSpec) -> ChannelRow:
+    if spec.allow & spec.deny:
+        raise ValidationFailed(
+            "A permission cannot be both allowed and denied.",
+            code=ErrorCode.INVALID_PERMISSIONS,
+            field="deny",
+        )
+    session = uow.for_entity(spec.channel_id)
+    channel, mine = await _managed_channel(session, principal, spec.channel_id)
+    if (spec.allow | spec.deny) & ~mine:
+        raise PermissionDenied(
+            "You cannot allow or deny permissions you do not have.",
+            code=ErrorCode.ROLE_HIERARCHY,
+            field="allow",
+        )
+    await _check_target(session, channel.server_id, spec.target_kind, spec.target_id)
+    await _unsync(session, channel)
+    row = await repository.overwrite(session, channel.id, spec.target_kind, spec.target_id)
+    if row is None:
+        row = OverwriteRow(
+            channel_id=channel.id, target_kind=spec.target_kind, target_id=spec.target_id, allow=0, deny=0
+        )
+        repository.add_overwrite(session, row)
+    row.allow, row.deny = int(spec.allow), int(spec.deny)
+    await session.flush()
+    uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
+    return channel
+
+
+async def remove_overwrite(
+    uow: UnitOfWork, principal: Principal, channel_id: int, target_kind: str, target_id: int
+) -> ChannelRow:
+    session = uow.for_entity(channel_id)
+    channel, _mine = await _managed_channel(session, principal, channel_id)
+    await _unsync(session, channel)
+    row = await repository.overwrite(session, channel.id, target_kind, target_id)
+    if row is not None:
+        await repository.delete_overwrite(session, row)
+        await session.flush()
+        uow.emit(
+            topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id)
+        )
+    return channel
