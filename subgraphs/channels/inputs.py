@@ -26,3 +26,39 @@ class ChannelOverwriteInput:
     )
     allow: str = strawberry.field(default="0", description="Decimal bitset.")
     deny: str = strawberry.field(default="0", description="Decimal bitset.")
+
+
+@strawberry.input
+class UpdateChannelInput:
+    id: strawberry.ID
+    name: str | None = strawberry.field(default=None, description="1-100 characters; omitted: unchanged.")
+    topic: str | None = strawberry.field(
+        default=None,
+        description="Up to 1,024 characters (not for folders); empty clears it; omitted: unchanged.",
+    )
+
+
+@strawberry.input
+class MoveChannelInput:
+    id: strawberry.ID
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The folder to put it in; null for the top level. Folders stay top level."
+    )
+    position: int = strawberry.field(
+        description="Its place among the channels of that parent, from 0 (first) to their count (last)."
+    )
+
+
+@strawberry.input
+class SetChannelVisibilityInput:
+    channel_id: strawberry.ID
+    private: bool = strawberry.field(
+        description="Private: hidden from @everyone, visible to exactly the roles and members given (and to "
+        "administrators). Public: visible to @everyone again."
+    )
+    role_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Private only: roles that may see it (up to 250)."
+    )
+    member_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Private only: members that may see it (up to 100)."
+    )

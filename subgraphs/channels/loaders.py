@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiodataloader import DataLoader
 
 from db.ids import group_by_shard
-from subgraphs.channels import repository
+from subgraphs.channels import positions, repository
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
@@ -19,7 +19,7 @@ from subgraphs.kernel.uow import UnitOfWork
 @dataclass(frozen=True)
 class ChannelsLoaders:
     visible_channels: DataLoader[int, ChannelRow | None]  # None: missing or not visible to the viewer
-    server_channels: DataLoader[int, list[ChannelRow]]  # the ones the viewer can view
+    server_channels: DataLoader[int, list[ChannelRow]]  # the ones the viewer can view, in display order
     channel_access: DataLoader[int, ChannelAccess | None]
     overwrites: DataLoader[int, list[OverwriteRow]]
 
@@ -30,7 +30,8 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
     async def load_access(ids: Sequence[int]) -> list[ChannelAccess | None]:
         found: dict[int, ChannelAccess] = {}
         for shard, shard_ids in group_by_shard(ids).items():
-            found.update(await access.channel_accesses(uow.shard(shard), shard_ids, user_id))
+            async with uow.reading(shard) as session:
+                found.update(await access.channel_accesses(session, shard_ids, user_id))
         return [found.get(i) for i in ids]
 
     access_loader = DataLoader(load_access)
@@ -40,26 +41,36 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
         visible = [a.channel_id for a in accesses if a is not None and a.can_view]
         found: dict[int, ChannelRow] = {}
         for shard, shard_ids in group_by_shard(visible).items():
-            found.update(await repository.channels_by_ids(uow.shard(shard), shard_ids))
+            async with uow.reading(shard) as session:
+                found.update(await repository.channels_by_ids(session, shard_ids))
         return [found.get(i) for i in ids]
 
     async def load_server_channels(server_ids: Sequence[int]) -> list[list[ChannelRow]]:
         result: dict[int, list[ChannelRow]] = {i: [] for i in server_ids}
         for shard, shard_ids in group_by_shard(server_ids).items():
-            session = uow.shard(shard)
-            member_of = await access.member_server_ids(session, shard_ids, user_id)
-            if member_of:
+            async with uow.reading(shard) as session:
+                member_of = await access.member_server_ids(session, shard_ids, user_id)
+                if not member_of:
+                    continue
                 rows = await repository.channels_of_servers(session, sorted(member_of))
                 accesses = await access.channel_accesses(session, [r.id for r in rows], user_id)
-                for row in rows:
-                    if row.id in accesses and accesses[row.id].can_view:
-                        result[row.server_id].append(row)
+            by_server: dict[int, list[ChannelRow]] = {i: [] for i in member_of}
+            for row in rows:
+                by_server[row.server_id].append(row)
+            for server_id, server_rows in by_server.items():
+                result[server_id] = [
+                    row
+                    for row in positions.display_order(server_rows)
+                    if row.id in accesses and accesses[row.id].can_view
+                ]
         return [result[i] for i in server_ids]
 
     async def load_overwrites(ids: Sequence[int]) -> list[list[OverwriteRow]]:
         by_channel: dict[int, list[OverwriteRow]] = {i: [] for i in ids}
         for shard, shard_ids in group_by_shard(ids).items():
-            for row in await repository.overwrites_of(uow.shard(shard), shard_ids):
+            async with uow.reading(shard) as session:
+                rows = await repository.overwrites_of(session, shard_ids)
+            for row in rows:
                 by_channel[row.channel_id].append(row)
         return [by_channel[i] for i in ids]
 

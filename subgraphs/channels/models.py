@@ -19,6 +19,7 @@ class ChannelRow(ShardBase):
     # make this process import those contexts' models.
     server_id: Mapped[int] = mapped_column()
     name: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(String(1024), default=None)
     kind: Mapped[str] = mapped_column(String(16))  # TEXT | VOICE | FOLDER
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("shard.channels.id", ondelete="SET NULL"))
     position: Mapped[int] = mapped_column(default=0)

@@ -1,8 +1,9 @@
 """Rules of channel permission overwrites. Never commits.
 
-Setting or removing an overwrite needs Manage Roles in that channel, and you cannot allow or deny what you
-do not have yourself. A channel synced with its folder gets a copy of the folder's overwrites first, then
-stops being synced (Discord's behaviour), so the change affects only this channel.
+Setting or removing an overwrite needs Manage Roles in that channel, and you cannot change permissions you
+do not have yourself (bits an overwrite already holds may stay). A channel synced with its folder gets a
+copy of the folder's overwrites first, then stops being synced (Discord's behaviour), so the change
+affects only this channel. Writes hold the server's channel layout lock, like every channel change.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ class OverwriteSpec:
     deny: Permission
 
 
-async def _managed_channel(
+async def managed_channel(
     session: AsyncSession, principal: Principal, channel_id: int
 ) -> tuple[ChannelRow, Permission]:
+    """Lock the channel's server, then the channel and the principal's permissions in it if they have
+    Manage Roles there ("not found" when they cannot see it)."""
+    server_id = await repository.server_of_channel(session, channel_id)
+    if server_id is None:
+        raise NotFound("No such channel.", field="channelId")
+    await repository.lock_channel_layout(session, server_id)
     found = await access.channel_access(session, channel_id, principal.user_id)
     channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
     if found is None or channel is None:
@@ -46,19 +53,21 @@ async def _managed_channel(
     return channel, found.permissions
 
 
-async def _check_target(session: AsyncSession, server_id: int, kind: str, target_id: int) -> None:
+async def check_target(
+    session: AsyncSession, server_id: int, kind: str, target_id: int, field: str = "targetId"
+) -> None:
     if kind not in TARGET_KINDS:
         raise ValidationFailed("targetKind must be ROLE or MEMBER.", field="targetKind")
     if shard_of(target_id) != shard_of(server_id) and kind == "ROLE":
-        raise NotFound("No such role in this server.", field="targetId")
+        raise NotFound("No such role in this server.", field=field)
     if kind == "ROLE" and await access.role_server_id(session, target_id) != server_id:
-        raise NotFound("No such role in this server.", field="targetId")
+        raise NotFound("No such role in this server.", field=field)
     if kind == "MEMBER" and server_id not in await access.member_server_ids(session, [server_id], target_id):
-        raise NotFound("No such member in this server.", field="targetId")
+        raise NotFound("No such member in this server.", field=field)
 
 
-async def _unsync(session: AsyncSession, channel: ChannelRow) -> None:
-    """Give a synced channel its own copy of the folder's overwrites before it diverges."""
+async def unsync(session: AsyncSession, channel: ChannelRow) -> None:
+    """Give a synced channel its own copy of the folder's overwrites before it diverges (or leaves it)."""
     if channel.parent_id is None or not channel.permissions_synced:
         return
     for inherited in await repository.overwrites_of(session, [channel.parent_id]):
@@ -76,6 +85,41 @@ async def _unsync(session: AsyncSession, channel: ChannelRow) -> None:
     await session.flush()
 
 
+async def put_overwrite(
+    session: AsyncSession,
+    channel: ChannelRow,
+    mine: Permission,
+    kind: str,
+    target_id: int,
+    allow: Permission,
+    deny: Permission,
+    *,
+    keep_empty: bool = True,
+) -> bool:
+    """Write one of an unsynced channel's overwrites; whether anything changed. `mine`: the actor's
+    permissions in the channel, outside which nothing may change. `keep_empty=False` drops a 0/0 row."""
+    row = await repository.overwrite(session, channel.id, kind, target_id)
+    old_allow, old_deny = (row.allow, row.deny) if row is not None else (0, 0)
+    if ((int(allow) ^ old_allow) | (int(deny) ^ old_deny)) & ~int(mine):
+        raise PermissionDenied(
+            "You cannot allow or deny permissions you do not have.",
+            code=ErrorCode.ROLE_HIERARCHY,
+            field="allow",
+        )
+    if not allow and not deny and not keep_empty:
+        if row is None:
+            return False
+        await repository.delete_overwrite(session, row)
+        return True
+    if row is not None and (row.allow, row.deny) == (int(allow), int(deny)):
+        return False
+    if row is None:
+        row = OverwriteRow(channel_id=channel.id, target_kind=kind, target_id=target_id, allow=0, deny=0)
+        repository.add_overwrite(session, row)
+    row.allow, row.deny = int(allow), int(deny)
+    return True
+
+
 async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSpec) -> ChannelRow:
     if spec.allow & spec.deny:
         raise ValidationFailed(
@@ -84,22 +128,10 @@ async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSp
             field="deny",
         )
     session = uow.for_entity(spec.channel_id)
-    channel, mine = await _managed_channel(session, principal, spec.channel_id)
-    if (spec.allow | spec.deny) & ~mine:
-        raise PermissionDenied(
-            "You cannot allow or deny permissions you do not have.",
-            code=ErrorCode.ROLE_HIERARCHY,
-            field="allow",
-        )
-    await _check_target(session, channel.server_id, spec.target_kind, spec.target_id)
-    await _unsync(session, channel)
-    row = await repository.overwrite(session, channel.id, spec.target_kind, spec.target_id)
-    if row is None:
-        row = OverwriteRow(
-            channel_id=channel.id, target_kind=spec.target_kind, target_id=spec.target_id, allow=0, deny=0
-        )
-        repository.add_overwrite(session, row)
-    row.allow, row.deny = int(spec.allow), int(spec.deny)
+    channel, mine = await managed_channel(session, principal, spec.channel_id)
+    await check_target(session, channel.server_id, spec.target_kind, spec.target_id)
+    await unsync(session, channel)
+    await put_overwrite(session, channel, mine, spec.target_kind, spec.target_id, spec.allow, spec.deny)
     await session.flush()
     uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
     return channel
@@ -109,8 +141,8 @@ async def remove_overwrite(
     uow: UnitOfWork, principal: Principal, channel_id: int, target_kind: str, target_id: int
 ) -> ChannelRow:
     session = uow.for_entity(channel_id)
-    channel, _mine = await _managed_channel(session, principal, channel_id)
-    await _unsync(session, channel)
+    channel, _mine = await managed_channel(session, principal, channel_id)
+    await unsync(session, channel)
     row = await repository.overwrite(session, channel.id, target_kind, target_id)
     if row is not None:
         await repository.delete_overwrite(session, row)

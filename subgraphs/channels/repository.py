@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Column, MetaData, Table, delete, exists, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.base import SHARD_SCHEMA
 from subgraphs.channels.models import ChannelRow, OverwriteRow
+
+# The tenant's root row, named here only to be locked: its columns belong to the servers context. A Table
+# (not sa.table()) so the shard's schema translation reaches it.
+_servers = Table("servers", MetaData(schema=SHARD_SCHEMA), Column("id", BigInteger, primary_key=True))
+
+
+async def lock_channel_layout(session: AsyncSession, server_id: int) -> None:
+    """Serialise changes to one server's channels (positions, count, folders) until the commit.
+
+    PostgreSQL: lock the server row, as role edits do. SQLite ignores FOR UPDATE; there an empty UPDATE
+    takes the database's write lock (a later writer waits for the commit, then reads what it left).
+    Call it before loading the channel rows the change is computed from.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(ChannelRow).where(false()).values(position=ChannelRow.position),
+            execution_options={"synchronize_session": False},
+        )
+    else:
+        await session.execute(select(_servers.c.id).where(_servers.c.id == server_id).with_for_update())
 
 
 async def channels_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ChannelRow]:
@@ -19,6 +40,10 @@ async def channel_by_id(session: AsyncSession, channel_id: int) -> ChannelRow | 
     return await session.get(ChannelRow, channel_id)
 
 
+async def server_of_channel(session: AsyncSession, channel_id: int) -> int | None:
+    return await session.scalar(select(ChannelRow.server_id).where(ChannelRow.id == channel_id))
+
+
 async def channels_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> list[ChannelRow]:
     rows = await session.scalars(
         select(ChannelRow)
@@ -26,6 +51,10 @@ async def channels_of_servers(session: AsyncSession, server_ids: Sequence[int]) 
         .order_by(ChannelRow.server_id, ChannelRow.position, ChannelRow.id)
     )
     return list(rows)
+
+
+async def count_channels(session: AsyncSession, server_id: int) -> int:
+    return await session.scalar(select(func.count()).where(ChannelRow.server_id == server_id)) or 0
 
 
 async def next_position(session: AsyncSession, server_id: int, parent_id: int | None) -> int:
@@ -40,6 +69,11 @@ def add_channel(session: AsyncSession, channel: ChannelRow) -> None:
     session.add(channel)
 
 
+async def delete_channels(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Their messages, overwrites and webhooks go by the foreign keys' ON DELETE CASCADE."""
+    await session.execute(delete(ChannelRow).where(ChannelRow.id.in_(ids)))
+
+
 async def overwrites_of(session: AsyncSession, channel_ids: Sequence[int]) -> list[OverwriteRow]:
     rows = await session.scalars(
         select(OverwriteRow)
@@ -47,6 +81,10 @@ async def overwrites_of(session: AsyncSession, channel_ids: Sequence[int]) -> li
         .order_by(OverwriteRow.channel_id, OverwriteRow.target_kind, OverwriteRow.target_id)
     )
     return list(rows)
+
+
+async def has_overwrites(session: AsyncSession, channel_id: int) -> bool:
+    return bool(await session.scalar(select(exists().where(OverwriteRow.channel_id == channel_id))))
 
 
 async def overwrite(session: AsyncSession, channel_id: int, kind: str, target_id: int) -> OverwriteRow | None:

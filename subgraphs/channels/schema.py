@@ -5,13 +5,21 @@ from __future__ import annotations
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.channels import overwrites, service
-from subgraphs.channels.inputs import ChannelOverwriteInput, CreateChannelInput
+from subgraphs.channels import overwrites, service, visibility
+from subgraphs.channels.inputs import (
+    ChannelOverwriteInput,
+    CreateChannelInput,
+    MoveChannelInput,
+    SetChannelVisibilityInput,
+    UpdateChannelInput,
+)
 from subgraphs.channels.types import (
     Channel,
+    ChannelDeleted,
     ChannelResult,
     ChannelsInfo,
     CreateChannelResult,
+    DeleteChannelResult,
     OverwriteTarget,
     Server,
 )
@@ -46,6 +54,80 @@ class Mutation:
                 parent_id=id_input(str(input.parent_id), "parentId") if input.parent_id is not None else None,
             )
             return Channel.from_row(await service.create_channel(ctx.uow, principal, data))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Rename a channel or set its topic (Manage Channels in it).",
+    )
+    async def update_channel(self, info: ChannelsInfo, input: UpdateChannelInput) -> ChannelResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Channel:
+            changes = service.ChannelChanges(name=input.name, topic=input.topic)
+            row = await service.update_channel(ctx.uow, principal, id_input(str(input.id), "id"), changes)
+            return Channel.from_row(row)
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Reorder a channel or move it into or out of a folder (Manage Channels in it and in the "
+        "folder). Siblings keep dense positions.",
+    )
+    async def move_channel(self, info: ChannelsInfo, input: MoveChannelInput) -> ChannelResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Channel:
+            parent_id = id_input(str(input.parent_id), "parentId") if input.parent_id is not None else None
+            row = await service.move_channel(
+                ctx.uow, principal, id_input(str(input.id), "id"), parent_id, input.position
+            )
+            return Channel.from_row(row)
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Delete a channel and its messages; a folder's channels go with it (Manage Channels in "
+        "each).",
+    )
+    async def delete_channel(self, info: ChannelsInfo, id: strawberry.ID) -> DeleteChannelResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> ChannelDeleted:
+            deleted = await service.delete_channel(ctx.uow, principal, id_input(str(id), "id"))
+            return ChannelDeleted(
+                channel_id=strawberry.ID(str(deleted.channel.id)),
+                server_id=strawberry.ID(str(deleted.channel.server_id)),
+                child_ids=[strawberry.ID(str(child.id)) for child in deleted.children],
+            )
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Make a channel private (visible to the given roles and members) or public again, "
+        "through VIEW_CHANNEL overwrites (Manage Roles in it).",
+    )
+    async def set_channel_visibility(
+        self, info: ChannelsInfo, input: SetChannelVisibilityInput
+    ) -> ChannelResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Channel:
+            change = visibility.Visibility(
+                channel_id=id_input(str(input.channel_id), "channelId"),
+                private=input.private,
+                role_ids=tuple(id_input(str(r), "roleIds") for r in input.role_ids or ()),
+                member_ids=tuple(id_input(str(m), "memberIds") for m in input.member_ids or ()),
+            )
+            return Channel.from_row(await visibility.set_visibility(ctx.uow, principal, change))
 
         return await run_in_transaction(ctx.uow, operation)
 
@@ -99,7 +181,7 @@ class Mutation:
 schema = Schema(
     query=Query,
     mutation=Mutation,
-    types=[Channel, Server, *ERROR_TYPES],
+    types=[Channel, Server, ChannelDeleted, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",
 )

@@ -53,8 +53,11 @@ class PermissionOverwrite:
 class Channel:
     id: strawberry.ID
     name: str
+    topic: str | None = strawberry.field(description="What the channel is about (text and voice channels).")
     kind: ChannelKind
-    position: int
+    position: int = strawberry.field(
+        description="Order among its siblings (the top level or its folder), from 0."
+    )
     created_at: datetime
     permissions_synced: bool = strawberry.field(
         description="In a folder: whether the folder's overwrites apply."
@@ -86,11 +89,19 @@ class Channel:
         row = await info.context.loaders.visible_channels.load(self.parent_id)
         return Channel.from_row(row) if row else None
 
+    @strawberry.field(description="A folder's channels you can view, in order (empty for other kinds).")
+    async def children(self, info: ChannelsInfo) -> list[Channel]:
+        if self.kind is not ChannelKind.FOLDER:
+            return []
+        rows = await info.context.loaders.server_channels.load(self.server_id)
+        return [Channel.from_row(row) for row in rows if row.parent_id == int(self.id)]
+
     @classmethod
     def from_row(cls, row: ChannelRow) -> Channel:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
+            topic=row.topic,
             kind=ChannelKind(row.kind),
             position=row.position,
             created_at=row.created_at,
@@ -110,7 +121,10 @@ class Channel:
 class Server:
     id: strawberry.ID
 
-    @strawberry.field(description="The channels of the server, in display order (members only).")
+    @strawberry.field(
+        description="The channels of the server you can view, in display order: each folder followed by its "
+        "channels (members only)."
+    )
     async def channels(self, info: ChannelsInfo) -> list[Channel]:
         rows = await info.context.loaders.server_channels.load(int(self.id))
         return [Channel.from_row(row) for row in rows]
@@ -125,4 +139,17 @@ ChannelResult = Annotated[
 ]
 CreateChannelResult = Annotated[
     Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateChannelResult")
+]
+
+
+@strawberry.type(description="A channel was deleted, with its messages (and a folder's channels).")
+class ChannelDeleted:
+    channel_id: strawberry.ID
+    server_id: strawberry.ID
+    child_ids: list[strawberry.ID] = strawberry.field(description="A folder's channels, deleted with it.")
+
+
+DeleteChannelResult = Annotated[
+    ChannelDeleted | ValidationError | NotFoundError | PermissionError,
+    strawberry.union("DeleteChannelResult"),
 ]

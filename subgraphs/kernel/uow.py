@@ -43,6 +43,22 @@ class UnitOfWork:
             session = self._shards[shard] = self.database.shard_session(shard)
         return session
 
+    @asynccontextmanager
+    async def reading(self, shard: int) -> AsyncIterator[AsyncSession]:
+        """A session for a batch read. Reuses this request's session of that shard when it has one (so a
+        read sees the request's own writes); otherwise a short-lived one, closed at once. A request whose
+        loaders touch many shards of one database thus holds one connection at a time, not one per shard
+        (which would exhaust the pool past ~20 shards)."""
+        existing = self._shards.get(shard)
+        if existing is not None:
+            yield existing
+            return
+        session = self.database.shard_session(shard)
+        try:
+            yield session
+        finally:
+            await session.close()
+
     def for_entity(self, entity_id: int) -> AsyncSession:
         """The session of the shard an ID was minted in (IDs carry their shard)."""
         return self.shard(shard_of(entity_id))

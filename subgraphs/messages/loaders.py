@@ -28,11 +28,11 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
     async def load_visible(ids: Sequence[int]) -> list[MessageRow | None]:
         found: dict[int, MessageRow] = {}
         for shard, shard_ids in group_by_shard(ids).items():
-            session = uow.shard(shard)
-            rows = await repository.messages_by_ids(session, shard_ids)
-            visible = await access.visible_channel_ids(
-                session, sorted({r.channel_id for r in rows.values()}), user_id
-            )
+            async with uow.reading(shard) as session:
+                rows = await repository.messages_by_ids(session, shard_ids)
+                visible = await access.visible_channel_ids(
+                    session, sorted({r.channel_id for r in rows.values()}), user_id
+                )
             found.update({i: r for i, r in rows.items() if r.channel_id in visible})
         return [found.get(i) for i in ids]
 

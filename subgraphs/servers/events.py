@@ -28,3 +28,16 @@ class RolesChanged(Event):
     role_id: int
     change: str  # CREATED | UPDATED | DELETED | ASSIGNED | UNASSIGNED
     user_id: int | None
+
+
+@dataclass(frozen=True)
+class MemberLeft(Event):
+    server_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class OwnershipTransferred(Event):
+    server_id: int
+    previous_owner_id: int
+    owner_id: int

@@ -15,6 +15,16 @@ class CreateServerInput:
 
 
 @strawberry.input
+class CreateInviteInput:
+    server_id: strawberry.ID
+    max_age_seconds: int | None = strawberry.field(
+        default=7 * 24 * 3600,
+        description="Seconds until it expires: 1-604800 (7 days, the default); 0 or null: never.",
+    )
+    max_uses: int = strawberry.field(default=0, description="0 (unlimited, the default) to 100.")
+
+
+@strawberry.input
 class CreateRoleInput:
     server_id: strawberry.ID
     name: str = strawberry.field(description="1-100 characters.")

@@ -1,13 +1,14 @@
-"""Tables owned by the servers context (tenant shard)."""
+"""Tables owned by the servers context: tenant rows in the shard, invite codes in the directory."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, func
+from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import ShardBase
+from db.base import DirectoryBase, ShardBase
+from db.tenants import Tenant
 
 
 class ServerRow(ShardBase):
@@ -57,3 +58,23 @@ class MemberRoleRow(ShardBase):
     server_id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(primary_key=True)
     role_id: Mapped[int] = mapped_column(ForeignKey("shard.roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class InviteRow(DirectoryBase):
+    """An invite link. Global (directory), so a code alone finds its server, whatever shard holds it."""
+
+    __tablename__ = "invites"
+    __table_args__ = (
+        CheckConstraint("max_uses >= 0 AND max_uses <= 100", name="max_uses_range"),
+        CheckConstraint("uses >= 0", name="uses_not_negative"),
+    )
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey(Tenant.id, ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int | None] = mapped_column()  # the channel a client lands in (not settable yet)
+    creator_id: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column()  # None: never
+    max_uses: Mapped[int] = mapped_column()  # 0: unlimited
+    uses: Mapped[int] = mapped_column(default=0)
+    revoked_at: Mapped[datetime | None] = mapped_column()

@@ -1,13 +1,17 @@
-"""SQL for the servers context, on the shard session it is given."""
+"""SQL for the servers context, on the session it is given: a tenant's shard session, or the directory
+session for invites."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.servers.models import MemberRoleRow, MemberRow, RoleRow, ServerRow
+from subgraphs.kernel.permissions import Permission
+from subgraphs.servers.models import InviteRow, MemberRoleRow, MemberRow, RoleRow, ServerRow
 
 
 async def servers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ServerRow]:
@@ -17,6 +21,12 @@ async def servers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int,
 
 async def server_by_id(session: AsyncSession, server_id: int) -> ServerRow | None:
     return await session.get(ServerRow, server_id)
+
+
+async def lock_server(session: AsyncSession, server_id: int) -> ServerRow | None:
+    """The server row, locked until commit: serialises changes of ownership and membership per server
+    (the same lock role edits take)."""
+    return await session.scalar(select(ServerRow).where(ServerRow.id == server_id).with_for_update())
 
 
 async def is_member(session: AsyncSession, server_id: int, user_id: int) -> bool:
@@ -104,3 +114,118 @@ async def remove_member_role(session: AsyncSession, server_id: int, user_id: int
 
 async def delete_role(session: AsyncSession, role: RoleRow) -> None:
     await session.delete(role)
+
+
+async def role_permissions(session: AsyncSession, role_ids: Sequence[int]) -> Permission:
+    """The union of these roles' permissions."""
+    combined = Permission(0)
+    if role_ids:
+        for value in await session.scalars(select(RoleRow.permissions).where(RoleRow.id.in_(role_ids))):
+            combined |= Permission(value)
+    return combined
+
+
+async def remove_member(session: AsyncSession, server_id: int, user_id: int) -> None:
+    """Their member_roles rows go with them (foreign key ON DELETE CASCADE, shard migration s0002)."""
+    await session.execute(
+        delete(MemberRow).where(MemberRow.server_id == server_id, MemberRow.user_id == user_id)
+    )
+
+
+async def member_counts(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, int]:
+    rows = await session.execute(
+        select(MemberRow.server_id, func.count())
+        .where(MemberRow.server_id.in_(server_ids))
+        .group_by(MemberRow.server_id)
+    )
+    return {server_id: int(count) for server_id, count in rows.tuples()}
+
+
+# --- discovery (one shard at a time) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ranked:
+    server: ServerRow
+    rank: int  # 0: the name starts with the query; 1: the name or description contains it
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def discoverable_servers(
+    session: AsyncSession, query: str, *, after: tuple[int, int] | None, limit: int
+) -> list[Ranked]:
+    """Public servers (never private ones, never DMs) whose name or description contains `query`
+    (case-insensitive), exact-prefix name matches first, then by id; keyset-paged after (rank, id)."""
+    needle = _like_escape(query)
+    rank = case((ServerRow.name.ilike(f"{needle}%", escape="\\"), 0), else_=1)
+    statement = select(ServerRow, rank.label("rank")).where(
+        ServerRow.visibility == "PUBLIC", ServerRow.kind == "SERVER"
+    )
+    if needle:
+        contains = f"%{needle}%"
+        statement = statement.where(
+            or_(
+                ServerRow.name.ilike(contains, escape="\\"),
+                ServerRow.description.ilike(contains, escape="\\"),
+            )
+        )
+    if after is not None:
+        after_rank, after_id = after
+        statement = statement.where(or_(rank > after_rank, and_(rank == after_rank, ServerRow.id > after_id)))
+    rows = await session.execute(statement.order_by(rank, ServerRow.id).limit(limit))
+    return [Ranked(server, int(row_rank)) for server, row_rank in rows.tuples()]
+
+
+# --- invites (directory session) ----------------------------------------------------------------------
+
+
+def add_invite(session: AsyncSession, invite: InviteRow) -> None:
+    session.add(invite)
+
+
+async def invite_by_code(session: AsyncSession, code: str, *, fresh: bool = False) -> InviteRow | None:
+    statement = select(InviteRow).where(InviteRow.code == code)
+    if fresh:  # re-read what a concurrent transaction committed, over the copy already loaded
+        statement = statement.execution_options(populate_existing=True)
+    return await session.scalar(statement)
+
+
+def _usable(now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        InviteRow.revoked_at.is_(None),
+        or_(InviteRow.expires_at.is_(None), InviteRow.expires_at > now),
+        or_(InviteRow.max_uses == 0, InviteRow.uses < InviteRow.max_uses),
+    ]
+
+
+async def usable_invites(session: AsyncSession, server_id: int, now: datetime) -> list[InviteRow]:
+    """Invites that can still be accepted, newest first."""
+    rows = await session.scalars(
+        select(InviteRow)
+        .where(InviteRow.server_id == server_id, *_usable(now))
+        .order_by(InviteRow.created_at.desc(), InviteRow.code)
+    )
+    return list(rows)
+
+
+async def count_usable_invites(session: AsyncSession, server_id: int, now: datetime) -> int:
+    found = await session.scalar(
+        select(func.count()).select_from(InviteRow).where(InviteRow.server_id == server_id, *_usable(now))
+    )
+    return int(found or 0)
+
+
+async def use_invite(session: AsyncSession, code: str, now: datetime) -> bool:
+    """Spend one use, atomically: a single conditional UPDATE, so two accepts of the last use cannot both
+    succeed (PostgreSQL re-checks the condition on the row once the first writer commits; SQLite runs
+    one writer at a time). False when the invite was not usable any more."""
+    result = await session.execute(
+        update(InviteRow)
+        .where(InviteRow.code == code, *_usable(now))
+        .values(uses=InviteRow.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

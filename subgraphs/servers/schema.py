@@ -1,23 +1,39 @@
-"""The servers subgraph: servers (tenants) and membership."""
+"""The servers subgraph: servers (tenants), membership, roles, invites and discovery."""
 
 from __future__ import annotations
 
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
+from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.servers import roles, service
-from subgraphs.servers.inputs import CreateRoleInput, CreateServerInput, MemberRoleInput, UpdateRoleInput
+from subgraphs.servers import discovery, invites, membership, roles, service
+from subgraphs.servers.inputs import (
+    CreateInviteInput,
+    CreateRoleInput,
+    CreateServerInput,
+    MemberRoleInput,
+    UpdateRoleInput,
+)
 from subgraphs.servers.types import (
+    AcceptInviteResult,
     CreateServerResult,
+    Invite,
+    InvitePreview,
+    InviteResult,
     JoinServerResult,
+    LeaveServerResult,
     Role,
     RoleResult,
     Server,
+    ServerConnection,
+    ServerEdge,
+    ServerLeft,
     ServersInfo,
+    TransferOwnershipResult,
     User,
     visible_server,
 )
@@ -30,6 +46,73 @@ class Query:
     )
     async def server(self, info: ServersInfo, id: strawberry.ID) -> Server | None:
         return await visible_server(info, id_argument(str(id), "id"))
+
+    @strawberry.field(
+        description="What an invite code leads to, for anyone holding it (no sign-in needed); null for "
+        "a code that does not exist."
+    )
+    async def invite(self, info: ServersInfo, code: str) -> InvitePreview | None:
+        if not invites.is_code(code.strip()):
+            raise bad_user_input("'code' is not an invite code.", "code")
+        preview = await invites.preview_invite(info.context.uow, code.strip())
+        return InvitePreview.from_preview(preview) if preview else None
+
+    @strawberry.field(
+        description="A server's usable invites, newest first; null unless you have Manage Server there."
+    )
+    async def invites(self, info: ServersInfo, server_id: strawberry.ID) -> list[Invite] | None:
+        ctx = info.context
+        rows = await invites.list_invites(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
+        return None if rows is None else [Invite.from_row(row) for row in rows]
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Public servers whose name or description contains `query` (case-insensitive), names "
+        "starting with it first. Private servers and direct conversations never appear.",
+    )
+    async def discover_servers(
+        self,
+        info: ServersInfo,
+        query: str = "",
+        first: int | None = discovery.DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ServerConnection:
+        ctx = info.context
+        try:
+            needle = discovery.clean_query(query)
+        except DomainError as error:
+            raise bad_user_input(error.message, "query") from error
+        limit = discovery.DEFAULT_PAGE if first is None else first
+        if not 1 <= limit <= discovery.MAX_PAGE:
+            raise bad_user_input(f"'first' must be between 1 and {discovery.MAX_PAGE}.", "first")
+        position = discovery.decode_cursor(after) if after else None
+        if after and position is None:
+            raise bad_user_input("'after' is not a valid cursor.", "after")
+        page = await discovery.discover(
+            ctx.uow,
+            ctx.user_id,
+            needle,
+            first=limit,
+            after=position,
+            logical_shards=ctx.runtime.settings.logical_shards,
+        )
+        edges = []
+        for found in page.found:
+            # Read in the same pass: the page's memberCount and viewerIsMember need no further queries.
+            ctx.loaders.member_counts.prime(found.server.id, found.member_count)
+            ctx.loaders.viewer_is_member.prime(found.server.id, found.viewer_is_member)
+            edges.append(
+                ServerEdge(cursor=discovery.encode_cursor(found.position), node=Server.from_row(found.server))
+            )
+        return ServerConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
 
 
 @strawberry.type
@@ -53,6 +136,84 @@ class Mutation:
 
         async def operation() -> Server:
             row = await service.join_server(ctx.uow, principal, id_input(str(server_id), "serverId"))
+            return Server.from_row(row)
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Create an invite link. Public server: any member (Create Invite, which @everyone has "
+        "by default). Private server: Manage Server, or Create Invite given by a role other than @everyone.",
+    )
+    async def create_invite(self, info: ServersInfo, input: CreateInviteInput) -> InviteResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Invite:
+            data = invites.NewInvite(
+                server_id=id_input(str(input.server_id), "serverId"),
+                max_age_seconds=input.max_age_seconds,
+                max_uses=input.max_uses,
+            )
+            return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Revoke an invite (its creator, or Manage Server). Revoking twice is harmless.",
+    )
+    async def revoke_invite(self, info: ServersInfo, code: str) -> InviteResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Invite:
+            return Invite.from_row(await invites.revoke_invite(ctx.uow, principal, code))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Join a server (public or private) through an invite code.",
+    )
+    async def accept_invite(self, info: ServersInfo, code: str) -> AcceptInviteResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Server:
+            return Server.from_row(await invites.accept_invite(ctx.uow, principal, code))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Leave a server; your roles there go too. The owner must transfer ownership first.",
+    )
+    async def leave_server(self, info: ServersInfo, server_id: strawberry.ID) -> LeaveServerResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> ServerLeft:
+            parsed = id_input(str(server_id), "serverId")
+            await membership.leave_server(ctx.uow, principal, parsed)
+            return ServerLeft(server_id=strawberry.ID(str(parsed)))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Hand your server over to another member (owner only).",
+    )
+    async def transfer_ownership(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
+    ) -> TransferOwnershipResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Server:
+            row = await membership.transfer_ownership(
+                ctx.uow, principal, id_input(str(server_id), "serverId"), id_input(str(user_id), "userId")
+            )
             return Server.from_row(row)
 
         return await run_in_transaction(ctx.uow, operation)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -13,8 +13,10 @@ from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.pagination import PageInfo
+from subgraphs.servers import invites
 from subgraphs.servers.loaders import ServersLoaders
-from subgraphs.servers.models import RoleRow, ServerRow
+from subgraphs.servers.models import InviteRow, RoleRow, ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -71,6 +73,10 @@ class Server:
         found = await info.context.loaders.server_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
 
+    @strawberry.field(description="How many members the server has.")
+    async def member_count(self, info: ServersInfo) -> int:
+        return await info.context.loaders.member_counts.load(int(self.id))
+
     @strawberry.field(description="The roles, highest first, @everyone last (members only).")
     async def roles(self, info: ServersInfo) -> list[Role]:
         if not await info.context.loaders.viewer_is_member.load(int(self.id)):
@@ -106,8 +112,96 @@ async def visible_server(info: ServersInfo, server_id: int | None) -> Server | N
     return Server.from_row(row)
 
 
+@strawberry.type(description="An invite link to a server, as its creator and the server's managers see it.")
+class Invite:
+    # Not `code`: results put Invite beside UserError, whose `code` is an ErrorCode, and GraphQL refuses one
+    # response key with two types in a selection.
+    invite_code: str = strawberry.field(description="What the link carries; anyone holding it may join.")
+    created_at: datetime
+    expires_at: datetime | None = strawberry.field(description="null: it never expires.")
+    max_uses: int = strawberry.field(description="0: unlimited.")
+    uses: int
+    revoked: bool
+    valid: bool = strawberry.field(description="Whether it can still be accepted.")
+    server_id: strawberry.Private[int]
+    creator_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def server(self, info: ServersInfo) -> Server | None:
+        return await visible_server(info, self.server_id)
+
+    @strawberry.field
+    def creator(self) -> User:
+        return User(id=strawberry.ID(str(self.creator_id)))
+
+    @classmethod
+    def from_row(cls, row: InviteRow) -> Invite:
+        return cls(
+            invite_code=row.code,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            max_uses=row.max_uses,
+            uses=row.uses,
+            revoked=row.revoked_at is not None,
+            valid=invites.invite_state(row, datetime.now(UTC)) is invites.InviteState.USABLE,
+            server_id=row.server_id,
+            creator_id=row.creator_id,
+        )
+
+
+@strawberry.type(
+    description="What anyone holding an invite code sees before accepting it. A dead invite (revoked, "
+    "expired or used up) names nothing: serverName and memberCount are null."
+)
+class InvitePreview:
+    invite_code: str
+    valid: bool = strawberry.field(description="Whether it can still be accepted.")
+    expires_at: datetime | None = strawberry.field(description="null: it never expires.")
+    server_name: str | None
+    member_count: int | None
+
+    @classmethod
+    def from_preview(cls, preview: invites.InvitePreview) -> InvitePreview:
+        return cls(
+            invite_code=preview.code,
+            valid=preview.valid,
+            expires_at=preview.expires_at,
+            server_name=preview.server_name,
+            member_count=preview.member_count,
+        )
+
+
+@strawberry.type
+class ServerEdge:
+    cursor: str
+    node: Server
+
+
+@strawberry.type(description="A page of discovered servers, best matches first.")
+class ServerConnection:
+    edges: list[ServerEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="You left the server.")
+class ServerLeft:
+    server_id: strawberry.ID
+
+
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
 JoinServerResult = Annotated[Server | NotFoundError | ConflictError, strawberry.union("JoinServerResult")]
+InviteResult = Annotated[
+    Invite | ValidationError | NotFoundError | PermissionError, strawberry.union("InviteResult")
+]
+AcceptInviteResult = Annotated[
+    Server | ValidationError | NotFoundError | ConflictError, strawberry.union("AcceptInviteResult")
+]
+LeaveServerResult = Annotated[
+    ServerLeft | NotFoundError | PermissionError, strawberry.union("LeaveServerResult")
+]
+TransferOwnershipResult = Annotated[
+    Server | ValidationError | NotFoundError | PermissionError, strawberry.union("TransferOwnershipResult")
+]
 RoleResult = Annotated[
     Role | ValidationError | NotFoundError | PermissionError, strawberry.union("RoleResult")
 ]

@@ -125,6 +125,9 @@ def start_full() -> Stack:
             "BEEP_REDIS_URL": redis.url,
             "BEEP_ISSUER_URL": issuer,
             "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),
+            # Small pools on purpose: a request that holds a connection per shard would exhaust them
+            # in tests rather than in production (benchmarks raise it).
+            "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
         }
         subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
         second_messages = free_port()

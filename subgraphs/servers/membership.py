@@ -1,0 +1,58 @@
+"""Rules of leaving a server and handing it over. Never commits.
+
+Both take the server row's lock first (`repository.lock_server`), so a transfer to a member and that
+member leaving cannot interleave into a server owned by a non-member.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.servers import repository
+from subgraphs.servers.events import MemberLeft, OwnershipTransferred
+from subgraphs.servers.models import ServerRow
+
+
+async def _joined_server(session: AsyncSession, server_id: int, user_id: int) -> ServerRow:
+    """The server (not a DM: conversations are the friends context's), locked; "not found" unless the
+    caller is a member."""
+    server = await repository.lock_server(session, server_id)
+    if (
+        server is None
+        or server.kind != "SERVER"
+        or not await repository.is_member(session, server_id, user_id)
+    ):
+        raise NotFound("No such server.", field="serverId")
+    return server
+
+
+async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) -> None:
+    session = uow.for_entity(server_id)
+    server = await _joined_server(session, server_id, principal.user_id)
+    if server.owner_id == principal.user_id:
+        raise PermissionDenied(
+            "The owner cannot leave: transfer ownership to another member first.", field="serverId"
+        )
+    await repository.remove_member(session, server_id, principal.user_id)
+    uow.emit(topic_for_server(server_id), MemberLeft(server_id, principal.user_id))
+
+
+async def transfer_ownership(
+    uow: UnitOfWork, principal: Principal, server_id: int, new_owner_id: int
+) -> ServerRow:
+    session = uow.for_entity(server_id)
+    server = await _joined_server(session, server_id, principal.user_id)
+    if server.owner_id != principal.user_id:
+        raise PermissionDenied("Only the owner can transfer ownership.", field="serverId")
+    if new_owner_id == principal.user_id:
+        raise ValidationFailed("You already own this server.", field="userId")
+    if not await repository.is_member(session, server_id, new_owner_id):
+        raise NotFound("No such member.", field="userId")
+    server.owner_id = new_owner_id
+    await session.flush()
+    uow.emit(topic_for_server(server_id), OwnershipTransferred(server_id, principal.user_id, new_owner_id))
+    return server
