@@ -19,7 +19,7 @@ from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -43,7 +43,7 @@ async def managed_channel(
     server_id = await repository.server_of_channel(session, channel_id)
     if server_id is None:
         raise NotFound("No such channel.", field="channelId")
-    await repository.lock_channel_layout(session, server_id)
+    await access.lock_tenant(session, server_id)
     found = await access.channel_access(session, channel_id, principal.user_id)
     channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
     if found is None or channel is None:
@@ -134,6 +134,7 @@ async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSp
     await put_overwrite(session, channel, mine, spec.target_kind, spec.target_id, spec.allow, spec.deny)
     await session.flush()
     uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
+    announce_access_change(uow, channel)
     return channel
 
 
@@ -150,4 +151,11 @@ async def remove_overwrite(
         uow.emit(
             topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id)
         )
+        announce_access_change(uow, channel)
     return channel
+
+
+def announce_access_change(uow: UnitOfWork, channel: ChannelRow) -> None:
+    """Live streams re-check at once: this channel's, or the whole server's for a folder (its synced
+    children change with it)."""
+    access_changed(uow.emit, channel.server_id, None if channel.kind == "FOLDER" else channel.id)

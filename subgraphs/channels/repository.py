@@ -4,31 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, delete, exists, false, func, select, update
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import SHARD_SCHEMA
 from subgraphs.channels.models import ChannelRow, OverwriteRow
-
-# The tenant's root row, named here only to be locked: its columns belong to the servers context. A Table
-# (not sa.table()) so the shard's schema translation reaches it.
-_servers = Table("servers", MetaData(schema=SHARD_SCHEMA), Column("id", BigInteger, primary_key=True))
-
-
-async def lock_channel_layout(session: AsyncSession, server_id: int) -> None:
-    """Serialise changes to one server's channels (positions, count, folders) until the commit.
-
-    PostgreSQL: lock the server row, as role edits do. SQLite ignores FOR UPDATE; there an empty UPDATE
-    takes the database's write lock (a later writer waits for the commit, then reads what it left).
-    Call it before loading the channel rows the change is computed from.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(
-            update(ChannelRow).where(false()).values(position=ChannelRow.position),
-            execution_options={"synchronize_session": False},
-        )
-    else:
-        await session.execute(select(_servers.c.id).where(_servers.c.id == server_id).with_for_update())
 
 
 async def channels_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ChannelRow]:

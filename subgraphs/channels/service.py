@@ -1,6 +1,6 @@
 """Rules of the channels context: create, rename, move and delete channels. Never commits.
 
-Every change to a server's channels first takes that server's layout lock (repository.lock_channel_layout),
+Every change to a server's channels first takes that server's layout lock (access.lock_tenant),
 then reads what it decides from: two managers moving channels at once cannot interleave their position
 shifts, and the 500-channel limit cannot be overshot by concurrent creations.
 """
@@ -20,7 +20,7 @@ from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
@@ -62,7 +62,7 @@ async def managed_channel(
     server_id = await repository.server_of_channel(session, channel_id)
     if server_id is None:
         raise NotFound("No such channel.", field=field)
-    await repository.lock_channel_layout(session, server_id)
+    await access.lock_tenant(session, server_id)
     found = await access.channel_access(session, channel_id, principal.user_id)
     channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
     if found is None or channel is None:
@@ -112,7 +112,7 @@ async def create_channel(uow: UnitOfWork, principal: Principal, data: NewChannel
         raise NotFound("No such server.", field="serverId")
     if not server.has(Permission.MANAGE_CHANNELS):
         raise PermissionDenied("You need the Manage Channels permission.", field="serverId")
-    await repository.lock_channel_layout(session, data.server_id)
+    await access.lock_tenant(session, data.server_id)
     if await repository.count_channels(session, data.server_id) >= MAX_CHANNELS:
         raise ValidationFailed(
             f"A server has at most {MAX_CHANNELS} channels.", code=ErrorCode.LIMIT_REACHED, field="serverId"
@@ -249,6 +249,7 @@ async def delete_channel(uow: UnitOfWork, principal: Principal, channel_id: int)
     await session.flush()
     for gone in [*children, channel]:
         uow.emit(topic_for_server(gone.server_id), ChannelDeleted(gone.id, gone.server_id, gone.parent_id))
+        access_changed(uow.emit, gone.server_id, gone.id)  # its live streams end now
     _announce_moves(uow, renumbered)
     return DeletedChannels(channel, children)
 
@@ -259,3 +260,4 @@ def _announce_moves(uow: UnitOfWork, rows: Iterable[ChannelRow]) -> None:
             topic_for_server(row.server_id),
             ChannelMoved(row.id, row.server_id, row.parent_id, row.position, row.permissions_synced),
         )
+        access_changed(uow.emit, row.server_id, row.id)  # moved in or out of a folder: its overwrites

@@ -99,4 +99,5 @@ async def set_visibility(uow: UnitOfWork, principal: Principal, change: Visibili
         )
     await session.flush()
     uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
+    overwrites.announce_access_change(uow, channel)
     return channel

@@ -256,3 +256,16 @@ async def member_server_ids(session: AsyncSession, server_ids: list[int], user_i
 async def role_server_id(session: AsyncSession, role_id: int) -> int | None:
     """The server a role belongs to (for overwrites naming a role); None when there is no such role."""
     return await session.scalar(sa.select(_roles.c.server_id).where(_roles.c.id == role_id))
+
+
+async def lock_tenant(session: AsyncSession, server_id: int) -> None:
+    """Serialise a tenant's structural changes (roles, channel layout, ownership, membership) until commit.
+
+    A no-op UPDATE of the server row: on PostgreSQL it takes that row's lock (like SELECT … FOR UPDATE);
+    on SQLite, which ignores FOR UPDATE, it takes the database's write lock. One statement, both backends.
+    Take it before reading the rows the change is computed from.
+    """
+    await session.execute(
+        sa.update(_servers).where(_servers.c.id == server_id).values(id=_servers.c.id),
+        execution_options={"synchronize_session": False},
+    )

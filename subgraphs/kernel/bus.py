@@ -29,7 +29,9 @@ class SubscriberOverflow(Exception):
 class EventBus(Protocol):
     async def publish(self, topic: str, event: Event) -> None: ...
 
-    def subscribe(self, topic: str) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]: ...
+    def subscribe(self, *topics: str) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """One stream of the events of all these topics, in the order they arrive."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -66,11 +68,11 @@ class _FanOut:
         for sub in tuple(self.local.get(topic, ())):
             sub.offer(event)
 
-    def add(self, topic: str) -> tuple[_Subscription, bool]:
-        sub = _Subscription()
+    def add(self, topic: str, sub: _Subscription) -> bool:
+        """Registers `sub` for `topic`; True when it is the topic's first local subscriber."""
         first = not self.local[topic]
         self.local[topic].add(sub)
-        return sub, first
+        return first
 
     def remove(self, topic: str, sub: _Subscription) -> bool:
         subs = self.local.get(topic)
@@ -99,12 +101,15 @@ class InProcessBus:
         self._fanout.deliver(topic, event)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
-        sub, _ = self._fanout.add(topic)
+    async def subscribe(self, *topics: str) -> AsyncIterator[AsyncIterator[Event]]:
+        sub = _Subscription()
+        for topic in topics:
+            self._fanout.add(topic, sub)
         try:
             yield sub.events()
         finally:
-            self._fanout.remove(topic, sub)
+            for topic in topics:
+                self._fanout.remove(topic, sub)
 
     async def close(self) -> None:
         self._fanout.close_all()
@@ -126,22 +131,27 @@ class RedisBus:
         await self._redis.publish(topic, encode(event))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(self, *topics: str) -> AsyncIterator[AsyncIterator[Event]]:
+        sub = _Subscription()
+        confirmations: list[asyncio.Future[None]] = []
         async with self._lock:
-            sub, first = self._fanout.add(topic)
-            if first:
-                confirmed = asyncio.get_running_loop().create_future()
-                self._confirmations[topic].append(confirmed)
-                await self._pubsub.subscribe(topic)
+            for topic in topics:
+                if self._fanout.add(topic, sub):
+                    confirmed = asyncio.get_running_loop().create_future()
+                    self._confirmations[topic].append(confirmed)
+                    confirmations.append(confirmed)
+                    await self._pubsub.subscribe(topic)
+            if confirmations:
                 self._ensure_reader()
-        if first:
-            await asyncio.wait_for(confirmed, timeout=10)
+        if confirmations:
+            await asyncio.wait_for(asyncio.gather(*confirmations), timeout=10)
         try:
             yield sub.events()
         finally:
             async with self._lock:
-                if self._fanout.remove(topic, sub):
-                    await self._pubsub.unsubscribe(topic)
+                for topic in topics:
+                    if self._fanout.remove(topic, sub):
+                        await self._pubsub.unsubscribe(topic)
 
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():

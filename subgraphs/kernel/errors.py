@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
 
 log = logging.getLogger("beep.errors")
 
@@ -196,8 +196,10 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
-def schema_extensions() -> list[type[SchemaExtension]]:
-    """What every subgraph schema runs: operation tracing, then masking of unexpected errors."""
+def schema_extensions() -> list[Any]:  # Strawberry accepts instances (caches) beside classes
+    """What every subgraph schema runs: operation tracing, masking of unexpected errors, and caches of
+    parsed and validated documents (the router sends the same text for an operation every time; parsing
+    and validation were the largest single cost per request in the benchmarks)."""
     from subgraphs.kernel.tracing import OperationTracing
 
-    return [OperationTracing, MaskUnexpectedErrors]
+    return [OperationTracing, MaskUnexpectedErrors, ParserCache(maxsize=1024), ValidationCache(maxsize=1024)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -62,3 +64,21 @@ def _from_json(value: Any, annotation: str) -> Any:
     if value is not None and "datetime" in annotation:
         return datetime.fromisoformat(value)
     return value
+
+
+@dataclass(frozen=True)
+class AccessChanged(Event):
+    """Who may see what in a server (or in one channel of it) may have changed: live streams of that
+    audience re-check access at once instead of at their next event. Published by whatever changed it
+    (roles, overwrites, membership, deletions); defined here so every process can decode it."""
+
+    server_id: int
+    channel_id: int | None
+
+
+def access_changed(
+    uow_emit: Callable[[str, Event], None], server_id: int, channel_id: int | None = None
+) -> None:
+    """Announce an access change to the right audience: the channel's topic, or the whole server's."""
+    topic = topic_for_channel(channel_id) if channel_id is not None else topic_for_server(server_id)
+    uow_emit(topic, AccessChanged(server_id, channel_id))

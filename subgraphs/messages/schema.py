@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.federation import Schema
 
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
-from subgraphs.kernel.events import Event, topic_for_channel
+from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
@@ -33,6 +36,9 @@ from subgraphs.messages.types import (
     SendMessageResult,
     User,
 )
+
+# Safety net behind AccessChanged announcements (see message_events).
+RECHECK_SECONDS = 30.0
 
 
 @strawberry.type
@@ -123,11 +129,11 @@ class Mutation:
         return await run_in_transaction(ctx.uow, operation)
 
 
-async def _can_read(ctx: BeepContext[MessagesLoaders], channel_id: int) -> bool:
+async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:
     """A fresh, short-lived session per check: a subscription must not hold a connection open."""
     uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
     try:
-        return await service.check_channel_readable(uow, ctx.user_id, channel_id) is not None
+        return await access.channel_access(uow.for_entity(channel_id), channel_id, ctx.user_id)
     finally:
         await uow.close()
 
@@ -158,17 +164,36 @@ class Subscription:
         ctx = info.context
         ctx.require_principal()
         channel = id_argument(str(channel_id), "channelId")
-        # Subscribe before checking, so nothing sent between the check and the subscription is lost.
-        async with ctx.runtime.bus.subscribe(topic_for_channel(channel)) as stream:
-            if not await _can_read(ctx, channel):
+        found = await _channel_access(ctx, channel)
+        if found is None or not service.readable(found):
+            raise not_found("No such channel.")
+        # The channel's topic for its events, the server's for AccessChanged (roles, membership). Checked
+        # again once subscribed, so nothing that happens between the check and the subscription is lost.
+        topics = (topic_for_channel(channel), topic_for_server(found.server.server_id))
+        async with ctx.runtime.bus.subscribe(*topics) as stream:
+            if not service.readable(await _channel_access(ctx, channel)):
                 raise not_found("No such channel.")
+            checked_at = time.monotonic()
             async for event in stream:
+                if isinstance(event, AccessChanged):
+                    if event.channel_id not in (None, channel):
+                        continue
+                    found = await _channel_access(ctx, channel)
+                    if found is None:
+                        raise not_found("This channel was deleted.")
+                    if not service.readable(found):
+                        raise forbidden("You no longer have access to this channel.")
+                    checked_at = time.monotonic()
+                    continue
                 payload = _to_graphql(event)
                 if payload is None:
                     continue
-                # Authorised per event: a member who loses access stops receiving at once.
-                if not await _can_read(ctx, channel):
-                    raise forbidden("You no longer have access to this channel.")
+                # Every access change is announced (AccessChanged, above), so events need no query each;
+                # a periodic re-check bounds the damage of an announcement lost between commit and publish.
+                if time.monotonic() - checked_at > RECHECK_SECONDS:
+                    if not service.readable(await _channel_access(ctx, channel)):
+                        raise forbidden("You no longer have access to this channel.")
+                    checked_at = time.monotonic()
                 yield payload
                 await ctx.release()
 

@@ -40,14 +40,17 @@ class HistoryPage:
     has_newer: bool
 
 
+def readable(found: ChannelAccess | None) -> bool:
+    """Whether this access lets its holder read the channel's messages."""
+    return found is not None and found.can_view and found.has(Permission.READ_MESSAGE_HISTORY)
+
+
 async def check_channel_readable(
     uow: UnitOfWork, user_id: int | None, channel_id: int
 ) -> ChannelAccess | None:
     """The channel's access if the user may read its history; None for missing and forbidden alike."""
     found = await access.channel_access(uow.for_entity(channel_id), channel_id, user_id)
-    if found is None or not found.can_view or not found.has(Permission.READ_MESSAGE_HISTORY):
-        return None
-    return found
+    return found if readable(found) else None
 
 
 async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> MessageRow:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import repository
 from subgraphs.servers.events import MemberLeft, OwnershipTransferred
@@ -39,6 +39,7 @@ async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) ->
         )
     await repository.remove_member(session, server_id, principal.user_id)
     uow.emit(topic_for_server(server_id), MemberLeft(server_id, principal.user_id))
+    access_changed(uow.emit, server_id)
 
 
 async def transfer_ownership(
@@ -55,4 +56,5 @@ async def transfer_ownership(
     server.owner_id = new_owner_id
     await session.flush()
     uow.emit(topic_for_server(server_id), OwnershipTransferred(server_id, principal.user_id, new_owner_id))
+    access_changed(uow.emit, server_id)
     return server

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from subgraphs.kernel import access
 from subgraphs.kernel.permissions import Permission
 from subgraphs.servers.models import InviteRow, MemberRoleRow, MemberRow, RoleRow, ServerRow
 
@@ -25,8 +26,9 @@ async def server_by_id(session: AsyncSession, server_id: int) -> ServerRow | Non
 
 async def lock_server(session: AsyncSession, server_id: int) -> ServerRow | None:
     """The server row, locked until commit: serialises changes of ownership and membership per server
-    (the same lock role edits take)."""
-    return await session.scalar(select(ServerRow).where(ServerRow.id == server_id).with_for_update())
+    (the same lock role edits and channel layout changes take)."""
+    await access.lock_tenant(session, server_id)
+    return await session.get(ServerRow, server_id, populate_existing=True)
 
 
 async def is_member(session: AsyncSession, server_id: int, user_id: int) -> bool:

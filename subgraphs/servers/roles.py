@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id, shard_of
@@ -17,13 +16,13 @@ from subgraphs.kernel import access
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
 from subgraphs.servers import repository
 from subgraphs.servers.events import RolesChanged
-from subgraphs.servers.models import MemberRoleRow, RoleRow, ServerRow
+from subgraphs.servers.models import MemberRoleRow, RoleRow
 
 MAX_ROLES = 250
 
@@ -57,7 +56,7 @@ class Actor:
 
 async def _actor(session: AsyncSession, principal: Principal, server_id: int) -> Actor:
     # Serialise role edits per server (two admins reordering at once cannot interleave the position shifts).
-    await session.execute(select(ServerRow.id).where(ServerRow.id == server_id).with_for_update())
+    await access.lock_tenant(session, server_id)
     found = await access.server_access(session, server_id, principal.user_id)
     if found is None or not found.is_member:
         raise NotFound("No such server.", field="serverId")
@@ -130,6 +129,7 @@ async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, chang
         role.position = changes.position
     await session.flush()
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, "UPDATED", None))
+    access_changed(uow.emit, role.server_id)
     return role
 
 
@@ -144,6 +144,7 @@ async def delete_role(uow: UnitOfWork, principal: Principal, role_id: int) -> Ro
     await session.flush()
     await repository.close_gap_at(session, role.server_id, role.position)
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, "DELETED", None))
+    access_changed(uow.emit, role.server_id)
     return role
 
 
@@ -170,4 +171,5 @@ async def set_member_role(
     await session.flush()
     change = "ASSIGNED" if assigned else "UNASSIGNED"
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, change, user_id))
+    access_changed(uow.emit, role.server_id)
     return role

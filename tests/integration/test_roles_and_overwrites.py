@@ -197,6 +197,48 @@ async def test_role_hierarchy_and_bad_permission_input(stack: Stack) -> None:
     assert (stranger_role["__typename"], stranger_role["field"]) == ("NotFoundError", "targetId")
 
 
+async def test_losing_access_ends_the_subscription_at_once(stack: Stack) -> None:
+    """No message has to arrive for the stream to end: the change itself is announced (AccessChanged)."""
+    anonymous = GraphQLClient(stack.router_url)
+    owner, bob = await sign_up(anonymous, "own"), await sign_up(anonymous, "bob")
+    as_owner, as_bob = anonymous.with_token(owner.token), anonymous.with_token(bob.token)
+    server = await create_server(as_owner, "Revocable")
+    channel = await create_channel(as_owner, server["id"], "general")
+    doomed = await create_channel(as_owner, server["id"], "doomed")
+    await as_bob.data(JOIN_SERVER, {"id": server["id"]})
+    vips = await role(as_owner, CREATE_ROLE, serverId=server["id"], name="VIPs")
+    await overwrite(as_owner, channel["id"], "ROLE", server["id"], deny=VIEW)
+    await overwrite(as_owner, channel["id"], "ROLE", vips["id"], allow=VIEW)
+    await role(as_owner, ASSIGN_ROLE, roleId=vips["id"], userId=bob.user_id)
+
+    def code_of(message: dict) -> str:
+        errors = message["payload"].get("errors") if message["type"] == "next" else message["payload"]
+        assert errors, message
+        return str(errors[0]["extensions"]["code"])
+
+    async with as_bob.subscriptions() as connection:
+        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
+        on_doomed = await connection.subscribe(MESSAGE_EVENTS, {"channelId": doomed["id"]})
+        await asyncio.sleep(0.5)
+        await send(as_owner, channel["id"], "before")
+        first = await events.next()
+        assert first["payload"]["data"]["messageEvents"]["message"]["content"] == "before"
+
+        # A server-level change (the role that let Bob in is taken away) ends the stream.
+        await as_owner.data(
+            f"mutation($i: MemberRoleInput!) {{ unassignRole(input: $i) {{ {ROLE_FIELDS} }} }}",
+            {"i": {"roleId": vips["id"], "userId": bob.user_id}},
+        )
+        assert code_of(await events.next(timeout=10)) == "FORBIDDEN"
+
+        # Deleting a channel ends its streams too.
+        deleted = await as_owner.data(
+            "mutation($id: ID!) { deleteChannel(id: $id) { __typename } }", {"id": doomed["id"]}
+        )
+        assert deleted["deleteChannel"]["__typename"] == "ChannelDeleted"
+        assert code_of(await on_doomed.next(timeout=10)) == "NOT_FOUND"
+
+
 async def test_losing_view_ends_the_subscription(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     owner, bob = await sign_up(anonymous, "own"), await sign_up(anonymous, "bob")

@@ -1,0 +1,1 @@
+"""Beep's load benchmark: `python -m bench.run` (see bench/README.md)."""

@@ -1,0 +1,96 @@
+// Fan-out receiver for the live-delivery scenario: N graphql-transport-ws clients (graphql-ws + ws from
+// router/node_modules, nothing added), each subscribed to one channel's messageEvents through the router.
+//
+// argv[2]: JSON {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
+// stdout lines: "ready" (every socket acknowledged), "primed" (every subscriber got an event),
+//               "result <json>" (at the end).
+// stdin lines:  "end <count>" (the sender is done; <count> measured messages were sent). Exits when stdin
+//               closes.
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import readline from 'node:readline';
+
+const cfg = JSON.parse(process.argv[2]);
+const require = createRequire(`${cfg.routerDir}/package.json`);
+const { createClient } = require('graphql-ws');
+const WebSocket = require('ws');
+
+const now = () => performance.timeOrigin + performance.now(); // wall clock, ms, sub-ms resolution
+const say = (line) => process.stdout.write(`${line}\n`);
+
+let connected = 0;
+let primed = 0;
+let expected = null;
+let finished = false;
+let drainTimer = null;
+
+const subs = cfg.subscribers.map((s, index) => ({ index, url: s.url, got: [], seen: new Set(), dups: 0,
+  first: false, errors: [], completed: false }));
+
+function finish() {
+  if (finished) return;
+  finished = true;
+  if (drainTimer) clearTimeout(drainTimer);
+  const out = subs.map((s) => ({ url: s.url, received: s.got, duplicates: s.dups, errors: s.errors,
+    completed: s.completed }));
+  // Stay alive until stdin closes, so the benchmark can read this process's CPU time first.
+  process.stdout.write(`result ${JSON.stringify(out)}\n`);
+}
+
+function maybeFinish() {
+  if (expected !== null && subs.every((s) => s.seen.size >= expected)) finish();
+}
+
+for (const s of subs) {
+  const client = createClient({
+    url: s.url,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${cfg.subscribers[s.index].token}` },
+    lazy: false,
+    retryAttempts: 0,
+    on: {
+      connected: () => {
+        connected += 1;
+        if (connected === subs.length) say('ready');
+      },
+    },
+  });
+  client.subscribe(
+    { query: cfg.query, variables: { channelId: cfg.channelId } },
+    {
+      next: (result) => {
+        const t = now();
+        if (result.errors) s.errors.push(JSON.stringify(result.errors).slice(0, 300));
+        const content = result.data?.messageEvents?.message?.content;
+        if (typeof content !== 'string') return;
+        if (!s.first) {
+          s.first = true;
+          primed += 1;
+          if (primed === subs.length) say('primed');
+        }
+        if (!content.startsWith(cfg.prefix)) return;
+        const seq = Number(content.slice(cfg.prefix.length));
+        if (s.seen.has(seq)) {
+          s.dups += 1;
+          return;
+        }
+        s.seen.add(seq);
+        s.got.push([seq, t]);
+        maybeFinish();
+      },
+      error: (err) => s.errors.push(String(err?.message ?? JSON.stringify(err)).slice(0, 300)),
+      complete: () => { s.completed = true; },
+    },
+  );
+}
+
+const lines = readline.createInterface({ input: process.stdin });
+lines.on('close', () => process.exit(0));
+lines.on('line', (line) => {
+  const [command, arg] = line.trim().split(' ');
+  if (command === 'end') {
+    expected = Number(arg);
+    drainTimer = setTimeout(finish, cfg.drainMs);
+    maybeFinish();
+  }
+});
