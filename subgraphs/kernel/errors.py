@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 
 log = logging.getLogger("beep.errors")
 
@@ -196,10 +197,16 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
-def schema_extensions() -> list[Any]:  # Strawberry accepts instances (caches) beside classes
+def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     """What every subgraph schema runs: operation tracing, masking of unexpected errors, and caches of
     parsed and validated documents (the router sends the same text for an operation every time; parsing
     and validation were the largest single cost per request in the benchmarks)."""
     from subgraphs.kernel.tracing import OperationTracing
 
-    return [OperationTracing, MaskUnexpectedErrors, ParserCache(maxsize=1024), ValidationCache(maxsize=1024)]
+    # The cache extensions are built per request; their LRU caches are shared per size across instances.
+    return [
+        OperationTracing,
+        MaskUnexpectedErrors,
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+    ]
