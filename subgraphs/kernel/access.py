@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import SHARD_SCHEMA
+from db.base import SHARD_SCHEMA, UtcDateTime
 from subgraphs.kernel.permissions import (
     MemberGrant,
     Overwrite,
@@ -35,7 +36,11 @@ _servers = sa.Table(
     sa.Column("visibility", sa.String),
 )
 _members = sa.Table(
-    "members", _authz, sa.Column("server_id", sa.BigInteger), sa.Column("user_id", sa.BigInteger)
+    "members",
+    _authz,
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("timeout_until", UtcDateTime),
 )
 _roles = sa.Table(
     "roles",
@@ -80,10 +85,15 @@ class ServerAccess:
     is_member: bool
     role_ids: frozenset[int]  # the member's roles, @everyone (id = server id) included for members
     permissions: Permission
+    timed_out_until: datetime | None = None  # set only while a timeout is running (and applied)
 
     @property
     def can_view(self) -> bool:
         return self.is_member or self.visibility == "PUBLIC"
+
+    @property
+    def timed_out(self) -> bool:
+        return self.timed_out_until is not None
 
     @property
     def is_owner(self) -> bool:
@@ -115,6 +125,25 @@ def _member_flag(user_id: int | None) -> sa.ColumnElement[bool]:
     return sa.exists().where(_members.c.server_id == _servers.c.id, _members.c.user_id == user_id)
 
 
+def _timeout_of(user_id: int | None) -> sa.ColumnElement[datetime]:
+    if user_id is None:
+        return sa.cast(sa.null(), UtcDateTime)
+    return (
+        sa.select(_members.c.timeout_until)
+        .where(_members.c.server_id == _servers.c.id, _members.c.user_id == user_id)
+        .scalar_subquery()
+    )
+
+
+def running_timeout(until: datetime | None, now: datetime) -> datetime | None:
+    """`until` if that timeout is still running at `now` (UTC); SQLite hands back naive UTC values."""
+    if until is None:
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return until if until > now else None
+
+
 async def server_accesses(
     session: AsyncSession, server_ids: list[int], user_id: int | None
 ) -> dict[int, ServerAccess]:
@@ -129,6 +158,7 @@ async def server_accesses(
                 _servers.c.owner_id,
                 _servers.c.visibility,
                 _member_flag(user_id).label("member"),
+                _timeout_of(user_id).label("timeout_until"),
             ).where(_servers.c.id.in_(server_ids))
         )
     ).all()
@@ -152,12 +182,22 @@ async def server_accesses(
             else:
                 role_perms[role.server_id].append(Permission(role.permissions))
     found = {}
+    now = datetime.now(UTC)
     for row in rows:
+        is_owner = bool(row.member) and row.owner_id == user_id
         grant = MemberGrant(
-            is_owner=bool(row.member) and row.owner_id == user_id,
+            is_owner=is_owner,
             is_member=bool(row.member),
             everyone=everyone.get(row.id, Permission(0)),
             roles=tuple(role_perms.get(row.id, ())),
+            timed_out=running_timeout(row.timeout_until, now) is not None,
+        )
+        permissions = base_permissions(grant)
+        # A timeout does not bind the owner or an administrator: report it only where it applies.
+        timed_out_until = (
+            None
+            if is_owner or Permission.ADMINISTRATOR in permissions
+            else running_timeout(row.timeout_until, now)
         )
         found[row.id] = ServerAccess(
             row.id,
@@ -166,7 +206,8 @@ async def server_accesses(
             row.visibility,
             bool(row.member),
             frozenset(role_ids.get(row.id, ())),
-            base_permissions(grant),
+            permissions,
+            timed_out_until,
         )
     return found
 
@@ -218,6 +259,7 @@ async def channel_accesses(
                 user_id=user_id or 0,
                 member_role_ids=server.role_ids,
                 overwrites=tuple(overwrites.get(source[channel.id], ())),
+                timed_out=server.timed_out,
             )
             if server.is_member
             else Permission(0)

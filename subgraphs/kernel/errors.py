@@ -39,6 +39,7 @@ class ErrorCode(enum.Enum):
     INVALID_PERMISSIONS = "INVALID_PERMISSIONS"
     ROLE_HIERARCHY = "ROLE_HIERARCHY"
     LIMIT_REACHED = "LIMIT_REACHED"
+    BANNED = "BANNED"
 
 
 class TopLevelCode(enum.StrEnum):

@@ -58,6 +58,10 @@ DEFAULT_MEMBER_PERMISSIONS = (
     | Permission.CREATE_INVITE
 )
 
+# All a timed-out member keeps (Discord's behaviour): they may read, not act. Owner and administrators are
+# not subject to timeouts.
+TIMED_OUT_PERMISSIONS = Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
+
 
 class IsAuthenticated(BasePermission):
     message = "Sign in to do this."
@@ -105,6 +109,7 @@ class MemberGrant:
     is_member: bool
     everyone: Permission  # the @everyone role's permissions
     roles: tuple[Permission, ...]  # permissions of the member's other roles
+    timed_out: bool = False  # a moderator's timeout is running
 
 
 def base_permissions(grant: MemberGrant) -> Permission:
@@ -115,7 +120,9 @@ def base_permissions(grant: MemberGrant) -> Permission:
     combined = grant.everyone
     for role in grant.roles:
         combined |= role
-    return ALL_PERMISSIONS if Permission.ADMINISTRATOR in combined else combined
+    if Permission.ADMINISTRATOR in combined:
+        return ALL_PERMISSIONS
+    return combined & TIMED_OUT_PERMISSIONS if grant.timed_out else combined
 
 
 def channel_permissions(
@@ -125,9 +132,11 @@ def channel_permissions(
     user_id: int,
     member_role_ids: frozenset[int],
     overwrites: tuple[Overwrite, ...],
+    timed_out: bool = False,
 ) -> Permission:
     """Discord's order: base; the @everyone overwrite; all of the member's role overwrites together (deny,
-    then allow); the member's own overwrite. Administrators (and the owner) are not subject to them."""
+    then allow); the member's own overwrite; a running timeout last (no overwrite lifts it).
+    Administrators (and the owner) are not subject to them."""
     if base == ALL_PERMISSIONS or Permission.ADMINISTRATOR in base:
         return ALL_PERMISSIONS
     result = base
@@ -143,6 +152,8 @@ def channel_permissions(
     for ow in overwrites:
         if ow.target_kind == "MEMBER" and ow.target_id == user_id:
             result = (result & ~ow.deny) | ow.allow
+    if timed_out:
+        result &= TIMED_OUT_PERMISSIONS
     if Permission.VIEW_CHANNEL not in result:
         return Permission(0)  # what you cannot see, you cannot act on
     return result

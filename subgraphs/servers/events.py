@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from subgraphs.kernel.events import Event
 
@@ -41,3 +42,36 @@ class OwnershipTransferred(Event):
     server_id: int
     previous_owner_id: int
     owner_id: int
+
+
+@dataclass(frozen=True)
+class MemberKicked(Event):
+    server_id: int
+    user_id: int
+    moderator_id: int
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class MemberBanned(Event):
+    server_id: int
+    user_id: int
+    moderator_id: int
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class MemberUnbanned(Event):
+    server_id: int
+    user_id: int
+    moderator_id: int
+
+
+@dataclass(frozen=True)
+class MemberTimedOut(Event):
+    """`until` None: the timeout was cleared."""
+
+    server_id: int
+    user_id: int
+    moderator_id: int
+    until: datetime | None

@@ -257,6 +257,10 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
         raise NotFound("No such invite.", field="code")
     if await repository.is_member(session, server.id, principal.user_id):
         raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="code")
+    # Under the tenant's lock (a ban cannot slip in between), and before a use is spent.
+    await access.lock_tenant(session, server.id)
+    if await repository.is_banned(session, server.id, principal.user_id):
+        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="code")
 
     # The member row first, flushed: a concurrent accept or join by the same user fails here, before a
     # use is spent.

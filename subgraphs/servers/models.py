@@ -31,6 +31,21 @@ class MemberRow(ShardBase):
     )
     user_id: Mapped[int] = mapped_column(primary_key=True, index=True)
     joined_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    timeout_until: Mapped[datetime | None] = mapped_column()  # None: not timed out
+
+
+class BanRow(ShardBase):
+    """A user banned from a server: they cannot join it again until unbanned."""
+
+    __tablename__ = "bans"
+
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(512))
+    banned_by: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class RoleRow(ShardBase):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import access
 from subgraphs.kernel.permissions import Permission
-from subgraphs.servers.models import InviteRow, MemberRoleRow, MemberRow, RoleRow, ServerRow
+from subgraphs.servers.models import BanRow, InviteRow, MemberRoleRow, MemberRow, RoleRow, ServerRow
 
 
 async def servers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ServerRow]:
@@ -231,3 +231,36 @@ async def use_invite(session: AsyncSession, code: str, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+# --- moderation ---------------------------------------------------------------------------------------
+
+
+async def ban_of(session: AsyncSession, server_id: int, user_id: int) -> BanRow | None:
+    return await session.get(BanRow, (server_id, user_id), populate_existing=True)
+
+
+async def is_banned(session: AsyncSession, server_id: int, user_id: int) -> bool:
+    found = await session.scalar(
+        select(BanRow.user_id).where(BanRow.server_id == server_id, BanRow.user_id == user_id)
+    )
+    return found is not None
+
+
+def add_ban(session: AsyncSession, ban: BanRow) -> None:
+    session.add(ban)
+
+
+async def delete_ban(session: AsyncSession, ban: BanRow) -> None:
+    await session.delete(ban)
+
+
+async def bans_of_server(session: AsyncSession, server_id: int) -> list[BanRow]:
+    rows = await session.scalars(
+        select(BanRow).where(BanRow.server_id == server_id).order_by(BanRow.created_at.desc(), BanRow.user_id)
+    )
+    return list(rows)
+
+
+async def member_of(session: AsyncSession, server_id: int, user_id: int) -> MemberRow | None:
+    return await session.get(MemberRow, (server_id, user_id), populate_existing=True)

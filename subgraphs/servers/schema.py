@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import strawberry
 from strawberry.federation import Schema
 
@@ -10,7 +12,7 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.servers import discovery, invites, membership, roles, service
+from subgraphs.servers import discovery, invites, membership, moderation, roles, service
 from subgraphs.servers.inputs import (
     CreateInviteInput,
     CreateRoleInput,
@@ -20,12 +22,18 @@ from subgraphs.servers.inputs import (
 )
 from subgraphs.servers.types import (
     AcceptInviteResult,
+    Ban,
+    BanLifted,
+    BanMemberResult,
     CreateServerResult,
     Invite,
     InvitePreview,
     InviteResult,
     JoinServerResult,
+    KickMemberResult,
     LeaveServerResult,
+    MemberRemoved,
+    MemberTimeout,
     Role,
     RoleResult,
     Server,
@@ -33,7 +41,9 @@ from subgraphs.servers.types import (
     ServerEdge,
     ServerLeft,
     ServersInfo,
+    TimeoutMemberResult,
     TransferOwnershipResult,
+    UnbanMemberResult,
     User,
     visible_server,
 )
@@ -64,6 +74,12 @@ class Query:
         ctx = info.context
         rows = await invites.list_invites(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
         return None if rows is None else [Invite.from_row(row) for row in rows]
+
+    @strawberry.field(description="A server's bans, newest first; null unless you have Ban Members there.")
+    async def bans(self, info: ServersInfo, server_id: strawberry.ID) -> list[Ban] | None:
+        ctx = info.context
+        rows = await moderation.list_bans(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
+        return None if rows is None else [Ban.from_row(row) for row in rows]
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],
@@ -275,6 +291,103 @@ class Mutation:
     )
     async def unassign_role(self, info: ServersInfo, input: MemberRoleInput) -> RoleResult:
         return await _set_member_role(info, input, assigned=False)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Remove a member (Kick Members; their highest role must be below yours). They may join "
+        "again. To leave a server yourself, use leaveServer.",
+    )
+    async def kick_member(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID, reason: str | None = None
+    ) -> KickMemberResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> MemberRemoved:
+            parsed_server, parsed_user = (
+                id_input(str(server_id), "serverId"),
+                id_input(str(user_id), "userId"),
+            )
+            await moderation.kick_member(ctx.uow, principal, parsed_server, parsed_user, reason)
+            return MemberRemoved(
+                server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
+            )
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Ban a user (Ban Members; a member's highest role must be below yours): they are "
+        "removed and cannot join again until unbanned. reason: up to 512 characters.",
+    )
+    async def ban_member(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID, reason: str | None = None
+    ) -> BanMemberResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> Ban:
+            row = await moderation.ban_member(
+                ctx.uow,
+                principal,
+                id_input(str(server_id), "serverId"),
+                id_input(str(user_id), "userId"),
+                reason,
+            )
+            return Ban.from_row(row)
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Lift a ban (Ban Members).")
+    async def unban_member(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
+    ) -> UnbanMemberResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> BanLifted:
+            parsed_server, parsed_user = (
+                id_input(str(server_id), "serverId"),
+                id_input(str(user_id), "userId"),
+            )
+            await moderation.unban_member(ctx.uow, principal, parsed_server, parsed_user)
+            return BanLifted(
+                server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
+            )
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Time a member out (Moderate Members; their highest role must be below yours): until "
+        "then they may only view channels and read history. Give `until` or `seconds` (at most 28 days); "
+        "neither, or 0 seconds, clears the timeout.",
+    )
+    async def timeout_member(
+        self,
+        info: ServersInfo,
+        server_id: strawberry.ID,
+        user_id: strawberry.ID,
+        until: datetime | None = None,
+        seconds: int | None = None,
+    ) -> TimeoutMemberResult:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> MemberTimeout:
+            parsed_server, parsed_user = (
+                id_input(str(server_id), "serverId"),
+                id_input(str(user_id), "userId"),
+            )
+            ends_at = moderation.check_timeout(until, seconds, datetime.now(UTC))
+            ends = await moderation.timeout_member(ctx.uow, principal, parsed_server, parsed_user, ends_at)
+            return MemberTimeout(
+                server_id=strawberry.ID(str(parsed_server)),
+                user_id=strawberry.ID(str(parsed_user)),
+                until=ends,
+            )
+
+        return await run_in_transaction(ctx.uow, operation)
 
 
 async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigned: bool) -> RoleResult:

@@ -9,7 +9,7 @@ from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
@@ -76,6 +76,10 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
         raise NotFound("No such server.", field="serverId")
     if found.is_member:
         raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="serverId")
+    # Under the tenant's lock, so a ban cannot slip in between this check and the new member row.
+    await access.lock_tenant(session, server_id)
+    if await repository.is_banned(session, server_id, principal.user_id):
+        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="serverId")
     repository.add_member(
         session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=datetime.now(UTC))
     )

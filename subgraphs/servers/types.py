@@ -16,7 +16,7 @@ from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.servers import invites
 from subgraphs.servers.loaders import ServersLoaders
-from subgraphs.servers.models import InviteRow, RoleRow, ServerRow
+from subgraphs.servers.models import BanRow, InviteRow, RoleRow, ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -72,6 +72,14 @@ class Server:
     async def my_permissions(self, info: ServersInfo) -> str:
         found = await info.context.loaders.server_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
+
+    @strawberry.field(
+        description="Until when a moderator has timed you out here (you may read but not act); null when "
+        "you are not timed out."
+    )
+    async def my_timeout_until(self, info: ServersInfo) -> datetime | None:
+        found = await info.context.loaders.server_access.load(int(self.id))
+        return found.timed_out_until if found else None
 
     @strawberry.field(description="How many members the server has.")
     async def member_count(self, info: ServersInfo) -> int:
@@ -171,6 +179,52 @@ class InvitePreview:
         )
 
 
+@strawberry.type(description="A user banned from a server: they cannot join it again until unbanned.")
+class Ban:
+    server_id: strawberry.ID
+    reason: str | None
+    created_at: datetime
+    user_id: strawberry.Private[int]
+    banned_by_id: strawberry.Private[int]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=strawberry.ID(str(self.user_id)))
+
+    @strawberry.field(description="The moderator who banned them.")
+    def banned_by(self) -> User:
+        return User(id=strawberry.ID(str(self.banned_by_id)))
+
+    @classmethod
+    def from_row(cls, row: BanRow) -> Ban:
+        return cls(
+            server_id=strawberry.ID(str(row.server_id)),
+            reason=row.reason,
+            created_at=row.created_at,
+            user_id=row.user_id,
+            banned_by_id=row.banned_by,
+        )
+
+
+@strawberry.type(description="A member was removed from a server (kicked); they may join again.")
+class MemberRemoved:
+    server_id: strawberry.ID
+    user_id: strawberry.ID
+
+
+@strawberry.type(description="A ban was lifted: the user may join again.")
+class BanLifted:
+    server_id: strawberry.ID
+    user_id: strawberry.ID
+
+
+@strawberry.type(description="A member's timeout was set or cleared.")
+class MemberTimeout:
+    server_id: strawberry.ID
+    user_id: strawberry.ID
+    until: datetime | None = strawberry.field(description="null: the timeout was cleared.")
+
+
 @strawberry.type
 class ServerEdge:
     cursor: str
@@ -189,12 +243,15 @@ class ServerLeft:
 
 
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
-JoinServerResult = Annotated[Server | NotFoundError | ConflictError, strawberry.union("JoinServerResult")]
+JoinServerResult = Annotated[
+    Server | NotFoundError | ConflictError | PermissionError, strawberry.union("JoinServerResult")
+]
 InviteResult = Annotated[
     Invite | ValidationError | NotFoundError | PermissionError, strawberry.union("InviteResult")
 ]
 AcceptInviteResult = Annotated[
-    Server | ValidationError | NotFoundError | ConflictError, strawberry.union("AcceptInviteResult")
+    Server | ValidationError | NotFoundError | ConflictError | PermissionError,
+    strawberry.union("AcceptInviteResult"),
 ]
 LeaveServerResult = Annotated[
     ServerLeft | NotFoundError | PermissionError, strawberry.union("LeaveServerResult")
@@ -204,4 +261,17 @@ TransferOwnershipResult = Annotated[
 ]
 RoleResult = Annotated[
     Role | ValidationError | NotFoundError | PermissionError, strawberry.union("RoleResult")
+]
+KickMemberResult = Annotated[
+    MemberRemoved | ValidationError | NotFoundError | PermissionError, strawberry.union("KickMemberResult")
+]
+BanMemberResult = Annotated[
+    Ban | ValidationError | NotFoundError | PermissionError, strawberry.union("BanMemberResult")
+]
+UnbanMemberResult = Annotated[
+    BanLifted | ValidationError | NotFoundError | PermissionError, strawberry.union("UnbanMemberResult")
+]
+TimeoutMemberResult = Annotated[
+    MemberTimeout | ValidationError | NotFoundError | PermissionError,
+    strawberry.union("TimeoutMemberResult"),
 ]

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from subgraphs.kernel.access import running_timeout
 from subgraphs.kernel.permissions import (
     ALL_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
+    TIMED_OUT_PERMISSIONS,
     MemberGrant,
     Overwrite,
     Permission,
@@ -67,3 +71,74 @@ def test_administrators_ignore_overwrites() -> None:
     assert (
         in_channel(admin, frozenset(), Overwrite("ROLE", EVERYONE, P(0), P.VIEW_CHANNEL)) == ALL_PERMISSIONS
     )
+
+
+def test_a_timeout_leaves_only_viewing_and_reading() -> None:
+    timed_out = MemberGrant(
+        is_owner=False,
+        is_member=True,
+        everyone=DEFAULT_MEMBER_PERMISSIONS,
+        roles=(P.MANAGE_MESSAGES | P.KICK_MEMBERS,),
+        timed_out=True,
+    )
+    base = base_permissions(timed_out)
+    assert base == TIMED_OUT_PERMISSIONS == P.VIEW_CHANNEL | P.READ_MESSAGE_HISTORY
+    # No overwrite lifts it: an allow of Send Messages on the channel still leaves the member read-only.
+    allow_send = Overwrite("MEMBER", USER, P.SEND_MESSAGES, P(0))
+    assert (
+        channel_permissions(
+            base,
+            everyone_role_id=EVERYONE,
+            user_id=USER,
+            member_role_ids=frozenset({EVERYONE}),
+            overwrites=(allow_send,),
+            timed_out=True,
+        )
+        == P.VIEW_CHANNEL | P.READ_MESSAGE_HISTORY
+    )
+    # A channel the member cannot see stays invisible.
+    hidden = Overwrite("ROLE", EVERYONE, P(0), P.VIEW_CHANNEL)
+    assert channel_permissions(
+        base,
+        everyone_role_id=EVERYONE,
+        user_id=USER,
+        member_role_ids=frozenset({EVERYONE}),
+        overwrites=(hidden,),
+        timed_out=True,
+    ) == P(0)
+
+
+def test_owner_and_administrators_are_not_bound_by_a_timeout() -> None:
+    owner = MemberGrant(
+        is_owner=True, is_member=True, everyone=DEFAULT_MEMBER_PERMISSIONS, roles=(), timed_out=True
+    )
+    admin = MemberGrant(
+        is_owner=False,
+        is_member=True,
+        everyone=DEFAULT_MEMBER_PERMISSIONS,
+        roles=(P.ADMINISTRATOR,),
+        timed_out=True,
+    )
+    assert base_permissions(owner) == ALL_PERMISSIONS
+    assert base_permissions(admin) == ALL_PERMISSIONS
+    assert (
+        channel_permissions(
+            ALL_PERMISSIONS,
+            everyone_role_id=EVERYONE,
+            user_id=USER,
+            member_role_ids=frozenset(),
+            overwrites=(),
+            timed_out=True,
+        )
+        == ALL_PERMISSIONS
+    )
+
+
+def test_an_expired_timeout_does_not_apply() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert running_timeout(None, now) is None
+    assert running_timeout(now - timedelta(seconds=1), now) is None
+    assert running_timeout(now, now) is None
+    later = now + timedelta(minutes=5)
+    assert running_timeout(later, now) == later
+    assert running_timeout(later.replace(tzinfo=None), now) == later  # SQLite's naive UTC
