@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.federation import Schema
 
@@ -23,9 +25,11 @@ from subgraphs.channels.types import (
     OverwriteTarget,
     Server,
 )
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 
 
@@ -43,10 +47,7 @@ class Mutation:
         permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
     )
     async def create_channel(self, info: ChannelsInfo, input: CreateChannelInput) -> CreateChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             data = service.NewChannel(
                 server_id=id_input(str(input.server_id), "serverId"),
                 name=input.name,
@@ -55,22 +56,19 @@ class Mutation:
             )
             return Channel.from_row(await service.create_channel(ctx.uow, principal, data))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename a channel or set its topic (Manage Channels in it).",
     )
     async def update_channel(self, info: ChannelsInfo, input: UpdateChannelInput) -> ChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             changes = service.ChannelChanges(name=input.name, topic=input.topic)
             row = await service.update_channel(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             return Channel.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -78,17 +76,14 @@ class Mutation:
         "folder). Siblings keep dense positions.",
     )
     async def move_channel(self, info: ChannelsInfo, input: MoveChannelInput) -> ChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             parent_id = id_input(str(input.parent_id), "parentId") if input.parent_id is not None else None
             row = await service.move_channel(
                 ctx.uow, principal, id_input(str(input.id), "id"), parent_id, input.position
             )
             return Channel.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -96,10 +91,7 @@ class Mutation:
         "each).",
     )
     async def delete_channel(self, info: ChannelsInfo, id: strawberry.ID) -> DeleteChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> ChannelDeleted:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ChannelDeleted:
             deleted = await service.delete_channel(ctx.uow, principal, id_input(str(id), "id"))
             return ChannelDeleted(
                 channel_id=strawberry.ID(str(deleted.channel.id)),
@@ -107,7 +99,7 @@ class Mutation:
                 child_ids=[strawberry.ID(str(child.id)) for child in deleted.children],
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -117,10 +109,7 @@ class Mutation:
     async def set_channel_visibility(
         self, info: ChannelsInfo, input: SetChannelVisibilityInput
     ) -> ChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             change = visibility.Visibility(
                 channel_id=id_input(str(input.channel_id), "channelId"),
                 private=input.private,
@@ -129,17 +118,14 @@ class Mutation:
             )
             return Channel.from_row(await visibility.set_visibility(ctx.uow, principal, change))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Allow or deny permissions in a channel for a role or a member (Manage Roles).",
     )
     async def set_channel_overwrite(self, info: ChannelsInfo, input: ChannelOverwriteInput) -> ChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             spec = overwrites.OverwriteSpec(
                 channel_id=id_input(str(input.channel_id), "channelId"),
                 target_kind=input.target_kind.value,
@@ -149,7 +135,7 @@ class Mutation:
             )
             return Channel.from_row(await overwrites.set_overwrite(ctx.uow, principal, spec))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -162,10 +148,7 @@ class Mutation:
         target_kind: OverwriteTarget,
         target_id: strawberry.ID,
     ) -> ChannelResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Channel:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
             row = await overwrites.remove_overwrite(
                 ctx.uow,
                 principal,
@@ -175,7 +158,7 @@ class Mutation:
             )
             return Channel.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
 
 schema = Schema(

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from strawberry.types import Info
+
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import DomainError, user_error
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -18,3 +22,14 @@ async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[
             return await operation()
     except DomainError as error:
         return user_error(error)
+
+
+async def signed_in_mutation(
+    info: Info[BeepContext[Any], None],
+    operation: Callable[[BeepContext[Any], Principal], Awaitable[T]],
+) -> T | Any:
+    """The shape of every mutation that needs a signed-in caller: the principal (UNAUTHENTICATED
+    otherwise), then `operation` in one transaction with its domain errors mapped to the payload's types."""
+    ctx = info.context
+    principal = ctx.require_principal()
+    return await run_in_transaction(ctx.uow, lambda: operation(ctx, principal))

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
@@ -87,10 +89,7 @@ class Mutation:
         permission_classes=[IsAuthenticated], description="Send a message to a text channel."
     )
     async def send_message(self, info: MessagesInfo, input: SendMessageInput) -> SendMessageResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Message:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             data = service.NewMessage(
                 channel_id=id_input(str(input.channel_id), "channelId"),
                 content=input.content,
@@ -99,34 +98,28 @@ class Mutation:
             )
             return Message.from_row(await service.send_message(ctx.uow, principal, data))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
     async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Message:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             row = await service.edit_message(ctx.uow, principal, id_input(str(input.id), "id"), input.content)
             return Message.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete one of your messages, or anyone's with Manage Messages.",
     )
     async def delete_message(self, info: MessagesInfo, id: strawberry.ID) -> DeleteMessageResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> MessageDeleted:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> MessageDeleted:
             row = await service.delete_message(ctx.uow, principal, id_input(str(id), "id"))
             return MessageDeleted(
                 message_id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id))
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
 
 async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:

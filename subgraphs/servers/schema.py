@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 from subgraphs.servers import discovery, invites, membership, moderation, roles, service
@@ -135,26 +138,21 @@ class Query:
 class Mutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a server; you own it.")
     async def create_server(self, info: ServersInfo, input: CreateServerInput) -> CreateServerResult:
-        ctx = info.context
-        principal = ctx.require_principal()
         data = service.NewServer(input.name, input.visibility.value, input.description)
 
-        async def operation() -> Server:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Join a public server.")
     async def join_server(self, info: ServersInfo, server_id: strawberry.ID) -> JoinServerResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Server:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             row = await service.join_server(ctx.uow, principal, id_input(str(server_id), "serverId"))
             return Server.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -162,10 +160,7 @@ class Mutation:
         "by default). Private server: Manage Server, or Create Invite given by a role other than @everyone.",
     )
     async def create_invite(self, info: ServersInfo, input: CreateInviteInput) -> InviteResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Invite:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Invite:
             data = invites.NewInvite(
                 server_id=id_input(str(input.server_id), "serverId"),
                 max_age_seconds=input.max_age_seconds,
@@ -173,48 +168,39 @@ class Mutation:
             )
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Revoke an invite (its creator, or Manage Server). Revoking twice is harmless.",
     )
     async def revoke_invite(self, info: ServersInfo, code: str) -> InviteResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Invite:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Invite:
             return Invite.from_row(await invites.revoke_invite(ctx.uow, principal, code))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Join a server (public or private) through an invite code.",
     )
     async def accept_invite(self, info: ServersInfo, code: str) -> AcceptInviteResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Server:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             return Server.from_row(await invites.accept_invite(ctx.uow, principal, code))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Leave a server; your roles there go too. The owner must transfer ownership first.",
     )
     async def leave_server(self, info: ServersInfo, server_id: strawberry.ID) -> LeaveServerResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> ServerLeft:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerLeft:
             parsed = id_input(str(server_id), "serverId")
             await membership.leave_server(ctx.uow, principal, parsed)
             return ServerLeft(server_id=strawberry.ID(str(parsed)))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -223,40 +209,31 @@ class Mutation:
     async def transfer_ownership(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
     ) -> TransferOwnershipResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Server:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             row = await membership.transfer_ownership(
                 ctx.uow, principal, id_input(str(server_id), "serverId"), id_input(str(user_id), "userId")
             )
             return Server.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Role:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             server_id = id_input(str(input.server_id), "serverId")
             permissions = parse_permissions(input.permissions, "permissions")
             return Role.from_row(
                 await roles.create_role(ctx.uow, principal, server_id, input.name, permissions)
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename, re-permission or move a role (Manage Roles).",
     )
     async def update_role(self, info: ServersInfo, input: UpdateRoleInput) -> RoleResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Role:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             changes = roles.RoleChanges(
                 name=input.name,
                 permissions=parse_permissions(input.permissions, "permissions")
@@ -268,17 +245,14 @@ class Mutation:
                 await roles.update_role(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Delete a role (Manage Roles).")
     async def delete_role(self, info: ServersInfo, id: strawberry.ID) -> RoleResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Role:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             return Role.from_row(await roles.delete_role(ctx.uow, principal, id_input(str(id), "id")))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Give a member a role (Manage Roles)."
@@ -300,10 +274,7 @@ class Mutation:
     async def kick_member(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID, reason: str | None = None
     ) -> KickMemberResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> MemberRemoved:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> MemberRemoved:
             parsed_server, parsed_user = (
                 id_input(str(server_id), "serverId"),
                 id_input(str(user_id), "userId"),
@@ -313,7 +284,7 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -323,10 +294,7 @@ class Mutation:
     async def ban_member(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID, reason: str | None = None
     ) -> BanMemberResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> Ban:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Ban:
             row = await moderation.ban_member(
                 ctx.uow,
                 principal,
@@ -336,16 +304,13 @@ class Mutation:
             )
             return Ban.from_row(row)
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Lift a ban (Ban Members).")
     async def unban_member(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
     ) -> UnbanMemberResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> BanLifted:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> BanLifted:
             parsed_server, parsed_user = (
                 id_input(str(server_id), "serverId"),
                 id_input(str(user_id), "userId"),
@@ -355,7 +320,7 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -371,10 +336,7 @@ class Mutation:
         until: datetime | None = None,
         seconds: int | None = None,
     ) -> TimeoutMemberResult:
-        ctx = info.context
-        principal = ctx.require_principal()
-
-        async def operation() -> MemberTimeout:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> MemberTimeout:
             parsed_server, parsed_user = (
                 id_input(str(server_id), "serverId"),
                 id_input(str(user_id), "userId"),
@@ -387,14 +349,11 @@ class Mutation:
                 until=ends,
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await signed_in_mutation(info, operation)
 
 
 async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigned: bool) -> RoleResult:
-    ctx = info.context
-    principal = ctx.require_principal()
-
-    async def operation() -> Role:
+    async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
         row = await roles.set_member_role(
             ctx.uow,
             principal,
@@ -404,7 +363,7 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
         )
         return Role.from_row(row)
 
-    return await run_in_transaction(ctx.uow, operation)
+    return await signed_in_mutation(info, operation)
 
 
 schema = Schema(
