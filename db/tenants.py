@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, func, select
+from sqlalchemy import DateTime, String, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,7 +31,3 @@ async def register_tenant(session: AsyncSession, tenant_id: int, kind: str) -> T
     tenant = Tenant(id=tenant_id, shard=shard_of(tenant_id), kind=kind)
     session.add(tenant)
     return tenant
-
-
-async def tenant_shard(session: AsyncSession, tenant_id: int) -> int | None:
-    return await session.scalar(select(Tenant.shard).where(Tenant.id == tenant_id))

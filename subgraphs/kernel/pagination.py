@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import Generic, TypeVar
 
 import strawberry
 
 from db.ids import parse_id
 from subgraphs.kernel.errors import bad_user_input
 
-N = TypeVar("N")
 MAX_PAGE = 100
 
 
@@ -20,12 +18,6 @@ class PageInfo:
     has_previous_page: bool = strawberry.field(description="More items before the first edge (newer items).")
     start_cursor: str | None
     end_cursor: str | None
-
-
-@strawberry.type
-class Edge(Generic[N]):
-    cursor: str
-    node: N
 
 
 def encode_cursor(entity_id: int) -> str:

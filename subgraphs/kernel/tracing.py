@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -33,12 +32,6 @@ def configure_tracing(service: str, exporter: str, endpoint: str = "") -> bool:
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
     return True
-
-
-@contextmanager
-def span(name: str, **attributes: str | int | bool) -> Iterator[None]:
-    with tracer.start_as_current_span(name, attributes=attributes):
-        yield
 
 
 class OperationTracing(SchemaExtension):

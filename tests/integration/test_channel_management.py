@@ -52,6 +52,17 @@ async def member(anonymous: GraphQLClient, server_id: str, prefix: str) -> tuple
     return account, client
 
 
+async def give_channel_managers_role(as_owner: GraphQLClient, server_id: str, user: Account) -> None:
+    managers = await role(
+        as_owner,
+        CREATE_ROLE,
+        serverId=server_id,
+        name="Managers",
+        permissions=bits(Permission.MANAGE_CHANNELS),
+    )
+    await role(as_owner, ASSIGN_ROLE, roleId=managers["id"], userId=user.user_id)
+
+
 async def test_rename_and_topic_with_validation_and_permissions(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
@@ -109,14 +120,7 @@ async def test_rename_and_topic_with_validation_and_permissions(stack: Stack) ->
     assert (hidden["__typename"], hidden["field"]) == ("NotFoundError", "id")
 
     # With a role granting Manage Channels, Bob may rename the channels he can see.
-    managers = await role(
-        as_owner,
-        CREATE_ROLE,
-        serverId=server["id"],
-        name="Managers",
-        permissions=bits(Permission.MANAGE_CHANNELS),
-    )
-    await role(as_owner, ASSIGN_ROLE, roleId=managers["id"], userId=bob.user_id)
+    await give_channel_managers_role(as_owner, server["id"], bob)
     assert (await mutate(as_bob, UPDATE_CHANNEL, id=folder["id"], name="Bob's"))["name"] == "Bob's"
     assert (await mutate(as_bob, UPDATE_CHANNEL, id=general["id"], name="x"))["__typename"] == "NotFoundError"
 
@@ -283,14 +287,7 @@ async def test_a_folder_with_a_channel_you_cannot_manage_is_not_deleted(stack: S
     folder = await create_channel(as_owner, server["id"], "Mixed", kind="FOLDER")
     secret = await create_channel(as_owner, server["id"], "secret", parentId=folder["id"])
     bob, as_bob = await member(anonymous, server["id"], "bob")
-    managers = await role(
-        as_owner,
-        CREATE_ROLE,
-        serverId=server["id"],
-        name="Managers",
-        permissions=bits(Permission.MANAGE_CHANNELS),
-    )
-    await role(as_owner, ASSIGN_ROLE, roleId=managers["id"], userId=bob.user_id)
+    await give_channel_managers_role(as_owner, server["id"], bob)
     await overwrite(as_owner, secret["id"], "MEMBER", bob.user_id, deny=VIEW)
 
     refused = (await as_bob.data(DELETE_CHANNEL, {"id": folder["id"]}))["deleteChannel"]
