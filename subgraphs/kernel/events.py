@@ -82,3 +82,14 @@ def access_changed(
     """Announce an access change to the right audience: the channel's topic, or the whole server's."""
     topic = topic_for_channel(channel_id) if channel_id is not None else topic_for_server(server_id)
     uow_emit(topic, AccessChanged(server_id, channel_id))
+
+
+@dataclass(frozen=True)
+class PresenceChanged(Event):
+    """A user's presence changed: connected/disconnected (live connections) or the status they chose.
+    Published by the users context on `server:{id}` of each of their servers and on `user:{id}` of each
+    friend; member lists update from it."""
+
+    user_id: int
+    connected: bool
+    status: str

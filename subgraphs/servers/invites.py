@@ -30,9 +30,9 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.servers import repository
+from subgraphs.servers import membership, repository
 from subgraphs.servers.events import MemberJoined
-from subgraphs.servers.models import InviteRow, MemberRow, ServerRow
+from subgraphs.servers.models import InviteRow, ServerRow
 
 CODE_ALPHABET = string.ascii_letters + string.digits
 CODE_LENGTH = 10  # 62**10 ≈ 8·10^17 codes (59 bits): not guessable at any rate the router lets through
@@ -264,7 +264,7 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
 
     # The member row first, flushed: a concurrent accept or join by the same user fails here, before a
     # use is spent.
-    repository.add_member(session, MemberRow(server_id=server.id, user_id=principal.user_id, joined_at=now))
+    membership.enrol(uow, server.id, principal.user_id, now)
     try:
         await session.flush()
     except IntegrityError as error:

@@ -6,15 +6,32 @@ member leaving cannot interleave into a server owned by a non-member.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.tenants import index_membership, unindex_membership
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import repository
 from subgraphs.servers.events import MemberLeft, OwnershipTransferred
-from subgraphs.servers.models import ServerRow
+from subgraphs.servers.models import MemberRow, ServerRow
+
+
+def enrol(uow: UnitOfWork, server_id: int, user_id: int, now: datetime) -> MemberRow:
+    """A new member: the row in the tenant's shard and its entry in the directory's index."""
+    member = MemberRow(server_id=server_id, user_id=user_id, joined_at=now)
+    repository.add_member(uow.for_entity(server_id), member)
+    index_membership(uow.directory(), user_id, server_id, now)
+    return member
+
+
+async def withdraw(uow: UnitOfWork, server_id: int, user_id: int) -> None:
+    """The member row (their roles go with it) and the directory's entry; a no-op for a non-member."""
+    await repository.remove_member(uow.for_entity(server_id), server_id, user_id)
+    await unindex_membership(uow.directory(), user_id, server_id)
 
 
 async def _joined_server(session: AsyncSession, server_id: int, user_id: int) -> ServerRow:
@@ -37,7 +54,7 @@ async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) ->
         raise PermissionDenied(
             "The owner cannot leave: transfer ownership to another member first.", field="serverId"
         )
-    await repository.remove_member(session, server_id, principal.user_id)
+    await withdraw(uow, server_id, principal.user_id)
     uow.emit(topic_for_server(server_id), MemberLeft(server_id, principal.user_id))
     access_changed(uow.emit, server_id)
 

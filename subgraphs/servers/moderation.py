@@ -20,7 +20,7 @@ from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
-from subgraphs.servers import repository
+from subgraphs.servers import membership, repository
 from subgraphs.servers.events import MemberBanned, MemberKicked, MemberTimedOut, MemberUnbanned
 from subgraphs.servers.models import BanRow, ServerRow
 
@@ -110,7 +110,7 @@ async def kick_member(
     moderator = await _moderator(session, principal, server_id, Permission.KICK_MEMBERS, "Kick Members")
     await _require_member(session, server_id, user_id)
     await moderator.check_can_act_on(session, user_id, verb="kick")
-    await repository.remove_member(session, server_id, user_id)  # their member_roles go with them
+    await membership.withdraw(uow, server_id, user_id)  # their member_roles go with them
     event = MemberKicked(server_id, user_id, principal.user_id, cleaned)
     uow.emit(topic_for_server(server_id), event)
     uow.emit(topic_for_user(user_id), event)
@@ -126,7 +126,7 @@ async def ban_member(
     session = uow.for_entity(server_id)
     moderator = await _moderator(session, principal, server_id, Permission.BAN_MEMBERS, "Ban Members")
     await moderator.check_can_act_on(session, user_id, verb="ban")
-    await repository.remove_member(session, server_id, user_id)
+    await membership.withdraw(uow, server_id, user_id)
     ban = await repository.ban_of(session, server_id, user_id)
     if ban is None:
         ban = BanRow(

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.federation import Schema
 
+from db.tenants import server_ids_of_user
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions
@@ -59,6 +60,18 @@ class Query:
     )
     async def server(self, info: ServersInfo, id: strawberry.ID) -> Server | None:
         return await visible_server(info, id_argument(str(id), "id"))
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="The servers you are a member of, most recently joined first (direct conversations "
+        "are listed by the friends context, not here).",
+    )
+    async def my_servers(self, info: ServersInfo) -> list[Server]:
+        ctx = info.context
+        assert ctx.user_id is not None
+        server_ids = await server_ids_of_user(ctx.uow.directory(), ctx.user_id)
+        rows = await ctx.loaders.servers.load_many(server_ids)
+        return [Server.from_row(row) for row in rows if row is not None and row.kind == "SERVER"]
 
     @strawberry.field(
         description="What an invite code leads to, for anyone holding it (no sign-in needed); null for "

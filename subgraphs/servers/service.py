@@ -14,9 +14,9 @@ from subgraphs.kernel.events import topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
-from subgraphs.servers import repository
+from subgraphs.servers import membership, repository
 from subgraphs.servers.events import MemberJoined, ServerCreated
-from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
+from subgraphs.servers.models import RoleRow, ServerRow
 
 VISIBILITIES = ("PUBLIC", "PRIVATE")
 
@@ -49,9 +49,10 @@ async def create_server(
     session = uow.for_entity(server_id)
     repository.add_server(session, server)
     await session.flush()  # the member row references the server
-    repository.add_member(session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=now))
-    repository.add_role(session, everyone_role(server_id, now))
     await register_tenant(uow.directory(), server_id, "SERVER")
+    await uow.directory().flush()  # the membership index references the tenant
+    membership.enrol(uow, server_id, principal.user_id, now)
+    repository.add_role(session, everyone_role(server_id, now))
     uow.emit(topic_for_user(principal.user_id), ServerCreated(server_id, principal.user_id, name))
     return server
 
@@ -80,9 +81,7 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
     await access.lock_tenant(session, server_id)
     if await repository.is_banned(session, server_id, principal.user_id):
         raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="serverId")
-    repository.add_member(
-        session, MemberRow(server_id=server_id, user_id=principal.user_id, joined_at=datetime.now(UTC))
-    )
+    membership.enrol(uow, server_id, principal.user_id, datetime.now(UTC))
     uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
     server = await repository.server_by_id(session, server_id)
     assert server is not None

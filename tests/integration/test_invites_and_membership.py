@@ -30,6 +30,7 @@ ACCEPT_INVITE = f"""mutation($c: String!) {{ acceptInvite(code: $c) {{
   __typename ... on Server {{ id name viewerIsMember memberCount }} {ERROR_FIELDS} }} }}"""
 PREVIEW = "query($c: String!) { invite(code: $c) { inviteCode valid expiresAt serverName memberCount } }"
 LIST_INVITES = "query($s: ID!) { invites(serverId: $s) { inviteCode uses maxUses valid creator { id } } }"
+MY_SERVERS = "{ myServers { id name } }"
 LEAVE = f"""mutation($s: ID!) {{ leaveServer(serverId: $s) {{
   __typename ... on ServerLeft {{ serverId }} {ERROR_FIELDS} }} }}"""
 TRANSFER = f"""mutation($s: ID!, $u: ID!) {{ transferOwnership(serverId: $s, userId: $u) {{
@@ -287,11 +288,16 @@ async def test_leave_and_transfer_ownership(stack: Stack) -> None:
         "serverId": server["id"],
     }
     assert (await as_carol.data(SERVER, {"s": server["id"]}))["server"] is None  # private: gone from view
+    assert server["id"] not in [s["id"] for s in (await as_carol.data(MY_SERVERS))["myServers"]]
     gone = (await as_carol.data(LEAVE, {"s": server["id"]}))["leaveServer"]
     assert (gone["__typename"], gone["code"]) == ("NotFoundError", "NOT_FOUND")
     assert (await accept(as_carol, code))["__typename"] == "Server"
     back = (await as_carol.data(SERVER, {"s": server["id"]}))["server"]
     assert back["myPermissions"] == str(int(DEFAULT_MEMBER_PERMISSIONS))
+
+    other = await create_server(as_carol, "Carol's own", "PUBLIC")
+    listed = [s["id"] for s in (await as_carol.data(MY_SERVERS))["myServers"]]
+    assert listed == [other["id"], server["id"]]  # most recently joined first
 
     handed = (await as_owner.data(TRANSFER, {"s": server["id"], "u": bob.user_id}))["transferOwnership"]
     assert handed["__typename"] == "Server" and handed["owner"] == {"id": bob.user_id}
