@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from db.base import SHARD_SCHEMA
+from db.locator import ShardLocator
 from db.shardmap import ShardLocation, ShardMap
 
 QueryHook = Callable[[str, str], None]  # (statement, database URL without password)
@@ -74,6 +75,7 @@ class Database:
         self._engines: dict[str, AsyncEngine] = {}
         self._shard_binds: dict[int, AsyncEngine] = {}
         self._query_hooks: list[QueryHook] = []
+        self.locator = ShardLocator()
 
     def engine(self, url: str) -> AsyncEngine:
         existing = self._engines.get(url)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
-from db.ids import group_by_shard
 from subgraphs.channels import positions, repository
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel import access
@@ -29,7 +28,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
 
     async def load_access(ids: Sequence[int]) -> list[ChannelAccess | None]:
         found: dict[int, ChannelAccess] = {}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 found.update(await access.channel_accesses(session, shard_ids, user_id))
         return [found.get(i) for i in ids]
@@ -40,14 +39,14 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
         accesses = await access_loader.load_many(ids)
         visible = [a.channel_id for a in accesses if a is not None and a.can_view]
         found: dict[int, ChannelRow] = {}
-        for shard, shard_ids in group_by_shard(visible).items():
+        for shard, shard_ids in (await uow.group_by_shard(visible)).items():
             async with uow.reading(shard) as session:
                 found.update(await repository.channels_by_ids(session, shard_ids))
         return [found.get(i) for i in ids]
 
     async def load_server_channels(server_ids: Sequence[int]) -> list[list[ChannelRow]]:
         result: dict[int, list[ChannelRow]] = {i: [] for i in server_ids}
-        for shard, shard_ids in group_by_shard(server_ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(server_ids)).items():
             async with uow.reading(shard) as session:
                 member_of = await access.member_server_ids(session, shard_ids, user_id)
                 if not member_of:
@@ -67,7 +66,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
 
     async def load_overwrites(ids: Sequence[int]) -> list[list[OverwriteRow]]:
         by_channel: dict[int, list[OverwriteRow]] = {i: [] for i in ids}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 rows = await repository.overwrites_of(session, shard_ids)
             for row in rows:

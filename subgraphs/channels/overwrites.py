@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.ids import shard_of
 from subgraphs.channels import repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow, OverwriteRow
@@ -58,8 +57,6 @@ async def check_target(
 ) -> None:
     if kind not in TARGET_KINDS:
         raise ValidationFailed("targetKind must be ROLE or MEMBER.", field="targetKind")
-    if shard_of(target_id) != shard_of(server_id) and kind == "ROLE":
-        raise NotFound("No such role in this server.", field=field)
     if kind == "ROLE" and await access.role_server_id(session, target_id) != server_id:
         raise NotFound("No such role in this server.", field=field)
     if kind == "MEMBER" and server_id not in await access.member_server_ids(session, [server_id], target_id):
@@ -127,7 +124,7 @@ async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSp
             code=ErrorCode.INVALID_PERMISSIONS,
             field="deny",
         )
-    session = uow.for_entity(spec.channel_id)
+    session = await uow.for_entity(spec.channel_id)
     channel, mine = await managed_channel(session, principal, spec.channel_id)
     await check_target(session, channel.server_id, spec.target_kind, spec.target_id)
     await unsync(session, channel)
@@ -141,7 +138,7 @@ async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSp
 async def remove_overwrite(
     uow: UnitOfWork, principal: Principal, channel_id: int, target_kind: str, target_id: int
 ) -> ChannelRow:
-    session = uow.for_entity(channel_id)
+    session = await uow.for_entity(channel_id)
     channel, _mine = await managed_channel(session, principal, channel_id)
     await unsync(session, channel)
     row = await repository.overwrite(session, channel.id, target_kind, target_id)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.ids import new_id, shard_of
+from db.ids import new_id
 from subgraphs.channels import overwrites, positions, repository
 from subgraphs.channels.events import ChannelCreated, ChannelDeleted, ChannelMoved, ChannelUpdated
 from subgraphs.channels.models import ChannelRow
@@ -74,11 +74,7 @@ async def managed_channel(
 
 async def _folder(session: AsyncSession, server_id: int, folder_id: int) -> ChannelRow:
     """A folder of this server (in the server's shard), or INVALID_PARENT."""
-    folder = (
-        await repository.channel_by_id(session, folder_id)
-        if shard_of(folder_id) == shard_of(server_id)
-        else None
-    )
+    folder = await repository.channel_by_id(session, folder_id)
     if folder is None or folder.server_id != server_id:
         raise ValidationFailed(
             "The parent must be a folder of the same server.", code=ErrorCode.INVALID_PARENT, field="parentId"
@@ -106,7 +102,7 @@ async def create_channel(uow: UnitOfWork, principal: Principal, data: NewChannel
     name = _clean_name(data.name)
     if data.kind not in KINDS:
         raise ValidationFailed("Kind must be TEXT, VOICE or FOLDER.", field="kind")
-    session = uow.for_entity(data.server_id)
+    session = await uow.for_entity(data.server_id)
     server = await access.server_access(session, data.server_id, principal.user_id)
     if server is None or not server.is_member:
         raise NotFound("No such server.", field="serverId")
@@ -121,7 +117,7 @@ async def create_channel(uow: UnitOfWork, principal: Principal, data: NewChannel
         _check_can_nest(data.kind)
         await _managed_folder(session, principal, data.server_id, data.parent_id)
     channel = ChannelRow(
-        id=new_id(shard_of(data.server_id)),  # a tenant's rows share its shard
+        id=new_id(await uow.shard_for(data.server_id)),  # a tenant's rows share its shard
         server_id=data.server_id,
         name=name,
         kind=data.kind,
@@ -149,7 +145,7 @@ async def update_channel(
         if changes.topic is not None
         else None
     )
-    session = uow.for_entity(channel_id)
+    session = await uow.for_entity(channel_id)
     channel = await managed_channel(session, principal, channel_id, "id")
     if topic and channel.kind == "FOLDER":
         raise ValidationFailed("Folders have no topic.", field="topic")
@@ -182,7 +178,7 @@ async def move_channel(
     """
     if position < 0:
         raise ValidationFailed("position must be 0 or more.", field="position")
-    session = uow.for_entity(channel_id)
+    session = await uow.for_entity(channel_id)
     channel = await managed_channel(session, principal, channel_id, "id")
     if parent_id is not None:
         _check_can_nest(channel.kind)
@@ -232,7 +228,7 @@ async def _managed_folder(
 async def delete_channel(uow: UnitOfWork, principal: Principal, channel_id: int) -> DeletedChannels:
     """Delete a channel with its messages; a folder takes its channels with it (each of them must be
     yours to manage too: deleting what you cannot see or manage is refused)."""
-    session = uow.for_entity(channel_id)
+    session = await uow.for_entity(channel_id)
     channel = await managed_channel(session, principal, channel_id, "id")
     rows = await repository.channels_of_servers(session, [channel.server_id])
     children = positions.siblings(rows, channel.id) if channel.kind == "FOLDER" else []

@@ -75,7 +75,7 @@ def wanted_overwrites(
 
 
 async def set_visibility(uow: UnitOfWork, principal: Principal, change: Visibility) -> ChannelRow:
-    session = uow.for_entity(change.channel_id)
+    session = await uow.for_entity(change.channel_id)
     channel, mine = await overwrites.managed_channel(session, principal, change.channel_id)
     everyone = channel.server_id
     _check_lists(change, everyone)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from db.ids import shard_of
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event
 
@@ -31,6 +30,7 @@ class UnitOfWork:
         self._shards: dict[int, AsyncSession] = {}
         self._pending: list[tuple[str, Event]] = []
         self._depth = 0
+        self._located: dict[int, int] = {}
 
     def directory(self) -> AsyncSession:
         if self._directory is None:
@@ -59,9 +59,27 @@ class UnitOfWork:
         finally:
             await session.close()
 
-    def for_entity(self, entity_id: int) -> AsyncSession:
-        """The session of the shard an ID was minted in (IDs carry their shard)."""
-        return self.shard(shard_of(entity_id))
+    async def shard_for(self, entity_id: int) -> int:
+        """The logical shard holding an entity's tenant: where its ID was minted, unless the tenant
+        has moved since (db/locator.py). Mint a tenant's new IDs in this shard."""
+        return (await self.shards_for([entity_id]))[entity_id]
+
+    async def shards_for(self, entity_ids: Iterable[int]) -> dict[int, int]:
+        wanted = [i for i in dict.fromkeys(entity_ids) if i not in self._located]
+        if wanted:
+            self._located.update(await self.database.locator.locate(self.directory(), wanted))
+        return {i: self._located[i] for i in entity_ids}
+
+    async def group_by_shard(self, entity_ids: Iterable[int]) -> dict[int, list[int]]:
+        """IDs grouped by the shard holding them, so a batch touches each shard once."""
+        groups: dict[int, list[int]] = {}
+        for entity_id, shard in (await self.shards_for(entity_ids)).items():
+            groups.setdefault(shard, []).append(entity_id)
+        return groups
+
+    async def for_entity(self, entity_id: int) -> AsyncSession:
+        """The session of the shard holding an entity's tenant."""
+        return self.shard(await self.shard_for(entity_id))
 
     def emit(self, topic: str, event: Event) -> None:
         if self._depth == 0:
@@ -106,5 +124,6 @@ class UnitOfWork:
         sessions = self._sessions()
         self._directory = None
         self._shards = {}
+        self._located = {}  # a tenant may move between a subscription's events
         for session in sessions:
             await session.close()

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
-from db.ids import group_by_shard
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
@@ -27,7 +26,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
 
     async def load_visible(ids: Sequence[int]) -> list[MessageRow | None]:
         found: dict[int, MessageRow] = {}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 rows = await repository.messages_by_ids(session, shard_ids)
                 visible = await access.visible_channel_ids(

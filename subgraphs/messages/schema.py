@@ -126,7 +126,7 @@ async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) ->
     """A fresh, short-lived session per check: a subscription must not hold a connection open."""
     uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
     try:
-        return await access.channel_access(uow.for_entity(channel_id), channel_id, ctx.user_id)
+        return await access.channel_access(await uow.for_entity(channel_id), channel_id, ctx.user_id)
     finally:
         await uow.close()
 

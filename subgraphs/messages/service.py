@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from db.ids import new_id, shard_of
+from db.ids import new_id
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
@@ -49,7 +49,7 @@ async def check_channel_readable(
     uow: UnitOfWork, user_id: int | None, channel_id: int
 ) -> ChannelAccess | None:
     """The channel's access if the user may read its history; None for missing and forbidden alike."""
-    found = await access.channel_access(uow.for_entity(channel_id), channel_id, user_id)
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
     return found if readable(found) else None
 
 
@@ -60,7 +60,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         raise ValidationFailed(
             f"nonce must be 1-{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce"
         )
-    session = uow.for_entity(data.channel_id)
+    session = await uow.for_entity(data.channel_id)
     channel = await access.channel_access(session, data.channel_id, principal.user_id)
     if channel is None or not channel.can_view:
         raise NotFound("No such channel.", field="channelId")
@@ -73,15 +73,11 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         if existing is not None:
             return existing  # a retried send: the first one stands, nothing is announced twice
     if data.reply_to_id is not None:
-        replied = (
-            await repository.message_by_id(session, data.reply_to_id)
-            if shard_of(data.reply_to_id) == shard_of(data.channel_id)
-            else None
-        )
+        replied = await repository.message_by_id(session, data.reply_to_id)
         if replied is None or replied.channel_id != data.channel_id:
             raise NotFound("The message you reply to is not in this channel.", field="replyToId")
     message = MessageRow(
-        id=new_id(shard_of(data.channel_id)),
+        id=new_id(await uow.shard_for(data.channel_id)),
         channel_id=data.channel_id,
         server_id=channel.server.server_id,
         author_id=principal.user_id,
@@ -121,7 +117,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
 async def _own_or_moderated(
     uow: UnitOfWork, principal: Principal, message_id: int, *, moderator_permission: Permission | None
 ) -> MessageRow:
-    session = uow.for_entity(message_id)
+    session = await uow.for_entity(message_id)
     message = await repository.message_by_id(session, message_id)
     channel = await access.channel_access(session, message.channel_id, principal.user_id) if message else None
     if message is None or channel is None or not channel.can_view:
@@ -158,7 +154,7 @@ async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int)
     message = await _own_or_moderated(
         uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
     )
-    await repository.delete_message(uow.for_entity(message_id), message)
+    await repository.delete_message(await uow.for_entity(message_id), message)
     uow.emit(
         topic_for_channel(message.channel_id),
         MessageDeleted(message.id, message.channel_id, message.server_id),
@@ -177,7 +173,7 @@ async def history(
 ) -> HistoryPage | None:
     if await check_channel_readable(uow, user_id, channel_id) is None:
         return None
-    session = uow.for_entity(channel_id)
+    session = await uow.for_entity(channel_id)
     rows = await repository.page(session, channel_id, before=before, after=after, limit=limit + 1)
     extra = len(rows) > limit
     if after is not None and before is None:

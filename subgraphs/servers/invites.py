@@ -159,7 +159,7 @@ async def _member_access(session: AsyncSession, server_id: int, user_id: int) ->
 
 async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) -> InviteRow:
     limits = check_limits(data.max_age_seconds, data.max_uses)
-    session = uow.for_entity(data.server_id)
+    session = await uow.for_entity(data.server_id)
     found = await _member_access(session, data.server_id, principal.user_id)
     granted = Permission(0)
     if found.visibility != "PUBLIC" and not found.has(Permission.MANAGE_SERVER):
@@ -202,7 +202,7 @@ async def list_invites(uow: UnitOfWork, user_id: int | None, server_id: int) -> 
     """The usable invites of a server, for members with Manage Server; None for anyone else."""
     if user_id is None:
         return None
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     found = await access.server_access(session, server_id, user_id)
     if found is None or not found.is_member or not found.has(Permission.MANAGE_SERVER):
         return None
@@ -214,7 +214,9 @@ async def revoke_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     directory = uow.directory()
     invite = await repository.invite_by_code(directory, check_code(raw_code))
     found = (
-        await access.server_access(uow.for_entity(invite.server_id), invite.server_id, principal.user_id)
+        await access.server_access(
+            await uow.for_entity(invite.server_id), invite.server_id, principal.user_id
+        )
         if invite is not None
         else None
     )
@@ -235,7 +237,7 @@ async def preview_invite(uow: UnitOfWork, raw_code: str) -> InvitePreview | None
         return None
     if invite_state(invite, datetime.now(UTC)) is not InviteState.USABLE:
         return InvitePreview(invite.code, False, invite.expires_at, None, None)
-    session = uow.for_entity(invite.server_id)
+    session = await uow.for_entity(invite.server_id)
     server = await repository.server_by_id(session, invite.server_id)
     if server is None:
         return None
@@ -251,7 +253,7 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
         raise NotFound("No such invite.", field="code")
     now = datetime.now(UTC)
     check_usable(invite, now)
-    session = uow.for_entity(invite.server_id)
+    session = await uow.for_entity(invite.server_id)
     server = await repository.server_by_id(session, invite.server_id)
     if server is None or server.kind != "SERVER":
         raise NotFound("No such invite.", field="code")
@@ -264,7 +266,7 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
 
     # The member row first, flushed: a concurrent accept or join by the same user fails here, before a
     # use is spent.
-    membership.enrol(uow, server.id, principal.user_id, now)
+    await membership.enrol(uow, server.id, principal.user_id, now)
     try:
         await session.flush()
     except IntegrityError as error:

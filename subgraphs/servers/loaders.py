@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
-from db.ids import group_by_shard
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
@@ -28,7 +27,7 @@ class ServersLoaders:
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoaders:
     async def load_servers(ids: Sequence[int]) -> list[ServerRow | None]:
         found: dict[int, ServerRow] = {}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 found.update(await repository.servers_by_ids(session, shard_ids))
         return [found.get(i) for i in ids]
@@ -36,7 +35,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoader
     async def load_membership(ids: Sequence[int]) -> list[bool]:
         user_id = principal.user_id if principal else None
         member: set[int] = set()
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 member |= await access.member_server_ids(session, shard_ids, user_id)
         return [i in member for i in ids]
@@ -44,14 +43,14 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoader
     async def load_access(ids: Sequence[int]) -> list[ServerAccess | None]:
         user_id = principal.user_id if principal else None
         found: dict[int, ServerAccess] = {}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 found.update(await access.server_accesses(session, shard_ids, user_id))
         return [found.get(i) for i in ids]
 
     async def load_roles(ids: Sequence[int]) -> list[list[RoleRow]]:
         by_server: dict[int, list[RoleRow]] = {i: [] for i in ids}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 for row in await repository.roles_of_servers(session, shard_ids):
                     by_server[row.server_id].append(row)
@@ -59,7 +58,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoader
 
     async def load_member_counts(ids: Sequence[int]) -> list[int]:
         counts: dict[int, int] = {}
-        for shard, shard_ids in group_by_shard(ids).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 counts.update(await repository.member_counts(session, shard_ids))
         return [counts.get(i, 0) for i in ids]

@@ -20,17 +20,17 @@ from subgraphs.servers.events import MemberLeft, OwnershipTransferred
 from subgraphs.servers.models import MemberRow, ServerRow
 
 
-def enrol(uow: UnitOfWork, server_id: int, user_id: int, now: datetime) -> MemberRow:
+async def enrol(uow: UnitOfWork, server_id: int, user_id: int, now: datetime) -> MemberRow:
     """A new member: the row in the tenant's shard and its entry in the directory's index."""
     member = MemberRow(server_id=server_id, user_id=user_id, joined_at=now)
-    repository.add_member(uow.for_entity(server_id), member)
+    repository.add_member(await uow.for_entity(server_id), member)
     index_membership(uow.directory(), user_id, server_id, now)
     return member
 
 
 async def withdraw(uow: UnitOfWork, server_id: int, user_id: int) -> None:
     """The member row (their roles go with it) and the directory's entry; a no-op for a non-member."""
-    await repository.remove_member(uow.for_entity(server_id), server_id, user_id)
+    await repository.remove_member(await uow.for_entity(server_id), server_id, user_id)
     await unindex_membership(uow.directory(), user_id, server_id)
 
 
@@ -48,7 +48,7 @@ async def _joined_server(session: AsyncSession, server_id: int, user_id: int) ->
 
 
 async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) -> None:
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     server = await _joined_server(session, server_id, principal.user_id)
     if server.owner_id == principal.user_id:
         raise PermissionDenied(
@@ -62,7 +62,7 @@ async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) ->
 async def transfer_ownership(
     uow: UnitOfWork, principal: Principal, server_id: int, new_owner_id: int
 ) -> ServerRow:
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     server = await _joined_server(session, server_id, principal.user_id)
     if server.owner_id != principal.user_id:
         raise PermissionDenied("Only the owner can transfer ownership.", field="serverId")

@@ -21,6 +21,8 @@ class ServerRow(ShardBase):
     kind: Mapped[str] = mapped_column(String(16), default="SERVER")  # SERVER | DM
     owner_id: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set on the old copy once a tenant has moved to another shard (db/tenant_move.py): a fence.
+    moved_to: Mapped[int | None] = mapped_column(default=None)
 
 
 class MemberRow(ShardBase):

@@ -106,7 +106,7 @@ async def kick_member(
     uow: UnitOfWork, principal: Principal, server_id: int, user_id: int, reason: str | None
 ) -> None:
     cleaned = check_reason(reason)
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     moderator = await _moderator(session, principal, server_id, Permission.KICK_MEMBERS, "Kick Members")
     await _require_member(session, server_id, user_id)
     await moderator.check_can_act_on(session, user_id, verb="kick")
@@ -123,7 +123,7 @@ async def ban_member(
     """Bans a member (removing them) or someone who is not one (so they cannot join). Banning again
     replaces the reason."""
     cleaned = check_reason(reason)
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     moderator = await _moderator(session, principal, server_id, Permission.BAN_MEMBERS, "Ban Members")
     await moderator.check_can_act_on(session, user_id, verb="ban")
     await membership.withdraw(uow, server_id, user_id)
@@ -148,7 +148,7 @@ async def ban_member(
 
 
 async def unban_member(uow: UnitOfWork, principal: Principal, server_id: int, user_id: int) -> None:
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     await _moderator(session, principal, server_id, Permission.BAN_MEMBERS, "Ban Members")
     ban = await repository.ban_of(session, server_id, user_id)
     if ban is None:
@@ -163,7 +163,7 @@ async def list_bans(uow: UnitOfWork, user_id: int | None, server_id: int) -> lis
     """A server's bans, newest first, for members with Ban Members; None for anyone else."""
     if user_id is None:
         return None
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     found = await access.server_access(session, server_id, user_id)
     if found is None or not found.is_member or not found.has(Permission.BAN_MEMBERS):
         return None
@@ -173,7 +173,7 @@ async def list_bans(uow: UnitOfWork, user_id: int | None, server_id: int) -> lis
 async def timeout_member(
     uow: UnitOfWork, principal: Principal, server_id: int, user_id: int, ends: TimeoutEnd
 ) -> datetime | None:
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     moderator = await _moderator(
         session, principal, server_id, Permission.MODERATE_MEMBERS, "Moderate Members"
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.ids import new_id, shard_of
+from db.ids import new_id
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
@@ -81,7 +81,7 @@ async def create_role(
     uow: UnitOfWork, principal: Principal, server_id: int, name: str, permissions: Permission
 ) -> RoleRow:
     role_name = clean_text(name, "name", min_len=1, max_len=100)
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     actor = await _actor(session, principal, server_id)
     actor.check_can_grant(permissions)
     if await repository.count_roles(session, server_id) >= MAX_ROLES:
@@ -89,7 +89,7 @@ async def create_role(
     # New roles go just above @everyone, below everything else (so even a moderator may create one).
     await repository.shift_positions_from(session, server_id, 1)
     role = RoleRow(
-        id=new_id(shard_of(server_id)),
+        id=new_id(await uow.shard_for(server_id)),
         server_id=server_id,
         name=role_name,
         permissions=int(permissions),
@@ -103,7 +103,7 @@ async def create_role(
 
 
 async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, changes: RoleChanges) -> RoleRow:
-    session = uow.for_entity(role_id)
+    session = await uow.for_entity(role_id)
     role = await _role(session, role_id)
     actor = await _actor(session, principal, role.server_id)
     actor.check_can_manage(role)
@@ -134,7 +134,7 @@ async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, chang
 
 
 async def delete_role(uow: UnitOfWork, principal: Principal, role_id: int) -> RoleRow:
-    session = uow.for_entity(role_id)
+    session = await uow.for_entity(role_id)
     role = await _role(session, role_id)
     if role.id == role.server_id:
         raise ValidationFailed("@everyone cannot be deleted.", field="roleId")
@@ -151,7 +151,7 @@ async def delete_role(uow: UnitOfWork, principal: Principal, role_id: int) -> Ro
 async def set_member_role(
     uow: UnitOfWork, principal: Principal, role_id: int, user_id: int, *, assigned: bool
 ) -> RoleRow:
-    session = uow.for_entity(role_id)
+    session = await uow.for_entity(role_id)
     role = await _role(session, role_id)
     if role.id == role.server_id:
         raise ValidationFailed("Every member has @everyone.", field="roleId")

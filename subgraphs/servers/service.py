@@ -46,12 +46,12 @@ async def create_server(
         owner_id=principal.user_id,
         created_at=now,
     )
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     repository.add_server(session, server)
     await session.flush()  # the member row references the server
     await register_tenant(uow.directory(), server_id, "SERVER")
     await uow.directory().flush()  # the membership index references the tenant
-    membership.enrol(uow, server_id, principal.user_id, now)
+    await membership.enrol(uow, server_id, principal.user_id, now)
     repository.add_role(session, everyone_role(server_id, now))
     uow.emit(topic_for_user(principal.user_id), ServerCreated(server_id, principal.user_id, name))
     return server
@@ -70,7 +70,7 @@ def everyone_role(server_id: int, now: datetime) -> RoleRow:
 
 
 async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
-    session = uow.for_entity(server_id)
+    session = await uow.for_entity(server_id)
     found = await access.server_access(session, server_id, principal.user_id)
     if found is None or found.visibility != "PUBLIC":
         # Private servers are joined through invites (communities issue); existence does not leak.
@@ -81,7 +81,7 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
     await access.lock_tenant(session, server_id)
     if await repository.is_banned(session, server_id, principal.user_id):
         raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="serverId")
-    membership.enrol(uow, server_id, principal.user_id, datetime.now(UTC))
+    await membership.enrol(uow, server_id, principal.user_id, datetime.now(UTC))
     uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
     server = await repository.server_by_id(session, server_id)
     assert server is not None

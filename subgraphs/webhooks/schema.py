@@ -52,7 +52,7 @@ class Query:
     async def webhooks(self, info: WebhooksInfo, channel_id: strawberry.ID) -> list[Webhook] | None:
         ctx = info.context
         channel = id_argument(str(channel_id), "channelId")
-        session = ctx.uow.for_entity(channel)
+        session = await ctx.uow.for_entity(channel)
         found = await access.channel_access(session, channel, ctx.user_id)
         if found is None or not found.can_view or not found.has(Permission.MANAGE_WEBHOOKS):
             return None

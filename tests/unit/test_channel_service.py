@@ -73,7 +73,7 @@ async def test_a_server_has_at_most_500_channels(database: Database) -> None:
     folder = await _create(database, server_id, "folder", "FOLDER")
 
     async def fill(uow: UnitOfWork) -> None:  # 498 more rows straight in: the rule only counts them
-        session = uow.for_entity(server_id)
+        session = await uow.for_entity(server_id)
         for i in range(498):
             repository.add_channel(
                 session,
@@ -115,7 +115,7 @@ async def test_concurrent_moves_keep_positions_dense(database: Database) -> None
     )
 
     async def layout(uow: UnitOfWork) -> list[ChannelRow]:
-        return await repository.channels_of_servers(uow.for_entity(server_id), [server_id])
+        return await repository.channels_of_servers(await uow.for_entity(server_id), [server_id])
 
     rows = await _in_transaction(database, layout)
     for parent in (None, folder):
@@ -141,7 +141,7 @@ async def test_deleting_a_folder_removes_its_channels_and_their_messages(databas
     assert [c.id for c in deleted.children] == inside
 
     async def stored(uow: UnitOfWork) -> tuple[list[int], list[int]]:
-        session = uow.for_entity(server_id)
+        session = await uow.for_entity(server_id)
         channels = await session.scalars(select(ChannelRow.id).where(ChannelRow.server_id == server_id))
         by_channel = await session.scalars(
             select(MessageRow.channel_id).group_by(MessageRow.channel_id).having(func.count() > 0)
