@@ -40,7 +40,13 @@ _members = sa.Table(
     _authz,
     sa.Column("server_id", sa.BigInteger),
     sa.Column("user_id", sa.BigInteger),
-    sa.Column("timeout_until", UtcDateTime),
+)
+_timeouts = sa.Table(
+    "member_timeouts",
+    _authz,
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("until", UtcDateTime),
 )
 _roles = sa.Table(
     "roles",
@@ -129,8 +135,8 @@ def _timeout_of(user_id: int | None) -> sa.ColumnElement[datetime]:
     if user_id is None:
         return sa.cast(sa.null(), UtcDateTime)
     return (
-        sa.select(_members.c.timeout_until)
-        .where(_members.c.server_id == _servers.c.id, _members.c.user_id == user_id)
+        sa.select(_timeouts.c.until)
+        .where(_timeouts.c.server_id == _servers.c.id, _timeouts.c.user_id == user_id)
         .scalar_subquery()
     )
 
@@ -217,6 +223,19 @@ async def server_access(session: AsyncSession, server_id: int, user_id: int | No
     return (await server_accesses(session, [server_id], user_id)).get(server_id)
 
 
+async def member_holding(
+    session: AsyncSession, server_id: int, user_id: int | None, permission: Permission
+) -> ServerAccess | None:
+    """The caller's access if they are a member holding `permission` there; None otherwise (signed out,
+    not a member, no such server: the same answer, so existence does not leak)."""
+    if user_id is None:
+        return None
+    found = await server_access(session, server_id, user_id)
+    if found is None or not found.is_member or not found.has(permission):
+        return None
+    return found
+
+
 async def channel_accesses(
     session: AsyncSession, channel_ids: list[int], user_id: int | None
 ) -> dict[int, ChannelAccess]:
@@ -282,6 +301,14 @@ async def visible_channel_ids(session: AsyncSession, channel_ids: list[int], use
         for cid, found in (await channel_accesses(session, channel_ids, user_id)).items()
         if found.can_view
     }
+
+
+async def visible_channels_of_server(session: AsyncSession, server_id: int, user_id: int | None) -> set[int]:
+    """Every channel of a server the user may view (for streams that must not reveal the others)."""
+    channel_ids = list(
+        await session.scalars(sa.select(_channels.c.id).where(_channels.c.server_id == server_id))
+    )
+    return await visible_channel_ids(session, channel_ids, user_id)
 
 
 async def member_server_ids(session: AsyncSession, server_ids: list[int], user_id: int | None) -> set[int]:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     Conflict,
@@ -195,16 +196,22 @@ async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) 
     )
     repository.add_invite(directory, invite)
     await directory.flush()
+    await audit.record(
+        uow,
+        data.server_id,
+        principal.user_id,
+        AuditAction.INVITE_CREATE,
+        ("INVITE", None),
+        after={"maxUses": invite.max_uses, "expiresAt": invite.expires_at},
+        context={"code": invite.code},
+    )
     return invite
 
 
 async def list_invites(uow: UnitOfWork, user_id: int | None, server_id: int) -> list[InviteRow] | None:
     """The usable invites of a server, for members with Manage Server; None for anyone else."""
-    if user_id is None:
-        return None
     session = await uow.for_entity(server_id)
-    found = await access.server_access(session, server_id, user_id)
-    if found is None or not found.is_member or not found.has(Permission.MANAGE_SERVER):
+    if await access.member_holding(session, server_id, user_id, Permission.MANAGE_SERVER) is None:
         return None
     return await repository.usable_invites(uow.directory(), server_id, datetime.now(UTC))
 
@@ -227,6 +234,14 @@ async def revoke_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     if invite.revoked_at is None:
         invite.revoked_at = datetime.now(UTC)
         await directory.flush()
+        await audit.record(
+            uow,
+            invite.server_id,
+            principal.user_id,
+            AuditAction.INVITE_REVOKE,
+            ("INVITE", None),
+            context={"code": invite.code},
+        )
     return invite
 
 

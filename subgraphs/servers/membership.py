@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tenants import index_membership, unindex_membership
+from subgraphs.kernel import audit
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
@@ -70,8 +72,17 @@ async def transfer_ownership(
         raise ValidationFailed("You already own this server.", field="userId")
     if not await repository.is_member(session, server_id, new_owner_id):
         raise NotFound("No such member.", field="userId")
-    server.owner_id = new_owner_id
+    previous_owner_id, server.owner_id = server.owner_id, new_owner_id
     await session.flush()
+    await audit.record(
+        uow,
+        server_id,
+        principal.user_id,
+        AuditAction.OWNERSHIP_TRANSFER,
+        ("SERVER", server_id),
+        before={"ownerId": previous_owner_id},
+        after={"ownerId": new_owner_id},
+    )
     uow.emit(topic_for_server(server_id), OwnershipTransferred(server_id, principal.user_id, new_owner_id))
     access_changed(uow.emit, server_id)
     return server

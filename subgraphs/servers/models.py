@@ -25,6 +25,18 @@ class ServerRow(ShardBase):
     moved_to: Mapped[int | None] = mapped_column(default=None)
 
 
+class MemberTimeoutRow(ShardBase):
+    """A running (or lapsed) timeout; kept apart from the member row so leaving does not lift it."""
+
+    __tablename__ = "member_timeouts"
+
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    until: Mapped[datetime]
+
+
 class MemberRow(ShardBase):
     __tablename__ = "members"
 
@@ -33,7 +45,6 @@ class MemberRow(ShardBase):
     )
     user_id: Mapped[int] = mapped_column(primary_key=True, index=True)
     joined_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    timeout_until: Mapped[datetime | None] = mapped_column()  # None: not timed out
 
 
 class BanRow(ShardBase):

@@ -2,52 +2,77 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
+import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    DomainError,
+    bad_user_input,
+    forbidden,
+    not_found,
+    schema_extensions,
+)
+from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.servers import discovery, invites, membership, moderation, roles, service
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.servers import administration, discovery, invites, live, membership, moderation, roles, service
 from subgraphs.servers.inputs import (
     CreateInviteInput,
     CreateRoleInput,
     CreateServerInput,
     MemberRoleInput,
     UpdateRoleInput,
+    UpdateServerInput,
 )
 from subgraphs.servers.types import (
     AcceptInviteResult,
+    AuditActionType,
+    AuditLogEntry,
     Ban,
     BanLifted,
     BanMemberResult,
+    ChannelEvent,
     CreateServerResult,
+    DeleteServerResult,
     Invite,
     InvitePreview,
     InviteResult,
     JoinServerResult,
     KickMemberResult,
     LeaveServerResult,
+    MemberEvent,
     MemberRemoved,
     MemberTimeout,
     Role,
+    RoleEvent,
     RoleResult,
     Server,
     ServerConnection,
+    ServerDeletedEvent,
+    ServerDeletion,
     ServerEdge,
+    ServerEvent,
     ServerLeft,
     ServersInfo,
+    ServerUpdatedEvent,
     TimeoutMemberResult,
     TransferOwnershipResult,
     UnbanMemberResult,
+    UpdateServerResult,
     User,
     visible_server,
 )
@@ -90,6 +115,34 @@ class Query:
         ctx = info.context
         rows = await invites.list_invites(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
         return None if rows is None else [Invite.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="A server's audit log, newest first: who changed what (settings, roles, channels, "
+        "members, invites, webhooks), with before and after. Null unless you have View Audit Log there. "
+        "Page back with `before` (an entry's id)."
+    )
+    async def audit_log(
+        self,
+        info: ServersInfo,
+        server_id: strawberry.ID,
+        first: int = 50,
+        before: strawberry.ID | None = None,
+        action: AuditActionType | None = None,  # type: ignore[valid-type]
+        actor_id: strawberry.ID | None = None,
+    ) -> list[AuditLogEntry] | None:
+        if not 1 <= first <= 100:
+            raise bad_user_input("'first' must be between 1 and 100.", "first")
+        ctx = info.context
+        found = await administration.read_audit_log(
+            ctx.uow,
+            ctx.user_id,
+            id_argument(str(server_id), "serverId"),
+            limit=first,
+            before_id=id_argument(str(before), "before") if before is not None else None,
+            action=action,
+            actor_id=id_argument(str(actor_id), "actorId") if actor_id is not None else None,
+        )
+        return None if found is None else [AuditLogEntry.from_entry(entry) for entry in found]
 
     @strawberry.field(description="A server's bans, newest first; null unless you have Ban Members there.")
     async def bans(self, info: ServersInfo, server_id: strawberry.ID) -> list[Ban] | None:
@@ -156,6 +209,40 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Change a server's name, description or visibility (Manage Server).",
+    )
+    async def update_server(self, info: ServersInfo, input: UpdateServerInput) -> UpdateServerResult:
+        server_id = id_input(str(input.server_id), "serverId")
+        changes = administration.ServerChanges(
+            name=input.name,
+            description=input.description,
+            visibility=input.visibility.value if input.visibility is not None else None,
+        )
+
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            row = await administration.update_server(ctx.uow, principal, server_id, changes)
+            return Server.from_row(row)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Destroy a server with all its channels, messages, roles, invites and files. Owner only; "
+        "`confirmName` must be the server's name, exactly. Members' live streams end.",
+    )
+    async def delete_server(
+        self, info: ServersInfo, server_id: strawberry.ID, confirm_name: str
+    ) -> DeleteServerResult:
+        target = id_input(str(server_id), "serverId")
+
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerDeletion:
+            await administration.delete_server(ctx.uow, principal, target, confirm_name)
+            return ServerDeletion(server_id=strawberry.ID(str(target)))
 
         return await signed_in_mutation(info, operation)
 
@@ -379,9 +466,89 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
     return await signed_in_mutation(info, operation)
 
 
+async def _server_access(ctx: BeepContext[Any], server_id: int) -> ServerAccess | None:
+    """A fresh, short-lived session per read: a subscription must not hold a connection open."""
+    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
+    try:
+        return await access.server_access(await uow.for_entity(server_id), server_id, ctx.user_id)
+    finally:
+        await uow.close()
+
+
+async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
+    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
+    try:
+        session = await uow.for_entity(server_id)
+        return await access.visible_channels_of_server(session, server_id, ctx.user_id)
+    finally:
+        await uow.close()
+
+
+def _event_view(view: live.View, server_id: int) -> ServerEvent:
+    if isinstance(view, live.ServerChangedView):
+        return ServerUpdatedEvent(server_id=strawberry.ID(str(view.server_id)))
+    if isinstance(view, live.ServerDeletedView):
+        return ServerDeletedEvent(server_id=strawberry.ID(str(view.server_id)))
+    if isinstance(view, live.ChannelView):
+        return ChannelEvent(channel_id=strawberry.ID(str(view.channel_id)), channel_change=view.change)
+    if isinstance(view, live.RoleView):
+        user = strawberry.ID(str(view.user_id)) if view.user_id is not None else None
+        return RoleEvent(
+            role_id=strawberry.ID(str(view.role_id)),
+            role_change=view.change,
+            user_id=user,
+            server_id=server_id,
+        )
+    return MemberEvent(member_change=view.change, user_id=view.user_id)
+
+
+@strawberry.type
+class Subscription:
+    # As messageEvents: no permission_classes (the router would mask their error); errors are raised
+    # inside the stream, where their codes reach the client.
+    @strawberry.subscription(
+        description="Live changes of a server you are a member of: its settings, roles, members, and the "
+        "channels you can see (a channel hidden from you is never named). Ends with FORBIDDEN when you "
+        "leave or are removed, after a ServerDeletedEvent when the server is deleted."
+    )
+    async def server_events(
+        self, info: ServersInfo, server_id: strawberry.ID
+    ) -> AsyncGenerator[ServerEvent, None]:
+        ctx = info.context
+        ctx.require_principal()
+        target = id_argument(str(server_id), "serverId")
+        if target is None:
+            raise not_found("No such server.")
+        stream = live.ServerStream(
+            target,
+            server_access=lambda: _server_access(ctx, target),
+            visible_channels=lambda: _visible_channels(ctx, target),
+            visible=set(),
+        )
+        # Subscribe first, then read the starting state: nothing between the two is missed.
+        async with ctx.runtime.bus.subscribe(topic_for_server(target)) as events:
+            found = await _server_access(ctx, target)
+            if found is None or not found.is_member:
+                raise not_found("No such server.")
+            stream.visible = await _visible_channels(ctx, target)
+            async for event in events:
+                try:
+                    views = await stream.handle(event)
+                except live.AccessLost as lost:
+                    if lost.server_gone:
+                        raise not_found("This server was deleted.") from None
+                    raise forbidden("You are no longer a member of this server.") from None
+                for view in views:
+                    yield _event_view(view, target)
+                    await ctx.release()
+                    if isinstance(view, live.ServerDeletedView):
+                        return
+
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[Server, User, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",

@@ -9,16 +9,13 @@ from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied
 from subgraphs.kernel.events import topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
-from subgraphs.servers import membership, repository
+from subgraphs.servers import administration, membership, repository
 from subgraphs.servers.events import MemberJoined, ServerCreated
 from subgraphs.servers.models import RoleRow, ServerRow
-
-VISIBILITIES = ("PUBLIC", "PRIVATE")
 
 
 @dataclass(frozen=True)
@@ -31,10 +28,9 @@ class NewServer:
 async def create_server(
     uow: UnitOfWork, principal: Principal, data: NewServer, logical_shards: int
 ) -> ServerRow:
-    name = clean_text(data.name, "name", min_len=1, max_len=100)
-    description = clean_text(data.description or "", "description", min_len=0, max_len=1000, multiline=True)
-    if data.visibility not in VISIBILITIES:
-        raise ValidationFailed("Visibility must be PUBLIC or PRIVATE.", field="visibility")
+    name = administration.clean_name(data.name)
+    description = administration.clean_description(data.description or "")
+    administration.check_visibility(data.visibility)
     server_id = new_id(choose_shard(logical_shards))
     now = datetime.now(UTC)
     server = ServerRow(
