@@ -41,6 +41,7 @@ LIST_INVITES = "query($s: ID!) { invites(serverId: $s) { inviteCode uses } }"
 CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
   __typename ... on Role {{ id position }} {ERRORS} }} }}"""
 ASSIGN_ROLE = "mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename } }"
+LEAVE = "mutation($s: ID!) { leaveServer(serverId: $s) { __typename } }"
 VIEWER = """query($s: ID!, $c: ID!) { server(id: $s) { viewerIsMember myPermissions myTimeoutUntil }
   channel(id: $c) { id } messages(channelId: $c) { edges { node { content } } } }"""
 MODERATION = Permission.KICK_MEMBERS | Permission.BAN_MEMBERS | Permission.MODERATE_MEMBERS
@@ -262,3 +263,19 @@ async def test_timeout_leaves_reading_and_live_streams_but_kick_ends_them(stack:
         assert (await g.run(g.mod, TIMEOUT, u=g.bob.user_id, until=until))["__typename"] == "MemberTimeout"
         assert (await g.run(g.mod, KICK, u=g.bob.user_id))["__typename"] == "MemberRemoved"
         assert stream_error_code(await events.next(timeout=10)) == "FORBIDDEN"
+
+
+async def test_a_timeout_outlives_leaving_and_rejoining(stack: Stack) -> None:
+    g = await Guild(stack).setup()
+    assert (await g.run(g.mod, TIMEOUT, u=g.carol.user_id, seconds=600))["__typename"] == "MemberTimeout"
+    left = await g.as_(g.carol).data(LEAVE, {"s": g.server["id"]})
+    assert left["leaveServer"]["__typename"] == "ServerLeft"
+    rejoined = await g.as_(g.carol).data(JOIN_SERVER, {"id": g.server["id"]})
+    assert rejoined["joinServer"]["__typename"] == "Server"
+    back = await g.viewer(g.carol)
+    assert back["server"]["viewerIsMember"] is True
+    assert back["server"]["myTimeoutUntil"] is not None  # leaving did not lift it
+    sending = await g.as_(g.carol).data(
+        SEND_MESSAGE, {"input": {"channelId": g.channel["id"], "content": "I'm back"}}
+    )
+    assert outcome(sending["sendMessage"])[0] == "PermissionError"
