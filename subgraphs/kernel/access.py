@@ -311,6 +311,80 @@ async def visible_channels_of_server(session: AsyncSession, server_id: int, user
     return await visible_channel_ids(session, channel_ids, user_id)
 
 
+async def channel_viewers(session: AsyncSession, channel_id: int, user_ids: list[int]) -> set[int]:
+    """Of these users, the members who can view the channel — five queries for any number of them (for
+    member lists and their live updates). A running timeout never takes View Channel away."""
+    channel = (
+        await session.execute(
+            sa.select(_channels.c.server_id, _channels.c.parent_id, _channels.c.permissions_synced).where(
+                _channels.c.id == channel_id
+            )
+        )
+    ).first()
+    if channel is None or not user_ids:
+        return set()
+    server_id = channel.server_id
+    owner_id = await session.scalar(sa.select(_servers.c.owner_id).where(_servers.c.id == server_id))
+    members = set(
+        await session.scalars(
+            sa.select(_members.c.user_id).where(
+                _members.c.server_id == server_id, _members.c.user_id.in_(user_ids)
+            )
+        )
+    )
+    if not members:
+        return set()
+    roles = {
+        row.id: Permission(row.permissions)
+        for row in await session.execute(
+            sa.select(_roles.c.id, _roles.c.permissions).where(_roles.c.server_id == server_id)
+        )
+    }
+    held: dict[int, set[int]] = defaultdict(set)
+    for row in await session.execute(
+        sa.select(_member_roles.c.user_id, _member_roles.c.role_id).where(
+            _member_roles.c.server_id == server_id, _member_roles.c.user_id.in_(members)
+        )
+    ):
+        held[row.user_id].add(row.role_id)
+    source = channel_id if channel.parent_id is None or not channel.permissions_synced else channel.parent_id
+    overwrites = tuple(
+        Overwrite(ow.target_kind, ow.target_id, Permission(ow.allow), Permission(ow.deny))
+        for ow in await session.execute(sa.select(_overwrites).where(_overwrites.c.channel_id == source))
+    )
+    everyone = roles.get(server_id, Permission(0))
+    viewers = set()
+    for user_id in members:
+        own = held.get(user_id, set())
+        grant = MemberGrant(
+            is_owner=user_id == owner_id,
+            is_member=True,
+            everyone=everyone,
+            roles=tuple(roles[r] for r in own if r in roles),
+        )
+        permissions = channel_permissions(
+            base_permissions(grant),
+            everyone_role_id=server_id,
+            user_id=user_id,
+            member_role_ids=frozenset(own | {server_id}),
+            overwrites=overwrites,
+        )
+        if Permission.VIEW_CHANNEL in permissions:
+            viewers.add(user_id)
+    return viewers
+
+
+async def member_ids_page(session: AsyncSession, server_id: int, after_user_id: int, limit: int) -> list[int]:
+    """A server's member ids in ascending order, after `after_user_id`."""
+    rows = await session.scalars(
+        sa.select(_members.c.user_id)
+        .where(_members.c.server_id == server_id, _members.c.user_id > after_user_id)
+        .order_by(_members.c.user_id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def member_server_ids(session: AsyncSession, server_ids: list[int], user_id: int | None) -> set[int]:
     if user_id is None or not server_ids:
         return set()

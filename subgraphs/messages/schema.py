@@ -19,7 +19,6 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import events, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
@@ -123,12 +122,7 @@ class Mutation:
 
 
 async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:
-    """A fresh, short-lived session per check: a subscription must not hold a connection open."""
-    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
-    try:
-        return await access.channel_access(await uow.for_entity(channel_id), channel_id, ctx.user_id)
-    finally:
-        await uow.close()
+    return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
 
 
 def _to_graphql(event: Event) -> MessageCreated | MessageUpdated | MessageDeleted | None:

@@ -28,7 +28,6 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import administration, discovery, invites, live, membership, moderation, roles, service
 from subgraphs.servers.inputs import (
     CreateInviteInput,
@@ -467,21 +466,13 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
 
 
 async def _server_access(ctx: BeepContext[Any], server_id: int) -> ServerAccess | None:
-    """A fresh, short-lived session per read: a subscription must not hold a connection open."""
-    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
-    try:
-        return await access.server_access(await uow.for_entity(server_id), server_id, ctx.user_id)
-    finally:
-        await uow.close()
+    return await ctx.read_fresh(server_id, lambda s: access.server_access(s, server_id, ctx.user_id))
 
 
 async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
-    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
-    try:
-        session = await uow.for_entity(server_id)
-        return await access.visible_channels_of_server(session, server_id, ctx.user_id)
-    finally:
-        await uow.close()
+    return await ctx.read_fresh(
+        server_id, lambda s: access.visible_channels_of_server(s, server_id, ctx.user_id)
+    )
 
 
 def _event_view(view: live.View, server_id: int) -> ServerEvent:
