@@ -28,7 +28,7 @@ from subgraphs.channels.types import (
     OverwriteTarget,
     Server,
 )
-from subgraphs.kernel import access
+from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
@@ -54,6 +54,7 @@ class Mutation:
     )
     async def create_channel(self, info: ChannelsInfo, input: CreateChannelInput) -> CreateChannelResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_CHANNEL, principal.user_id)
             data = service.NewChannel(
                 server_id=id_input(str(input.server_id), "serverId"),
                 name=input.name,

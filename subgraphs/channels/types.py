@@ -16,7 +16,7 @@ from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
-from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import Permission
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
@@ -167,11 +167,10 @@ class Channel:
         ]
         return ChannelMemberConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=found.has_next,
                 has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 

@@ -11,7 +11,7 @@ from strawberry.federation import Schema
 
 import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
-from subgraphs.kernel import access
+from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
@@ -26,7 +26,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
-from subgraphs.kernel.pagination import PageInfo
+from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 from subgraphs.servers import administration, discovery, invites, live, membership, moderation, roles, service
 from subgraphs.servers.inputs import (
@@ -190,11 +190,10 @@ class Query:
             )
         return ServerConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 
@@ -206,6 +205,7 @@ class Mutation:
         data = service.NewServer(input.name, input.visibility.value, input.description)
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_SERVER, principal.user_id)
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
 
@@ -265,6 +265,7 @@ class Mutation:
                 max_age_seconds=input.max_age_seconds,
                 max_uses=input.max_uses,
             )
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_INVITE, principal.user_id)
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
         return await signed_in_mutation(info, operation)
@@ -319,6 +320,7 @@ class Mutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_ROLE, principal.user_id)
             server_id = id_input(str(input.server_id), "serverId")
             permissions = parse_permissions(input.permissions, "permissions")
             return Role.from_row(
