@@ -90,3 +90,12 @@ class ServerDeleted(Event):
     """The server and everything in it are gone; every live stream of it ends."""
 
     server_id: int
+
+
+@dataclass(frozen=True)
+class InvitationReceived(Event):
+    """Published to the invitee (`user:{id}`)."""
+
+    invitation_id: int
+    server_id: int
+    inviter_id: int

@@ -14,7 +14,6 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import access, audit
@@ -22,7 +21,6 @@ from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    Conflict,
     ErrorCode,
     NotFound,
     PermissionDenied,
@@ -272,20 +270,9 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     server = await repository.server_by_id(session, invite.server_id)
     if server is None or server.kind != "SERVER":
         raise NotFound("No such invite.", field="code")
-    if await repository.is_member(session, server.id, principal.user_id):
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="code")
-    # Under the tenant's lock (a ban cannot slip in between), and before a use is spent.
-    await access.lock_tenant(session, server.id)
-    if await repository.is_banned(session, server.id, principal.user_id):
-        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="code")
-
-    # The member row first, flushed: a concurrent accept or join by the same user fails here, before a
+    # The member row first (flushed): a concurrent accept or join by the same user fails there, before a
     # use is spent.
-    await membership.enrol(uow, server.id, principal.user_id, now)
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="code") from error
+    await membership.admit(uow, server.id, principal.user_id, now, "code")
 
     # Then the use, with one conditional UPDATE (uses < max_uses, not revoked, not expired): of two
     # accepts racing for the last use, exactly one matches the row.

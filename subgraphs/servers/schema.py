@@ -28,7 +28,17 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.servers import administration, discovery, invites, live, membership, moderation, roles, service
+from subgraphs.servers import (
+    administration,
+    discovery,
+    invitations,
+    invites,
+    live,
+    membership,
+    moderation,
+    roles,
+    service,
+)
 from subgraphs.servers.inputs import (
     CreateInviteInput,
     CreateRoleInput,
@@ -38,6 +48,7 @@ from subgraphs.servers.inputs import (
     UpdateServerInput,
 )
 from subgraphs.servers.types import (
+    AcceptInvitationResult,
     AcceptInviteResult,
     AuditActionType,
     AuditLogEntry,
@@ -46,10 +57,14 @@ from subgraphs.servers.types import (
     BanMemberResult,
     ChannelEvent,
     CreateServerResult,
+    DeclineInvitationResult,
     DeleteServerResult,
+    Invitation,
+    InvitationDeclined,
     Invite,
     InvitePreview,
     InviteResult,
+    InviteUserResult,
     JoinServerResult,
     KickMemberResult,
     LeaveServerResult,
@@ -96,6 +111,15 @@ class Query:
         server_ids = await server_ids_of_user(ctx.uow.directory(), ctx.user_id)
         rows = await ctx.loaders.servers.load_many(server_ids)
         return [Server.from_row(row) for row in rows if row is not None and row.kind == "SERVER"]
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Invitations addressed to you, newest first.",
+    )
+    async def my_invitations(self, info: ServersInfo) -> list[Invitation]:
+        ctx = info.context
+        assert ctx.user_id is not None
+        return [Invitation.from_row(row) for row in await invitations.my_invitations(ctx.uow, ctx.user_id)]
 
     @strawberry.field(
         description="What an invite code leads to, for anyone holding it (no sign-in needed); null for "
@@ -216,7 +240,6 @@ class Mutation:
         description="Change a server's name, description or visibility (Manage Server).",
     )
     async def update_server(self, info: ServersInfo, input: UpdateServerInput) -> UpdateServerResult:
-        server_id = id_input(str(input.server_id), "serverId")
         changes = administration.ServerChanges(
             name=input.name,
             description=input.description,
@@ -224,6 +247,7 @@ class Mutation:
         )
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            server_id = id_input(str(input.server_id), "serverId")
             row = await administration.update_server(ctx.uow, principal, server_id, changes)
             return Server.from_row(row)
 
@@ -237,11 +261,43 @@ class Mutation:
     async def delete_server(
         self, info: ServersInfo, server_id: strawberry.ID, confirm_name: str
     ) -> DeleteServerResult:
-        target = id_input(str(server_id), "serverId")
-
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerDeletion:
+            target = id_input(str(server_id), "serverId")
             await administration.delete_server(ctx.uow, principal, target, confirm_name)
             return ServerDeletion(server_id=strawberry.ID(str(target)))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Invite a user to a server directly: they see it in `myInvitations`. The same members "
+        "may do this as may create invite links.",
+    )
+    async def invite_user(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
+    ) -> InviteUserResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Invitation:
+            server = id_input(str(server_id), "serverId")
+            invitee = id_input(str(user_id), "userId")
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.SEND_INVITATION, principal.user_id)
+            return Invitation.from_row(await invitations.invite_user(ctx.uow, principal, server, invitee))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept an invitation: join.")
+    async def accept_invitation(self, info: ServersInfo, id: strawberry.ID) -> AcceptInvitationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            invitation = id_input(str(id), "id")
+            return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline an invitation.")
+    async def decline_invitation(self, info: ServersInfo, id: strawberry.ID) -> DeclineInvitationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> InvitationDeclined:
+            invitation = id_input(str(id), "id")
+            await invitations.decline_invitation(ctx.uow, principal, invitation)
+            return InvitationDeclined(invitation_id=strawberry.ID(str(invitation)))
 
         return await signed_in_mutation(info, operation)
 

@@ -9,7 +9,7 @@ from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied
+from subgraphs.kernel.errors import NotFound
 from subgraphs.kernel.events import topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
@@ -71,13 +71,7 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
     if found is None or found.visibility != "PUBLIC":
         # Private servers are joined through invites (communities issue); existence does not leak.
         raise NotFound("No such server.", field="serverId")
-    if found.is_member:
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="serverId")
-    # Under the tenant's lock, so a ban cannot slip in between this check and the new member row.
-    await access.lock_tenant(session, server_id)
-    if await repository.is_banned(session, server_id, principal.user_id):
-        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="serverId")
-    await membership.enrol(uow, server_id, principal.user_id, datetime.now(UTC))
+    await membership.admit(uow, server_id, principal.user_id, datetime.now(UTC), "serverId")
     uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
     server = await repository.server_by_id(session, server_id)
     assert server is not None

@@ -19,7 +19,7 @@ from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
-from subgraphs.servers.models import BanRow, InviteRow, RoleRow, ServerRow
+from subgraphs.servers.models import BanRow, InvitationRow, InviteRow, RoleRow, ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -360,6 +360,59 @@ class MemberEvent:
 ServerEvent = Annotated[
     ServerUpdatedEvent | ServerDeletedEvent | ChannelEvent | RoleEvent | MemberEvent,
     strawberry.union("ServerEvent"),
+]
+
+
+@strawberry.type(description="An invitation to join a server, addressed to you.")
+class Invitation:
+    id: strawberry.ID
+    created_at: datetime
+    server_id: strawberry.Private[int]
+    inviter_id: strawberry.Private[int]
+
+    @strawberry.field(description="Who invited you.")
+    def inviter(self) -> User:
+        return User(id=strawberry.ID(str(self.inviter_id)))
+
+    @strawberry.field(description="The server's name and size (shown even for a private server).")
+    async def server_preview(self, info: ServersInfo) -> InvitedServer | None:
+        row = await info.context.loaders.servers.load(self.server_id)
+        if row is None:
+            return None
+        count = await info.context.loaders.member_counts.load(self.server_id)
+        return InvitedServer(id=strawberry.ID(str(row.id)), name=row.name, member_count=count)
+
+    @classmethod
+    def from_row(cls, row: InvitationRow) -> Invitation:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            created_at=row.created_at,
+            server_id=row.server_id,
+            inviter_id=row.inviter_id,
+        )
+
+
+@strawberry.type(description="What an invitee sees of the server before joining.")
+class InvitedServer:
+    id: strawberry.ID
+    name: str
+    member_count: int
+
+
+@strawberry.type(description="You declined the invitation.")
+class InvitationDeclined:
+    invitation_id: strawberry.ID
+
+
+InviteUserResult = Annotated[
+    Invitation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    strawberry.union("InviteUserResult"),
+]
+AcceptInvitationResult = Annotated[
+    Server | NotFoundError | PermissionError | ConflictError, strawberry.union("AcceptInvitationResult")
+]
+DeclineInvitationResult = Annotated[
+    InvitationDeclined | NotFoundError, strawberry.union("DeclineInvitationResult")
 ]
 
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]

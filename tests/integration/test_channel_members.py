@@ -3,12 +3,10 @@ through the router on both stacks."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server
+from tests.integration.flows import JOIN_SERVER, create_channel, create_server, stream_error_code
 from tests.integration.test_invites_and_membership import Users, grant_role
 
 MEMBERS = """query($c: ID!, $first: Int, $after: String) { channel(id: $c) {
@@ -39,12 +37,6 @@ async def change(stream: Operation) -> tuple[str, str | None]:
     assert message["type"] == "next" and not message["payload"].get("errors"), message
     event = message["payload"]["data"]["channelMemberEvents"]
     return event["change"], event["user"]["id"] if event["user"] else None
-
-
-def ended_with(message: dict[str, Any]) -> str:
-    errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
-    assert errors, message
-    return str(errors[0]["extensions"]["code"])
 
 
 async def test_private_channel_lists_only_who_can_view_it_in_pages(stack: Stack) -> None:
@@ -95,4 +87,4 @@ async def test_member_list_changes_live(stack: Stack) -> None:
         assert await change(stream) == ("REMOVED", carol.user_id)
 
         await as_owner.data(DELETE_CHANNEL, {"c": staff["id"]})
-        assert ended_with(await stream.next()) == "NOT_FOUND"
+        assert stream_error_code(await stream.next()) == "NOT_FOUND"

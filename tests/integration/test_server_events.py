@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.harness.client import Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server
+from tests.integration.flows import create_channel, create_server, stream_error_code
 from tests.integration.test_invites_and_membership import Users, accept, invite
 
 SERVER_EVENTS = """subscription($s: ID!) { serverEvents(serverId: $s) {
@@ -33,12 +33,6 @@ async def event(stream: Operation) -> dict[str, Any]:
     message = await stream.next()
     assert message["type"] == "next" and not message["payload"].get("errors"), message
     return message["payload"]["data"]["serverEvents"]
-
-
-def ended_with(message: dict[str, Any]) -> str:
-    errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
-    assert errors, message
-    return str(errors[0]["extensions"]["code"])
 
 
 async def test_server_events_show_only_what_the_member_may_see(stack: Stack) -> None:
@@ -117,7 +111,7 @@ async def test_server_events_end_when_the_member_is_removed(stack: Stack) -> Non
 
     async with as_eve.subscriptions() as connection:  # not a member: the same answer as no server
         refused = await (await connection.subscribe(SERVER_EVENTS, {"s": server["id"]})).next()
-        assert ended_with(refused) == "NOT_FOUND"
+        assert stream_error_code(refused) == "NOT_FOUND"
 
     async with as_bob.subscriptions() as connection:
         stream = await connection.subscribe(SERVER_EVENTS, {"s": server["id"]})
@@ -126,4 +120,4 @@ async def test_server_events_end_when_the_member_is_removed(stack: Stack) -> Non
         await as_owner.data(KICK, {"s": server["id"], "u": bob.user_id})
         kicked = await event(stream)
         assert (kicked["__typename"], kicked["memberChange"]) == ("MemberEvent", "KICKED")
-        assert ended_with(await stream.next()) == "FORBIDDEN"
+        assert stream_error_code(await stream.next()) == "FORBIDDEN"

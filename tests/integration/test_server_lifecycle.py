@@ -20,7 +20,7 @@ from db.ids import shard_of
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.settings import Settings
 from tests.harness.stack import Stack
-from tests.integration.flows import MESSAGE_EVENTS, create_channel, create_server, send
+from tests.integration.flows import MESSAGE_EVENTS, create_channel, create_server, outcome, send
 from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
 ERRORS = "... on UserError { code message field }"
@@ -41,10 +41,6 @@ KICK = f"""mutation($s: ID!, $u: ID!) {{ kickMember(serverId: $s, userId: $u, re
 CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
   __typename ... on Role {{ id }} {ERRORS} }} }}"""
 UPDATE_ROLE = f"""mutation($i: UpdateRoleInput!) {{ updateRole(input: $i) {{ __typename {ERRORS} }} }}"""
-
-
-def outcome(payload: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    return payload["__typename"], payload.get("code"), payload.get("field")
 
 
 async def test_update_server_checks_rules_and_rights(stack: Stack) -> None:
