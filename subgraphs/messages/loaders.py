@@ -10,12 +10,13 @@ from aiodataloader import DataLoader
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import repository
+from subgraphs.messages import reactions, repository
 from subgraphs.messages.models import MessageRow
 
 
 @dataclass(frozen=True)
 class MessagesLoaders:
+    reactions: DataLoader[int, list[reactions.ReactionSummary]]
     visible_messages: DataLoader[
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't see
@@ -35,4 +36,11 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
             found.update({i: r for i, r in rows.items() if r.channel_id in visible})
         return [found.get(i) for i in ids]
 
-    return MessagesLoaders(DataLoader(load_visible))
+    async def load_reactions(ids: Sequence[int]) -> list[list[reactions.ReactionSummary]]:
+        found: dict[int, list[reactions.ReactionSummary]] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                found.update(await reactions.summaries(session, shard_ids, user_id))
+        return [found.get(i, []) for i in ids]
+
+    return MessagesLoaders(reactions=DataLoader(load_reactions), visible_messages=DataLoader(load_visible))

@@ -6,7 +6,13 @@ from __future__ import annotations
 from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, stream_error_code
+from tests.integration.flows import (
+    JOIN_SERVER,
+    create_channel,
+    create_server,
+    stream_error_code,
+    subscribe_settled,
+)
 from tests.integration.test_invites_and_membership import Users, grant_role
 
 MEMBERS = """query($c: ID!, $first: Int, $after: String) { channel(id: $c) {
@@ -73,7 +79,7 @@ async def test_member_list_changes_live(stack: Stack) -> None:
     )
 
     async with as_bob.subscriptions() as connection:
-        stream = await connection.subscribe(MEMBER_EVENTS, {"c": staff["id"]})
+        stream = await subscribe_settled(connection, MEMBER_EVENTS, {"c": staff["id"]})
         await as_carol.data(JOIN_SERVER, {"id": server["id"]})  # cannot view #staff: nothing
         role_id = await grant_role(as_owner, server["id"], carol.user_id, Permission(0))
         assert await change(stream) == ("REMOVED", carol.user_id)  # re-checked: still not in
