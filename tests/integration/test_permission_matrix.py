@@ -133,7 +133,7 @@ class World:
         """Access tokens live 15 minutes and a stack's share of this module can take longer: whoever signed
         in more than 10 minutes ago signs in again."""
         for member in [self.owner, *self._members.values(), *self._builders]:
-            if time.monotonic() - member.signed_at > 600:
+            if time.monotonic() - member.signed_in_at > 600:
                 credentials = {"email": member.account.email, "password": member.account.password}
                 data = await self.anonymous.data(SIGN_IN, {"input": credentials})
                 member.account.token = data["signIn"]["accessToken"]

@@ -30,8 +30,8 @@ from tests.integration.test_roles_and_overwrites import (
     role,
 )
 
-ROUNDS = 20
-OPS_PER_ADMIN = 5
+ROUNDS = 25
+OPS_PER_ADMIN = 3
 TYPED = {"Role", "ValidationError", "NotFoundError", "PermissionError", "ConflictError"}
 DELETE_ROLE = f"mutation($id: ID!) {{ deleteRole(id: $id) {{ {ROLE_FIELDS} }} }}"
 UNASSIGN_ROLE = f"mutation($i: MemberRoleInput!) {{ unassignRole(input: $i) {{ {ROLE_FIELDS} }} }}"
