@@ -67,8 +67,13 @@ async def roles_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> 
     return list(rows)
 
 
-async def role_by_id(session: AsyncSession, role_id: int) -> RoleRow | None:
-    return await session.get(RoleRow, role_id)
+async def role_by_id(session: AsyncSession, role_id: int, *, fresh: bool = False) -> RoleRow | None:
+    """`fresh`: read the row again (None if it is gone), over the copy this session already holds."""
+    if not fresh:
+        return await session.get(RoleRow, role_id)
+    return await session.scalar(
+        select(RoleRow).where(RoleRow.id == role_id).execution_options(populate_existing=True)
+    )
 
 
 async def count_roles(session: AsyncSession, server_id: int) -> int:
