@@ -8,6 +8,7 @@ from db.engines import Database
 from db.ids import configure_logical_shards
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.presence import PresenceStore, create_presence_store
 from subgraphs.kernel.settings import Settings
 
 
@@ -17,6 +18,7 @@ class Runtime:
     database: Database
     bus: EventBus
     verifier: TokenVerifier
+    presence: PresenceStore
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -25,11 +27,16 @@ class Runtime:
             settings.resolved_directory_url, settings.shard_map, pool_size=settings.db_pool_size
         )
         verifier = TokenVerifier(
-            JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience
+            JwksCache(settings.resolved_jwks_url),
+            settings.issuer_url,
+            settings.jwt_audience,
+            extra_issuers=[(iss, JwksCache(url)) for iss, url in settings.extra_trusted_issuers],
         )
-        return cls(settings, database, create_bus(settings.redis_url), verifier)
+        presence = create_presence_store(settings.redis_url)
+        return cls(settings, database, create_bus(settings.redis_url), verifier, presence)
 
     async def close(self) -> None:
+        await self.presence.close()
         await self.bus.close()
         await self.database.dispose()
 

@@ -76,6 +76,7 @@ class Account:
     username: str
     email: str
     password: str
+    refresh_token: str = ""
 
 
 def unique(prefix: str) -> str:
@@ -100,7 +101,9 @@ async def sign_up(client: GraphQLClient, prefix: str = "user") -> Account:
     )
     payload = data["signUp"]
     assert payload["__typename"] == "AuthPayload", payload
-    return Account(payload["accessToken"], payload["user"]["id"], username, email, password)
+    return Account(
+        payload["accessToken"], payload["user"]["id"], username, email, password, payload["refreshToken"]
+    )
 
 
 async def create_server(
