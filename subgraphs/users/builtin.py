@@ -43,7 +43,8 @@ class BuiltinProvider:
         await repository.insert_refresh_session(
             uow.directory(), new_id(DIRECTORY_SHARD), user.id, hash_token(refresh_token), expires_at
         )
-        access = self.issuer.access_token(user.id, user.username, user.language.lower())
+        locale = user.language.lower() if user.language else None
+        access = self.issuer.access_token(user.id, user.username, locale)
         return SignedIn(Tokens(access, refresh_token, self.issuer.access_ttl), user.id, {})
 
     async def create_identity(self, user: UserRow, password: str) -> None:

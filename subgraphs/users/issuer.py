@@ -74,7 +74,7 @@ class Issuer:
         self.access_ttl = settings.access_token_ttl_seconds
         self.key = load_or_create_key(settings.resolved_issuer_key_file)
 
-    def access_token(self, user_id: int, username: str, locale: str = "en") -> str:
+    def access_token(self, user_id: int, username: str, locale: str | None = None) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -86,8 +86,9 @@ class Issuer:
             "jti": secrets.token_urlsafe(16),
             "beep_user_id": str(user_id),
             "preferred_username": username,
-            "locale": locale,  # error messages follow it (kernel/i18n.py); Keycloak sends the same claim
         }
+        if locale:  # the user's language setting: error messages follow it (kernel/i18n.py), as with Keycloak
+            claims["locale"] = locale
         return jwt.encode(claims, self.key.private_key, algorithm="RS256", headers={"kid": self.key.kid})
 
     def jwks(self) -> dict[str, Any]:

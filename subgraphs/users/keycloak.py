@@ -148,7 +148,10 @@ class KeycloakProvider:
     @staticmethod
     def _representation(user: UserRow, current: dict[str, Any] | None = None) -> dict[str, Any]:
         attributes = dict((current or {}).get("attributes") or {})
-        attributes.update(beep_user_id=[str(user.id)], locale=[user.language.lower()])
+        attributes["beep_user_id"] = [str(user.id)]
+        attributes.pop("locale", None)
+        if user.language:  # Keycloak's own locale attribute: its `locale` claim carries the setting
+            attributes["locale"] = [user.language.lower()]
         return {
             **(current or {}),
             "username": user.username.lower(),

@@ -24,7 +24,7 @@ class UserRow(DirectoryBase):
     keycloak_id: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
     bio: Mapped[str] = mapped_column(String(190), default="")
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
-    language: Mapped[str] = mapped_column(String(2), default="EN")
+    language: Mapped[str | None] = mapped_column(String(2), default=None)  # None: follow the browser
     audio_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
     video_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # Secrets: never leave the server (the pending secret is shown once, in the setup response).

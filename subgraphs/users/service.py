@@ -172,7 +172,7 @@ async def sign_up(
         created_at=datetime.now(UTC),
         bio="",
         status="ACTIVE",
-        language="EN",
+        language=None,
     )
     await _flush_user(session, user, new=True)
     await provider.create_identity(user, password)
@@ -289,9 +289,7 @@ async def _provision(uow: UnitOfWork, provider: IdentityProvider, claims: dict[s
         created_at=datetime.now(UTC),
         bio="",
         status="ACTIVE",
-        language=str(claims.get("locale") or "en")[:2].upper()
-        if claims.get("locale") in ("en", "fr")
-        else "EN",
+        language=str(claims["locale"]).upper() if claims.get("locale") in ("en", "fr") else None,
     )
     await _flush_user(session, user, new=True)
     await provider.link(user, claims)

@@ -84,9 +84,12 @@ class User:
         connected = await info.context.loaders.connected(info.context.runtime.presence).load(self.row.id)
         return ConnectionStatus.CONNECTED if connected else ConnectionStatus.DISCONNECTED
 
-    @strawberry.field(description="Your language setting; null for anyone else.")
+    @strawberry.field(
+        description="Your language setting; null when not chosen (the browser's language applies), and "
+        "for anyone else."
+    )
     def language(self, info: UsersInfo) -> Language | None:
-        return Language(self.row.language) if self._is_me(info) else None
+        return Language(self.row.language) if self._is_me(info) and self.row.language else None
 
     @strawberry.field(description="Your preferred microphone; null for anyone else.")
     def audio_input_device_id(self, info: UsersInfo) -> str | None:

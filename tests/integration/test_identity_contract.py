@@ -52,7 +52,7 @@ async def test_sign_up_issues_tokens_of_the_configured_provider(identity: Stack)
     assert issued["beep_user_id"] == person.user_id
     me = (await client_for(identity, person.token).data(ME))["me"]
     assert me["id"] == person.user_id and me["email"] == person.email and me["twoFactorEnabled"] is False
-    assert me["status"] == "ACTIVE" and me["language"] == "EN"
+    assert me["status"] == "ACTIVE" and me["language"] is None
 
 
 @pytest.mark.parametrize(

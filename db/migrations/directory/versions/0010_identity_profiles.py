@@ -19,7 +19,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("keycloak_id", sa.String(36), nullable=True))
         batch.add_column(sa.Column("bio", sa.String(190), nullable=False, server_default=""))
         batch.add_column(sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"))
-        batch.add_column(sa.Column("language", sa.String(2), nullable=False, server_default="EN"))
+        # NULL: not chosen, error messages follow the browser's Accept-Language.
+        batch.add_column(sa.Column("language", sa.String(2), nullable=True))
         batch.add_column(sa.Column("audio_input_device_id", sa.String(255), nullable=True))
         batch.add_column(sa.Column("video_input_device_id", sa.String(255), nullable=True))
         # Built-in issuer only: the active TOTP secret (Keycloak keeps its own OTP credential).
