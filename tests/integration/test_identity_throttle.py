@@ -7,7 +7,7 @@ import secrets
 import httpx
 
 from tests.harness.client import GraphQLClient
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import sign_up, unique
 from tests.integration.identity_helpers import SIGN_IN, sign_in, user_error
 
@@ -45,3 +45,25 @@ async def test_a_client_address_is_locked_after_thirty_failures(stack: Stack) ->
         assert failed["code"] == "INVALID_CREDENTIALS", failed
     assert (await attempt(person.email, person.password, address))["code"] == "RATE_LIMITED"
     assert (await attempt(person.email, person.password, other_address))["__typename"] == "AuthPayload"
+
+
+async def test_the_router_appends_the_client_address_so_it_cannot_be_forged() -> None:
+    """A client sending its own X-Forwarded-For still counts against its real address (the router adds
+    it last). On a stack of its own: it locks the loopback address out of sign-in for 15 minutes."""
+    stack = start_embedded()
+    try:
+        client = GraphQLClient(stack.router_url)
+        person = await sign_up(client, "forger")
+        for i in range(30):
+            forged = {"x-forwarded-for": f"203.0.113.{i + 1}"}
+            result = await client.execute(
+                SIGN_IN, {"input": {"email": f"{unique('guess')}@example.test", "password": "x"}}, **forged
+            )
+            assert result.data is not None and result.data["signIn"]["code"] == "INVALID_CREDENTIALS"
+        fresh = {"x-forwarded-for": "203.0.113.200"}
+        result = await client.execute(
+            SIGN_IN, {"input": {"email": person.email, "password": person.password}}, **fresh
+        )
+        assert result.data is not None and result.data["signIn"]["code"] == "RATE_LIMITED"
+    finally:
+        stack.stop()
