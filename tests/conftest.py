@@ -62,5 +62,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "stack" in callspec.params:
             item.add_marker(getattr(pytest.mark, callspec.params["stack"]))
-        if callspec is not None and callspec.params.get("identity") == "keycloak":
+        uses_keycloak = {"keycloak", "keycloak_stack"} & set(getattr(item, "fixturenames", ()))
+        if uses_keycloak or (callspec is not None and callspec.params.get("identity") == "keycloak"):
             item.add_marker(pytest.mark.keycloak)
