@@ -77,6 +77,7 @@ class Account:
     username: str
     email: str
     password: str
+    refresh_token: str = ""
 
 
 def unique(prefix: str) -> str:
@@ -101,7 +102,9 @@ async def sign_up(client: GraphQLClient, prefix: str = "user") -> Account:
     )
     payload = data["signUp"]
     assert payload["__typename"] == "AuthPayload", payload
-    return Account(payload["accessToken"], payload["user"]["id"], username, email, password)
+    return Account(
+        payload["accessToken"], payload["user"]["id"], username, email, password, payload["refreshToken"]
+    )
 
 
 async def create_server(
