@@ -166,6 +166,17 @@ async def may_see_presence(session: AsyncSession, viewer_id: int, user_ids: Iter
     return visible | (targets & friends)
 
 
+async def shown_online(store: PresenceStore, directory: AsyncSession, user_ids: Sequence[int]) -> set[int]:
+    """Of these users, those others see as connected (connected, and not MYSTERIOUS): for counts."""
+    connected = await store.connected(user_ids)
+    if not connected:
+        return set()
+    invisible = await directory.scalars(
+        sa.select(_users.c.id).where(_users.c.id.in_(connected), _users.c.status == INVISIBLE_STATUS)
+    )
+    return connected - set(invisible)
+
+
 async def announce(session: AsyncSession, bus: EventBus, user_id: int, connected: bool) -> None:
     """Publish the user's presence to everyone who may see it (after the fact: nothing to commit)."""
     status = await session.scalar(sa.select(_users.c.status).where(_users.c.id == user_id)) or "ACTIVE"

@@ -159,6 +159,16 @@ async def set_timeout(session: AsyncSession, server_id: int, user_id: int, until
         existing.until = until
 
 
+async def member_ids_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {i: [] for i in server_ids}
+    rows = await session.execute(
+        select(MemberRow.server_id, MemberRow.user_id).where(MemberRow.server_id.in_(server_ids))
+    )
+    for server_id, user_id in rows:
+        found[server_id].append(user_id)
+    return found
+
+
 async def member_counts(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, int]:
     rows = await session.execute(
         select(MemberRow.server_id, func.count())

@@ -23,6 +23,9 @@ MEMBER_EVENTS = """subscription($c: ID!) { channelMemberEvents(channelId: $c) {
 VISIBILITY = """mutation($i: SetChannelVisibilityInput!) { setChannelVisibility(input: $i) { __typename } }"""
 LEAVE = "mutation($s: ID!) { leaveServer(serverId: $s) { __typename } }"
 UPDATE_ROLE = "mutation($i: UpdateRoleInput!) { updateRole(input: $i) { __typename } }"
+PRESENCE = """query($c: ID!, $s: ID!) {
+  channel(id: $c) { members { edges { node { user { id connectionStatus } } } } }
+  server(id: $s) { onlineCount } }"""
 DELETE_CHANNEL = "mutation($c: ID!) { deleteChannel(id: $c) { __typename } }"
 
 
@@ -94,3 +97,35 @@ async def test_member_list_changes_live(stack: Stack) -> None:
 
         await as_owner.data(DELETE_CHANNEL, {"c": staff["id"]})
         assert stream_error_code(await stream.next()) == "NOT_FOUND"
+
+
+async def test_presence_reaches_the_member_list_and_counts(stack: Stack) -> None:
+    users = Users(stack)
+    _owner, as_owner = await users.new("own")
+    bob, as_bob = await users.new("bob")
+    carol, as_carol = await users.new("car")
+    server = await create_server(as_owner, "Presence list", "PUBLIC")
+    for client in (as_bob, as_carol):
+        await client.data(JOIN_SERVER, {"id": server["id"]})
+    lobby = await create_channel(as_owner, server["id"], "lobby")
+
+    async with as_bob.subscriptions() as bobs:
+        stream = await subscribe_settled(bobs, MEMBER_EVENTS, {"c": lobby["id"]})
+        async with as_carol.subscriptions() as carols:  # carol comes online: a live connection
+            await subscribe_settled(carols, MEMBER_EVENTS, {"c": lobby["id"]})
+            message = await stream.next(timeout=20)
+            event = message["payload"]["data"]["channelMemberEvents"]
+            assert (event["change"], event["user"], event["connected"]) == (
+                "PRESENCE",
+                {"id": carol.user_id},
+                True,
+            )
+            seen = await as_bob.data(PRESENCE, {"c": lobby["id"], "s": server["id"]})
+            states = {
+                e["node"]["user"]["id"]: e["node"]["user"]["connectionStatus"]
+                for e in seen["channel"]["members"]["edges"]
+            }
+            assert states[carol.user_id] == "CONNECTED" and states[bob.user_id] == "CONNECTED"
+            assert seen["server"]["onlineCount"] == 2  # bob and carol; the owner has no live connection
+        gone = (await stream.next(timeout=20))["payload"]["data"]["channelMemberEvents"]
+        assert (gone["change"], gone["user"], gone["connected"]) == ("PRESENCE", {"id": carol.user_id}, False)
