@@ -18,6 +18,7 @@ class MessageCreated(Event):
     reply_to_id: int | None
     created_at: datetime
     nonce: str | None
+    mention_everyone: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class MessageUpdated(Event):
     reply_to_id: int | None
     created_at: datetime
     edited_at: datetime
+    mention_everyone: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ from aiodataloader import DataLoader
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import reactions, repository, service
+from subgraphs.messages import mentions, reactions, repository, service
 from subgraphs.messages.models import MessageRow
 
 
 @dataclass(frozen=True)
 class MessagesLoaders:
     reactions: DataLoader[int, list[reactions.ReactionSummary]]
+    usernames: DataLoader[int, str | None]  # for mention labels
+    channel_names: DataLoader[int, str | None]  # for mention labels; None unless the viewer can see it
     visible_messages: DataLoader[
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't read
@@ -44,4 +46,22 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
                 found.update(await reactions.summaries(session, shard_ids, user_id))
         return [found.get(i, []) for i in ids]
 
-    return MessagesLoaders(reactions=DataLoader(load_reactions), visible_messages=DataLoader(load_visible))
+    async def load_usernames(ids: Sequence[int]) -> list[str | None]:
+        found = await mentions.usernames(uow.directory(), list(ids))
+        return [found.get(i) for i in ids]
+
+    async def load_channel_names(ids: Sequence[int]) -> list[str | None]:
+        found: dict[int, str] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                names = await mentions.channel_names(session, shard_ids)
+                visible = await access.visible_channel_ids(session, list(names), user_id)
+            found.update({i: name for i, name in names.items() if i in visible})
+        return [found.get(i) for i in ids]
+
+    return MessagesLoaders(
+        usernames=DataLoader(load_usernames),
+        channel_names=DataLoader(load_channel_names),
+        reactions=DataLoader(load_reactions),
+        visible_messages=DataLoader(load_visible),
+    )

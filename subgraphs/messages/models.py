@@ -28,6 +28,7 @@ class MessageRow(ShardBase):
     nonce: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     edited_at: Mapped[datetime | None] = mapped_column()
+    mention_everyone: Mapped[bool] = mapped_column(default=False)  # @everyone/@here by someone allowed to
     pinned_at: Mapped[datetime | None] = mapped_column()  # None: not pinned
     pinned_by: Mapped[int | None] = mapped_column()
 

@@ -17,7 +17,7 @@ from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
-from subgraphs.messages import repository
+from subgraphs.messages import mentions, repository
 from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
 from subgraphs.messages.models import MessageEditRow, MessageRow
 
@@ -69,8 +69,15 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         raise ValidationFailed("Messages can only be sent to text channels.", field="channelId")
     if not channel.has(Permission.SEND_MESSAGES):
         raise PermissionDenied("You may not send messages in this channel.", field="channelId")
+    resolved = await mentions.resolve(uow.directory(), session, channel, principal.user_id, content)
     if nonce is not None:
         existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
+        if existing is not None and existing.content != resolved.content:
+            raise ValidationFailed(
+                "This nonce was already used for a different message.",
+                code=ErrorCode.NONCE_REUSED,
+                field="nonce",
+            )
         if existing is not None:
             return existing  # a retried send: the first one stands, nothing is announced twice
     if data.reply_to_id is not None:
@@ -82,7 +89,8 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         channel_id=data.channel_id,
         server_id=channel.server.server_id,
         author_id=principal.user_id,
-        content=content,
+        content=resolved.content,
+        mention_everyone=resolved.mentions_everyone,
         reply_to_id=data.reply_to_id,
         nonce=nonce,
         created_at=datetime.now(UTC),
@@ -110,6 +118,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
             message.reply_to_id,
             message.created_at,
             message.nonce,
+            message.mention_everyone,
         ),
     )
     return message
@@ -145,10 +154,13 @@ async def _own_or_moderated(
 async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, content: str) -> MessageRow:
     text = clean_text(content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
     message = await _own_or_moderated(uow, principal, message_id, moderator_permission=None)
-    if text == message.content:
+    session = await uow.for_entity(message_id)
+    channel = await access.channel_access(session, message.channel_id, principal.user_id)
+    assert channel is not None  # checked by _own_or_moderated
+    resolved = await mentions.resolve(uow.directory(), session, channel, principal.user_id, text)
+    if resolved.content == message.content:
         return message  # nothing changes, nothing is announced
     now = datetime.now(UTC)
-    session = await uow.for_entity(message_id)
     session.add(
         MessageEditRow(
             id=new_id(await uow.shard_for(message_id)),
@@ -158,7 +170,8 @@ async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, c
             edited_at=now,
         )
     )
-    message.content = text
+    message.content = resolved.content
+    message.mention_everyone = resolved.mentions_everyone
     message.edited_at = now
     uow.emit(
         topic_for_channel(message.channel_id),
@@ -171,6 +184,7 @@ async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, c
             message.reply_to_id,
             message.created_at,
             message.edited_at,
+            message.mention_everyone,
         ),
     )
     return message

@@ -13,7 +13,7 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
-from subgraphs.messages import markdown, service
+from subgraphs.messages import markdown, mentions, service
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
@@ -57,8 +57,35 @@ class Message:
         description="The content as sanitised HTML: CommonMark with ~~strikethrough~~, ||spoilers|| and "
         "code blocks; raw HTML shown as text; only http(s) and mailto links; images as links."
     )
-    def html(self) -> str:
-        return markdown.to_html(self.content)
+    async def html(self, info: MessagesInfo) -> str:
+        loaders = info.context.loaders
+        user_ids, channel_ids = (
+            mentions.mentioned_user_ids(self.content),
+            mentions.mentioned_channel_ids(self.content),
+        )
+        names = dict(zip(user_ids, await loaders.usernames.load_many(user_ids), strict=True))
+        channels = dict(zip(channel_ids, await loaders.channel_names.load_many(channel_ids), strict=True))
+
+        def label(kind: str, id_: int) -> str | None:
+            if kind == "user":
+                return f"@{names[id_]}" if names.get(id_) else None
+            if kind == "channel":
+                return f"#{channels[id_]}" if channels.get(id_) else None
+            return None
+
+        return markdown.to_html(self.content, label)
+
+    @strawberry.field(description="Members this message pings (resolved when it was sent or edited).")
+    def mentions(self) -> list[User]:
+        return [User(id=strawberry.ID(str(i))) for i in mentions.mentioned_user_ids(self.content)]
+
+    @strawberry.field(description="Channels of the server this message links to.")
+    def mentioned_channels(self) -> list[Channel]:
+        return [Channel(id=strawberry.ID(str(i))) for i in mentions.mentioned_channel_ids(self.content)]
+
+    mentions_everyone: bool = strawberry.field(
+        default=False, description="Whether it pings everyone (@everyone or @here, by someone allowed to)."
+    )
 
     channel_id: strawberry.Private[int]
     reply_to_id: strawberry.Private[int | None]
@@ -122,6 +149,7 @@ class Message:
             channel_id=row.channel_id,
             reply_to_id=row.reply_to_id,
             pinned_at=row.pinned_at,
+            mentions_everyone=row.mention_everyone,
         )
 
     @classmethod
@@ -134,6 +162,7 @@ class Message:
             author_id=event.author_id,
             channel_id=event.channel_id,
             reply_to_id=event.reply_to_id,
+            mentions_everyone=event.mention_everyone,
         )
 
     @classmethod

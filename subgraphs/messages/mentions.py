@@ -1,0 +1,149 @@
+"""Mentions: what a sender types (`@username`, `#channel-name`, `@everyone`, `@here`) becomes canonical
+tokens in the stored text (`<@id>`, `<#id>`), so renaming a user or a channel never breaks old messages.
+
+Only what the sender may address is resolved: `@username` of a member who can view the channel,
+`#name` of a channel of the same server the sender can view (so a private channel's name is never
+confirmed); anything else stays plain text. `@everyone`/`@here` ping only with Mention Everyone (without
+it they stay text and ping nobody, as on Discord). Code spans and blocks are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.base import SHARD_SCHEMA
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.errors import ErrorCode, ValidationFailed
+from subgraphs.kernel.permissions import Permission
+
+MAX_USER_MENTIONS = 20  # distinct members pinged by one message
+
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+_USER = re.compile(r"(?<![\w<@])@([A-Za-z0-9_](?:[A-Za-z0-9_.]{0,30}[A-Za-z0-9_])?)")
+# A channel name: no spaces; trailing punctuation belongs to the sentence ("see #general, then").
+_CHANNEL = re.compile(r"""(?<![\w<#&])#([^\s#<>@`]{0,99}[^\s#<>@`.,!?:;)\]'"])""")
+_EVERYONE = re.compile(r"(?<![\w<])@(everyone|here)\b")
+USER_TOKEN = re.compile(r"<@(\d{1,20})>")
+CHANNEL_TOKEN = re.compile(r"<#(\d{1,20})>")
+
+# Light references to other contexts' tables (read-only).
+_users = sa.table("users", sa.column("id", sa.BigInteger), sa.column("username", sa.String))
+# A real Table (not sa.table()): only those get the per-shard schema translation.
+_channels = sa.Table(
+    "channels",
+    sa.MetaData(schema=SHARD_SCHEMA),
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("name", sa.String),
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    content: str  # with canonical tokens
+    mentions_everyone: bool
+
+
+def _outside_code(content: str) -> list[tuple[bool, str]]:
+    """The content cut into (is_code, text) pieces, in order."""
+    pieces: list[tuple[bool, str]] = []
+    last = 0
+    for match in _CODE.finditer(content):
+        pieces.append((False, content[last : match.start()]))
+        pieces.append((True, match.group(0)))
+        last = match.end()
+    pieces.append((False, content[last:]))
+    return pieces
+
+
+def candidates(content: str) -> tuple[set[str], set[str], bool]:
+    """Usernames (lower case) and channel names (lower case) typed outside code, and @everyone/@here."""
+    users: set[str] = set()
+    channels: set[str] = set()
+    everyone = False
+    for is_code, text in _outside_code(content):
+        if is_code:
+            continue
+        users |= {m.lower() for m in _USER.findall(text) if m.lower() not in ("everyone", "here")}
+        channels |= {m.lower() for m in _CHANNEL.findall(text)}
+        everyone = everyone or bool(_EVERYONE.search(text))
+    return users, channels, everyone
+
+
+def rewrite(content: str, users: dict[str, int], channels: dict[str, int]) -> str:
+    """Replace the resolved names (outside code) by tokens; the rest stays as typed."""
+
+    def user(match: re.Match[str]) -> str:
+        found = users.get(match.group(1).lower())
+        return f"<@{found}>" if found is not None else match.group(0)
+
+    def channel(match: re.Match[str]) -> str:
+        found = channels.get(match.group(1).lower())
+        return f"<#{found}>" if found is not None else match.group(0)
+
+    return "".join(
+        text if is_code else _CHANNEL.sub(channel, _USER.sub(user, text))
+        for is_code, text in _outside_code(content)
+    )
+
+
+async def resolve(
+    directory: AsyncSession, shard: AsyncSession, channel: ChannelAccess, author_id: int, content: str
+) -> Resolved:
+    names, channel_names, everyone = candidates(content)
+    users: dict[str, int] = {}
+    if names:
+        rows = await directory.execute(
+            sa.select(_users.c.id, _users.c.username).where(sa.func.lower(_users.c.username).in_(names))
+        )
+        by_name = {username.lower(): user_id for user_id, username in rows}
+        viewers = await access.channel_viewers(shard, channel.channel_id, list(by_name.values()))
+        users = {name: user_id for name, user_id in by_name.items() if user_id in viewers}
+    if len(users) > MAX_USER_MENTIONS:
+        raise ValidationFailed(
+            f"A message may mention at most {MAX_USER_MENTIONS} members.",
+            code=ErrorCode.LIMIT_REACHED,
+            field="content",
+        )
+    channels: dict[str, int] = {}
+    if channel_names:
+        server_id = channel.server.server_id
+        rows = await shard.execute(
+            sa.select(_channels.c.id, _channels.c.name)
+            .where(_channels.c.server_id == server_id, sa.func.lower(_channels.c.name).in_(channel_names))
+            .order_by(_channels.c.id)
+        )
+        named = [(name.lower(), channel_id) for channel_id, name in rows]
+        visible = await access.visible_channel_ids(shard, [c for _, c in named], author_id)
+        for name, channel_id in named:
+            if channel_id in visible:
+                channels.setdefault(name, channel_id)
+    return Resolved(
+        content=rewrite(content, users, channels),
+        mentions_everyone=everyone and channel.has(Permission.MENTION_EVERYONE),
+    )
+
+
+def mentioned_user_ids(content: str) -> list[int]:
+    return list(dict.fromkeys(int(m) for m in USER_TOKEN.findall(content)))
+
+
+def mentioned_channel_ids(content: str) -> list[int]:
+    return list(dict.fromkeys(int(m) for m in CHANNEL_TOKEN.findall(content)))
+
+
+async def usernames(directory: AsyncSession, user_ids: list[int]) -> dict[int, str]:
+    rows = await directory.execute(sa.select(_users.c.id, _users.c.username).where(_users.c.id.in_(user_ids)))
+    return {user_id: username for user_id, username in rows}
+
+
+async def channel_names(shard: AsyncSession, channel_ids: list[int]) -> dict[int, str]:
+    rows = await shard.execute(
+        sa.select(_channels.c.id, _channels.c.name).where(_channels.c.id.in_(channel_ids))
+    )
+    return {channel_id: name for channel_id, name in rows}
