@@ -36,7 +36,8 @@ CREATE_CHANNEL = Limit("create_channel", 120, 600)
 CREATE_ROLE = Limit("create_role", 120, 600)
 CREATE_INVITE = Limit("create_invite", 60, 3600)
 SEND_INVITATION = Limit("send_invitation", 60, 3600)
-ALL_LIMITS = (CREATE_SERVER, CREATE_CHANNEL, CREATE_ROLE, CREATE_INVITE, SEND_INVITATION)
+TYPING = Limit("typing", 30, 60)  # a client repeats it every few seconds while typing
+ALL_LIMITS = (CREATE_SERVER, CREATE_CHANNEL, CREATE_ROLE, CREATE_INVITE, SEND_INVITATION, TYPING)
 
 
 class RateLimiter(Protocol):

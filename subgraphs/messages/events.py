@@ -58,3 +58,13 @@ class PinChanged(Event):
     server_id: int
     pinned: bool
     by_user_id: int
+
+
+@dataclass(frozen=True)
+class TypingStarted(Event):
+    """Ephemeral: never stored; clients show it until `expires_at` (or the user's next message)."""
+
+    channel_id: int
+    server_id: int
+    user_id: int
+    expires_at: datetime

@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.kernel import access
+from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
@@ -41,6 +41,9 @@ from subgraphs.messages.types import (
     ReactionChanged,
     ReactionResult,
     SendMessageResult,
+    Typing,
+    TypingEvent,
+    TypingResult,
     User,
 )
 
@@ -184,6 +187,18 @@ class Mutation:
 
         return await signed_in_mutation(info, operation)
 
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Show the channel that you are typing (for 8 s; repeat while typing). Not stored.",
+    )
+    async def start_typing(self, info: MessagesInfo, channel_id: strawberry.ID) -> TypingResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Typing:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.TYPING, principal.user_id)
+            channel = id_input(str(channel_id), "channelId")
+            return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
+
+        return await signed_in_mutation(info, operation)
+
 
 async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) -> PinResult:
     async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
@@ -213,6 +228,8 @@ def _to_graphql(event: Event) -> MessageEvent | None:
             added=event.added,
             user_id=event.user_id,
         )
+    if isinstance(event, events.TypingStarted):
+        return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
     if isinstance(event, events.PinChanged):
         return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned)
     return None

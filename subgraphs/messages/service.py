@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
 from subgraphs.messages import mentions, repository
-from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
+from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated, TypingStarted
 from subgraphs.messages.models import MessageEditRow, MessageRow
 
 MAX_CONTENT = 4000
@@ -200,6 +200,26 @@ async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int)
         MessageDeleted(message.id, message.channel_id, message.server_id),
     )
     return message
+
+
+TYPING_SECONDS = 8
+
+
+async def start_typing(uow: UnitOfWork, principal: Principal, channel_id: int) -> datetime:
+    """Tell the channel's readers that the caller is typing, for the next 8 seconds (clients repeat it
+    while typing). Nothing is stored."""
+    session = await uow.for_entity(channel_id)
+    channel = await access.channel_access(session, channel_id, principal.user_id)
+    if channel is None or not channel.can_view:
+        raise NotFound("No such channel.", field="channelId")
+    if channel.kind not in TEXT_KINDS or not channel.has(Permission.SEND_MESSAGES):
+        raise PermissionDenied("You may not send messages in this channel.", field="channelId")
+    expires_at = datetime.now(UTC) + timedelta(seconds=TYPING_SECONDS)
+    uow.emit(
+        topic_for_channel(channel_id),
+        TypingStarted(channel_id, channel.server.server_id, principal.user_id, expires_at),
+    )
+    return expires_at
 
 
 MAX_BULK_DELETE = 100

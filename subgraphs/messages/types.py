@@ -212,6 +212,21 @@ class ReactionChanged:
         return User(id=strawberry.ID(str(self.user_id)))
 
 
+@strawberry.type(description="Someone is typing; show it until `expiresAt` or their next message.")
+class TypingEvent:
+    expires_at: datetime
+    user_id: strawberry.Private[int]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=strawberry.ID(str(self.user_id)))
+
+
+@strawberry.type(description="You are shown as typing until `expiresAt`.")
+class Typing:
+    expires_at: datetime
+
+
 @strawberry.type(description="A message was pinned or unpinned.")
 class PinChanged:
     message_id: strawberry.ID
@@ -225,9 +240,10 @@ class MessagesDeleted:
 
 
 MessageEvent = Annotated[
-    MessageCreated | MessageUpdated | MessageDeleted | ReactionChanged | PinChanged,
+    MessageCreated | MessageUpdated | MessageDeleted | ReactionChanged | PinChanged | TypingEvent,
     strawberry.union("MessageEvent"),
 ]
+TypingResult = Annotated[Typing | NotFoundError | PermissionError, strawberry.union("TypingResult")]
 ReactionResult = Annotated[
     Message | ValidationError | NotFoundError | PermissionError, strawberry.union("ReactionResult")
 ]

@@ -161,3 +161,26 @@ async def test_bulk_delete_is_for_moderators_and_bounded(stack: Stack) -> None:
     assert [e["node"]["id"] for e in page["messages"]["edges"]] == [elsewhere]
     empty = (await as_owner.data(BULK, {"c": channel["id"], "ids": []}))["bulkDeleteMessages"]
     assert outcome(empty) == ("ValidationError", "LIMIT_REACHED", "messageIds")
+
+
+async def test_typing_is_announced_live_and_not_stored(stack: Stack) -> None:
+    _users, _owner, as_owner, bob, as_bob, _server, channel = await room(stack)
+    typing = """mutation($c: ID!) { startTyping(channelId: $c) {
+      __typename ... on Typing { expiresAt } ... on UserError { code field } } }"""
+    events = """subscription($c: ID!) { messageEvents(channelId: $c) {
+      __typename ... on TypingEvent { user { id } expiresAt } } }"""
+    async with as_owner.subscriptions() as connection:
+        stream = await subscribe_settled(connection, events, {"c": channel["id"]})
+        started = (await as_bob.data(typing, {"c": channel["id"]}))["startTyping"]
+        assert started["__typename"] == "Typing"
+        event = (await stream.next())["payload"]["data"]["messageEvents"]
+        assert event == {
+            "__typename": "TypingEvent",
+            "user": {"id": bob.user_id},
+            "expiresAt": started["expiresAt"],
+        }
+    page = await as_owner.data(HISTORY_PAGE, {"c": channel["id"]})
+    assert page["messages"]["edges"] == []
+    voice = await create_channel(as_owner, _server["id"], "talk", kind="VOICE")
+    refused = (await as_bob.data(typing, {"c": voice["id"]}))["startTyping"]
+    assert outcome(refused) == ("PermissionError", "FORBIDDEN", "channelId")

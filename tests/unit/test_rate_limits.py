@@ -42,4 +42,5 @@ def test_the_stated_limits() -> None:
         ("create_role", 120, 600),
         ("create_invite", 60, 3600),
         ("send_invitation", 60, 3600),
+        ("typing", 30, 60),
     ]
