@@ -13,7 +13,7 @@ from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
+from subgraphs.kernel.errors import ERROR_TYPES, bad_user_input, forbidden, not_found, schema_extensions
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
@@ -53,7 +53,11 @@ RECHECK_SECONDS = 30.0
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A channel's history, newest first; null if you cannot read the channel.")
+    @strawberry.field(
+        description="A channel's history, newest first; null if you cannot read the channel. Page with "
+        "`before`/`after` (cursors); jump to a message with `around` (its cursor): the page holds it, the "
+        "older half before it and the newer half after it."
+    )
     async def messages(
         self,
         info: MessagesInfo,
@@ -61,8 +65,11 @@ class Query:
         before: str | None = None,
         after: str | None = None,
         first: int | None = 50,
+        around: str | None = None,
     ) -> MessageConnection | None:
         ctx = info.context
+        if around and (before or after):
+            raise bad_user_input("'around' cannot be combined with 'before' or 'after'.", "around")
         limit = page_size(first)
         page = await service.history(
             ctx.uow,
@@ -71,6 +78,7 @@ class Query:
             before=decode_cursor(before, "before") if before else None,
             after=decode_cursor(after, "after") if after else None,
             limit=limit,
+            around=decode_cursor(around, "around") if around else None,
         )
         if page is None:
             return None

@@ -274,10 +274,23 @@ async def history(
     before: int | None,
     after: int | None,
     limit: int,
+    around: int | None = None,
 ) -> HistoryPage | None:
     if await check_channel_readable(uow, user_id, channel_id) is None:
         return None
     session = await uow.for_entity(channel_id)
+    if around is not None:
+        # Jump to a message: it with about half a page of older ones, the rest newer (newest first); near
+        # either end of the history the other side fills the page.
+        older = await repository.page(session, channel_id, before=around + 1, after=None, limit=limit + 1)
+        newer = await repository.page(session, channel_id, before=None, after=around, limit=limit)
+        n_newer = min(len(newer), limit - min(limit // 2 + 1, len(older)))
+        n_older = min(len(older), limit - n_newer)
+        return HistoryPage(
+            (newer[-n_newer:] if n_newer else []) + older[:n_older],
+            has_older=len(older) > n_older,
+            has_newer=len(newer) > n_newer,
+        )
     rows = await repository.page(session, channel_id, before=before, after=after, limit=limit + 1)
     extra = len(rows) > limit
     if after is not None and before is None:

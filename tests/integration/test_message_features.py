@@ -184,3 +184,23 @@ async def test_typing_is_announced_live_and_not_stored(stack: Stack) -> None:
     voice = await create_channel(as_owner, _server["id"], "talk", kind="VOICE")
     refused = (await as_bob.data(typing, {"c": voice["id"]}))["startTyping"]
     assert outcome(refused) == ("PermissionError", "FORBIDDEN", "channelId")
+
+
+async def test_jump_to_a_message_pages_around_it(stack: Stack) -> None:
+    _users, _owner, as_owner, _bob, _as_bob, _server, channel = await room(stack)
+    sent = [await send(as_owner, channel["id"], f"m{i}") for i in range(10)]
+    around = """query($c: ID!, $a: String, $first: Int, $before: String) {
+      messages(channelId: $c, around: $a, first: $first, before: $before) {
+        edges { node { content } } pageInfo { hasNextPage hasPreviousPage } } }"""
+    page = (await as_owner.data(around, {"c": channel["id"], "a": sent[4]["cursor"], "first": 4}))["messages"]
+    assert [e["node"]["content"] for e in page["edges"]] == ["m5", "m4", "m3", "m2"]
+    assert page["pageInfo"] == {"hasNextPage": True, "hasPreviousPage": True}
+    newest = (await as_owner.data(around, {"c": channel["id"], "a": sent[9]["cursor"], "first": 4}))[
+        "messages"
+    ]
+    assert [e["node"]["content"] for e in newest["edges"]] == ["m9", "m8", "m7", "m6"]
+    assert newest["pageInfo"]["hasPreviousPage"] is False
+    mixed = await as_owner.execute(
+        around, {"c": channel["id"], "a": sent[4]["cursor"], "before": sent[5]["cursor"]}
+    )
+    assert mixed.codes == ["BAD_USER_INPUT"]
