@@ -58,3 +58,16 @@ class MessageEditRow(ShardBase):
     server_id: Mapped[int] = mapped_column()
     content: Mapped[str] = mapped_column(Text)  # the text before this edit
     edited_at: Mapped[datetime] = mapped_column()
+
+
+class ReadStateRow(ShardBase):
+    """The last message a member has read in a channel."""
+
+    __tablename__ = "read_states"
+    __table_args__ = (Index("ix_read_states_server_id_user_id", "server_id", "user_id"),)
+
+    # FK to channels (ON DELETE CASCADE): in the migration, as for messages (another context's table).
+    channel_id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column()
+    last_read_id: Mapped[int] = mapped_column()

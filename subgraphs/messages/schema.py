@@ -19,7 +19,7 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.messages import events, pins, reactions, service
+from subgraphs.messages import events, pins, reactions, read_states, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.types import (
@@ -40,6 +40,8 @@ from subgraphs.messages.types import (
     PinResult,
     ReactionChanged,
     ReactionResult,
+    ReadState,
+    ReadStateResult,
     SendMessageResult,
     Typing,
     TypingEvent,
@@ -100,6 +102,15 @@ class Query:
         ctx = info.context
         rows = await pins.pins_of(ctx.uow, ctx.user_id, id_argument(str(channel_id), "channelId"))
         return None if rows is None else [Message.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="Your read state of each text channel of a server you can read (unread and mention "
+        "counts); null unless you are a member."
+    )
+    async def read_states(self, info: MessagesInfo, server_id: strawberry.ID) -> list[ReadState] | None:
+        ctx = info.context
+        found = await read_states.read_states(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
+        return None if found is None else [ReadState.from_state(state) for state in found]
 
     @strawberry.field(description="A message you can see; null otherwise.")
     async def message(self, info: MessagesInfo, id: strawberry.ID) -> Message | None:
@@ -204,6 +215,20 @@ class Mutation:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.TYPING, principal.user_id)
             channel = id_input(str(channel_id), "channelId")
             return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Mark a channel read up to a message (default: its newest). Never moves backwards.",
+    )
+    async def mark_read(
+        self, info: MessagesInfo, channel_id: strawberry.ID, message_id: strawberry.ID | None = None
+    ) -> ReadStateResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ReadState:
+            channel = id_input(str(channel_id), "channelId")
+            message = id_input(str(message_id), "messageId") if message_id is not None else None
+            return ReadState.from_state(await read_states.mark_read(ctx.uow, principal, channel, message))
 
         return await signed_in_mutation(info, operation)
 

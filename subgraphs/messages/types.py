@@ -18,6 +18,7 @@ from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.models import MessageRow
+from subgraphs.messages.read_states import ChannelReadState
 
 MessagesInfo = Info[BeepContext[MessagesLoaders], None]
 
@@ -222,6 +223,28 @@ class TypingEvent:
         return User(id=strawberry.ID(str(self.user_id)))
 
 
+@strawberry.type(description="Where you stopped reading a channel, and what came since.")
+class ReadState:
+    channel_id: strawberry.ID
+    last_read_message_id: strawberry.ID | None
+    unread_count: int = strawberry.field(description="Messages by others since; counted up to 1,000.")
+    mention_count: int = strawberry.field(description="Of those, the ones that ping you (or everyone).")
+
+    @strawberry.field
+    def channel(self) -> Channel:
+        return Channel(id=self.channel_id)
+
+    @classmethod
+    def from_state(cls, state: ChannelReadState) -> ReadState:
+        last = state.last_read_id
+        return cls(
+            channel_id=strawberry.ID(str(state.channel_id)),
+            last_read_message_id=strawberry.ID(str(last)) if last is not None else None,
+            unread_count=state.unread_count,
+            mention_count=state.mention_count,
+        )
+
+
 @strawberry.type(description="You are shown as typing until `expiresAt`.")
 class Typing:
     expires_at: datetime
@@ -243,6 +266,7 @@ MessageEvent = Annotated[
     MessageCreated | MessageUpdated | MessageDeleted | ReactionChanged | PinChanged | TypingEvent,
     strawberry.union("MessageEvent"),
 ]
+ReadStateResult = Annotated[ReadState | NotFoundError, strawberry.union("ReadStateResult")]
 TypingResult = Annotated[Typing | NotFoundError | PermissionError, strawberry.union("TypingResult")]
 ReactionResult = Annotated[
     Message | ValidationError | NotFoundError | PermissionError, strawberry.union("ReactionResult")

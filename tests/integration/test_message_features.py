@@ -204,3 +204,36 @@ async def test_jump_to_a_message_pages_around_it(stack: Stack) -> None:
         around, {"c": channel["id"], "a": sent[4]["cursor"], "before": sent[5]["cursor"]}
     )
     assert mixed.codes == ["BAD_USER_INPUT"]
+
+
+async def test_read_state_counts_unread_and_mentions(stack: Stack) -> None:
+    _users, _owner, as_owner, bob, as_bob, server, channel = await room(stack)
+    other = await create_channel(as_owner, server["id"], "other")
+    states = """query($s: ID!) {
+      readStates(serverId: $s) { channel { id } lastReadMessageId unreadCount mentionCount } }"""
+    mark = """mutation($c: ID!, $m: ID) { markRead(channelId: $c, messageId: $m) { __typename
+      ... on ReadState { lastReadMessageId unreadCount mentionCount } ... on UserError { code field } } }"""
+
+    first = await send(as_owner, channel["id"], "hello")
+    await send(as_owner, channel["id"], f"@{bob.username} look")
+    await send(as_owner, channel["id"], "@everyone news")
+    await send(as_bob, channel["id"], "my own message is never unread")
+
+    def by_channel(found: list[dict[str, Any]]) -> dict[str, tuple[Any, int, int]]:
+        return {
+            s["channel"]["id"]: (s["lastReadMessageId"], s["unreadCount"], s["mentionCount"]) for s in found
+        }
+
+    seen = by_channel((await as_bob.data(states, {"s": server["id"]}))["readStates"])
+    # Three by others; two ping bob: his name, and @everyone (the owner may ping everyone).
+    assert seen == {channel["id"]: (None, 3, 2), other["id"]: (None, 0, 0)}
+    marked = (await as_bob.data(mark, {"c": channel["id"], "m": first["id"]}))["markRead"]
+    assert (marked["lastReadMessageId"], marked["unreadCount"], marked["mentionCount"]) == (first["id"], 2, 2)
+    back = (await as_bob.data(mark, {"c": channel["id"], "m": first["id"]}))["markRead"]  # never backwards
+    assert back["lastReadMessageId"] == first["id"]
+    latest = (await as_bob.data(mark, {"c": channel["id"], "m": None}))["markRead"]
+    assert (latest["unreadCount"], latest["mentionCount"]) == (0, 0)
+    wrong = (await as_bob.data(mark, {"c": other["id"], "m": first["id"]}))["markRead"]
+    assert outcome(wrong) == ("NotFoundError", "NOT_FOUND", "messageId")
+    _eve, as_eve = await _users.new("eve")
+    assert (await as_eve.data(states, {"s": server["id"]}))["readStates"] is None
