@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -9,19 +10,33 @@ from strawberry.types import Info
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import DomainError, user_error
+from subgraphs.kernel.errors import BeepGraphQLError, DomainError, TenantMoved, TopLevelCode, user_error
 from subgraphs.kernel.uow import UnitOfWork
 
 T = TypeVar("T")
 
 
+# A write that reached the old copy of a moving tenant is retried this many times, a little later each
+# time (the move's directory commit follows its fence by milliseconds).
+MOVED_RETRIES = 3
+MOVED_BACKOFF_SECONDS = 0.05
+
+
 async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[T]]) -> T | Any:
-    """Commit on success (then publish events); on a domain error roll back and return its GraphQL shape."""
-    try:
-        async with uow.atomic():
-            return await operation()
-    except DomainError as error:
-        return user_error(error)
+    """Commit on success (then publish events); on a domain error roll back and return its GraphQL shape.
+    When the tenant moved shard under the transaction (`TenantMoved`), start over on the new shard."""
+    for attempt in range(1, MOVED_RETRIES + 2):
+        try:
+            async with uow.atomic():
+                return await operation()
+        except DomainError as error:
+            return user_error(error)
+        except TenantMoved:
+            uow.database.locator.invalidate()
+            await uow.close()  # forget the sessions and the shards located for the old copy
+            if attempt <= MOVED_RETRIES:
+                await asyncio.sleep(MOVED_BACKOFF_SECONDS * attempt)
+    raise BeepGraphQLError("This server is moving to another shard; try again.", TopLevelCode.UNAVAILABLE)
 
 
 async def signed_in_mutation(

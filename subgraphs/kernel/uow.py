@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
+from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event
 
@@ -41,6 +42,8 @@ class UnitOfWork:
         session = self._shards.get(shard)
         if session is None:
             session = self._shards[shard] = self.database.shard_session(shard)
+        if self._depth > 0:  # a write transaction: access checks fence it against tenant moves
+            session.info[WRITING] = True
         return session
 
     @asynccontextmanager
