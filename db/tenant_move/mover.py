@@ -57,6 +57,10 @@ class MoveReport:
     copy_seconds: float = 0.0
     pause_seconds: float = 0.0  # the tenant's writes wait (or retry) this long
     total_seconds: float = 0.0
+    phases: dict[str, str] = field(default_factory=dict)  # when each step began (UTC, ISO 8601)
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = datetime.now(UTC).isoformat()
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,12 +87,17 @@ class TenantMover:
         plan = await self._plan(journal.from_shard, journal.to_shard)
         if journal.state == COPYING:
             await self._settle("so every process routes the source shard's IDs through relocations")
+            report.mark("copy")
             copy_started = time.monotonic()
             await self._copy(plan, journal)
             report.copy_seconds = time.monotonic() - copy_started
+            report.mark("switch")
             await self._switch(plan, journal, report)
+            report.mark("switched")
         await self._settle("so no reader still uses the source copy")
+        report.mark("delete")
         report.deleted = await self._finish(plan, journal)
+        report.mark("done")
         report.total_seconds = time.monotonic() - started
         return report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from subgraphs.kernel.errors import BeepGraphQLError, DomainError, TenantMoved, 
 from subgraphs.kernel.uow import UnitOfWork
 
 T = TypeVar("T")
+log = logging.getLogger("beep.mutations")
 
 
 # A write that reached the old copy of a moving tenant is retried this many times, a little later each
@@ -31,7 +33,8 @@ async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[
                 return await operation()
         except DomainError as error:
             return user_error(error)
-        except TenantMoved:
+        except TenantMoved as moved:
+            log.info("the tenant moved shard under a write; retrying", extra={"server_id": moved.server_id})
             uow.database.locator.invalidate()
             await uow.close()  # forget the sessions and the shards located for the old copy
             if attempt <= MOVED_RETRIES:
