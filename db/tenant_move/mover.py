@@ -30,13 +30,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.engines import Database
 from db.ids import shard_of
 from db.locator import Relocation, TenantMove
 from db.tenant_move.plan import TENANT_TABLE, MoveError, MovePlan, check_target, plan_tables
-from db.tenant_move.sync import compare, delete_tenant, sync
+from db.tenant_move.sync import Digests, all_digests, delete_tenant, keys, sync
 from db.tenants import Tenant
 
 COPYING, SWITCHED, DONE, FAILED = "COPYING", "SWITCHED", "DONE", "FAILED"
@@ -176,30 +177,37 @@ class TenantMover:
             self.progress(f"{attempt}: {result.changes} rows written ({_total(result.rows)} rows in tenant)")
 
     async def _switch(self, plan: MovePlan, journal: TenantMove, report: MoveReport) -> None:
+        """Under the source's lock: one digest scan of the source, the delta, a key check of the target
+        and the commits. The target's digests and most relocations are prepared before the lock (the target
+        is written by the mover alone, and the directory's rows stay invisible until its commit)."""
         tenant_id, to_shard = journal.tenant_id, journal.to_shard
         async with (
             self._connect(journal.from_shard) as source,
             self._connect(to_shard) as target,
             self.database.directory_session() as directory,
         ):
+            before = await all_digests(target, plan, tenant_id)
+            prepared = _relocatable(plan, before, to_shard)
+            await directory.execute(sa.delete(Relocation).where(Relocation.tenant_id == tenant_id))
+            await self._relocate(directory, tenant_id, to_shard, prepared)
+
             paused = time.monotonic()
             await _lock_tenant(source, plan, tenant_id)
-            result = await sync(source, target, plan, tenant_id, batch_size=self.batch_size)
-            differing = [d.plan.name for d in await compare(source, target, plan, tenant_id) if not d.equal]
+            result = await sync(
+                source, target, plan, tenant_id, batch_size=self.batch_size, target_digests=before
+            )
+            copied = await keys(target, plan, tenant_id)
+            differing = [t.name for t in plan.tables if copied[t.name] != set(result.digests[t.name])]
             if differing:
-                raise MoveError(
-                    f"verification failed: {differing} differ between the copies; nothing switched"
-                )
+                raise MoveError(f"verification failed: {differing} differ between the copies; not switched")
+            await target.execute(_fence(plan, tenant_id, None))  # the copy goes live
             await target.commit()
-            await directory.execute(sa.delete(Relocation).where(Relocation.tenant_id == tenant_id))
-            # The @everyone role shares its server's id: one entry per id.
-            moved = sorted({i for i in result.relocatable_ids if shard_of(i) != to_shard})
-            for start in range(0, len(moved), self.batch_size):
-                batch = moved[start : start + self.batch_size]
-                await directory.execute(
-                    sa.insert(Relocation),
-                    [{"entity_id": i, "tenant_id": tenant_id, "shard": to_shard} for i in batch],
-                )
+            moved = _relocatable(plan, result.digests, to_shard)
+            await self._relocate(directory, tenant_id, to_shard, moved - prepared)
+            gone = sorted(prepared - moved)
+            for start in range(0, len(gone), self.batch_size):
+                batch = gone[start : start + self.batch_size]
+                await directory.execute(sa.delete(Relocation).where(Relocation.entity_id.in_(batch)))
             await directory.execute(sa.update(Tenant).where(Tenant.id == tenant_id).values(shard=to_shard))
             await directory.execute(
                 sa.update(TenantMove).where(TenantMove.id == journal.id).values(state=SWITCHED)
@@ -215,6 +223,15 @@ class TenantMover:
             f"switched: {_total(result.rows)} rows verified, {result.changes} caught up under the lock, "
             f"writes paused {report.pause_seconds * 1000:.0f} ms"
         )
+
+    async def _relocate(self, directory: AsyncSession, tenant_id: int, shard: int, ids: set[int]) -> None:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), self.batch_size):
+            rows = [
+                {"entity_id": i, "tenant_id": tenant_id, "shard": shard}
+                for i in ordered[start:][: self.batch_size]
+            ]
+            await directory.execute(sa.insert(Relocation), rows)
 
     async def _finish(self, plan: MovePlan, journal: TenantMove) -> int:
         async with self._connect(journal.from_shard) as source:
@@ -276,7 +293,12 @@ async def _lock_tenant(source: AsyncConnection, plan: MovePlan, tenant_id: int) 
     row = servers.c.id == tenant_id
     if source.dialect.name == "postgresql":
         await source.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        found = await source.scalar(sa.select(servers.c.id).where(row).with_for_update())
+        try:
+            found = await source.scalar(sa.select(servers.c.id).where(row).with_for_update())
+        except DBAPIError as error:
+            raise MoveError(
+                f"the tenant's writers held it for more than {LOCK_TIMEOUT}: nothing switched, run this again"
+            ) from error
     else:
         updated = await source.execute(
             sa.update(servers)
@@ -292,6 +314,14 @@ async def _lock_tenant(source: AsyncConnection, plan: MovePlan, tenant_id: int) 
 def _fence(plan: MovePlan, tenant_id: int, to_shard: int | None) -> sa.Update:
     servers = plan.table(TENANT_TABLE).table
     return sa.update(servers).where(servers.c.id == tenant_id).values(moved_to=to_shard)
+
+
+def _relocatable(plan: MovePlan, found: Digests, to_shard: int) -> set[int]:
+    """IDs of rows found by their own ID that name another shard than the one they move to (a set: the
+    @everyone role shares its server's ID)."""
+    return {
+        key[0] for t in plan.tables if t.relocatable for key in found[t.name] if shard_of(key[0]) != to_shard
+    }
 
 
 def _shape(metadata: sa.MetaData) -> dict[str, frozenset[str]]:

@@ -5,8 +5,8 @@ migration but not yet mapped by a model is still moved), never from a hand-kept 
 
 - `servers` holds the tenant itself (`id` = the tenant's id);
 - a table with a `server_id` column holds the tenant's rows by that column;
-- a table with a `channel_id` column and no `server_id` (per-channel tables such as overwrites) holds
-  the rows of the tenant's channels;
+- a table with a `channel_id` column and no `server_id` (per-channel tables such as overwrites), or with
+  both but an index only on `channel_id` (messages), holds the rows of the tenant's channels;
 - any other table is one the mover does not know how to move: planning fails, loudly, before anything
   is copied (a unit test migrates a shard and plans it, so a new table without either column fails CI).
 
@@ -25,8 +25,11 @@ from db.base import SHARD_SCHEMA
 
 TENANT_TABLE = "servers"
 IGNORED_TABLES = frozenset({"alembic_version"})
-# Columns whose value is not copied: the fence of the old copy must not travel with the row.
+# Fence columns: not compared, and not copied. The copy holds ARRIVING until the switch makes it live
+# (NULL), and the old copy then gets the new shard: only a live copy has NULL, so a scan over every
+# shard (discovery) can skip the other copy while a tenant moves.
 RESET_COLUMNS: dict[str, frozenset[str]] = {TENANT_TABLE: frozenset({"moved_to"})}
+ARRIVING = -1
 
 
 class MoveError(Exception):
@@ -77,9 +80,11 @@ def plan_tables(metadata: sa.MetaData) -> MovePlan:
         columns = set(table.columns.keys())
         if name == TENANT_TABLE:
             scope = "tenant"
-        elif "server_id" in columns:
+        elif "server_id" in columns and (_leads_index(table, "server_id") or "channel_id" not in columns):
             scope = "server_id"
         elif "channel_id" in columns:
+            # Also for a table with both columns when only channel_id is indexed (messages): the tenant's
+            # rows are then found through its channels by index, not by scanning the shard's table.
             scope = "channel_id"
         else:
             raise MoveError(
@@ -105,6 +110,12 @@ def plan_tables(metadata: sa.MetaData) -> MovePlan:
             depends_on[name].add("channels")
     order = _parents_first(depends_on)
     return MovePlan(tuple(plans[name] for name in order))
+
+
+def _leads_index(table: sa.Table, column: str) -> bool:
+    """Whether an index (or the primary key) of the table starts with this column."""
+    leading = [list(index.columns)[:1] for index in table.indexes] + [list(table.primary_key.columns)[:1]]
+    return any(first and first[0].name == column for first in leading)
 
 
 def _parents_first(depends_on: dict[str, set[str]]) -> list[str]:

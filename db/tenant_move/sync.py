@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tenant_move.plan import MovePlan, TablePlan, parents_first_rows
+from db.tenant_move.plan import ARRIVING, MovePlan, TablePlan, parents_first_rows
 
 Key = tuple[Any, ...]
 
@@ -50,7 +50,8 @@ class SyncResult:
     updated: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)  # rows of the tenant in the source, per table
-    relocatable_ids: list[int] = field(default_factory=list)
+    # The source's digests as compared: the target's state once applied, if the source was locked.
+    digests: dict[str, dict[Key, Any]] = field(default_factory=dict)
 
     @property
     def changes(self) -> int:
@@ -87,13 +88,20 @@ async def digests(conn: AsyncConnection, plan: MovePlan, table: TablePlan, tenan
     return {tuple(r[: len(key)]): tuple(r[len(key) :]) for r in await conn.execute(query)}
 
 
-async def compare(
-    source: AsyncConnection, target: AsyncConnection, plan: MovePlan, tenant_id: int
-) -> list[TableDiff]:
-    return [
-        TableDiff(t, await digests(source, plan, t, tenant_id), await digests(target, plan, t, tenant_id))
-        for t in plan.tables
-    ]
+Digests = dict[str, dict[Key, Any]]  # table -> key -> digest
+
+
+async def all_digests(conn: AsyncConnection, plan: MovePlan, tenant_id: int) -> Digests:
+    return {t.name: await digests(conn, plan, t, tenant_id) for t in plan.tables}
+
+
+async def keys(conn: AsyncConnection, plan: MovePlan, tenant_id: int) -> dict[str, set[Key]]:
+    """Per table, the keys of the tenant's rows (what verification compares: counts and key sets)."""
+    found = {}
+    for table in plan.tables:
+        rows = await conn.execute(sa.select(*table.key).where(tenant_rows(plan, table, tenant_id)))
+        found[table.name] = {tuple(r) for r in rows}
+    return found
 
 
 def _batches(keys: Sequence[Key], size: int) -> Iterator[Sequence[Key]]:
@@ -114,9 +122,14 @@ async def sync(
     tenant_id: int,
     *,
     batch_size: int,
+    target_digests: Digests | None = None,
 ) -> SyncResult:
-    """Bring the target's rows of the tenant to the source's (within the callers' transactions)."""
-    diffs = await compare(source, target, plan, tenant_id)
+    """Bring the target's rows of the tenant to the source's (within the callers' transactions).
+
+    `target_digests`: the target's digests when the caller knows them (the target is written by the
+    mover alone before the switch), saving a scan."""
+    known = target_digests if target_digests is not None else await all_digests(target, plan, tenant_id)
+    diffs = [TableDiff(t, await digests(source, plan, t, tenant_id), known[t.name]) for t in plan.tables]
     result = SyncResult()
     for diff in reversed(diffs):  # children first
         extra = diff.extra
@@ -139,8 +152,7 @@ async def sync(
                 await target.execute(sa.update(table.table).where(match).values(row))
         result.inserted[table.name], result.updated[table.name] = len(missing), len(changed)
         result.rows[table.name] = len(diff.source)
-        if table.relocatable:
-            result.relocatable_ids.extend(k[0] for k in diff.source)
+        result.digests[table.name] = diff.source
     return result
 
 
@@ -151,7 +163,7 @@ async def _source_rows(
         dict(r._mapping) for r in await source.execute(sa.select(table.table).where(_key_in(table, keys)))
     ]
     for row in rows:
-        row.update(dict.fromkeys(table.reset))
+        row.update(dict.fromkeys(table.reset, ARRIVING))
     return rows
 
 

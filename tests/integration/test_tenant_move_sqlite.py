@@ -16,6 +16,7 @@ from db.locator import Relocation, TenantMove
 from db.migrate import upgrade
 from db.shardmap import ShardMap
 from db.tenant_move import MoveError, TenantMover
+from db.tenant_move.plan import ARRIVING
 from db.tenants import Tenant
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.messages.models import MessageRow
@@ -95,6 +96,11 @@ async def _counts(database: Database, shard: int, server_id: int) -> dict[str, i
         return counts  # type: ignore[return-value]
 
 
+async def _moved_to(database: Database, shard: int, server_id: int) -> int | None:
+    async with database.shard_session(shard) as session:
+        return await session.scalar(sa.select(ServerRow.moved_to).where(ServerRow.id == server_id))
+
+
 async def _located(database: Database, ids: list[int]) -> set[int]:
     async with database.directory_session() as directory:
         database.locator.invalidate()
@@ -147,11 +153,13 @@ async def test_an_interrupted_copy_resumes_and_an_abort_cleans_up(database: Data
     journal, resumed = await mover._begin(server_id, 2)
     assert not resumed
     await mover._copy(plan, journal)  # ...and the process dies before the switch
+    assert await _moved_to(database, 2, server_id) == ARRIVING  # not live: scans over all shards skip it
     with pytest.raises(MoveError, match="unfinished move to shard 2"):
         await mover.move(server_id, 3)
 
     report = await mover.move(server_id, 2)  # the same command again: resumes
     assert report.resumed and report.caught_up == 0
+    assert await _moved_to(database, 2, server_id) is None
     assert set((await _counts(database, HOME, server_id)).values()) == {0}
 
     journal, _ = await mover._begin(server_id, 3)

@@ -88,7 +88,9 @@ async def test_parents_are_copied_before_children(migrated_shard: sa.MetaData) -
 async def test_scopes_self_references_and_relocatable_tables(migrated_shard: sa.MetaData) -> None:
     plan = plan_tables(migrated_shard)
     assert plan.table("servers").scope == "tenant"
-    assert plan.table("messages").scope == "server_id"
+    assert plan.table("messages").scope == "channel_id"  # found by index through the channels
+    assert plan.table("webhooks").scope == "server_id"
+    assert plan.table("members").scope == "server_id"
     assert plan.table("channel_overwrites").scope == "channel_id"
     assert plan.table("channels").parent_columns == (("parent_id", "id"),)
     assert plan.table("servers").reset == {"moved_to"}
