@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -37,7 +38,7 @@ from db.engines import Database
 from db.ids import shard_of
 from db.locator import Relocation, TenantMove
 from db.tenant_move.plan import TENANT_TABLE, MoveError, MovePlan, check_target, plan_tables
-from db.tenant_move.sync import Digests, all_digests, delete_tenant, keys, sync
+from db.tenant_move.sync import Digests, all_digests, batches, delete_tenant, keys, sync
 from db.tenants import Tenant
 
 COPYING, SWITCHED, DONE, FAILED = "COPYING", "SWITCHED", "DONE", "FAILED"
@@ -82,6 +83,10 @@ class TenantMover:
         self.progress = progress
 
     async def move(self, tenant_id: int, to_shard: int) -> MoveReport:
+        async with self._exclusive(tenant_id):
+            return await self._move(tenant_id, to_shard)
+
+    async def _move(self, tenant_id: int, to_shard: int) -> MoveReport:
         started = time.monotonic()
         journal, resumed = await self._begin(tenant_id, to_shard)
         report = MoveReport(tenant_id, journal.from_shard, journal.to_shard, resumed)
@@ -104,7 +109,7 @@ class TenantMover:
 
     async def abort(self, tenant_id: int) -> TenantMove:
         """Give up an unfinished copy: delete the target's rows, lift the source's fence, journal FAILED."""
-        async with self.database.directory_session() as directory:
+        async with self._exclusive(tenant_id), self.database.directory_session() as directory:
             journal = await _open_move(directory, tenant_id)
             if journal is None:
                 raise MoveError(f"tenant {tenant_id} has no unfinished move")
@@ -204,9 +209,7 @@ class TenantMover:
             await target.commit()
             moved = _relocatable(plan, result.digests, to_shard)
             await self._relocate(directory, tenant_id, to_shard, moved - prepared)
-            gone = sorted(prepared - moved)
-            for start in range(0, len(gone), self.batch_size):
-                batch = gone[start : start + self.batch_size]
+            for batch in batches(sorted(prepared - moved), self.batch_size):
                 await directory.execute(sa.delete(Relocation).where(Relocation.entity_id.in_(batch)))
             await directory.execute(sa.update(Tenant).where(Tenant.id == tenant_id).values(shard=to_shard))
             await directory.execute(
@@ -225,12 +228,8 @@ class TenantMover:
         )
 
     async def _relocate(self, directory: AsyncSession, tenant_id: int, shard: int, ids: set[int]) -> None:
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), self.batch_size):
-            rows = [
-                {"entity_id": i, "tenant_id": tenant_id, "shard": shard}
-                for i in ordered[start:][: self.batch_size]
-            ]
+        for batch in batches(sorted(ids), self.batch_size):
+            rows = [{"entity_id": i, "tenant_id": tenant_id, "shard": shard} for i in batch]
             await directory.execute(sa.insert(Relocation), rows)
 
     async def _finish(self, plan: MovePlan, journal: TenantMove) -> int:
@@ -247,6 +246,24 @@ class TenantMover:
         return _total(deleted)
 
     # --- helpers ----------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _exclusive(self, tenant_id: int) -> AsyncIterator[None]:
+        """One mover per tenant: a PostgreSQL advisory lock on the tenant's id, held by a directory
+        connection for the whole run. (Embedded SQLite moves are offline: one operator, no lock.)"""
+        engine = self.database.directory_engine
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        async with engine.connect() as conn:
+            if not await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(tenant_id))):
+                raise MoveError(f"another `beep tenants move` of tenant {tenant_id} is running")
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(sa.select(sa.func.pg_advisory_unlock(tenant_id)))
+                await conn.commit()
 
     async def _settle(self, why: str) -> None:
         if self.settle_seconds > 0:

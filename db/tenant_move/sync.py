@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.tenant_move.plan import ARRIVING, MovePlan, TablePlan, parents_first_rows
 
 Key = tuple[Any, ...]
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,9 +105,9 @@ async def keys(conn: AsyncConnection, plan: MovePlan, tenant_id: int) -> dict[st
     return found
 
 
-def _batches(keys: Sequence[Key], size: int) -> Iterator[Sequence[Key]]:
-    for start in range(0, len(keys), size):
-        yield keys[start : start + size]
+def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _key_in(table: TablePlan, keys: Sequence[Key]) -> sa.ColumnElement[bool]:
@@ -133,20 +134,20 @@ async def sync(
     result = SyncResult()
     for diff in reversed(diffs):  # children first
         extra = diff.extra
-        for batch in _batches(extra, batch_size):
+        for batch in batches(extra, batch_size):
             await target.execute(sa.delete(diff.plan.table).where(_key_in(diff.plan, batch)))
         result.deleted[diff.plan.name] = len(extra)
     for diff in diffs:  # parents first
         table = diff.plan
         missing, changed = diff.missing, diff.changed
         present = _present_parents(table, [k for k in diff.target if k in diff.source])
-        for batch in _batches(missing, batch_size):
+        for batch in batches(missing, batch_size):
             rows = await _source_rows(source, table, batch)
             await target.execute(
                 table.table.insert(), parents_first_rows(rows, table.parent_columns, present)
             )
             present.update(_parent_values(table, rows))
-        for batch in _batches(changed, batch_size):
+        for batch in batches(changed, batch_size):
             for row in await _source_rows(source, table, batch):
                 match = sa.and_(*(c == row[c.name] for c in table.key))
                 await target.execute(sa.update(table.table).where(match).values(row))

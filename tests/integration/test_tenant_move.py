@@ -22,7 +22,7 @@ from db.engines import Database
 from db.ids import created_at, shard_of
 from db.locator import Relocation, TenantMove
 from db.shardmap import ShardMap
-from db.tenant_move import MoveReport, TenantMover
+from db.tenant_move import MoveError, MoveReport, TenantMover
 from db.tenants import Tenant
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.bus import InProcessBus
@@ -56,7 +56,7 @@ VIEW_OF = """query($s: ID!, $c: ID!) {
   server(id: $s) { name myPermissions roles { name permissions } channels { name } }
   channel(id: $c) { name myPermissions overwrites { targetKind targetId allow deny } } }"""
 SEEDED = 400  # history before the move (sent through the router)
-SENDERS = 3
+SENDERS = 5
 
 
 @dataclass
@@ -240,6 +240,12 @@ async def test_a_tenant_moves_online_while_members_send_messages(
         for phase, start, end in _phases(report)
     }
     print(f"acknowledged messages created per phase of the move: {during}", file=sys.stderr)
+    retried = sum(
+        "moved shard under a write" in line
+        for name in ("messages.log", "messages-2.log")
+        for line in (full_stack.workdir / name).read_text().splitlines()
+    )
+    print(f"writes that met the fence and were retried on the new shard: {retried}", file=sys.stderr)
     assert (report["from_shard"], report["to_shard"]) == (source, target)
     assert len(acknowledged) >= 50, "the senders should have been busy during the move"
 
@@ -374,3 +380,23 @@ async def test_a_writer_that_located_the_old_copy_is_refused_there_and_retried(
     assert await _message_shards(database, message_id, (8, 42)) == [42]
     await mover._finish(plan, journal)
     await mover.database.dispose()
+
+
+async def test_one_mover_per_tenant_and_clear_refusals(
+    full_stack: Stack, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_id, _ = await seeded_tenant(database, OWNER, 9, monkeypatch)
+    first = TenantMover(Database(database.directory_url, database.shard_map), settle_seconds=1.0)
+    moving = asyncio.create_task(first.move(server_id, 43))
+    await asyncio.sleep(0.3)
+    second = TenantMover(database, settle_seconds=0)
+    with pytest.raises(MoveError, match=r"another `beep tenants move` of tenant \d+ is running"):
+        await second.move(server_id, 44)
+    assert (await moving).to_shard == 43
+    await first.database.dispose()
+
+    refused = await asyncio.create_subprocess_exec(
+        *BEEP, "tenants", "move", "12345", "--to", "3", env=full_stack.env, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await refused.communicate()
+    assert refused.returncode == 1 and "no tenant 12345" in err.decode()

@@ -3,6 +3,10 @@ relocations across several moves, resuming, aborting and the refusals — in-pro
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,3 +186,19 @@ async def test_bad_moves_are_refused(database: Database) -> None:
         await mover.move(server_id, HOME)
     with pytest.raises(MoveError, match="out of range"):
         await mover.move(server_id, 4)
+
+
+async def test_the_command_moves_embedded_storage_only_offline(database: Database, tmp_path: Path) -> None:
+    server_id, _, _ = await _tenant(database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")} | {
+        "BEEP_DIRECTORY_URL": database.directory_url,
+        "BEEP_SHARD_DATABASES": f"0-3=sqlite+aiosqlite:///{tmp_path}/shard_{{shard}}.db",
+        "BEEP_LOGICAL_SHARDS": "4",
+    }
+    command = [sys.executable, "-m", "beep.cli", "tenants", "move", str(server_id), "--to", "2"]
+    online = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert online.returncode == 2 and "--offline" in online.stderr
+    offline = subprocess.run([*command, "--offline"], env=env, capture_output=True, text=True)
+    assert offline.returncode == 0, offline.stderr
+    report = json.loads(offline.stdout)
+    assert (report["from_shard"], report["to_shard"], report["rows"]["messages"]) == (HOME, 2, 25)
