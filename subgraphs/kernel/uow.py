@@ -118,10 +118,12 @@ class UnitOfWork:
     async def _commit(self) -> None:
         for session in self._sessions():
             await session.commit()
+            session.info.pop(WRITING, None)  # what the request reads afterwards takes no lock
 
     async def _rollback(self) -> None:
         for session in self._sessions():
             await session.rollback()
+            session.info.pop(WRITING, None)
 
     async def close(self) -> None:
         sessions = self._sessions()

@@ -333,6 +333,20 @@ async def _message_shards(database: Database, message_id: int, shards: tuple[int
     return found
 
 
+async def _switch_waiting_for_a_lock(database: Database, shard: int) -> None:
+    """Until a session of the shard's database waits for a row lock with FOR UPDATE (the switch)."""
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+    )
+    async with database.engine(database.location(shard).url).connect() as conn:
+        for _ in range(300):
+            if await conn.scalar(waiting):
+                return
+            await conn.rollback()
+            await asyncio.sleep(0.1)
+    raise AssertionError("the switch never waited for the writer")
+
+
 async def test_a_writer_holding_the_tenant_delays_the_switch_and_is_copied(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,7 +364,8 @@ async def test_a_writer_holding_the_tenant_delays_the_switch_and_is_copied(
     await inside.wait()
     mover = TenantMover(Database(database.directory_url, database.shard_map), settle_seconds=0.1)
     moving = asyncio.create_task(mover.move(server_id, 41))
-    await asyncio.sleep(2.0)
+    await _switch_waiting_for_a_lock(database, 7)
+    await asyncio.sleep(0.5)
     assert not moving.done(), "the switch must wait for the writer's transaction"
     release.set()
     message_id = await writer

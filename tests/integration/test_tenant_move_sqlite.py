@@ -19,7 +19,7 @@ from db.ids import new_id, shard_of
 from db.locator import Relocation, TenantMove
 from db.migrate import upgrade
 from db.shardmap import ShardMap
-from db.tenant_move import MoveError, TenantMover
+from db.tenant_move import MoveError, MoveReport, TenantMover
 from db.tenant_move.plan import ARRIVING
 from db.tenants import Tenant
 from subgraphs.channels.models import ChannelRow, OverwriteRow
@@ -202,3 +202,20 @@ async def test_the_command_moves_embedded_storage_only_offline(database: Databas
     assert offline.returncode == 0, offline.stderr
     report = json.loads(offline.stdout)
     assert (report["from_shard"], report["to_shard"], report["rows"]["messages"]) == (HOME, 2, 25)
+
+
+async def test_a_move_interrupted_after_the_switch_finishes_when_run_again(database: Database) -> None:
+    server_id, _, messages = await _tenant(database)
+    mover = TenantMover(database, settle_seconds=0)
+    journal, _ = await mover._begin(server_id, 2)
+    plan = await mover._plan(HOME, 2)
+    await mover._copy(plan, journal)
+    await mover._switch(plan, journal, MoveReport(server_id, HOME, 2, resumed=False))  # ...then it dies
+    assert await _located(database, [server_id, *messages]) == {2}
+    assert await _moved_to(database, HOME, server_id) == 2  # the old copy is fenced
+    with pytest.raises(MoveError, match="has switched already"):
+        await mover.abort(server_id)
+
+    report = await mover.move(server_id, 2)
+    assert report.resumed and report.deleted == sum((await _counts(database, 2, server_id)).values())
+    assert set((await _counts(database, HOME, server_id)).values()) == {0}
