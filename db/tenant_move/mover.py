@@ -147,6 +147,9 @@ class TenantMover:
                 self.progress(f"resuming the move of tenant {tenant_id} ({journal.state})")
                 return journal, True
             check_target(tenant.shard, to_shard, self.database.shard_map.logical_shards)
+            await self._plan(
+                tenant.shard, to_shard
+            )  # refuse (unmovable tables, unmigrated shard) unjournalled
             journal = TenantMove(
                 tenant_id=tenant_id,
                 from_shard=tenant.shard,
