@@ -57,6 +57,7 @@ VIEW_OF = """query($s: ID!, $c: ID!) {
   channel(id: $c) { name myPermissions overwrites { targetKind targetId allow deny } } }"""
 SEEDED = 400  # history before the move (sent through the router)
 SENDERS = 5
+ARCHIVED = 20_000  # older history, written straight into the shard: a switch long enough to meet writers
 
 
 @dataclass
@@ -127,6 +128,18 @@ async def _tenant_rows(database: Database, shard: int, server_id: int) -> dict[s
     return found
 
 
+async def _bulk_history(database: Database, shard: int, server_id: int, channel_id: int, author: int) -> None:
+    """ARCHIVED messages older than the channel (IDs a few ms apart below its own, in its shard)."""
+    location = database.location(shard)
+    insert = sa.text(
+        f'INSERT INTO "{location.schema}".messages (id, channel_id, server_id, author_id, content) '
+        "SELECT c - CAST(g AS BIGINT) * 4194304, c, CAST(:s AS BIGINT), CAST(:a AS BIGINT), 'archived ' || g "
+        "FROM generate_series(1, :n) g, CAST(:c AS BIGINT) c"
+    )
+    async with database.engine(location.url).begin() as conn:
+        await conn.execute(insert, {"c": channel_id, "s": server_id, "a": author, "n": ARCHIVED})
+
+
 async def _move(stack: Stack, server_id: str, shard: int) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         *BEEP,
@@ -190,6 +203,8 @@ async def test_a_tenant_moves_online_while_members_send_messages(
     await moderator.send("mod-before")
 
     source = shard_of(int(server_id))
+    archive = await create_channel(as_owner, server_id, "archive")
+    await _bulk_history(database, source, int(server_id), int(archive["id"]), int(owner.user_id))
     target = 40 if source < 32 else 5  # in the other physical database
     near_owner, near_server, near_channel = await _bystander(anonymous, source)
     near_before = await _tenant_rows(database, source, int(near_server))
@@ -283,8 +298,10 @@ async def test_a_tenant_moves_online_while_members_send_messages(
     # The source shard keeps nothing of the tenant; its neighbour there is untouched; the directory knows.
     assert set(map(len_or_count, (await _tenant_rows(database, source, int(server_id))).values())) == {0}
     moved_rows = await _tenant_rows(database, target, int(server_id))
-    # All of general's but seed-0 (deleted after the move), and mod-chat's two.
-    assert len(moved_rows["messages"]) == len(everything) - 1 + 2
+    # All of general's but seed-0 (deleted after the move), mod-chat's two and the archive.
+    assert len(moved_rows["messages"]) == len(everything) - 1 + 2 + ARCHIVED
+    archived = await as_owner.data(HISTORY, {"c": archive["id"], "before": None})
+    assert len(archived["messages"]["edges"]) == 100 and archived["messages"]["pageInfo"]["hasNextPage"]
     assert (
         moved_rows["roles"] == rows_before["roles"]
         and moved_rows["member_roles"] == rows_before["member_roles"]
