@@ -73,7 +73,9 @@ async def cases(gql: Callable[[str], Gql]) -> dict[str, Callable[[int, int], Awa
                "password": f"pw-{secrets.token_hex(8)}"}  # fmt: skip
     signed = (await gql("users").data(SIGN_UP, {"input": payload}))["signUp"]
     token, user_id = signed["accessToken"], signed["user"]["id"]
-    server = await gql("servers").data(CREATE_SERVER, {"input": {"name": "C", "visibility": "PUBLIC"}}, token)
+    server = await gql("servers").data(
+        CREATE_SERVER, {"input": {"name": "CX", "visibility": "PUBLIC"}}, token
+    )
     server_id = server["createServer"]["id"]
     channel = await gql("channels").data(
         CREATE_CHANNEL, {"input": {"serverId": server_id, "name": "c"}}, token

@@ -52,6 +52,9 @@ class IdGenerator:
 _generator = IdGenerator()
 
 
+DIRECTORY_SHARD = 0  # global rows (users, invitations...) live in the directory; their IDs say shard 0
+
+
 def new_id(shard: int) -> int:
     return _generator.new_id(shard)
 

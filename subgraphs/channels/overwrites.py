@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from subgraphs.channels import repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow, OverwriteRow
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
@@ -128,8 +129,19 @@ async def set_overwrite(uow: UnitOfWork, principal: Principal, spec: OverwriteSp
     channel, mine = await managed_channel(session, principal, spec.channel_id)
     await check_target(session, channel.server_id, spec.target_kind, spec.target_id)
     await unsync(session, channel)
+    row = await repository.overwrite(session, channel.id, spec.target_kind, spec.target_id)
+    before = {"allow": row.allow, "deny": row.deny} if row is not None else None
     await put_overwrite(session, channel, mine, spec.target_kind, spec.target_id, spec.allow, spec.deny)
     await session.flush()
+    await record_overwrite(
+        uow,
+        principal,
+        channel,
+        AuditAction.CHANNEL_OVERWRITE_SET,
+        (spec.target_kind, spec.target_id),
+        before,
+        {"allow": int(spec.allow), "deny": int(spec.deny)},
+    )
     uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
     announce_access_change(uow, channel)
     return channel
@@ -145,11 +157,43 @@ async def remove_overwrite(
     if row is not None:
         await repository.delete_overwrite(session, row)
         await session.flush()
+        await record_overwrite(
+            uow,
+            principal,
+            channel,
+            AuditAction.CHANNEL_OVERWRITE_DELETE,
+            (target_kind, target_id),
+            {"allow": row.allow, "deny": row.deny},
+            None,
+        )
         uow.emit(
             topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id)
         )
         announce_access_change(uow, channel)
     return channel
+
+
+async def record_overwrite(
+    uow: UnitOfWork,
+    principal: Principal,
+    channel: ChannelRow,
+    action: AuditAction,
+    target: tuple[str, int],
+    before: dict[str, int] | None,
+    after: dict[str, int] | None,
+) -> None:
+    """An overwrite's audit entry: the channel is the target; whom the overwrite names is its context."""
+    kind, target_id = target
+    await audit.record(
+        uow,
+        channel.server_id,
+        principal.user_id,
+        action,
+        ("CHANNEL", channel.id),
+        before=before,
+        after=after,
+        context={"overwriteKind": kind, "overwriteTargetId": target_id},
+    )
 
 
 def announce_access_change(uow: UnitOfWork, channel: ChannelRow) -> None:

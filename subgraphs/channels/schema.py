@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.channels import overwrites, service, visibility
+import subgraphs.servers.events  # noqa: F401 - decodes the membership events of the server's topic
+from subgraphs.channels import members, overwrites, service, visibility
 from subgraphs.channels.inputs import (
     ChannelOverwriteInput,
     CreateChannelInput,
@@ -18,6 +20,7 @@ from subgraphs.channels.inputs import (
 from subgraphs.channels.types import (
     Channel,
     ChannelDeleted,
+    ChannelMemberEvent,
     ChannelResult,
     ChannelsInfo,
     CreateChannelResult,
@@ -25,9 +28,12 @@ from subgraphs.channels.types import (
     OverwriteTarget,
     Server,
 )
+from subgraphs.kernel import access, ratelimit
+from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
+from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
+from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
@@ -48,6 +54,7 @@ class Mutation:
     )
     async def create_channel(self, info: ChannelsInfo, input: CreateChannelInput) -> CreateChannelResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Channel:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_CHANNEL, principal.user_id)
             data = service.NewChannel(
                 server_id=id_input(str(input.server_id), "serverId"),
                 name=input.name,
@@ -161,9 +168,58 @@ class Mutation:
         return await signed_in_mutation(info, operation)
 
 
+async def _fresh_access(ctx: BeepContext[Any], channel_id: int) -> ChannelAccess | None:
+    return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
+
+
+@strawberry.type
+class Subscription:
+    # As messageEvents: no permission_classes (the router would mask their error); errors are raised
+    # inside the stream, where their codes reach the client.
+    @strawberry.subscription(
+        description="Live changes of a channel's member list (see ChannelMemberEvent). Ends with FORBIDDEN "
+        "if you can no longer view the channel, NOT_FOUND if it is deleted."
+    )
+    async def channel_member_events(
+        self, info: ChannelsInfo, channel_id: strawberry.ID
+    ) -> AsyncGenerator[ChannelMemberEvent, None]:
+        ctx = info.context
+        ctx.require_principal()
+        target = id_argument(str(channel_id), "channelId")
+        found = await _fresh_access(ctx, target)
+        if found is None or not found.can_view:
+            raise not_found("No such channel.")
+        stream = members.ChannelMemberStream(
+            target,
+            viewers=lambda user_ids: ctx.read_fresh(
+                target, lambda s: access.channel_viewers(s, target, user_ids)
+            ),
+            own_access=lambda: _fresh_access(ctx, target),
+            parent_id=found.parent_id,
+        )
+        # Subscribed first, then checked again: nothing between the check and the subscription is lost.
+        async with ctx.runtime.bus.subscribe(topic_for_server(found.server.server_id)) as events:
+            again = await _fresh_access(ctx, target)
+            if again is None or not again.can_view:
+                raise not_found("No such channel.")
+            async for event in events:
+                try:
+                    views = await stream.handle(event)
+                except members.ChannelGone:
+                    raise not_found("This channel was deleted.") from None
+                except members.ViewLost:
+                    raise forbidden("You can no longer view this channel.") from None
+                for view in views:
+                    yield ChannelMemberEvent(
+                        change=view.change, connected=view.connected, status=view.status, user_id=view.user_id
+                    )
+                    await ctx.release()
+
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[Channel, Server, ChannelDeleted, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",

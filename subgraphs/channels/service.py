@@ -17,7 +17,8 @@ from db.ids import new_id
 from subgraphs.channels import overwrites, positions, repository
 from subgraphs.channels.events import ChannelCreated, ChannelDeleted, ChannelMoved, ChannelUpdated
 from subgraphs.channels.models import ChannelRow
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
@@ -49,6 +50,20 @@ class ChannelChanges:
 class DeletedChannels:
     channel: ChannelRow
     children: list[ChannelRow]  # a folder's channels, deleted with it
+
+
+async def _record(
+    uow: UnitOfWork,
+    principal: Principal,
+    channel: ChannelRow,
+    action: AuditAction,
+    *,
+    before: dict[str, object] | None = None,
+    after: dict[str, object] | None = None,
+) -> None:
+    await audit.record(
+        uow, channel.server_id, principal.user_id, action, ("CHANNEL", channel.id), before=before, after=after
+    )
 
 
 # --- checks -------------------------------------------------------------------------------------------
@@ -126,6 +141,13 @@ async def create_channel(uow: UnitOfWork, principal: Principal, data: NewChannel
         created_at=datetime.now(UTC),
     )
     repository.add_channel(session, channel)
+    await _record(
+        uow,
+        principal,
+        channel,
+        AuditAction.CHANNEL_CREATE,
+        after={"name": name, "kind": data.kind, "parentId": data.parent_id},
+    )
     uow.emit(
         topic_for_server(data.server_id),
         ChannelCreated(channel.id, data.server_id, name, data.kind, data.parent_id),
@@ -157,6 +179,14 @@ async def update_channel(
     if (channel.name, channel.topic) == before:
         return channel  # nothing changes, nothing is announced
     await session.flush()
+    await _record(
+        uow,
+        principal,
+        channel,
+        AuditAction.CHANNEL_UPDATE,
+        before={"name": before[0], "topic": before[1]},
+        after={"name": channel.name, "topic": channel.topic},
+    )
     uow.emit(
         topic_for_server(channel.server_id),
         ChannelUpdated(channel.id, channel.server_id, channel.name, channel.topic),
@@ -185,7 +215,7 @@ async def move_channel(
         if parent_id != channel.parent_id:  # a move within its folder needs no rights in the folder
             await _managed_folder(session, principal, channel.server_id, parent_id)
     rows = await repository.channels_of_servers(session, [channel.server_id])
-    old_parent = channel.parent_id
+    old_parent, old_position = channel.parent_id, channel.position
     group = positions.siblings(rows, parent_id, without=channel.id)
     if position > len(group):
         raise ValidationFailed(f"position must be between 0 and {len(group)}.", field="position")
@@ -205,6 +235,14 @@ async def move_channel(
     if not changed:
         return channel
     await session.flush()
+    await _record(
+        uow,
+        principal,
+        channel,
+        AuditAction.CHANNEL_UPDATE,
+        before={"parentId": old_parent, "position": old_position},
+        after={"parentId": channel.parent_id, "position": channel.position},
+    )
     _announce_moves(uow, changed.values())
     return channel
 
@@ -244,6 +282,13 @@ async def delete_channel(uow: UnitOfWork, principal: Principal, channel_id: int)
     renumbered = positions.renumber(positions.siblings(rows, channel.parent_id, without=channel.id))
     await session.flush()
     for gone in [*children, channel]:
+        await _record(
+            uow,
+            principal,
+            gone,
+            AuditAction.CHANNEL_DELETE,
+            before={"name": gone.name, "kind": gone.kind, "parentId": gone.parent_id},
+        )
         uow.emit(topic_for_server(gone.server_id), ChannelDeleted(gone.id, gone.server_id, gone.parent_id))
         access_changed(uow.emit, gone.server_id, gone.id)  # its live streams end now
     _announce_moves(uow, renumbered)

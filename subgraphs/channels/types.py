@@ -10,10 +10,13 @@ import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
+from subgraphs.channels import members
 from subgraphs.channels.loaders import ChannelsLoaders
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import Permission
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
@@ -47,6 +50,51 @@ class PermissionOverwrite:
             allow=str(row.allow),
             deny=str(row.deny),
         )
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class User:
+    id: strawberry.ID
+
+
+@strawberry.type(description="A member who can view the channel.")
+class ChannelMember:
+    user_id: strawberry.Private[int]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=strawberry.ID(str(self.user_id)))
+
+
+@strawberry.type
+class ChannelMemberEdge:
+    cursor: str
+    node: ChannelMember
+
+
+@strawberry.type
+class ChannelMemberConnection:
+    edges: list[ChannelMemberEdge]
+    page_info: PageInfo
+
+
+MemberListChangeType = strawberry.enum(members.MemberListChange, name="MemberListChange")
+
+
+@strawberry.type(
+    description="A change of a channel's member list: someone can view it now (ADDED) or no longer "
+    "(REMOVED), their presence changed (PRESENCE), or many may have changed at once (RESYNC: reload "
+    "`Channel.members`)."
+)
+class ChannelMemberEvent:
+    change: MemberListChangeType  # type: ignore[valid-type]
+    connected: bool | None = strawberry.field(description="PRESENCE: whether they are connected.")
+    status: str | None = strawberry.field(description="PRESENCE: the status they chose.")
+    user_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="Whom it concerns; null for RESYNC.")
+    def user(self) -> User | None:
+        return User(id=strawberry.ID(str(self.user_id))) if self.user_id is not None else None
 
 
 @strawberry.federation.type(keys=["id"], description="A text, voice or folder channel of a server.")
@@ -95,6 +143,36 @@ class Channel:
             return []
         rows = await info.context.loaders.server_channels.load(self.server_id)
         return [Channel.from_row(row) for row in rows if row.parent_id == int(self.id)]
+
+    @strawberry.field(
+        description="The members who can view this channel, by user id, in pages. Each one's connection "
+        "status is on the user (`user { connectionStatus status }`). Follow changes with "
+        "`channelMemberEvents`."
+    )
+    async def members(
+        self, info: ChannelsInfo, first: int | None = 100, after: str | None = None
+    ) -> ChannelMemberConnection:
+        ctx = info.context
+        page = await members.list_members(
+            ctx.uow,
+            ctx.user_id,
+            int(self.id),
+            first=page_size(first, default=100),
+            after_user_id=decode_cursor(after, "after") if after else 0,
+        )
+        found = page or members.MemberPage([], has_next=False)
+        edges = [
+            ChannelMemberEdge(cursor=encode_cursor(user_id), node=ChannelMember(user_id=user_id))
+            for user_id in found.user_ids
+        ]
+        return ChannelMemberConnection(
+            edges=edges,
+            page_info=page_info(
+                [edge.cursor for edge in edges],
+                has_next_page=found.has_next,
+                has_previous_page=after is not None,
+            ),
+        )
 
     @classmethod
     def from_row(cls, row: ChannelRow) -> Channel:

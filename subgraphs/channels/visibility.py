@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from subgraphs.channels import overwrites, repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.events import topic_for_server
@@ -94,9 +95,20 @@ async def set_visibility(uow: UnitOfWork, principal: Principal, change: Visibili
         return channel  # already so: nothing changes (a synced channel stays synced)
     await overwrites.unsync(session, channel)
     for (kind, target_id), (allow, deny) in sorted(wanted.items()):
-        await overwrites.put_overwrite(
+        changed = await overwrites.put_overwrite(
             session, channel, mine, kind, target_id, Permission(allow), Permission(deny), keep_empty=False
         )
+        if changed:
+            old_allow, old_deny = current.get((kind, target_id), (0, 0))
+            await overwrites.record_overwrite(
+                uow,
+                principal,
+                channel,
+                AuditAction.CHANNEL_OVERWRITE_SET,
+                (kind, target_id),
+                {"allow": old_allow, "deny": old_deny},
+                {"allow": allow, "deny": deny},
+            )
     await session.flush()
     uow.emit(topic_for_server(channel.server_id), ChannelPermissionsChanged(channel.id, channel.server_id))
     overwrites.announce_access_change(uow, channel)

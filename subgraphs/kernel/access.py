@@ -43,7 +43,13 @@ _members = sa.Table(
     _authz,
     sa.Column("server_id", sa.BigInteger),
     sa.Column("user_id", sa.BigInteger),
-    sa.Column("timeout_until", UtcDateTime),
+)
+_timeouts = sa.Table(
+    "member_timeouts",
+    _authz,
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("user_id", sa.BigInteger),
+    sa.Column("until", UtcDateTime),
 )
 _roles = sa.Table(
     "roles",
@@ -132,8 +138,8 @@ def _timeout_of(user_id: int | None) -> sa.ColumnElement[datetime]:
     if user_id is None:
         return sa.cast(sa.null(), UtcDateTime)
     return (
-        sa.select(_members.c.timeout_until)
-        .where(_members.c.server_id == _servers.c.id, _members.c.user_id == user_id)
+        sa.select(_timeouts.c.until)
+        .where(_timeouts.c.server_id == _servers.c.id, _timeouts.c.user_id == user_id)
         .scalar_subquery()
     )
 
@@ -246,6 +252,19 @@ async def server_access(session: AsyncSession, server_id: int, user_id: int | No
     return (await server_accesses(session, [server_id], user_id)).get(server_id)
 
 
+async def member_holding(
+    session: AsyncSession, server_id: int, user_id: int | None, permission: Permission
+) -> ServerAccess | None:
+    """The caller's access if they are a member holding `permission` there; None otherwise (signed out,
+    not a member, no such server: the same answer, so existence does not leak)."""
+    if user_id is None:
+        return None
+    found = await server_access(session, server_id, user_id)
+    if found is None or not found.is_member or not found.has(permission):
+        return None
+    return found
+
+
 async def channel_accesses(
     session: AsyncSession, channel_ids: list[int], user_id: int | None
 ) -> dict[int, ChannelAccess]:
@@ -311,6 +330,88 @@ async def visible_channel_ids(session: AsyncSession, channel_ids: list[int], use
         for cid, found in (await channel_accesses(session, channel_ids, user_id)).items()
         if found.can_view
     }
+
+
+async def visible_channels_of_server(session: AsyncSession, server_id: int, user_id: int | None) -> set[int]:
+    """Every channel of a server the user may view (for streams that must not reveal the others)."""
+    channel_ids = list(
+        await session.scalars(sa.select(_channels.c.id).where(_channels.c.server_id == server_id))
+    )
+    return await visible_channel_ids(session, channel_ids, user_id)
+
+
+async def channel_viewers(session: AsyncSession, channel_id: int, user_ids: list[int]) -> set[int]:
+    """Of these users, the members who can view the channel — five queries for any number of them (for
+    member lists and their live updates). A running timeout never takes View Channel away."""
+    channel = (
+        await session.execute(
+            sa.select(_channels.c.server_id, _channels.c.parent_id, _channels.c.permissions_synced).where(
+                _channels.c.id == channel_id
+            )
+        )
+    ).first()
+    if channel is None or not user_ids:
+        return set()
+    server_id = channel.server_id
+    owner_id = await session.scalar(sa.select(_servers.c.owner_id).where(_servers.c.id == server_id))
+    members = set(
+        await session.scalars(
+            sa.select(_members.c.user_id).where(
+                _members.c.server_id == server_id, _members.c.user_id.in_(user_ids)
+            )
+        )
+    )
+    if not members:
+        return set()
+    roles = {
+        row.id: Permission(row.permissions)
+        for row in await session.execute(
+            sa.select(_roles.c.id, _roles.c.permissions).where(_roles.c.server_id == server_id)
+        )
+    }
+    held: dict[int, set[int]] = defaultdict(set)
+    for row in await session.execute(
+        sa.select(_member_roles.c.user_id, _member_roles.c.role_id).where(
+            _member_roles.c.server_id == server_id, _member_roles.c.user_id.in_(members)
+        )
+    ):
+        held[row.user_id].add(row.role_id)
+    source = channel_id if channel.parent_id is None or not channel.permissions_synced else channel.parent_id
+    overwrites = tuple(
+        Overwrite(ow.target_kind, ow.target_id, Permission(ow.allow), Permission(ow.deny))
+        for ow in await session.execute(sa.select(_overwrites).where(_overwrites.c.channel_id == source))
+    )
+    everyone = roles.get(server_id, Permission(0))
+    viewers = set()
+    for user_id in members:
+        own = held.get(user_id, set())
+        grant = MemberGrant(
+            is_owner=user_id == owner_id,
+            is_member=True,
+            everyone=everyone,
+            roles=tuple(roles[r] for r in own if r in roles),
+        )
+        permissions = channel_permissions(
+            base_permissions(grant),
+            everyone_role_id=server_id,
+            user_id=user_id,
+            member_role_ids=frozenset(own | {server_id}),
+            overwrites=overwrites,
+        )
+        if Permission.VIEW_CHANNEL in permissions:
+            viewers.add(user_id)
+    return viewers
+
+
+async def member_ids_page(session: AsyncSession, server_id: int, after_user_id: int, limit: int) -> list[int]:
+    """A server's member ids in ascending order, after `after_user_id`."""
+    rows = await session.scalars(
+        sa.select(_members.c.user_id)
+        .where(_members.c.server_id == server_id, _members.c.user_id > after_user_id)
+        .order_by(_members.c.user_id)
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def member_server_ids(session: AsyncSession, server_ids: list[int], user_id: int | None) -> set[int]:

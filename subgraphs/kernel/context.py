@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -16,6 +17,7 @@ from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
 
 L = TypeVar("L")
+T = TypeVar("T")
 
 
 @dataclass
@@ -48,3 +50,12 @@ class BeepContext(Generic[L]):
         """Between subscription events: close sessions and forget cached loads (they may be stale)."""
         await self.uow.close()
         self._loaders = None
+
+    async def read_fresh(self, entity_id: int, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`read` with a short-lived session of the shard holding `entity_id`, closed at once: for the
+        checks of long-lived subscriptions, which must not hold a connection between events."""
+        uow = UnitOfWork(self.runtime.database, self.runtime.bus)
+        try:
+            return await read(await uow.for_entity(entity_id))
+        finally:
+            await uow.close()

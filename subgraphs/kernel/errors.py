@@ -40,6 +40,7 @@ class ErrorCode(enum.Enum):
     ROLE_HIERARCHY = "ROLE_HIERARCHY"
     LIMIT_REACHED = "LIMIT_REACHED"
     BANNED = "BANNED"
+    CONFIRMATION_MISMATCH = "CONFIRMATION_MISMATCH"
 
 
 class TopLevelCode(enum.StrEnum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from db.ids import parse_id
-from subgraphs.kernel.errors import ValidationFailed, bad_user_input
+from subgraphs.kernel.errors import ErrorCode, ValidationFailed, bad_user_input
 
 
 def id_argument(raw: str, argument: str) -> int:
@@ -18,5 +18,5 @@ def id_input(raw: str, field: str) -> int:
     """For mutation inputs: a malformed ID is a ValidationError on that field."""
     value = parse_id(raw)
     if value is None:
-        raise ValidationFailed(f"'{field}' is not a valid ID.", field=field)
+        raise ValidationFailed(f"'{field}' is not a valid ID.", code=ErrorCode.INVALID_ID, field=field)
     return value

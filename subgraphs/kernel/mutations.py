@@ -18,9 +18,10 @@ T = TypeVar("T")
 log = logging.getLogger("beep.mutations")
 
 
-# A write that reached the old copy of a moving tenant is retried this many times, a little later each
-# time (the move's directory commit follows its fence by milliseconds).
-MOVED_RETRIES = 3
+# A write that reached the old copy of a moving tenant is retried this many times, twice as late each
+# time: the move's directory commit follows its fence by milliseconds, but a loaded machine can stretch
+# that (the waits add up to 1.55 s).
+MOVED_RETRIES = 5
 MOVED_BACKOFF_SECONDS = 0.05
 
 
@@ -38,7 +39,7 @@ async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[
             uow.database.locator.invalidate()
             await uow.close()  # forget the sessions and the shards located for the old copy
             if attempt <= MOVED_RETRIES:
-                await asyncio.sleep(MOVED_BACKOFF_SECONDS * attempt)
+                await asyncio.sleep(MOVED_BACKOFF_SECONDS * 2 ** (attempt - 1))
     raise BeepGraphQLError("This server is moving to another shard; try again.", TopLevelCode.UNAVAILABLE)
 
 

@@ -20,6 +20,16 @@ class PageInfo:
     end_cursor: str | None
 
 
+def page_info(cursors: list[str], *, has_next_page: bool, has_previous_page: bool) -> PageInfo:
+    """The PageInfo of a page whose edges carry these cursors, in order."""
+    return PageInfo(
+        has_next_page=has_next_page,
+        has_previous_page=has_previous_page,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
 def encode_cursor(entity_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{entity_id}".encode()).decode().rstrip("=")
 

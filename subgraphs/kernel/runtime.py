@@ -1,13 +1,15 @@
-"""What one process shares across requests: settings, databases, the event bus, the token verifier."""
+"""What one process shares across requests: settings, databases, the event bus, the token verifier,
+the rate limiter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from db.engines import Database
 from db.ids import configure_logical_shards
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.ratelimit import RateLimiter, create_rate_limiter
 from subgraphs.kernel.settings import Settings
 
 
@@ -17,6 +19,7 @@ class Runtime:
     database: Database
     bus: EventBus
     verifier: TokenVerifier
+    rate_limiter: RateLimiter = field(default_factory=lambda: create_rate_limiter(""))
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -27,10 +30,12 @@ class Runtime:
         verifier = TokenVerifier(
             JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience
         )
-        return cls(settings, database, create_bus(settings.redis_url), verifier)
+        bus = create_bus(settings.redis_url)
+        return cls(settings, database, bus, verifier, create_rate_limiter(settings.redis_url))
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.rate_limiter.close()
         await self.database.dispose()
 
 

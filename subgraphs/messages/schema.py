@@ -17,9 +17,8 @@ from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_ex
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
-from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import events, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
@@ -69,11 +68,10 @@ class Query:
         edges = [MessageEdge(cursor=encode_cursor(r.id), node=Message.from_row(r)) for r in page.rows]
         return MessageConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_older,
                 has_previous_page=page.has_newer,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 
@@ -123,12 +121,7 @@ class Mutation:
 
 
 async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:
-    """A fresh, short-lived session per check: a subscription must not hold a connection open."""
-    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
-    try:
-        return await access.channel_access(await uow.for_entity(channel_id), channel_id, ctx.user_id)
-    finally:
-        await uow.close()
+    return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
 
 
 def _to_graphql(event: Event) -> MessageCreated | MessageUpdated | MessageDeleted | None:

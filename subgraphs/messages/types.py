@@ -13,6 +13,7 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
+from subgraphs.messages import markdown
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
@@ -38,6 +39,14 @@ class Message:
     created_at: datetime
     edited_at: datetime | None
     author_id: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The content as sanitised HTML: CommonMark with ~~strikethrough~~, ||spoilers|| and "
+        "code blocks; raw HTML shown as text; only http(s) and mailto links; images as links."
+    )
+    def html(self) -> str:
+        return markdown.to_html(self.content)
+
     channel_id: strawberry.Private[int]
     reply_to_id: strawberry.Private[int | None]
 

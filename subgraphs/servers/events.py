@@ -75,3 +75,27 @@ class MemberTimedOut(Event):
     user_id: int
     moderator_id: int
     until: datetime | None
+
+
+@dataclass(frozen=True)
+class ServerUpdated(Event):
+    server_id: int
+    name: str
+    description: str
+    visibility: str
+
+
+@dataclass(frozen=True)
+class ServerDeleted(Event):
+    """The server and everything in it are gone; every live stream of it ends."""
+
+    server_id: int
+
+
+@dataclass(frozen=True)
+class InvitationReceived(Event):
+    """Published to the invitee (`user:{id}`)."""
+
+    invitation_id: int
+    server_id: int
+    inviter_id: int

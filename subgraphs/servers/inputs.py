@@ -9,7 +9,7 @@ from subgraphs.servers.types import ServerVisibility
 
 @strawberry.input
 class CreateServerInput:
-    name: str = strawberry.field(description="1-100 characters.")
+    name: str = strawberry.field(description="2-100 characters.")
     visibility: ServerVisibility = ServerVisibility.PRIVATE
     description: str | None = strawberry.field(default=None, description="Up to 1,000 characters.")
 
@@ -43,3 +43,11 @@ class UpdateRoleInput:
 class MemberRoleInput:
     role_id: strawberry.ID
     user_id: strawberry.ID
+
+
+@strawberry.input(description="What to change; omitted fields stay as they are.")
+class UpdateServerInput:
+    server_id: strawberry.ID
+    name: str | None = strawberry.field(default=None, description="2-100 characters.")
+    description: str | None = strawberry.field(default=None, description="Up to 1,000 characters.")
+    visibility: ServerVisibility | None = None

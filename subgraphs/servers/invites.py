@@ -14,14 +14,13 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    Conflict,
     ErrorCode,
     NotFound,
     PermissionDenied,
@@ -195,16 +194,22 @@ async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) 
     )
     repository.add_invite(directory, invite)
     await directory.flush()
+    await audit.record(
+        uow,
+        data.server_id,
+        principal.user_id,
+        AuditAction.INVITE_CREATE,
+        ("INVITE", None),
+        after={"maxUses": invite.max_uses, "expiresAt": invite.expires_at},
+        context={"code": invite.code},
+    )
     return invite
 
 
 async def list_invites(uow: UnitOfWork, user_id: int | None, server_id: int) -> list[InviteRow] | None:
     """The usable invites of a server, for members with Manage Server; None for anyone else."""
-    if user_id is None:
-        return None
     session = await uow.for_entity(server_id)
-    found = await access.server_access(session, server_id, user_id)
-    if found is None or not found.is_member or not found.has(Permission.MANAGE_SERVER):
+    if await access.member_holding(session, server_id, user_id, Permission.MANAGE_SERVER) is None:
         return None
     return await repository.usable_invites(uow.directory(), server_id, datetime.now(UTC))
 
@@ -227,6 +232,14 @@ async def revoke_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     if invite.revoked_at is None:
         invite.revoked_at = datetime.now(UTC)
         await directory.flush()
+        await audit.record(
+            uow,
+            invite.server_id,
+            principal.user_id,
+            AuditAction.INVITE_REVOKE,
+            ("INVITE", None),
+            context={"code": invite.code},
+        )
     return invite
 
 
@@ -257,20 +270,9 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     server = await repository.server_by_id(session, invite.server_id)
     if server is None or server.kind != "SERVER":
         raise NotFound("No such invite.", field="code")
-    if await repository.is_member(session, server.id, principal.user_id):
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="code")
-    # Under the tenant's lock (a ban cannot slip in between), and before a use is spent.
-    await access.lock_tenant(session, server.id)
-    if await repository.is_banned(session, server.id, principal.user_id):
-        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="code")
-
-    # The member row first, flushed: a concurrent accept or join by the same user fails here, before a
+    # The member row first (flushed): a concurrent accept or join by the same user fails there, before a
     # use is spent.
-    await membership.enrol(uow, server.id, principal.user_id, now)
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="code") from error
+    await membership.admit(uow, server.id, principal.user_id, now, "code")
 
     # Then the use, with one conditional UPDATE (uses < max_uses, not revoked, not expired): of two
     # accepts racing for the last use, exactly one matches the row.

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tenants import index_membership, unindex_membership
+from subgraphs.kernel import access, audit
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import repository
@@ -26,6 +29,23 @@ async def enrol(uow: UnitOfWork, server_id: int, user_id: int, now: datetime) ->
     repository.add_member(await uow.for_entity(server_id), member)
     index_membership(uow.directory(), user_id, server_id, now)
     return member
+
+
+async def admit(uow: UnitOfWork, server_id: int, user_id: int, now: datetime, field: str) -> None:
+    """Make `user_id` a member (through an invite, an invitation or joining): refused for a member
+    (ALREADY_MEMBER) or a banned user (BANNED). Under the tenant's lock, so a ban cannot slip in between;
+    the member row is flushed at once, so a concurrent admission of the same user fails here."""
+    session = await uow.for_entity(server_id)
+    if await repository.is_member(session, server_id, user_id):
+        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field=field)
+    await access.lock_tenant(session, server_id)
+    if await repository.is_banned(session, server_id, user_id):
+        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field=field)
+    await enrol(uow, server_id, user_id, now)
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field=field) from error
 
 
 async def withdraw(uow: UnitOfWork, server_id: int, user_id: int) -> None:
@@ -70,8 +90,17 @@ async def transfer_ownership(
         raise ValidationFailed("You already own this server.", field="userId")
     if not await repository.is_member(session, server_id, new_owner_id):
         raise NotFound("No such member.", field="userId")
-    server.owner_id = new_owner_id
+    previous_owner_id, server.owner_id = server.owner_id, new_owner_id
     await session.flush()
+    await audit.record(
+        uow,
+        server_id,
+        principal.user_id,
+        AuditAction.OWNERSHIP_TRANSFER,
+        ("SERVER", server_id),
+        before={"ownerId": previous_owner_id},
+        after={"ownerId": new_owner_id},
+    )
     uow.emit(topic_for_server(server_id), OwnershipTransferred(server_id, principal.user_id, new_owner_id))
     access_changed(uow.emit, server_id)
     return server

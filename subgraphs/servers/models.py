@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, Text, func
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import DirectoryBase, ShardBase
@@ -25,6 +34,18 @@ class ServerRow(ShardBase):
     moved_to: Mapped[int | None] = mapped_column(default=None)
 
 
+class MemberTimeoutRow(ShardBase):
+    """A running (or lapsed) timeout; kept apart from the member row so leaving does not lift it."""
+
+    __tablename__ = "member_timeouts"
+
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.servers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    until: Mapped[datetime]
+
+
 class MemberRow(ShardBase):
     __tablename__ = "members"
 
@@ -33,7 +54,6 @@ class MemberRow(ShardBase):
     )
     user_id: Mapped[int] = mapped_column(primary_key=True, index=True)
     joined_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    timeout_until: Mapped[datetime | None] = mapped_column()  # None: not timed out
 
 
 class BanRow(ShardBase):
@@ -95,3 +115,16 @@ class InviteRow(DirectoryBase):
     max_uses: Mapped[int] = mapped_column()  # 0: unlimited
     uses: Mapped[int] = mapped_column(default=0)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class InvitationRow(DirectoryBase):
+    """An in-app invitation of one user to a server (global, so the invitee lists theirs in one query)."""
+
+    __tablename__ = "server_invitations"
+    __table_args__ = (UniqueConstraint("server_id", "invitee_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    server_id: Mapped[int] = mapped_column(ForeignKey(Tenant.id, ondelete="CASCADE"))
+    inviter_id: Mapped[int] = mapped_column()
+    invitee_id: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

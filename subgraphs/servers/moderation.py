@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
@@ -111,6 +112,9 @@ async def kick_member(
     await _require_member(session, server_id, user_id)
     await moderator.check_can_act_on(session, user_id, verb="kick")
     await membership.withdraw(uow, server_id, user_id)  # their member_roles go with them
+    await audit.record(
+        uow, server_id, principal.user_id, AuditAction.MEMBER_KICK, ("MEMBER", user_id), reason=cleaned
+    )
     event = MemberKicked(server_id, user_id, principal.user_id, cleaned)
     uow.emit(topic_for_server(server_id), event)
     uow.emit(topic_for_user(user_id), event)
@@ -140,6 +144,9 @@ async def ban_member(
     else:
         ban.reason, ban.banned_by = cleaned, principal.user_id
     await session.flush()
+    await audit.record(
+        uow, server_id, principal.user_id, AuditAction.MEMBER_BAN, ("MEMBER", user_id), reason=cleaned
+    )
     event = MemberBanned(server_id, user_id, principal.user_id, cleaned)
     uow.emit(topic_for_server(server_id), event)
     uow.emit(topic_for_user(user_id), event)
@@ -155,17 +162,22 @@ async def unban_member(uow: UnitOfWork, principal: Principal, server_id: int, us
         raise NotFound("That user is not banned.", field="userId")
     await repository.delete_ban(session, ban)
     await session.flush()
+    await audit.record(
+        uow,
+        server_id,
+        principal.user_id,
+        AuditAction.MEMBER_UNBAN,
+        ("MEMBER", user_id),
+        before={"reason": ban.reason},
+    )
     uow.emit(topic_for_server(server_id), MemberUnbanned(server_id, user_id, principal.user_id))
     access_changed(uow.emit, server_id)
 
 
 async def list_bans(uow: UnitOfWork, user_id: int | None, server_id: int) -> list[BanRow] | None:
     """A server's bans, newest first, for members with Ban Members; None for anyone else."""
-    if user_id is None:
-        return None
     session = await uow.for_entity(server_id)
-    found = await access.server_access(session, server_id, user_id)
-    if found is None or not found.is_member or not found.has(Permission.BAN_MEMBERS):
+    if await access.member_holding(session, server_id, user_id, Permission.BAN_MEMBERS) is None:
         return None
     return await repository.bans_of_server(session, server_id)
 
@@ -177,9 +189,7 @@ async def timeout_member(
     moderator = await _moderator(
         session, principal, server_id, Permission.MODERATE_MEMBERS, "Moderate Members"
     )
-    member = await repository.member_of(session, server_id, user_id)
-    if member is None:
-        raise NotFound("No such member.", field="userId")
+    await _require_member(session, server_id, user_id)
     await moderator.check_can_act_on(session, user_id, verb="time out")
     if ends.until is not None:
         target = await access.server_access(session, server_id, user_id)
@@ -187,8 +197,16 @@ async def timeout_member(
             raise PermissionDenied(
                 "Administrators cannot be timed out.", code=ErrorCode.ROLE_HIERARCHY, field="userId"
             )
-    member.timeout_until = ends.until
+    await repository.set_timeout(session, server_id, user_id, ends.until)
     await session.flush()
+    await audit.record(
+        uow,
+        server_id,
+        principal.user_id,
+        AuditAction.MEMBER_TIMEOUT,
+        ("MEMBER", user_id),
+        after={"until": ends.until},
+    )
     event = MemberTimedOut(server_id, user_id, principal.user_id, ends.until)
     uow.emit(topic_for_server(server_id), event)
     uow.emit(topic_for_user(user_id), event)

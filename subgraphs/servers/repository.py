@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import access
 from subgraphs.kernel.permissions import Permission
-from subgraphs.servers.models import BanRow, InviteRow, MemberRoleRow, MemberRow, RoleRow, ServerRow
+from subgraphs.servers.models import (
+    BanRow,
+    InviteRow,
+    MemberRoleRow,
+    MemberRow,
+    MemberTimeoutRow,
+    RoleRow,
+    ServerRow,
+)
 
 
 async def servers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, ServerRow]:
@@ -132,6 +140,18 @@ async def remove_member(session: AsyncSession, server_id: int, user_id: int) -> 
     await session.execute(
         delete(MemberRow).where(MemberRow.server_id == server_id, MemberRow.user_id == user_id)
     )
+
+
+async def set_timeout(session: AsyncSession, server_id: int, user_id: int, until: datetime | None) -> None:
+    """Start, change or (None) lift a member's timeout."""
+    existing = await session.get(MemberTimeoutRow, (server_id, user_id))
+    if until is None:
+        if existing is not None:
+            await session.delete(existing)
+    elif existing is None:
+        session.add(MemberTimeoutRow(server_id=server_id, user_id=user_id, until=until))
+    else:
+        existing.until = until
 
 
 async def member_counts(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, int]:
@@ -262,7 +282,3 @@ async def bans_of_server(session: AsyncSession, server_id: int) -> list[BanRow]:
         select(BanRow).where(BanRow.server_id == server_id).order_by(BanRow.created_at.desc(), BanRow.user_id)
     )
     return list(rows)
-
-
-async def member_of(session: AsyncSession, server_id: int, user_id: int) -> MemberRow | None:
-    return await session.get(MemberRow, (server_id, user_id), populate_existing=True)

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access
+from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server
@@ -70,6 +71,11 @@ async def _actor(session: AsyncSession, principal: Principal, server_id: int) ->
     return Actor(found, rank)
 
 
+def snapshot(role: RoleRow) -> dict[str, object]:
+    """What the audit log keeps of a role."""
+    return {"name": role.name, "permissions": role.permissions, "position": role.position}
+
+
 async def _role(session: AsyncSession, role_id: int, server_id: int | None = None) -> RoleRow:
     role = await repository.role_by_id(session, role_id)
     if role is None or (server_id is not None and role.server_id != server_id):
@@ -98,6 +104,9 @@ async def create_role(
     )
     repository.add_role(session, role)
     await session.flush()
+    await audit.record(
+        uow, server_id, principal.user_id, AuditAction.ROLE_CREATE, ("ROLE", role.id), after=snapshot(role)
+    )
     uow.emit(topic_for_server(server_id), RolesChanged(server_id, role.id, "CREATED", None))
     return role
 
@@ -107,6 +116,7 @@ async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, chang
     role = await _role(session, role_id)
     actor = await _actor(session, principal, role.server_id)
     actor.check_can_manage(role)
+    before = snapshot(role)
     if changes.name is not None:
         if role.id == role.server_id:
             raise ValidationFailed("@everyone cannot be renamed.", field="name")
@@ -128,6 +138,15 @@ async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, chang
         await repository.shift_positions_from(session, role.server_id, changes.position)
         role.position = changes.position
     await session.flush()
+    await audit.record(
+        uow,
+        role.server_id,
+        principal.user_id,
+        AuditAction.ROLE_UPDATE,
+        ("ROLE", role.id),
+        before=before,
+        after=snapshot(role),
+    )
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, "UPDATED", None))
     access_changed(uow.emit, role.server_id)
     return role
@@ -143,6 +162,14 @@ async def delete_role(uow: UnitOfWork, principal: Principal, role_id: int) -> Ro
     await repository.delete_role(session, role)
     await session.flush()
     await repository.close_gap_at(session, role.server_id, role.position)
+    await audit.record(
+        uow,
+        role.server_id,
+        principal.user_id,
+        AuditAction.ROLE_DELETE,
+        ("ROLE", role.id),
+        before=snapshot(role),
+    )
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, "DELETED", None))
     access_changed(uow.emit, role.server_id)
     return role
@@ -169,6 +196,14 @@ async def set_member_role(
     else:
         return role  # already so: nothing changes, nothing is announced
     await session.flush()
+    await audit.record(
+        uow,
+        role.server_id,
+        principal.user_id,
+        AuditAction.MEMBER_ROLE_ADD if assigned else AuditAction.MEMBER_ROLE_REMOVE,
+        ("MEMBER", user_id),
+        context={"roleId": role.id, "roleName": role.name},
+    )
     change = "ASSIGNED" if assigned else "UNASSIGNED"
     uow.emit(topic_for_server(role.server_id), RolesChanged(role.server_id, role.id, change, user_id))
     access_changed(uow.emit, role.server_id)

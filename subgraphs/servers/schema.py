@@ -2,52 +2,91 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
+import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
+from subgraphs.kernel import access, ratelimit
+from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    DomainError,
+    bad_user_input,
+    forbidden,
+    not_found,
+    schema_extensions,
+)
+from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
-from subgraphs.kernel.pagination import PageInfo
+from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
-from subgraphs.servers import discovery, invites, membership, moderation, roles, service
+from subgraphs.servers import (
+    administration,
+    discovery,
+    invitations,
+    invites,
+    live,
+    membership,
+    moderation,
+    roles,
+    service,
+)
 from subgraphs.servers.inputs import (
     CreateInviteInput,
     CreateRoleInput,
     CreateServerInput,
     MemberRoleInput,
     UpdateRoleInput,
+    UpdateServerInput,
 )
 from subgraphs.servers.types import (
+    AcceptInvitationResult,
     AcceptInviteResult,
+    AuditActionType,
+    AuditLogEntry,
     Ban,
     BanLifted,
     BanMemberResult,
+    ChannelEvent,
     CreateServerResult,
+    DeclineInvitationResult,
+    DeleteServerResult,
+    Invitation,
+    InvitationDeclined,
     Invite,
     InvitePreview,
     InviteResult,
+    InviteUserResult,
     JoinServerResult,
     KickMemberResult,
     LeaveServerResult,
+    MemberEvent,
     MemberRemoved,
     MemberTimeout,
     Role,
+    RoleEvent,
     RoleResult,
     Server,
     ServerConnection,
+    ServerDeletedEvent,
+    ServerDeletion,
     ServerEdge,
+    ServerEvent,
     ServerLeft,
     ServersInfo,
+    ServerUpdatedEvent,
     TimeoutMemberResult,
     TransferOwnershipResult,
     UnbanMemberResult,
+    UpdateServerResult,
     User,
     visible_server,
 )
@@ -74,6 +113,15 @@ class Query:
         return [Server.from_row(row) for row in rows if row is not None and row.kind == "SERVER"]
 
     @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Invitations addressed to you, newest first.",
+    )
+    async def my_invitations(self, info: ServersInfo) -> list[Invitation]:
+        ctx = info.context
+        assert ctx.user_id is not None
+        return [Invitation.from_row(row) for row in await invitations.my_invitations(ctx.uow, ctx.user_id)]
+
+    @strawberry.field(
         description="What an invite code leads to, for anyone holding it (no sign-in needed); null for "
         "a code that does not exist."
     )
@@ -90,6 +138,34 @@ class Query:
         ctx = info.context
         rows = await invites.list_invites(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
         return None if rows is None else [Invite.from_row(row) for row in rows]
+
+    @strawberry.field(
+        description="A server's audit log, newest first: who changed what (settings, roles, channels, "
+        "members, invites, webhooks), with before and after. Null unless you have View Audit Log there. "
+        "Page back with `before` (an entry's id)."
+    )
+    async def audit_log(
+        self,
+        info: ServersInfo,
+        server_id: strawberry.ID,
+        first: int = 50,
+        before: strawberry.ID | None = None,
+        action: AuditActionType | None = None,  # type: ignore[valid-type]
+        actor_id: strawberry.ID | None = None,
+    ) -> list[AuditLogEntry] | None:
+        if not 1 <= first <= 100:
+            raise bad_user_input("'first' must be between 1 and 100.", "first")
+        ctx = info.context
+        found = await administration.read_audit_log(
+            ctx.uow,
+            ctx.user_id,
+            id_argument(str(server_id), "serverId"),
+            limit=first,
+            before_id=id_argument(str(before), "before") if before is not None else None,
+            action=action,
+            actor_id=id_argument(str(actor_id), "actorId") if actor_id is not None else None,
+        )
+        return None if found is None else [AuditLogEntry.from_entry(entry) for entry in found]
 
     @strawberry.field(description="A server's bans, newest first; null unless you have Ban Members there.")
     async def bans(self, info: ServersInfo, server_id: strawberry.ID) -> list[Ban] | None:
@@ -138,11 +214,10 @@ class Query:
             )
         return ServerConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=page_info(
+                [edge.cursor for edge in edges],
                 has_next_page=page.has_next_page,
                 has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 
@@ -154,8 +229,75 @@ class Mutation:
         data = service.NewServer(input.name, input.visibility.value, input.description)
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_SERVER, principal.user_id)
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Change a server's name, description or visibility (Manage Server).",
+    )
+    async def update_server(self, info: ServersInfo, input: UpdateServerInput) -> UpdateServerResult:
+        changes = administration.ServerChanges(
+            name=input.name,
+            description=input.description,
+            visibility=input.visibility.value if input.visibility is not None else None,
+        )
+
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            server_id = id_input(str(input.server_id), "serverId")
+            row = await administration.update_server(ctx.uow, principal, server_id, changes)
+            return Server.from_row(row)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Destroy a server with all its channels, messages, roles, invites and files. Owner only; "
+        "`confirmName` must be the server's name, exactly. Members' live streams end.",
+    )
+    async def delete_server(
+        self, info: ServersInfo, server_id: strawberry.ID, confirm_name: str
+    ) -> DeleteServerResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerDeletion:
+            target = id_input(str(server_id), "serverId")
+            await administration.delete_server(ctx.uow, principal, target, confirm_name)
+            return ServerDeletion(server_id=strawberry.ID(str(target)))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Invite a user to a server directly: they see it in `myInvitations`. The same members "
+        "may do this as may create invite links.",
+    )
+    async def invite_user(
+        self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
+    ) -> InviteUserResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Invitation:
+            server = id_input(str(server_id), "serverId")
+            invitee = id_input(str(user_id), "userId")
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.SEND_INVITATION, principal.user_id)
+            return Invitation.from_row(await invitations.invite_user(ctx.uow, principal, server, invitee))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept an invitation: join.")
+    async def accept_invitation(self, info: ServersInfo, id: strawberry.ID) -> AcceptInvitationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
+            invitation = id_input(str(id), "id")
+            return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline an invitation.")
+    async def decline_invitation(self, info: ServersInfo, id: strawberry.ID) -> DeclineInvitationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> InvitationDeclined:
+            invitation = id_input(str(id), "id")
+            await invitations.decline_invitation(ctx.uow, principal, invitation)
+            return InvitationDeclined(invitation_id=strawberry.ID(str(invitation)))
 
         return await signed_in_mutation(info, operation)
 
@@ -179,6 +321,7 @@ class Mutation:
                 max_age_seconds=input.max_age_seconds,
                 max_uses=input.max_uses,
             )
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_INVITE, principal.user_id)
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
         return await signed_in_mutation(info, operation)
@@ -233,6 +376,7 @@ class Mutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_ROLE, principal.user_id)
             server_id = id_input(str(input.server_id), "serverId")
             permissions = parse_permissions(input.permissions, "permissions")
             return Role.from_row(
@@ -379,9 +523,81 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
     return await signed_in_mutation(info, operation)
 
 
+async def _server_access(ctx: BeepContext[Any], server_id: int) -> ServerAccess | None:
+    return await ctx.read_fresh(server_id, lambda s: access.server_access(s, server_id, ctx.user_id))
+
+
+async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
+    return await ctx.read_fresh(
+        server_id, lambda s: access.visible_channels_of_server(s, server_id, ctx.user_id)
+    )
+
+
+def _event_view(view: live.View, server_id: int) -> ServerEvent:
+    if isinstance(view, live.ServerChangedView):
+        return ServerUpdatedEvent(server_id=strawberry.ID(str(view.server_id)))
+    if isinstance(view, live.ServerDeletedView):
+        return ServerDeletedEvent(server_id=strawberry.ID(str(view.server_id)))
+    if isinstance(view, live.ChannelView):
+        return ChannelEvent(channel_id=strawberry.ID(str(view.channel_id)), channel_change=view.change)
+    if isinstance(view, live.RoleView):
+        user = strawberry.ID(str(view.user_id)) if view.user_id is not None else None
+        return RoleEvent(
+            role_id=strawberry.ID(str(view.role_id)),
+            role_change=view.change,
+            user_id=user,
+            server_id=server_id,
+        )
+    return MemberEvent(member_change=view.change, user_id=view.user_id)
+
+
+@strawberry.type
+class Subscription:
+    # As messageEvents: no permission_classes (the router would mask their error); errors are raised
+    # inside the stream, where their codes reach the client.
+    @strawberry.subscription(
+        description="Live changes of a server you are a member of: its settings, roles, members, and the "
+        "channels you can see (a channel hidden from you is never named). Ends with FORBIDDEN when you "
+        "leave or are removed, after a ServerDeletedEvent when the server is deleted."
+    )
+    async def server_events(
+        self, info: ServersInfo, server_id: strawberry.ID
+    ) -> AsyncGenerator[ServerEvent, None]:
+        ctx = info.context
+        ctx.require_principal()
+        target = id_argument(str(server_id), "serverId")
+        if target is None:
+            raise not_found("No such server.")
+        stream = live.ServerStream(
+            target,
+            server_access=lambda: _server_access(ctx, target),
+            visible_channels=lambda: _visible_channels(ctx, target),
+            visible=set(),
+        )
+        # Subscribe first, then read the starting state: nothing between the two is missed.
+        async with ctx.runtime.bus.subscribe(topic_for_server(target)) as events:
+            found = await _server_access(ctx, target)
+            if found is None or not found.is_member:
+                raise not_found("No such server.")
+            stream.visible = await _visible_channels(ctx, target)
+            async for event in events:
+                try:
+                    views = await stream.handle(event)
+                except live.AccessLost as lost:
+                    if lost.server_gone:
+                        raise not_found("This server was deleted.") from None
+                    raise forbidden("You are no longer a member of this server.") from None
+                for view in views:
+                    yield _event_view(view, target)
+                    await ctx.release()
+                    if isinstance(view, live.ServerDeletedView):
+                        return
+
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[Server, User, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",

@@ -9,16 +9,13 @@ from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import NotFound
 from subgraphs.kernel.events import topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
-from subgraphs.servers import membership, repository
+from subgraphs.servers import administration, membership, repository
 from subgraphs.servers.events import MemberJoined, ServerCreated
 from subgraphs.servers.models import RoleRow, ServerRow
-
-VISIBILITIES = ("PUBLIC", "PRIVATE")
 
 
 @dataclass(frozen=True)
@@ -31,10 +28,9 @@ class NewServer:
 async def create_server(
     uow: UnitOfWork, principal: Principal, data: NewServer, logical_shards: int
 ) -> ServerRow:
-    name = clean_text(data.name, "name", min_len=1, max_len=100)
-    description = clean_text(data.description or "", "description", min_len=0, max_len=1000, multiline=True)
-    if data.visibility not in VISIBILITIES:
-        raise ValidationFailed("Visibility must be PUBLIC or PRIVATE.", field="visibility")
+    name = administration.clean_name(data.name)
+    description = administration.clean_description(data.description or "")
+    administration.check_visibility(data.visibility)
     server_id = new_id(choose_shard(logical_shards))
     now = datetime.now(UTC)
     server = ServerRow(
@@ -75,13 +71,7 @@ async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> 
     if found is None or found.visibility != "PUBLIC":
         # Private servers are joined through invites (communities issue); existence does not leak.
         raise NotFound("No such server.", field="serverId")
-    if found.is_member:
-        raise Conflict("You are already a member.", code=ErrorCode.ALREADY_MEMBER, field="serverId")
-    # Under the tenant's lock, so a ban cannot slip in between this check and the new member row.
-    await access.lock_tenant(session, server_id)
-    if await repository.is_banned(session, server_id, principal.user_id):
-        raise PermissionDenied("You are banned from this server.", code=ErrorCode.BANNED, field="serverId")
-    await membership.enrol(uow, server_id, principal.user_id, datetime.now(UTC))
+    await membership.admit(uow, server_id, principal.user_id, datetime.now(UTC), "serverId")
     uow.emit(topic_for_server(server_id), MemberJoined(server_id, principal.user_id))
     server = await repository.server_by_id(session, server_id)
     assert server is not None

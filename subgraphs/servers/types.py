@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -10,13 +11,15 @@ import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
+from subgraphs.kernel import audit
+from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo
-from subgraphs.servers import invites
+from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
-from subgraphs.servers.models import BanRow, InviteRow, RoleRow, ServerRow
+from subgraphs.servers.models import BanRow, InvitationRow, InviteRow, RoleRow, ServerRow
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -242,6 +245,176 @@ class ServerLeft:
     server_id: strawberry.ID
 
 
+@strawberry.type(description="The server was deleted with everything in it.")
+class ServerDeletion:
+    server_id: strawberry.ID
+
+
+@strawberry.type(description="One field's value before and after a change (JSON-encoded values).")
+class AuditChange:
+    field: str
+    before: str | None = strawberry.field(description="JSON; null when the field was absent.")
+    after: str | None = strawberry.field(description="JSON; null when the field was absent.")
+
+
+AuditActionType = strawberry.enum(AuditAction, name="AuditAction")
+
+
+@strawberry.type(description="Who changed what in a server, and when.")
+class AuditLogEntry:
+    id: strawberry.ID
+    action: AuditActionType  # type: ignore[valid-type]
+    target_kind: str = strawberry.field(description="SERVER, ROLE, MEMBER, CHANNEL, INVITE or WEBHOOK.")
+    target_id: strawberry.ID | None
+    changes: list[AuditChange]
+    context: str = strawberry.field(description="JSON object: what identifies the change beyond its target.")
+    reason: str | None
+    created_at: datetime
+    actor_id: strawberry.Private[int]
+
+    @strawberry.field(description="Who made the change.")
+    def actor(self) -> User:
+        return User(id=strawberry.ID(str(self.actor_id)))
+
+    @classmethod
+    def from_entry(cls, entry: audit.AuditEntry) -> AuditLogEntry:
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            action=entry.action,
+            target_kind=entry.target_kind,
+            target_id=strawberry.ID(str(entry.target_id)) if entry.target_id is not None else None,
+            changes=[
+                AuditChange(
+                    field=c.field,
+                    before=None if c.before is None else json.dumps(c.before),
+                    after=None if c.after is None else json.dumps(c.after),
+                )
+                for c in entry.changes
+            ],
+            context=json.dumps(entry.context),
+            reason=entry.reason,
+            created_at=entry.created_at,
+            actor_id=entry.actor_id,
+        )
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Channel:
+    id: strawberry.ID
+
+
+ChannelChangeType = strawberry.enum(live.ChannelChange, name="ChannelChange")
+MemberChangeType = strawberry.enum(live.MemberChange, name="MemberChange")
+
+
+@strawberry.type(description="The server's name, description, visibility or owner changed.")
+class ServerUpdatedEvent:
+    server_id: strawberry.ID
+
+    @strawberry.field(description="The server as it is now.")
+    async def server(self, info: ServersInfo) -> Server | None:
+        return await visible_server(info, int(self.server_id))
+
+
+@strawberry.type(description="The server was deleted; the stream ends after this event.")
+class ServerDeletedEvent:
+    server_id: strawberry.ID
+
+
+@strawberry.type(
+    description="A channel you can see was created or changed, became visible to you (ADDED), or was "
+    "deleted or hidden from you (REMOVED). Channels you cannot see never appear."
+)
+class ChannelEvent:
+    channel_id: strawberry.ID
+    channel_change: ChannelChangeType  # type: ignore[valid-type]
+
+    @strawberry.field(description="The channel as it is now; null when REMOVED.")
+    def channel(self) -> Channel | None:
+        return None if self.channel_change is live.ChannelChange.REMOVED else Channel(id=self.channel_id)
+
+
+@strawberry.type(description="A role was created, edited or deleted, or given to or taken from a member.")
+class RoleEvent:
+    role_id: strawberry.ID
+    role_change: str = strawberry.field(description="CREATED, UPDATED, DELETED, ASSIGNED or UNASSIGNED.")
+    user_id: strawberry.ID | None = strawberry.field(description="The member, for ASSIGNED and UNASSIGNED.")
+    server_id: strawberry.Private[int]
+
+    @strawberry.field(description="The role as it is now; null once deleted.")
+    async def role(self, info: ServersInfo) -> Role | None:
+        roles = await info.context.loaders.server_roles.load(self.server_id)
+        return next((Role.from_row(r) for r in roles if r.id == int(self.role_id)), None)
+
+
+@strawberry.type(description="Someone joined or left the server, or was kicked or banned.")
+class MemberEvent:
+    member_change: MemberChangeType  # type: ignore[valid-type]
+    user_id: strawberry.Private[int]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=strawberry.ID(str(self.user_id)))
+
+
+ServerEvent = Annotated[
+    ServerUpdatedEvent | ServerDeletedEvent | ChannelEvent | RoleEvent | MemberEvent,
+    strawberry.union("ServerEvent"),
+]
+
+
+@strawberry.type(description="An invitation to join a server, addressed to you.")
+class Invitation:
+    id: strawberry.ID
+    created_at: datetime
+    server_id: strawberry.Private[int]
+    inviter_id: strawberry.Private[int]
+
+    @strawberry.field(description="Who invited you.")
+    def inviter(self) -> User:
+        return User(id=strawberry.ID(str(self.inviter_id)))
+
+    @strawberry.field(description="The server's name and size (shown even for a private server).")
+    async def server_preview(self, info: ServersInfo) -> InvitedServer | None:
+        row = await info.context.loaders.servers.load(self.server_id)
+        if row is None:
+            return None
+        count = await info.context.loaders.member_counts.load(self.server_id)
+        return InvitedServer(id=strawberry.ID(str(row.id)), name=row.name, member_count=count)
+
+    @classmethod
+    def from_row(cls, row: InvitationRow) -> Invitation:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            created_at=row.created_at,
+            server_id=row.server_id,
+            inviter_id=row.inviter_id,
+        )
+
+
+@strawberry.type(description="What an invitee sees of the server before joining.")
+class InvitedServer:
+    id: strawberry.ID
+    name: str
+    member_count: int
+
+
+@strawberry.type(description="You declined the invitation.")
+class InvitationDeclined:
+    invitation_id: strawberry.ID
+
+
+InviteUserResult = Annotated[
+    Invitation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    strawberry.union("InviteUserResult"),
+]
+AcceptInvitationResult = Annotated[
+    Server | NotFoundError | PermissionError | ConflictError, strawberry.union("AcceptInvitationResult")
+]
+DeclineInvitationResult = Annotated[
+    InvitationDeclined | NotFoundError, strawberry.union("DeclineInvitationResult")
+]
+
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
 JoinServerResult = Annotated[
     Server | NotFoundError | ConflictError | PermissionError, strawberry.union("JoinServerResult")
@@ -270,6 +443,12 @@ BanMemberResult = Annotated[
 ]
 UnbanMemberResult = Annotated[
     BanLifted | ValidationError | NotFoundError | PermissionError, strawberry.union("UnbanMemberResult")
+]
+UpdateServerResult = Annotated[
+    Server | ValidationError | NotFoundError | PermissionError, strawberry.union("UpdateServerResult")
+]
+DeleteServerResult = Annotated[
+    ServerDeletion | ValidationError | NotFoundError | PermissionError, strawberry.union("DeleteServerResult")
 ]
 TimeoutMemberResult = Annotated[
     MemberTimeout | ValidationError | NotFoundError | PermissionError,

@@ -123,3 +123,15 @@ async def send(client: GraphQLClient, channel_id: str, content: str, **extra: An
     data = await client.data(SEND_MESSAGE, {"input": {"channelId": channel_id, "content": content, **extra}})
     assert data["sendMessage"]["__typename"] == "Message", data
     return data["sendMessage"]
+
+
+def outcome(payload: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """A mutation payload's type, error code and field (code and field are None on success)."""
+    return payload["__typename"], payload.get("code"), payload.get("field")
+
+
+def stream_error_code(message: dict[str, Any]) -> str:
+    """The code of the error that ended a subscription (a `next` with errors, or an `error` message)."""
+    errors = message["payload"].get("errors") if message["type"] == "next" else message["payload"]
+    assert errors, message
+    return str(errors[0]["extensions"]["code"])

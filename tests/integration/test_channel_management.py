@@ -100,7 +100,7 @@ async def test_rename_and_topic_with_validation_and_permissions(stack: Stack) ->
         ({"name": "bell\x07"}, "INVALID_FORMAT", "name"),
         ({"topic": "t" * 1025}, "TOO_LONG", "topic"),
         ({"topic": "esc\x1b[31m"}, "INVALID_FORMAT", "topic"),
-        ({"id": "not-an-id", "name": "x"}, "INVALID_INPUT", "id"),
+        ({"id": "not-an-id", "name": "x"}, "INVALID_ID", "id"),
     ]:
         refused = await mutate(as_owner, UPDATE_CHANNEL, **{"id": general["id"], **changes})
         assert (refused["__typename"], refused["code"], refused["field"]) == ("ValidationError", code, field)

@@ -64,7 +64,7 @@ async def test_bad_channel_input_gets_typed_errors(stack: Stack) -> None:
         "name",
     )
     assert (await create(name="bell\x07"))["code"] == "INVALID_FORMAT"
-    assert (await create(name="ok", parentId="not-an-id"))["code"] == "INVALID_INPUT"
+    assert (await create(name="ok", parentId="not-an-id"))["code"] == "INVALID_ID"
     text = await create_channel(as_ada, server["id"], "text")
     assert (await create(name="child", parentId=text["id"]))["code"] == "INVALID_PARENT"
 

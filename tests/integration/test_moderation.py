@@ -17,8 +17,10 @@ from tests.integration.flows import (
     Account,
     create_channel,
     create_server,
+    outcome,
     send,
     sign_up,
+    stream_error_code,
 )
 
 ERRORS = "... on UserError { code message field }"
@@ -41,6 +43,7 @@ LIST_INVITES = "query($s: ID!) { invites(serverId: $s) { inviteCode uses } }"
 CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
   __typename ... on Role {{ id position }} {ERRORS} }} }}"""
 ASSIGN_ROLE = "mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename } }"
+LEAVE = "mutation($s: ID!) { leaveServer(serverId: $s) { __typename } }"
 VIEWER = """query($s: ID!, $c: ID!) { server(id: $s) { viewerIsMember myPermissions myTimeoutUntil }
   channel(id: $c) { id } messages(channelId: $c) { edges { node { content } } } }"""
 MODERATION = Permission.KICK_MEMBERS | Permission.BAN_MEMBERS | Permission.MODERATE_MEMBERS
@@ -92,16 +95,6 @@ class Guild:
 
     async def viewer(self, account: Account) -> dict[str, Any]:
         return await self.as_(account).data(VIEWER, {"s": self.server["id"], "c": self.channel["id"]})
-
-
-def outcome(result: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    return result["__typename"], result.get("code"), result.get("field")
-
-
-def stream_error_code(message: dict[str, Any]) -> str:
-    errors = message["payload"].get("errors") if message["type"] == "next" else message["payload"]
-    assert errors, message
-    return str(errors[0]["extensions"]["code"])
 
 
 async def test_kick_removes_access_and_the_member_may_rejoin(stack: Stack) -> None:
@@ -215,9 +208,9 @@ async def test_bad_input_is_refused_with_typed_errors(stack: Stack) -> None:
     assert outcome(await g.run(g.mod, TIMEOUT, u=g.bob.user_id, until=past))[2] == "until"
     for query in (KICK, BAN, UNBAN):
         bad_user = await g.run(g.mod, query, u="not-an-id")
-        assert outcome(bad_user) == ("ValidationError", "INVALID_INPUT", "userId")
+        assert outcome(bad_user) == ("ValidationError", "INVALID_ID", "userId")
     bad_server = await g.as_(g.mod).data(KICK, {"s": "x", "u": g.bob.user_id})
-    assert outcome(bad_server["kickMember"]) == ("ValidationError", "INVALID_INPUT", "serverId")
+    assert outcome(bad_server["kickMember"]) == ("ValidationError", "INVALID_ID", "serverId")
     assert (await g.as_(g.mod).execute(BANS, {"s": "nope"})).codes == ["BAD_USER_INPUT"]
     assert (await g.anonymous.execute(KICK, {"s": g.server["id"], "u": g.bob.user_id})).codes == [
         "UNAUTHENTICATED"
@@ -262,3 +255,19 @@ async def test_timeout_leaves_reading_and_live_streams_but_kick_ends_them(stack:
         assert (await g.run(g.mod, TIMEOUT, u=g.bob.user_id, until=until))["__typename"] == "MemberTimeout"
         assert (await g.run(g.mod, KICK, u=g.bob.user_id))["__typename"] == "MemberRemoved"
         assert stream_error_code(await events.next(timeout=10)) == "FORBIDDEN"
+
+
+async def test_a_timeout_outlives_leaving_and_rejoining(stack: Stack) -> None:
+    g = await Guild(stack).setup()
+    assert (await g.run(g.mod, TIMEOUT, u=g.carol.user_id, seconds=600))["__typename"] == "MemberTimeout"
+    left = await g.as_(g.carol).data(LEAVE, {"s": g.server["id"]})
+    assert left["leaveServer"]["__typename"] == "ServerLeft"
+    rejoined = await g.as_(g.carol).data(JOIN_SERVER, {"id": g.server["id"]})
+    assert rejoined["joinServer"]["__typename"] == "Server"
+    back = await g.viewer(g.carol)
+    assert back["server"]["viewerIsMember"] is True
+    assert back["server"]["myTimeoutUntil"] is not None  # leaving did not lift it
+    sending = await g.as_(g.carol).data(
+        SEND_MESSAGE, {"input": {"channelId": g.channel["id"], "content": "I'm back"}}
+    )
+    assert outcome(sending["sendMessage"])[0] == "PermissionError"

@@ -131,7 +131,7 @@ def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
     create_server = (
         "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }"
     )
-    server = post(base_url, "servers", create_server, {"input": {"name": "S"}}, token)["createServer"]
+    server = post(base_url, "servers", create_server, {"input": {"name": "Server"}}, token)["createServer"]
     create_channel = (
         "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }"
     )

@@ -53,7 +53,7 @@ async def _tenant(
     uow = UnitOfWork(db, InProcessBus())
     try:
         async with uow.atomic():
-            server = await servers.create_server(uow, owner, servers.NewServer("T", "PRIVATE", None), 64)
+            server = await servers.create_server(uow, owner, servers.NewServer("Tenant", "PRIVATE", None), 64)
             channel = await channels.create_channel(
                 uow, owner, channels.NewChannel(server.id, "c", "TEXT", None)
             )

@@ -37,7 +37,6 @@ from tests.integration.flows import (
     JOIN_SERVER,
     MESSAGE_EVENTS,
     SEND_MESSAGE,
-    Account,
     create_channel,
     create_server,
     send,
@@ -158,21 +157,8 @@ async def _move(stack: Stack, server_id: str, shard: int) -> dict[str, Any]:
     return dict(json.loads(out))
 
 
-async def _bystander(anonymous: GraphQLClient, shard: int) -> tuple[Account, str, str]:
-    """Another tenant on the same shard: servers land on a random shard, so create until one does."""
-    owner = await sign_up(anonymous, "near")
-    client = anonymous.with_token(owner.token)
-    for attempt in range(400):
-        server = await create_server(client, f"Neighbour {attempt}")
-        if shard_of(int(server["id"])) == shard:
-            channel = await create_channel(client, server["id"], "porch")
-            await send(client, channel["id"], "hello neighbour")
-            return owner, server["id"], channel["id"]
-    raise AssertionError("no server landed on the shard")
-
-
 async def test_a_tenant_moves_online_while_members_send_messages(
-    full_stack: Stack, database: Database
+    full_stack: Stack, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     anonymous = GraphQLClient(full_stack.router_url)
     owner = await sign_up(anonymous, "own")
@@ -206,8 +192,13 @@ async def test_a_tenant_moves_online_while_members_send_messages(
     archive = await create_channel(as_owner, server_id, "archive")
     await _bulk_history(database, source, int(server_id), int(archive["id"]), int(owner.user_id))
     target = 40 if source < 32 else 5  # in the other physical database
-    near_owner, near_server, near_channel = await _bystander(anonymous, source)
-    near_before = await _tenant_rows(database, source, int(near_server))
+    # A neighbour on the same shard (servers land on a random shard: this one is placed in-process).
+    near_owner = await sign_up(anonymous, "near")
+    near = Principal(
+        user_id=int(near_owner.user_id), username=near_owner.username, token_id=None, expires_at=0
+    )
+    near_server, near_channel = await seeded_tenant(database, near, source, monkeypatch)
+    near_before = await _tenant_rows(database, source, near_server)
     views_before = {
         account.username: await anonymous.with_token(account.token).data(
             VIEW_OF, {"s": server_id, "c": mod_chat["id"]}
@@ -247,7 +238,7 @@ async def test_a_tenant_moves_online_while_members_send_messages(
     print(f"move report: {json.dumps(report)}", file=sys.stderr)
     print(
         f"sent during the move: {len(acknowledged)}, client-visible failures: "
-        f"{sum(len(s.failures) for s in senders)}",
+        f"{sum(len(s.failures) for s in senders)} {[f for s in senders for f in s.failures][:3]}",
         file=sys.stderr,
     )
     during = {
@@ -306,9 +297,10 @@ async def test_a_tenant_moves_online_while_members_send_messages(
         moved_rows["roles"] == rows_before["roles"]
         and moved_rows["member_roles"] == rows_before["member_roles"]
     )
-    assert await _tenant_rows(database, source, int(near_server)) == near_before
+    assert await _tenant_rows(database, source, near_server) == near_before
     as_near = anonymous.with_token(near_owner.token)
-    assert [m["content"] for m in await _history(as_near, near_channel)] == ["hello neighbour"]
+    near_history = await _history(as_near, str(near_channel))
+    assert [m["content"] for m in near_history] == [f"{source}:{i}" for i in (2, 1, 0)]
     async with database.directory_session() as directory:
         tenant = await directory.get(Tenant, int(server_id))
         assert tenant is not None and tenant.shard == target

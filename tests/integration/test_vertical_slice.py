@@ -171,3 +171,20 @@ async def test_federated_entity_chain(stack: Stack) -> None:
             },
         },
     }
+
+
+async def test_messages_come_with_sanitised_html(stack: Stack) -> None:
+    anonymous = GraphQLClient(stack.router_url)
+    ada = await sign_up(anonymous, "ada")
+    as_ada = anonymous.with_token(ada.token)
+    server = await create_server(as_ada, "Markup")
+    channel = await create_channel(as_ada, server["id"], "general")
+    await send(as_ada, channel["id"], "**hi** ||spoiler|| <script>x</script> [a](javascript:alert(1))")
+    page = await as_ada.data(
+        "query($c: ID!) { messages(channelId: $c) { edges { node { content html } } } }", {"c": channel["id"]}
+    )
+    (edge,) = page["messages"]["edges"]
+    assert edge["node"]["html"] == (
+        '<p><strong>hi</strong> <span class="spoiler">spoiler</span> &lt;script&gt;x&lt;/script&gt; '
+        "[a](javascript:alert(1))</p>"
+    )

@@ -54,14 +54,35 @@ def upgrade() -> None:
         schema=S,
     )
     # ALTER names its table by string, which the schema translation does not reach (see s0004).
+    real = op.get_context().version_table_schema
+    members = sa.table(
+        "members", sa.column("server_id"), sa.column("user_id"), sa.column("timeout_until"), schema=real
+    )
+    timeouts = sa.table(
+        "member_timeouts", sa.column("server_id"), sa.column("user_id"), sa.column("until"), schema=real
+    )
+    op.execute(
+        timeouts.insert().from_select(
+            ["server_id", "user_id", "until"],
+            sa.select(members.c.server_id, members.c.user_id, members.c.timeout_until).where(
+                members.c.timeout_until.is_not(None)
+            ),
+        )
+    )
+    op.drop_column("members", "timeout_until", schema=real)
     op.add_column(
         "servers",
         sa.Column("moved_to", sa.Integer(), nullable=True),
-        schema=op.get_context().version_table_schema,
+        schema=real,
     )
 
 
 def downgrade() -> None:
     op.drop_column("servers", "moved_to", schema=op.get_context().version_table_schema)
+    op.add_column(
+        "members",
+        sa.Column("timeout_until", sa.DateTime(timezone=True), nullable=True),
+        schema=op.get_context().version_table_schema,
+    )
     op.drop_table("member_timeouts", schema=S)
     op.drop_table("audit_log", schema=S)

@@ -1,0 +1,109 @@
+"""Rate limits on creating things: fixed windows per user, shared by every process through Redis (or
+kept in the process in the embedded mode, which is one process).
+
+A user over a limit gets the top-level error RATE_LIMITED with `retryAfter` (seconds) in its
+extensions, before anything is written. The limits are generous for people and tight for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    count: int
+    window_seconds: int
+
+    def describe(self) -> str:
+        minutes = self.window_seconds // 60
+        return (
+            f"{self.count} per {minutes} minutes" if minutes < 60 else f"{self.count} per {minutes // 60} h"
+        )
+
+
+CREATE_SERVER = Limit("create_server", 20, 3600)
+CREATE_CHANNEL = Limit("create_channel", 120, 600)
+CREATE_ROLE = Limit("create_role", 120, 600)
+CREATE_INVITE = Limit("create_invite", 60, 3600)
+SEND_INVITATION = Limit("send_invitation", 60, 3600)
+ALL_LIMITS = (CREATE_SERVER, CREATE_CHANNEL, CREATE_ROLE, CREATE_INVITE, SEND_INVITATION)
+
+
+class RateLimiter(Protocol):
+    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+        """Count one attempt; None if allowed, else the seconds until the window resets."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessRateLimiter:
+    """Fixed windows in a dict: right for the embedded mode's single process."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, int], tuple[float, int]] = {}
+        self._lock = asyncio.Lock()
+
+    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+        now = time.monotonic()
+        async with self._lock:
+            if len(self._windows) > 100_000:  # forget lapsed windows now and then
+                self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+            key = (limit.name, subject)
+            ends, used = self._windows.get(key, (0.0, 0))
+            if ends <= now:
+                ends, used = now + limit.window_seconds, 0
+            used += 1
+            self._windows[key] = (ends, used)
+            return None if used <= limit.count else ends - now
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisRateLimiter:
+    """INCR on a key per (limit, subject, window): atomic across processes; the key expires with it."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = aioredis.from_url(url)
+
+    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+        window = int(time.time() // limit.window_seconds)
+        key = f"beep:rl:{limit.name}:{subject}:{window}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, limit.window_seconds + 1)
+            used, _ = await pipe.execute()
+        if int(used) <= limit.count:
+            return None
+        return (window + 1) * limit.window_seconds - time.time()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_rate_limiter(redis_url: str) -> RateLimiter:
+    return RedisRateLimiter(redis_url) if redis_url else InProcessRateLimiter()
+
+
+async def enforce(limiter: RateLimiter, limit: Limit, subject: int) -> None:
+    """Raise RATE_LIMITED if `subject` (a user id) is over `limit`."""
+    wait = await limiter.retry_after(limit, subject)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise BeepGraphQLError(
+            f"Too many attempts: at most {limit.describe()}. Try again in {seconds} s.",
+            TopLevelCode.RATE_LIMITED,
+            retryAfter=seconds,
+            limit=limit.name,
+        )

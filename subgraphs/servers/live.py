@@ -1,0 +1,151 @@
+"""What a member's server-wide stream shows: changes of the server, its roles, members and channels —
+filtered per viewer, so a channel they cannot see is never named (not created, not renamed, not deleted).
+
+The stream keeps the set of channels its viewer can see. A channel event is shown when the channel is
+in that set (after re-checking it); a channel leaving the set (hidden by an overwrite, deleted) is shown
+as removed, one entering it as added. Access changes recompute the set.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from subgraphs.channels import events as channel_events
+from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.events import AccessChanged, Event
+from subgraphs.servers import events as server_events
+
+CHANNEL_CHANGES = (
+    channel_events.ChannelUpdated,
+    channel_events.ChannelMoved,
+    channel_events.ChannelPermissionsChanged,
+)
+
+
+class ChannelChange(enum.Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    ADDED = "ADDED"  # it became visible to you
+    REMOVED = "REMOVED"  # deleted, or hidden from you
+
+
+class MemberChange(enum.Enum):
+    JOINED = "JOINED"
+    LEFT = "LEFT"
+    KICKED = "KICKED"
+    BANNED = "BANNED"
+
+
+@dataclass(frozen=True)
+class ServerChangedView:
+    server_id: int
+
+
+@dataclass(frozen=True)
+class ServerDeletedView:
+    server_id: int
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    channel_id: int
+    change: ChannelChange
+
+
+@dataclass(frozen=True)
+class RoleView:
+    role_id: int
+    change: str  # CREATED | UPDATED | DELETED | ASSIGNED | UNASSIGNED
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class MemberView:
+    user_id: int
+    change: MemberChange
+
+
+View = ServerChangedView | ServerDeletedView | ChannelView | RoleView | MemberView
+
+
+class AccessLost(Exception):
+    """The viewer is no longer a member (or the server is gone): the stream ends."""
+
+    def __init__(self, server_gone: bool) -> None:
+        super().__init__("server deleted" if server_gone else "no longer a member")
+        self.server_gone = server_gone
+
+
+@dataclass
+class ServerStream:
+    """Per subscription: turns the server topic's events into what this viewer may see.
+
+    `server_access` and `visible_channels` read fresh state (each with a short-lived session)."""
+
+    server_id: int
+    server_access: Callable[[], Awaitable[ServerAccess | None]]
+    visible_channels: Callable[[], Awaitable[set[int]]]
+    visible: set[int]
+
+    async def handle(self, event: Event) -> list[View]:
+        if isinstance(event, server_events.ServerDeleted):
+            return [ServerDeletedView(self.server_id)]  # the last view: the stream ends after it
+        if isinstance(event, AccessChanged):
+            return await self._recheck(event.channel_id)
+        if isinstance(event, server_events.ServerUpdated | server_events.OwnershipTransferred):
+            return [ServerChangedView(self.server_id)]
+        if isinstance(event, server_events.RolesChanged):
+            return [RoleView(event.role_id, event.change, event.user_id)]
+        if isinstance(event, server_events.MemberJoined):
+            return [MemberView(event.user_id, MemberChange.JOINED)]
+        if isinstance(event, server_events.MemberLeft):
+            return [MemberView(event.user_id, MemberChange.LEFT)]
+        if isinstance(event, server_events.MemberKicked):
+            return [MemberView(event.user_id, MemberChange.KICKED)]
+        if isinstance(event, server_events.MemberBanned):
+            return [MemberView(event.user_id, MemberChange.BANNED)]
+        if isinstance(event, channel_events.ChannelDeleted):
+            if event.channel_id in self.visible:
+                self.visible.discard(event.channel_id)
+                return [ChannelView(event.channel_id, ChannelChange.REMOVED)]
+            return []
+        if isinstance(event, channel_events.ChannelCreated):
+            return await self._channel(event.channel_id, ChannelChange.CREATED)
+        if isinstance(
+            event,
+            channel_events.ChannelUpdated
+            | channel_events.ChannelMoved
+            | channel_events.ChannelPermissionsChanged,
+        ):
+            return await self._channel(event.channel_id, ChannelChange.UPDATED)
+        return []
+
+    async def _channel(self, channel_id: int, change: ChannelChange) -> list[View]:
+        """Show a channel event only if the viewer can see that channel now; a moved or re-permissioned
+        channel may have just appeared or disappeared for them."""
+        was_visible = channel_id in self.visible
+        now_visible = channel_id in await self.visible_channels()
+        if now_visible:
+            self.visible.add(channel_id)
+            shown = change if was_visible or change is ChannelChange.CREATED else ChannelChange.ADDED
+            return [ChannelView(channel_id, shown)]
+        if was_visible:
+            self.visible.discard(channel_id)
+            return [ChannelView(channel_id, ChannelChange.REMOVED)]
+        return []
+
+    async def _recheck(self, channel_id: int | None) -> list[View]:
+        found = await self.server_access()
+        if found is None:
+            raise AccessLost(server_gone=True)
+        if not found.is_member:
+            raise AccessLost(server_gone=False)
+        now = await self.visible_channels()
+        if channel_id is not None:  # only that channel's overwrites changed
+            now = (self.visible - {channel_id}) | ({channel_id} & now)
+        gained, lost = sorted(now - self.visible), sorted(self.visible - now)
+        self.visible = set(now)
+        views: list[View] = [ChannelView(c, ChannelChange.ADDED) for c in gained]
+        return views + [ChannelView(c, ChannelChange.REMOVED) for c in lost]
