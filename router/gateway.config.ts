@@ -180,32 +180,57 @@ for (const [key, raw] of Object.entries(env)) {
   transportEntries[name] = { ...transportEntries[name], location: url };
 }
 
+function forwardedFor(incoming: string | undefined, context: unknown): string | undefined {
+  const peer = (context as { req?: { socket?: { remoteAddress?: string } } })?.req?.socket?.remoteAddress;
+  if (!peer) return incoming;
+  return incoming ? `${incoming}, ${peer}` : peer;
+}
+
 // ---------------------------------------------------------------------------------------------
 // JWT: verify RS256 access tokens against the users service's JWKS
 
-const jwksUrl = httpUrl('BEEP_JWKS_URL', required('BEEP_JWKS_URL'));
-const jwtIssuer = required('BEEP_JWT_ISSUER');
+// Several identity providers may be trusted at once (the built-in issuer and Keycloak): BEEP_JWKS_URL
+// and BEEP_JWT_ISSUER take comma-separated lists. A token's kid is looked up in each JWKS in turn.
+const list = (name: string) =>
+  required(name)
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+const jwksUrls = list('BEEP_JWKS_URL').map((u) => httpUrl('BEEP_JWKS_URL', u));
+const jwtIssuers = list('BEEP_JWT_ISSUER');
 const jwtAudience = str('BEEP_JWT_AUDIENCE', 'beep')!;
 
-const jwks = createRemoteJwksSigningKeyProvider({
-  jwksUri: jwksUrl,
-  cache: true, // keys are cached by kid (10 min); an unknown kid triggers a refetch
-  rateLimit: true, // at most 10 JWKS fetches per minute (unknown kids cannot hammer the users service)
-  timeout: 5000,
-});
+const jwksProviders = jwksUrls.map((jwksUri) =>
+  createRemoteJwksSigningKeyProvider({
+    jwksUri,
+    cache: true, // keys are cached by kid (10 min); an unknown kid triggers a refetch
+    rateLimit: true, // at most 10 JWKS fetches per minute (unknown kids cannot hammer the issuer)
+    timeout: 5000,
+  }),
+);
 
 /** A key that can never verify an RS256 signature: jsonwebtoken then reports "Unauthenticated". */
 const NO_SUCH_KEY = 'beep-router: no signing key with this kid';
 
-// A token whose kid is not in the JWKS is a bad token (401), not a gateway failure: the
+// A token whose kid is in no JWKS is a bad token (401), not a gateway failure: the
 // stock provider error would surface as a masked 500 "Unexpected error".
+// Which JWKS holds a kid, once seen: tokens of the second issuer then never make the first one refetch
+// its keys (a miss triggers a refetch, rate-limited per JWKS).
+const kidOwner = new Map<string, (kid?: string) => Promise<string>>();
 const signingKeyProvider = async (kid?: string) => {
-  try {
-    return await jwks(kid);
-  } catch (e) {
-    if ((e as Error)?.name === 'SigningKeyNotFoundError') return NO_SUCH_KEY;
-    throw e;
+  const known = kid ? kidOwner.get(kid) : undefined;
+  if (known) return known(kid);
+  for (const jwks of jwksProviders) {
+    try {
+      const key = await jwks(kid);
+      if (kid) kidOwner.set(kid, jwks);
+      return key;
+    } catch (e) {
+      const name = (e as Error)?.name;
+      if (name !== 'SigningKeyNotFoundError' && name !== 'JwksRateLimitError') throw e;
+    }
   }
+  return NO_SUCH_KEY;
 };
 
 // WebSocket clients send `{"authorization": "Bearer <jwt>"}` as the graphql-transport-ws
@@ -230,7 +255,7 @@ const jwtPlugin = useJWT({
   tokenLookupLocations: [fromConnectionParams, extractFromHeader({ name: 'authorization', prefix: 'Bearer' })],
   tokenVerification: {
     algorithms: ['RS256'],
-    issuer: jwtIssuer,
+    issuer: jwtIssuers.length === 1 ? jwtIssuers[0] : jwtIssuers,
     audience: jwtAudience,
   },
   // Anonymous requests are allowed (sign-up / sign-in); a token that is present must be valid.
@@ -387,7 +412,7 @@ log.info(
     maxAliases,
     dedupe,
     cors: cors ? corsOrigins : '*',
-    jwks: jwksUrl,
+    jwks: jwksUrls,
     urlOverrides: Object.fromEntries(
       Object.entries(transportEntries)
         .filter(([k, v]) => k !== '*' && v.location)
@@ -425,6 +450,8 @@ export const gatewayConfig = defineConfig({
       return {
         authorization: pick('authorization'),
         'accept-language': pick('accept-language'),
+        // The client's address, appended as a proxy does (sign-in throttling reads the last entry).
+        'x-forwarded-for': forwardedFor(pick('x-forwarded-for'), context),
       };
     },
   },

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.harness.keycloak import KeycloakServer
 from tests.harness.stack import Stack, start_embedded, start_full
 
 os.environ.setdefault("BEEP_LOG_FORMAT", "json")
@@ -26,6 +27,27 @@ def full_stack() -> Iterator[Stack]:
     stack.stop()
 
 
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[KeycloakServer]:
+    server = KeycloakServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak_stack(keycloak: KeycloakServer) -> Iterator[Stack]:
+    """The embedded stack with Keycloak as its identity provider; the router trusts both issuers."""
+    stack = start_embedded(keycloak.beep_env(), [(keycloak.issuer, keycloak.jwks_url)])
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session", params=["builtin", "keycloak"])
+def identity(request: pytest.FixtureRequest) -> Stack:
+    """The identity contract runs against both providers: the built-in issuer and Keycloak."""
+    return request.getfixturevalue("embedded_stack" if request.param == "builtin" else "keycloak_stack")
+
+
 @pytest.fixture(scope="session", params=["embedded", "full"])
 def stack(request: pytest.FixtureRequest) -> Stack:
     """The same behaviour suite runs against both modes."""
@@ -40,3 +62,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "stack" in callspec.params:
             item.add_marker(getattr(pytest.mark, callspec.params["stack"]))
+        uses_keycloak = {"keycloak", "keycloak_stack"} & set(getattr(item, "fixturenames", ()))
+        if uses_keycloak or (callspec is not None and callspec.params.get("identity") == "keycloak"):
+            item.add_marker(pytest.mark.keycloak)

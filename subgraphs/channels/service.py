@@ -18,6 +18,7 @@ from subgraphs.channels import overwrites, positions, repository
 from subgraphs.channels.events import ChannelCreated, ChannelDeleted, ChannelMoved, ChannelUpdated
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel import access, audit
+from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -87,10 +88,12 @@ async def managed_channel(
     return channel
 
 
-async def _folder(session: AsyncSession, server_id: int, folder_id: int) -> ChannelRow:
-    """A folder of this server (in the server's shard), or INVALID_PARENT."""
+async def _folder(session: AsyncSession, server_id: int, folder_id: int, user_id: int) -> ChannelAccess:
+    """A folder of this server (in the server's shard) that the user can see, or INVALID_PARENT. A channel
+    they cannot see gets the answer of a missing one, whatever its kind (its kind would tell it exists)."""
     folder = await repository.channel_by_id(session, folder_id)
-    if folder is None or folder.server_id != server_id:
+    found = await access.channel_access(session, folder_id, user_id) if folder is not None else None
+    if folder is None or folder.server_id != server_id or found is None or not found.can_view:
         raise ValidationFailed(
             "The parent must be a folder of the same server.", code=ErrorCode.INVALID_PARENT, field="parentId"
         )
@@ -98,7 +101,7 @@ async def _folder(session: AsyncSession, server_id: int, folder_id: int) -> Chan
         raise ValidationFailed(
             "The parent must be a folder.", code=ErrorCode.INVALID_PARENT, field="parentId"
         )
-    return folder
+    return found
 
 
 def _check_can_nest(kind: str) -> None:
@@ -250,12 +253,7 @@ async def move_channel(
 async def _managed_folder(
     session: AsyncSession, principal: Principal, server_id: int, folder_id: int
 ) -> None:
-    folder = await _folder(session, server_id, folder_id)
-    found = await access.channel_access(session, folder.id, principal.user_id)
-    if found is None or not found.can_view:  # a folder you cannot see is as good as missing
-        raise ValidationFailed(
-            "The parent must be a folder of the same server.", code=ErrorCode.INVALID_PARENT, field="parentId"
-        )
+    found = await _folder(session, server_id, folder_id, principal.user_id)
     if not found.has(Permission.MANAGE_CHANNELS):
         raise PermissionDenied("You need the Manage Channels permission in that folder.", field="parentId")
 

@@ -22,6 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.federation import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from subgraphs.kernel import i18n, presence
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
@@ -33,6 +34,7 @@ from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.app")
 UOW_STATE_KEY = "beep_uow"
+PRESENCE_STATE_KEY = "beep_presence"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         if isinstance(request, Request):
             # Already verified by AuthMiddleware (which answers 401 for a bad token).
             principal = request.scope.get("state", {}).get("beep_principal")
+            i18n.set_language(
+                i18n.negotiate(
+                    principal.locale if principal else None, request.headers.get("accept-language")
+                )
+            )
         return BeepContext(
             runtime=runtime,
             request=request,
@@ -91,7 +98,53 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         except InvalidToken as exc:
             log.info("websocket rejected: invalid token", extra={"reason": str(exc)})
             raise ConnectionRejectionError({"code": TopLevelCode.UNAUTHENTICATED.value}) from exc
+        locale = context.principal.locale if context.principal else None
+        accept = params.get("accept-language") or context.request.headers.get("accept-language")
+        i18n.set_language(i18n.negotiate(locale, accept if isinstance(accept, str) else None))
+        if context.principal is not None:
+            await self._track_presence(context)
         return await super().on_ws_connect(context)
+
+    async def _track_presence(self, context: BeepContext[Any]) -> None:
+        """The connection counts toward its user's presence until it closes (see `_end_presence`)."""
+        runtime = context.runtime
+        assert context.principal is not None
+
+        async def announce(user_id: int, connected: bool) -> None:
+            async with runtime.database.directory_session() as session:
+                await presence.announce(session, runtime.bus, user_id, connected)
+
+        tracked = presence.PresenceSession(
+            runtime.presence, context.principal.user_id, runtime.settings.presence_ttl_seconds, announce
+        )
+        try:
+            await tracked.start()
+        except Exception:  # presence is best effort: never refuse a connection over it
+            log.warning("presence start failed", exc_info=True)
+            return
+        context.request.scope.setdefault("state", {})[PRESENCE_STATE_KEY] = tracked
+
+
+async def _end_presence(scope: Scope) -> None:
+    tracked = scope.get("state", {}).pop(PRESENCE_STATE_KEY, None)
+    if tracked is not None:
+        try:
+            await tracked.end()
+        except Exception:
+            log.warning("presence end failed", exc_info=True)
+
+
+class PresenceLifecycle:
+    """Pure ASGI around the WebSocket endpoint: when the connection is over, its presence ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            await _end_presence(scope)
 
 
 class RequestIdMiddleware:
@@ -164,7 +217,7 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
     graphql = SubgraphGraphQL(definition, holder, settings.origins)
     routes: list[BaseRoute] = [
         Route("/graphql", AuthMiddleware(graphql, holder), methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", PresenceLifecycle(graphql)),
         Route("/healthz", _healthz),
         *definition.extra_routes(holder),
     ]

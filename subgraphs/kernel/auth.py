@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ class Principal:
     username: str | None
     token_id: str | None
     expires_at: int
+    locale: str | None = None  # the user's language setting, when the token carries it
+    issuer: str | None = None
 
 
 class InvalidToken(Exception):
@@ -86,39 +89,61 @@ class JwksCache:
 
 
 class TokenVerifier:
-    def __init__(self, jwks: JwksCache, issuer: str, audience: str) -> None:
+    """Trusts the built-in issuer and, when configured, further issuers (Keycloak's realm). Each token
+    is checked against the keys of the issuer it names, so one issuer's keys never vouch for another."""
+
+    def __init__(
+        self,
+        jwks: JwksCache,
+        issuer: str,
+        audience: str,
+        *,
+        extra_issuers: Sequence[tuple[str, JwksCache]] = (),
+    ) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
+        self.trusted: dict[str, JwksCache] = {issuer: jwks, **dict(extra_issuers)}
 
-    async def verify(self, token: str) -> Principal:
+    async def verify_claims(self, token: str) -> dict[str, Any]:
+        """A valid access token's claims, whether or not it is linked to a Beep user yet."""
         try:
             header = jwt.get_unverified_header(token)
+            named_issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError as exc:
             raise InvalidToken("malformed token") from exc
         if header.get("alg") != "RS256" or not header.get("kid"):
             raise InvalidToken("unsupported token")
-        key = await self.jwks.key(str(header["kid"]))
+        jwks = self.trusted.get(str(named_issuer))
+        if jwks is None:
+            raise InvalidToken("untrusted issuer")
+        key = await jwks.key(str(header["kid"]))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
                 algorithms=["RS256"],
                 audience=self.audience,
-                issuer=self.issuer,
+                issuer=str(named_issuer),
                 options={"require": ["exp", "iat", "sub"]},
                 leeway=10,
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        return claims
+
+    async def verify(self, token: str) -> Principal:
+        claims = await self.verify_claims(token)
         raw_user = claims.get("beep_user_id")
         if raw_user is None or not str(raw_user).isdigit():
-            # A Keycloak identity not yet linked to a Beep user (brokered first login) — the identity
-            # issue provisions it; until then it is not a Beep principal.
+            # A Keycloak identity not yet linked to a Beep user (brokered first login): only the users
+            # subgraph's completeFirstSignIn accepts it, and it takes the token as an argument.
             raise InvalidToken("token has no beep_user_id")
         return Principal(
             user_id=int(raw_user),
             username=claims.get("preferred_username"),
             token_id=claims.get("jti"),
             expires_at=int(claims["exp"]),
+            locale=claims.get("locale") if isinstance(claims.get("locale"), str) else None,
+            issuer=str(claims["iss"]),
         )

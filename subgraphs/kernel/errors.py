@@ -16,6 +16,8 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 
+from subgraphs.kernel.i18n import translate
+
 log = logging.getLogger("beep.errors")
 
 
@@ -41,6 +43,12 @@ class ErrorCode(enum.Enum):
     LIMIT_REACHED = "LIMIT_REACHED"
     BANNED = "BANNED"
     CONFIRMATION_MISMATCH = "CONFIRMATION_MISMATCH"
+    TOTP_REQUIRED = "TOTP_REQUIRED"
+    INVALID_TOTP_CODE = "INVALID_TOTP_CODE"
+    TOTP_NOT_ENABLED = "TOTP_NOT_ENABLED"
+    TOTP_ALREADY_ENABLED = "TOTP_ALREADY_ENABLED"
+    RATE_LIMITED = "RATE_LIMITED"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
 
 
 class TopLevelCode(enum.StrEnum):
@@ -155,7 +163,7 @@ _SHAPES: dict[type[DomainError], type] = {
 
 def user_error(error: DomainError) -> Any:
     shape = next(s for cls, s in _SHAPES.items() if isinstance(error, cls))
-    return shape(code=error.code, message=error.message, field=error.field)
+    return shape(code=error.code, message=translate(error.message), field=error.field)
 
 
 # --- top-level errors ---------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def user_error(error: DomainError) -> Any:
 
 class BeepGraphQLError(GraphQLError):
     def __init__(self, message: str, code: TopLevelCode, **extensions: Any) -> None:
-        super().__init__(message, extensions={"code": code.value, **extensions})
+        super().__init__(translate(message), extensions={"code": code.value, **extensions})
 
 
 def unauthenticated(message: str = "Sign in to do this.") -> BeepGraphQLError:

@@ -1,14 +1,15 @@
 """What one process shares across requests: settings, databases, the event bus, the token verifier,
-the rate limiter."""
+the presence store, the rate limiter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from db.engines import Database
 from db.ids import configure_logical_shards
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.presence import PresenceStore, create_presence_store
 from subgraphs.kernel.ratelimit import RateLimiter, create_rate_limiter
 from subgraphs.kernel.settings import Settings
 
@@ -19,7 +20,8 @@ class Runtime:
     database: Database
     bus: EventBus
     verifier: TokenVerifier
-    rate_limiter: RateLimiter = field(default_factory=lambda: create_rate_limiter(""))
+    presence: PresenceStore
+    rate_limiter: RateLimiter
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -28,12 +30,17 @@ class Runtime:
             settings.resolved_directory_url, settings.shard_map, pool_size=settings.db_pool_size
         )
         verifier = TokenVerifier(
-            JwksCache(settings.resolved_jwks_url), settings.issuer_url, settings.jwt_audience
+            JwksCache(settings.resolved_jwks_url),
+            settings.issuer_url,
+            settings.jwt_audience,
+            extra_issuers=[(iss, JwksCache(url)) for iss, url in settings.extra_trusted_issuers],
         )
+        presence = create_presence_store(settings.redis_url)
         bus = create_bus(settings.redis_url)
-        return cls(settings, database, bus, verifier, create_rate_limiter(settings.redis_url))
+        return cls(settings, database, bus, verifier, presence, create_rate_limiter(settings.redis_url))
 
     async def close(self) -> None:
+        await self.presence.close()
         await self.bus.close()
         await self.rate_limiter.close()
         await self.database.dispose()

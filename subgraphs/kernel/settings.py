@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     issuer_key_file: Path | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3600)
+    # Who holds credentials: the built-in issuer (embedded default) or Keycloak (production). Tokens of
+    # Keycloak's realm are trusted whenever keycloak_url is set, the built-in issuer's always.
+    identity: Literal["builtin", "keycloak"] = "builtin"
+    keycloak_url: str = ""
+    keycloak_realm: str = "beep"
+    keycloak_client_id: str = "beep-api"
+    keycloak_client_secret: str = ""
+    keycloak_password_check_client_id: str = "beep-api-password-check"
+    # Presence: a live connection counts for this long after its last heartbeat (a third of it apart).
+    presence_ttl_seconds: int = Field(default=30, ge=3, le=600)
 
     # HTTP
     host: str = "127.0.0.1"
@@ -67,6 +77,17 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.issuer_url.rstrip('/')}/.well-known/jwks.json"
+
+    @cached_property
+    def keycloak_issuer(self) -> str:
+        return f"{self.keycloak_url.rstrip('/')}/realms/{self.keycloak_realm}" if self.keycloak_url else ""
+
+    @cached_property
+    def extra_trusted_issuers(self) -> list[tuple[str, str]]:
+        """(issuer, JWKS URL) pairs trusted besides the built-in issuer."""
+        if not self.keycloak_issuer:
+            return []
+        return [(self.keycloak_issuer, f"{self.keycloak_issuer}/protocol/openid-connect/certs")]
 
     @cached_property
     def resolved_issuer_key_file(self) -> Path:

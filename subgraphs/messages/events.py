@@ -37,3 +37,22 @@ class MessageDeleted(Event):
     message_id: int
     channel_id: int
     server_id: int
+
+
+@dataclass(frozen=True)
+class ReactionChanged(Event):
+    message_id: int
+    channel_id: int
+    server_id: int
+    user_id: int
+    emoji: str
+    added: bool
+
+
+@dataclass(frozen=True)
+class PinChanged(Event):
+    message_id: int
+    channel_id: int
+    server_id: int
+    pinned: bool
+    by_user_id: int

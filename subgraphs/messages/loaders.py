@@ -10,15 +10,16 @@ from aiodataloader import DataLoader
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import repository
+from subgraphs.messages import reactions, repository, service
 from subgraphs.messages.models import MessageRow
 
 
 @dataclass(frozen=True)
 class MessagesLoaders:
+    reactions: DataLoader[int, list[reactions.ReactionSummary]]
     visible_messages: DataLoader[
         int, MessageRow | None
-    ]  # None: missing, or in a channel the viewer can't see
+    ]  # None: missing, or in a channel the viewer can't read
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
@@ -29,10 +30,18 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
         for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 rows = await repository.messages_by_ids(session, shard_ids)
-                visible = await access.visible_channel_ids(
-                    session, sorted({r.channel_id for r in rows.values()}), user_id
-                )
-            found.update({i: r for i, r in rows.items() if r.channel_id in visible})
+                channels = sorted({r.channel_id for r in rows.values()})
+                accesses = await access.channel_accesses(session, channels, user_id) if user_id else {}
+            # Read Message History, as for a page of history: a message id is no way around it.
+            readable = {cid for cid, found in accesses.items() if service.readable(found)}
+            found.update({i: r for i, r in rows.items() if r.channel_id in readable})
         return [found.get(i) for i in ids]
 
-    return MessagesLoaders(DataLoader(load_visible))
+    async def load_reactions(ids: Sequence[int]) -> list[list[reactions.ReactionSummary]]:
+        found: dict[int, list[reactions.ReactionSummary]] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                found.update(await reactions.summaries(session, shard_ids, user_id))
+        return [found.get(i, []) for i in ids]
+
+    return MessagesLoaders(reactions=DataLoader(load_reactions), visible_messages=DataLoader(load_visible))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint, func
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import ShardBase
@@ -28,3 +28,32 @@ class MessageRow(ShardBase):
     nonce: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     edited_at: Mapped[datetime | None] = mapped_column()
+    pinned_at: Mapped[datetime | None] = mapped_column()  # None: not pinned
+    pinned_by: Mapped[int | None] = mapped_column()
+
+
+class ReactionRow(ShardBase):
+    """One member's reaction with one emoji to one message."""
+
+    __tablename__ = "message_reactions"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    emoji: Mapped[str] = mapped_column(String(64), primary_key=True)
+    server_id: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MessageEditRow(ShardBase):
+    """A message's earlier text, kept at each edit (moderators read the history)."""
+
+    __tablename__ = "message_edits"
+    __table_args__ = (Index("ix_message_edits_message_id", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("shard.messages.id", ondelete="CASCADE"))
+    server_id: Mapped[int] = mapped_column()
+    content: Mapped[str] = mapped_column(Text)  # the text before this edit
+    edited_at: Mapped[datetime] = mapped_column()

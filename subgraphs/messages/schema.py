@@ -19,10 +19,11 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.messages import events, service
+from subgraphs.messages import events, pins, reactions, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.types import (
+    BulkDeleteResult,
     Channel,
     DeleteMessageResult,
     EditMessageResult,
@@ -32,8 +33,13 @@ from subgraphs.messages.types import (
     MessageDeleted,
     MessageEdge,
     MessageEvent,
+    MessagesDeleted,
     MessagesInfo,
     MessageUpdated,
+    PinChanged,
+    PinResult,
+    ReactionChanged,
+    ReactionResult,
     SendMessageResult,
     User,
 )
@@ -74,6 +80,15 @@ class Query:
                 has_previous_page=page.has_newer,
             ),
         )
+
+    @strawberry.field(
+        description="A channel's pinned messages (at most 50), most recently pinned first; null if you "
+        "cannot read the channel."
+    )
+    async def pins(self, info: MessagesInfo, channel_id: strawberry.ID) -> list[Message] | None:
+        ctx = info.context
+        rows = await pins.pins_of(ctx.uow, ctx.user_id, id_argument(str(channel_id), "channelId"))
+        return None if rows is None else [Message.from_row(row) for row in rows]
 
     @strawberry.field(description="A message you can see; null otherwise.")
     async def message(self, info: MessagesInfo, id: strawberry.ID) -> Message | None:
@@ -119,12 +134,70 @@ class Mutation:
 
         return await signed_in_mutation(info, operation)
 
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="React with one unicode emoji (Add Reactions); at most 20 different emoji per message.",
+    )
+    async def add_reaction(self, info: MessagesInfo, message_id: strawberry.ID, emoji: str) -> ReactionResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
+            target = id_input(str(message_id), "messageId")
+            return Message.from_row(await reactions.add_reaction(ctx.uow, principal, target, emoji))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Take back one of your reactions.")
+    async def remove_reaction(
+        self, info: MessagesInfo, message_id: strawberry.ID, emoji: str
+    ) -> ReactionResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
+            target = id_input(str(message_id), "messageId")
+            return Message.from_row(await reactions.remove_reaction(ctx.uow, principal, target, emoji))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Pin a message (Pin Messages or Manage Messages); at most 50 per channel.",
+    )
+    async def pin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
+        return await _set_pinned(info, id, pinned=True)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unpin a message.")
+    async def unpin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
+        return await _set_pinned(info, id, pinned=False)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Delete up to 100 messages of a channel at once (Manage Messages). Ids that are not "
+        "messages of this channel are ignored; the payload lists those deleted.",
+    )
+    async def bulk_delete_messages(
+        self, info: MessagesInfo, channel_id: strawberry.ID, message_ids: list[strawberry.ID]
+    ) -> BulkDeleteResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> MessagesDeleted:
+            channel = id_input(str(channel_id), "channelId")
+            ids = [id_input(str(i), "messageIds") for i in message_ids]
+            deleted = await service.bulk_delete(ctx.uow, principal, channel, ids)
+            return MessagesDeleted(
+                message_ids=[strawberry.ID(str(i)) for i in deleted], channel_id=strawberry.ID(str(channel))
+            )
+
+        return await signed_in_mutation(info, operation)
+
+
+async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) -> PinResult:
+    async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
+        target = id_input(str(id), "id")
+        return Message.from_row(await pins.set_pinned(ctx.uow, principal, target, pinned=pinned))
+
+    return await signed_in_mutation(info, operation)
+
 
 async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:
     return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
 
 
-def _to_graphql(event: Event) -> MessageCreated | MessageUpdated | MessageDeleted | None:
+def _to_graphql(event: Event) -> MessageEvent | None:
     if isinstance(event, events.MessageCreated):
         return MessageCreated(message=Message.from_event(event))
     if isinstance(event, events.MessageUpdated):
@@ -133,6 +206,15 @@ def _to_graphql(event: Event) -> MessageCreated | MessageUpdated | MessageDelete
         return MessageDeleted(
             message_id=strawberry.ID(str(event.message_id)), channel_id=strawberry.ID(str(event.channel_id))
         )
+    if isinstance(event, events.ReactionChanged):
+        return ReactionChanged(
+            message_id=strawberry.ID(str(event.message_id)),
+            emoji=event.emoji,
+            added=event.added,
+            user_id=event.user_id,
+        )
+    if isinstance(event, events.PinChanged):
+        return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned)
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from db.ids import new_id
@@ -18,7 +19,7 @@ from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
 from subgraphs.messages import repository
 from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
-from subgraphs.messages.models import MessageRow
+from subgraphs.messages.models import MessageEditRow, MessageRow
 
 MAX_CONTENT = 4000
 MAX_NONCE = 64
@@ -114,6 +115,18 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
     return message
 
 
+async def readable_message(
+    uow: UnitOfWork, principal: Principal, message_id: int, field: str = "messageId"
+) -> tuple[MessageRow, ChannelAccess]:
+    """The message and the caller's access to its channel, if they may read it; "not found" otherwise."""
+    session = await uow.for_entity(message_id)
+    message = await repository.message_by_id(session, message_id)
+    channel = await access.channel_access(session, message.channel_id, principal.user_id) if message else None
+    if message is None or channel is None or not readable(channel):
+        raise NotFound("No such message.", field=field)
+    return message, channel
+
+
 async def _own_or_moderated(
     uow: UnitOfWork, principal: Principal, message_id: int, *, moderator_permission: Permission | None
 ) -> MessageRow:
@@ -132,8 +145,21 @@ async def _own_or_moderated(
 async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, content: str) -> MessageRow:
     text = clean_text(content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
     message = await _own_or_moderated(uow, principal, message_id, moderator_permission=None)
+    if text == message.content:
+        return message  # nothing changes, nothing is announced
+    now = datetime.now(UTC)
+    session = await uow.for_entity(message_id)
+    session.add(
+        MessageEditRow(
+            id=new_id(await uow.shard_for(message_id)),
+            message_id=message.id,
+            server_id=message.server_id,
+            content=message.content,
+            edited_at=now,
+        )
+    )
     message.content = text
-    message.edited_at = datetime.now(UTC)
+    message.edited_at = now
     uow.emit(
         topic_for_channel(message.channel_id),
         MessageUpdated(
@@ -160,6 +186,50 @@ async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int)
         MessageDeleted(message.id, message.channel_id, message.server_id),
     )
     return message
+
+
+MAX_BULK_DELETE = 100
+
+
+async def bulk_delete(
+    uow: UnitOfWork, principal: Principal, channel_id: int, message_ids: list[int]
+) -> list[int]:
+    """Moderators (Manage Messages) delete up to 100 messages of one channel at once; ids that are not
+    messages of this channel are ignored. Returns the ids deleted."""
+    wanted = sorted(set(message_ids))
+    if not 1 <= len(wanted) <= MAX_BULK_DELETE:
+        raise ValidationFailed(
+            f"Give 1 to {MAX_BULK_DELETE} message ids.", code=ErrorCode.LIMIT_REACHED, field="messageIds"
+        )
+    session = await uow.for_entity(channel_id)
+    channel = await access.channel_access(session, channel_id, principal.user_id)
+    if channel is None or not readable(channel):
+        raise NotFound("No such channel.", field="channelId")
+    if not channel.has(Permission.MANAGE_MESSAGES):
+        raise PermissionDenied("You need Manage Messages in this channel.", field="channelId")
+    found = [
+        m for m in (await repository.messages_by_ids(session, wanted)).values() if m.channel_id == channel_id
+    ]
+    for message in found:
+        await repository.delete_message(session, message)
+        uow.emit(
+            topic_for_channel(channel_id), MessageDeleted(message.id, message.channel_id, message.server_id)
+        )
+    return [m.id for m in found]
+
+
+async def edit_history(
+    uow: UnitOfWork, user_id: int | None, message: MessageRow
+) -> list[MessageEditRow] | None:
+    """Earlier versions of a message, oldest first, for those with Manage Messages in its channel."""
+    session = await uow.for_entity(message.id)
+    channel = await access.channel_access(session, message.channel_id, user_id)
+    if channel is None or not readable(channel) or not channel.has(Permission.MANAGE_MESSAGES):
+        return None
+    rows = await session.scalars(
+        sa.select(MessageEditRow).where(MessageEditRow.message_id == message.id).order_by(MessageEditRow.id)
+    )
+    return list(rows)
 
 
 async def history(

@@ -13,7 +13,7 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
-from subgraphs.messages import markdown
+from subgraphs.messages import markdown, service
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
@@ -30,6 +30,19 @@ class User:
 @strawberry.federation.type(keys=REFERENCE_ONLY)
 class Channel:
     id: strawberry.ID
+
+
+@strawberry.type(description="One emoji on a message: how many reacted with it, and whether you did.")
+class Reaction:
+    emoji: str
+    count: int
+    me: bool
+
+
+@strawberry.type(description="A message's text before one of its edits.")
+class MessageEdit:
+    content: str
+    replaced_at: datetime = strawberry.field(description="When this text was replaced by the next.")
 
 
 @strawberry.federation.type(keys=["id"], description="A message in a text channel.")
@@ -49,6 +62,31 @@ class Message:
 
     channel_id: strawberry.Private[int]
     reply_to_id: strawberry.Private[int | None]
+    pinned_at: datetime | None = strawberry.field(
+        default=None, description="When it was pinned; null if not."
+    )
+
+    @strawberry.field(description="Each emoji reacted with, in the order first used, with its count.")
+    async def reactions(self, info: MessagesInfo) -> list[Reaction]:
+        found = await info.context.loaders.reactions.load(int(self.id))
+        return [Reaction(emoji=r.emoji, count=r.count, me=r.me) for r in found]
+
+    @strawberry.field(
+        description="Earlier versions of the text, oldest first: for members with Manage Messages in the "
+        "channel (null for anyone else)."
+    )
+    async def edit_history(self, info: MessagesInfo) -> list[MessageEdit] | None:
+        if self.edited_at is None:
+            return [] if await info.context.loaders.visible_messages.load(int(self.id)) else None
+        row = await info.context.loaders.visible_messages.load(int(self.id))
+        if row is None:
+            return None
+        edits = await service.edit_history(info.context.uow, info.context.user_id, row)
+        return (
+            None
+            if edits is None
+            else [MessageEdit(content=e.content, replaced_at=e.edited_at) for e in edits]
+        )
 
     @strawberry.field
     def author(self) -> User:
@@ -83,6 +121,7 @@ class Message:
             author_id=row.author_id,
             channel_id=row.channel_id,
             reply_to_id=row.reply_to_id,
+            pinned_at=row.pinned_at,
         )
 
     @classmethod
@@ -132,7 +171,43 @@ class MessageDeleted:
     channel_id: strawberry.ID
 
 
-MessageEvent = Annotated[MessageCreated | MessageUpdated | MessageDeleted, strawberry.union("MessageEvent")]
+@strawberry.type(description="Someone added or removed a reaction.")
+class ReactionChanged:
+    message_id: strawberry.ID
+    emoji: str
+    added: bool
+    user_id: strawberry.Private[int]
+
+    @strawberry.field
+    def user(self) -> User:
+        return User(id=strawberry.ID(str(self.user_id)))
+
+
+@strawberry.type(description="A message was pinned or unpinned.")
+class PinChanged:
+    message_id: strawberry.ID
+    pinned: bool
+
+
+@strawberry.type(description="Messages deleted at once by a moderator.")
+class MessagesDeleted:
+    message_ids: list[strawberry.ID]
+    channel_id: strawberry.ID
+
+
+MessageEvent = Annotated[
+    MessageCreated | MessageUpdated | MessageDeleted | ReactionChanged | PinChanged,
+    strawberry.union("MessageEvent"),
+]
+ReactionResult = Annotated[
+    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("ReactionResult")
+]
+PinResult = Annotated[
+    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("PinResult")
+]
+BulkDeleteResult = Annotated[
+    MessagesDeleted | ValidationError | NotFoundError | PermissionError, strawberry.union("BulkDeleteResult")
+]
 SendMessageResult = Annotated[
     Message | ValidationError | NotFoundError | PermissionError, strawberry.union("SendMessageResult")
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiodataloader import DataLoader
 
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.presence import PresenceStore, shown_online
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import repository
 from subgraphs.servers.models import RoleRow, ServerRow
@@ -22,6 +23,25 @@ class ServersLoaders:
     server_access: DataLoader[int, ServerAccess | None]
     server_roles: DataLoader[int, list[RoleRow]]
     member_counts: DataLoader[int, int]
+    uow: UnitOfWork
+    _online: list[DataLoader[int, int]] = field(default_factory=list)
+
+    def online_counts(self, store: PresenceStore) -> DataLoader[int, int]:
+        """How many members others see connected, per server (the store is the runtime's)."""
+        if not self._online:
+            uow = self.uow
+
+            async def load(ids: Sequence[int]) -> list[int]:
+                members: dict[int, list[int]] = {}
+                for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+                    async with uow.reading(shard) as session:
+                        members.update(await repository.member_ids_of_servers(session, shard_ids))
+                everyone = sorted({u for users in members.values() for u in users})
+                online = await shown_online(store, uow.directory(), everyone) if everyone else set()
+                return [sum(1 for u in members.get(i, []) if u in online) for i in ids]
+
+            self._online.append(DataLoader(load))
+        return self._online[0]
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoaders:
@@ -69,4 +89,5 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ServersLoader
         server_access=DataLoader(load_access),
         server_roles=DataLoader(load_roles),
         member_counts=DataLoader(load_member_counts),
+        uow=uow,
     )

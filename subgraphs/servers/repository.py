@@ -67,8 +67,13 @@ async def roles_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> 
     return list(rows)
 
 
-async def role_by_id(session: AsyncSession, role_id: int) -> RoleRow | None:
-    return await session.get(RoleRow, role_id)
+async def role_by_id(session: AsyncSession, role_id: int, *, fresh: bool = False) -> RoleRow | None:
+    """`fresh`: read the row again (None if it is gone), over the copy this session already holds."""
+    if not fresh:
+        return await session.get(RoleRow, role_id)
+    return await session.scalar(
+        select(RoleRow).where(RoleRow.id == role_id).execution_options(populate_existing=True)
+    )
 
 
 async def count_roles(session: AsyncSession, server_id: int) -> int:
@@ -152,6 +157,16 @@ async def set_timeout(session: AsyncSession, server_id: int, user_id: int, until
         session.add(MemberTimeoutRow(server_id=server_id, user_id=user_id, until=until))
     else:
         existing.until = until
+
+
+async def member_ids_of_servers(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {i: [] for i in server_ids}
+    rows = await session.execute(
+        select(MemberRow.server_id, MemberRow.user_id).where(MemberRow.server_id.in_(server_ids))
+    )
+    for server_id, user_id in rows:
+        found[server_id].append(user_id)
+    return found
 
 
 async def member_counts(session: AsyncSession, server_ids: Sequence[int]) -> dict[int, int]:

@@ -76,11 +76,19 @@ def snapshot(role: RoleRow) -> dict[str, object]:
     return {"name": role.name, "permissions": role.permissions, "position": role.position}
 
 
-async def _role(session: AsyncSession, role_id: int, server_id: int | None = None) -> RoleRow:
-    role = await repository.role_by_id(session, role_id)
-    if role is None or (server_id is not None and role.server_id != server_id):
+async def _role(session: AsyncSession, role_id: int, *, fresh: bool = False) -> RoleRow:
+    role = await repository.role_by_id(session, role_id, fresh=fresh)
+    if role is None:
         raise NotFound("No such role.", field="roleId")
     return role
+
+
+async def _locked_role(session: AsyncSession, principal: Principal, role_id: int) -> tuple[RoleRow, Actor]:
+    """The role, read again once its server is locked: a concurrent edit may have moved or deleted it since
+    it was first read (to learn its server), and positions computed from a stale copy corrupt the order."""
+    role = await _role(session, role_id)
+    actor = await _actor(session, principal, role.server_id)
+    return await _role(session, role_id, fresh=True), actor
 
 
 async def create_role(
@@ -113,8 +121,7 @@ async def create_role(
 
 async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, changes: RoleChanges) -> RoleRow:
     session = await uow.for_entity(role_id)
-    role = await _role(session, role_id)
-    actor = await _actor(session, principal, role.server_id)
+    role, actor = await _locked_role(session, principal, role_id)
     actor.check_can_manage(role)
     before = snapshot(role)
     if changes.name is not None:
@@ -154,10 +161,9 @@ async def update_role(uow: UnitOfWork, principal: Principal, role_id: int, chang
 
 async def delete_role(uow: UnitOfWork, principal: Principal, role_id: int) -> RoleRow:
     session = await uow.for_entity(role_id)
-    role = await _role(session, role_id)
-    if role.id == role.server_id:
+    if role_id == (await _role(session, role_id)).server_id:
         raise ValidationFailed("@everyone cannot be deleted.", field="roleId")
-    actor = await _actor(session, principal, role.server_id)
+    role, actor = await _locked_role(session, principal, role_id)
     actor.check_can_manage(role)
     await repository.delete_role(session, role)
     await session.flush()
@@ -179,10 +185,9 @@ async def set_member_role(
     uow: UnitOfWork, principal: Principal, role_id: int, user_id: int, *, assigned: bool
 ) -> RoleRow:
     session = await uow.for_entity(role_id)
-    role = await _role(session, role_id)
-    if role.id == role.server_id:
+    if role_id == (await _role(session, role_id)).server_id:
         raise ValidationFailed("Every member has @everyone.", field="roleId")
-    actor = await _actor(session, principal, role.server_id)
+    role, actor = await _locked_role(session, principal, role_id)
     actor.check_can_manage(role)
     if not await repository.is_member(session, role.server_id, user_id):
         raise NotFound("No such member.", field="userId")

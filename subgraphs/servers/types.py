@@ -88,6 +88,13 @@ class Server:
     async def member_count(self, info: ServersInfo) -> int:
         return await info.context.loaders.member_counts.load(int(self.id))
 
+    @strawberry.field(
+        description="How many members are connected now, as others see it (MYSTERIOUS counts as away)."
+    )
+    async def online_count(self, info: ServersInfo) -> int:
+        loaders = info.context.loaders
+        return await loaders.online_counts(info.context.runtime.presence).load(int(self.id))
+
     @strawberry.field(description="The roles, highest first, @everyone last (members only).")
     async def roles(self, info: ServersInfo) -> list[Role]:
         if not await info.context.loaders.viewer_is_member.load(int(self.id)):

@@ -74,7 +74,7 @@ class Issuer:
         self.access_ttl = settings.access_token_ttl_seconds
         self.key = load_or_create_key(settings.resolved_issuer_key_file)
 
-    def access_token(self, user_id: int, username: str) -> str:
+    def access_token(self, user_id: int, username: str, locale: str | None = None) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -87,6 +87,8 @@ class Issuer:
             "beep_user_id": str(user_id),
             "preferred_username": username,
         }
+        if locale:  # the user's language setting: error messages follow it (kernel/i18n.py), as with Keycloak
+            claims["locale"] = locale
         return jwt.encode(claims, self.key.private_key, algorithm="RS256", headers={"kid": self.key.kid})
 
     def jwks(self) -> dict[str, Any]:
@@ -99,7 +101,16 @@ class Issuer:
             "id_token_signing_alg_values_supported": ["RS256"],
             "subject_types_supported": ["public"],
             "response_types_supported": ["token"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "beep_user_id", "preferred_username"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "beep_user_id",
+                "preferred_username",
+                "locale",
+            ],
         }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiodataloader import DataLoader
 
+from subgraphs.kernel import presence
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users import repository
@@ -16,11 +17,30 @@ from subgraphs.users.models import UserRow
 @dataclass(frozen=True)
 class UsersLoaders:
     users: DataLoader[int, UserRow | None]
+    presence_visible: DataLoader[int, bool]  # may the caller see this user's status and connection
+    _connected: list[DataLoader[int, bool]] = field(default_factory=list)
+
+    def connected(self, store: presence.PresenceStore) -> DataLoader[int, bool]:
+        """Live-connection state, one store round trip per batch (the store is the runtime's)."""
+        if not self._connected:
+
+            async def load(ids: Sequence[int]) -> list[bool]:
+                found = await store.connected(list(ids))
+                return [i in found for i in ids]
+
+            self._connected.append(DataLoader(load))
+        return self._connected[0]
 
 
-def build_loaders(uow: UnitOfWork, _principal: Principal | None) -> UsersLoaders:
+def build_loaders(uow: UnitOfWork, principal: Principal | None) -> UsersLoaders:
     async def load_users(ids: Sequence[int]) -> list[UserRow | None]:
         found = await repository.users_by_ids(uow.directory(), list(ids))
         return [found.get(i) for i in ids]
 
-    return UsersLoaders(users=DataLoader(load_users))
+    async def load_visibility(ids: Sequence[int]) -> list[bool]:
+        if principal is None:
+            return [False for _ in ids]
+        visible = await presence.may_see_presence(uow.directory(), principal.user_id, ids)
+        return [i in visible for i in ids]
+
+    return UsersLoaders(users=DataLoader(load_users), presence_visible=DataLoader(load_visibility))

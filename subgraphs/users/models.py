@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, func
+from sqlalchemy import BigInteger, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import DirectoryBase
@@ -17,10 +17,21 @@ class UserRow(DirectoryBase):
     username: Mapped[str] = mapped_column(String(32))
     username_key: Mapped[str] = mapped_column(String(32), unique=True)  # case-folded, for uniqueness
     email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-cased
-    password_hash: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))  # empty when Keycloak holds the password
     first_name: Mapped[str] = mapped_column(String(64))
     last_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    keycloak_id: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
+    bio: Mapped[str] = mapped_column(String(190), default="")
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    language: Mapped[str | None] = mapped_column(String(2), default=None)  # None: follow the browser
+    audio_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    video_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Secrets: never leave the server (the pending secret is shown once, in the setup response).
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # built-in issuer only
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)  # no code replay
+    recovery_code_hashes: Mapped[str | None] = mapped_column(Text, default=None)  # JSON list of SHA-256
 
 
 class RefreshSessionRow(DirectoryBase):

@@ -20,7 +20,8 @@ async def hash_password(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     def _verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+            # An empty hash (Keycloak holds that password) never matches, at the same cost.
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
         except (VerificationError, InvalidHashError):
             return False
 

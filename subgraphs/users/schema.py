@@ -1,18 +1,44 @@
-"""The users subgraph: identity and profiles."""
+"""The users subgraph: identity, sessions, two-factor authentication, profiles, search."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
 
-from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
-from subgraphs.kernel.mutations import run_in_transaction
+from db.ids import parse_id
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions, user_error
+from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.users import service
-from subgraphs.users.inputs import SignInInput, SignUpInput
-from subgraphs.users.issuer import issuer_for
-from subgraphs.users.service import AuthResult, SignUpData
-from subgraphs.users.types import AuthPayload, SignInResult, SignUpResult, User, UsersInfo
+from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput
+from subgraphs.users.service import AuthResult, ProfileChanges, SignUpData
+from subgraphs.users.throttle import client_address
+from subgraphs.users.types import (
+    AuthPayload,
+    ConfirmTwoFactorResult,
+    FirstSignInPayload,
+    FirstSignInResult,
+    ProfilePayload,
+    ProfileResult,
+    RefreshSessionResult,
+    SignInResult,
+    SignUpResult,
+    TwoFactorEnabled,
+    TwoFactorSetup,
+    TwoFactorSetupResult,
+    User,
+    UserConnection,
+    UserEdge,
+    UsersInfo,
+)
+from subgraphs.users.wiring import services_for
+
+SEARCH_PAGE = 10
 
 
 def _payload(result: AuthResult) -> AuthPayload:
@@ -32,31 +58,193 @@ class Query:
         row = await info.context.loaders.users.load(principal.user_id)
         return User.from_row(row) if row else None
 
+    @strawberry.field(
+        description="A user's public profile; null when there is none.", permission_classes=[IsAuthenticated]
+    )
+    async def user(self, info: UsersInfo, id: strawberry.ID) -> User | None:
+        user_id = parse_id(str(id))
+        row = await info.context.loaders.users.load(user_id) if user_id else None
+        return User.from_row(row) if row else None
+
+    @strawberry.field(
+        description=f"Users whose username starts with `prefix` (case-insensitive), alphabetically; "
+        f"`first` defaults to {SEARCH_PAGE}, at most 100.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def search_users(
+        self, info: UsersInfo, prefix: str, first: int | None = None, after: str | None = None
+    ) -> UserConnection:
+        size = page_size(first, default=SEARCH_PAGE)
+        after_id = decode_cursor(after, "after") if after else None
+        try:
+            rows, more = await service.search_users(info.context.uow, prefix, size, after_id)
+        except DomainError as error:
+            raise bad_user_input(error.message, "prefix") from error
+        edges = [UserEdge(cursor=encode_cursor(r.id), node=User.from_row(r)) for r in rows]
+        return UserConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=more,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+def _profile(row: Any) -> ProfilePayload:
+    return ProfilePayload(user=User.from_row(row))
+
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create an account and sign in.")
     async def sign_up(self, info: UsersInfo, input: SignUpInput) -> SignUpResult:
         ctx = info.context
+        provider = services_for(ctx.runtime).provider
         data = SignUpData(input.first_name, input.last_name, input.username, input.email, input.password)
+        try:
+            return _payload(await service.sign_up_compensated(ctx.uow, provider, data, ctx.uow.atomic))
+        except DomainError as error:
+            return user_error(error)
 
-        async def operation() -> AuthPayload:
-            issuer = issuer_for(ctx.runtime)
-            ttl = ctx.runtime.settings.refresh_token_ttl_seconds
-            return _payload(await service.sign_up(ctx.uow, issuer, data, ttl))
-
-        return await run_in_transaction(ctx.uow, operation)
-
-    @strawberry.mutation(description="Sign in with e-mail and password.")
+    @strawberry.mutation(
+        description="Sign in with e-mail and password. With two-factor authentication on, the first "
+        "attempt answers TOTP_REQUIRED: send the same input again with `totpCode` (or `recoveryCode`). "
+        "After 5 failures for an e-mail address or 30 from a client address within 15 minutes, sign-in "
+        "answers RATE_LIMITED until the window ends."
+    )
     async def sign_in(self, info: UsersInfo, input: SignInInput) -> SignInResult:
         ctx = info.context
+        services = services_for(ctx.runtime)
+        peer = ctx.request.client.host if ctx.request.client else None
+        address = client_address(ctx.request.headers.get("x-forwarded-for"), peer)
 
         async def operation() -> AuthPayload:
-            issuer = issuer_for(ctx.runtime)
-            ttl = ctx.runtime.settings.refresh_token_ttl_seconds
-            return _payload(await service.sign_in(ctx.uow, issuer, input.email, input.password, ttl))
+            return _payload(
+                await service.sign_in(
+                    ctx.uow,
+                    services.provider,
+                    services.throttle,
+                    (input.email, input.password),
+                    (input.totp_code, input.recovery_code),
+                    address,
+                )
+            )
 
         return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(description="New tokens for a refresh token (which then stops working).")
+    async def refresh_session(self, info: UsersInfo, refresh_token: str) -> RefreshSessionResult:
+        ctx = info.context
+        provider = services_for(ctx.runtime).provider
+
+        async def operation() -> AuthPayload:
+            return _payload(await service.refresh(ctx.uow, provider, refresh_token))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        description="End this session: its refresh token stops working at once; access tokens already "
+        "issued expire on their own (at most 15 minutes with the built-in issuer, 5 with Keycloak)."
+    )
+    async def sign_out(self, info: UsersInfo, refresh_token: str) -> bool:
+        ctx = info.context
+        provider = services_for(ctx.runtime).provider
+        async with ctx.uow.atomic():
+            await service.sign_out(ctx.uow, provider, refresh_token)
+        return True
+
+    @strawberry.mutation(description="End every session of yours, on every device.")
+    async def sign_out_everywhere(self, info: UsersInfo) -> bool:
+        ctx = info.context
+        principal = ctx.require_principal()
+        async with ctx.uow.atomic():
+            await service.sign_out_everywhere(ctx.uow, services_for(ctx.runtime).provider, principal.user_id)
+        return True
+
+    @strawberry.mutation(
+        description="After signing in through Keycloak's pages (Google, LDAP): the Beep user of that "
+        "identity, created from its claims the first time. Refresh the token afterwards."
+    )
+    async def complete_first_sign_in(self, info: UsersInfo, access_token: str) -> FirstSignInResult:
+        ctx = info.context
+        provider = services_for(ctx.runtime).provider
+
+        async def operation() -> FirstSignInPayload:
+            user = await service.complete_first_sign_in(ctx.uow, provider, ctx.runtime.verifier, access_token)
+            return FirstSignInPayload(user=User.from_row(user))
+
+        return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(description="Start turning two-factor authentication on.")
+    async def begin_two_factor_setup(self, info: UsersInfo) -> TwoFactorSetupResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorSetup:
+            setup = await service.begin_totp_setup(
+                ctx.uow, services_for(ctx.runtime).provider, principal.user_id
+            )
+            return TwoFactorSetup(secret=setup.secret, otpauth_uri=setup.uri, qr_code_png=setup.qr_code)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(description="Finish turning two-factor authentication on with a code from the app.")
+    async def confirm_two_factor(self, info: UsersInfo, code: str) -> ConfirmTwoFactorResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorEnabled:
+            provider = services_for(ctx.runtime).provider
+            codes = await service.confirm_totp(ctx.uow, provider, principal.user_id, code)
+            user = await ctx.loaders.users.load(principal.user_id)
+            return TwoFactorEnabled(recovery_codes=codes, user=User.from_row(user))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(description="Turn two-factor authentication off (password and a current code).")
+    async def disable_two_factor(self, info: UsersInfo, password: str, code: str) -> ProfileResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
+            provider = services_for(ctx.runtime).provider
+            return _profile(await service.disable_totp(ctx.uow, provider, principal.user_id, password, code))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(description="Change names, username, biography, status, language or devices.")
+    async def update_profile(self, info: UsersInfo, input: UpdateProfileInput) -> ProfileResult:
+        changes = ProfileChanges(
+            first_name=input.first_name,
+            last_name=input.last_name,
+            username=input.username,
+            bio=input.bio,
+            status=input.status.value if input.status else None,
+            language=input.language.value if input.language else None,
+            audio_input_device_id=input.audio_input_device_id,
+            video_input_device_id=input.video_input_device_id,
+        )
+
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
+            provider = services_for(ctx.runtime).provider
+            store = ctx.runtime.presence
+            return _profile(
+                await service.update_profile(ctx.uow, provider, store, principal.user_id, changes)
+            )
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(description="Change your e-mail address (your password confirms it is you).")
+    async def change_email(self, info: UsersInfo, email: str, password: str) -> ProfileResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
+            provider = services_for(ctx.runtime).provider
+            return _profile(await service.change_email(ctx.uow, provider, principal.user_id, email, password))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(description="Change your password (the current one is required; 8-128 characters).")
+    async def change_password(self, info: UsersInfo, old_password: str, new_password: str) -> ProfileResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
+            provider = services_for(ctx.runtime).provider
+            user = await service.change_password(
+                ctx.uow, provider, principal.user_id, old_password, new_password
+            )
+            return _profile(user)
+
+        return await signed_in_mutation(info, operation)
 
 
 schema = Schema(

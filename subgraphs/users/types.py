@@ -1,7 +1,14 @@
-"""GraphQL types of the users context. `User` is the entity every other subgraph points at."""
+"""GraphQL types of the users context. `User` is the entity every other subgraph points at.
+
+What a User shows depends on who asks: the profile (names, username, biography) to anyone signed in;
+status and connection to the user, people who share a server with them and their friends; e-mail,
+settings and two-factor state to the user alone. Secrets (password hash, TOTP secrets, recovery codes,
+refresh tokens) have no field at all.
+"""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -10,11 +17,35 @@ from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import AuthenticationError, ConflictError, ValidationError
+from subgraphs.kernel.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from subgraphs.kernel.pagination import PageInfo
+from subgraphs.kernel.presence import INVISIBLE_STATUS
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.models import UserRow
+from subgraphs.users.wiring import services_for
 
 UsersInfo = Info[BeepContext[UsersLoaders], None]
+
+
+@strawberry.enum(description="What a user chose to show; MYSTERIOUS looks disconnected to others.")
+class UserStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    SLEEPING = "SLEEPING"
+    DO_NOT_DISTURB = "DO_NOT_DISTURB"
+    MYSTERIOUS = "MYSTERIOUS"
+
+
+@strawberry.enum
+class Language(enum.Enum):
+    EN = "EN"
+    FR = "FR"
+
+
+@strawberry.enum(description="Whether a live connection (a subscription) of the user is open.")
+class ConnectionStatus(enum.Enum):
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
 
 
 @strawberry.federation.type(keys=["id"], description="A person using Beep.")
@@ -23,8 +54,12 @@ class User:
     username: str
     first_name: str
     last_name: str
+    bio: str = strawberry.field(description="A short biography (at most 190 characters).")
     created_at: datetime
-    email_value: strawberry.Private[str]
+    row: strawberry.Private[UserRow]
+
+    def _is_me(self, info: UsersInfo) -> bool:
+        return info.context.user_id == self.row.id
 
     @strawberry.field(description="First and last name, as shown next to messages.")
     def display_name(self) -> str:
@@ -32,7 +67,43 @@ class User:
 
     @strawberry.field(description="Your own e-mail address; null for anyone else's.")
     def email(self, info: UsersInfo) -> str | None:
-        return self.email_value if info.context.user_id == int(self.id) else None
+        return self.row.email if self._is_me(info) else None
+
+    @strawberry.field(description="Null unless you share a server with them, are friends, or are them.")
+    async def status(self, info: UsersInfo) -> UserStatus | None:
+        if not await info.context.loaders.presence_visible.load(self.row.id):
+            return None
+        return UserStatus(self.row.status)
+
+    @strawberry.field(description="Null unless you share a server with them, are friends, or are them.")
+    async def connection_status(self, info: UsersInfo) -> ConnectionStatus | None:
+        if not await info.context.loaders.presence_visible.load(self.row.id):
+            return None
+        if self.row.status == INVISIBLE_STATUS and not self._is_me(info):
+            return ConnectionStatus.DISCONNECTED
+        connected = await info.context.loaders.connected(info.context.runtime.presence).load(self.row.id)
+        return ConnectionStatus.CONNECTED if connected else ConnectionStatus.DISCONNECTED
+
+    @strawberry.field(
+        description="Your language setting; null when not chosen (the browser's language applies), and "
+        "for anyone else."
+    )
+    def language(self, info: UsersInfo) -> Language | None:
+        return Language(self.row.language) if self._is_me(info) and self.row.language else None
+
+    @strawberry.field(description="Your preferred microphone; null for anyone else.")
+    def audio_input_device_id(self, info: UsersInfo) -> str | None:
+        return self.row.audio_input_device_id if self._is_me(info) else None
+
+    @strawberry.field(description="Your preferred camera; null for anyone else.")
+    def video_input_device_id(self, info: UsersInfo) -> str | None:
+        return self.row.video_input_device_id if self._is_me(info) else None
+
+    @strawberry.field(description="Whether sign-in asks you for a one-time code; null for anyone else.")
+    async def two_factor_enabled(self, info: UsersInfo) -> bool | None:
+        if not self._is_me(info):
+            return None
+        return await services_for(info.context.runtime).provider.totp_enabled(self.row)
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
@@ -41,8 +112,9 @@ class User:
             username=row.username,
             first_name=row.first_name,
             last_name=row.last_name,
+            bio=row.bio,
             created_at=row.created_at,
-            email_value=row.email,
+            row=row,
         )
 
     @classmethod
@@ -60,7 +132,58 @@ class AuthPayload:
     user: User
 
 
+@strawberry.type(description="Your profile after the change.")
+class ProfilePayload:
+    user: User
+
+
+@strawberry.type(description="The identity's Beep user. Refresh the token to get one that names it.")
+class FirstSignInPayload:
+    user: User
+
+
+@strawberry.type(description="Scan the QR code (or enter the secret) in an authenticator app, then confirm.")
+class TwoFactorSetup:
+    secret: str = strawberry.field(description="Shown this once, to you only.")
+    otpauth_uri: str
+    qr_code_png: str = strawberry.field(description="The otpauth URI as a PNG data: URI.")
+
+
+@strawberry.type(description="Two-factor authentication is on. Keep the recovery codes somewhere safe.")
+class TwoFactorEnabled:
+    recovery_codes: list[str] = strawberry.field(description="Each works once instead of a code; shown once.")
+    user: User
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type(description="Users by username, alphabetically.")
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+
+
 SignUpResult = Annotated[AuthPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")]
 SignInResult = Annotated[
     AuthPayload | AuthenticationError | ValidationError, strawberry.union("SignInResult")
+]
+RefreshSessionResult = Annotated[AuthPayload | AuthenticationError, strawberry.union("RefreshSessionResult")]
+FirstSignInResult = Annotated[
+    FirstSignInPayload | AuthenticationError | ConflictError | ValidationError | NotFoundError,
+    strawberry.union("FirstSignInResult"),
+]
+ProfileResult = Annotated[
+    ProfilePayload | ValidationError | ConflictError | AuthenticationError | NotFoundError,
+    strawberry.union("ProfileResult"),
+]
+TwoFactorSetupResult = Annotated[
+    TwoFactorSetup | ConflictError | NotFoundError, strawberry.union("TwoFactorSetupResult")
+]
+ConfirmTwoFactorResult = Annotated[
+    TwoFactorEnabled | ValidationError | AuthenticationError | NotFoundError,
+    strawberry.union("ConfirmTwoFactorResult"),
 ]

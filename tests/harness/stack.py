@@ -82,19 +82,24 @@ def _base_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def start_embedded() -> Stack:
+def start_embedded(
+    extra_env: dict[str, str] | None = None, extra_issuers: list[tuple[str, str]] | None = None
+) -> Stack:
+    """`extra_env`/`extra_issuers` ((issuer, JWKS URL) pairs the router trusts too): the Keycloak stack."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-embedded-"))
     port = free_port()
     env = _base_env(workdir) | {"BEEP_PORT": str(port), "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users"}
+    env |= extra_env or {}
     stack = Stack("embedded", workdir, env)
     try:
         subprocess.run([*BEEP, "db", "upgrade"], env=env, check=True, capture_output=True)
         process = stack.spawn("beep-all", [*BEEP, "serve", "all", "--port", str(port)])
         wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
         stack.subgraph_urls = embedded_subgraph_urls("127.0.0.1", port)
-        issuer = env["BEEP_ISSUER_URL"]
+        issuers = [(env["BEEP_ISSUER_URL"], f"{env['BEEP_ISSUER_URL']}/.well-known/jwks.json")]
+        issuers += extra_issuers or []
         stack.router_url = stack.start_router(
-            "router", stack.subgraph_urls, f"{issuer}/.well-known/jwks.json", issuer
+            "router", stack.subgraph_urls, ",".join(j for _i, j in issuers), ",".join(i for i, _j in issuers)
         )
     except BaseException:
         print(stack.logs(), file=sys.stderr)

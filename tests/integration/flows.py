@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from tests.harness.client import GraphQLClient
+from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
 
 SIGN_UP = """
 mutation SignUp($input: SignUpInput!) {
@@ -76,6 +77,7 @@ class Account:
     username: str
     email: str
     password: str
+    refresh_token: str = ""
 
 
 def unique(prefix: str) -> str:
@@ -100,7 +102,9 @@ async def sign_up(client: GraphQLClient, prefix: str = "user") -> Account:
     )
     payload = data["signUp"]
     assert payload["__typename"] == "AuthPayload", payload
-    return Account(payload["accessToken"], payload["user"]["id"], username, email, password)
+    return Account(
+        payload["accessToken"], payload["user"]["id"], username, email, password, payload["refreshToken"]
+    )
 
 
 async def create_server(
@@ -135,3 +139,13 @@ def stream_error_code(message: dict[str, Any]) -> str:
     errors = message["payload"].get("errors") if message["type"] == "next" else message["payload"]
     assert errors, message
     return str(errors[0]["extensions"]["code"])
+
+
+async def subscribe_settled(
+    connection: SubscriptionConnection, query: str, variables: dict[str, Any]
+) -> Operation:
+    """Subscribe and give the subgraph a moment to subscribe to the bus: the protocol has no "ready"
+    message, so an event published at once could precede the subscription."""
+    operation = await connection.subscribe(query, variables)
+    await asyncio.sleep(0.5)
+    return operation

@@ -6,7 +6,13 @@ from __future__ import annotations
 from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, stream_error_code
+from tests.integration.flows import (
+    JOIN_SERVER,
+    create_channel,
+    create_server,
+    stream_error_code,
+    subscribe_settled,
+)
 from tests.integration.test_invites_and_membership import Users, grant_role
 
 MEMBERS = """query($c: ID!, $first: Int, $after: String) { channel(id: $c) {
@@ -17,6 +23,9 @@ MEMBER_EVENTS = """subscription($c: ID!) { channelMemberEvents(channelId: $c) {
 VISIBILITY = """mutation($i: SetChannelVisibilityInput!) { setChannelVisibility(input: $i) { __typename } }"""
 LEAVE = "mutation($s: ID!) { leaveServer(serverId: $s) { __typename } }"
 UPDATE_ROLE = "mutation($i: UpdateRoleInput!) { updateRole(input: $i) { __typename } }"
+PRESENCE = """query($c: ID!, $s: ID!) {
+  channel(id: $c) { members { edges { node { user { id connectionStatus } } } } }
+  server(id: $s) { onlineCount } }"""
 DELETE_CHANNEL = "mutation($c: ID!) { deleteChannel(id: $c) { __typename } }"
 
 
@@ -73,7 +82,7 @@ async def test_member_list_changes_live(stack: Stack) -> None:
     )
 
     async with as_bob.subscriptions() as connection:
-        stream = await connection.subscribe(MEMBER_EVENTS, {"c": staff["id"]})
+        stream = await subscribe_settled(connection, MEMBER_EVENTS, {"c": staff["id"]})
         await as_carol.data(JOIN_SERVER, {"id": server["id"]})  # cannot view #staff: nothing
         role_id = await grant_role(as_owner, server["id"], carol.user_id, Permission(0))
         assert await change(stream) == ("REMOVED", carol.user_id)  # re-checked: still not in
@@ -88,3 +97,35 @@ async def test_member_list_changes_live(stack: Stack) -> None:
 
         await as_owner.data(DELETE_CHANNEL, {"c": staff["id"]})
         assert stream_error_code(await stream.next()) == "NOT_FOUND"
+
+
+async def test_presence_reaches_the_member_list_and_counts(stack: Stack) -> None:
+    users = Users(stack)
+    _owner, as_owner = await users.new("own")
+    bob, as_bob = await users.new("bob")
+    carol, as_carol = await users.new("car")
+    server = await create_server(as_owner, "Presence list", "PUBLIC")
+    for client in (as_bob, as_carol):
+        await client.data(JOIN_SERVER, {"id": server["id"]})
+    lobby = await create_channel(as_owner, server["id"], "lobby")
+
+    async with as_bob.subscriptions() as bobs:
+        stream = await subscribe_settled(bobs, MEMBER_EVENTS, {"c": lobby["id"]})
+        async with as_carol.subscriptions() as carols:  # carol comes online: a live connection
+            await subscribe_settled(carols, MEMBER_EVENTS, {"c": lobby["id"]})
+            message = await stream.next(timeout=20)
+            event = message["payload"]["data"]["channelMemberEvents"]
+            assert (event["change"], event["user"], event["connected"]) == (
+                "PRESENCE",
+                {"id": carol.user_id},
+                True,
+            )
+            seen = await as_bob.data(PRESENCE, {"c": lobby["id"], "s": server["id"]})
+            states = {
+                e["node"]["user"]["id"]: e["node"]["user"]["connectionStatus"]
+                for e in seen["channel"]["members"]["edges"]
+            }
+            assert states[carol.user_id] == "CONNECTED" and states[bob.user_id] == "CONNECTED"
+            assert seen["server"]["onlineCount"] == 2  # bob and carol; the owner has no live connection
+        gone = (await stream.next(timeout=20))["payload"]["data"]["channelMemberEvents"]
+        assert (gone["change"], gone["user"], gone["connected"]) == ("PRESENCE", {"id": carol.user_id}, False)

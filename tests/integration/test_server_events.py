@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.harness.client import Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server, stream_error_code
+from tests.integration.flows import create_channel, create_server, stream_error_code, subscribe_settled
 from tests.integration.test_invites_and_membership import Users, accept, invite
 
 SERVER_EVENTS = """subscription($s: ID!) { serverEvents(serverId: $s) {
@@ -48,7 +48,7 @@ async def test_server_events_show_only_what_the_member_may_see(stack: Stack) -> 
     assert (await as_owner.data(VISIBILITY, hidden))["setChannelVisibility"]["__typename"] == "Channel"
 
     async with as_bob.subscriptions() as connection:
-        stream = await connection.subscribe(SERVER_EVENTS, {"s": server["id"]})
+        stream = await subscribe_settled(connection, SERVER_EVENTS, {"s": server["id"]})
         # Inside the private folder: created, renamed, deleted — bob hears nothing of it.
         secret = await create_channel(as_owner, server["id"], "plans", parentId=vault["id"])
         await as_owner.data(RENAME, {"i": {"id": secret["id"], "name": "plans-v2"}})
@@ -110,11 +110,11 @@ async def test_server_events_end_when_the_member_is_removed(stack: Stack) -> Non
     await as_bob.data("mutation($s: ID!) { joinServer(serverId: $s) { __typename } }", {"s": server["id"]})
 
     async with as_eve.subscriptions() as connection:  # not a member: the same answer as no server
-        refused = await (await connection.subscribe(SERVER_EVENTS, {"s": server["id"]})).next()
+        refused = await (await subscribe_settled(connection, SERVER_EVENTS, {"s": server["id"]})).next()
         assert stream_error_code(refused) == "NOT_FOUND"
 
     async with as_bob.subscriptions() as connection:
-        stream = await connection.subscribe(SERVER_EVENTS, {"s": server["id"]})
+        stream = await subscribe_settled(connection, SERVER_EVENTS, {"s": server["id"]})
         await create_channel(as_owner, server["id"], "first")
         assert (await event(stream))["channelChange"] == "CREATED"
         await as_owner.data(KICK, {"s": server["id"], "u": bob.user_id})
