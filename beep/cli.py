@@ -26,6 +26,53 @@ def _db_upgrade(settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def _tenants(settings: Settings, args: argparse.Namespace) -> int:
+    """`beep tenants move`: progress on stderr, the report as one JSON object on stdout."""
+    import json
+
+    from db.engines import Database
+    from db.ids import configure_logical_shards
+    from db.tenant_move import MoveError, TenantMover
+
+    embedded = any(
+        u.startswith("sqlite") for u in [settings.resolved_directory_url, *settings.shard_map.physical_urls()]
+    )
+    if embedded and not args.offline:
+        print(
+            "beep tenants move: embedded storage (SQLite) has no row locks to fence writers with: stop Beep, "
+            "then run this again with --offline",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> dict[str, object]:
+        configure_logical_shards(settings.logical_shards)
+        database = Database(settings.resolved_directory_url, settings.shard_map)
+        mover = TenantMover(
+            database,
+            settle_seconds=0.0 if args.offline else args.settle_seconds,
+            batch_size=args.batch_size,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        try:
+            if args.abort:
+                journal = await mover.abort(args.tenant_id)
+                return {"tenant_id": journal.tenant_id, "state": journal.state}
+            return (await mover.move(args.tenant_id, args.to)).as_dict()
+        finally:
+            await database.dispose()
+
+    if not args.abort and args.to is None:
+        print("beep tenants move: --to SHARD (or --abort) is required", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except MoveError as error:
+        print(f"beep tenants move: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.registry import all_definitions, definition
     from subgraphs.kernel.app import configure_process, create_app
@@ -56,6 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations to the directory and every logical shard")
 
+    tenants = commands.add_parser("tenants", help="tenant operations")
+    tenant_commands = tenants.add_subparsers(dest="tenants_command", required=True)
+    move = tenant_commands.add_parser(
+        "move", help="move a tenant (a server and everything in it) to another logical shard, online"
+    )
+    move.add_argument("tenant_id", type=int, help="the server's id")
+    move.add_argument("--to", type=int, default=None, metavar="SHARD", help="the logical shard to move it to")
+    move.add_argument(
+        "--abort", action="store_true", help="give up an unfinished copy (deletes the target copy)"
+    )
+    move.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=5.0,
+        help="wait after journalling and after switching, longer than the locator's 2 s refresh (default 5)",
+    )
+    move.add_argument("--batch-size", type=int, default=1000, help="rows per statement (default 1000)")
+    move.add_argument(
+        "--offline", action="store_true", help="Beep is stopped: no waits (required on SQLite, embedded mode)"
+    )
+
     sg = commands.add_parser("supergraph", help="the API contract (subgraph SDLs and the supergraph)")
     sg_commands = sg.add_subparsers(dest="sg_command", required=True)
     sg_commands.add_parser("export", help="write each subgraph's SDL from code")
@@ -69,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         count = _db_upgrade(settings)
         print(f"directory and {count} logical shards are at the latest revision")
         return 0
+    if args.command == "tenants":
+        return _tenants(settings, args)
     if args.command == "supergraph":
         from beep import supergraph
 

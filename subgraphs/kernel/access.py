@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import SHARD_SCHEMA, UtcDateTime
+from subgraphs.kernel.errors import TenantMoved
 from subgraphs.kernel.permissions import (
     MemberGrant,
     Overwrite,
@@ -34,6 +36,7 @@ _servers = sa.Table(
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("owner_id", sa.BigInteger),
     sa.Column("visibility", sa.String),
+    sa.Column("moved_to", sa.Integer),
 )
 _members = sa.Table(
     "members",
@@ -150,6 +153,25 @@ def running_timeout(until: datetime | None, now: datetime) -> datetime | None:
     return until if until > now else None
 
 
+# session.info flag set by the unit of work on the shard sessions of a mutation's transaction.
+WRITING = "beep.writing"
+
+
+def _fenced(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
+    """In a write transaction, the servers rows read FOR KEY SHARE (held until commit): a tenant move's
+    switch (FOR UPDATE) waits for this transaction, or this one waits for the switch and then sees
+    `moved_to` (db/tenant_move/mover.py). Reads take no lock. SQLite ignores it (moves are offline there)."""
+    if not session.info.get(WRITING):
+        return query
+    return query.with_for_update(read=True, key_share=True, of=_servers)
+
+
+def check_not_moved(server_id: int, moved_to: int | None) -> None:
+    """A write must not land on the old copy of a moved tenant: raise so the mutation is retried."""
+    if moved_to is not None:
+        raise TenantMoved(server_id, moved_to)
+
+
 async def server_accesses(
     session: AsyncSession, server_ids: list[int], user_id: int | None
 ) -> dict[int, ServerAccess]:
@@ -159,15 +181,22 @@ async def server_accesses(
         return {}
     rows = (
         await session.execute(
-            sa.select(
-                _servers.c.id,
-                _servers.c.owner_id,
-                _servers.c.visibility,
-                _member_flag(user_id).label("member"),
-                _timeout_of(user_id).label("timeout_until"),
-            ).where(_servers.c.id.in_(server_ids))
+            _fenced(
+                sa.select(
+                    _servers.c.id,
+                    _servers.c.owner_id,
+                    _servers.c.visibility,
+                    _servers.c.moved_to,
+                    _member_flag(user_id).label("member"),
+                    _timeout_of(user_id).label("timeout_until"),
+                ).where(_servers.c.id.in_(server_ids)),
+                session,
+            )
         )
     ).all()
+    if session.info.get(WRITING):
+        for row in rows:
+            check_not_moved(row.id, row.moved_to)
     members = [row.id for row in rows if row.member]
     everyone: dict[int, Permission] = {}
     role_perms: dict[int, list[Permission]] = defaultdict(list)
@@ -406,9 +435,13 @@ async def lock_tenant(session: AsyncSession, server_id: int) -> None:
 
     A no-op UPDATE of the server row: on PostgreSQL it takes that row's lock (like SELECT … FOR UPDATE);
     on SQLite, which ignores FOR UPDATE, it takes the database's write lock. One statement, both backends.
-    Take it before reading the rows the change is computed from.
+    Take it before reading the rows the change is computed from. Refuses the old copy of a moved tenant.
     """
-    await session.execute(
-        sa.update(_servers).where(_servers.c.id == server_id).values(id=_servers.c.id),
+    moved_to = await session.scalar(
+        sa.update(_servers)
+        .where(_servers.c.id == server_id)
+        .values(id=_servers.c.id)
+        .returning(_servers.c.moved_to),
         execution_options={"synchronize_session": False},
     )
+    check_not_moved(server_id, moved_to)

@@ -60,6 +60,7 @@ class TopLevelCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     BAD_USER_INPUT = "BAD_USER_INPUT"
     RATE_LIMITED = "RATE_LIMITED"
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -97,6 +98,16 @@ class Conflict(DomainError):
 
 class AuthenticationFailed(DomainError):
     code = ErrorCode.INVALID_CREDENTIALS
+
+
+class TenantMoved(Exception):
+    """A write reached the old copy of a tenant that has moved to another shard (`beep tenants move`).
+    Not a domain error: `run_in_transaction` retries the mutation, which then finds the new copy."""
+
+    def __init__(self, server_id: int, shard: int) -> None:
+        super().__init__(f"server {server_id} has moved to shard {shard}")
+        self.server_id = server_id
+        self.shard = shard
 
 
 # --- GraphQL shapes -----------------------------------------------------------------------------------

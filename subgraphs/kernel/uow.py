@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
+from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event
 
@@ -41,6 +42,8 @@ class UnitOfWork:
         session = self._shards.get(shard)
         if session is None:
             session = self._shards[shard] = self.database.shard_session(shard)
+        if self._depth > 0:  # a write transaction: access checks fence it against tenant moves
+            session.info[WRITING] = True
         return session
 
     @asynccontextmanager
@@ -115,10 +118,12 @@ class UnitOfWork:
     async def _commit(self) -> None:
         for session in self._sessions():
             await session.commit()
+            session.info.pop(WRITING, None)  # what the request reads afterwards takes no lock
 
     async def _rollback(self) -> None:
         for session in self._sessions():
             await session.rollback()
+            session.info.pop(WRITING, None)
 
     async def close(self) -> None:
         sessions = self._sessions()

@@ -199,7 +199,9 @@ async def discoverable_servers(
     needle = _like_escape(query)
     rank = case((ServerRow.name.ilike(f"{needle}%", escape="\\"), 0), else_=1)
     statement = select(ServerRow, rank.label("rank")).where(
-        ServerRow.visibility == "PUBLIC", ServerRow.kind == "SERVER"
+        ServerRow.visibility == "PUBLIC",
+        ServerRow.kind == "SERVER",
+        ServerRow.moved_to.is_(None),  # not the other copy of a server being moved (db/tenant_move)
     )
     if needle:
         contains = f"%{needle}%"
