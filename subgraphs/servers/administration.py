@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
+from db.locator import Relocation
 from db.tenants import Tenant
 from subgraphs.kernel import access, audit
 from subgraphs.kernel.audit import AuditAction
@@ -114,6 +115,7 @@ async def delete_server(uow: UnitOfWork, principal: Principal, server_id: int, c
     session = await uow.for_entity(server_id)
     await session.delete(server)
     await session.flush()
+    await uow.directory().execute(delete(Relocation).where(Relocation.tenant_id == server_id))
     await uow.directory().execute(delete(Tenant).where(Tenant.id == server_id))
     uow.emit(topic_for_server(server_id), ServerDeleted(server_id))
     access_changed(uow.emit, server_id)  # every live stream of it re-checks, finds nothing and ends

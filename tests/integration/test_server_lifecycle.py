@@ -168,6 +168,7 @@ async def _leftovers(stack: Stack, server_id: int, channel_ids: list[int]) -> di
                 ("invites", "server_id"),
                 ("memberships", "server_id"),
                 ("server_invitations", "server_id"),
+                ("relocations", "tenant_id"),
             ):
                 count = await directory.scalar(
                     sa.text(f"SELECT count(*) FROM {name} WHERE {column} = :s"), {"s": server_id}
