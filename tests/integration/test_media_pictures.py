@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -63,8 +64,12 @@ async def upload(
     variables: dict[str, Any],
     files: dict[str, tuple[str, bytes, str]],
     headers: dict[str, str] | None = None,
+    *,
+    url: str | None = None,
+    chunked: bool = False,
 ) -> httpx.Response:
-    """A GraphQL multipart request (jaydenseric's spec) to the router: operations, map, then the files."""
+    """A GraphQL multipart request (jaydenseric's spec) to the router: operations, map, then the files.
+    `chunked`: streamed without a Content-Length, so only the parser's own limits can stop it."""
     sent = dict(PREFLIGHT if headers is None else headers)
     if token:
         sent["authorization"] = f"Bearer {token}"
@@ -75,7 +80,17 @@ async def upload(
     }
     parts = {names[path]: spec for path, spec in files.items()}
     async with httpx.AsyncClient(timeout=60) as http:
-        return await http.post(stack.router_url, data=form, files=parts, headers=sent)
+        request = http.build_request("POST", url or stack.router_url, data=form, files=parts, headers=sent)
+        if not chunked:
+            return await http.send(request)
+        body = request.read()
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 1 << 20):
+                yield body[start : start + (1 << 20)]
+
+        headers = {**sent, "content-type": request.headers["content-type"]}
+        return await http.post(url or stack.router_url, content=pieces(), headers=headers)
 
 
 async def send_file(
@@ -293,6 +308,14 @@ async def test_oversized_uploads_are_refused(stack: Stack) -> None:
     response = await upload(
         stack, me.token, SET_BANNER, {"file": None}, {"file": ("huge.png", twelve, "image/png")}
     )
+    assert response.status_code == 413, response.text
+    # The same without a Content-Length: the router's parser stops at 10 MiB, and so does the subgraph
+    # (reached directly) at 11 MiB.
+    huge = {"file": ("huge.png", twelve, "image/png")}
+    response = await upload(stack, me.token, SET_BANNER, {"file": None}, huge, chunked=True)
+    assert response.status_code == 413, response.text
+    direct = stack.subgraph_urls["users"]
+    response = await upload(stack, me.token, SET_BANNER, {"file": None}, huge, url=direct, chunked=True)
     assert response.status_code == 413, response.text
     # A decompression bomb: a tiny file that claims 20,000 x 20,000 pixels.
     bomb = _png_header_claiming(20_000, 20_000)

@@ -180,3 +180,12 @@ async def test_pictures_store_sign_and_delete(tmp_path: Path) -> None:
     assert pictures.url(None) is None
     await pictures.delete(key, None, "users/" + "0" * 32)  # missing ones are not an error
     assert not await storage.exists(key)
+
+
+def test_picture_errors_speak_french_too() -> None:
+    from media.images import ImageTooLarge, UnsupportedImageType
+    from subgraphs.kernel.i18n import translate
+
+    assert translate(UnsupportedImageType().message, "fr") == "Envoyez une image PNG, JPEG, GIF ou WebP."
+    assert translate(ImageTooLarge().message, "fr").startswith("L'image est trop grande")
+    assert translate("The file is larger than 8 MiB.", "fr") == "Le fichier dépasse 8 Mio."
