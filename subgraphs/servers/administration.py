@@ -59,15 +59,45 @@ async def joined_server(uow: UnitOfWork, principal: Principal, server_id: int) -
     return server, found.has(Permission.MANAGE_SERVER)
 
 
+async def managed_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
+    """The server (locked) for a member with Manage Server; `NotFound` or `PermissionDenied` otherwise."""
+    server, may_manage = await joined_server(uow, principal, server_id)
+    if not may_manage:
+        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
+    return server
+
+
+async def record_update(
+    uow: UnitOfWork,
+    principal: Principal,
+    server: ServerRow,
+    before: dict[str, object],
+    after: dict[str, object],
+) -> None:
+    """Flush a change of the server's settings, audit-log it and tell its members."""
+    await (await uow.for_entity(server.id)).flush()
+    await audit.record(
+        uow,
+        server.id,
+        principal.user_id,
+        AuditAction.SERVER_UPDATE,
+        ("SERVER", server.id),
+        before=before,
+        after=after,
+    )
+    uow.emit(
+        topic_for_server(server.id),
+        ServerUpdated(server.id, server.name, server.description, server.visibility),
+    )
+
+
 async def update_server(
     uow: UnitOfWork, principal: Principal, server_id: int, changes: ServerChanges
 ) -> ServerRow:
     name = clean_name(changes.name) if changes.name is not None else None
     description = clean_description(changes.description) if changes.description is not None else None
     visibility = check_visibility(changes.visibility) if changes.visibility is not None else None
-    server, may_manage = await joined_server(uow, principal, server_id)
-    if not may_manage:
-        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
+    server = await managed_server(uow, principal, server_id)
     before = snapshot(server)
     server.name = name if name is not None else server.name
     server.description = description if description is not None else server.description
@@ -75,20 +105,7 @@ async def update_server(
     after = snapshot(server)
     if after == before:
         return server  # nothing changes, nothing is announced
-    await (await uow.for_entity(server_id)).flush()
-    await audit.record(
-        uow,
-        server_id,
-        principal.user_id,
-        AuditAction.SERVER_UPDATE,
-        ("SERVER", server_id),
-        before=before,
-        after=after,
-    )
-    uow.emit(
-        topic_for_server(server_id),
-        ServerUpdated(server_id, server.name, server.description, server.visibility),
-    )
+    await record_update(uow, principal, server, before, after)
     if after["visibility"] != before["visibility"]:
         access_changed(uow.emit, server_id)  # who may see the server changed
     return server

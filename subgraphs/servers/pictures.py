@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from subgraphs.kernel import audit
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import PermissionDenied
-from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.servers.administration import joined_server
-from subgraphs.servers.events import ServerUpdated
+from subgraphs.servers.administration import managed_server, record_update
 from subgraphs.servers.models import ServerRow
 
 PICTURE_SLOTS = ("picture", "banner")
@@ -22,9 +17,7 @@ def scope_of(server_id: int) -> str:
 
 async def check_manager(uow: UnitOfWork, principal: Principal, server_id: int) -> None:
     """`NotFound` unless a member, `PermissionDenied` without Manage Server."""
-    _server, may_manage = await joined_server(uow, principal, server_id)
-    if not may_manage:
-        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
+    await managed_server(uow, principal, server_id)
 
 
 async def set_server_picture(
@@ -33,27 +26,13 @@ async def set_server_picture(
     """Point the server's picture or banner at a stored picture (None: remove it); the key it replaces."""
     if slot not in PICTURE_SLOTS:
         raise ValueError(f"unknown picture slot {slot!r}")
-    await check_manager(uow, principal, server_id)
-    server, _ = await joined_server(uow, principal, server_id)
+    server = await managed_server(uow, principal, server_id)
     previous: str | None = getattr(server, f"{slot}_key")
     if previous == key:
         return server, None
     setattr(server, f"{slot}_key", key)
-    await (await uow.for_entity(server_id)).flush()
-    await audit.record(
-        uow,
-        server_id,
-        principal.user_id,
-        AuditAction.SERVER_UPDATE,
-        ("SERVER", server_id),
-        # The object ids, not URLs: enough to tell one picture from the next.
-        before={slot: _object_id(previous)},
-        after={slot: _object_id(key)},
-    )
-    uow.emit(
-        topic_for_server(server_id),
-        ServerUpdated(server_id, server.name, server.description, server.visibility),
-    )
+    # The object ids, not URLs, in the log: enough to tell one picture from the next.
+    await record_update(uow, principal, server, {slot: _object_id(previous)}, {slot: _object_id(key)})
     return server, previous
 
 
