@@ -100,8 +100,10 @@ class UrlSigner:
         disposition: Disposition = "attachment",
         *,
         filename: str | None = None,
+        align: int = 1,
     ) -> str:
-        """A relative (or `base_url`-absolute) URL to download `key` for the next `expires_in`."""
+        """A relative (or `base_url`-absolute) URL to download `key` for the next `expires_in`; with
+        `align`, the expiry is rounded up to a multiple of it (valid up to `align` seconds longer)."""
         validate_key(key)
         ttl = expires_in if isinstance(expires_in, timedelta) else timedelta(seconds=expires_in)
         if not timedelta(0) < ttl <= self._max_ttl:
@@ -110,6 +112,8 @@ class UrlSigner:
             raise ValueError(f"disposition must be one of {sorted(DISPOSITIONS)}")
         name = safe_filename(filename) if filename is not None else None
         exp = str(math.ceil(self._clock() + ttl.total_seconds()))
+        if align > 1:  # the same URL for `align` seconds, so browsers and proxies can cache it
+            exp = str(-(-int(exp) // align) * align)
         params = {"exp": exp, "disp": disposition}
         if name:
             params["fn"] = name

@@ -2,6 +2,7 @@
 //
 // Loaded by `hive-gateway supergraph` when run with cwd = router/. Every setting comes from an
 // environment variable; see README.md for the list and the reasons behind the non-default choices.
+import { createFetch } from '@whatwg-node/fetch';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -401,6 +402,52 @@ function useDepthAndAliasLimits(maxDepth: number, maxAliases: number): GatewayPl
 }
 
 // ---------------------------------------------------------------------------------------------
+// file uploads (GraphQL multipart request spec)
+//
+// The router parses multipart requests and forwards each file to the subgraph that owns the field, as a
+// multipart request of its own. Limits apply while parsing (busboy), before anything is buffered past
+// them: each file at most BEEP_ROUTER_MAX_FILE_BYTES (10 MiB, the largest picture), at most
+// BEEP_ROUTER_MAX_FILES files (1) per request; the whole body at most that plus 1 MiB. A browser can send
+// multipart/form-data cross-site without a CORS preflight (an HTML form can), so a multipart request must
+// carry one of PREFLIGHT_HEADERS, which a form cannot set; subgraphs check the same (kernel/app.py).
+
+const maxFileBytes = int('BEEP_ROUTER_MAX_FILE_BYTES', 10 * 1024 * 1024);
+const maxFiles = int('BEEP_ROUTER_MAX_FILES', 1);
+const maxMultipartBytes = maxFileBytes * Math.max(maxFiles, 1) + 1024 * 1024;
+const PREFLIGHT_HEADERS = ['graphql-require-preflight', 'apollo-require-preflight', 'x-apollo-operation-name'];
+const uploadFetchAPI = createFetch({
+  formDataLimits: { fileSize: maxFileBytes, files: maxFiles, fieldSize: 1024 * 1024, fields: 16, parts: maxFiles + 16 },
+});
+
+function refuse(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ errors: [{ message, extensions: { code } }] }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
+}
+
+function useUploadGuard(): GatewayPlugin {
+  return {
+    onRequest({ request, endResponse }: { request: Request; endResponse: (r: Response) => void }) {
+      if (request.method !== 'POST') return;
+      const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'multipart/form-data') return;
+      if (!PREFLIGHT_HEADERS.some((name) => (request.headers.get(name) ?? '').trim() !== '')) {
+        return endResponse(
+          refuse(403, 'FORBIDDEN', 'Multipart requests need a preflight header (GraphQL-Require-Preflight).'),
+        );
+      }
+      const length = request.headers.get('content-length');
+      if (length !== null && (!/^\d+$/.test(length) || Number(length) > maxMultipartBytes)) {
+        return endResponse(
+          refuse(413, 'REQUEST_ENTITY_TOO_LARGE', `The request is larger than ${maxMultipartBytes} bytes.`),
+        );
+      }
+    },
+  } as GatewayPlugin;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 log.info(
   {
@@ -411,6 +458,7 @@ log.info(
     maxTokens,
     maxAliases,
     dedupe,
+    uploads: { maxFileBytes, maxFiles },
     cors: cors ? corsOrigins : '*',
     jwks: jwksUrls,
     urlOverrides: Object.fromEntries(
@@ -430,6 +478,8 @@ export const gatewayConfig = defineConfig({
   cors,
   graphiql: laboratory,
   transportEntries,
+  multipart: true,
+  fetchAPI: { Request: uploadFetchAPI.Request, Body: uploadFetchAPI.Body } as any,
 
   // Built-in graphql-armor token limit (checked while parsing); 0 disables. Depth and aliases:
   // see useDepthAndAliasLimits above.
@@ -450,6 +500,8 @@ export const gatewayConfig = defineConfig({
       return {
         authorization: pick('authorization'),
         'accept-language': pick('accept-language'),
+        // The client passed the router's preflight check (useUploadGuard); subgraphs ask for it too.
+        'graphql-require-preflight': 'true',
         // The client's address, appended as a proxy does (sign-in throttling reads the last entry).
         'x-forwarded-for': forwardedFor(pick('x-forwarded-for'), context),
       };
@@ -457,6 +509,7 @@ export const gatewayConfig = defineConfig({
   },
 
   plugins: () => [
+    useUploadGuard(),
     useBeepJwt(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
   ],

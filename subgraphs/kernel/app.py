@@ -60,6 +60,8 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             allowed_origins=origins,
+            # GraphQL multipart requests (file uploads), behind UploadGuard: preflight header, size cap.
+            multipart_uploads_enabled=True,
         )
         self.definition = definition
         self.holder = holder
@@ -177,6 +179,62 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+# Largest body of a multipart request: the largest picture (10 MiB) and the form's JSON parts. The
+# router caps each file at the same 10 MiB first (router/README.md); per-kind limits follow in media/.
+MAX_MULTIPART_BYTES = 11 * 1024 * 1024
+# A browser can send multipart/form-data cross-site without a CORS preflight (an HTML form can), but not
+# with a custom header: one of these must be present and non-empty. The router sends the first.
+PREFLIGHT_HEADERS = (b"graphql-require-preflight", b"apollo-require-preflight", b"x-apollo-operation-name")
+
+
+class UploadGuard:
+    """Pure ASGI in front of GraphQL over HTTP: a multipart request without a preflight header is refused
+    (403, no cross-site form posts), and one larger than MAX_MULTIPART_BYTES is cut off (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_MULTIPART_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        if scope["type"] != "http" or content_type != b"multipart/form-data":
+            await self.app(scope, receive, send)
+            return
+        if not any(headers.get(name, b"").strip() for name in PREFLIGHT_HEADERS):
+            await _refuse(403, "Multipart requests need a preflight header (GraphQL-Require-Preflight).")(
+                scope, receive, send
+            )
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _refuse(413, f"The request is larger than {self.max_bytes} bytes.")(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _refuse(413, f"The request is larger than {self.max_bytes} bytes.")(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _refuse(status: int, message: str) -> Response:
+    code = TopLevelCode.FORBIDDEN if status == 403 else TopLevelCode.BAD_USER_INPUT
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code.value}}]}, status)
+
+
 class AuthMiddleware:
     """Verifies `Authorization: Bearer` on HTTP requests; a bad token is a 401 with UNAUTHENTICATED."""
 
@@ -216,7 +274,7 @@ async def _healthz(_request: Request) -> Response:
 def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settings: Settings) -> Starlette:
     graphql = SubgraphGraphQL(definition, holder, settings.origins)
     routes: list[BaseRoute] = [
-        Route("/graphql", AuthMiddleware(graphql, holder), methods=["GET", "POST"]),
+        Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder)), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", PresenceLifecycle(graphql)),
         Route("/healthz", _healthz),
         *definition.extra_routes(holder),

@@ -149,6 +149,14 @@ FRENCH: dict[str, str] = {
     "roleIds and memberIds apply to private channels only.": (
         "roleIds et memberIds ne s'appliquent qu'aux salons privés."
     ),
+    # pictures (media/images.py, kernel/uploads.py)
+    "Upload a PNG, JPEG, GIF or WebP image.": "Envoyez une image PNG, JPEG, GIF ou WebP.",
+    "The image could not be read.": "L'image est illisible.",
+    "The image is too large: at most {n} pixels a side and {m} megapixels.": (
+        "L'image est trop grande : au plus {n} pixels de côté et {m} mégapixels."
+    ),
+    "The file is larger than {n} MiB.": "Le fichier dépasse {n} Mio.",
+    "Send the file as a GraphQL multipart upload.": "Envoyez le fichier en téléversement multipart GraphQL.",
     "Internal server error": "Erreur interne du serveur",
 }
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from db.engines import Database
 from db.ids import configure_logical_shards
+from media.pictures import Pictures, load_or_create_signing_keys
+from media.signing import UrlSigner
+from media.storage import LocalDiskStorage
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
 from subgraphs.kernel.presence import PresenceStore, create_presence_store
@@ -22,6 +25,7 @@ class Runtime:
     verifier: TokenVerifier
     presence: PresenceStore
     rate_limiter: RateLimiter
+    pictures: Pictures
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -37,13 +41,21 @@ class Runtime:
         )
         presence = create_presence_store(settings.redis_url)
         bus = create_bus(settings.redis_url)
-        return cls(settings, database, bus, verifier, presence, create_rate_limiter(settings.redis_url))
+        limiter = create_rate_limiter(settings.redis_url)
+        return cls(settings, database, bus, verifier, presence, limiter, _pictures(settings))
 
     async def close(self) -> None:
         await self.presence.close()
         await self.bus.close()
         await self.rate_limiter.close()
         await self.database.dispose()
+
+
+def _pictures(settings: Settings) -> Pictures:
+    keys = load_or_create_signing_keys(settings.media_signing_keys, settings.data_dir / "media-signing-keys")
+    signer = UrlSigner.from_spec(keys, base_url=f"{settings.resolved_media_public_url}/files")
+    storage = LocalDiskStorage(settings.resolved_media_dir)
+    return Pictures(storage, signer, url_ttl_seconds=settings.media_url_ttl_seconds)
 
 
 class RuntimeHolder:

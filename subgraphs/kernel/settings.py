@@ -62,6 +62,13 @@ class Settings(BaseSettings):
 
     # Files
     media_dir: Path | None = None
+    # Download URLs: `kid:base64url-secret[,kid:secret...]` (the first signs, all verify); empty: a key
+    # file in the data dir, created on first start (replicas must share it, or set this).
+    media_signing_keys: str = ""
+    # Where clients reach the media app (`/files/...` follows); empty: the users service's public URL
+    # (BEEP_ISSUER_URL) + /media, which serves it.
+    media_public_url: str = ""
+    media_url_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
 
     @cached_property
     def resolved_directory_url(self) -> str:
@@ -96,6 +103,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_media_dir(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+    @cached_property
+    def resolved_media_public_url(self) -> str:
+        return (self.media_public_url or f"{self.issuer_url.rstrip('/')}/media").rstrip("/")
 
     @cached_property
     def origins(self) -> list[str]:

@@ -50,7 +50,7 @@ def snapshot(server: ServerRow) -> dict[str, object]:
     return {"name": server.name, "description": server.description, "visibility": server.visibility}
 
 
-async def _joined_server(uow: UnitOfWork, principal: Principal, server_id: int) -> tuple[ServerRow, bool]:
+async def joined_server(uow: UnitOfWork, principal: Principal, server_id: int) -> tuple[ServerRow, bool]:
     """The server (locked) and whether the caller may manage it; "not found" unless they are a member."""
     session = await uow.for_entity(server_id)
     server = await repository.lock_server(session, server_id)
@@ -60,15 +60,45 @@ async def _joined_server(uow: UnitOfWork, principal: Principal, server_id: int) 
     return server, found.has(Permission.MANAGE_SERVER)
 
 
+async def managed_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
+    """The server (locked) for a member with Manage Server; `NotFound` or `PermissionDenied` otherwise."""
+    server, may_manage = await joined_server(uow, principal, server_id)
+    if not may_manage:
+        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
+    return server
+
+
+async def record_update(
+    uow: UnitOfWork,
+    principal: Principal,
+    server: ServerRow,
+    before: dict[str, object],
+    after: dict[str, object],
+) -> None:
+    """Flush a change of the server's settings, audit-log it and tell its members."""
+    await (await uow.for_entity(server.id)).flush()
+    await audit.record(
+        uow,
+        server.id,
+        principal.user_id,
+        AuditAction.SERVER_UPDATE,
+        ("SERVER", server.id),
+        before=before,
+        after=after,
+    )
+    uow.emit(
+        topic_for_server(server.id),
+        ServerUpdated(server.id, server.name, server.description, server.visibility),
+    )
+
+
 async def update_server(
     uow: UnitOfWork, principal: Principal, server_id: int, changes: ServerChanges
 ) -> ServerRow:
     name = clean_name(changes.name) if changes.name is not None else None
     description = clean_description(changes.description) if changes.description is not None else None
     visibility = check_visibility(changes.visibility) if changes.visibility is not None else None
-    server, may_manage = await _joined_server(uow, principal, server_id)
-    if not may_manage:
-        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
+    server = await managed_server(uow, principal, server_id)
     before = snapshot(server)
     server.name = name if name is not None else server.name
     server.description = description if description is not None else server.description
@@ -76,34 +106,24 @@ async def update_server(
     after = snapshot(server)
     if after == before:
         return server  # nothing changes, nothing is announced
-    await (await uow.for_entity(server_id)).flush()
-    await audit.record(
-        uow,
-        server_id,
-        principal.user_id,
-        AuditAction.SERVER_UPDATE,
-        ("SERVER", server_id),
-        before=before,
-        after=after,
-    )
-    uow.emit(
-        topic_for_server(server_id),
-        ServerUpdated(server_id, server.name, server.description, server.visibility),
-    )
+    await record_update(uow, principal, server, before, after)
     if after["visibility"] != before["visibility"]:
         access_changed(uow.emit, server_id)  # who may see the server changed
     return server
 
 
-async def delete_server(uow: UnitOfWork, principal: Principal, server_id: int, confirm_name: str) -> None:
+async def delete_server(
+    uow: UnitOfWork, principal: Principal, server_id: int, confirm_name: str
+) -> list[str | None]:
     """Destroy a server and everything in it, on every store. Only its owner may, naming it exactly.
 
     The shard: the server row, whose foreign keys cascade to every tenant row (members, roles, channels
     and through them messages, overwrites and webhooks; bans, timeouts, the audit log) in one statement.
     The directory: the tenant row, cascading to invite codes, membership index entries and invitations.
-    Stores outside the databases (media files, search cores) follow `ServerDeleted` once they exist.
+    Stores outside the databases (search cores) follow `ServerDeleted` once they exist. Returns the
+    media/ keys of the server's files, for the caller to delete once the transaction has committed.
     """
-    server, _ = await _joined_server(uow, principal, server_id)
+    server, _ = await joined_server(uow, principal, server_id)
     if server.owner_id != principal.user_id:
         raise PermissionDenied("Only the owner can delete a server.", field="serverId")
     if confirm_name != server.name:
@@ -119,6 +139,7 @@ async def delete_server(uow: UnitOfWork, principal: Principal, server_id: int, c
     await uow.directory().execute(delete(Tenant).where(Tenant.id == server_id))
     uow.emit(topic_for_server(server_id), ServerDeleted(server_id))
     access_changed(uow.emit, server_id)  # every live stream of it re-checks, finds nothing and ends
+    return [server.picture_key, server.banner_key]
 
 
 async def read_audit_log(

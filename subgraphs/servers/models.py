@@ -32,6 +32,9 @@ class ServerRow(ShardBase):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Set on the old copy once a tenant has moved to another shard (db/tenant_move.py): a fence.
     moved_to: Mapped[int | None] = mapped_column(default=None)
+    # media/ storage keys of the server's picture and banner; None when unset.
+    picture_key: Mapped[str | None] = mapped_column(String(256), default=None)
+    banner_key: Mapped[str | None] = mapped_column(String(256), default=None)
 
 
 class MemberTimeoutRow(ShardBase):

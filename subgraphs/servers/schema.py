@@ -8,9 +8,11 @@ from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
+from strawberry.file_uploads import Upload
 
 import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
+from media.images import PictureKind
 from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
@@ -22,12 +24,14 @@ from subgraphs.kernel.errors import (
     forbidden,
     not_found,
     schema_extensions,
+    user_error,
 )
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
+from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.servers import (
     administration,
     discovery,
@@ -36,6 +40,7 @@ from subgraphs.servers import (
     live,
     membership,
     moderation,
+    pictures,
     roles,
     service,
 )
@@ -261,12 +266,45 @@ class Mutation:
     async def delete_server(
         self, info: ServersInfo, server_id: strawberry.ID, confirm_name: str
     ) -> DeleteServerResult:
+        files: list[str | None] = []
+
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerDeletion:
             target = id_input(str(server_id), "serverId")
-            await administration.delete_server(ctx.uow, principal, target, confirm_name)
+            files.extend(await administration.delete_server(ctx.uow, principal, target, confirm_name))
             return ServerDeletion(server_id=strawberry.ID(str(target)))
 
-        return await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(info, operation)
+        if isinstance(result, ServerDeletion):  # committed: its files go too
+            await info.context.runtime.pictures.delete(*files)
+        return result
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Set a server's picture (Manage Server; GraphQL multipart upload): "
+        f"{PictureKind.SERVER_PICTURE.describe()}",
+    )
+    async def set_server_picture(
+        self, info: ServersInfo, server_id: strawberry.ID, file: Upload
+    ) -> UpdateServerResult:
+        return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, file)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's picture.")
+    async def remove_server_picture(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
+        return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, None)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Set a server's banner (Manage Server; GraphQL multipart upload): "
+        f"{PictureKind.SERVER_BANNER.describe()}",
+    )
+    async def set_server_banner(
+        self, info: ServersInfo, server_id: strawberry.ID, file: Upload
+    ) -> UpdateServerResult:
+        return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, file)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's banner.")
+    async def remove_server_banner(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
+        return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, None)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -507,6 +545,35 @@ class Mutation:
             )
 
         return await signed_in_mutation(info, operation)
+
+
+async def _change_picture(
+    info: ServersInfo, server_id: strawberry.ID, slot: str, kind: PictureKind, file: Upload | None
+) -> UpdateServerResult:
+    """Check the caller may manage the server, store the new picture (if any), point the server at it,
+    then delete the one it replaces."""
+    ctx = info.context
+    principal = ctx.require_principal()
+    target = id_input(str(server_id), "serverId")
+    store = ctx.runtime.pictures
+    if file is not None:
+        # Refused before the file is read, so a non-manager cannot make the server store anything.
+        refused = await run_in_transaction(
+            ctx.uow, lambda: pictures.check_manager(ctx.uow, principal, target)
+        )
+        if refused is not None:
+            return refused  # type: ignore[no-any-return]
+    try:
+        key = await store_upload(store, kind, pictures.scope_of(target), file, "file") if file else None
+    except DomainError as error:
+        return user_error(error)
+
+    async def operation(replaced: list[str | None]) -> Server:
+        row, previous = await pictures.set_server_picture(ctx.uow, principal, target, slot, key)
+        replaced.append(previous)
+        return Server.from_row(row)
+
+    return await commit_swap(ctx.uow, store, key, operation)
 
 
 async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigned: bool) -> RoleResult:

@@ -62,6 +62,22 @@ class Server:
     visibility: ServerVisibility
     created_at: datetime
     owner_id: strawberry.Private[int]
+    picture_key: strawberry.Private[str | None] = None
+    banner_key: strawberry.Private[str | None] = None
+
+    @strawberry.field(
+        description="The server's picture: a signed URL that works for about 15 minutes (WebP, within "
+        "512x512); null when none is set."
+    )
+    def picture_url(self, info: ServersInfo) -> str | None:
+        return info.context.runtime.pictures.url(self.picture_key)
+
+    @strawberry.field(
+        description="The server's banner: a signed URL that works for about 15 minutes (WebP, within "
+        "1920x1080); null when none is set."
+    )
+    def banner_url(self, info: ServersInfo) -> str | None:
+        return info.context.runtime.pictures.url(self.banner_key)
 
     @strawberry.field
     def owner(self) -> User:
@@ -110,6 +126,8 @@ class Server:
             visibility=ServerVisibility(row.visibility),
             created_at=row.created_at,
             owner_id=row.owner_id,
+            picture_key=row.picture_key,
+            banner_key=row.banner_key,
         )
 
     @classmethod

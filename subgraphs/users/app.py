@@ -1,10 +1,35 @@
-"""The users subgraph as a deployable unit."""
+"""The users subgraph as a deployable unit. Besides GraphQL it serves the built-in issuer's public
+endpoints and the media download app (`/media/files/...`, short-lived signed URLs): both are public,
+non-GraphQL endpoints of the process whose URL is BEEP_ISSUER_URL."""
 
 from __future__ import annotations
 
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.users.issuer import issuer_routes
 from subgraphs.users.loaders import build_loaders
 from subgraphs.users.schema import schema
 
-definition = SubgraphDefinition("users", schema, build_loaders, issuer_routes)
+
+class MediaEndpoint:
+    """The media app of the process's runtime (built once the lifespan has started it)."""
+
+    def __init__(self, holder: RuntimeHolder) -> None:
+        self.holder = holder
+        self._built: tuple[Runtime, ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.holder.runtime
+        if self._built is None or self._built[0] is not runtime:
+            self._built = (runtime, runtime.pictures.app())
+        await self._built[1](scope, receive, send)
+
+
+def routes(holder: RuntimeHolder) -> list[BaseRoute]:
+    return [*issuer_routes(holder), Mount("/media", app=MediaEndpoint(holder))]
+
+
+definition = SubgraphDefinition("users", schema, build_loaders, routes)

@@ -27,6 +27,9 @@ class UserRow(DirectoryBase):
     language: Mapped[str | None] = mapped_column(String(2), default=None)  # None: follow the browser
     audio_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
     video_input_device_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # media/ storage keys of the profile picture and banner; None when unset.
+    avatar_key: Mapped[str | None] = mapped_column(String(256), default=None)
+    banner_key: Mapped[str | None] = mapped_column(String(256), default=None)
     # Secrets: never leave the server (the pending secret is shown once, in the setup response).
     totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # built-in issuer only
     totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -6,14 +6,17 @@ from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
+from strawberry.file_uploads import Upload
 
 from db.ids import parse_id
+from media.images import PictureKind
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions, user_error
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.users import service
 from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput
 from subgraphs.users.service import AuthResult, ProfileChanges, SignUpData
@@ -98,15 +101,30 @@ def _profile(row: Any) -> ProfilePayload:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create an account and sign in.")
-    async def sign_up(self, info: UsersInfo, input: SignUpInput) -> SignUpResult:
+    @strawberry.mutation(
+        description="Create an account and sign in. `avatar`, optional, is a profile picture sent as a "
+        f"GraphQL multipart upload: {PictureKind.AVATAR.describe()}"
+    )
+    async def sign_up(
+        self, info: UsersInfo, input: SignUpInput, avatar: Upload | None = None
+    ) -> SignUpResult:
         ctx = info.context
         provider = services_for(ctx.runtime).provider
-        data = SignUpData(input.first_name, input.last_name, input.username, input.email, input.password)
+        pictures = ctx.runtime.pictures
+        avatar_key = None
         try:
+            if avatar is not None:  # checked and stored first: a refused picture creates no account
+                avatar_key = await store_upload(pictures, PictureKind.AVATAR, USER_SCOPE, avatar, "avatar")
+            data = SignUpData(
+                input.first_name, input.last_name, input.username, input.email, input.password, avatar_key
+            )
             return _payload(await service.sign_up_compensated(ctx.uow, provider, data, ctx.uow.atomic))
         except DomainError as error:
+            await pictures.delete(avatar_key)
             return user_error(error)
+        except BaseException:
+            await pictures.delete(avatar_key)
+            raise
 
     @strawberry.mutation(
         description="Sign in with e-mail and password. With two-factor authentication on, the first "
@@ -245,6 +263,49 @@ class Mutation:
             return _profile(user)
 
         return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        description=f"Set your profile picture (GraphQL multipart upload): {PictureKind.AVATAR.describe()}"
+    )
+    async def set_avatar(self, info: UsersInfo, file: Upload) -> ProfileResult:
+        return await _change_picture(info, "avatar", PictureKind.AVATAR, file)
+
+    @strawberry.mutation(description="Remove your profile picture.")
+    async def remove_avatar(self, info: UsersInfo) -> ProfileResult:
+        return await _change_picture(info, "avatar", PictureKind.AVATAR, None)
+
+    @strawberry.mutation(
+        description=f"Set your profile banner (GraphQL multipart upload): {PictureKind.BANNER.describe()}"
+    )
+    async def set_banner(self, info: UsersInfo, file: Upload) -> ProfileResult:
+        return await _change_picture(info, "banner", PictureKind.BANNER, file)
+
+    @strawberry.mutation(description="Remove your profile banner.")
+    async def remove_banner(self, info: UsersInfo) -> ProfileResult:
+        return await _change_picture(info, "banner", PictureKind.BANNER, None)
+
+
+USER_SCOPE = "users"  # media/ scope of profile pictures and banners
+
+
+async def _change_picture(
+    info: UsersInfo, slot: str, kind: PictureKind, file: Upload | None
+) -> ProfileResult:
+    """Store the new picture (if any), point the profile at it, then delete the one it replaces."""
+    ctx = info.context
+    principal = ctx.require_principal()
+    pictures = ctx.runtime.pictures
+    try:
+        new_key = await store_upload(pictures, kind, USER_SCOPE, file, "file") if file is not None else None
+    except DomainError as error:
+        return user_error(error)
+
+    async def operation(replaced: list[str | None]) -> ProfilePayload:
+        user, previous = await service.set_picture(ctx.uow, principal.user_id, slot, new_key)
+        replaced.append(previous)
+        return _profile(user)
+
+    return await commit_swap(ctx.uow, pictures, new_key, operation)
 
 
 schema = Schema(

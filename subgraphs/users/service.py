@@ -46,6 +46,7 @@ class SignUpData:
     username: str
     email: str
     password: str
+    avatar_key: str | None = None  # already stored (media/) when the sign-up starts
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ async def sign_up(
         bio="",
         status="ACTIVE",
         language=None,
+        avatar_key=data.avatar_key,
     )
     await _flush_user(session, user, new=True)
     await provider.create_identity(user, password)
@@ -470,6 +472,24 @@ async def change_password(
     password = validate_password(new_password, username=user.username, email=user.email, field="newPassword")
     await provider.set_password(uow, user, password)
     return user
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+
+PICTURE_SLOTS = ("avatar", "banner")
+
+
+async def set_picture(
+    uow: UnitOfWork, user_id: int, slot: str, key: str | None
+) -> tuple[UserRow, str | None]:
+    """Point the user's avatar or banner at a stored picture (None: remove it); the key it replaces."""
+    if slot not in PICTURE_SLOTS:
+        raise ValueError(f"unknown picture slot {slot!r}")
+    user = await _user(uow, user_id)
+    previous: str | None = getattr(user, f"{slot}_key")
+    setattr(user, f"{slot}_key", key)
+    await _flush_user(uow.directory(), user, new=False)
+    return user, previous
 
 
 # --- search -----------------------------------------------------------------------------------------

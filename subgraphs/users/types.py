@@ -99,6 +99,20 @@ class User:
     def video_input_device_id(self, info: UsersInfo) -> str | None:
         return self.row.video_input_device_id if self._is_me(info) else None
 
+    @strawberry.field(
+        description="The profile picture: a signed URL that works for about 15 minutes (WebP, within "
+        "512x512); null when none is set. Ask again for a fresh one."
+    )
+    def avatar_url(self, info: UsersInfo) -> str | None:
+        return info.context.runtime.pictures.url(self.row.avatar_key)
+
+    @strawberry.field(
+        description="The profile banner: a signed URL that works for about 15 minutes (WebP, within "
+        "1920x1080); null when none is set."
+    )
+    def banner_url(self, info: UsersInfo) -> str | None:
+        return info.context.runtime.pictures.url(self.row.banner_key)
+
     @strawberry.field(description="Whether sign-in asks you for a one-time code; null for anyone else.")
     async def two_factor_enabled(self, info: UsersInfo) -> bool | None:
         if not self._is_me(info):
