@@ -1,14 +1,14 @@
 """Shard: storage keys of a server's picture and banner (media/; NULL when unset).
 
 Revision ID: s0020
-Revises: s0006
+Revises: s0008
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "s0020"
-down_revision = "s0006"
+down_revision = "s0008"
 branch_labels = None
 depends_on = None
 
