@@ -88,8 +88,10 @@ class ChannelMemberStream:
     parent_id: int | None = None
 
     async def handle(self, event: Event) -> list[MemberListView]:
-        if isinstance(event, channel_events.ChannelDeleted | server_events.ServerDeleted):
-            if getattr(event, "channel_id", self.channel_id) == self.channel_id:
+        if isinstance(event, server_events.ServerDeleted):
+            raise ChannelGone
+        if isinstance(event, channel_events.ChannelDeleted):
+            if event.channel_id == self.channel_id:
                 raise ChannelGone
             return []
         if isinstance(event, PresenceChanged):

@@ -54,13 +54,12 @@ async def add_reaction(uow: UnitOfWork, principal: Principal, message_id: int, r
     key = (message.id, principal.user_id, value)
     if await session.get(ReactionRow, key) is not None:
         return message  # already there: nothing changes, nothing is announced
-    distinct = await session.scalar(
-        sa.select(sa.func.count(sa.distinct(ReactionRow.emoji))).where(ReactionRow.message_id == message.id)
+    used = set(
+        await session.scalars(
+            sa.select(ReactionRow.emoji).where(ReactionRow.message_id == message.id).distinct()
+        )
     )
-    known = await session.scalar(
-        sa.select(ReactionRow.emoji).where(ReactionRow.message_id == message.id, ReactionRow.emoji == value)
-    )
-    if known is None and (distinct or 0) >= MAX_DISTINCT_EMOJI:
+    if value not in used and len(used) >= MAX_DISTINCT_EMOJI:
         raise ValidationFailed(
             f"A message has at most {MAX_DISTINCT_EMOJI} different reactions.",
             code=ErrorCode.LIMIT_REACHED,

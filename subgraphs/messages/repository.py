@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.messages.models import MessageRow
@@ -48,6 +48,14 @@ async def page(
 
 def add_message(session: AsyncSession, message: MessageRow) -> None:
     session.add(message)
+
+
+async def delete_messages(session: AsyncSession, message_ids: Sequence[int]) -> None:
+    """One statement for a moderator's bulk deletion (reactions and edits cascade)."""
+    await session.execute(
+        delete(MessageRow).where(MessageRow.id.in_(message_ids)),
+        execution_options={"synchronize_session": False},
+    )
 
 
 async def delete_message(session: AsyncSession, message: MessageRow) -> None:

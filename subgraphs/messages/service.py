@@ -244,8 +244,9 @@ async def bulk_delete(
     found = [
         m for m in (await repository.messages_by_ids(session, wanted)).values() if m.channel_id == channel_id
     ]
+    if found:
+        await repository.delete_messages(session, [m.id for m in found])
     for message in found:
-        await repository.delete_message(session, message)
         uow.emit(
             topic_for_channel(channel_id), MessageDeleted(message.id, message.channel_id, message.server_id)
         )

@@ -13,16 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from db.ids import DIRECTORY_SHARD, new_id
-from subgraphs.kernel import access, audit
+from subgraphs.kernel import audit
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.events import topic_for_server, topic_for_user
-from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import membership, repository
 from subgraphs.servers.events import InvitationReceived, MemberJoined
-from subgraphs.servers.invites import may_create_invites
+from subgraphs.servers.invites import inviter_access
 from subgraphs.servers.models import InvitationRow, ServerRow
 
 MAX_PENDING_PER_USER = 200  # invitations a user may have waiting; more are refused (LIMIT_REACHED)
@@ -37,15 +36,7 @@ async def invite_user(
     if invitee_id == principal.user_id:
         raise ValidationFailed("You cannot invite yourself.", field="userId")
     session = await uow.for_entity(server_id)
-    found = await access.server_access(session, server_id, principal.user_id)
-    server = await repository.server_by_id(session, server_id) if found else None
-    if found is None or server is None or server.kind != "SERVER" or not found.is_member:
-        raise NotFound("No such server.", field="serverId")
-    granted = Permission(0)
-    if found.visibility != "PUBLIC" and not found.has(Permission.MANAGE_SERVER):
-        granted = await repository.role_permissions(session, sorted(found.role_ids - {found.server_id}))
-    if not may_create_invites(found.visibility, found.permissions, granted):
-        raise PermissionDenied("You may not invite people to this server.", field="serverId")
+    await inviter_access(session, server_id, principal.user_id)
     directory = uow.directory()
     if await directory.scalar(sa.select(_users.c.id).where(_users.c.id == invitee_id)) is None:
         raise NotFound("No such user.", field="userId")

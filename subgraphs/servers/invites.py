@@ -156,10 +156,9 @@ async def _member_access(session: AsyncSession, server_id: int, user_id: int) ->
     return found
 
 
-async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) -> InviteRow:
-    limits = check_limits(data.max_age_seconds, data.max_uses)
-    session = await uow.for_entity(data.server_id)
-    found = await _member_access(session, data.server_id, principal.user_id)
+async def inviter_access(session: AsyncSession, server_id: int, user_id: int) -> ServerAccess:
+    """The caller's access if they may invite people to the server (by link or directly)."""
+    found = await _member_access(session, server_id, user_id)
     granted = Permission(0)
     if found.visibility != "PUBLIC" and not found.has(Permission.MANAGE_SERVER):
         granted = await repository.role_permissions(session, sorted(found.role_ids - {found.server_id}))
@@ -173,6 +172,13 @@ async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) 
             ),
             field="serverId",
         )
+    return found
+
+
+async def create_invite(uow: UnitOfWork, principal: Principal, data: NewInvite) -> InviteRow:
+    limits = check_limits(data.max_age_seconds, data.max_uses)
+    session = await uow.for_entity(data.server_id)
+    await inviter_access(session, data.server_id, principal.user_id)
     directory = uow.directory()
     now = datetime.now(UTC)
     if await repository.count_usable_invites(directory, data.server_id, now) >= MAX_USABLE_INVITES:
