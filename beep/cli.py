@@ -75,14 +75,23 @@ def _tenants(settings: Settings, args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.registry import all_definitions, definition
+    from beep.worker import running_worker
     from subgraphs.kernel.app import configure_process, create_app
 
-    if name == "all":
-        app = create_app(all_definitions(), settings, mounted=True)
+    if name == "all":  # the embedded mode: the worker (outbox relay) runs in this process too
+        app = create_app(all_definitions(), settings, mounted=True, background=running_worker)
     else:
         app = create_app([definition(name)], settings, mounted=False)
     configure_process(settings, name)
     uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets-sansio", lifespan="on")
+
+
+def _work(settings: Settings, host: str, port: int) -> None:
+    from beep.worker import create_worker_app
+    from subgraphs.kernel.app import configure_process
+
+    configure_process(settings, "worker")
+    uvicorn.run(create_worker_app(settings), host=host, port=port, log_config=None, lifespan="on")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("subgraph", choices=[*SUBGRAPH_NAMES, "all"])
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+
+    worker = commands.add_parser(
+        "worker", help="run the outbox relay and event consumers (full mode; embedded runs it in-process)"
+    )
+    worker.add_argument("--host", default=None)
+    worker.add_argument("--port", type=int, default=None, help="health endpoint port (default 4199)")
 
     db = commands.add_parser("db", help="database operations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -152,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
         port = args.port or (settings.port if args.subgraph == "all" else default_port(args.subgraph))
         _serve(settings, args.subgraph, args.host or settings.host, port)
+        return 0
+    if args.command == "worker":
+        _work(settings, args.host or settings.host, args.port or 4199)
         return 0
     if args.command == "dev":
         from beep.dev import run_dev

@@ -12,6 +12,7 @@ import uvicorn
 
 from beep.registry import all_definitions
 from beep.router import router_env, start_router, wait_ready
+from beep.worker import running_worker
 from db.engines import Database
 from db.migrate import upgrade
 from subgraphs.kernel.app import configure_process, create_app
@@ -34,7 +35,7 @@ async def _run(settings: Settings, router_port: int) -> int:
     configure_process(settings, "dev")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await _migrate(settings)
-    app = create_app(all_definitions(), settings, mounted=True)
+    app = create_app(all_definitions(), settings, mounted=True, background=running_worker)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, ws="websockets-sansio")
     )

@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from db.base import SHARD_SCHEMA
 
 TENANT_TABLE = "servers"
-IGNORED_TABLES = frozenset({"alembic_version"})
+# Not tenant data: the shard's event log stays behind and is relayed from here (kernel/outbox.py).
+IGNORED_TABLES = frozenset({"alembic_version", "outbox", "outbox_relay", "outbox_consumers"})
 # Fence columns: not compared, and not copied. The copy holds ARRIVING until the switch makes it live
 # (NULL), and the old copy then gets the new shard: only a live copy has NULL, so a scan over every
 # shard (discovery) can skip the other copy while a tenant moves.

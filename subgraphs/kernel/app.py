@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from subgraphs.kernel.tracing import configure_tracing
 from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.app")
+Background = Callable[[Runtime], AbstractAsyncContextManager[Any]]  # runs beside the app (the worker)
 UOW_STATE_KEY = "beep_uow"
 PRESENCE_STATE_KEY = "beep_presence"
 
@@ -288,14 +289,20 @@ def configure_process(settings: Settings, component: str) -> None:
     configure_tracing(service, settings.otel_exporter, settings.otel_endpoint)
 
 
-def runtime_lifespan(holder: RuntimeHolder, settings: Settings) -> Callable[[Starlette], Any]:
+def runtime_lifespan(
+    holder: RuntimeHolder, settings: Settings, background: Background | None = None
+) -> Callable[[Starlette], Any]:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         holder.set(runtime)
         log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
         try:
-            yield
+            if background is None:
+                yield
+            else:
+                async with background(runtime):
+                    yield
         finally:
             holder.set(None)
             await runtime.close()
@@ -303,15 +310,22 @@ def runtime_lifespan(holder: RuntimeHolder, settings: Settings) -> Callable[[Sta
     return lifespan
 
 
-def create_app(definitions: Sequence[SubgraphDefinition], settings: Settings, *, mounted: bool) -> ASGIApp:
-    """One subgraph at the root (full mode) or several mounted at /<name> (embedded mode)."""
+def create_app(
+    definitions: Sequence[SubgraphDefinition],
+    settings: Settings,
+    *,
+    mounted: bool,
+    background: Background | None = None,
+) -> ASGIApp:
+    """One subgraph at the root (full mode) or several mounted at /<name> (embedded mode). `background`
+    runs beside the app for its lifetime (the embedded mode's worker: beep/worker.py)."""
     holder = RuntimeHolder()
     if mounted:
         routes: list[BaseRoute] = [
             Mount(f"/{d.name}", app=build_subgraph(d, holder, settings)) for d in definitions
         ]
         routes.append(Route("/healthz", _healthz))
-        app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings))
+        app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings, background))
     else:
         (definition,) = definitions
         app = build_subgraph(definition, holder, settings)

@@ -65,6 +65,7 @@ class TopLevelCode(enum.StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
+    CURSOR_EXPIRED = "CURSOR_EXPIRED"  # resume older than the event retention: reload, then resume
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 

@@ -15,9 +15,15 @@ E = TypeVar("E", bound="Event")
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """Base of every event: subclasses are frozen dataclasses of JSON-friendly fields (int, str, datetime)."""
+    """Base of every event: subclasses are frozen dataclasses of JSON-friendly fields (int, str, datetime).
+
+    A durable event (written to the outbox, kernel/outbox.py) is published with its place in its store's
+    sequence: `outbox_store` and `outbox_position`, set by the relay. Ephemeral ones (typing, presence)
+    carry None there."""
 
     type_name: ClassVar[str]
+    outbox_store: int | None = dataclasses.field(default=None, kw_only=True, compare=False)
+    outbox_position: int | None = dataclasses.field(default=None, kw_only=True, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -42,6 +48,14 @@ def topic_for_user(user_id: int) -> str:
 def encode(event: Event) -> str:
     fields = {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
     return json.dumps({"type": event.type_name, "data": fields}, separators=(",", ":"))
+
+
+def stamp(raw: str, store: int, position: int) -> str:
+    """An encoded event with its outbox place set, without decoding it: the relay need not know every
+    event type (a newer release's included)."""
+    payload = json.loads(raw)
+    payload["data"].update(outbox_store=store, outbox_position=position)
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def decode(raw: str | bytes) -> Event:

@@ -25,6 +25,8 @@ class Limit:
     window_seconds: int
 
     def describe(self) -> str:
+        if self.window_seconds < 60:
+            return f"{self.count} per {self.window_seconds} s"
         minutes = self.window_seconds // 60
         return (
             f"{self.count} per {minutes} minutes" if minutes < 60 else f"{self.count} per {minutes // 60} h"
@@ -40,8 +42,13 @@ TYPING = Limit("typing", 30, 60)  # a client repeats it every few seconds while 
 ALL_LIMITS = (CREATE_SERVER, CREATE_CHANNEL, CREATE_ROLE, CREATE_INVITE, SEND_INVITATION, TYPING)
 
 
+def send_message_limit(count: int, window_seconds: int) -> Limit:
+    """Messages per member and channel (settings: BEEP_MESSAGE_SEND_LIMIT per BEEP_MESSAGE_SEND_WINDOW)."""
+    return Limit("send_message", count, window_seconds)
+
+
 class RateLimiter(Protocol):
-    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+    async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
         """Count one attempt; None if allowed, else the seconds until the window resets."""
         ...
 
@@ -52,10 +59,10 @@ class InProcessRateLimiter:
     """Fixed windows in a dict: right for the embedded mode's single process."""
 
     def __init__(self) -> None:
-        self._windows: dict[tuple[str, int], tuple[float, int]] = {}
+        self._windows: dict[tuple[str, int | str], tuple[float, int]] = {}
         self._lock = asyncio.Lock()
 
-    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+    async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
         now = time.monotonic()
         async with self._lock:
             if len(self._windows) > 100_000:  # forget lapsed windows now and then
@@ -78,7 +85,7 @@ class RedisRateLimiter:
     def __init__(self, url: str) -> None:
         self._redis = aioredis.from_url(url)
 
-    async def retry_after(self, limit: Limit, subject: int) -> float | None:
+    async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
         window = int(time.time() // limit.window_seconds)
         key = f"beep:rl:{limit.name}:{subject}:{window}"
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -97,8 +104,8 @@ def create_rate_limiter(redis_url: str) -> RateLimiter:
     return RedisRateLimiter(redis_url) if redis_url else InProcessRateLimiter()
 
 
-async def enforce(limiter: RateLimiter, limit: Limit, subject: int) -> None:
-    """Raise RATE_LIMITED if `subject` (a user id) is over `limit`."""
+async def enforce(limiter: RateLimiter, limit: Limit, subject: int | str) -> None:
+    """Raise RATE_LIMITED if `subject` (a user id, or a composite such as "user:channel") is over `limit`."""
     wait = await limiter.retry_after(limit, subject)
     if wait is not None:
         seconds = max(1, math.ceil(wait))

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # Presence: a live connection counts for this long after its last heartbeat (a third of it apart).
     presence_ttl_seconds: int = Field(default=30, ge=3, le=600)
 
+    # Events: how often the outbox relay sweeps every store for rows a lost hint did not announce, and
+    # how long relayed events stay replayable (`messageEvents(after:)`; older cursors get CURSOR_EXPIRED).
+    outbox_sweep_seconds: float = Field(default=5.0, gt=0, le=300)
+    outbox_retention_seconds: float = Field(default=86_400.0, ge=60)
+
+    # Messages a member may send to one channel per window (Discord allows 5 per 5 s); over it: RATE_LIMITED.
+    message_send_limit: int = Field(default=10, ge=1)
+    message_send_window_seconds: int = Field(default=10, ge=1, le=3600)
+
     # HTTP
     host: str = "127.0.0.1"
     port: int = 4100

@@ -1,4 +1,4 @@
-"""Unit of work: the sessions one request touches, committed together, events published after commit."""
+"""Unit of work: the sessions one request touches, committed together, with their events in the outbox."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
+from subgraphs.kernel import outbox
 from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event
@@ -20,8 +21,10 @@ class UnitOfWork:
     """Lazily opens the directory session and one session per logical shard it is asked for.
 
     Services receive it, read and write through it, and `emit` events; they never commit. The resolver
-    owns the transaction: `async with uow.atomic(): ...` commits every touched session (directory first,
-    whose rows are what the others are found by) and only then publishes the events.
+    owns the transaction: `async with uow.atomic(): ...` writes the emitted events to the outbox of their
+    topic's store (kernel/outbox.py), commits every touched session (directory first, whose rows are what
+    the others are found by), then wakes the relay, which publishes them. Ephemeral signals that need no
+    replay (typing) are `announce`d instead: published straight after commit, lost if the process dies.
     """
 
     def __init__(self, database: Database, bus: EventBus) -> None:
@@ -30,6 +33,7 @@ class UnitOfWork:
         self._directory: AsyncSession | None = None
         self._shards: dict[int, AsyncSession] = {}
         self._pending: list[tuple[str, Event]] = []
+        self._ephemeral: list[tuple[str, Event]] = []
         self._depth = 0
         self._located: dict[int, int] = {}
 
@@ -85,31 +89,62 @@ class UnitOfWork:
         return self.shard(await self.shard_for(entity_id))
 
     def emit(self, topic: str, event: Event) -> None:
+        """Record a durable event: written to the outbox with this transaction, relayed after commit."""
         if self._depth == 0:
             raise RuntimeError("events can only be recorded inside uow.atomic()")
         self._pending.append((topic, event))
 
+    def announce(self, topic: str, event: Event) -> None:
+        """Record an ephemeral event, published after commit and never replayed (typing indicators)."""
+        if self._depth == 0:
+            raise RuntimeError("events can only be recorded inside uow.atomic()")
+        self._ephemeral.append((topic, event))
+
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[UnitOfWork]:
         self._depth += 1
+        stores: set[int] = set()
         try:
             yield self
+            if self._depth == 1:
+                stores = await self._write_outbox()
         except BaseException:
             self._depth -= 1
             if self._depth == 0:
                 self._pending.clear()
+                self._ephemeral.clear()
                 await self._rollback()
             raise
         self._depth -= 1
         if self._depth == 0:
             await self._commit()
-            pending, self._pending = self._pending, []
-            for topic, event in pending:
+            ephemeral, self._ephemeral = self._ephemeral, []
+            if stores:
+                ephemeral.append((outbox.WAKE_TOPIC, outbox.OutboxWritten(sorted(stores))))
+            for topic, event in ephemeral:
                 try:
                     await self.bus.publish(topic, event)
                 except Exception:
-                    # Committed but not announced: clients catch up from storage on reconnect.
-                    log.exception("publishing an event failed", extra={"topic": topic})
+                    # The relay's periodic sweep still finds committed outbox rows; typing is best effort.
+                    log.warning("publishing after commit failed", extra={"topic": topic}, exc_info=True)
+
+    async def _write_outbox(self) -> set[int]:
+        pending, self._pending = self._pending, []
+        by_store: dict[int, list[tuple[str, Event]]] = {}
+        for topic, event in pending:
+            by_store.setdefault(await self._store_of(topic), []).append((topic, event))
+        for store, topic_events in by_store.items():
+            session = self.directory() if store == outbox.DIRECTORY_STORE else self.shard(store)
+            await outbox.write(session, store, topic_events)
+        return set(by_store)
+
+    async def _store_of(self, topic: str) -> int:
+        """Every event of a topic goes to one store, so a topic's events are ordered by position: the
+        shard of the channel or server it names, the directory for users and anything else."""
+        kind, _, raw_id = topic.partition(":")
+        if kind in ("channel", "server") and raw_id.isdigit():
+            return await self.shard_for(int(raw_id))
+        return outbox.DIRECTORY_STORE
 
     def _sessions(self) -> list[AsyncSession]:
         sessions = [self._directory] if self._directory is not None else []

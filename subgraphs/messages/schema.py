@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -12,13 +13,24 @@ from strawberry.federation import Schema
 from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.bus import SubscriberOverflow
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, bad_user_input, forbidden, not_found, schema_extensions
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    BeepGraphQLError,
+    TopLevelCode,
+    bad_user_input,
+    forbidden,
+    not_found,
+    schema_extensions,
+)
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import events, pins, reactions, read_states, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
@@ -51,6 +63,8 @@ from subgraphs.messages.types import (
 
 # Safety net behind AccessChanged announcements (see message_events).
 RECHECK_SECONDS = 30.0
+REPLAY_BATCH = 500  # stored events read per query when a subscriber resumes
+log = logging.getLogger("beep.messages")
 
 
 @strawberry.type
@@ -92,6 +106,7 @@ class Query:
                 has_next_page=page.has_older,
                 has_previous_page=page.has_newer,
             ),
+            event_cursor=str(page.event_cursor) if page.event_cursor is not None else None,
         )
 
     @strawberry.field(
@@ -121,7 +136,9 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        permission_classes=[IsAuthenticated], description="Send a message to a text channel."
+        permission_classes=[IsAuthenticated],
+        description="Send a message to a text channel. Each member may send 10 messages per 10 s to a "
+        "channel by default (RATE_LIMITED with retryAfter beyond; the operator may change it).",
     )
     async def send_message(self, info: MessagesInfo, input: SendMessageInput) -> SendMessageResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
@@ -131,6 +148,11 @@ class Mutation:
                 reply_to_id=id_input(str(input.reply_to_id), "replyToId") if input.reply_to_id else None,
                 nonce=input.nonce,
             )
+            settings = ctx.runtime.settings
+            limit = ratelimit.send_message_limit(
+                settings.message_send_limit, settings.message_send_window_seconds
+            )
+            await ratelimit.enforce(ctx.runtime.rate_limiter, limit, f"{principal.user_id}:{data.channel_id}")
             return Message.from_row(await service.send_message(ctx.uow, principal, data))
 
         return await signed_in_mutation(info, operation)
@@ -246,13 +268,17 @@ async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) ->
 
 
 def _to_graphql(event: Event) -> MessageEvent | None:
+    found = Cursor.of(event)
+    cursor = str(found) if found is not None else None
     if isinstance(event, events.MessageCreated):
-        return MessageCreated(message=Message.from_event(event))
+        return MessageCreated(message=Message.from_event(event), cursor=cursor)
     if isinstance(event, events.MessageUpdated):
-        return MessageUpdated(message=Message.from_event(event))
+        return MessageUpdated(message=Message.from_event(event), cursor=cursor)
     if isinstance(event, events.MessageDeleted):
         return MessageDeleted(
-            message_id=strawberry.ID(str(event.message_id)), channel_id=strawberry.ID(str(event.channel_id))
+            message_id=strawberry.ID(str(event.message_id)),
+            channel_id=strawberry.ID(str(event.channel_id)),
+            cursor=cursor,
         )
     if isinstance(event, events.ReactionChanged):
         return ReactionChanged(
@@ -260,12 +286,75 @@ def _to_graphql(event: Event) -> MessageEvent | None:
             emoji=event.emoji,
             added=event.added,
             user_id=event.user_id,
+            cursor=cursor,
         )
     if isinstance(event, events.TypingStarted):
         return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
     if isinstance(event, events.PinChanged):
-        return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned)
+        return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned, cursor=cursor)
     return None
+
+
+class _ChannelStream:
+    """One subscriber's view of a channel: what it has seen (to drop repeats), when access was checked."""
+
+    def __init__(self, ctx: BeepContext[MessagesLoaders], channel: int, after: Cursor | None) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.seen = Deduplicator(after)
+        self.checked_at = time.monotonic()
+
+    async def check(self) -> None:
+        found = await _channel_access(self.ctx, self.channel)
+        if found is None:
+            raise not_found("This channel was deleted.")
+        if not service.readable(found):
+            raise forbidden("You no longer have access to this channel.")
+        self.checked_at = time.monotonic()
+
+    async def payload(self, event: Event) -> MessageEvent | None:
+        """What to send for `event`, or None (a repeat, another channel's access change, an unknown type)."""
+        if not self.seen.fresh(event):
+            return None
+        if isinstance(event, AccessChanged):
+            if event.channel_id in (None, self.channel):
+                await self.check()
+            return None
+        # Every access change is announced (AccessChanged, above, now relayed from the outbox); the
+        # periodic re-check is a second line of defence.
+        if time.monotonic() - self.checked_at > RECHECK_SECONDS:
+            await self.check()
+        return _to_graphql(event)
+
+    async def backfill(self) -> AsyncGenerator[Event, None]:
+        """Stored events of the channel after the cursor, oldest first, page by page."""
+        cursor = self.seen.cursor
+        if cursor is None:
+            return
+        if cursor.store != await _store_now(self.ctx, self.channel):
+            raise BeepGraphQLError(
+                "This channel has moved since that cursor: reload the history, then resume from its cursor.",
+                TopLevelCode.CURSOR_EXPIRED,
+            )
+        database = self.ctx.runtime.database
+        while True:
+            session = database.directory_session() if cursor.store == DIRECTORY_STORE else None
+            session = session or database.shard_session(cursor.store)
+            async with session:
+                batch = await replay(session, topic_for_channel(self.channel), cursor, limit=REPLAY_BATCH)
+            for event in batch:
+                yield event
+            if len(batch) < REPLAY_BATCH:
+                return
+            cursor = Cursor.of(batch[-1]) or cursor
+
+
+async def _store_now(ctx: BeepContext[MessagesLoaders], channel: int) -> int:
+    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
+    try:
+        return await uow.shard_for(channel)
+    finally:
+        await uow.close()
 
 
 @strawberry.type
@@ -274,46 +363,47 @@ class Subscription:
     # graphql-transport-ws `error` message, which the router masks as INTERNAL_SERVER_ERROR. Raised from
     # inside the stream, errors reach clients with their codes.
     @strawberry.subscription(
-        description="Live events of a channel you can read. Ends with FORBIDDEN if you lose access.",
+        description="Live events of a channel you can read. With `after` (an event's or a history page's "
+        "`cursor`), what happened since is replayed first, then live events follow: none missed, none "
+        "twice. Ends with FORBIDDEN if you lose access, CURSOR_EXPIRED if `after` is older than the event "
+        "retention.",
     )
     async def message_events(
-        self, info: MessagesInfo, channel_id: strawberry.ID
+        self, info: MessagesInfo, channel_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[MessageEvent, None]:
         ctx = info.context
         ctx.require_principal()
         channel = id_argument(str(channel_id), "channelId")
+        cursor = Cursor.parse(after) if after is not None else None
         found = await _channel_access(ctx, channel)
         if found is None or not service.readable(found):
             raise not_found("No such channel.")
-        # The channel's topic for its events, the server's for AccessChanged (roles, membership). Checked
-        # again once subscribed, so nothing that happens between the check and the subscription is lost.
+        # The channel's topic for its events, the server's for AccessChanged (roles, membership).
         topics = (topic_for_channel(channel), topic_for_server(found.server.server_id))
-        async with ctx.runtime.bus.subscribe(*topics) as stream:
-            if not service.readable(await _channel_access(ctx, channel)):
-                raise not_found("No such channel.")
-            checked_at = time.monotonic()
-            async for event in stream:
-                if isinstance(event, AccessChanged):
-                    if event.channel_id not in (None, channel):
-                        continue
-                    found = await _channel_access(ctx, channel)
-                    if found is None:
-                        raise not_found("This channel was deleted.")
-                    if not service.readable(found):
-                        raise forbidden("You no longer have access to this channel.")
-                    checked_at = time.monotonic()
-                    continue
-                payload = _to_graphql(event)
-                if payload is None:
-                    continue
-                # Every access change is announced (AccessChanged, above), so events need no query each;
-                # a periodic re-check bounds the damage of an announcement lost between commit and publish.
-                if time.monotonic() - checked_at > RECHECK_SECONDS:
+        stream_state = _ChannelStream(ctx, channel, cursor)
+        while True:
+            try:
+                # Subscribe first, then check access and replay: nothing that happens in between is lost,
+                # and whatever arrives both ways is dropped the second time (by its position).
+                async with ctx.runtime.bus.subscribe(*topics) as stream:
                     if not service.readable(await _channel_access(ctx, channel)):
-                        raise forbidden("You no longer have access to this channel.")
-                    checked_at = time.monotonic()
-                yield payload
-                await ctx.release()
+                        raise not_found("No such channel.")
+                    async for event in stream_state.backfill():
+                        payload = await stream_state.payload(event)
+                        if payload is not None:
+                            yield payload
+                            await ctx.release()
+                    async for event in stream:
+                        payload = await stream_state.payload(event)
+                        if payload is not None:
+                            yield payload
+                            await ctx.release()
+                    return
+            except SubscriberOverflow:
+                # This subscriber fell more than a queue behind: catch up from storage instead of failing.
+                if stream_state.seen.cursor is None:
+                    raise
+                log.info("a message stream fell behind; replaying from its cursor")
 
 
 schema = Schema(

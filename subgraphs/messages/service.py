@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access
+from subgraphs.kernel import access, outbox
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
@@ -39,6 +42,7 @@ class HistoryPage:
     rows: list[MessageRow]
     has_older: bool
     has_newer: bool
+    event_cursor: Cursor | None = None  # read before the rows: resuming from it misses nothing after them
 
 
 def readable(found: ChannelAccess | None) -> bool:
@@ -215,7 +219,7 @@ async def start_typing(uow: UnitOfWork, principal: Principal, channel_id: int) -
     if channel.kind not in TEXT_KINDS or not channel.has(Permission.SEND_MESSAGES):
         raise PermissionDenied("You may not send messages in this channel.", field="channelId")
     expires_at = datetime.now(UTC) + timedelta(seconds=TYPING_SECONDS)
-    uow.emit(
+    uow.announce(
         topic_for_channel(channel_id),
         TypingStarted(channel_id, channel.server.server_id, principal.user_id, expires_at),
     )
@@ -280,6 +284,20 @@ async def history(
     if await check_channel_readable(uow, user_id, channel_id) is None:
         return None
     session = await uow.for_entity(channel_id)
+    head = await outbox.head(session, await uow.shard_for(channel_id))  # first: the rows are at least as new
+    page = await _history_rows(session, channel_id, before=before, after=after, limit=limit, around=around)
+    return dataclasses.replace(page, event_cursor=head)
+
+
+async def _history_rows(
+    session: AsyncSession,
+    channel_id: int,
+    *,
+    before: int | None,
+    after: int | None,
+    limit: int,
+    around: int | None,
+) -> HistoryPage:
     if around is not None:
         # Jump to a message: it with about half a page of older ones, the rest newer (newest first); near
         # either end of the history the other side fills the page.

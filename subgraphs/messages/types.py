@@ -183,22 +183,36 @@ class MessageEdge:
 class MessageConnection:
     edges: list[MessageEdge]
     page_info: PageInfo
+    event_cursor: str | None = strawberry.field(
+        default=None,
+        description="Subscribe to `messageEvents(after:)` with this to miss nothing that happened after this "
+        "page was read (a message may then arrive that the page already holds: match them by id).",
+    )
 
 
 @strawberry.type(description="A message was sent.")
 class MessageCreated:
     message: Message
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
 
 @strawberry.type(description="A message was edited.")
 class MessageUpdated:
     message: Message
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
 
 @strawberry.type(description="A message was deleted.")
 class MessageDeleted:
     message_id: strawberry.ID
     channel_id: strawberry.ID
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
 
 @strawberry.type(description="Someone added or removed a reaction.")
@@ -207,6 +221,9 @@ class ReactionChanged:
     emoji: str
     added: bool
     user_id: strawberry.Private[int]
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
     @strawberry.field
     def user(self) -> User:
@@ -217,6 +234,9 @@ class ReactionChanged:
 class TypingEvent:
     expires_at: datetime
     user_id: strawberry.Private[int]
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
     @strawberry.field
     def user(self) -> User:
@@ -254,6 +274,9 @@ class Typing:
 class PinChanged:
     message_id: strawberry.ID
     pinned: bool
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
 
 
 @strawberry.type(description="Messages deleted at once by a moderator.")

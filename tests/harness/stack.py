@@ -37,6 +37,22 @@ class Stack:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     services: list[PostgresServer | RedisServer] = field(default_factory=list)
     database_urls: list[str] = field(default_factory=list)
+    worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
+
+    def worker_command(self) -> list[str]:
+        return [*BEEP, "worker", "--port", str(self.worker_port)]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (a crash, not a shutdown): nothing it had in flight gets finished."""
+        for process_name, process in self.processes:
+            if process_name == name and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+    def restart_worker(self) -> None:
+        self.kill("worker")
+        process = self.spawn("worker", self.worker_command())
+        wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz", process=process)
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
@@ -79,6 +95,9 @@ class Stack:
 def _base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")}
     env.update(BEEP_DATA_DIR=str(workdir / "data"), BEEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    # Tests send bursts (1,000 messages to resume from); the default send limit has its own stack
+    # (test_message_rate_limit.py).
+    env.update(BEEP_MESSAGE_SEND_LIMIT="100000")
     return env
 
 
@@ -141,6 +160,8 @@ def start_full() -> Stack:
             (name, port, stack.spawn(name, [*BEEP, "serve", name.split("-")[0], "--port", str(port)]))
             for name, port in launches
         ]
+        stack.worker_port = free_port()
+        started.append(("worker", stack.worker_port, stack.spawn("worker", stack.worker_command())))
         for _name, port, process in started:
             wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
         stack.subgraph_urls = {name: f"http://127.0.0.1:{port}/graphql" for name, port in ports.items()}

@@ -40,7 +40,9 @@ class StatementCounter:
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir: Path = tmp_path_factory.mktemp("counts")
     port = free_port()
-    settings = Settings(data_dir=data_dir, port=port, issuer_url=f"http://127.0.0.1:{port}/users")
+    settings = Settings(
+        data_dir=data_dir, port=port, issuer_url=f"http://127.0.0.1:{port}/users", message_send_limit=10_000
+    )
     database = Database(settings.resolved_directory_url, settings.shard_map)
 
     async def migrate() -> None:
@@ -160,9 +162,9 @@ def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
     large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 20}, token)
     assert [e["node"]["replyTo"]["content"] for e in large["messages"]["edges"][:2]] == ["m18", "m17"]
     assert len(small["messages"]["edges"]) == 2
-    # channel access (channel, server, roles, overwrites: 4), the page, the replied-to messages and their
-    # channels' access (4 more): the same for 2 messages as for 20
-    assert small_count == large_count <= 10
+    # channel access (channel, server, roles, overwrites: 4), the outbox head (the page's eventCursor),
+    # the page, the replied-to messages and their channels' access (4 more): the same for 2 as for 20
+    assert small_count == large_count <= 11
 
     entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Message { id content } } }"
     two, two_count = counted(
@@ -178,3 +180,62 @@ def test_history_with_replies_is_constant_in_page_size(base_url: str) -> None:
     assert [e["content"] for e in two["_entities"]] == ["m0", "m1"]
     assert [e["content"] for e in twenty["_entities"]] == [f"m{i}" for i in range(20)]
     assert two_count == twenty_count <= 5  # the messages, then their channels' access
+
+
+def test_a_page_of_50_messages_with_authors_replies_and_reactions_is_constant(base_url: str) -> None:
+    """The issue's N+1 guard: a full page of 50 messages, each a reply with reactions by several members,
+    costs the messages subgraph as many statements as a page of 5. (Authors are User references the
+    router resolves with one users `_entities` call: test_user_references_are_one_query_whatever...)"""
+    token, _ = sign_up(base_url, "pager")
+    other_token, other_id = sign_up(base_url, "reactor")
+    server = post(
+        base_url,
+        "servers",
+        "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }",
+        {"input": {"name": "Pages", "visibility": "PUBLIC"}},
+        token,
+    )["createServer"]
+    post(
+        base_url,
+        "servers",
+        "mutation($s: ID!) { joinServer(serverId: $s) { __typename } }",
+        {"s": server["id"]},
+        other_token,
+    )
+    channel = post(
+        base_url,
+        "channels",
+        "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }",
+        {"i": {"serverId": server["id"], "name": "pages"}},
+        token,
+    )["createChannel"]
+    send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { ... on Message { id } } }"
+    react = "mutation($m: ID!, $e: String!) { addReaction(messageId: $m, emoji: $e) { __typename } }"
+    previous = None
+    for i in range(55):
+        content = f"m{i} <@{other_id}>"
+        sent = post(
+            base_url,
+            "messages",
+            send,
+            {"i": {"channelId": channel["id"], "content": content, "replyToId": previous}},
+            token,
+        )["sendMessage"]
+        previous = sent["id"]
+        for who, emoji in ((token, "👍"), (other_token, "👍"), (other_token, "🎉")):
+            post(base_url, "messages", react, {"m": previous, "e": emoji}, who)
+
+    query = """query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) { eventCursor
+                 edges { node { content author { id } mentions { id }
+                   replyTo { content author { id } }
+                   reactions { emoji count me } } } } }"""
+    small, small_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 5}, token)
+    large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 50}, token)
+    edges = large["messages"]["edges"]
+    assert len(edges) == 50 and len(small["messages"]["edges"]) == 5
+    assert edges[0]["node"]["reactions"] == [
+        {"emoji": "👍", "count": 2, "me": True},
+        {"emoji": "🎉", "count": 1, "me": False},
+    ]
+    assert edges[0]["node"]["replyTo"]["content"].startswith("m53")
+    assert small_count == large_count, (small_count, large_count)

@@ -1,0 +1,86 @@
+"""The background worker: the outbox relay and the durable consumers of events.
+
+Full mode runs it as its own process (`beep worker`, a Deployment of its own in Helm); the embedded mode
+runs it inside the one process (`beep serve all` / `beep dev`). Several workers may run: each store is led
+by one of them at a time (a lease), the others take over when it stops renewing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from subgraphs.kernel import outbox
+from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
+from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.settings import Settings
+
+log = logging.getLogger("beep.worker")
+
+
+def consumers(_runtime: Runtime) -> list[Consumer]:
+    """The durable consumers this distribution ships (each keeps its own progress per store)."""
+    return []
+
+
+def build_relay(runtime: Runtime) -> OutboxRelay:
+    settings = runtime.settings
+    stores = [outbox.DIRECTORY_STORE, *range(settings.logical_shards)]
+    config = RelayConfig(
+        sweep_seconds=settings.outbox_sweep_seconds, retention_seconds=settings.outbox_retention_seconds
+    )
+    return OutboxRelay(
+        runtime.database, runtime.bus, stores=stores, config=config, consumers=consumers(runtime)
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
+    """Runs the relay in the background for the duration of the block (restarting it if it fails)."""
+
+    async def supervise() -> None:
+        while True:
+            try:
+                await build_relay(runtime).run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the outbox relay stopped; restarting it in 1 s")
+                await asyncio.sleep(1)
+
+    task = asyncio.create_task(supervise(), name="beep-worker")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_worker_app(settings: Settings) -> Starlette:
+    """`beep worker`: the relay, with /healthz for the orchestrator (503 once the relay has died)."""
+    state: dict[str, asyncio.Task[None]] = {}
+
+    async def healthz(_request: Request) -> Response:
+        task = state.get("task")
+        alive = task is not None and not task.done()
+        return JSONResponse({"status": "ok" if alive else "stopped"}, status_code=200 if alive else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        runtime = Runtime.create(settings)
+        try:
+            async with running_worker(runtime) as task:
+                state["task"] = task
+                yield
+        finally:
+            await runtime.close()
+
+    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)

@@ -1,0 +1,300 @@
+"""The outbox relay: positions committed outbox rows and publishes them on the bus, store by store.
+
+One relay leads each store at a time (a lease in the store's `outbox_relay` row, renewed as it works), so
+positions are handed out by one writer and published in order. Per round and store:
+
+1. in one transaction: take or renew the lease, give the rows without a position the next positions;
+2. publish every positioned row past `published_through`, in order, then record how far it got.
+
+A relay that dies between 1 and 2 (or halfway through 2) leaves rows positioned but unpublished: whoever
+leads next publishes them again, and subscribers drop what they have already seen (kernel/outbox.py
+`Deduplicator`). Nothing committed is lost; a live event may arrive twice but is delivered once.
+
+Work is found two ways: the `OutboxWritten` hint each commit publishes (fast path), and a sweep of every
+store every few seconds (after a crash, or a hint lost with Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.engines import Database
+from subgraphs.kernel import outbox
+from subgraphs.kernel.bus import EventBus
+from subgraphs.kernel.events import Event, decode, stamp
+
+log = logging.getLogger("beep.relay")
+
+Handler = Callable[[int, list[Event]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A durable reader of every store's events (at least once, in position order per store): it keeps
+    its own progress in `outbox_consumers`, so a crashed consumer resumes where it stopped. Handlers must
+    be idempotent."""
+
+    name: str
+    handle: Handler  # (store, events) -> None; raising retries the batch later
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    batch_size: int = 500
+    lease_seconds: float = 15.0
+    sweep_seconds: float = 5.0
+    retention_seconds: float = 86_400.0
+    prune_every_seconds: float = 60.0
+
+
+def relay_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        *,
+        stores: Sequence[int],
+        config: RelayConfig | None = None,
+        consumers: Sequence[Consumer] = (),
+        owner: str | None = None,
+    ) -> None:
+        self.database = database
+        self.bus = bus
+        self.stores = list(stores)
+        self.config = config or RelayConfig()
+        self.consumers = list(consumers)
+        self.owner = owner or relay_owner()
+        self._dirty: set[int] = set(self.stores)
+        self._wake = asyncio.Event()
+        self._pruned_at: dict[int, float] = {}
+
+    async def run(self) -> None:
+        async with self.bus.subscribe(outbox.WAKE_TOPIC) as hints:
+            listener = asyncio.create_task(self._listen(hints), name="outbox-relay-hints")
+            try:
+                await self._loop()
+            finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _listen(self, hints: object) -> None:
+        async for hint in hints:  # type: ignore[attr-defined]
+            if isinstance(hint, outbox.OutboxWritten):
+                self._dirty.update(s for s in hint.stores if s in self.stores)
+                self._wake.set()
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.config.sweep_seconds
+        while True:
+            if loop.time() >= next_sweep:
+                self._dirty.update(self.stores)
+                next_sweep = loop.time() + self.config.sweep_seconds
+            dirty, self._dirty = self._dirty, set()
+            self._wake.clear()
+            for store in sorted(dirty):
+                try:
+                    if await self.relay_store(store):
+                        self._dirty.add(store)  # a full batch: there may be more
+                except Exception:
+                    log.exception(
+                        "relaying a store failed; retrying at the next sweep", extra={"store": store}
+                    )
+            if self._dirty:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
+
+    def _session(self, store: int) -> AsyncSession:
+        if store == outbox.DIRECTORY_STORE:
+            return self.database.directory_session()
+        return self.database.shard_session(store)
+
+    async def relay_store(self, store: int) -> bool:
+        """One round for one store. True when a batch was full (call again)."""
+        async with self._session(store) as session:
+            leading, positioned = await self._position(session, store)
+            if not leading:
+                return False
+            published = await self._publish(session, store)
+            consumed = [await self._consume(session, store, c) for c in self.consumers]
+            await self._maybe_prune(session, store)
+        full = self.config.batch_size
+        return positioned >= full or published >= full or any(n >= full for n in consumed)
+
+    async def _position(self, session: AsyncSession, store: int) -> tuple[bool, int]:
+        t = outbox.tables_of(store)
+        now = datetime.now(UTC)
+        lease = now + timedelta(seconds=self.config.lease_seconds)
+        try:
+            async with session.begin():
+                state = (
+                    await session.execute(sa.select(t.relay).where(t.relay.c.id == 1).with_for_update())
+                ).first()
+                if state is None:
+                    await session.execute(
+                        sa.insert(t.relay).values(
+                            id=1,
+                            next_position=1,
+                            published_through=0,
+                            pruned_through=0,
+                            lease_owner=self.owner,
+                            lease_expires=lease,
+                        )
+                    )
+                    next_position, renew = 1, False
+                else:
+                    held_by_other = (
+                        state.lease_owner not in (None, self.owner)
+                        and state.lease_expires is not None
+                        and state.lease_expires > now
+                    )
+                    if held_by_other:
+                        return False, 0
+                    next_position = state.next_position
+                    renew = (
+                        state.lease_owner != self.owner
+                        or state.lease_expires is None
+                        or state.lease_expires < now + timedelta(seconds=self.config.lease_seconds / 2)
+                    )
+                ids = (
+                    await session.scalars(
+                        sa.select(t.outbox.c.id)
+                        .where(t.outbox.c.position.is_(None))
+                        .order_by(t.outbox.c.id)
+                        .limit(self.config.batch_size)
+                    )
+                ).all()
+                if ids:
+                    await session.execute(
+                        sa.update(t.outbox)
+                        .where(t.outbox.c.id == sa.bindparam("row_id"))
+                        .values(position=sa.bindparam("new_position")),
+                        [{"row_id": i, "new_position": next_position + n} for n, i in enumerate(ids)],
+                    )
+                if ids or renew:
+                    await session.execute(
+                        sa.update(t.relay)
+                        .where(t.relay.c.id == 1)
+                        .values(
+                            next_position=next_position + len(ids),
+                            lease_owner=self.owner,
+                            lease_expires=lease,
+                        )
+                    )
+        except IntegrityError:  # another relay created the state row first: it leads
+            return False, 0
+        return True, len(ids)
+
+    async def _publish(self, session: AsyncSession, store: int) -> int:
+        t = outbox.tables_of(store)
+        async with session.begin():
+            through = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1))
+            rows = await self._rows_after(session, t, through)
+        if not rows:
+            return 0
+        batch: list[tuple[str, str]] = []
+        for position, topic, payload in rows:
+            try:
+                batch.append((topic, stamp(payload, store, position)))
+            except (ValueError, KeyError, TypeError):
+                log.error("skipped a malformed outbox row", extra={"store": store, "position": position})
+        await self.bus.publish_encoded(batch)
+        async with session.begin():
+            await session.execute(
+                sa.update(t.relay)
+                .where(t.relay.c.id == 1, t.relay.c.lease_owner == self.owner)
+                .values(published_through=rows[-1][0])
+            )
+        return len(rows)
+
+    async def _rows_after(
+        self, session: AsyncSession, t: outbox.OutboxTables, through: int | None
+    ) -> list[tuple[int, str, str]]:
+        """The next batch of positioned rows after `through`: (position, topic, payload)."""
+        query = (
+            sa.select(t.outbox.c.position, t.outbox.c.topic, t.outbox.c.payload)
+            .where(t.outbox.c.position > (through or 0))
+            .order_by(t.outbox.c.position)
+            .limit(self.config.batch_size)
+        )
+        return [(row.position, row.topic, row.payload) for row in await session.execute(query)]
+
+    async def _consume(self, session: AsyncSession, store: int, consumer: Consumer) -> int:
+        t = outbox.tables_of(store)
+        async with session.begin():
+            through = await session.scalar(
+                sa.select(t.consumers.c.through).where(t.consumers.c.name == consumer.name)
+            )
+            if through is None:  # a new consumer starts from now, not from the whole retained log
+                through = await session.scalar(
+                    sa.select(t.relay.c.published_through).where(t.relay.c.id == 1)
+                )
+                await session.execute(sa.insert(t.consumers).values(name=consumer.name, through=through))
+            rows = await self._rows_after(session, t, through)
+        if not rows:
+            return 0
+        events = []
+        for position, _topic, payload in rows:
+            with contextlib.suppress(ValueError):
+                events.append(outbox.stamped(decode(payload), store, position))
+        try:
+            await consumer.handle(store, events)
+        except Exception:
+            log.exception(
+                "an outbox consumer failed; it retries from the same place", extra={"consumer": consumer.name}
+            )
+            return 0
+        async with session.begin():
+            await session.execute(
+                sa.update(t.consumers).where(t.consumers.c.name == consumer.name).values(through=rows[-1][0])
+            )
+        return len(rows)
+
+    async def _maybe_prune(self, session: AsyncSession, store: int) -> None:
+        """Deletes events older than the retention that everyone has seen: the relay and every consumer."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at.get(store, float("-inf")) < self.config.prune_every_seconds:
+            return
+        self._pruned_at[store] = now
+        t = outbox.tables_of(store)
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.config.retention_seconds)
+        async with session.begin():
+            seen = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1)) or 0
+            consumed = await session.scalar(
+                sa.select(sa.func.min(t.consumers.c.through)).where(
+                    t.consumers.c.name.in_([c.name for c in self.consumers])
+                )
+            )
+            if consumed is not None:
+                seen = min(seen, consumed)
+            last = await session.scalar(
+                sa.select(sa.func.max(t.outbox.c.position)).where(
+                    t.outbox.c.position <= seen, t.outbox.c.created_at < cutoff
+                )
+            )
+            if last is None:
+                return
+            await session.execute(sa.delete(t.outbox).where(t.outbox.c.position <= last))
+            await session.execute(
+                sa.update(t.relay)
+                .where(t.relay.c.id == 1, t.relay.c.pruned_through < last)
+                .values(pruned_through=last)
+            )

@@ -1,0 +1,165 @@
+"""The outbox and its relay on real SQLite files with the in-process bus: ordering, crash recovery
+(positioned but never published), leases, replay, pruning and durable consumers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from db.engines import Database
+from db.migrate import upgrade
+from db.shardmap import ShardMap
+from subgraphs.kernel import outbox
+from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.errors import BeepGraphQLError
+from subgraphs.kernel.events import Event
+from subgraphs.kernel.outbox import Cursor, Deduplicator
+from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
+from subgraphs.messages.events import MessageDeleted
+
+SHARD = 0
+TOPIC = "channel:7"
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    shard_map = ShardMap.parse(f"0-1=sqlite+aiosqlite:///{tmp_path}/shard_{{shard}}.db", 2)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/directory.db", shard_map)
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+async def write(database: Database, *message_ids: int, topic: str = TOPIC, store: int = SHARD) -> None:
+    session = database.shard_session(store) if store >= 0 else database.directory_session()
+    async with session, session.begin():
+        await outbox.write(session, store, [(topic, MessageDeleted(i, 7, 1)) for i in message_ids])
+
+
+def relay(database: Database, bus: InProcessBus, owner: str, **config: float) -> OutboxRelay:
+    return OutboxRelay(database, bus, stores=[SHARD], owner=owner, config=RelayConfig(**config))  # type: ignore[arg-type]
+
+
+async def drain(stream: AsyncIterator[Event], count: int) -> list[Event]:
+    return [await asyncio.wait_for(anext(stream), 2) for _ in range(count)]
+
+
+def test_cursors_parse_and_refuse_garbage() -> None:
+    assert Cursor.parse("3:17") == Cursor(3, 17)
+    assert Cursor.parse("-1:0") == Cursor(outbox.DIRECTORY_STORE, 0)
+    for bad in ("", "3", "a:b", "3:-1", "-2:5", "1:2:3", "9" * 50 + ":1"):
+        with pytest.raises(BeepGraphQLError):
+            Cursor.parse(bad)
+
+
+def test_the_deduplicator_drops_what_was_seen_and_follows_a_new_store() -> None:
+    seen = Deduplicator(Cursor(1, 5))
+    stamped = [
+        outbox.stamped(MessageDeleted(i, 7, 1), store, pos)
+        for i, (store, pos) in enumerate([(1, 4), (1, 5), (1, 6), (1, 6), (2, 1), (2, 2), (2, 2)])
+    ]
+    assert [seen.fresh(e) for e in stamped] == [False, False, True, False, True, True, False]
+    assert seen.fresh(MessageDeleted(99, 7, 1))  # ephemeral: never a repeat
+
+
+async def test_relay_positions_in_commit_order_and_publishes_each_once(database: Database) -> None:
+    bus = InProcessBus()
+    await write(database, 1, 2)
+    await write(database, 3)
+    async with bus.subscribe(TOPIC) as stream:
+        assert not await relay(database, bus, "a").relay_store(SHARD)
+        events = await drain(stream, 3)
+    assert [e.message_id for e in events] == [1, 2, 3]  # type: ignore[attr-defined]
+    assert [Cursor.of(e) for e in events] == [Cursor(SHARD, 1), Cursor(SHARD, 2), Cursor(SHARD, 3)]
+
+
+async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Database) -> None:
+    bus = InProcessBus()
+    await write(database, 1, 2, 3)
+    crashed = relay(database, bus, "crashed", lease_seconds=0.3)
+    async with crashed.database.shard_session(SHARD) as session:
+        leading, positioned = await crashed._position(session, SHARD)  # then it dies before publishing
+    assert (leading, positioned) == (True, 3)
+    successor = relay(database, bus, "successor", lease_seconds=0.3)
+    async with bus.subscribe(TOPIC) as stream:
+        await successor.relay_store(SHARD)  # the dead relay's lease still holds: nothing is published
+        async with database.shard_session(SHARD) as session:
+            relay_row = (await session.execute(outbox.SHARD_TABLES.relay.select())).one()
+        assert (relay_row.lease_owner, relay_row.published_through) == ("crashed", 0)
+        await asyncio.sleep(0.35)
+        await successor.relay_store(SHARD)
+        events = await drain(stream, 3)
+    assert [Cursor.of(e) for e in events] == [Cursor(SHARD, p) for p in (1, 2, 3)]
+
+
+async def test_a_republished_batch_reaches_a_subscriber_once(database: Database) -> None:
+    bus = InProcessBus()
+    await write(database, 1, 2)
+    first = relay(database, bus, "a")
+    async with bus.subscribe(TOPIC) as stream:
+        await first.relay_store(SHARD)
+        # A relay that published but died before recording it: its successor publishes the rows again.
+        async with database.shard_session(SHARD) as session, session.begin():
+            await session.execute(outbox.SHARD_TABLES.relay.update().values(published_through=0))
+        await first.relay_store(SHARD)
+        await write(database, 3)
+        await first.relay_store(SHARD)
+        seen = Deduplicator(None)
+        delivered = [e for e in await drain(stream, 5) if seen.fresh(e)]
+    assert [e.message_id for e in delivered] == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+async def test_replay_returns_the_topic_after_the_cursor_and_expires_when_pruned(database: Database) -> None:
+    bus = InProcessBus()
+    await write(database, 1, 2)
+    await write(database, 50, topic="channel:8")
+    await write(database, 3)
+    worker = relay(database, bus, "a", retention_seconds=3600)
+    await worker.relay_store(SHARD)
+    async with database.shard_session(SHARD) as session:
+        head = await outbox.head(session, SHARD)
+        after_first = await outbox.replay(session, TOPIC, Cursor(SHARD, 1))
+    assert head == Cursor(SHARD, 4)
+    assert [(e.message_id, Cursor.of(e)) for e in after_first] == [  # type: ignore[attr-defined]
+        (2, Cursor(SHARD, 2)),
+        (3, Cursor(SHARD, 4)),
+    ]
+    pruning = relay(database, bus, "a", retention_seconds=0, prune_every_seconds=0)
+    await pruning.relay_store(SHARD)
+    async with database.shard_session(SHARD) as session:
+        assert await outbox.replay(session, TOPIC, head) == []  # up to date: nothing missed, not expired
+        with pytest.raises(BeepGraphQLError) as expired:
+            await outbox.replay(session, TOPIC, Cursor(SHARD, 1))
+    assert expired.value.extensions == {"code": "CURSOR_EXPIRED"}
+
+
+async def test_only_one_relay_leads_a_store(database: Database) -> None:
+    bus = InProcessBus()
+    await write(database, 1)
+    leader, other = relay(database, bus, "leader"), relay(database, bus, "other")
+    async with database.shard_session(SHARD) as session:
+        assert (await leader._position(session, SHARD))[0]
+        assert not (await other._position(session, SHARD))[0]
+
+
+async def test_a_consumer_gets_every_event_once_and_retries_after_failing(database: Database) -> None:
+    bus = InProcessBus()
+    received: list[int] = []
+    failures = [True]
+
+    async def handle(store: int, events: list[Event]) -> None:
+        if failures.pop() if failures else False:
+            raise RuntimeError("index down")
+        received.extend(e.message_id for e in events)  # type: ignore[attr-defined]
+
+    worker = OutboxRelay(database, bus, stores=[SHARD], owner="w", consumers=[Consumer("test", handle)])
+    await worker.relay_store(SHARD)  # registers the consumer at the head (nothing before it is replayed)
+    await write(database, 1, 2)
+    await worker.relay_store(SHARD)  # fails: progress is not recorded
+    await worker.relay_store(SHARD)
+    await write(database, 3)
+    await worker.relay_store(SHARD)
+    assert received == [1, 2, 3]
