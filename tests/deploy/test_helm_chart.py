@@ -102,8 +102,19 @@ def test_chart_lints_with_overrides(tmp_path: Path) -> None:
 
 def test_one_deployment_and_service_per_subgraph_plus_router(default_manifests: list[Manifest]) -> None:
     expected = {f"{RELEASE}-{name}" for name in (*SUBGRAPHS, "router")}
-    assert set(of_kind(default_manifests, "Deployment")) == expected
-    assert set(of_kind(default_manifests, "Service")) == expected
+    assert set(of_kind(default_manifests, "Deployment")) == expected | {f"{RELEASE}-worker"}
+    assert set(of_kind(default_manifests, "Service")) == expected  # nothing calls the worker
+
+
+def test_the_worker_relays_with_the_same_connections_as_the_subgraphs(
+    default_manifests: list[Manifest],
+) -> None:
+    deployments = of_kind(default_manifests, "Deployment")
+    worker = only_container(deployments[f"{RELEASE}-worker"])
+    assert worker["command"][:2] == ["beep", "worker"]
+    messages = only_container(deployments[f"{RELEASE}-messages"])
+    assert worker["env"] == messages["env"]  # the databases and Redis, from the same Secret
+    assert worker["envFrom"] == messages["envFrom"]
 
 
 def test_each_service_selects_exactly_its_deployment_on_the_container_port(
@@ -262,7 +273,7 @@ def test_every_deployment_container_has_http_probes_on_its_health_paths(
 
 def test_every_container_runs_as_non_root_with_a_read_only_root(default_manifests: list[Manifest]) -> None:
     specs = list(pod_specs(default_manifests))
-    assert len(specs) == len(SUBGRAPHS) + 2  # subgraphs, router, migration job
+    assert len(specs) == len(SUBGRAPHS) + 3  # subgraphs, router, worker, migration job
     for name, spec in specs:
         pod = spec.get("securityContext") or {}
         assert spec.get("automountServiceAccountToken") is False, name
