@@ -83,6 +83,7 @@ class OutboxRelay:
         self._dirty: set[int] = set(self.stores)
         self._wake = asyncio.Event()
         self._pruned_at: dict[int, float] = {}
+        self._settled: set[int] = set()  # stores this leader found fully published and consumed
 
     async def run(self) -> None:
         async with self.bus.subscribe(outbox.WAKE_TOPIC) as hints:
@@ -132,9 +133,17 @@ class OutboxRelay:
         async with self._session(store) as session:
             leading, positioned = await self._position(session, store)
             if not leading:
+                self._settled.discard(store)
                 return False
-            published = await self._publish(session, store)
-            consumed = [await self._consume(session, store, c) for c in self.consumers]
+            if positioned or store not in self._settled:
+                published = await self._publish(session, store)
+                consumed = [await self._consume(session, store, c) for c in self.consumers]
+            else:  # nothing new since a round that found everything published and consumed
+                published, consumed = 0, []
+            if positioned or published or any(consumed):
+                self._settled.discard(store)
+            else:
+                self._settled.add(store)
             await self._maybe_prune(session, store)
         full = self.config.batch_size
         return positioned >= full or published >= full or any(n >= full for n in consumed)
