@@ -33,9 +33,10 @@ def consumers(_runtime: Runtime) -> list[Consumer]:
 def build_relay(runtime: Runtime) -> OutboxRelay:
     settings = runtime.settings
     stores = [outbox.DIRECTORY_STORE, *range(settings.logical_shards)]
-    config = RelayConfig(
-        sweep_seconds=settings.outbox_sweep_seconds, retention_seconds=settings.outbox_retention_seconds
-    )
+    # In one process (no Redis) a commit's hint cannot be lost, only the process with it (and a start
+    # sweeps everything): sweeping 65 SQLite files every 5 s would be most of an idle instance's CPU.
+    sweep = settings.outbox_sweep_seconds if settings.redis_url else max(settings.outbox_sweep_seconds, 60.0)
+    config = RelayConfig(sweep_seconds=sweep, retention_seconds=settings.outbox_retention_seconds)
     return OutboxRelay(
         runtime.database, runtime.bus, stores=stores, config=config, consumers=consumers(runtime)
     )
