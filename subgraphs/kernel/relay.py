@@ -83,17 +83,26 @@ class OutboxRelay:
         self._dirty: set[int] = set(self.stores)
         self._wake = asyncio.Event()
         self._pruned_at: dict[int, float] = {}
-        self._settled: set[int] = set()  # stores this leader found fully published and consumed
+        self._settled: set[int] = set()  # stores this leader found fully published
+        self._leading: set[int] = set()
+        self._runners = [_ConsumerRunner(self, c) for c in self.consumers]
 
     async def run(self) -> None:
         async with self.bus.subscribe(outbox.WAKE_TOPIC) as hints:
-            listener = asyncio.create_task(self._listen(hints), name="outbox-relay-hints")
+            tasks = [asyncio.create_task(self._listen(hints), name="outbox-relay-hints")]
+            # Each consumer in its own task: a slow one (link previews fetch the web) never holds up
+            # live delivery or the other consumers.
+            tasks += [
+                asyncio.create_task(r.run(), name=f"outbox-consumer-{r.consumer.name}") for r in self._runners
+            ]
             try:
                 await self._loop()
             finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _listen(self, hints: object) -> None:
         async for hint in hints:  # type: ignore[attr-defined]
@@ -133,20 +142,28 @@ class OutboxRelay:
         async with self._session(store) as session:
             leading, positioned = await self._position(session, store)
             if not leading:
+                self._leading.discard(store)
                 self._settled.discard(store)
                 return False
+            newly_leading = store not in self._leading
+            self._leading.add(store)
+            published = 0
             if positioned or store not in self._settled:
                 published = await self._publish(session, store)
-                consumed = [await self._consume(session, store, c) for c in self.consumers]
-            else:  # nothing new since a round that found everything published and consumed
-                published, consumed = 0, []
-            if positioned or published or any(consumed):
+            if positioned or published or newly_leading:
                 self._settled.discard(store)
-            else:
+                for runner in self._runners:
+                    runner.poke(store)
+            else:  # nothing new since a round that found everything published
                 self._settled.add(store)
             await self._maybe_prune(session, store)
         full = self.config.batch_size
-        return positioned >= full or published >= full or any(n >= full for n in consumed)
+        return positioned >= full or published >= full
+
+    async def consume_store(self, store: int, consumer: Consumer) -> int:
+        """One batch of `store`'s events for `consumer`; how many it handled (0 when it failed)."""
+        async with self._session(store) as session:
+            return await self._consume(session, store, consumer)
 
     async def _position(self, session: AsyncSession, store: int) -> tuple[bool, int]:
         t = outbox.tables_of(store)
@@ -307,3 +324,38 @@ class OutboxRelay:
                 .where(t.relay.c.id == 1, t.relay.c.pruned_through < last)
                 .values(pruned_through=last)
             )
+
+
+class _ConsumerRunner:
+    """Feeds one consumer the stores its relay leads: when the relay has published something there, and
+    at every sweep (a consumer that failed retries from its recorded progress)."""
+
+    def __init__(self, relay: OutboxRelay, consumer: Consumer) -> None:
+        self.relay = relay
+        self.consumer = consumer
+        self._dirty: set[int] = set()
+        self._wake = asyncio.Event()
+
+    def poke(self, store: int) -> None:
+        self._dirty.add(store)
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            if loop.time() >= next_sweep:
+                self._dirty.update(self.relay._leading)
+                next_sweep = loop.time() + self.relay.config.sweep_seconds
+            dirty, self._dirty = self._dirty, set()
+            self._wake.clear()
+            for store in sorted(dirty & self.relay._leading):
+                try:
+                    if await self.relay.consume_store(store, self.consumer) >= self.relay.config.batch_size:
+                        self._dirty.add(store)
+                except Exception:
+                    log.exception("an outbox consumer round failed", extra={"consumer": self.consumer.name})
+            if self._dirty:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))

@@ -155,11 +155,37 @@ async def test_a_consumer_gets_every_event_once_and_retries_after_failing(databa
             raise RuntimeError("index down")
         received.extend(e.message_id for e in events)  # type: ignore[attr-defined]
 
-    worker = OutboxRelay(database, bus, stores=[SHARD], owner="w", consumers=[Consumer("test", handle)])
-    await worker.relay_store(SHARD)  # registers the consumer at the head (nothing before it is replayed)
-    await write(database, 1, 2)
-    await worker.relay_store(SHARD)  # fails: progress is not recorded
+    consumer = Consumer("test", handle)
+    worker = OutboxRelay(database, bus, stores=[SHARD], owner="w", consumers=[consumer])
     await worker.relay_store(SHARD)
+    await worker.consume_store(SHARD, consumer)  # registers it at the head: nothing before is replayed
+    await write(database, 1, 2)
+    await worker.relay_store(SHARD)
+    assert await worker.consume_store(SHARD, consumer) == 0  # fails: progress is not recorded
+    assert await worker.consume_store(SHARD, consumer) == 2
     await write(database, 3)
     await worker.relay_store(SHARD)
+    await worker.consume_store(SHARD, consumer)
+    assert received == [1, 2, 3]
+
+
+async def test_the_running_worker_feeds_consumers_in_their_own_task(database: Database) -> None:
+    bus = InProcessBus()
+    received: list[int] = []
+    got_all = asyncio.Event()
+
+    async def handle(_store: int, events: list[Event]) -> None:
+        received.extend(e.message_id for e in events)  # type: ignore[attr-defined]
+        if len(received) >= 3:
+            got_all.set()
+
+    worker = OutboxRelay(database, bus, stores=[SHARD], owner="w", consumers=[Consumer("live", handle)])
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # the consumer registers at the head
+        await write(database, 1, 2, 3)
+        await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        await asyncio.wait_for(got_all.wait(), 5)
+    finally:
+        running.cancel()
     assert received == [1, 2, 3]
