@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,17 +18,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from media.previews.fetcher import FetchPolicy, SafeFetcher
+from media.previews.service import PreviewService
 from subgraphs.kernel import outbox
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
+from subgraphs.messages.embeds import LinkPreviewer
 
 log = logging.getLogger("beep.worker")
 
 
-def consumers(_runtime: Runtime) -> list[Consumer]:
+def consumers(runtime: Runtime) -> list[Consumer]:
     """The durable consumers this distribution ships (each keeps its own progress per store)."""
-    return []
+    found: list[Consumer] = []
+    if runtime.settings.link_previews:
+        previewer = LinkPreviewer(runtime.database, runtime.bus, preview_service(runtime.settings))
+        found.append(Consumer(previewer.name, previewer.handle))
+    return found
+
+
+def preview_service(settings: Settings) -> PreviewService:
+    networks = tuple(
+        ipaddress.ip_network(n.strip()) for n in settings.preview_allowed_networks.split(",") if n.strip()
+    )
+    endpoints = dict(
+        pair.split("=", 1) for pair in settings.preview_oembed_endpoints.split(";") if "=" in pair
+    )
+    return PreviewService(SafeFetcher(FetchPolicy(allowed_networks=networks)), oembed_overrides=endpoints)
 
 
 def build_relay(runtime: Runtime) -> OutboxRelay:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     message_send_limit: int = Field(default=10, ge=1)
     message_send_window_seconds: int = Field(default=10, ge=1, le=3600)
 
+    # Link previews (worker): on by default. The fetcher refuses private addresses; tests allow-list
+    # loopback (comma-separated CIDRs) and may point oEmbed providers elsewhere ("YouTube=URL;Spotify=URL").
+    link_previews: bool = True
+    preview_allowed_networks: str = ""
+    preview_oembed_endpoints: str = ""
+
     # HTTP
     host: str = "127.0.0.1"
     port: int = 4100

@@ -14,6 +14,9 @@ class SendMessageInput:
         default=None,
         description="Client-chosen (≤ 64 chars): a retried send with the same nonce is not duplicated.",
     )
+    suppress_embeds: bool = strawberry.field(
+        default=False, description="Show no link previews for this message (Discord's SUPPRESS_EMBEDS)."
+    )
 
 
 @strawberry.input

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
+from media.previews.metadata import Preview
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import mentions, reactions, repository, service
+from subgraphs.messages import embeds, mentions, reactions, repository, service
 from subgraphs.messages.models import MessageRow
 
 
@@ -22,6 +23,7 @@ class MessagesLoaders:
     visible_messages: DataLoader[
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't read
+    embeds: DataLoader[int, list[Preview]]  # of messages the viewer was already allowed to see
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
@@ -59,7 +61,15 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
             found.update({i: name for i, name in names.items() if i in visible})
         return [found.get(i) for i in ids]
 
+    async def load_embeds(ids: Sequence[int]) -> list[list[Preview]]:
+        found: dict[int, list[Preview]] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                found.update(await embeds.embeds_of(session, shard_ids))
+        return [found.get(i, []) for i in ids]
+
     return MessagesLoaders(
+        embeds=DataLoader(load_embeds),
         usernames=DataLoader(load_usernames),
         channel_names=DataLoader(load_channel_names),
         reactions=DataLoader(load_reactions),

@@ -31,6 +31,7 @@ class MessageRow(ShardBase):
     mention_everyone: Mapped[bool] = mapped_column(default=False)  # @everyone/@here by someone allowed to
     pinned_at: Mapped[datetime | None] = mapped_column()  # None: not pinned
     pinned_by: Mapped[int | None] = mapped_column()
+    suppress_embeds: Mapped[bool] = mapped_column(default=False)  # no link previews (author's choice)
 
 
 class ReactionRow(ShardBase):

@@ -31,7 +31,7 @@ from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, repla
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import events, pins, reactions, read_states, service
+from subgraphs.messages import embeds, events, pins, reactions, read_states, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.types import (
@@ -39,11 +39,13 @@ from subgraphs.messages.types import (
     Channel,
     DeleteMessageResult,
     EditMessageResult,
+    Embed,
     Message,
     MessageConnection,
     MessageCreated,
     MessageDeleted,
     MessageEdge,
+    MessageEmbedsUpdated,
     MessageEvent,
     MessagesDeleted,
     MessagesInfo,
@@ -55,6 +57,7 @@ from subgraphs.messages.types import (
     ReadState,
     ReadStateResult,
     SendMessageResult,
+    SuppressEmbedsResult,
     Typing,
     TypingEvent,
     TypingResult,
@@ -147,6 +150,7 @@ class Mutation:
                 content=input.content,
                 reply_to_id=id_input(str(input.reply_to_id), "replyToId") if input.reply_to_id else None,
                 nonce=input.nonce,
+                suppress_embeds=input.suppress_embeds,
             )
             settings = ctx.runtime.settings
             limit = ratelimit.send_message_limit(
@@ -242,6 +246,19 @@ class Mutation:
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
+        description="Hide (or bring back) a message's link previews: its author, or Manage Messages.",
+    )
+    async def suppress_embeds(
+        self, info: MessagesInfo, message_id: strawberry.ID, suppress: bool = True
+    ) -> SuppressEmbedsResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
+            target = id_input(str(message_id), "messageId")
+            return Message.from_row(await embeds.set_suppressed(ctx.uow, principal, target, suppress))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
         description="Mark a channel read up to a message (default: its newest). Never moves backwards.",
     )
     async def mark_read(
@@ -290,6 +307,12 @@ def _to_graphql(event: Event) -> MessageEvent | None:
         )
     if isinstance(event, events.TypingStarted):
         return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
+    if isinstance(event, embeds.EmbedsChanged):
+        return MessageEmbedsUpdated(
+            message_id=strawberry.ID(str(event.message_id)),
+            embeds=[Embed.from_preview(p) for p in embeds.from_json(event.embeds)],
+            cursor=cursor,
+        )
     if isinstance(event, events.PinChanged):
         return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned, cursor=cursor)
     return None

@@ -35,6 +35,7 @@ class NewMessage:
     content: str
     reply_to_id: int | None
     nonce: str | None
+    suppress_embeds: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         reply_to_id=data.reply_to_id,
         nonce=nonce,
         created_at=datetime.now(UTC),
+        suppress_embeds=data.suppress_embeds,
     )
     repository.add_message(session, message)
     try:
@@ -140,7 +142,7 @@ async def readable_message(
     return message, channel
 
 
-async def _own_or_moderated(
+async def own_or_moderated(
     uow: UnitOfWork, principal: Principal, message_id: int, *, moderator_permission: Permission | None
 ) -> MessageRow:
     session = await uow.for_entity(message_id)
@@ -157,10 +159,10 @@ async def _own_or_moderated(
 
 async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, content: str) -> MessageRow:
     text = clean_text(content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
-    message = await _own_or_moderated(uow, principal, message_id, moderator_permission=None)
+    message = await own_or_moderated(uow, principal, message_id, moderator_permission=None)
     session = await uow.for_entity(message_id)
     channel = await access.channel_access(session, message.channel_id, principal.user_id)
-    assert channel is not None  # checked by _own_or_moderated
+    assert channel is not None  # checked by own_or_moderated
     resolved = await mentions.resolve(uow.directory(), session, channel, principal.user_id, text)
     if resolved.content == message.content:
         return message  # nothing changes, nothing is announced
@@ -195,7 +197,7 @@ async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, c
 
 
 async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int) -> MessageRow:
-    message = await _own_or_moderated(
+    message = await own_or_moderated(
         uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
     )
     await repository.delete_message(await uow.for_entity(message_id), message)

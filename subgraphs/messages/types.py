@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
+from media.previews.metadata import Preview
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
@@ -44,6 +45,31 @@ class Reaction:
 class MessageEdit:
     content: str
     replaced_at: datetime = strawberry.field(description="When this text was replaced by the next.")
+
+
+@strawberry.type(description="A link's preview, fetched after the message was sent.")
+class Embed:
+    url: str
+    kind: str = strawberry.field(description="link, video, rich or photo (oEmbed's types).")
+    title: str | None
+    description: str | None
+    site_name: str | None
+    image_url: str | None = strawberry.field(description="The page's image (load it through your own proxy).")
+    provider: str | None = strawberry.field(description="YouTube, Spotify or Twitter when from oEmbed.")
+    author_name: str | None
+
+    @classmethod
+    def from_preview(cls, p: Preview) -> Embed:
+        return cls(
+            url=p.url,
+            kind=p.kind,
+            title=p.title,
+            description=p.description,
+            site_name=p.site_name,
+            image_url=p.image_url,
+            provider=p.provider,
+            author_name=p.author_name,
+        )
 
 
 @strawberry.federation.type(keys=["id"], description="A message in a text channel.")
@@ -135,6 +161,12 @@ class Message:
         row = await info.context.loaders.visible_messages.load(self.reply_to_id)
         return Message.from_row(row) if row else None
 
+    suppress_embeds: bool = strawberry.field(default=False, description="Its link previews are hidden.")
+
+    @strawberry.field(description="Previews of the links in it (up to 5), once fetched; none if suppressed.")
+    async def embeds(self, info: MessagesInfo) -> list[Embed]:
+        return [Embed.from_preview(p) for p in await info.context.loaders.embeds.load(int(self.id))]
+
     @strawberry.field(description="Whether this message replies to another (even a deleted one).")
     def is_reply(self) -> bool:
         return self.reply_to_id is not None
@@ -151,6 +183,7 @@ class Message:
             reply_to_id=row.reply_to_id,
             pinned_at=row.pinned_at,
             mentions_everyone=row.mention_everyone,
+            suppress_embeds=row.suppress_embeds,
         )
 
     @classmethod
@@ -285,8 +318,23 @@ class MessagesDeleted:
     channel_id: strawberry.ID
 
 
+@strawberry.type(description="A message's link previews arrived or changed (the full new list).")
+class MessageEmbedsUpdated:
+    message_id: strawberry.ID
+    embeds: list[Embed]
+    cursor: str | None = strawberry.field(
+        default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
+    )
+
+
 MessageEvent = Annotated[
-    MessageCreated | MessageUpdated | MessageDeleted | ReactionChanged | PinChanged | TypingEvent,
+    MessageCreated
+    | MessageUpdated
+    | MessageDeleted
+    | ReactionChanged
+    | PinChanged
+    | MessageEmbedsUpdated
+    | TypingEvent,
     strawberry.union("MessageEvent"),
 ]
 ReadStateResult = Annotated[ReadState | NotFoundError, strawberry.union("ReadStateResult")]
@@ -299,6 +347,9 @@ PinResult = Annotated[
 ]
 BulkDeleteResult = Annotated[
     MessagesDeleted | ValidationError | NotFoundError | PermissionError, strawberry.union("BulkDeleteResult")
+]
+SuppressEmbedsResult = Annotated[
+    Message | NotFoundError | PermissionError, strawberry.union("SuppressEmbedsResult")
 ]
 SendMessageResult = Annotated[
     Message | ValidationError | NotFoundError | PermissionError, strawberry.union("SendMessageResult")

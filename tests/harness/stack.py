@@ -98,6 +98,8 @@ def _base_env(workdir: Path) -> dict[str, str]:
     # Tests send bursts (1,000 messages to resume from); the default send limit has its own stack
     # (test_message_rate_limit.py).
     env.update(BEEP_MESSAGE_SEND_LIMIT="100000")
+    # Link previews may fetch the tests' local site (tests/harness/preview_site.py); nothing else private.
+    env.update(BEEP_PREVIEW_ALLOWED_NETWORKS="127.0.0.1/32")
     return env
 
 

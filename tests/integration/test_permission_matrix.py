@@ -70,7 +70,7 @@ UNGOVERNED: dict[Permission, str] = {
     Permission.MUTE_MEMBERS: "no operation yet (voice is its own issue)",
     Permission.MOVE_MEMBERS: "no operation yet (voice is its own issue)",
     Permission.ATTACH_FILES: "no operation yet (attachments are their own issue)",
-    Permission.EMBED_LINKS: "no operation yet (no link embeds)",
+    Permission.EMBED_LINKS: "not an operation: it gates link previews (test_link_previews_live.py)",
     Permission.MENTION_EVERYONE: "no operation yet (no mentions)",
     Permission.ADD_REACTIONS: "no operation yet (no reactions)",
     Permission.PIN_MESSAGES: "no operation yet (no pins)",

@@ -1,0 +1,197 @@
+"""Link previews of messages ("embeds"): stored per message, produced after the send by the worker.
+
+`LinkPreviewer` is a durable outbox consumer (kernel/relay.py): for each sent or edited message it finds
+the links (media/previews/providers.py), fetches their previews with the SSRF-safe fetcher, replaces the
+message's embeds and announces `EmbedsChanged` on the channel, so open clients update the message live.
+No previews when the author lacks Embed Links in the channel (a server switches previews off by taking
+the permission from @everyone), when the message suppresses them, or when it changed since the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import ShardBase
+from db.engines import Database
+from media.previews.metadata import Preview
+from media.previews.providers import links_to_preview
+from media.previews.service import PreviewService
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.bus import EventBus
+from subgraphs.kernel.events import Event, topic_for_channel
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages.events import MessageCreated, MessageUpdated
+from subgraphs.messages.models import MessageRow
+from subgraphs.messages.service import own_or_moderated
+
+log = logging.getLogger("beep.embeds")
+CONCURRENT_FETCHES = 8
+
+
+class EmbedRow(ShardBase):
+    __tablename__ = "message_embeds"
+    __table_args__ = (Index("ix_message_embeds_message_id", "message_id", "position"),)
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)  # the link's order in the message
+    server_id: Mapped[int] = mapped_column()
+    url: Mapped[str] = mapped_column(String(2048))
+    data: Mapped[str] = mapped_column(Text)  # the Preview as JSON
+
+
+@dataclass(frozen=True)
+class EmbedsChanged(Event):
+    """A message's previews arrived (or were removed): `embeds` is the full new list, as JSON."""
+
+    message_id: int
+    channel_id: int
+    server_id: int
+    embeds: str
+
+
+@dataclass(frozen=True)
+class EmbedsRequested(Event):
+    """Previews were asked for again (unsuppressed): for the previewer only, clients never see it."""
+
+    message_id: int
+    channel_id: int
+    server_id: int
+    content: str
+
+
+def to_json(previews: Sequence[Preview]) -> str:
+    return json.dumps([asdict(p) for p in previews], separators=(",", ":"))
+
+
+def from_json(raw: str) -> list[Preview]:
+    return [Preview(**item) for item in json.loads(raw)]
+
+
+async def embeds_of(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, list[Preview]]:
+    rows = await session.scalars(
+        sa.select(EmbedRow).where(EmbedRow.message_id.in_(message_ids)).order_by(EmbedRow.position)
+    )
+    found: dict[int, list[Preview]] = {}
+    for row in rows:
+        found.setdefault(row.message_id, []).append(Preview(**json.loads(row.data)))
+    return found
+
+
+async def replace_embeds(uow: UnitOfWork, message: MessageRow, previews: Sequence[Preview]) -> None:
+    """Store `previews` as the message's embeds and announce them (inside `uow.atomic()`)."""
+    session = await uow.for_entity(message.channel_id)
+    await session.execute(sa.delete(EmbedRow).where(EmbedRow.message_id == message.id))
+    if previews:
+        await session.execute(
+            sa.insert(EmbedRow),
+            [
+                {
+                    "message_id": message.id,
+                    "position": n,
+                    "server_id": message.server_id,
+                    "url": p.url,
+                    "data": json.dumps(asdict(p)),
+                }
+                for n, p in enumerate(previews)
+            ],
+        )
+    uow.emit(
+        topic_for_channel(message.channel_id),
+        EmbedsChanged(message.id, message.channel_id, message.server_id, to_json(previews)),
+    )
+
+
+Wanted = MessageCreated | MessageUpdated | EmbedsRequested  # what (re)computes a message's previews
+
+
+class LinkPreviewer:
+    """The `link-previews` consumer."""
+
+    name = "link-previews"
+
+    def __init__(self, database: Database, bus: EventBus, previews: PreviewService) -> None:
+        self._database = database
+        self._bus = bus
+        self.previews = previews
+        self._limit = asyncio.Semaphore(CONCURRENT_FETCHES)
+
+    def _uow(self) -> UnitOfWork:
+        return UnitOfWork(self._database, self._bus)
+
+    async def handle(self, _store: int, events: list[Event]) -> None:
+        latest: dict[int, Wanted] = {}
+        for event in events:  # an edit in the same batch supersedes the send
+            if isinstance(event, MessageCreated | MessageUpdated | EmbedsRequested):
+                latest[event.message_id] = event
+        await asyncio.gather(*(self._one(event) for event in latest.values()))
+
+    async def _one(self, event: Wanted) -> None:
+        uow = self._uow()
+        try:
+            message = await self._still_current(uow, event)
+            if message is None:
+                return
+            links = [] if message.suppress_embeds else links_to_preview(message.content)
+            if links and not await self._may_embed(uow, message):
+                links = []
+            if not links and isinstance(event, MessageCreated):
+                return  # nothing to show, nothing shown before
+            previews = [
+                p for p in await asyncio.gather(*(self._fetch(url) for url in links)) if p is not None
+            ]
+            if not previews and isinstance(event, MessageCreated):
+                return
+            async with uow.atomic():
+                current = await self._still_current(uow, event)
+                if current is not None:
+                    await replace_embeds(uow, current, previews)
+        finally:
+            await uow.close()
+
+    async def _fetch(self, url: str) -> Preview | None:
+        async with self._limit:
+            return await self.previews.preview(url)
+
+    async def _still_current(self, uow: UnitOfWork, event: Wanted) -> MessageRow | None:
+        """The message, unless it was deleted or edited since this event (the later event handles it)."""
+        session = await uow.for_entity(event.channel_id)
+        message = await session.get(MessageRow, event.message_id, populate_existing=True)
+        if message is None or message.content != event.content:
+            return None
+        return message
+
+    async def _may_embed(self, uow: UnitOfWork, message: MessageRow) -> bool:
+        session = await uow.for_entity(message.channel_id)
+        found = await access.channel_access(session, message.channel_id, message.author_id)
+        return found is not None and found.can_view and found.has(Permission.EMBED_LINKS)
+
+
+async def set_suppressed(
+    uow: UnitOfWork, principal: Principal, message_id: int, suppress: bool
+) -> MessageRow:
+    """Hide a message's previews (they are deleted) or bring them back (fetched again)."""
+    message = await own_or_moderated(
+        uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
+    )
+    if message.suppress_embeds == suppress:
+        return message
+    message.suppress_embeds = suppress
+    topic = topic_for_channel(message.channel_id)
+    if suppress:
+        await replace_embeds(uow, message, [])
+    else:
+        uow.emit(topic, EmbedsRequested(message.id, message.channel_id, message.server_id, message.content))
+    return message
