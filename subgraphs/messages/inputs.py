@@ -8,11 +8,16 @@ import strawberry
 @strawberry.input
 class SendMessageInput:
     channel_id: strawberry.ID
-    content: str = strawberry.field(description="1-4,000 characters of Markdown.")
+    content: str = strawberry.field(
+        description="1-4,000 characters of Markdown (may be empty when files are attached)."
+    )
     reply_to_id: strawberry.ID | None = None
     nonce: str | None = strawberry.field(
         default=None,
         description="Client-chosen (≤ 64 chars): a retried send with the same nonce is not duplicated.",
+    )
+    attachment_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Your uploads (uploadAttachment) in this channel to attach, in order."
     )
 
 
