@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # their download URLs live this long (plus up to a minute of rounding).
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     attachment_url_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    # How often each messages process runs purge jobs left behind (kernel/attachment_files.py); 0: never.
+    attachment_sweep_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @cached_property
     def resolved_directory_url(self) -> str:

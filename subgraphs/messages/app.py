@@ -10,7 +10,9 @@ from subgraphs.messages.schema import schema
 
 
 async def sweep_attachment_files(runtime: Runtime) -> None:
-    await sweeper(runtime.database, runtime.attachments)
+    interval = runtime.settings.attachment_sweep_seconds
+    if interval > 0:
+        await sweeper(runtime.database, runtime.attachments, interval)
 
 
 definition = SubgraphDefinition(
