@@ -9,7 +9,6 @@ from db.engines import Database
 from db.ids import configure_logical_shards
 from media.attachments import Attachments
 from media.pictures import Pictures, load_or_create_signing_keys
-from media.s3 import S3Storage
 from media.signing import UrlSigner
 from media.storage import FileStorage, LocalDiskStorage
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
@@ -53,8 +52,9 @@ class Runtime:
         await self.bus.close()
         await self.rate_limiter.close()
         await self.database.dispose()
-        if isinstance(self.pictures.storage, S3Storage):
-            await self.pictures.storage.close()
+        close = getattr(self.pictures.storage, "close", None)  # S3's connection pool
+        if close is not None:
+            await close()
 
 
 def _media(settings: Settings) -> tuple[Pictures, Attachments]:
@@ -74,6 +74,8 @@ def _media(settings: Settings) -> tuple[Pictures, Attachments]:
 def create_storage(settings: Settings) -> FileStorage:
     """The configured backend: local disk (embedded default) or an S3-compatible store."""
     if settings.media_storage == "s3":
+        from media.s3 import S3Storage  # botocore takes a second to import: only when used
+
         return S3Storage(
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url or None,
