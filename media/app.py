@@ -12,7 +12,7 @@ Mount it where the signer's `base_url` points: `Mount("/media", create_media_app
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from urllib.parse import quote
 
@@ -32,13 +32,20 @@ SECURITY_HEADERS = {
 }
 
 
-def create_media_app(storage: FileStorage, signer: UrlSigner) -> Starlette:
+def create_media_app(
+    storage: FileStorage, signer: UrlSigner, is_live: Callable[[str], Awaitable[bool]] | None = None
+) -> Starlette:
+    """`is_live(key)`: asked after the signature, before storage; False answers 404 (the object's row is
+    gone, even if its bytes are not yet)."""
+
     async def download(request: Request) -> Response:
         key: str = request.path_params["key"]
         try:
             grant = signer.verify(key, _single_valued(request))
         except MediaError as error:
             return _error(403, error.code)
+        if is_live is not None and not await is_live(key):
+            return _error(404, MediaErrorCode.NOT_FOUND)
         try:
             if request.method == "HEAD":
                 return Response(headers=_headers(await storage.stat(key), grant))

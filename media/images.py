@@ -44,6 +44,8 @@ class PictureKind(enum.Enum):
     BANNER = ("banner", 10 * MiB, (1920, 1080))
     SERVER_PICTURE = ("server-picture", 8 * MiB, (512, 512))
     SERVER_BANNER = ("server-banner", 10 * MiB, (1920, 1080))
+    # A message attachment's preview (media/attachments.py checks the upload's own size limit first).
+    ATTACHMENT_THUMBNAIL = ("attachment-thumbnail", 1024 * MiB, (320, 320))
 
     def __init__(self, slug: str, max_bytes: int, bounds: tuple[int, int]) -> None:
         self.slug = slug

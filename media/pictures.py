@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -49,8 +50,8 @@ class Pictures:
             except (MediaError, OSError):
                 log.warning("could not delete a stored picture", exc_info=True, extra={"key": key})
 
-    def app(self) -> Starlette:
-        return create_media_app(self.storage, self.signer)
+    def app(self, is_live: Callable[[str], Awaitable[bool]] | None = None) -> Starlette:
+        return create_media_app(self.storage, self.signer, is_live)
 
 
 def load_or_create_signing_keys(spec: str, key_file: Path) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from media.errors import FileTooLarge, InvalidKey, ObjectNotFound
-from media.keys import new_key, split_key
+from media.keys import new_key, split_key, validate_scope
 from media.mime import normalize_content_type
 
 CHUNK_SIZE = 64 * 1024
@@ -79,6 +79,11 @@ class FileStorage(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def delete_scope(self, scope: str) -> int:
+        """Remove every object whose key lies in `scope` or below it (a tenant's or a channel's files);
+        the number removed (an estimate where the backend cannot count cheaply)."""
+        ...
 
 
 class LocalDiskStorage:
@@ -149,6 +154,9 @@ class LocalDiskStorage:
             return False
         return True
 
+    async def delete_scope(self, scope: str) -> int:
+        return await asyncio.to_thread(self._delete_scope, validate_scope(scope))
+
     # --- blocking helpers, always run in a worker thread -------------------------------------------
 
     def _path(self, key: str) -> Path:
@@ -198,6 +206,24 @@ class LocalDiskStorage:
             existed = True
         _meta_path(path).unlink(missing_ok=True)
         return existed
+
+    def _delete_scope(self, scope: str) -> int:
+        directory = self._root / scope
+        if not directory.resolve().is_relative_to(self._root) or not directory.is_dir():
+            return 0
+        removed = 0
+        # Data files first (each one's removal is the object's end), then what is left of the tree.
+        for path in sorted(directory.rglob("*"), reverse=True):
+            if path.is_symlink() or path.is_file():
+                if not path.name.endswith(_META_SUFFIX) and not path.name.startswith(_TEMP_PREFIX):
+                    removed += 1
+                path.unlink(missing_ok=True)
+            elif path.is_dir():
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        return removed
 
 
 class _TempWriter:

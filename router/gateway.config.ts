@@ -406,14 +406,17 @@ function useDepthAndAliasLimits(maxDepth: number, maxAliases: number): GatewayPl
 //
 // The router parses multipart requests and forwards each file to the subgraph that owns the field, as a
 // multipart request of its own. Limits apply while parsing (busboy), before anything is buffered past
-// them: each file at most BEEP_ROUTER_MAX_FILE_BYTES (10 MiB, the largest picture), at most
-// BEEP_ROUTER_MAX_FILES files (1) per request; the whole body at most that plus 1 MiB. A browser can send
+// them: each file at most BEEP_ROUTER_MAX_FILE_BYTES (20 MiB: a message's attachments together, which
+// BEEP_ATTACHMENT_MAX_BYTES sets in the subgraphs), at most BEEP_ROUTER_MAX_FILES files (10, a message's)
+// per request; a declared body at most BEEP_ROUTER_MAX_REQUEST_BYTES (21 MiB). GraphQL Yoga, under the
+// gateway, also cuts every body at 25,000,000 bytes (its default, which the gateway does not expose), so
+// values past that have no effect. A browser can send
 // multipart/form-data cross-site without a CORS preflight (an HTML form can), so a multipart request must
 // carry one of PREFLIGHT_HEADERS, which a form cannot set; subgraphs check the same (kernel/app.py).
 
-const maxFileBytes = int('BEEP_ROUTER_MAX_FILE_BYTES', 10 * 1024 * 1024);
-const maxFiles = int('BEEP_ROUTER_MAX_FILES', 1);
-const maxMultipartBytes = maxFileBytes * Math.max(maxFiles, 1) + 1024 * 1024;
+const maxFileBytes = int('BEEP_ROUTER_MAX_FILE_BYTES', 20 * 1024 * 1024);
+const maxFiles = int('BEEP_ROUTER_MAX_FILES', 10);
+const maxMultipartBytes = int('BEEP_ROUTER_MAX_REQUEST_BYTES', maxFileBytes + 1024 * 1024);
 const PREFLIGHT_HEADERS = ['graphql-require-preflight', 'apollo-require-preflight', 'x-apollo-operation-name'];
 const uploadFetchAPI = createFetch({
   formDataLimits: { fileSize: maxFileBytes, files: maxFiles, fieldSize: 1024 * 1024, fields: 16, parts: maxFiles + 16 },
@@ -458,7 +461,7 @@ log.info(
     maxTokens,
     maxAliases,
     dedupe,
-    uploads: { maxFileBytes, maxFiles },
+    uploads: { maxFileBytes, maxFiles, maxMultipartBytes },
     cors: cors ? corsOrigins : '*',
     jwks: jwksUrls,
     urlOverrides: Object.fromEntries(

@@ -28,7 +28,7 @@ from subgraphs.channels.types import (
     OverwriteTarget,
     Server,
 )
-from subgraphs.kernel import access, ratelimit
+from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
@@ -98,15 +98,25 @@ class Mutation:
         "each).",
     )
     async def delete_channel(self, info: ChannelsInfo, id: strawberry.ID) -> DeleteChannelResult:
+        purges: list[int] = []
+
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ChannelDeleted:
             deleted = await service.delete_channel(ctx.uow, principal, id_input(str(id), "id"))
+            gone = [deleted.channel.id, *(child.id for child in deleted.children)]
+            purges.extend(
+                await attachment_files.purge_channels_later(ctx.uow, deleted.channel.server_id, gone)
+            )
             return ChannelDeleted(
                 channel_id=strawberry.ID(str(deleted.channel.id)),
                 server_id=strawberry.ID(str(deleted.channel.server_id)),
                 child_ids=[strawberry.ID(str(child.id)) for child in deleted.children],
             )
 
-        return await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(info, operation)
+        if isinstance(result, ChannelDeleted):  # committed: the channels' attachment files go too
+            runtime = info.context.runtime
+            await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
+        return result
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,6 +45,10 @@ class SubgraphDefinition:
     schema: Schema
     loaders_factory: Callable[[UnitOfWork, Principal | None], Any]
     extra_routes: Callable[[RuntimeHolder], Sequence[BaseRoute]] = field(default=lambda _holder: ())
+    # Long-running work of the process (e.g. the attachment sweeper), started and cancelled by the lifespan.
+    background: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None
+    # Takes message attachments: its multipart cap follows BEEP_ATTACHMENT_MAX_BYTES (others: 11 MiB).
+    large_uploads: bool = False
 
 
 def _authorization_value(raw: Any) -> str | None:
@@ -274,8 +279,12 @@ async def _healthz(_request: Request) -> Response:
 
 def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settings: Settings) -> Starlette:
     graphql = SubgraphGraphQL(definition, holder, settings.origins)
+    # A message's attachments travel in one request: the cap grows with their limit (+ 1 MiB of form).
+    upload_cap = MAX_MULTIPART_BYTES
+    if definition.large_uploads:
+        upload_cap = max(upload_cap, settings.attachment_max_bytes + 1024 * 1024)
     routes: list[BaseRoute] = [
-        Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder)), methods=["GET", "POST"]),
+        Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder), upload_cap), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", PresenceLifecycle(graphql)),
         Route("/healthz", _healthz),
         *definition.extra_routes(holder),
@@ -290,13 +299,17 @@ def configure_process(settings: Settings, component: str) -> None:
 
 
 def runtime_lifespan(
-    holder: RuntimeHolder, settings: Settings, background: Background | None = None
+    holder: RuntimeHolder,
+    settings: Settings,
+    definitions: Sequence[SubgraphDefinition] = (),
+    background: Background | None = None,
 ) -> Callable[[Starlette], Any]:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         holder.set(runtime)
         log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
+        tasks = [asyncio.create_task(d.background(runtime)) for d in definitions if d.background]
         try:
             if background is None:
                 yield
@@ -304,6 +317,9 @@ def runtime_lifespan(
                 async with background(runtime):
                     yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             holder.set(None)
             await runtime.close()
 
@@ -325,9 +341,9 @@ def create_app(
             Mount(f"/{d.name}", app=build_subgraph(d, holder, settings)) for d in definitions
         ]
         routes.append(Route("/healthz", _healthz))
-        app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings, background))
+        app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings, definitions, background))
     else:
         (definition,) = definitions
         app = build_subgraph(definition, holder, settings)
-        app.router.lifespan_context = runtime_lifespan(holder, settings)
+        app.router.lifespan_context = runtime_lifespan(holder, settings, definitions)
     return RequestIdMiddleware(app)

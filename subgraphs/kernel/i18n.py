@@ -157,6 +157,20 @@ FRENCH: dict[str, str] = {
     ),
     "The file is larger than {n} MiB.": "Le fichier dépasse {n} Mio.",
     "Send the file as a GraphQL multipart upload.": "Envoyez le fichier en téléversement multipart GraphQL.",
+    # attachments (media/attachments.py, messages/attachments.py)
+    "The file is empty.": "Le fichier est vide.",
+    "The file is presented as an image but its content is not one.": (
+        "Le fichier est présenté comme une image mais son contenu n'en est pas une."
+    ),
+    "At most {n} files per message.": "Au plus {n} fichiers par message.",
+    "The files of a message may total at most {n} MiB.": (
+        "Les fichiers d'un message ne peuvent dépasser {n} Mio au total."
+    ),
+    "You may not attach files in this channel.": "Vous ne pouvez pas joindre de fichiers dans ce salon.",
+    "No such upload waiting in this channel.": "Aucun fichier téléversé de ce type n'attend dans ce salon.",
+    "At most {n} uploads may wait to be sent.": (
+        "Au plus {n} fichiers téléversés peuvent attendre d'être envoyés."
+    ),
     "Internal server error": "Erreur interne du serveur",
 }
 

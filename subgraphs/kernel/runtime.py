@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from db.engines import Database
 from db.ids import configure_logical_shards
+from media.attachments import Attachments
 from media.pictures import Pictures, load_or_create_signing_keys
 from media.signing import UrlSigner
-from media.storage import LocalDiskStorage
+from media.storage import FileStorage, LocalDiskStorage
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
 from subgraphs.kernel.presence import PresenceStore, create_presence_store
@@ -26,6 +27,7 @@ class Runtime:
     presence: PresenceStore
     rate_limiter: RateLimiter
     pictures: Pictures
+    attachments: Attachments
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -42,20 +44,50 @@ class Runtime:
         presence = create_presence_store(settings.redis_url)
         bus = create_bus(settings.redis_url)
         limiter = create_rate_limiter(settings.redis_url)
-        return cls(settings, database, bus, verifier, presence, limiter, _pictures(settings))
+        pictures, attachments = _media(settings)
+        return cls(settings, database, bus, verifier, presence, limiter, pictures, attachments)
 
     async def close(self) -> None:
         await self.presence.close()
         await self.bus.close()
         await self.rate_limiter.close()
         await self.database.dispose()
+        close = getattr(self.pictures.storage, "close", None)  # S3's connection pool
+        if close is not None:
+            await close()
 
 
-def _pictures(settings: Settings) -> Pictures:
+def _media(settings: Settings) -> tuple[Pictures, Attachments]:
     keys = load_or_create_signing_keys(settings.media_signing_keys, settings.data_dir / "media-signing-keys")
     signer = UrlSigner.from_spec(keys, base_url=f"{settings.resolved_media_public_url}/files")
-    storage = LocalDiskStorage(settings.resolved_media_dir)
-    return Pictures(storage, signer, url_ttl_seconds=settings.media_url_ttl_seconds)
+    storage = create_storage(settings)
+    pictures = Pictures(storage, signer, url_ttl_seconds=settings.media_url_ttl_seconds)
+    attachments = Attachments(
+        storage,
+        signer,
+        url_ttl_seconds=settings.attachment_url_ttl_seconds,
+        max_bytes=settings.attachment_max_bytes,
+    )
+    return pictures, attachments
+
+
+def create_storage(settings: Settings) -> FileStorage:
+    """The configured backend: local disk (embedded default) or an S3-compatible store."""
+    if settings.media_storage == "s3":
+        from media.s3 import S3Storage  # botocore takes a second to import: only when used
+
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id or None,
+            secret_access_key=settings.s3_secret_access_key or None,
+            prefix=settings.s3_prefix,
+            max_size=max(settings.attachment_max_bytes, 25 * 1024 * 1024),
+        )
+    return LocalDiskStorage(
+        settings.resolved_media_dir, max_size=max(settings.attachment_max_bytes, 25 * 1024 * 1024)
+    )
 
 
 class RuntimeHolder:

@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     # (BEEP_ISSUER_URL) + /media, which serves it.
     media_public_url: str = ""
     media_url_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    # Where files are kept: `local` (media_dir) or `s3` (any S3-compatible store; production).
+    media_storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = "beep-media"
+    s3_endpoint_url: str = ""  # empty: AWS itself
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: botocore's usual chain (environment, instance role...)
+    s3_secret_access_key: str = ""
+    s3_prefix: str = ""
+    # Message attachments: all files of one message together at most this many bytes (10 files at most);
+    # their download URLs live this long (plus up to a minute of rounding).
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    attachment_url_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    # How often each messages process runs purge jobs left behind (kernel/attachment_files.py); 0: never.
+    attachment_sweep_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @cached_property
     def resolved_directory_url(self) -> str:

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.attachment_files import sweeper
+from subgraphs.kernel.runtime import Runtime
 from subgraphs.messages.loaders import build_loaders
 from subgraphs.messages.schema import schema
 
-definition = SubgraphDefinition("messages", schema, build_loaders)
+
+async def sweep_attachment_files(runtime: Runtime) -> None:
+    interval = runtime.settings.attachment_sweep_seconds
+    if interval > 0:
+        await sweeper(runtime.database, runtime.attachments, interval)
+
+
+definition = SubgraphDefinition(
+    "messages", schema, build_loaders, background=sweep_attachment_files, large_uploads=True
+)

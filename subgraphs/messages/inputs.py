@@ -8,7 +8,9 @@ import strawberry
 @strawberry.input
 class SendMessageInput:
     channel_id: strawberry.ID
-    content: str = strawberry.field(description="1-4,000 characters of Markdown.")
+    content: str = strawberry.field(
+        description="1-4,000 characters of Markdown (may be empty when files are attached)."
+    )
     reply_to_id: strawberry.ID | None = None
     nonce: str | None = strawberry.field(
         default=None,
@@ -16,6 +18,9 @@ class SendMessageInput:
     )
     suppress_embeds: bool = strawberry.field(
         default=False, description="Show no link previews for this message (Discord's SUPPRESS_EMBEDS)."
+    )
+    attachment_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Your uploads (uploadAttachment) in this channel to attach, in order."
     )
 
 

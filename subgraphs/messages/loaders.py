@@ -11,8 +11,8 @@ from media.previews.metadata import Preview
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import embeds, mentions, reactions, repository, service
-from subgraphs.messages.models import MessageRow
+from subgraphs.messages import attachments, embeds, mentions, reactions, repository, service
+from subgraphs.messages.models import AttachmentRow, MessageRow
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class MessagesLoaders:
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't read
     embeds: DataLoader[int, list[Preview]]  # of messages the viewer was already allowed to see
+    attachments: DataLoader[int, list[AttachmentRow]]  # by message id; callers check visibility first
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
@@ -46,6 +47,13 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
         for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
                 found.update(await reactions.summaries(session, shard_ids, user_id))
+        return [found.get(i, []) for i in ids]
+
+    async def load_attachments(ids: Sequence[int]) -> list[list[AttachmentRow]]:
+        found: dict[int, list[AttachmentRow]] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                found.update(await attachments.attachments_of(session, shard_ids))
         return [found.get(i, []) for i in ids]
 
     async def load_usernames(ids: Sequence[int]) -> list[str | None]:
@@ -74,4 +82,5 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
         channel_names=DataLoader(load_channel_names),
         reactions=DataLoader(load_reactions),
         visible_messages=DataLoader(load_visible),
+        attachments=DataLoader(load_attachments),
     )

@@ -72,3 +72,33 @@ class ReadStateRow(ShardBase):
     user_id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column()
     last_read_id: Mapped[int] = mapped_column()
+
+
+class AttachmentRow(ShardBase):
+    """A file of a message (subgraphs/messages/attachments.py); media/ holds its bytes under `storage_key`.
+
+    `message_id` is None while an upload waits to be attached (upload first, send later): such rows
+    belong to their uploader and expire after an hour (kernel/attachment_files.py)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        Index("ix_attachments_message_id_position", "message_id", "position"),
+        Index("ix_attachments_server_id_storage_key", "server_id", "storage_key"),
+        Index("ix_attachments_server_id_thumbnail_key", "server_id", "thumbnail_key"),
+        Index("ix_attachments_channel_id_uploader_id", "channel_id", "uploader_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("shard.messages.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column()  # FK to channels (cascade): in the migration
+    server_id: Mapped[int] = mapped_column()
+    uploader_id: Mapped[int] = mapped_column()
+    position: Mapped[int] = mapped_column(default=0)
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column()
+    content_type: Mapped[str] = mapped_column(String(127))  # detected from the bytes
+    width: Mapped[int | None] = mapped_column()
+    height: Mapped[int | None] = mapped_column()
+    storage_key: Mapped[str] = mapped_column(String(256))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column()

@@ -9,6 +9,7 @@ from typing import Any
 
 import strawberry
 from strawberry.federation import Schema
+from strawberry.file_uploads import Upload
 
 from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
@@ -31,9 +32,11 @@ from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, repla
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import embeds, events, pins, reactions, read_states, service
+from subgraphs.messages import attachments, embeds, events, pins, reactions, read_states, service
+from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttachmentResult
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
+from subgraphs.messages.models import AttachmentRow, MessageRow
 from subgraphs.messages.types import (
     BulkDeleteResult,
     Channel,
@@ -140,26 +143,63 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
-        description="Send a message to a text channel. Each member may send 10 messages per 10 s to a "
-        "channel by default (RATE_LIMITED with retryAfter beyond; the operator may change it).",
+        description="Send a message to a text channel, with files (GraphQL multipart upload: `files`) and/or "
+        f"uploads attached by id (`input.attachmentIds`; Attach Files). {LIMITS} Each member may send 10 "
+        "messages per 10 s to a channel by default (RATE_LIMITED with retryAfter beyond; configurable).",
     )
-    async def send_message(self, info: MessagesInfo, input: SendMessageInput) -> SendMessageResult:
-        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
-            data = service.NewMessage(
+    async def send_message(
+        self, info: MessagesInfo, input: SendMessageInput, files: list[Upload] | None = None
+    ) -> SendMessageResult:
+        def parse() -> service.NewMessage:
+            return service.NewMessage(
                 channel_id=id_input(str(input.channel_id), "channelId"),
                 content=input.content,
                 reply_to_id=id_input(str(input.reply_to_id), "replyToId") if input.reply_to_id else None,
                 nonce=input.nonce,
                 suppress_embeds=input.suppress_embeds,
             )
-            settings = ctx.runtime.settings
-            limit = ratelimit.send_message_limit(
-                settings.message_send_limit, settings.message_send_window_seconds
+
+        # Per member and channel, counted before anything is read or stored (the raw id: a malformed one
+        # fails right after, with its own error).
+        principal = info.context.require_principal()
+        settings = info.context.runtime.settings
+        limit = ratelimit.send_message_limit(
+            settings.message_send_limit, settings.message_send_window_seconds
+        )
+        await ratelimit.enforce(
+            info.context.runtime.rate_limiter, limit, f"{principal.user_id}:{input.channel_id}"
+        )
+
+        if files or input.attachment_ids:
+            ctx = info.context
+            pending = input.attachment_ids or []
+            result = await attachments.send_with_files(
+                ctx,
+                principal,
+                parse,
+                lambda: [id_input(str(i), "attachmentIds") for i in pending],
+                files or [],
             )
-            await ratelimit.enforce(ctx.runtime.rate_limiter, limit, f"{principal.user_id}:{data.channel_id}")
-            return Message.from_row(await service.send_message(ctx.uow, principal, data))
+            return Message.from_row(result) if isinstance(result, MessageRow) else result
+
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
+            return Message.from_row(await service.send_message(ctx.uow, principal, parse()))
 
         return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Upload a file for a message to come (Attach Files), then send it with "
+        "`sendMessage(input: {attachmentIds})` within an hour. " + LIMITS,
+    )
+    async def upload_attachment(
+        self, info: MessagesInfo, channel_id: strawberry.ID, file: Upload
+    ) -> UploadAttachmentResult:
+        ctx = info.context
+        result = await attachments.upload_pending(
+            ctx, ctx.require_principal(), lambda: id_input(str(channel_id), "channelId"), file
+        )
+        return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
     async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:
@@ -174,13 +214,19 @@ class Mutation:
         description="Delete one of your messages, or anyone's with Manage Messages.",
     )
     async def delete_message(self, info: MessagesInfo, id: strawberry.ID) -> DeleteMessageResult:
-        async def operation(ctx: BeepContext[Any], principal: Principal) -> MessageDeleted:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> MessageDeleted:
             row = await service.delete_message(ctx.uow, principal, id_input(str(id), "id"))
             return MessageDeleted(
                 message_id=strawberry.ID(str(row.id)), channel_id=strawberry.ID(str(row.channel_id))
             )
 
-        return await signed_in_mutation(info, operation)
+        def target() -> int:
+            return id_input(str(id), "id")
+
+        return await attachments.with_file_purge(ctx, target, lambda: [target()], operation)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -222,7 +268,10 @@ class Mutation:
     async def bulk_delete_messages(
         self, info: MessagesInfo, channel_id: strawberry.ID, message_ids: list[strawberry.ID]
     ) -> BulkDeleteResult:
-        async def operation(ctx: BeepContext[Any], principal: Principal) -> MessagesDeleted:
+        ctx = info.context
+        principal = ctx.require_principal()
+
+        async def operation() -> MessagesDeleted:
             channel = id_input(str(channel_id), "channelId")
             ids = [id_input(str(i), "messageIds") for i in message_ids]
             deleted = await service.bulk_delete(ctx.uow, principal, channel, ids)
@@ -230,7 +279,12 @@ class Mutation:
                 message_ids=[strawberry.ID(str(i)) for i in deleted], channel_id=strawberry.ID(str(channel))
             )
 
-        return await signed_in_mutation(info, operation)
+        return await attachments.with_file_purge(
+            ctx,
+            lambda: id_input(str(channel_id), "channelId"),
+            lambda: [id_input(str(i), "messageIds") for i in message_ids],
+            operation,
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -433,7 +487,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Message, User, Channel, *ERROR_TYPES],
+    types=[Message, User, Channel, Attachment, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",
 )

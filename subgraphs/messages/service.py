@@ -36,6 +36,7 @@ class NewMessage:
     reply_to_id: int | None
     nonce: str | None
     suppress_embeds: bool = False
+    allow_empty: bool = False  # a message with attachments may have no text
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ async def check_channel_readable(
 
 
 async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> MessageRow:
-    content = clean_text(data.content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
+    min_len = 0 if data.allow_empty else 1
+    content = clean_text(data.content, "content", min_len=min_len, max_len=MAX_CONTENT, multiline=True)
     nonce = data.nonce.strip() if data.nonce else None
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
         raise ValidationFailed(

@@ -15,6 +15,7 @@ from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationEr
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
 from subgraphs.messages import markdown, mentions, service
+from subgraphs.messages.attachment_types import Attachment
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
@@ -141,6 +142,13 @@ class Message:
             if edits is None
             else [MessageEdit(content=e.content, replaced_at=e.edited_at) for e in edits]
         )
+
+    @strawberry.field(description="Its files, in the order sent (short-lived download URLs).")
+    async def attachments(self, info: MessagesInfo) -> list[Attachment]:
+        loaders = info.context.loaders
+        if await loaders.visible_messages.load(int(self.id)) is None:
+            return []
+        return [Attachment.from_row(row) for row in await loaders.attachments.load(int(self.id))]
 
     @strawberry.field
     def author(self) -> User:

@@ -13,7 +13,7 @@ from strawberry.file_uploads import Upload
 import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
-from subgraphs.kernel import access, ratelimit
+from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
@@ -267,15 +267,19 @@ class Mutation:
         self, info: ServersInfo, server_id: strawberry.ID, confirm_name: str
     ) -> DeleteServerResult:
         files: list[str | None] = []
+        purges: list[int] = []
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ServerDeletion:
             target = id_input(str(server_id), "serverId")
             files.extend(await administration.delete_server(ctx.uow, principal, target, confirm_name))
+            purges.append(await attachment_files.purge_server_later(ctx.uow, target))
             return ServerDeletion(server_id=strawberry.ID(str(target)))
 
         result = await signed_in_mutation(info, operation)
-        if isinstance(result, ServerDeletion):  # committed: its files go too
-            await info.context.runtime.pictures.delete(*files)
+        if isinstance(result, ServerDeletion):  # committed: its files go too (attachments by scope)
+            runtime = info.context.runtime
+            await runtime.pictures.delete(*files)
+            await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
         return result
 
     @strawberry.mutation(

@@ -4,10 +4,13 @@ non-GraphQL endpoints of the process whose URL is BEEP_ISSUER_URL."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.attachment_files import attachment_is_live
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.users.issuer import issuer_routes
 from subgraphs.users.loaders import build_loaders
@@ -24,7 +27,8 @@ class MediaEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.holder.runtime
         if self._built is None or self._built[0] is not runtime:
-            self._built = (runtime, runtime.pictures.app())
+            database = runtime.database
+            self._built = (runtime, runtime.pictures.app(partial(attachment_is_live, database)))
         await self._built[1](scope, receive, send)
 
 

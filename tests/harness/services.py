@@ -155,3 +155,61 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+@dataclass
+class S3Server:
+    """An S3-compatible server for the tests: moto's server mode (PyPI `moto[s3]` + Flask, a dev
+    dependency), in-memory, on loopback. It speaks the S3 REST API that production stores (AWS S3,
+    MinIO, Ceph, R2...) speak; Beep's S3Storage is pointed at it like at any of them."""
+
+    port: int = field(default_factory=free_port)
+    bucket: str = "beep-media-test"
+    process: subprocess.Popen[bytes] | None = None
+    access_key_id: str = "beep-test"
+    secret_access_key: str = "beep-test-secret"  # moto accepts any credentials
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The `BEEP_*` settings that point a Beep process at this server."""
+        return {
+            "BEEP_MEDIA_STORAGE": "s3",
+            "BEEP_S3_ENDPOINT_URL": self.endpoint_url,
+            "BEEP_S3_BUCKET": self.bucket,
+            "BEEP_S3_REGION": "us-east-1",
+            "BEEP_S3_ACCESS_KEY_ID": self.access_key_id,
+            "BEEP_S3_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+    def start(self) -> S3Server:
+        import sys
+        import urllib.request
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceUnavailable("moto's S3 server exited at start (is moto[s3] installed?)")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise ServiceUnavailable("moto's S3 server did not start")
+        request = urllib.request.Request(f"{self.endpoint_url}/{self.bucket}", method="PUT")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

@@ -21,7 +21,7 @@ from beep.dev import embedded_subgraph_urls
 from beep.router import router_env, start_router, wait_ready
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 from tests.harness.ports import free_port
-from tests.harness.services import PostgresServer, RedisServer
+from tests.harness.services import PostgresServer, RedisServer, S3Server
 
 BEEP = [sys.executable, "-m", "beep.cli"]
 
@@ -35,7 +35,7 @@ class Stack:
     second_router_url: str = ""  # full mode: the router in front of the second messages replica
     subgraph_urls: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    services: list[PostgresServer | RedisServer] = field(default_factory=list)
+    services: list[PostgresServer | RedisServer | S3Server] = field(default_factory=list)
     database_urls: list[str] = field(default_factory=list)
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
 
@@ -53,6 +53,42 @@ class Stack:
         self.kill("worker")
         process = self.spawn("worker", self.worker_command())
         wait_ready(f"http://127.0.0.1:{self.worker_port}/healthz", process=process)
+
+    s3: S3Server | None = None  # full mode keeps files in S3 (moto's server), embedded on local disk
+
+    @property
+    def storage_backend(self) -> str:
+        return "s3" if self.s3 is not None else "local"
+
+    def stored_keys(self, prefix: str = "") -> set[str]:
+        """Every object's storage key (under `prefix`), whichever backend the stack uses."""
+        if self.s3 is not None:
+            import boto3  # moto's dependency
+
+            client = boto3.client(
+                "s3",
+                endpoint_url=self.s3.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=self.s3.access_key_id,
+                aws_secret_access_key=self.s3.secret_access_key,
+            )
+            keys: set[str] = set()
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.s3.bucket, Prefix=prefix
+            ):
+                keys.update(item["Key"] for item in page.get("Contents", []))
+            return keys
+        root = self.workdir / "data" / "media"
+        if not root.exists():
+            return set()
+        found = set()
+        for path in root.rglob("*"):
+            if path.is_file() and not path.name.endswith(".json") and not path.name.startswith("."):
+                relative = path.relative_to(root).parts  # scope..., two hex digits, object id
+                key = "/".join((*relative[:-2], relative[-1]))
+                if key.startswith(prefix):
+                    found.add(key)
+        return found
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
@@ -137,6 +173,8 @@ def start_full() -> Stack:
         stack.services.append(postgres)
         redis = RedisServer().start()
         stack.services.append(redis)
+        stack.s3 = S3Server().start()
+        stack.services.append(stack.s3)
         run = secrets.token_hex(4)
         directory = postgres.create_database(f"beep_directory_{run}")
         shards_a = postgres.create_database(f"beep_shards_a_{run}")
@@ -144,17 +182,21 @@ def start_full() -> Stack:
         stack.database_urls = [directory, shards_a, shards_b]
         ports = {name: free_port() for name in SUBGRAPH_NAMES}
         issuer = f"http://127.0.0.1:{ports['users']}"
-        stack.env = _base_env(workdir) | {
-            "BEEP_MODE": "full",
-            "BEEP_DIRECTORY_URL": directory,
-            "BEEP_SHARD_DATABASES": f"0-31={shards_a};32-63={shards_b}",
-            "BEEP_REDIS_URL": redis.url,
-            "BEEP_ISSUER_URL": issuer,
-            "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),
-            # Small pools on purpose: a request that holds a connection per shard would exhaust them
-            # in tests rather than in production (benchmarks raise it).
-            "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
-        }
+        stack.env = (
+            _base_env(workdir)
+            | {
+                "BEEP_MODE": "full",
+                "BEEP_DIRECTORY_URL": directory,
+                "BEEP_SHARD_DATABASES": f"0-31={shards_a};32-63={shards_b}",
+                "BEEP_REDIS_URL": redis.url,
+                "BEEP_ISSUER_URL": issuer,
+                "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),
+                # Small pools on purpose: a request that holds a connection per shard would exhaust them
+                # in tests rather than in production (benchmarks raise it).
+                "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
+            }
+            | stack.s3.env()
+        )
         subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
         second_messages = free_port()
         launches = [*ports.items(), ("messages-2", second_messages)]

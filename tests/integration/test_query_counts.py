@@ -41,7 +41,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir: Path = tmp_path_factory.mktemp("counts")
     port = free_port()
     settings = Settings(
-        data_dir=data_dir, port=port, issuer_url=f"http://127.0.0.1:{port}/users", message_send_limit=10_000
+        data_dir=data_dir,
+        port=port,
+        issuer_url=f"http://127.0.0.1:{port}/users",
+        attachment_sweep_seconds=0,  # no background statements among those counted
+        message_send_limit=10_000,
     )
     database = Database(settings.resolved_directory_url, settings.shard_map)
 
@@ -239,3 +243,50 @@ def test_a_page_of_50_messages_with_authors_replies_and_reactions_is_constant(ba
     ]
     assert edges[0]["node"]["replyTo"]["content"].startswith("m53")
     assert small_count == large_count, (small_count, large_count)
+
+
+def test_history_with_attachments_is_constant_in_page_size(base_url: str) -> None:
+    import json
+
+    token, _ = sign_up(base_url, "filer")
+    create_server = (
+        "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }"
+    )
+    server = post(base_url, "servers", create_server, {"input": {"name": "Files"}}, token)["createServer"]
+    create_channel = (
+        "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }"
+    )
+    channel = post(
+        base_url, "channels", create_channel, {"i": {"serverId": server["id"], "name": "f"}}, token
+    )["createChannel"]
+    send = """mutation($i: SendMessageInput!, $files: [Upload!]) {
+                sendMessage(input: $i, files: $files) { ... on Message { id } } }"""
+    for i in range(20):
+        operations = {
+            "query": send,
+            "variables": {"i": {"channelId": channel["id"], "content": f"m{i}"}, "files": [None, None]},
+        }
+        response = httpx.post(
+            f"{base_url}/messages/graphql",
+            data={
+                "operations": json.dumps(operations),
+                "map": json.dumps({"0": ["variables.files.0"], "1": ["variables.files.1"]}),
+            },
+            files=[("0", (f"a{i}.txt", b"a", "text/plain")), ("1", (f"b{i}.txt", b"b", "text/plain"))],
+            headers={"authorization": f"Bearer {token}", "GraphQL-Require-Preflight": "1"},
+            timeout=30,
+        )
+        assert response.json()["data"]["sendMessage"]["id"], response.text
+
+    query = """query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) {
+                 edges { node { content attachments { filename size url thumbnailUrl } } } } }"""
+    small, small_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 2}, token)
+    large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 20}, token)
+    assert [a["filename"] for a in large["messages"]["edges"][0]["node"]["attachments"]] == [
+        "a19.txt",
+        "b19.txt",
+    ]
+    assert len(small["messages"]["edges"]) == 2
+    # channel access (4), the outbox head (eventCursor), the page, the messages' visibility again
+    # (1 + 4), their attachments (1)
+    assert small_count == large_count <= 12

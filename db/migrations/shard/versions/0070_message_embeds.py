@@ -1,14 +1,14 @@
 """Link previews of messages (embeds), and a message's choice to show none.
 
 Revision ID: s0070
-Revises: s0021
+Revises: s0030
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "s0070"
-down_revision = "s0021"
+down_revision = "s0030"
 branch_labels = None
 depends_on = None
 

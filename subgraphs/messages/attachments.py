@@ -1,0 +1,356 @@
+"""Message attachments: uploaded with the message or first on their own, then attached by id.
+
+Files are checked and stored (media/attachments.py) *between* two transactions, never inside one (an
+upload must not hold a database transaction open): the first checks the caller may attach files in the
+channel (it can be seen, takes messages, and they have Send Messages and Attach Files), the second
+writes the message and its attachment rows. If the second fails, the files just stored are deleted; if
+it succeeds, a row names each file. Limits: 10 files per message (uploaded and attached together) and
+BEEP_ATTACHMENT_MAX_BYTES (20 MiB by default) for all of them together; each file non-empty; a file
+presented as an image (its declared type or its name) must be one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
+
+from db.ids import new_id
+from media.attachments import MAX_FILES, StoredAttachment, attachment_scope
+from media.errors import MediaError
+from subgraphs.kernel import access, attachment_files
+from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import (
+    DomainError,
+    ErrorCode,
+    NotFound,
+    PermissionDenied,
+    UserError,
+    ValidationFailed,
+    user_error,
+)
+from subgraphs.kernel.mutations import run_in_transaction
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages import repository, service
+from subgraphs.messages.models import AttachmentRow, MessageRow
+
+T = TypeVar("T")
+MAX_PENDING_PER_USER = 20  # uploads waiting to be attached, per member and channel
+FIELD = "files"
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str | None
+    declared_type: str | None
+
+
+# --- checks ----------------------------------------------------------------------------------------
+
+
+async def check_can_attach(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
+    session = await uow.for_entity(channel_id)
+    channel = await access.channel_access(session, channel_id, principal.user_id)
+    if channel is None or not channel.can_view:
+        raise NotFound("No such channel.", field="channelId")
+    if channel.kind not in service.TEXT_KINDS:
+        raise ValidationFailed("Messages can only be sent to text channels.", field="channelId")
+    if not channel.has(Permission.SEND_MESSAGES) or not channel.has(Permission.ATTACH_FILES):
+        raise PermissionDenied("You may not attach files in this channel.", field="channelId")
+    return channel
+
+
+async def read_uploads(files: Sequence[Any], max_bytes: int) -> list[Upload]:
+    """The request's files, each read at most to the limit: too many, too large or empty is refused."""
+    if len(files) > MAX_FILES:
+        raise ValidationFailed(
+            f"At most {MAX_FILES} files per message.", code=ErrorCode.TOO_MANY_FILES, field=FIELD
+        )
+    uploads: list[Upload] = []
+    total = 0
+    for file in files:
+        if not isinstance(file, UploadFile):
+            raise ValidationFailed("Send the file as a GraphQL multipart upload.", field=FIELD)
+        data = await file.read(max_bytes - total + 1)
+        total += len(data)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        if not data:
+            raise ValidationFailed("The file is empty.", code=ErrorCode.EMPTY_FILE, field=FIELD)
+        uploads.append(Upload(data, file.filename, file.content_type))
+    return uploads
+
+
+def _too_large(max_bytes: int) -> ValidationFailed:
+    return ValidationFailed(
+        f"The files of a message may total at most {max_bytes // (1024 * 1024)} MiB.",
+        code=ErrorCode.FILE_TOO_LARGE,
+        field=FIELD,
+    )
+
+
+# --- the flows (called by the resolvers) ------------------------------------------------------------
+
+
+async def send_with_files(
+    ctx: BeepContext[Any],
+    principal: Principal,
+    parse: Callable[[], service.NewMessage],
+    pending_ids: Callable[[], list[int]],
+    files: Sequence[Any],
+) -> Any:
+    """`sendMessage` with files and/or uploads attached by id; the payload (a Message row) or an error."""
+    runtime = ctx.runtime
+    checked: list[ChannelAccess] = []
+
+    async def check() -> None:
+        data = parse()  # ids parsed inside the operation: a bad one is a typed INVALID_ID
+        pending_ids()
+        checked.append(await check_can_attach(ctx.uow, principal, data.channel_id))
+
+    refused = await run_in_transaction(ctx.uow, check)
+    if refused is not None:
+        return refused
+    stored = await _store(ctx, checked[-1], files)
+    if isinstance(stored, UserError):
+        return stored
+
+    async def write() -> MessageRow:
+        data = replace(parse(), allow_empty=True)
+        ids = pending_ids()
+        await check_can_attach(ctx.uow, principal, data.channel_id)
+        session = await ctx.uow.for_entity(data.channel_id)
+        pending = await _pending_rows(session, principal.user_id, data.channel_id, ids)
+        if len(pending) + len(stored) > MAX_FILES:
+            raise ValidationFailed(
+                f"At most {MAX_FILES} files per message.", code=ErrorCode.TOO_MANY_FILES, field=FIELD
+            )
+        if sum(r.size for r in pending) + sum(s.size for s in stored) > runtime.attachments.max_bytes:
+            raise _too_large(runtime.attachments.max_bytes)
+        retried = (
+            await repository.message_by_nonce(session, data.channel_id, principal.user_id, data.nonce)
+            if data.nonce
+            else None
+        )
+        message = await service.send_message(ctx.uow, principal, data)
+        if retried is not None:
+            outcome.append("retried")  # the first send stands, with its own files
+            return message
+        for position, row in enumerate(pending):
+            row.message_id, row.position = message.id, position
+        shard = await ctx.uow.shard_for(data.channel_id)
+        for position, file in enumerate(stored, start=len(pending)):
+            session.add(_row(new_id(shard), message, principal.user_id, position, file))
+        await session.flush()
+        return message
+
+    outcome: list[str] = []
+    try:
+        result = await run_in_transaction(ctx.uow, write)
+    except BaseException:
+        await runtime.attachments.delete(*_keys(stored))
+        raise
+    if not isinstance(result, MessageRow) or outcome:
+        await runtime.attachments.delete(*_keys(stored))
+    return result
+
+
+async def upload_pending(
+    ctx: BeepContext[Any], principal: Principal, parse_channel: Callable[[], int], file: Any
+) -> Any:
+    """`uploadAttachment`: one file stored for a message to come; its row, or an error."""
+    runtime = ctx.runtime
+    checked: list[ChannelAccess] = []
+
+    async def check() -> None:
+        checked.append(await check_can_attach(ctx.uow, principal, parse_channel()))
+
+    refused = await run_in_transaction(ctx.uow, check)
+    if refused is not None:
+        return refused
+    stored = await _store(ctx, checked[-1], [file])
+    if isinstance(stored, UserError):
+        return stored
+
+    async def write() -> AttachmentRow:
+        channel = await check_can_attach(ctx.uow, principal, parse_channel())
+        session = await ctx.uow.for_entity(channel.channel_id)
+        waiting = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AttachmentRow)
+            .where(
+                AttachmentRow.channel_id == channel.channel_id,
+                AttachmentRow.uploader_id == principal.user_id,
+                AttachmentRow.message_id.is_(None),
+            )
+        )
+        if (waiting or 0) >= MAX_PENDING_PER_USER:
+            raise ValidationFailed(
+                f"At most {MAX_PENDING_PER_USER} uploads may wait to be sent.",
+                code=ErrorCode.LIMIT_REACHED,
+                field="file",
+            )
+        row = AttachmentRow(
+            id=new_id(await ctx.uow.shard_for(channel.channel_id)),
+            message_id=None,
+            channel_id=channel.channel_id,
+            server_id=channel.server.server_id,
+            uploader_id=principal.user_id,
+            position=0,
+            **_file_columns(stored[0]),
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    try:
+        result = await run_in_transaction(ctx.uow, write)
+    except BaseException:
+        await runtime.attachments.delete(*_keys(stored))
+        raise
+    if not isinstance(result, AttachmentRow):
+        await runtime.attachments.delete(*_keys(stored))
+    return result
+
+
+async def with_file_purge(
+    ctx: BeepContext[Any],
+    locate: Callable[[], int],
+    message_ids: Callable[[], list[int]],
+    delete: Callable[[], Awaitable[T]],
+) -> Any:
+    """Run a deletion of messages (`delete`, in the shard of the entity `locate` names) with a purge job
+    for their attachments' files, and run the job right after the commit (kernel/attachment_files.py)."""
+    jobs: list[int | None] = []
+
+    async def operation() -> T:
+        session = await ctx.uow.for_entity(locate())
+        server_id, keys = await files_of_messages(session, message_ids())
+        result = await delete()
+        if server_id is not None:
+            jobs.append(await attachment_files.purge_keys_later(ctx.uow, server_id, keys))
+        return result
+
+    result = await run_in_transaction(ctx.uow, operation)
+    if not isinstance(result, UserError):
+        await attachment_files.run_jobs(ctx.runtime.database, ctx.runtime.attachments, jobs)
+    return result
+
+
+async def _store(
+    ctx: BeepContext[Any], channel: ChannelAccess, files: Sequence[Any]
+) -> list[StoredAttachment] | Any:
+    files_service = ctx.runtime.attachments
+    scope = attachment_scope(channel.server.server_id, channel.channel_id)
+    stored: list[StoredAttachment] = []
+    try:
+        for upload in await read_uploads(files, files_service.max_bytes):
+            stored.append(
+                await files_service.store(scope, upload.data, upload.filename, upload.declared_type)
+            )
+    except MediaError as error:
+        await files_service.delete(*_keys(stored))
+        code = ErrorCode.__members__.get(error.code.value, ErrorCode.INVALID_INPUT)
+        return user_error(ValidationFailed(error.message, code=code, field=FIELD))
+    except DomainError as error:
+        await files_service.delete(*_keys(stored))
+        return user_error(error)
+    except BaseException:
+        await files_service.delete(*_keys(stored))
+        raise
+    return stored
+
+
+def _keys(stored: Sequence[StoredAttachment]) -> list[str | None]:
+    return [key for s in stored for key in (s.key, s.thumbnail_key)]
+
+
+def _file_columns(file: StoredAttachment) -> dict[str, Any]:
+    return {
+        "filename": file.filename,
+        "size": file.size,
+        "content_type": file.content_type,
+        "width": file.width,
+        "height": file.height,
+        "storage_key": file.key,
+        "thumbnail_key": file.thumbnail_key,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def _row(
+    row_id: int, message: MessageRow, uploader: int, position: int, file: StoredAttachment
+) -> AttachmentRow:
+    return AttachmentRow(
+        id=row_id,
+        message_id=message.id,
+        channel_id=message.channel_id,
+        server_id=message.server_id,
+        uploader_id=uploader,
+        position=position,
+        **_file_columns(file),
+    )
+
+
+async def _pending_rows(
+    session: AsyncSession, user_id: int, channel_id: int, ids: list[int]
+) -> list[AttachmentRow]:
+    """The caller's own uploads waiting in this channel, in the order given; "not found" otherwise."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    rows = {
+        row.id: row
+        for row in await session.scalars(
+            sa.select(AttachmentRow).where(
+                AttachmentRow.id.in_(wanted),
+                AttachmentRow.channel_id == channel_id,
+                AttachmentRow.uploader_id == user_id,
+                AttachmentRow.message_id.is_(None),
+            )
+        )
+    }
+    if len(rows) != len(wanted):
+        raise NotFound("No such upload waiting in this channel.", field="attachmentIds")
+    return [rows[i] for i in wanted]
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+async def files_of_messages(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> tuple[int | None, list[str | None]]:
+    """The tenant and the storage keys of these messages' attachments (None, [] without any)."""
+    rows = (
+        await session.execute(
+            sa.select(AttachmentRow.server_id, AttachmentRow.storage_key, AttachmentRow.thumbnail_key).where(
+                AttachmentRow.message_id.in_(message_ids)
+            )
+        )
+    ).all()
+    if not rows:
+        return None, []
+    return rows[0].server_id, [key for row in rows for key in (row.storage_key, row.thumbnail_key)]
+
+
+async def attachments_of(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, list[AttachmentRow]]:
+    found: dict[int, list[AttachmentRow]] = {}
+    rows = await session.scalars(
+        sa.select(AttachmentRow)
+        .where(AttachmentRow.message_id.in_(message_ids))
+        .order_by(AttachmentRow.message_id, AttachmentRow.position)
+    )
+    for row in rows:
+        assert row.message_id is not None
+        found.setdefault(row.message_id, []).append(row)
+    return found
