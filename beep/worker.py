@@ -24,7 +24,7 @@ from subgraphs.kernel import outbox
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
-from subgraphs.messages.embeds import LinkPreviewer
+from subgraphs.messages.link_previews import LinkPreviewer
 
 log = logging.getLogger("beep.worker")
 

@@ -11,7 +11,7 @@ from media.previews.metadata import Preview
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments, embeds, mentions, reactions, repository, service
+from subgraphs.messages import attachments, link_previews, mentions, reactions, repository, service
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
 
@@ -23,7 +23,7 @@ class MessagesLoaders:
     visible_messages: DataLoader[
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't read
-    embeds: DataLoader[int, list[Preview]]  # of messages the viewer was already allowed to see
+    link_previews: DataLoader[int, list[Preview]]  # of messages the viewer was already allowed to see
     attachments: DataLoader[int, list[AttachmentRow]]  # by message id; callers check visibility first
 
 
@@ -69,15 +69,15 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
             found.update({i: name for i, name in names.items() if i in visible})
         return [found.get(i) for i in ids]
 
-    async def load_embeds(ids: Sequence[int]) -> list[list[Preview]]:
+    async def load_link_previews(ids: Sequence[int]) -> list[list[Preview]]:
         found: dict[int, list[Preview]] = {}
         for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
-                found.update(await embeds.embeds_of(session, shard_ids))
+                found.update(await link_previews.previews_of(session, shard_ids))
         return [found.get(i, []) for i in ids]
 
     return MessagesLoaders(
-        embeds=DataLoader(load_embeds),
+        link_previews=DataLoader(load_link_previews),
         usernames=DataLoader(load_usernames),
         channel_names=DataLoader(load_channel_names),
         reactions=DataLoader(load_reactions),

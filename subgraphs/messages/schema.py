@@ -32,7 +32,7 @@ from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, repla
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments, embeds, events, pins, reactions, read_states, service
+from subgraphs.messages import attachments, events, link_previews, pins, reactions, read_states, service
 from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttachmentResult
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
@@ -42,14 +42,14 @@ from subgraphs.messages.types import (
     Channel,
     DeleteMessageResult,
     EditMessageResult,
-    Embed,
+    LinkPreview,
     Message,
     MessageConnection,
     MessageCreated,
     MessageDeleted,
     MessageEdge,
-    MessageEmbedsUpdated,
     MessageEvent,
+    MessageLinkPreviewsUpdated,
     MessagesDeleted,
     MessagesInfo,
     MessageUpdated,
@@ -307,7 +307,7 @@ class Mutation:
     ) -> SuppressEmbedsResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             target = id_input(str(message_id), "messageId")
-            return Message.from_row(await embeds.set_suppressed(ctx.uow, principal, target, suppress))
+            return Message.from_row(await link_previews.set_suppressed(ctx.uow, principal, target, suppress))
 
         return await signed_in_mutation(info, operation)
 
@@ -361,10 +361,10 @@ def _to_graphql(event: Event) -> MessageEvent | None:
         )
     if isinstance(event, events.TypingStarted):
         return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
-    if isinstance(event, embeds.EmbedsChanged):
-        return MessageEmbedsUpdated(
+    if isinstance(event, link_previews.LinkPreviewsChanged):
+        return MessageLinkPreviewsUpdated(
             message_id=strawberry.ID(str(event.message_id)),
-            embeds=[Embed.from_preview(p) for p in embeds.from_json(event.embeds)],
+            link_previews=[LinkPreview.from_preview(p) for p in link_previews.from_json(event.previews)],
             cursor=cursor,
         )
     if isinstance(event, events.PinChanged):

@@ -49,7 +49,7 @@ class MessageEdit:
 
 
 @strawberry.type(description="A link's preview, fetched after the message was sent.")
-class Embed:
+class LinkPreview:
     url: str
     kind: str = strawberry.field(description="link, video, rich or photo (oEmbed's types).")
     title: str | None
@@ -60,7 +60,7 @@ class Embed:
     author_name: str | None
 
     @classmethod
-    def from_preview(cls, p: Preview) -> Embed:
+    def from_preview(cls, p: Preview) -> LinkPreview:
         return cls(
             url=p.url,
             kind=p.kind,
@@ -172,8 +172,9 @@ class Message:
     suppress_embeds: bool = strawberry.field(default=False, description="Its link previews are hidden.")
 
     @strawberry.field(description="Previews of the links in it (up to 5), once fetched; none if suppressed.")
-    async def embeds(self, info: MessagesInfo) -> list[Embed]:
-        return [Embed.from_preview(p) for p in await info.context.loaders.embeds.load(int(self.id))]
+    async def link_previews(self, info: MessagesInfo) -> list[LinkPreview]:
+        found = await info.context.loaders.link_previews.load(int(self.id))
+        return [LinkPreview.from_preview(p) for p in found]
 
     @strawberry.field(description="Whether this message replies to another (even a deleted one).")
     def is_reply(self) -> bool:
@@ -327,9 +328,9 @@ class MessagesDeleted:
 
 
 @strawberry.type(description="A message's link previews arrived or changed (the full new list).")
-class MessageEmbedsUpdated:
+class MessageLinkPreviewsUpdated:
     message_id: strawberry.ID
-    embeds: list[Embed]
+    link_previews: list[LinkPreview]
     cursor: str | None = strawberry.field(
         default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
     )
@@ -341,7 +342,7 @@ MessageEvent = Annotated[
     | MessageDeleted
     | ReactionChanged
     | PinChanged
-    | MessageEmbedsUpdated
+    | MessageLinkPreviewsUpdated
     | TypingEvent,
     strawberry.union("MessageEvent"),
 ]

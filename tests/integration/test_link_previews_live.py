@@ -16,11 +16,11 @@ from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, create_channel, create_server, send, subscribe_settled
 from tests.integration.test_invites_and_membership import Users
 
-EMBED = "embeds { url kind title description siteName imageUrl }"
+PREVIEWS = "linkPreviews { url kind title description siteName imageUrl }"
 EVENTS = f"""subscription($c: ID!) {{ messageEvents(channelId: $c) {{ __typename
   ... on MessageCreated {{ message {{ id }} }}
-  ... on MessageEmbedsUpdated {{ messageId {EMBED} }} }} }}"""
-MESSAGE = f"query($m: ID!) {{ message(id: $m) {{ suppressEmbeds {EMBED} }} }}"
+  ... on MessageLinkPreviewsUpdated {{ messageId {PREVIEWS} }} }} }}"""
+MESSAGE = f"query($m: ID!) {{ message(id: $m) {{ suppressEmbeds {PREVIEWS} }} }}"
 SUPPRESS = """mutation($m: ID!, $s: Boolean!) { suppressEmbeds(messageId: $m, suppress: $s) {
   __typename ... on Message { suppressEmbeds } ... on UserError { code } } }"""
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
@@ -52,8 +52,8 @@ async def test_a_link_gets_its_preview_live_and_on_the_message(stack: Stack, sit
         sent = await send(as_owner, channel["id"], f"read this: {site}/page and <{site}/hop>")
         assert (await next_event(events))["__typename"] == "MessageCreated"
         update = await next_event(events)
-    assert update["__typename"] == "MessageEmbedsUpdated" and update["messageId"] == sent["id"]
-    (embed,) = update["embeds"]  # the <...> link is suppressed by its author
+    assert update["__typename"] == "MessageLinkPreviewsUpdated" and update["messageId"] == sent["id"]
+    (embed,) = update["linkPreviews"]  # the <...> link is suppressed by its author
     assert embed == {
         "url": f"{site}/page",
         "kind": "link",
@@ -63,7 +63,7 @@ async def test_a_link_gets_its_preview_live_and_on_the_message(stack: Stack, sit
         "imageUrl": f"{site}/cover.png",
     }
     stored = (await as_owner.data(MESSAGE, {"m": sent["id"]}))["message"]
-    assert stored == {"suppressEmbeds": False, "embeds": [embed]}
+    assert stored == {"suppressEmbeds": False, "linkPreviews": [embed]}
 
 
 async def test_hostile_links_get_no_preview(stack: Stack, site: str) -> None:
@@ -74,7 +74,7 @@ async def test_hostile_links_get_no_preview(stack: Stack, site: str) -> None:
         sent = await send(as_owner, channel["id"], f"{links} http://10.0.0.1/ http://[::1]/")
         assert (await next_event(events))["__typename"] == "MessageCreated"
         await events.expect_nothing(within=4.0)
-    assert (await as_owner.data(MESSAGE, {"m": sent["id"]}))["message"]["embeds"] == []
+    assert (await as_owner.data(MESSAGE, {"m": sent["id"]}))["message"]["linkPreviews"] == []
 
 
 async def test_suppressed_previews_come_back_on_request_and_leave_again(stack: Stack, site: str) -> None:
@@ -87,10 +87,10 @@ async def test_suppressed_previews_come_back_on_request_and_leave_again(stack: S
         shown = await as_owner.data(SUPPRESS, {"m": sent["id"], "s": False})
         assert shown["suppressEmbeds"] == {"__typename": "Message", "suppressEmbeds": False}
         back = await next_event(events)
-        assert back["__typename"] == "MessageEmbedsUpdated" and len(back["embeds"]) == 1
+        assert back["__typename"] == "MessageLinkPreviewsUpdated" and len(back["linkPreviews"]) == 1
         await as_owner.data(SUPPRESS, {"m": sent["id"], "s": True})
         gone = await next_event(events)
-    assert gone == {"__typename": "MessageEmbedsUpdated", "messageId": sent["id"], "embeds": []}
+    assert gone == {"__typename": "MessageLinkPreviewsUpdated", "messageId": sent["id"], "linkPreviews": []}
 
 
 async def test_only_the_author_or_a_moderator_suppresses(stack: Stack, site: str) -> None:
@@ -119,4 +119,4 @@ async def test_no_previews_for_an_author_without_embed_links(stack: Stack, site:
         assert (await next_event(events))["__typename"] == "MessageCreated"
         update = await next_event(events)
     assert update["messageId"] == from_owner["id"]
-    assert (await as_owner.data(MESSAGE, {"m": from_bob["id"]}))["message"]["embeds"] == []
+    assert (await as_owner.data(MESSAGE, {"m": from_bob["id"]}))["message"]["linkPreviews"] == []

@@ -1,8 +1,9 @@
-"""Link previews of messages ("embeds"): stored per message, produced after the send by the worker.
+"""Link previews of messages: stored per message, produced after the send by the worker. (Discord calls
+them link embeds; Beep's `embeds` are the rich embeds webhooks and bots post, subgraphs/messages/embeds.py.)
 
 `LinkPreviewer` is a durable outbox consumer (kernel/relay.py): for each sent or edited message it finds
 the links (media/previews/providers.py), fetches their previews with the SSRF-safe fetcher, replaces the
-message's embeds and announces `EmbedsChanged` on the channel, so open clients update the message live.
+message's previews and announces `LinkPreviewsChanged` on the channel, so open clients update it live.
 No previews when the author lacks Embed Links in the channel (a server switches previews off by taking
 the permission from @everyone), when the message suppresses them, or when it changed since the event.
 """
@@ -35,13 +36,13 @@ from subgraphs.messages.events import MessageCreated, MessageUpdated
 from subgraphs.messages.models import MessageRow
 from subgraphs.messages.service import own_or_moderated
 
-log = logging.getLogger("beep.embeds")
+log = logging.getLogger("beep.link_previews")
 CONCURRENT_FETCHES = 8
 
 
-class EmbedRow(ShardBase):
-    __tablename__ = "message_embeds"
-    __table_args__ = (Index("ix_message_embeds_message_id", "message_id", "position"),)
+class LinkPreviewRow(ShardBase):
+    __tablename__ = "message_link_previews"
+    __table_args__ = (Index("ix_message_link_previews_message_id", "message_id", "position"),)
 
     message_id: Mapped[int] = mapped_column(
         ForeignKey("shard.messages.id", ondelete="CASCADE"), primary_key=True
@@ -53,17 +54,17 @@ class EmbedRow(ShardBase):
 
 
 @dataclass(frozen=True)
-class EmbedsChanged(Event):
-    """A message's previews arrived (or were removed): `embeds` is the full new list, as JSON."""
+class LinkPreviewsChanged(Event):
+    """A message's previews arrived (or were removed): `previews` is the full new list, as JSON."""
 
     message_id: int
     channel_id: int
     server_id: int
-    embeds: str
+    previews: str
 
 
 @dataclass(frozen=True)
-class EmbedsRequested(Event):
+class LinkPreviewsRequested(Event):
     """Previews were asked for again (unsuppressed): for the previewer only, clients never see it."""
 
     message_id: int
@@ -80,9 +81,11 @@ def from_json(raw: str) -> list[Preview]:
     return [Preview(**item) for item in json.loads(raw)]
 
 
-async def embeds_of(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, list[Preview]]:
+async def previews_of(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, list[Preview]]:
     rows = await session.scalars(
-        sa.select(EmbedRow).where(EmbedRow.message_id.in_(message_ids)).order_by(EmbedRow.position)
+        sa.select(LinkPreviewRow)
+        .where(LinkPreviewRow.message_id.in_(message_ids))
+        .order_by(LinkPreviewRow.position)
     )
     found: dict[int, list[Preview]] = {}
     for row in rows:
@@ -90,13 +93,13 @@ async def embeds_of(session: AsyncSession, message_ids: Sequence[int]) -> dict[i
     return found
 
 
-async def replace_embeds(uow: UnitOfWork, message: MessageRow, previews: Sequence[Preview]) -> None:
-    """Store `previews` as the message's embeds and announce them (inside `uow.atomic()`)."""
+async def replace_previews(uow: UnitOfWork, message: MessageRow, previews: Sequence[Preview]) -> None:
+    """Store `previews` as the message's link previews and announce them (inside `uow.atomic()`)."""
     session = await uow.for_entity(message.channel_id)
-    await session.execute(sa.delete(EmbedRow).where(EmbedRow.message_id == message.id))
+    await session.execute(sa.delete(LinkPreviewRow).where(LinkPreviewRow.message_id == message.id))
     if previews:
         await session.execute(
-            sa.insert(EmbedRow),
+            sa.insert(LinkPreviewRow),
             [
                 {
                     "message_id": message.id,
@@ -110,11 +113,11 @@ async def replace_embeds(uow: UnitOfWork, message: MessageRow, previews: Sequenc
         )
     uow.emit(
         topic_for_channel(message.channel_id),
-        EmbedsChanged(message.id, message.channel_id, message.server_id, to_json(previews)),
+        LinkPreviewsChanged(message.id, message.channel_id, message.server_id, to_json(previews)),
     )
 
 
-Wanted = MessageCreated | MessageUpdated | EmbedsRequested  # what (re)computes a message's previews
+Wanted = MessageCreated | MessageUpdated | LinkPreviewsRequested  # what (re)computes a message's previews
 
 
 class LinkPreviewer:
@@ -134,7 +137,7 @@ class LinkPreviewer:
     async def handle(self, _store: int, events: list[Event]) -> None:
         latest: dict[int, Wanted] = {}
         for event in events:  # an edit in the same batch supersedes the send
-            if isinstance(event, MessageCreated | MessageUpdated | EmbedsRequested):
+            if isinstance(event, MessageCreated | MessageUpdated | LinkPreviewsRequested):
                 latest[event.message_id] = event
         await asyncio.gather(*(self._one(event) for event in latest.values()))
 
@@ -157,7 +160,7 @@ class LinkPreviewer:
             async with uow.atomic():
                 current = await self._still_current(uow, event)
                 if current is not None:
-                    await replace_embeds(uow, current, previews)
+                    await replace_previews(uow, current, previews)
         finally:
             await uow.close()
 
@@ -191,7 +194,9 @@ async def set_suppressed(
     message.suppress_embeds = suppress
     topic = topic_for_channel(message.channel_id)
     if suppress:
-        await replace_embeds(uow, message, [])
+        await replace_previews(uow, message, [])
     else:
-        uow.emit(topic, EmbedsRequested(message.id, message.channel_id, message.server_id, message.content))
+        uow.emit(
+            topic, LinkPreviewsRequested(message.id, message.channel_id, message.server_id, message.content)
+        )
     return message

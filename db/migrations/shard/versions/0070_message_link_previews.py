@@ -23,12 +23,12 @@ def upgrade() -> None:
         schema=schema,
     )
     op.create_table(
-        "message_embeds",
+        "message_link_previews",
         sa.Column(
             "message_id",
             sa.BigInteger(),
             sa.ForeignKey(
-                f"{S}.messages.id", ondelete="CASCADE", name="fk_message_embeds_message_id_messages"
+                f"{S}.messages.id", ondelete="CASCADE", name="fk_message_link_previews_message_id_messages"
             ),
             primary_key=True,
         ),
@@ -38,10 +38,12 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         schema=S,
     )
-    op.create_index("ix_message_embeds_message_id", "message_embeds", ["message_id", "position"], schema=S)
+    op.create_index(
+        "ix_message_link_previews_message_id", "message_link_previews", ["message_id", "position"], schema=S
+    )
 
 
 def downgrade() -> None:
     schema = op.get_context().version_table_schema
-    op.drop_table("message_embeds", schema=S)
+    op.drop_table("message_link_previews", schema=S)
     op.drop_column("messages", "suppress_embeds", schema=schema)
