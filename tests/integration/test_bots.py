@@ -24,6 +24,12 @@ BOTS = "query($s: ID!) { bots(serverId: $s) { id hasToken user { username } } }"
 SET_OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) {
   __typename ... on Channel { id } ... on UserError { code field } } }"""
 MY_SERVERS = "{ myServers { id } }"
+CREATE_ROLE = """mutation($i: CreateRoleInput!) { createRole(input: $i) { __typename
+  ... on Role { id } ... on UserError { code field } } }"""
+ASSIGN_ROLE = """mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename
+  ... on Role { id } ... on UserError { code field } } }"""
+CREATE_WEBHOOK = """mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { __typename
+  ... on WebhookSecret { token } ... on UserError { code field } } }"""
 
 
 async def sign_in_bot(anonymous: GraphQLClient, token: str) -> dict:
@@ -77,28 +83,51 @@ async def test_bot_account_posts_through_the_router_within_its_permissions(stack
     )["sendMessage"]
     assert sent["__typename"] == "Message" and sent["author"] == {"id": bot["id"], "username": name}
 
-    # and is refused where its permissions forbid: a member overwrite denying Send Messages
+    # and is refused where its roles forbid: a "Bots" role denied Send Messages in #announcements
+    bots_role = (
+        await as_owner.data(
+            CREATE_ROLE, {"i": {"serverId": server["id"], "name": "Bots", "permissions": "0"}}
+        )
+    )["createRole"]
+    assert bots_role["__typename"] == "Role", bots_role
     denied = await as_owner.data(
         SET_OVERWRITE,
         {
             "i": {
                 "channelId": announcements["id"],
-                "targetKind": "MEMBER",
-                "targetId": bot["id"],
+                "targetKind": "ROLE",
+                "targetId": bots_role["id"],
                 "deny": str(int(Permission.SEND_MESSAGES)),
             }
         },
     )
     assert denied["setChannelOverwrite"]["__typename"] == "Channel"
-    forbidden = (
-        await as_bot.data(SEND_MESSAGE, {"input": {"channelId": announcements["id"], "content": "hello"}})
-    )["sendMessage"]
+    hello = {"input": {"channelId": announcements["id"], "content": "hello"}}
+    assert (await as_bot.data(SEND_MESSAGE, hello))["sendMessage"]["__typename"] == "Message"  # not yet
+    await as_owner.data(ASSIGN_ROLE, {"i": {"roleId": bots_role["id"], "userId": bot["id"]}})
+    forbidden = (await as_bot.data(SEND_MESSAGE, hello))["sendMessage"]
     assert (forbidden["__typename"], forbidden["code"]) == ("PermissionError", "FORBIDDEN")
-    # ... and a management mutation needs what any member would need
+    # ... and bots "use mutations" with what their roles grant: Manage Webhooks makes it a webhook manager
+    hook = {"i": {"channelId": general["id"], "name": "from a bot"}}
+    assert (await as_bot.data(CREATE_WEBHOOK, hook))["createWebhook"]["__typename"] == "PermissionError"
+    hooks_role = (
+        await as_owner.data(
+            CREATE_ROLE,
+            {
+                "i": {
+                    "serverId": server["id"],
+                    "name": "Hooks",
+                    "permissions": str(int(Permission.MANAGE_WEBHOOKS)),
+                }
+            },
+        )
+    )["createRole"]
+    await as_owner.data(ASSIGN_ROLE, {"i": {"roleId": hooks_role["id"], "userId": bot["id"]}})
+    assert (await as_bot.data(CREATE_WEBHOOK, hook))["createWebhook"]["__typename"] == "WebhookSecret"
     no_bot = (await as_bot.data(CREATE_BOT, {"i": {"serverId": server["id"], "username": unique("c")}}))[
         "createBot"
     ]
-    assert no_bot["__typename"] == "PermissionError"
+    assert no_bot["__typename"] == "PermissionError"  # Manage Server it was not given
 
     # regenerating ends the old token at once; revoking ends any
     fresh = (await as_owner.data(REGENERATE, {"b": bot["id"]}))["regenerateBotToken"]
@@ -139,3 +168,22 @@ async def test_bot_cannot_sign_in_with_a_password(stack: Stack) -> None:
         )
         payload = (result.data or {}).get("signIn") or {}
         assert payload.get("__typename") != "AuthPayload", result
+
+
+async def test_bot_tokens_work_under_each_identity_provider(identity: Stack) -> None:
+    """Under Keycloak too: the bot's access token comes from the built-in issuer, which the router (told
+    to trust both issuers) and the subgraphs accept alongside Keycloak's."""
+    anonymous = GraphQLClient(identity.router_url)
+    owner = await sign_up(anonymous, "idbot")
+    as_owner = anonymous.with_token(owner.token)
+    server = await create_server(as_owner, "Providers")
+    channel = await create_channel(as_owner, server["id"], "general")
+    created = (
+        await as_owner.data(CREATE_BOT, {"i": {"serverId": server["id"], "username": unique("idbot")}})
+    )["createBot"]
+    session = await sign_in_bot(anonymous, created["token"])
+    as_bot = anonymous.with_token(session["accessToken"])
+    sent = (await as_bot.data(SEND_MESSAGE, {"input": {"channelId": channel["id"], "content": "hi"}}))[
+        "sendMessage"
+    ]
+    assert sent["__typename"] == "Message" and sent["author"]["id"] == created["bot"]["id"]
