@@ -450,7 +450,8 @@ function useUploadGuard(): GatewayPlugin {
 // ---------------------------------------------------------------------------------------------
 // webhooks: Discord's Execute Webhook over plain HTTP
 //
-// `POST /webhooks/{id}/{token}` (and `/api/webhooks/...`, the path of Discord's URLs) is not GraphQL: the
+// `POST /webhooks/{id}/{token}` (and `/api/webhooks/...`, the path of Discord's URLs; GET reads the webhook as
+// Discord's Get Webhook with Token) is not GraphQL: the
 // router forwards it as it is to the webhooks subgraph's own route (`<subgraph base>/webhooks/{id}/{token}`,
 // the base being its GraphQL URL without `/graphql`, or BEEP_WEBHOOKS_EXECUTE_URL), before the upload guard
 // and the JWT plugin see it (the secret in the path is the credential; Discord tooling sends no preflight
@@ -523,8 +524,8 @@ function useWebhookProxy(): GatewayPlugin {
     async onRequest({ request, url, endResponse, serverContext }: any) {
       const match = WEBHOOK_PATH.exec(url.pathname);
       if (!match) return;
-      if (request.method !== 'POST') {
-        return endResponse(discordError(405, 0, '405: Method Not Allowed', { allow: 'POST' }));
+      if (request.method !== 'POST' && request.method !== 'GET') {
+        return endResponse(discordError(405, 0, '405: Method Not Allowed', { allow: 'GET, POST' }));
       }
       if (!base) return endResponse(discordError(503, 0, 'Webhooks are not routed (no webhooks subgraph URL).'));
       const length = request.headers.get('content-length');
@@ -545,7 +546,12 @@ function useWebhookProxy(): GatewayPlugin {
       const target = `${base}/webhooks/${match[1]}/${match[2]}${url.search}`;
       let upstream: Response;
       try {
-        upstream = await fetch(target, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
+        upstream = await fetch(target, {
+          method: request.method,
+          headers,
+          body: request.method === 'POST' ? body : undefined,
+          signal: AbortSignal.timeout(30_000),
+        });
       } catch (e) {
         log.error({ error: String(e) }, '[beep-router] webhook upstream failed');
         return endResponse(discordError(502, 0, 'The webhooks service is unavailable.'));

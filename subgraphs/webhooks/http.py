@@ -3,6 +3,8 @@
 Clients reach it through the router (`<router>/webhooks/{id}/{token}`, also `/api/webhooks/...` as in
 Discord's URLs), which forwards it here untouched (router/gateway.config.ts, `useWebhookProxy`).
 
+`GET` on the same URL is Discord's Get Webhook with Token (the webhook's id, name, avatar, channel).
+
 Answers, in Discord's shapes:
 - 204 (or 200 with the message JSON when `?wait=true`);
 - 400 `{"code": 50035, "message": "Invalid Form Body", "errors": {<field path>: {"_errors": [...]}}}`
@@ -32,13 +34,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from db.ids import parse_id
-from subgraphs.kernel.errors import AuthenticationError, NotFoundError, ValidationError
+from subgraphs.kernel.errors import AuthenticationError, AuthenticationFailed, NotFoundError, ValidationError
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.ratelimit import Window
 from subgraphs.kernel.runtime import RuntimeHolder
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.embeds import PayloadProblem
-from subgraphs.webhooks import execute
+from subgraphs.webhooks import execute, service
 
 log = logging.getLogger("beep.webhooks.http")
 
@@ -200,6 +202,37 @@ def webhook_routes(holder: RuntimeHolder) -> list[BaseRoute]:
             return JSONResponse(result.discord, headers=headers)
         return Response(status_code=204, headers=headers)
 
+    async def get_webhook(request: Request) -> Response:
+        """Discord's Get Webhook with Token (tools show the name and avatar before posting)."""
+        runtime = holder.runtime
+        uow = UnitOfWork(runtime.database, runtime.bus)
+        try:
+            row = await service.authenticate(
+                uow, parse_id(request.path_params["webhook_id"]), request.path_params["token"]
+            )
+        except AuthenticationFailed:
+            return _error(401, 50027, "Invalid Webhook Token")
+        except service.WebhookGone:
+            return _error(404, 10015, "Unknown Webhook")
+        finally:
+            await uow.close()
+        return JSONResponse(
+            {
+                "type": 1,
+                "id": str(row.id),
+                "name": row.name,
+                "avatar": None,
+                "avatar_url": row.avatar_url,
+                "channel_id": str(row.channel_id),
+                "guild_id": str(row.server_id),
+                "application_id": None,
+                "token": request.path_params["token"],
+            }
+        )
+
+    async def webhook_endpoint(request: Request) -> Response:
+        return await (get_webhook if request.method == "GET" else execute_webhook)(request)
+
     return [
-        Route("/webhooks/{webhook_id}/{token}", execute_webhook, methods=["POST"]),
+        Route("/webhooks/{webhook_id}/{token}", webhook_endpoint, methods=["GET", "POST"]),
     ]

@@ -395,7 +395,12 @@ async def test_webhook_bad_requests(stack: Stack) -> None:
     assert (with_file.status_code, discord_field(with_file)) == (400, "files")
     assert "attachments" in with_file.json()["message"]
     async with httpx.AsyncClient(timeout=30) as http:
-        assert (await http.get(f"{base_url(stack)}{path}")).status_code == 405
+        assert (await http.delete(f"{base_url(stack)}{path}")).status_code == 405
+        # GET is Discord's Get Webhook with Token: the webhook, for the token's holder only
+        found = await http.get(f"{base_url(stack)}/api{path}")
+        assert found.status_code == 200 and found.json()["name"] == "CI"
+        assert found.json()["channel_id"] == channel["id"] and found.json()["type"] == 1
+        assert (await http.get(f"{base_url(stack)}/webhooks/{hook_id}/wrong")).status_code == 401
 
     # GraphQL: the same rules, as ValidationError with the (camelCase) field; credentials alike
     too_long = (
