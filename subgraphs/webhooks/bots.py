@@ -12,7 +12,7 @@ lives out its lifetime (BEEP_BOT_ACCESS_TOKEN_TTL_SECONDS, 300 s by default).
 
 Cross-context writes, as `kernel/access.py` and `kernel/audit.py` do for reads and the audit log: the
 user row (users context) and the member row (servers context) are written through light table
-references, and an AccessChanged announcement makes open streams re-check.
+references, and the arrival is announced with the servers context's published MemberJoined event.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from db.tenants import index_membership
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed
+from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.servers.events import MemberJoined
 from subgraphs.webhooks import repository
 from subgraphs.webhooks.models import BotRow
 from subgraphs.webhooks.service import hash_token
@@ -136,7 +137,9 @@ async def create_bot(uow: UnitOfWork, principal: Principal, server_id: int, user
     await access.lock_tenant(session, server_id)
     await session.execute(sa.insert(_members).values(server_id=server_id, user_id=bot_id, joined_at=now))
     index_membership(directory, bot_id, server_id, now)
-    access_changed(uow.emit, server_id)
+    # Announced as any member's arrival (the servers context's published event): member lists and
+    # serverEvents show the bot at once.
+    uow.emit(topic_for_server(server_id), MemberJoined(server_id, bot_id))
     return BotWithToken(row, name, token)
 
 

@@ -8,7 +8,15 @@ import jwt
 from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, SEND_MESSAGE, create_channel, create_server, sign_up, unique
+from tests.integration.flows import (
+    JOIN_SERVER,
+    SEND_MESSAGE,
+    create_channel,
+    create_server,
+    sign_up,
+    subscribe_settled,
+    unique,
+)
 
 CREATE_BOT = """mutation($i: CreateBotInput!) { createBot(input: $i) { __typename
   ... on BotSecret { token bot { id hasToken user { id username bot } server { id } } }
@@ -24,6 +32,8 @@ BOTS = "query($s: ID!) { bots(serverId: $s) { id hasToken user { username } } }"
 SET_OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) {
   __typename ... on Channel { id } ... on UserError { code field } } }"""
 MY_SERVERS = "{ myServers { id } }"
+SERVER_EVENTS = """subscription($s: ID!) { serverEvents(serverId: $s) {
+  __typename ... on MemberEvent { memberChange user { id bot } } } }"""
 CREATE_ROLE = """mutation($i: CreateRoleInput!) { createRole(input: $i) { __typename
   ... on Role { id } ... on UserError { code field } } }"""
 ASSIGN_ROLE = """mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename
@@ -45,13 +55,22 @@ async def test_bot_account_posts_through_the_router_within_its_permissions(stack
     announcements = await create_channel(as_owner, server["id"], "announcements")
     await as_bob.data(JOIN_SERVER, {"id": server["id"]})
 
-    # Given a bot created by the owner (Manage Server): a member flagged bot, its token shown once
+    # Given a bot created by the owner (Manage Server): a member flagged bot, its token shown once,
+    # announced live like any member's arrival
     name = unique("deploybot")
-    created = (await as_owner.data(CREATE_BOT, {"i": {"serverId": server["id"], "username": name}}))[
-        "createBot"
-    ]
-    assert created["__typename"] == "BotSecret", created
-    bot, token = created["bot"], created["token"]
+    async with as_bob.subscriptions() as connection:
+        stream = await subscribe_settled(connection, SERVER_EVENTS, {"s": server["id"]})
+        created = (await as_owner.data(CREATE_BOT, {"i": {"serverId": server["id"], "username": name}}))[
+            "createBot"
+        ]
+        assert created["__typename"] == "BotSecret", created
+        bot, token = created["bot"], created["token"]
+        joined = await stream.next()
+        assert joined["payload"]["data"]["serverEvents"] == {
+            "__typename": "MemberEvent",
+            "memberChange": "JOINED",
+            "user": {"id": bot["id"], "bot": True},
+        }
     assert bot["user"] == {"id": bot["id"], "username": name, "bot": True} and bot["hasToken"] is True
     assert token.startswith(f"{bot['id']}.")
     listed = (await as_owner.data(BOTS, {"s": server["id"]}))["bots"]
