@@ -187,6 +187,14 @@ async def test_bot_cannot_sign_in_with_a_password(stack: Stack) -> None:
         )
         payload = (result.data or {}).get("signIn") or {}
         assert payload.get("__typename") != "AuthPayload", result
+    # deleting the server takes its bots' tokens with it
+    assert (await sign_in_bot(anonymous, created["token"]))["__typename"] == "BotSession"
+    deleted = await as_owner.data(
+        "mutation($s: ID!, $n: String!) { deleteServer(serverId: $s, confirmName: $n) { __typename } }",
+        {"s": server["id"], "n": "NoPw"},
+    )
+    assert deleted["deleteServer"]["__typename"] == "ServerDeletion", deleted
+    assert (await sign_in_bot(anonymous, created["token"]))["__typename"] == "AuthenticationError"
 
 
 async def test_bot_tokens_work_under_each_identity_provider(identity: Stack) -> None:
