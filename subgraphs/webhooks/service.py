@@ -135,6 +135,12 @@ def _snapshot(row: WebhookRow) -> dict[str, Any]:
     return {"name": row.name, "avatarUrl": row.avatar_url, "channelId": row.channel_id}
 
 
+async def _audit(
+    uow: UnitOfWork, principal: Principal, row: WebhookRow, action: AuditAction, **what: Any
+) -> None:
+    await audit.record(uow, row.server_id, principal.user_id, action, ("WEBHOOK", row.id), **what)
+
+
 async def _check_room(session: AsyncSession, channel_id: int) -> None:
     if await repository.count_of_channel(session, channel_id) >= MAX_PER_CHANNEL:
         raise ValidationFailed(
@@ -164,14 +170,7 @@ async def create_webhook(
     )
     session.add(row)
     await session.flush()
-    await audit.record(
-        uow,
-        row.server_id,
-        principal.user_id,
-        AuditAction.WEBHOOK_CREATE,
-        ("WEBHOOK", row.id),
-        after=_snapshot(row),
-    )
+    await _audit(uow, principal, row, AuditAction.WEBHOOK_CREATE, after=_snapshot(row))
     return WebhookWithToken(row, token)
 
 
@@ -204,15 +203,7 @@ async def update_webhook(
         row.channel_id = channel_id
     after = _snapshot(row)
     if after != before:
-        await audit.record(
-            uow,
-            row.server_id,
-            principal.user_id,
-            AuditAction.WEBHOOK_UPDATE,
-            ("WEBHOOK", row.id),
-            before=before,
-            after=after,
-        )
+        await _audit(uow, principal, row, AuditAction.WEBHOOK_UPDATE, before=before, after=after)
     return row
 
 
@@ -220,28 +211,14 @@ async def regenerate_token(uow: UnitOfWork, principal: Principal, webhook_id: in
     """A new secret; the old one stops working at once."""
     row = await _require_managed(uow, principal, webhook_id)
     token, row.token_hash = new_token()
-    await audit.record(
-        uow,
-        row.server_id,
-        principal.user_id,
-        AuditAction.WEBHOOK_UPDATE,
-        ("WEBHOOK", row.id),
-        context={"token": "regenerated"},
-    )
+    await _audit(uow, principal, row, AuditAction.WEBHOOK_UPDATE, context={"token": "regenerated"})
     return WebhookWithToken(row, token)
 
 
 async def delete_webhook(uow: UnitOfWork, principal: Principal, webhook_id: int) -> WebhookRow:
     row = await _require_managed(uow, principal, webhook_id)
     row.deleted_at = datetime.now(UTC)
-    await audit.record(
-        uow,
-        row.server_id,
-        principal.user_id,
-        AuditAction.WEBHOOK_DELETE,
-        ("WEBHOOK", row.id),
-        before=_snapshot(row),
-    )
+    await _audit(uow, principal, row, AuditAction.WEBHOOK_DELETE, before=_snapshot(row))
     return row
 
 
