@@ -451,6 +451,126 @@ function useUploadGuard(): GatewayPlugin {
 }
 
 // ---------------------------------------------------------------------------------------------
+// webhooks: Discord's Execute Webhook over plain HTTP
+//
+// `POST /webhooks/{id}/{token}` (and `/api/webhooks/...`, the path of Discord's URLs; GET reads the webhook as
+// Discord's Get Webhook with Token) is not GraphQL: the
+// router forwards it as it is to the webhooks subgraph's own route (`<subgraph base>/webhooks/{id}/{token}`,
+// the base being its GraphQL URL without `/graphql`, or BEEP_WEBHOOKS_EXECUTE_URL), before the upload guard
+// and the JWT plugin see it (the secret in the path is the credential; Discord tooling sends no preflight
+// header). Bodies over BEEP_ROUTER_MAX_WEBHOOK_BYTES (256 KiB, the subgraph's own limit) are refused here.
+
+const WEBHOOK_PATH = /^\/(?:api\/)?webhooks\/([^/]+)\/([^/]+)\/?$/;
+const maxWebhookBytes = int('BEEP_ROUTER_MAX_WEBHOOK_BYTES', 256 * 1024);
+const WEBHOOK_REQUEST_HEADERS = ['content-type', 'user-agent', 'x-request-id', 'accept'];
+const WEBHOOK_RESPONSE_HEADERS = [
+  'content-type',
+  'retry-after',
+  'x-request-id',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'x-ratelimit-reset-after',
+  'x-ratelimit-bucket',
+  'x-ratelimit-scope',
+];
+
+function webhooksBase(): string | undefined {
+  const explicit = str('BEEP_WEBHOOKS_EXECUTE_URL');
+  if (explicit) return httpUrl('BEEP_WEBHOOKS_EXECUTE_URL', explicit).replace(/\/+$/, '');
+  let graphqlUrl = transportEntries['webhooks']?.location;
+  if (!graphqlUrl) {
+    try {
+      const sdl = readFileSync(supergraphPath, 'utf8');
+      graphqlUrl = sdl.match(/@join__graph\(\s*name:\s*"webhooks",\s*url:\s*"([^"]+)"/)?.[1];
+    } catch {
+      graphqlUrl = undefined;
+    }
+  }
+  return graphqlUrl?.replace(/\/graphql\/?$/, '');
+}
+
+async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function discordError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ code, message }), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+
+function useWebhookProxy(): GatewayPlugin {
+  const base = webhooksBase();
+  return {
+    async onRequest({ request, url, endResponse, serverContext }: any) {
+      const match = WEBHOOK_PATH.exec(url.pathname);
+      if (!match) return;
+      if (request.method !== 'POST' && request.method !== 'GET') {
+        return endResponse(discordError(405, 0, '405: Method Not Allowed', { allow: 'GET, POST' }));
+      }
+      if (!base) return endResponse(discordError(503, 0, 'Webhooks are not routed (no webhooks subgraph URL).'));
+      const length = request.headers.get('content-length');
+      const tooLarge = () =>
+        discordError(413, 40005, `Request entity too large (at most ${maxWebhookBytes} bytes).`);
+      if (length !== null && (!/^\d+$/.test(length) || Number(length) > maxWebhookBytes)) {
+        return endResponse(tooLarge());
+      }
+      const body = await readLimited(request, maxWebhookBytes);
+      if (body === null) return endResponse(tooLarge());
+      const headers: Record<string, string> = {};
+      for (const name of WEBHOOK_REQUEST_HEADERS) {
+        const value = request.headers.get(name);
+        if (value !== null) headers[name] = value;
+      }
+      const forwarded = forwardedFor(request.headers.get('x-forwarded-for') ?? undefined, serverContext);
+      if (forwarded) headers['x-forwarded-for'] = forwarded;
+      const target = `${base}/webhooks/${match[1]}/${match[2]}${url.search}`;
+      let upstream: Response;
+      try {
+        upstream = await fetch(target, {
+          method: request.method,
+          headers,
+          body: request.method === 'POST' ? body : undefined,
+          signal: AbortSignal.timeout(30_000),
+        });
+      } catch (e) {
+        log.error({ error: String(e) }, '[beep-router] webhook upstream failed');
+        return endResponse(discordError(502, 0, 'The webhooks service is unavailable.'));
+      }
+      const out = new Headers();
+      for (const name of WEBHOOK_RESPONSE_HEADERS) {
+        const value = upstream.headers.get(name);
+        if (value !== null) out.set(name, value);
+      }
+      const payload = upstream.status === 204 ? null : await upstream.arrayBuffer();
+      return endResponse(new Response(payload, { status: upstream.status, headers: out }));
+    },
+  } as GatewayPlugin;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 log.info(
   {
@@ -512,6 +632,7 @@ export const gatewayConfig = defineConfig({
   },
 
   plugins: () => [
+    useWebhookProxy(), // first: its requests are not GraphQL (no upload guard, no JWT)
     useUploadGuard(),
     useBeepJwt(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),

@@ -171,6 +171,22 @@ FRENCH: dict[str, str] = {
     "At most {n} uploads may wait to be sent.": (
         "Au plus {n} fichiers téléversés peuvent attendre d'être envoyés."
     ),
+    # webhooks and bots (subgraphs/webhooks/, subgraphs/messages/embeds.py)
+    "No such webhook.": "Ce webhook n'existe pas.",
+    "No such bot.": "Ce bot n'existe pas.",
+    "Invalid webhook token.": "Jeton de webhook invalide.",
+    "Invalid bot token.": "Jeton de bot invalide.",
+    "Unknown webhook.": "Webhook inconnu.",
+    "You need Manage Webhooks in this channel.": "Il vous faut Gérer les webhooks dans ce salon.",
+    "You need Manage Server to manage bots.": "Il vous faut Gérer le serveur pour gérer les bots.",
+    "Webhooks post in text channels only.": "Les webhooks ne publient que dans les salons textuels.",
+    "A channel has at most {n} webhooks.": "Un salon a au plus {n} webhooks.",
+    "A server has at most {n} bots.": "Un serveur a au plus {n} bots.",
+    "Must be {n} or fewer in length.": "Doit contenir au plus {n} éléments ou caractères.",
+    "This field is required.": "Ce champ est obligatoire.",
+    "Cannot send an empty message.": "Impossible d'envoyer un message vide.",
+    "Embed size exceeds maximum size of {n}.": "La taille des embeds dépasse le maximum de {n}.",
+    "Scheme must be http or https.": "Le schéma doit être http ou https.",
     "Internal server error": "Erreur interne du serveur",
 }
 

@@ -47,9 +47,30 @@ def send_message_limit(count: int, window_seconds: int) -> Limit:
     return Limit("send_message", count, window_seconds)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One attempt counted: how many the window has seen (this one included), and when it resets."""
+
+    limit: Limit
+    used: int
+    resets_in: float  # seconds
+
+    @property
+    def allowed(self) -> bool:
+        return self.used <= self.limit.count
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit.count - self.used)
+
+
 class RateLimiter(Protocol):
     async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
         """Count one attempt; None if allowed, else the seconds until the window resets."""
+        ...
+
+    async def hit(self, limit: Limit, subject: int | str) -> Window:
+        """Count one attempt and say where the window stands (for rate-limit headers)."""
         ...
 
     async def close(self) -> None: ...
@@ -63,6 +84,10 @@ class InProcessRateLimiter:
         self._lock = asyncio.Lock()
 
     async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
+        window = await self.hit(limit, subject)
+        return None if window.allowed else window.resets_in
+
+    async def hit(self, limit: Limit, subject: int | str) -> Window:
         now = time.monotonic()
         async with self._lock:
             if len(self._windows) > 100_000:  # forget lapsed windows now and then
@@ -73,7 +98,7 @@ class InProcessRateLimiter:
                 ends, used = now + limit.window_seconds, 0
             used += 1
             self._windows[key] = (ends, used)
-            return None if used <= limit.count else ends - now
+            return Window(limit, used, ends - now)
 
     async def close(self) -> None:
         return None
@@ -86,15 +111,17 @@ class RedisRateLimiter:
         self._redis = aioredis.from_url(url)
 
     async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
+        found = await self.hit(limit, subject)
+        return None if found.allowed else found.resets_in
+
+    async def hit(self, limit: Limit, subject: int | str) -> Window:
         window = int(time.time() // limit.window_seconds)
         key = f"beep:rl:{limit.name}:{subject}:{window}"
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, limit.window_seconds + 1)
             used, _ = await pipe.execute()
-        if int(used) <= limit.count:
-            return None
-        return (window + 1) * limit.window_seconds - time.time()
+        return Window(limit, int(used), max(0.0, (window + 1) * limit.window_seconds - time.time()))
 
     async def close(self) -> None:
         await self._redis.aclose()

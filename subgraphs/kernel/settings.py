@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     # How often each messages process runs purge jobs left behind (kernel/attachment_files.py); 0: never.
     attachment_sweep_seconds: float = Field(default=30.0, ge=0, le=3600)
 
+    # Webhooks: executions per webhook per window (Discord's bucket is 5 per 2 s); bot access tokens'
+    # lifetime (what a bot token is exchanged for: short, so a revoked bot token stops quickly).
+    webhook_rate_count: int = Field(default=5, ge=1, le=10_000)
+    webhook_rate_window_seconds: int = Field(default=2, ge=1, le=3600)
+    bot_access_token_ttl_seconds: int = Field(default=300, ge=60, le=3600)
+    # Where clients reach the router (webhook URLs are built on it); empty: http://127.0.0.1:<router port>.
+    public_url: str = ""
+
     @cached_property
     def resolved_directory_url(self) -> str:
         return self.directory_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/directory.db"
@@ -136,6 +144,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_media_public_url(self) -> str:
         return (self.media_public_url or f"{self.issuer_url.rstrip('/')}/media").rstrip("/")
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.router_port}").rstrip("/")
 
     @cached_property
     def origins(self) -> list[str]:

@@ -19,6 +19,11 @@ class MessageCreated(Event):
     created_at: datetime
     nonce: str | None
     mention_everyone: bool = False
+    # A webhook's message: who is shown as its author, and its embeds (JSON).
+    webhook_id: int | None = None
+    author_name: str | None = None
+    author_avatar_url: str | None = None
+    embeds: str | None = None
 
 
 @dataclass(frozen=True)

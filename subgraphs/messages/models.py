@@ -32,6 +32,12 @@ class MessageRow(ShardBase):
     pinned_at: Mapped[datetime | None] = mapped_column()  # None: not pinned
     pinned_by: Mapped[int | None] = mapped_column()
     suppress_embeds: Mapped[bool] = mapped_column(default=False)  # no link previews (author's choice)
+    # Posted by a webhook (author_id is then the webhook's id): the name and avatar shown, and its
+    # Discord-style embeds as JSON (subgraphs/messages/embeds.py). Shard migration s0050.
+    webhook_id: Mapped[int | None] = mapped_column(default=None)
+    author_name: Mapped[str | None] = mapped_column(String(80), default=None)
+    author_avatar_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    embeds: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ReactionRow(ShardBase):

@@ -115,8 +115,14 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
             if existing is not None:
                 return existing
         raise
+    announce_created(uow, message)
+    return message
+
+
+def announce_created(uow: UnitOfWork, message: MessageRow) -> None:
+    """Tell the channel's readers about a new message (a member's or a webhook's)."""
     uow.emit(
-        topic_for_channel(data.channel_id),
+        topic_for_channel(message.channel_id),
         MessageCreated(
             message.id,
             message.channel_id,
@@ -127,9 +133,12 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
             message.created_at,
             message.nonce,
             message.mention_everyone,
+            webhook_id=message.webhook_id,
+            author_name=message.author_name,
+            author_avatar_url=message.author_avatar_url,
+            embeds=message.embeds,
         ),
     )
-    return message
 
 
 async def readable_message(

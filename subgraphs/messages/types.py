@@ -14,8 +14,9 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
-from subgraphs.messages import markdown, mentions, service
+from subgraphs.messages import embeds, markdown, mentions, service
 from subgraphs.messages.attachment_types import Attachment
+from subgraphs.messages.embed_types import Embed, WebhookAuthor
 from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
@@ -120,6 +121,27 @@ class Message:
     pinned_at: datetime | None = strawberry.field(
         default=None, description="When it was pinned; null if not."
     )
+    # Posted by a webhook: its id, the name and avatar shown, the embeds (JSON).
+    webhook_id: strawberry.Private[int | None] = None
+    author_name: strawberry.Private[str | None] = None
+    author_avatar_url: strawberry.Private[str | None] = None
+    embeds_json: strawberry.Private[str | None] = None
+
+    @strawberry.field(
+        description="The webhook that posted it (name and avatar as shown); null for a member's."
+    )
+    def webhook(self) -> WebhookAuthor | None:
+        if self.webhook_id is None:
+            return None
+        return WebhookAuthor(
+            id=strawberry.ID(str(self.webhook_id)),
+            name=self.author_name or "",
+            avatar_url=self.author_avatar_url,
+        )
+
+    @strawberry.field(description="Rich embeds (webhook messages; at most 10).")
+    def embeds(self) -> list[Embed]:
+        return [Embed.from_stored(e) for e in embeds.load(self.embeds_json)]
 
     @strawberry.field(description="Each emoji reacted with, in the order first used, with its count.")
     async def reactions(self, info: MessagesInfo) -> list[Reaction]:
@@ -150,9 +172,9 @@ class Message:
             return []
         return [Attachment.from_row(row) for row in await loaders.attachments.load(int(self.id))]
 
-    @strawberry.field
-    def author(self) -> User:
-        return User(id=strawberry.ID(str(self.author_id)))
+    @strawberry.field(description="Who wrote it; null for a webhook's message (see `webhook`).")
+    def author(self) -> User | None:
+        return None if self.webhook_id is not None else User(id=strawberry.ID(str(self.author_id)))
 
     @strawberry.field
     def channel(self) -> Channel:
@@ -193,6 +215,10 @@ class Message:
             pinned_at=row.pinned_at,
             mentions_everyone=row.mention_everyone,
             suppress_embeds=row.suppress_embeds,
+            webhook_id=row.webhook_id,
+            author_name=row.author_name,
+            author_avatar_url=row.author_avatar_url,
+            embeds_json=row.embeds,
         )
 
     @classmethod
@@ -206,6 +232,10 @@ class Message:
             channel_id=event.channel_id,
             reply_to_id=event.reply_to_id,
             mentions_everyone=event.mention_everyone,
+            webhook_id=getattr(event, "webhook_id", None),
+            author_name=getattr(event, "author_name", None),
+            author_avatar_url=getattr(event, "author_avatar_url", None),
+            embeds_json=getattr(event, "embeds", None),
         )
 
     @classmethod

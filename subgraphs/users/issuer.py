@@ -74,7 +74,9 @@ class Issuer:
         self.access_ttl = settings.access_token_ttl_seconds
         self.key = load_or_create_key(settings.resolved_issuer_key_file)
 
-    def access_token(self, user_id: int, username: str, locale: str | None = None) -> str:
+    def access_token(
+        self, user_id: int, username: str, locale: str | None = None, *, ttl_seconds: int | None = None
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -82,7 +84,7 @@ class Issuer:
             "aud": self.audience,
             "iat": now,
             "nbf": now,
-            "exp": now + self.access_ttl,
+            "exp": now + (ttl_seconds or self.access_ttl),
             "jti": secrets.token_urlsafe(16),
             "beep_user_id": str(user_id),
             "preferred_username": username,

@@ -35,6 +35,8 @@ class UserRow(DirectoryBase):
     totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)  # no code replay
     recovery_code_hashes: Mapped[str | None] = mapped_column(Text, default=None)  # JSON list of SHA-256
+    # A bot account (created by the webhooks context in a server; signs in with a bot token only).
+    bot: Mapped[bool] = mapped_column(default=False)
 
 
 class RefreshSessionRow(DirectoryBase):

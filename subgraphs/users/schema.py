@@ -17,12 +17,15 @@ from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uploads import commit_swap, store_upload
-from subgraphs.users import service
+from subgraphs.users import bots, service
 from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput
+from subgraphs.users.issuer import issuer_for
 from subgraphs.users.service import AuthResult, ProfileChanges, SignUpData
 from subgraphs.users.throttle import client_address
 from subgraphs.users.types import (
     AuthPayload,
+    BotSession,
+    BotSignInResult,
     ConfirmTwoFactorResult,
     FirstSignInPayload,
     FirstSignInResult,
@@ -151,6 +154,20 @@ class Mutation:
             )
 
         return await run_in_transaction(ctx.uow, operation)
+
+    @strawberry.mutation(
+        description="A bot signs in: its bot token (from createBot) for a short-lived access token "
+        "(no refresh token: exchange again when it expires). A wrong or revoked token: INVALID_CREDENTIALS."
+    )
+    async def bot_sign_in(self, info: UsersInfo, token: str) -> BotSignInResult:
+        ctx = info.context
+        ttl = ctx.runtime.settings.bot_access_token_ttl_seconds
+
+        async def operation() -> BotSession:
+            access_token, user = await bots.bot_sign_in(ctx.uow, issuer_for(ctx.runtime), token, ttl)
+            return BotSession(access_token=access_token, expires_in=ttl, user=User.from_row(user))
+
+        return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
 
     @strawberry.mutation(description="New tokens for a refresh token (which then stops working).")
     async def refresh_session(self, info: UsersInfo, refresh_token: str) -> RefreshSessionResult:

@@ -113,6 +113,10 @@ class User:
     def banner_url(self, info: UsersInfo) -> str | None:
         return info.context.runtime.pictures.url(self.row.banner_key)
 
+    @strawberry.field(description="Whether this is a bot account (created by a server's managers).")
+    def bot(self) -> bool:
+        return bool(self.row.bot)
+
     @strawberry.field(description="Whether sign-in asks you for a one-time code; null for anyone else.")
     async def two_factor_enabled(self, info: UsersInfo) -> bool | None:
         if not self._is_me(info):
@@ -144,6 +148,18 @@ class AuthPayload:
     refresh_token: str = strawberry.field(description="Opaque; keep it secret. Exchanged for new tokens.")
     expires_in: int = strawberry.field(description="Seconds until the access token expires.")
     user: User
+
+
+@strawberry.type(
+    description="A bot's access token, exchanged for its bot token. Exchange again when it expires."
+)
+class BotSession:
+    access_token: str = strawberry.field(description="RS256 JWT; send as 'Authorization: Bearer <token>'.")
+    expires_in: int = strawberry.field(description="Seconds until it expires (300 by default).")
+    user: User
+
+
+BotSignInResult = Annotated[BotSession | AuthenticationError, strawberry.union("BotSignInResult")]
 
 
 @strawberry.type(description="Your profile after the change.")
