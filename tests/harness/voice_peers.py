@@ -1,0 +1,139 @@
+"""Synthetic WebRTC peers for voice tests and the benchmark: a tone per sender (so a listener can tell who
+it hears), a moving test pattern for cameras and screens, and counters on what arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import time
+from array import array
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+SAMPLE_RATE = 48_000
+AUDIO_PTIME = 0.02
+
+
+class ToneTrack(MediaStreamTrack):
+    """A sine tone at `frequency` Hz, 20 ms frames paced by the clock."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float, amplitude: int = 8000) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self.frames_sent = 0
+        self._samples = int(SAMPLE_RATE * AUDIO_PTIME)
+        self._start: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        step = 2 * math.pi * self.frequency / SAMPLE_RATE
+        samples = array(
+            "h", (int(self.amplitude * math.sin(step * (self._pts + i))) for i in range(self._samples))
+        )
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
+        frame.planes[0].update(samples.tobytes())
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        self._pts += self._samples
+        self.frames_sent += 1
+        return frame
+
+
+class PatternTrack(MediaStreamTrack):
+    """A moving gradient, `width`x`height` at `fps` (a camera or a shared screen)."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 15, shade: int = 0) -> None:
+        super().__init__()
+        self.width, self.height, self.fps, self.shade = width, height, fps, shade
+        self.frames_sent = 0
+        self._start: float | None = None
+        self._rows = [bytes((x + y + shade) % 256 for x in range(width)) for y in range(height)]
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.frames_sent / self.fps - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        n = self.frames_sent
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        shift = (n * 4) % self.height
+        luma = b"".join(self._rows[(y + shift) % self.height] for y in range(self.height))
+        frame.planes[0].update(_fit(luma, frame.planes[0]))
+        chroma = bytes([128 + (n % 32)]) * frame.planes[1].buffer_size
+        frame.planes[1].update(chroma)
+        frame.planes[2].update(bytes([128]) * frame.planes[2].buffer_size)
+        frame.pts = n * (90_000 // self.fps)
+        frame.time_base = Fraction(1, 90_000)
+        self.frames_sent += 1
+        return frame
+
+
+def _fit(data: bytes, plane: Any) -> bytes:
+    """Rows padded to the plane's line size."""
+    width = plane.width
+    if plane.line_size == width:
+        return data
+    pad = bytes(plane.line_size - width)
+    return b"".join(data[y * width : (y + 1) * width] + pad for y in range(plane.height))
+
+
+@dataclass
+class Received:
+    """What one incoming track delivered: frame count, arrival times, and recent audio samples."""
+
+    kind: str
+    frames: int = 0
+    arrivals: list[float] = field(default_factory=list)
+    samples: array = field(default_factory=lambda: array("h"))
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    ended: bool = False
+
+    def frames_since(self, moment: float) -> int:
+        return sum(1 for t in self.arrivals if t >= moment)
+
+    def frequency(self) -> float:
+        """The dominant frequency of the last second of audio, from zero crossings (one tone per track)."""
+        tail = self.samples[-SAMPLE_RATE:]
+        crossings = sum(1 for a, b in itertools.pairwise(tail) if (a < 0) != (b < 0))
+        return crossings / 2 / (len(tail) / SAMPLE_RATE) if len(tail) > SAMPLE_RATE // 4 else 0.0
+
+
+async def consume(track: MediaStreamTrack, into: Received, keep_samples: bool = True) -> None:
+    """Read `track` until it ends, recording what arrives (decoded, as a browser would)."""
+    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+        while True:
+            frame = await track.recv()
+            into.frames += 1
+            into.arrivals.append(time.monotonic())
+            if into.kind == "audio" and keep_samples:
+                raw = array("h", bytes(frame.planes[0]))
+                channels = len(frame.layout.channels)
+                into.samples.extend(raw[::channels][: frame.samples])
+                if len(into.samples) > 4 * SAMPLE_RATE:
+                    del into.samples[: -2 * SAMPLE_RATE]
+            elif into.kind == "video":
+                into.sizes.add((frame.width, frame.height))
+    into.ended = True
