@@ -137,3 +137,91 @@ async def consume(track: MediaStreamTrack, into: Received, keep_samples: bool = 
             elif into.kind == "video":
                 into.sizes.add((frame.width, frame.height))
     into.ended = True
+
+
+class VoicePeer:
+    """A call participant the way a browser would be one: it always offers — its microphone (a tone),
+    optionally a camera and a screen, and as many receive slots as the last answer said it needs — and
+    reads every stream the server forwards, decoded."""
+
+    def __init__(
+        self,
+        frequency: float,
+        *,
+        camera: bool = False,
+        ice_servers: list[Any] | None = None,
+        force_relay: bool = False,
+    ) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
+        policy = RTCIceTransportPolicy.RELAY if force_relay else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or [], iceTransportPolicy=policy))
+        self.tone = ToneTrack(frequency)
+        self.microphone = self.pc.addTransceiver(self.tone, direction="sendonly")
+        self.camera = self.pc.addTransceiver(PatternTrack(), direction="sendonly") if camera else None
+        self.screen: Any = None
+        self.audio_needed = 0
+        self.video_needed = 0
+        self.streams: dict[str, tuple[str, str]] = {}  # mid -> (user id, source)
+        self.received: dict[str, Received] = {}
+        self._tasks: list[asyncio.Future[None]] = []
+        self._slots: list[Any] = []
+
+    def expect(self, others: list[tuple[bool, bool]]) -> None:
+        """What a client does on a voice-state event: one audio slot per other participant, one video slot
+        per camera and per screen among them ((camera, screen) of each other participant)."""
+        self.audio_needed = max(self.audio_needed, len(others))
+        self.video_needed = max(self.video_needed, sum(int(c) + int(s) for c, s in others))
+
+    def share_screen(self) -> None:
+        self.screen = self.pc.addTransceiver(PatternTrack(640, 360, fps=5, shade=90), direction="sendonly")
+
+    async def offer(self) -> dict[str, Any]:
+        have = {"audio": 0, "video": 0}
+        for transceiver in self._slots:
+            have[transceiver.kind] += 1
+        for kind, needed in (("audio", self.audio_needed), ("video", self.video_needed)):
+            for _ in range(needed - have[kind]):
+                self._slots.append(self.pc.addTransceiver(kind, direction="recvonly"))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return {
+            "sdp": self.pc.localDescription.sdp,
+            "cameraMid": self.camera.mid if self.camera else None,
+            "screenMid": self.screen.mid if self.screen else None,
+        }
+
+    async def accept(self, answer: dict[str, Any]) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        self.audio_needed = answer["audioSlotsNeeded"]
+        self.video_needed = answer["videoSlotsNeeded"]
+        self.streams = {s["mid"]: (str(s["userId"]), s["source"]) for s in answer["streams"]}
+        for transceiver in self._slots:
+            if transceiver.mid not in self.received and transceiver.receiver.track is not None:
+                into = self.received[transceiver.mid] = Received(transceiver.kind)
+                self._tasks.append(asyncio.ensure_future(consume(transceiver.receiver.track, into)))
+
+    def from_(self, user_id: Any, source: str = "MICROPHONE") -> Received | None:
+        for mid, who in self.streams.items():
+            if who == (str(user_id), source):
+                return self.received.get(mid)
+        return None
+
+    def mute(self, muted: bool) -> None:
+        """What a browser does on mute: stop sending without renegotiating."""
+        self.microphone.sender.replaceTrack(None if muted else self.tone)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+async def wait_until(predicate: Any, timeout: float = 20.0, message: str = "timed out") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(0.05)
