@@ -1,0 +1,202 @@
+"""Voice calls' rules: who may join, speak, stream and moderate (read from the channel's permissions),
+and the call owner (media/voice) doing the media. Refusals of the media server become domain errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from media.voice.errors import Refusal, VoiceRefused
+from media.voice.hub import VoiceHub
+from media.voice.ice import IceServer, client_ice_servers, parse_urls
+from media.voice.room import Answer, ParticipantState, VoiceConfig
+from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import (
+    Conflict,
+    DomainError,
+    ErrorCode,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.uow import UnitOfWork
+
+_hubs: dict[int, VoiceHub] = {}
+
+
+def hub_for(runtime: Runtime) -> VoiceHub:
+    """The process's calls (one hub per runtime, created on first use). This process owns every call it
+    hosts; the README says how several media processes would split them."""
+    hub = _hubs.get(id(runtime))
+    if hub is None:
+        settings = runtime.settings
+        servers = parse_urls(settings.voice_ice_servers)
+        config = VoiceConfig(
+            ice_servers=tuple(IceServer((url,)).for_aiortc() for url in servers),
+            room_limit=settings.voice_room_limit,
+            disconnect_timeout=settings.voice_disconnect_seconds,
+        )
+
+        async def announce(channel_id: int, states: list[ParticipantState]) -> None:
+            await runtime.bus.publish(
+                topic_for_channel(channel_id), VoiceStatesChanged.of(channel_id, states)
+            )
+
+        hub = _hubs[id(runtime)] = VoiceHub(config, announce)
+    return hub
+
+
+@dataclass(frozen=True)
+class Session:
+    channel_id: int
+    answer: Answer | None
+    ice_servers: list[IceServer]
+    participants: list[ParticipantState]
+
+
+@dataclass(frozen=True)
+class OfferInput:
+    sdp: str | None
+    camera_mid: str | None
+    screen_mid: str | None
+
+
+def _ice_for(runtime: Runtime, user_id: int) -> list[IceServer]:
+    s = runtime.settings
+    return client_ice_servers(
+        parse_urls(s.voice_stun_urls),
+        parse_urls(s.voice_turn_urls),
+        s.voice_turn_secret,
+        user_id,
+        s.voice_turn_ttl_seconds,
+    )
+
+
+async def _voice_channel(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
+    if found is None or not found.can_view:
+        raise NotFound("No such channel.", field="channelId")
+    if found.kind != "VOICE":
+        raise ValidationFailed("Calls happen in voice channels.", field="channelId")
+    return found
+
+
+def _domain(refused: VoiceRefused) -> DomainError:
+    match refused.reason:
+        case Refusal.INVALID_SDP:
+            return ValidationFailed(refused.message, code=ErrorCode.INVALID_SDP, field=refused.field)
+        case Refusal.NO_AUDIO:
+            return ValidationFailed(refused.message, code=ErrorCode.NO_AUDIO, field=refused.field)
+        case Refusal.STREAM_FORBIDDEN:
+            return PermissionDenied(refused.message, field=refused.field)
+        case Refusal.ALREADY_IN_CALL:
+            return Conflict(refused.message, code=ErrorCode.ALREADY_IN_CALL, field=refused.field)
+        case Refusal.NOT_IN_CALL:
+            return NotFound(refused.message, code=ErrorCode.NOT_IN_CALL, field=refused.field)
+        case Refusal.ROOM_FULL:
+            return ValidationFailed(refused.message, code=ErrorCode.LIMIT_REACHED, field="channelId")
+        case _:
+            return ValidationFailed(refused.message, code=ErrorCode.MEDIA_UNAVAILABLE, field=refused.field)
+
+
+async def join(
+    runtime: Runtime,
+    uow: UnitOfWork,
+    principal: Principal,
+    channel_id: int,
+    offer: OfferInput,
+    self_mute: bool,
+) -> Session:
+    found = await _voice_channel(uow, principal, channel_id)
+    if not found.has(Permission.CONNECT):
+        raise PermissionDenied("You may not join this call.", field="channelId")
+    hub = hub_for(runtime)
+    try:
+        answer = await hub.join(
+            channel_id,
+            principal.user_id,
+            offer.sdp or "",
+            camera_mid=offer.camera_mid,
+            screen_mid=offer.screen_mid,
+            can_speak=found.has(Permission.SPEAK),
+            can_stream=found.has(Permission.STREAM),
+            self_mute=self_mute,
+        )
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), hub.states(channel_id))
+
+
+async def update(
+    runtime: Runtime, uow: UnitOfWork, principal: Principal, offer: OfferInput, self_mute: bool | None
+) -> Session:
+    hub = hub_for(runtime)
+    channel_id = hub.channel_of(principal.user_id)
+    if channel_id is None:
+        raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
+    if found is None or not found.can_view or not found.has(Permission.CONNECT):
+        await hub.leave(principal.user_id)  # access lost since joining: out of the call
+        raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+    try:
+        _channel, answer = await hub.update(
+            principal.user_id,
+            offer.sdp,
+            camera_mid=offer.camera_mid,
+            screen_mid=offer.screen_mid,
+            can_speak=found.has(Permission.SPEAK),
+            can_stream=found.has(Permission.STREAM),
+            self_mute=self_mute,
+        )
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), hub.states(channel_id))
+
+
+async def leave(runtime: Runtime, principal: Principal) -> int:
+    try:
+        return await hub_for(runtime).leave(principal.user_id)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+
+
+async def moderate(
+    runtime: Runtime,
+    uow: UnitOfWork,
+    principal: Principal,
+    channel_id: int,
+    user_id: int,
+    *,
+    mute: bool | None = None,
+    disconnect: bool = False,
+) -> list[ParticipantState]:
+    found = await _voice_channel(uow, principal, channel_id)
+    needed = Permission.MOVE_MEMBERS if disconnect else Permission.MUTE_MEMBERS
+    if not found.has(needed):
+        raise PermissionDenied(
+            "You may not move members out of calls here." if disconnect else "You may not mute members here.",
+            field="userId",
+        )
+    hub = hub_for(runtime)
+    try:
+        if disconnect:
+            await hub.disconnect(channel_id, user_id)
+        elif mute is not None:
+            await hub.moderate(channel_id, user_id, server_mute=mute)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+    return hub.states(channel_id)
+
+
+async def states(
+    runtime: Runtime, uow: UnitOfWork, user_id: int | None, channel_id: int
+) -> list[ParticipantState] | None:
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
+    if found is None or not found.can_view:
+        return None
+    return hub_for(runtime).states(channel_id)
