@@ -34,6 +34,9 @@ class ToneTrack(MediaStreamTrack):
         self._samples = int(SAMPLE_RATE * AUDIO_PTIME)
         self._start: float | None = None
         self._pts = 0
+        # One second of the tone, computed once (a whole number of periods for whole-Hz tones).
+        step = 2 * math.pi * frequency / SAMPLE_RATE
+        self._second = array("h", (int(amplitude * math.sin(step * i)) for i in range(SAMPLE_RATE))) * 2
 
     async def recv(self) -> Any:
         if self.readyState != "live":
@@ -43,10 +46,8 @@ class ToneTrack(MediaStreamTrack):
         wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        step = 2 * math.pi * self.frequency / SAMPLE_RATE
-        samples = array(
-            "h", (int(self.amplitude * math.sin(step * (self._pts + i))) for i in range(self._samples))
-        )
+        offset = self._pts % SAMPLE_RATE
+        samples = self._second[offset : offset + self._samples]
         frame = av.AudioFrame(format="s16", layout="mono", samples=self._samples)
         frame.planes[0].update(samples.tobytes())
         frame.sample_rate = SAMPLE_RATE
