@@ -1,9 +1,10 @@
-"""Voice SFU benchmark: one call of N participants in this process (the hub directly, no API), each
+"""Voice SFU benchmark: calls of N participants (the hub directly, no API), each
 sending a tone (and a 320x240 VP8 camera with --video) and receiving everyone else. Reports delivered/sent
 frame ratio, process CPU per delivered frame, and join time.
 
-The participants' receivers are tapped like the SFU's (frames counted, not decoded), but their senders
-encode (Opus, VP8) in this same process: the CPU figure is an upper bound of the SFU's own cost.
+The SFU runs in the benchmark's process and every participant in its own (their receivers tapped like
+the SFU's: frames counted, not decoded; their senders encode Opus/VP8): the CPU figures are the SFU's
+alone, but all processes share this machine's cores.
 
     python -m bench.voice --participants 2 4 8 --seconds 10 [--video] [--calls 1]
 """
@@ -66,33 +67,72 @@ class CountingPeer(VoicePeer):
         return sum(c.frames_in for c in self.counters.values() if c.kind == kind)
 
 
+def _client_main(conn: Any, frequency: float, video: bool) -> None:
+    """One participant in its own process: offers when asked, applies answers, reports counts."""
+    asyncio.run(_client(conn, frequency, video))
+
+
+async def _client(conn: Any, frequency: float, video: bool) -> None:
+    peer = CountingPeer(frequency, camera=video)
+    while True:
+        command, argument = await asyncio.to_thread(conn.recv)
+        if command == "offer":
+            if argument:
+                peer.expect(argument)
+            conn.send(await peer.offer())
+        elif command == "answer":
+            await peer.accept(argument)
+            conn.send(None)
+        elif command == "counts":
+            conn.send(
+                (_sent(peer, "audio"), _sent(peer, "video"), peer.delivered("audio"), peer.delivered("video"))
+            )
+        else:
+            await peer.close()
+            conn.send(None)
+            return
+
+
+class Remote:
+    """The parent's handle on a participant process."""
+
+    def __init__(self, user_id: int, frequency: float, video: bool) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.user_id = user_id
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_client_main, args=(child, frequency, video), daemon=True)
+        self.process.start()
+
+    async def ask(self, command: str, argument: Any = None) -> Any:
+        self.conn.send((command, argument))
+        return await asyncio.to_thread(self.conn.recv)
+
+
 async def run_call(
     hub: VoiceHub, channel: int, n: int, video: bool, base_user: int
-) -> tuple[list[CountingPeer], list[float]]:
-    peers: list[CountingPeer] = []
+) -> tuple[list[Remote], list[float]]:
+    remotes = [Remote(base_user + i, 300.0 + 50 * i, video) for i in range(n)]
     joins = []
-    for i in range(n):
-        user = base_user + i
-        peer = CountingPeer(300.0 + 50 * i, camera=video)
-        started = time.monotonic()
-        offer = await peer.offer()
+    for remote in remotes:
+        offer = await remote.ask("offer")
+        started = time.monotonic()  # from the offer's arrival to the answer applied by the client
         answer = await hub.join(
             channel,
-            user,
+            remote.user_id,
             offer["sdp"],
             camera_mid=offer["cameraMid"],
             screen_mid=None,
             can_speak=True,
             can_stream=True,
         )
-        await peer.accept(_answer(answer))
+        await remote.ask("answer", _answer(answer))
         joins.append(time.monotonic() - started)
-        peers.append(peer)
-    for i, peer in enumerate(peers):  # everyone renegotiates once the call is complete
-        peer.expect([(video, False)] * (n - 1))
-        offer = await peer.offer()
+    for remote in remotes:  # everyone renegotiates once the call is complete
+        offer = await remote.ask("offer", [(video, False)] * (n - 1))
         _c, answer = await hub.update(
-            base_user + i,
+            remote.user_id,
             offer["sdp"],
             camera_mid=offer["cameraMid"],
             screen_mid=None,
@@ -101,41 +141,51 @@ async def run_call(
             self_mute=None,
         )
         assert answer is not None
-        await peer.accept(_answer(answer))
-    return peers, joins
+        await remote.ask("answer", _answer(answer))
+    return remotes, joins
 
 
-async def measure(n: int, calls: int, video: bool, seconds: float, settle: float = 8) -> dict[str, Any]:
+async def measure(n: int, calls: int, video: bool, seconds: float, settle: float = 5) -> dict[str, Any]:
+    """The SFU runs in this process, every participant in its own: the CPU figure is the SFU's alone."""
     hub = VoiceHub(VoiceConfig(room_limit=100), _quiet)
-    everyone: list[CountingPeer] = []
+    everyone: list[Remote] = []
     joins: list[float] = []
     for c in range(calls):
-        peers, took = await run_call(hub, 100 + c, n, video, 1000 * (c + 1))
-        everyone += peers
+        remotes, took = await run_call(hub, 100 + c, n, video, 1000 * (c + 1))
+        everyone += remotes
         joins += took
     await asyncio.sleep(settle)  # connections up, keyframes through
-    sent0 = {k: sum(_sent(p, k) for p in everyone) for k in ("audio", "video")}
-    got0 = {k: sum(p.delivered(k) for p in everyone) for k in ("audio", "video")}
+    before = [await r.ask("counts") for r in everyone]
+    fan0 = _fan(hub)
     cpu0, wall0 = _cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     cpu, wall = _cpu() - cpu0, time.monotonic() - wall0
-    sent = {k: sum(_sent(p, k) for p in everyone) - sent0[k] for k in sent0}
-    got = {k: sum(p.delivered(k) for p in everyone) - got0[k] for k in got0}
+    fan = [b - a for a, b in zip(fan0, _fan(hub), strict=True)]
+    after = [await r.ask("counts") for r in everyone]
+    delta = [sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in range(4)]
+    sent = {"audio": delta[0], "video": delta[1]}
+    got = {"audio": delta[2], "video": delta[3]}
     expected = {k: sent[k] * (n - 1) for k in sent}  # each frame goes to the n-1 others
     delivered = sum(got.values())
     result = {
         "participants": n,
         "calls": calls,
         "video": video,
+        "sent_per_s": {k: round(v / wall, 1) for k, v in sent.items()},
         "audio_delivered_ratio": round(got["audio"] / expected["audio"], 3) if expected["audio"] else None,
         "video_delivered_ratio": round(got["video"] / expected["video"], 3) if expected["video"] else None,
-        "cpu_percent_of_a_core": round(100 * cpu / wall, 1),
-        "cpu_us_per_delivered_frame": round(1e6 * cpu / delivered, 1) if delivered else None,
+        # What the SFU itself put on the wire (frames its senders took) over what it had to forward:
+        # below 1, the SFU is the bottleneck; above the clients' ratio, they are.
+        "sfu_forwarded_ratio": round(fan[1] / fan[0], 3) if fan[0] else None,
+        "sfu_cpu_percent_of_a_core": round(100 * cpu / wall, 1),
+        "sfu_cpu_us_per_delivered_frame": round(1e6 * cpu / delivered, 1) if delivered else None,
+        "sfu_cpu_us_per_forwarded_frame": round(1e6 * cpu / fan[1], 1) if fan[1] else None,
         "join_ms_median": round(1000 * sorted(joins)[len(joins) // 2], 1),
         "join_ms_max": round(1000 * max(joins), 1),
     }
-    for peer in everyone:
-        await peer.close()
+    for remote in everyone:
+        await remote.ask("stop")
+        remote.process.join(timeout=10)
     await hub.close()
     return result
 
@@ -145,6 +195,19 @@ def _sent(peer: CountingPeer, kind: str) -> int:
         return peer.tone.frames_sent
     track = peer.camera.sender.track if peer.camera else None
     return getattr(track, "frames_sent", 0)
+
+
+def _fan(hub: VoiceHub) -> tuple[int, int]:
+    """(frames owed to subscribers, frames the SFU's senders took) over every call."""
+    owed = taken = 0
+    for channel in list(hub._rooms):
+        room = hub.room(channel)
+        assert room is not None
+        for participant in room.participants.values():
+            for publication in participant.publications.values():
+                owed += publication.frames_in * len(publication.subscribers)
+            taken += sum(track.frames_out for track in participant.slots.values())
+    return owed, taken
 
 
 def _cpu() -> float:

@@ -52,17 +52,23 @@ class VoiceHub:
         can_stream: bool,
         self_mute: bool = False,
     ) -> Answer:
-        current = self._calls.get(user_id)
-        if current is not None:
-            raise VoiceRefused(
-                Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
-            )
         plan = read_offer(offer, camera_mid, screen_mid)
         if plan.publishes_video and not can_stream:
             raise VoiceRefused(
                 Refusal.STREAM_FORBIDDEN,
                 "You may not share video in this channel.",
                 "cameraMid" if camera_mid else "screenMid",
+            )
+        current = self._calls.get(user_id)
+        existing = self._rooms.get(channel_id)
+        if current == channel_id and existing is not None and user_id in existing.participants:
+            # The same call again (a reloaded page whose old connection has not timed out): the new
+            # connection replaces the old one.
+            await existing.leave(user_id)
+            current = self._calls.get(user_id)
+        if current is not None:
+            raise VoiceRefused(
+                Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
             )
         room = self._rooms.get(channel_id)
         if room is None:
@@ -119,6 +125,13 @@ class VoiceHub:
         room = self._rooms.get(channel_id)
         if room is None or not await room.leave(user_id):
             raise VoiceRefused(Refusal.NOT_IN_CALL, "That member is not in this call.", "userId")
+
+    async def restrict(self, channel_id: int, user_id: int, *, can_speak: bool, can_stream: bool) -> bool:
+        room = self._rooms.get(channel_id)
+        return room is not None and await room.restrict(user_id, can_speak=can_speak, can_stream=can_stream)
+
+    def channels(self) -> list[int]:
+        return list(self._rooms)
 
     async def close(self) -> None:
         for room in list(self._rooms.values()):

@@ -184,6 +184,24 @@ class Room:
         await self._on_change(self)
         return answer
 
+    async def restrict(self, user_id: int, *, can_speak: bool, can_stream: bool) -> bool:
+        """Apply changed permissions at once (no renegotiation): without SPEAK the microphone is no longer
+        forwarded, without STREAM the camera and screen leave the others' slots. True if anything changed."""
+        async with self._lock:
+            participant = self.participants.get(user_id)
+            if participant is None:
+                return False
+            dropped = [] if can_stream else [s for s in (CAMERA, SCREEN) if s in participant.roles]
+            if participant.can_speak == can_speak and not dropped:
+                return False
+            participant.can_speak = can_speak
+            for source in dropped:
+                del participant.roles[source]
+                self._unassign(user_id, source)
+            participant.apply_pauses()
+        await self._on_change(self)
+        return True
+
     async def moderate(self, user_id: int, *, server_mute: bool) -> None:
         async with self._lock:
             participant = self._participant(user_id)

@@ -9,6 +9,7 @@ from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub
 from media.voice.ice import IceServer, client_ice_servers, parse_urls
 from media.voice.room import Answer, ParticipantState, VoiceConfig
+from subgraphs.channels import voice_guard
 from subgraphs.channels.voice_events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
@@ -129,6 +130,7 @@ async def join(
         )
     except VoiceRefused as refused:
         raise _domain(refused) from None
+    voice_guard.ensure_guard(runtime, hub, channel_id, found.server.server_id)
     return Session(channel_id, answer, _ice_for(runtime, principal.user_id), hub.states(channel_id))
 
 

@@ -282,3 +282,31 @@ async def test_refusals_are_typed_errors(stack: Stack, guild: Guild) -> None:
         await ada_api.execute(LEAVE)
     nothing = (await ada_api.data(UPDATE, {"i": {"selfMute": True}}))["updateVoice"]
     assert (nothing["__typename"], nothing["code"]) == ("NotFoundError", "NOT_IN_CALL")
+
+
+async def test_losing_speak_or_connect_mid_call_applies_at_once(stack: Stack, guild: Guild) -> None:
+    (ada, ada_api), (bob, bob_api) = guild.members["ada"], guild.members["bob"]
+    a, _ = await join_call(ada_api, guild.voice_id, TONES["ada"])
+    b, _ = await join_call(bob_api, guild.voice_id, TONES["bob"])
+    try:
+        await renegotiate(ada_api, a, await _states(ada_api, guild.voice_id), ada.user_id)
+        await wait_until(lambda: _hears(a, bob.user_id, TONES["bob"]), timeout=30)
+        target = {"channelId": guild.voice_id, "targetKind": "MEMBER", "targetId": bob.user_id}
+        await ada_api.data(OVERWRITE, {"i": target | {"allow": "0", "deny": str(int(Permission.SPEAK))}})
+        deadline = time.monotonic() + 5
+        while not {s["userId"]: s for s in await _states(ada_api, guild.voice_id)}[bob.user_id]["suppressed"]:
+            assert time.monotonic() < deadline, "SPEAK taken away: suppressed at once"
+            await asyncio.sleep(0.2)
+        heard = a.from_(bob.user_id)
+        assert heard is not None
+        await asyncio.sleep(0.3)
+        moment = time.monotonic()
+        await asyncio.sleep(1.0)
+        assert heard.frames_since(moment) == 0
+        await ada_api.data(OVERWRITE, {"i": target | {"allow": "0", "deny": str(int(Permission.CONNECT))}})
+        await wait_until_states(ada_api, guild.voice_id, [ada.user_id], timeout=5)
+    finally:
+        for peer in (a, b):
+            await peer.close()
+        for api in (ada_api, bob_api):
+            await api.execute(LEAVE)

@@ -42,6 +42,7 @@ class Harness:
     async def join(self, user_id: int, channel_id: int = 7, **kw: Any) -> VoicePeer:
         peer = self.peers[user_id] = VoicePeer(TONES.get(user_id, 550.0), camera=kw.pop("camera", False))
         offer = await peer.offer()
+        started = time.monotonic()
         answer = await self.hub.join(
             channel_id,
             user_id,
@@ -51,6 +52,8 @@ class Harness:
             can_speak=kw.get("can_speak", True),
             can_stream=kw.get("can_stream", True),
         )
+        # Explicit (empty) ICE servers: no 5 s stall on an unreachable default STUN server.
+        assert time.monotonic() - started < 3
         await peer.accept(_shape(answer))
         if answer.audio_slots_needed or answer.video_slots_needed:  # as a client does: offer the slots asked
             await self.renegotiate(user_id, channel_id=channel_id)
@@ -161,7 +164,11 @@ async def test_leaving_and_vanishing_are_announced_and_the_last_out_ends_the_cal
 
 
 async def test_one_call_at_a_time_and_the_room_limit(call: Harness) -> None:
-    await call.join(1, channel_id=7)
+    first = await call.join(1, channel_id=7)
+    await call.join(2, channel_id=7)
+    again = await call.join(1, channel_id=7)  # the same call again (a reloaded page): replaces the old
+    assert first.pc is not again.pc
+    assert [s.user_id for s in call.hub.states(7)] == [2, 1]
     with pytest.raises(VoiceRefused) as second:
         await call.join(1, channel_id=8)
     assert second.value.reason is Refusal.ALREADY_IN_CALL
