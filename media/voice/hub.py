@@ -1,6 +1,5 @@
-"""The calls of one process. A call is owned by exactly one process (its room lives there): today the
-channels subgraph process, of which a deployment runs one; see the README's "Voice and video" section for
-how several media processes split the calls (`owner_of`)."""
+"""The calls of one process. A call is owned by exactly one process (its room lives there); `owner_of`
+says which when several host calls, and node.py is how the other replicas reach it."""
 
 from __future__ import annotations
 

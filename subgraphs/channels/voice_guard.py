@@ -10,7 +10,7 @@ import contextlib
 import logging
 
 from media.voice.errors import VoiceRefused
-from media.voice.hub import VoiceHub
+from media.voice.node import Owner
 from subgraphs.channels.voice_events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.events import Event, PresenceChanged, topic_for_channel, topic_for_server
@@ -24,15 +24,15 @@ RECHECK_SECONDS = 30.0
 _guards: dict[tuple[int, int], asyncio.Task[None]] = {}
 
 
-def ensure_guard(runtime: Runtime, hub: VoiceHub, channel_id: int, server_id: int) -> None:
+def ensure_guard(runtime: Runtime, owner: Owner, channel_id: int, server_id: int) -> None:
     key = (id(runtime), channel_id)
     task = _guards.get(key)
     if task is None or task.done():
-        _guards[key] = asyncio.ensure_future(_guard(runtime, hub, channel_id, server_id))
+        _guards[key] = asyncio.ensure_future(_guard(runtime, owner, channel_id, server_id))
 
 
-async def recheck(runtime: Runtime, hub: VoiceHub, channel_id: int) -> None:
-    for state in hub.states(channel_id):
+async def recheck(runtime: Runtime, owner: Owner, channel_id: int) -> None:
+    for state in await owner.states(channel_id):
         uow = UnitOfWork(runtime.database, runtime.bus)
         try:
             found = await access.channel_access(await uow.for_entity(channel_id), channel_id, state.user_id)
@@ -41,9 +41,9 @@ async def recheck(runtime: Runtime, hub: VoiceHub, channel_id: int) -> None:
         try:
             if found is None or not found.can_view or not found.has(Permission.CONNECT):
                 log.info("moved out of a call: access lost", extra={"user_id": state.user_id})
-                await hub.disconnect(channel_id, state.user_id)
+                await owner.disconnect(channel_id, state.user_id)
             else:
-                await hub.restrict(
+                await owner.restrict(
                     channel_id,
                     state.user_id,
                     can_speak=found.has(Permission.SPEAK),
@@ -53,7 +53,7 @@ async def recheck(runtime: Runtime, hub: VoiceHub, channel_id: int) -> None:
             pass  # left meanwhile
 
 
-async def _guard(runtime: Runtime, hub: VoiceHub, channel_id: int, server_id: int) -> None:
+async def _guard(runtime: Runtime, owner: Owner, channel_id: int, server_id: int) -> None:
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
     async def pump() -> None:
@@ -65,15 +65,18 @@ async def _guard(runtime: Runtime, hub: VoiceHub, channel_id: int, server_id: in
 
     pumping = asyncio.ensure_future(pump())
     try:
-        while hub.room(channel_id) is not None:
+        while await owner.states(channel_id):
             try:
                 event = await asyncio.wait_for(queue.get(), RECHECK_SECONDS)
             except TimeoutError:
                 event = None
-            if isinstance(event, PresenceChanged | VoiceStatesChanged):
-                continue  # not about access (and the call's own announcements)
-            if hub.room(channel_id) is not None:
-                await recheck(runtime, hub, channel_id)
+            if isinstance(event, PresenceChanged):
+                continue  # not about access
+            if isinstance(event, VoiceStatesChanged):
+                if not event.states_json or event.states_json == "[]":
+                    break  # the call ended
+                continue
+            await recheck(runtime, owner, channel_id)
     except Exception:
         log.exception("the voice access guard failed", extra={"channel_id": channel_id})
     finally:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from media.voice.errors import VoiceRefused
 from media.voice.ice import IceServer
 from media.voice.room import ParticipantState
 from subgraphs.channels import voice_service
@@ -275,10 +276,14 @@ class VoiceSubscription:
         found = await _can_view(ctx, target)
         if found is None:
             raise not_found("No such channel.")
-        hub = voice_service.hub_for(ctx.runtime)
+        owner = voice_service.directory_for(ctx.runtime).owner(target)
         topics = (topic_for_channel(target), topic_for_server(found.server.server_id))
         async with ctx.runtime.bus.subscribe(*topics) as events:
-            yield _channel_state(target, hub.states(target))
+            try:
+                now = await owner.states(target)
+            except VoiceRefused:
+                now = []
+            yield _channel_state(target, now)
             async for event in events:
                 if isinstance(event, AccessChanged):
                     if await _can_view(ctx, target) is None:

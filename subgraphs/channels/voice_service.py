@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub
 from media.voice.ice import IceServer, client_ice_servers, parse_urls
+from media.voice.node import INTERNAL_PATH, VoiceDirectory, internal_endpoint
 from media.voice.room import Answer, ParticipantState, VoiceConfig
 from subgraphs.channels import voice_guard
 from subgraphs.channels.voice_events import VoiceStatesChanged
@@ -24,15 +29,14 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.uow import UnitOfWork
 
 _hubs: dict[int, VoiceHub] = {}
 
 
 def hub_for(runtime: Runtime) -> VoiceHub:
-    """The process's calls (one hub per runtime, created on first use). This process owns every call it
-    hosts; the README says how several media processes would split them."""
+    """The calls this process owns (one hub per runtime, created on first use)."""
     hub = _hubs.get(id(runtime))
     if hub is None:
         settings = runtime.settings
@@ -50,6 +54,32 @@ def hub_for(runtime: Runtime) -> VoiceHub:
 
         hub = _hubs[id(runtime)] = VoiceHub(config, announce)
     return hub
+
+
+_directories: dict[int, VoiceDirectory] = {}
+
+
+def directory_for(runtime: Runtime) -> VoiceDirectory:
+    """Which process owns each call (all of them this one's unless BEEP_VOICE_NODES lists several)."""
+    directory = _directories.get(id(runtime))
+    if directory is None:
+        s = runtime.settings
+        directory = _directories[id(runtime)] = VoiceDirectory(
+            hub_for(runtime), parse_urls(s.voice_nodes), s.voice_node_url, s.voice_internal_secret
+        )
+    return directory
+
+
+def internal_routes(holder: RuntimeHolder) -> list[BaseRoute]:
+    """The endpoint through which other replicas reach the calls this process owns."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = holder.runtime
+        handler = internal_endpoint(lambda: hub_for(runtime), runtime.settings.voice_internal_secret)
+        response: Response = await handler(request)
+        return response
+
+    return [Route(f"{INTERNAL_PATH}/{{method}}", endpoint, methods=["POST"])]
 
 
 @dataclass(frozen=True)
@@ -116,9 +146,15 @@ async def join(
     found = await _voice_channel(uow, principal, channel_id)
     if not found.has(Permission.CONNECT):
         raise PermissionDenied("You may not join this call.", field="channelId")
-    hub = hub_for(runtime)
+    directory = directory_for(runtime)
+    owner = directory.owner(channel_id)
     try:
-        answer = await hub.join(
+        current = await directory.call_of(principal.user_id)
+        if current is not None and current[0] != channel_id:
+            raise VoiceRefused(
+                Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
+            )
+        answer = await owner.join(
             channel_id,
             principal.user_id,
             offer.sdp or "",
@@ -128,25 +164,26 @@ async def join(
             can_stream=found.has(Permission.STREAM),
             self_mute=self_mute,
         )
+        participants = await owner.states(channel_id)
     except VoiceRefused as refused:
         raise _domain(refused) from None
-    voice_guard.ensure_guard(runtime, hub, channel_id, found.server.server_id)
-    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), hub.states(channel_id))
+    voice_guard.ensure_guard(runtime, owner, channel_id, found.server.server_id)
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), participants)
 
 
 async def update(
     runtime: Runtime, uow: UnitOfWork, principal: Principal, offer: OfferInput, self_mute: bool | None
 ) -> Session:
-    hub = hub_for(runtime)
-    channel_id = hub.channel_of(principal.user_id)
-    if channel_id is None:
-        raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
-    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
-    if found is None or not found.can_view or not found.has(Permission.CONNECT):
-        await hub.leave(principal.user_id)  # access lost since joining: out of the call
-        raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
     try:
-        _channel, answer = await hub.update(
+        current = await directory_for(runtime).call_of(principal.user_id)
+        if current is None:
+            raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+        channel_id, owner = current
+        found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
+        if found is None or not found.can_view or not found.has(Permission.CONNECT):
+            await owner.leave(principal.user_id)  # access lost since joining: out of the call
+            raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+        _channel, answer = await owner.update(
             principal.user_id,
             offer.sdp,
             camera_mid=offer.camera_mid,
@@ -155,14 +192,18 @@ async def update(
             can_stream=found.has(Permission.STREAM),
             self_mute=self_mute,
         )
+        participants = await owner.states(channel_id)
     except VoiceRefused as refused:
         raise _domain(refused) from None
-    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), hub.states(channel_id))
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), participants)
 
 
 async def leave(runtime: Runtime, principal: Principal) -> int:
     try:
-        return await hub_for(runtime).leave(principal.user_id)
+        current = await directory_for(runtime).call_of(principal.user_id)
+        if current is None:
+            raise VoiceRefused(Refusal.NOT_IN_CALL, "You are not in a call.")
+        return await current[1].leave(principal.user_id)
     except VoiceRefused as refused:
         raise _domain(refused) from None
 
@@ -184,15 +225,15 @@ async def moderate(
             "You may not move members out of calls here." if disconnect else "You may not mute members here.",
             field="userId",
         )
-    hub = hub_for(runtime)
+    owner = directory_for(runtime).owner(channel_id)
     try:
         if disconnect:
-            await hub.disconnect(channel_id, user_id)
+            await owner.disconnect(channel_id, user_id)
         elif mute is not None:
-            await hub.moderate(channel_id, user_id, server_mute=mute)
+            await owner.moderate(channel_id, user_id, server_mute=mute)
+        return await owner.states(channel_id)
     except VoiceRefused as refused:
         raise _domain(refused) from None
-    return hub.states(channel_id)
 
 
 async def states(
@@ -201,4 +242,7 @@ async def states(
     found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
     if found is None or not found.can_view:
         return None
-    return hub_for(runtime).states(channel_id)
+    try:
+        return await directory_for(runtime).owner(channel_id).states(channel_id)
+    except VoiceRefused:
+        return []  # the owner cannot be reached: no call to show (logged by the owner's absence)

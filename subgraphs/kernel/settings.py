@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     voice_turn_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     voice_room_limit: int = Field(default=16, ge=1, le=100)
     voice_disconnect_seconds: float = Field(default=10.0, ge=2, le=120)
+    # Several processes hosting calls: their internal base URLs (each call is owned by one, by rendezvous
+    # hashing), this process's own among them, and the secret of their internal endpoint.
+    voice_nodes: str = ""
+    voice_node_url: str = ""
+    voice_internal_secret: str = ""
 
     @cached_property
     def resolved_directory_url(self) -> str:
