@@ -21,7 +21,7 @@ from typing import Any
 from media.voice.forwarding import Publication, tap_receiver
 from media.voice.hub import VoiceHub
 from media.voice.room import ParticipantState, VoiceConfig
-from tests.harness.voice_peers import VoicePeer
+from tests.harness.voice_peers import VoicePeer, answer_fields
 
 
 class Counter(Publication):
@@ -31,15 +31,6 @@ class Counter(Publication):
 
 async def _quiet(_channel: int, _states: list[ParticipantState]) -> None:
     return None
-
-
-def _answer(answer: Any) -> dict[str, Any]:
-    return {
-        "sdp": answer.sdp,
-        "audioSlotsNeeded": answer.audio_slots_needed,
-        "videoSlotsNeeded": answer.video_slots_needed,
-        "streams": [{"mid": s.mid, "userId": s.user_id, "source": s.source} for s in answer.streams],
-    }
 
 
 class CountingPeer(VoicePeer):
@@ -127,7 +118,7 @@ async def run_call(
             can_speak=True,
             can_stream=True,
         )
-        await remote.ask("answer", _answer(answer))
+        await remote.ask("answer", answer_fields(answer))
         joins.append(time.monotonic() - started)
     for remote in remotes:  # everyone renegotiates once the call is complete
         offer = await remote.ask("offer", [(video, False)] * (n - 1))
@@ -141,7 +132,7 @@ async def run_call(
             self_mute=None,
         )
         assert answer is not None
-        await remote.ask("answer", _answer(answer))
+        await remote.ask("answer", answer_fields(answer))
     return remotes, joins
 
 

@@ -5,6 +5,7 @@ that can receive is a slot the server fills with another participant's stream.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aiortc import sdp
@@ -13,6 +14,7 @@ from media.voice.errors import Refusal, VoiceRefused
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_MEDIA_LINES = 64
+MID = re.compile(r"[A-Za-z0-9_.{}-]{1,64}")  # RFC 8843 token chars browsers use, bounded
 SENDING = ("sendonly", "sendrecv")
 RECEIVING = ("recvonly", "sendrecv")
 
@@ -47,7 +49,7 @@ def read_offer(text: str, camera_mid: str | None = None, screen_mid: str | None 
         if line.kind not in ("audio", "video"):
             raise VoiceRefused(Refusal.INVALID_SDP, "Only audio and video media are accepted.", "offer")
         mid = line.rtp.muxId
-        if not mid or mid in mids:
+        if not mid or mid in mids or not MID.fullmatch(mid):
             raise VoiceRefused(Refusal.INVALID_SDP, "Every media line needs its own mid.", "offer")
         if line.ice is None or not line.ice.usernameFragment or not line.dtls or not line.dtls.fingerprints:
             raise VoiceRefused(

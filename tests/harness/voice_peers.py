@@ -226,3 +226,13 @@ async def wait_until(predicate: Any, timeout: float = 20.0, message: str = "time
         if time.monotonic() > deadline:
             raise AssertionError(message)
         await asyncio.sleep(0.05)
+
+
+def answer_fields(answer: Any) -> dict[str, Any]:
+    """A media hub's `Answer` in the API's shape (what `VoicePeer.accept` reads)."""
+    return {
+        "sdp": answer.sdp,
+        "audioSlotsNeeded": answer.audio_slots_needed,
+        "videoSlotsNeeded": answer.video_slots_needed,
+        "streams": [{"mid": s.mid, "userId": s.user_id, "source": s.source} for s in answer.streams],
+    }

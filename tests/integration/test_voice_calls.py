@@ -20,7 +20,7 @@ from tests.harness.stack import Stack
 from tests.harness.voice_api import JOIN, LEAVE, STATE_EVENTS, STATES, UPDATE, join_call, renegotiate
 from tests.harness.voice_peers import VoicePeer, wait_until
 from tests.integration.flows import Account, create_channel, create_server, subscribe_settled
-from tests.integration.test_invites_and_membership import Users, accept, invite
+from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
 TONES = {"ada": 440.0, "bob": 660.0, "cy": 990.0}
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
@@ -310,3 +310,35 @@ async def test_losing_speak_or_connect_mid_call_applies_at_once(stack: Stack, gu
             await peer.close()
         for api in (ada_api, bob_api):
             await api.execute(LEAVE)
+
+
+async def test_joining_muted_and_a_moderator_role(stack: Stack, guild: Guild) -> None:
+    (bob, bob_api), (dee, dee_api) = guild.members["bob"], guild.members["dee"]
+    await grant_role(guild.members["ada"][1], guild.server_id, dee.user_id, Permission.MUTE_MEMBERS)
+    peer = VoicePeer(TONES["bob"])
+    try:
+        offer = await peer.offer()
+        joined = (
+            await bob_api.data(JOIN, {"i": {"channelId": guild.voice_id, "offer": offer, "selfMute": True}})
+        )["joinVoice"]
+        assert joined["__typename"] == "VoiceSession", joined
+        assert [(p["userId"], p["selfMute"]) for p in joined["participants"]] == [(bob.user_id, True)]
+        muted = (
+            await dee_api.data(
+                MUTE_MEMBER, {"i": {"channelId": guild.voice_id, "userId": bob.user_id, "muted": True}}
+            )
+        )["muteVoiceMember"]
+        assert [(p["userId"], p["serverMute"]) for p in muted["participants"]] == [(bob.user_id, True)]
+        moved = (await dee_api.data(DISCONNECT, {"c": guild.voice_id, "u": bob.user_id}))[
+            "disconnectVoiceMember"
+        ]
+        assert (moved["__typename"], moved["code"]) == ("PermissionError", "FORBIDDEN")  # needs Move Members
+        absent = (
+            await dee_api.data(
+                MUTE_MEMBER, {"i": {"channelId": guild.voice_id, "userId": dee.user_id, "muted": True}}
+            )
+        )["muteVoiceMember"]
+        assert (absent["__typename"], absent["code"]) == ("NotFoundError", "NOT_IN_CALL")
+    finally:
+        await peer.close()
+        await bob_api.execute(LEAVE)

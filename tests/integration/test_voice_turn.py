@@ -14,7 +14,7 @@ from media.voice.hub import VoiceHub
 from media.voice.ice import client_ice_servers, turn_credentials
 from media.voice.room import ParticipantState, VoiceConfig
 from tests.harness.coturn import CoturnServer
-from tests.harness.voice_peers import VoicePeer, wait_until
+from tests.harness.voice_peers import VoicePeer, answer_fields, wait_until
 
 pytestmark = pytest.mark.embedded
 
@@ -30,21 +30,12 @@ async def _quiet(_channel: int, _states: list[ParticipantState]) -> None:
     return None
 
 
-def _shape(answer: object) -> dict[str, object]:
-    return {
-        "sdp": answer.sdp,  # type: ignore[attr-defined]
-        "audioSlotsNeeded": answer.audio_slots_needed,  # type: ignore[attr-defined]
-        "videoSlotsNeeded": answer.video_slots_needed,  # type: ignore[attr-defined]
-        "streams": [{"mid": s.mid, "userId": s.user_id, "source": s.source} for s in answer.streams],  # type: ignore[attr-defined]
-    }
-
-
 async def _join(hub: VoiceHub, user_id: int, peer: VoicePeer) -> None:
     offer = await peer.offer()
     answer = await hub.join(
         7, user_id, offer["sdp"], camera_mid=None, screen_mid=None, can_speak=True, can_stream=True
     )
-    await peer.accept(_shape(answer))
+    await peer.accept(answer_fields(answer))
     if answer.audio_slots_needed:
         offer = await peer.offer()
         _channel, again = await hub.update(
@@ -57,7 +48,7 @@ async def _join(hub: VoiceHub, user_id: int, peer: VoicePeer) -> None:
             self_mute=None,
         )
         assert again is not None
-        await peer.accept(_shape(again))
+        await peer.accept(answer_fields(again))
 
 
 async def test_a_relay_only_participant_is_heard_through_coturn(coturn: CoturnServer) -> None:
@@ -92,7 +83,7 @@ async def _join_again(hub: VoiceHub, peer: VoicePeer) -> None:
         1, offer["sdp"], camera_mid=None, screen_mid=None, can_speak=True, can_stream=True, self_mute=None
     )
     assert answer is not None
-    await peer.accept(_shape(answer))
+    await peer.accept(answer_fields(answer))
 
 
 async def test_a_wrong_turn_credential_never_connects(coturn: CoturnServer) -> None:
@@ -106,7 +97,7 @@ async def test_a_wrong_turn_credential_never_connects(coturn: CoturnServer) -> N
         answer = await hub.join(
             7, 3, offer["sdp"], camera_mid=None, screen_mid=None, can_speak=True, can_stream=True
         )
-        await peer.accept(_shape(answer))
+        await peer.accept(answer_fields(answer))
         await asyncio.sleep(3)
         assert peer.pc.connectionState != "connected"
     finally:

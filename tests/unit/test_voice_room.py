@@ -12,22 +12,13 @@ import pytest
 
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub, owner_of
-from media.voice.room import Answer, ParticipantState, VoiceConfig
+from media.voice.room import ParticipantState, VoiceConfig
 from media.voice.sdp import read_offer
-from tests.harness.voice_peers import VoicePeer, wait_until
+from tests.harness.voice_peers import VoicePeer, answer_fields, wait_until
 
 pytestmark = pytest.mark.unit
 
 TONES = {1: 440.0, 2: 660.0, 3: 990.0}
-
-
-def _shape(answer: Answer) -> dict[str, Any]:
-    return {
-        "sdp": answer.sdp,
-        "audioSlotsNeeded": answer.audio_slots_needed,
-        "videoSlotsNeeded": answer.video_slots_needed,
-        "streams": [{"mid": s.mid, "userId": s.user_id, "source": s.source} for s in answer.streams],
-    }
 
 
 class Harness:
@@ -54,7 +45,7 @@ class Harness:
         )
         # Explicit (empty) ICE servers: no 5 s stall on an unreachable default STUN server.
         assert time.monotonic() - started < 3
-        await peer.accept(_shape(answer))
+        await peer.accept(answer_fields(answer))
         if answer.audio_slots_needed or answer.video_slots_needed:  # as a client does: offer the slots asked
             await self.renegotiate(user_id, channel_id=channel_id)
         return peer
@@ -74,7 +65,7 @@ class Harness:
             self_mute=kw.get("self_mute"),
         )
         assert answer is not None
-        await peer.accept(_shape(answer))
+        await peer.accept(answer_fields(answer))
 
     async def close(self) -> None:
         for peer in self.peers.values():
@@ -237,3 +228,51 @@ def test_every_replica_picks_the_same_owner_and_only_a_removed_nodes_calls_move(
     assert set(owners.values()) == set(nodes)
     fewer = {c: owner_of(c, nodes[:2]) for c in range(1000)}
     assert all(fewer[c] == owners[c] for c in owners if owners[c] != "http://media-2")
+
+
+def _mutations(sdp: str) -> list[str]:
+    """Valid-looking offers broken in the places aiortc reads after our parser."""
+    lines = sdp.split("\r\n")
+
+    def without(prefix: str) -> str:
+        return "\r\n".join(line for line in lines if not line.startswith(prefix))
+
+    def replaced(prefix: str, value: str) -> str:
+        return "\r\n".join(value if line.startswith(prefix) else line for line in lines)
+
+    return [
+        replaced("a=fingerprint:", "a=fingerprint:sha-256 ZZ"),
+        replaced("a=setup:", "a=setup:sideways"),
+        without("a=ice-pwd:"),
+        replaced("a=group:BUNDLE", "a=group:BUNDLE 0 7 9"),
+        replaced("a=rtpmap:", "a=rtpmap:96 opus/abc/2"),
+        replaced("a=ssrc:", "a=ssrc:notanumber cname:x"),
+        replaced("m=audio", "m=audio 9 UDP/TLS/RTP/SAVPF"),
+        replaced("c=IN", "c=IN IP9 nowhere"),
+        sdp.replace("a=mid:0", "a=mid:" + "x" * 5000),
+        sdp + "a=candidate:garbage\r\n",
+    ]
+
+
+async def test_broken_offers_are_refused_and_the_call_goes_on(call: Harness) -> None:
+    probe = VoicePeer(500.0, camera=True)
+    offer = await probe.offer()
+    await probe.close()
+    refused = []
+    for number, broken in enumerate(_mutations(offer["sdp"])):
+        try:
+            await call.hub.join(
+                9, 100 + number, broken, camera_mid=None, screen_mid=None, can_speak=True, can_stream=True
+            )
+        except VoiceRefused as refusal:
+            assert refusal.reason is Refusal.INVALID_SDP
+            refused.append(number)
+        else:  # a bad fingerprint or bundle joins, and its connection then fails: harmless
+            await call.hub.leave(100 + number)
+        assert call.hub.channel_of(100 + number) is None
+    assert refused == [1, 2, 4, 5, 6, 7, 8, 9]
+    assert call.hub.states(9) == []
+    a = await call.join(1, channel_id=9)
+    b = await call.join(2, channel_id=9)
+    await call.renegotiate(1, channel_id=9)
+    await wait_until(lambda: _hears(a, 2) and _hears(b, 1))
