@@ -19,7 +19,13 @@ from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.harness.voice_api import JOIN, LEAVE, STATE_EVENTS, STATES, UPDATE, join_call, renegotiate
 from tests.harness.voice_peers import VoicePeer, wait_until
-from tests.integration.flows import Account, create_channel, create_server, subscribe_settled
+from tests.integration.flows import (
+    Account,
+    create_channel,
+    create_server,
+    stream_error_code,
+    subscribe_settled,
+)
 from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
 TONES = {"ada": 440.0, "bob": 660.0, "cy": 990.0}
@@ -342,3 +348,21 @@ async def test_joining_muted_and_a_moderator_role(stack: Stack, guild: Guild) ->
     finally:
         await peer.close()
         await bob_api.execute(LEAVE)
+
+
+async def test_the_voice_state_stream_is_for_viewers_only(stack: Stack, guild: Guild) -> None:
+    ada_api = guild.members["ada"][1]
+    dee, dee_api = guild.members["dee"]
+    stranger = (await Users(stack).new("eve"))[1]
+    async with stranger.subscriptions() as connection:
+        refused = await connection.subscribe(STATE_EVENTS, {"c": guild.voice_id})
+        assert stream_error_code(await refused.next()) == "NOT_FOUND"
+    async with dee_api.subscriptions() as connection:
+        watch = await subscribe_settled(connection, STATE_EVENTS, {"c": guild.voice_id})
+        assert (await watch.next())["payload"]["data"]["voiceStateEvents"]["participants"] == []
+        hidden = {"channelId": guild.voice_id, "targetKind": "MEMBER", "targetId": dee.user_id}
+        await ada_api.data(
+            OVERWRITE, {"i": hidden | {"allow": "0", "deny": str(int(Permission.VIEW_CHANNEL))}}
+        )
+        assert stream_error_code(await watch.next()) == "FORBIDDEN"
+    assert await _states(dee_api, guild.voice_id) is None
