@@ -28,6 +28,7 @@ from subgraphs.channels.types import (
     OverwriteTarget,
     Server,
 )
+from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubscription
 from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
@@ -40,7 +41,7 @@ from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 
 
 @strawberry.type
-class Query:
+class Query(VoiceQuery):
     @strawberry.field(description="A channel you can view; null otherwise.")
     async def channel(self, info: ChannelsInfo, id: strawberry.ID) -> Channel | None:
         row = await info.context.loaders.visible_channels.load(id_argument(str(id), "id"))
@@ -48,7 +49,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(VoiceMutation):
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
     )
@@ -183,7 +184,7 @@ async def _fresh_access(ctx: BeepContext[Any], channel_id: int) -> ChannelAccess
 
 
 @strawberry.type
-class Subscription:
+class Subscription(VoiceSubscription):
     # As messageEvents: no permission_classes (the router would mask their error); errors are raised
     # inside the stream, where their codes reach the client.
     @strawberry.subscription(

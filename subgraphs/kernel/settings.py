@@ -107,6 +107,22 @@ class Settings(BaseSettings):
     # Where clients reach the router (webhook URLs are built on it); empty: http://127.0.0.1:<router port>.
     public_url: str = ""
 
+    # Voice (media/voice): the media server's own ICE servers (comma-separated URLs; empty: host
+    # candidates only, never aiortc's default STUN server), those handed to clients, and TURN (coturn's
+    # use-auth-secret: time-limited credentials derived from the shared secret).
+    voice_ice_servers: str = ""
+    voice_stun_urls: str = ""
+    voice_turn_urls: str = ""
+    voice_turn_secret: str = ""
+    voice_turn_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    voice_room_limit: int = Field(default=16, ge=1, le=100)
+    voice_disconnect_seconds: float = Field(default=10.0, ge=2, le=120)
+    # Several processes hosting calls: their internal base URLs (each call is owned by one, by rendezvous
+    # hashing), this process's own among them, and the secret of their internal endpoint.
+    voice_nodes: str = ""
+    voice_node_url: str = ""
+    voice_internal_secret: str = ""
+
     @cached_property
     def resolved_directory_url(self) -> str:
         return self.directory_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/directory.db"

@@ -1,0 +1,297 @@
+"""Voice calls in the API: join with an offer and get the answer, renegotiate, mute, leave; who is in a
+call, live; moderators mute members or move them out. The client always offers (no glare)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from media.voice.errors import VoiceRefused
+from media.voice.ice import IceServer
+from media.voice.room import ParticipantState
+from subgraphs.channels import voice_service
+from subgraphs.channels.types import ChannelsInfo
+from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.kernel import access
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
+    forbidden,
+    not_found,
+)
+from subgraphs.kernel.events import AccessChanged, topic_for_channel, topic_for_server
+from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.permissions import IsAuthenticated
+
+
+@strawberry.type(description="One participant of a call.")
+class VoiceState:
+    user_id: strawberry.ID
+    self_mute: bool = strawberry.field(description="Muted by themselves.")
+    server_mute: bool = strawberry.field(description="Muted by a moderator (Mute Members).")
+    suppressed: bool = strawberry.field(description="May not speak here (no Speak): not heard.")
+    camera: bool
+    screen: bool = strawberry.field(description="Sharing their screen.")
+    joined_at: datetime
+
+    @classmethod
+    def of(cls, state: ParticipantState) -> VoiceState:
+        return cls(
+            user_id=strawberry.ID(str(state.user_id)),
+            self_mute=state.self_mute,
+            server_mute=state.server_mute,
+            suppressed=state.suppressed,
+            camera=state.camera,
+            screen=state.screen,
+            joined_at=datetime.fromtimestamp(state.joined_at, UTC),
+        )
+
+
+@strawberry.type(
+    description="A call's participants (empty: no call). Renegotiate when the set of "
+    "participants, cameras or screens changed: the answer fills your receive slots."
+)
+class VoiceChannelState:
+    channel_id: strawberry.ID
+    participants: list[VoiceState]
+
+
+@strawberry.enum
+class VoiceSource(enum.Enum):
+    MICROPHONE = "MICROPHONE"
+    CAMERA = "CAMERA"
+    SCREEN = "SCREEN"
+
+
+@strawberry.type(description="What one of your receive slots (an m-line you offered to receive) carries.")
+class VoiceStream:
+    mid: str
+    user_id: strawberry.ID
+    source: VoiceSource
+
+
+@strawberry.type(description="An ICE server for your RTCPeerConnection (TURN with time-limited credentials).")
+class VoiceIceServer:
+    urls: list[str]
+    username: str | None
+    credential: str | None
+
+    @classmethod
+    def of(cls, server: IceServer) -> VoiceIceServer:
+        return cls(urls=list(server.urls), username=server.username, credential=server.credential)
+
+
+@strawberry.type(description="Your side of a call after an offer: the answer, and what each slot carries.")
+class VoiceSession:
+    channel_id: strawberry.ID
+    answer: str | None = strawberry.field(description="The SDP answer (null when no offer was sent).")
+    streams: list[VoiceStream]
+    audio_slots_needed: int = strawberry.field(description="Receive-only audio m-lines to offer to hear all.")
+    video_slots_needed: int = strawberry.field(description="Receive-only video m-lines to offer to see all.")
+    ice_servers: list[VoiceIceServer]
+    participants: list[VoiceState]
+
+    @classmethod
+    def of(cls, session: voice_service.Session) -> VoiceSession:
+        answer = session.answer
+        return cls(
+            channel_id=strawberry.ID(str(session.channel_id)),
+            answer=answer.sdp if answer else None,
+            streams=[
+                VoiceStream(mid=s.mid, user_id=strawberry.ID(str(s.user_id)), source=VoiceSource(s.source))
+                for s in (answer.streams if answer else ())
+            ],
+            audio_slots_needed=answer.audio_slots_needed if answer else 0,
+            video_slots_needed=answer.video_slots_needed if answer else 0,
+            ice_servers=[VoiceIceServer.of(s) for s in session.ice_servers],
+            participants=[VoiceState.of(p) for p in session.participants],
+        )
+
+
+@strawberry.type(description="You left the call.")
+class VoiceLeft:
+    channel_id: strawberry.ID
+
+
+@strawberry.input(
+    description="An SDP offer: one sending audio m-line (your microphone), optionally the "
+    "video m-lines of your camera and screen (needs Stream), and receive-only slots."
+)
+class VoiceOfferInput:
+    sdp: str
+    camera_mid: str | None = None
+    screen_mid: str | None = None
+
+
+@strawberry.input
+class JoinVoiceInput:
+    channel_id: strawberry.ID
+    offer: VoiceOfferInput
+    self_mute: bool = False
+
+
+@strawberry.input
+class UpdateVoiceInput:
+    offer: VoiceOfferInput | None = None
+    self_mute: bool | None = None
+
+
+@strawberry.input
+class MuteVoiceMemberInput:
+    channel_id: strawberry.ID
+    user_id: strawberry.ID
+    muted: bool
+
+
+VoiceSessionResult = Annotated[
+    VoiceSession | ValidationError | NotFoundError | PermissionError | ConflictError,
+    strawberry.union("VoiceSessionResult"),
+]
+LeaveVoiceResult = Annotated[VoiceLeft | NotFoundError, strawberry.union("LeaveVoiceResult")]
+VoiceModerationResult = Annotated[
+    VoiceChannelState | ValidationError | NotFoundError | PermissionError,
+    strawberry.union("VoiceModerationResult"),
+]
+
+
+def _offer(offer: VoiceOfferInput | None) -> voice_service.OfferInput:
+    if offer is None:
+        return voice_service.OfferInput(None, None, None)
+    return voice_service.OfferInput(offer.sdp, offer.camera_mid, offer.screen_mid)
+
+
+def _channel_state(channel_id: int, states: list[ParticipantState]) -> VoiceChannelState:
+    return VoiceChannelState(
+        channel_id=strawberry.ID(str(channel_id)), participants=[VoiceState.of(s) for s in states]
+    )
+
+
+@strawberry.type
+class VoiceQuery:
+    @strawberry.field(description="Who is in a voice channel's call (null if you cannot view the channel).")
+    async def voice_states(self, info: ChannelsInfo, channel_id: strawberry.ID) -> list[VoiceState] | None:
+        ctx = info.context
+        target = id_argument(str(channel_id), "channelId")
+        found = await voice_service.states(ctx.runtime, ctx.uow, ctx.user_id, target)
+        return None if found is None else [VoiceState.of(s) for s in found]
+
+
+@strawberry.type
+class VoiceMutation:
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Join a voice channel's call (Connect) with an SDP offer; returns the answer. One call "
+        "at a time: leave the first. Audio is forwarded with Speak, video needs Stream.",
+    )
+    async def join_voice(self, info: ChannelsInfo, input: JoinVoiceInput) -> VoiceSessionResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceSession:
+            channel_id = id_input(str(input.channel_id), "channelId")
+            session = await voice_service.join(
+                ctx.runtime, ctx.uow, principal, channel_id, _offer(input.offer), input.self_mute
+            )
+            return VoiceSession.of(session)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Renegotiate (a new offer: more receive slots, camera or screen on or off) and/or mute "
+        "or unmute yourself.",
+    )
+    async def update_voice(self, info: ChannelsInfo, input: UpdateVoiceInput) -> VoiceSessionResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceSession:
+            session = await voice_service.update(
+                ctx.runtime, ctx.uow, principal, _offer(input.offer), input.self_mute
+            )
+            return VoiceSession.of(session)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Leave your call.")
+    async def leave_voice(self, info: ChannelsInfo) -> LeaveVoiceResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceLeft:
+            return VoiceLeft(channel_id=strawberry.ID(str(await voice_service.leave(ctx.runtime, principal))))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Mute or unmute a member in a call (Mute Members)."
+    )
+    async def mute_voice_member(
+        self, info: ChannelsInfo, input: MuteVoiceMemberInput
+    ) -> VoiceModerationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceChannelState:
+            channel_id = id_input(str(input.channel_id), "channelId")
+            user_id = id_input(str(input.user_id), "userId")
+            states = await voice_service.moderate(
+                ctx.runtime, ctx.uow, principal, channel_id, user_id, mute=input.muted
+            )
+            return _channel_state(channel_id, states)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Move a member out of a call (Move Members)."
+    )
+    async def disconnect_voice_member(
+        self, info: ChannelsInfo, channel_id: strawberry.ID, user_id: strawberry.ID
+    ) -> VoiceModerationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceChannelState:
+            channel = id_input(str(channel_id), "channelId")
+            member = id_input(str(user_id), "userId")
+            states = await voice_service.moderate(
+                ctx.runtime, ctx.uow, principal, channel, member, disconnect=True
+            )
+            return _channel_state(channel, states)
+
+        return await signed_in_mutation(info, operation)
+
+
+async def _can_view(ctx: BeepContext[Any], channel_id: int) -> access.ChannelAccess | None:
+    found = await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
+    return found if found is not None and found.can_view else None
+
+
+@strawberry.type
+class VoiceSubscription:
+    @strawberry.subscription(
+        description="A voice channel's participants now, then after every change (join, leave, mute, camera, "
+        "screen, a dropped connection). Ends with FORBIDDEN if you can no longer view the channel."
+    )
+    async def voice_state_events(
+        self, info: ChannelsInfo, channel_id: strawberry.ID
+    ) -> AsyncGenerator[VoiceChannelState, None]:
+        ctx = info.context
+        ctx.require_principal()
+        target = id_argument(str(channel_id), "channelId")
+        found = await _can_view(ctx, target)
+        if found is None:
+            raise not_found("No such channel.")
+        owner = voice_service.directory_for(ctx.runtime).owner(target)
+        topics = (topic_for_channel(target), topic_for_server(found.server.server_id))
+        async with ctx.runtime.bus.subscribe(*topics) as events:
+            try:
+                now = await owner.states(target)
+            except VoiceRefused:
+                now = []
+            yield _channel_state(target, now)
+            async for event in events:
+                if isinstance(event, AccessChanged):
+                    if await _can_view(ctx, target) is None:
+                        raise forbidden("You can no longer view this channel.")
+                    continue
+                if not isinstance(event, VoiceStatesChanged) or event.channel_id != target:
+                    continue
+                if await _can_view(ctx, target) is None:
+                    raise forbidden("You can no longer view this channel.")
+                yield _channel_state(target, event.states())
+                await ctx.release()

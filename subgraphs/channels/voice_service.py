@@ -1,0 +1,248 @@
+"""Voice calls' rules: who may join, speak, stream and moderate (read from the channel's permissions),
+and the call owner (media/voice) doing the media. Refusals of the media server become domain errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from media.voice.errors import Refusal, VoiceRefused
+from media.voice.hub import VoiceHub
+from media.voice.ice import IceServer, client_ice_servers, parse_urls
+from media.voice.node import INTERNAL_PATH, VoiceDirectory, internal_endpoint
+from media.voice.room import Answer, ParticipantState, VoiceConfig
+from subgraphs.channels import voice_guard
+from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.kernel import access
+from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import (
+    Conflict,
+    DomainError,
+    ErrorCode,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+from subgraphs.kernel.uow import UnitOfWork
+
+_hubs: dict[int, VoiceHub] = {}
+
+
+def hub_for(runtime: Runtime) -> VoiceHub:
+    """The calls this process owns (one hub per runtime, created on first use)."""
+    hub = _hubs.get(id(runtime))
+    if hub is None:
+        settings = runtime.settings
+        servers = parse_urls(settings.voice_ice_servers)
+        config = VoiceConfig(
+            ice_servers=tuple(IceServer((url,)).for_aiortc() for url in servers),
+            room_limit=settings.voice_room_limit,
+            disconnect_timeout=settings.voice_disconnect_seconds,
+        )
+
+        async def announce(channel_id: int, states: list[ParticipantState]) -> None:
+            await runtime.bus.publish(
+                topic_for_channel(channel_id), VoiceStatesChanged.of(channel_id, states)
+            )
+
+        hub = _hubs[id(runtime)] = VoiceHub(config, announce)
+    return hub
+
+
+_directories: dict[int, VoiceDirectory] = {}
+
+
+def directory_for(runtime: Runtime) -> VoiceDirectory:
+    """Which process owns each call (all of them this one's unless BEEP_VOICE_NODES lists several)."""
+    directory = _directories.get(id(runtime))
+    if directory is None:
+        s = runtime.settings
+        directory = _directories[id(runtime)] = VoiceDirectory(
+            hub_for(runtime), parse_urls(s.voice_nodes), s.voice_node_url, s.voice_internal_secret
+        )
+    return directory
+
+
+def internal_routes(holder: RuntimeHolder) -> list[BaseRoute]:
+    """The endpoint through which other replicas reach the calls this process owns."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = holder.runtime
+        handler = internal_endpoint(lambda: hub_for(runtime), runtime.settings.voice_internal_secret)
+        response: Response = await handler(request)
+        return response
+
+    return [Route(f"{INTERNAL_PATH}/{{method}}", endpoint, methods=["POST"])]
+
+
+@dataclass(frozen=True)
+class Session:
+    channel_id: int
+    answer: Answer | None
+    ice_servers: list[IceServer]
+    participants: list[ParticipantState]
+
+
+@dataclass(frozen=True)
+class OfferInput:
+    sdp: str | None
+    camera_mid: str | None
+    screen_mid: str | None
+
+
+def _ice_for(runtime: Runtime, user_id: int) -> list[IceServer]:
+    s = runtime.settings
+    return client_ice_servers(
+        parse_urls(s.voice_stun_urls),
+        parse_urls(s.voice_turn_urls),
+        s.voice_turn_secret,
+        user_id,
+        s.voice_turn_ttl_seconds,
+    )
+
+
+async def _voice_channel(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
+    if found is None or not found.can_view:
+        raise NotFound("No such channel.", field="channelId")
+    if found.kind != "VOICE":
+        raise ValidationFailed("Calls happen in voice channels.", field="channelId")
+    return found
+
+
+def _domain(refused: VoiceRefused) -> DomainError:
+    match refused.reason:
+        case Refusal.INVALID_SDP:
+            return ValidationFailed(refused.message, code=ErrorCode.INVALID_SDP, field=refused.field)
+        case Refusal.NO_AUDIO:
+            return ValidationFailed(refused.message, code=ErrorCode.NO_AUDIO, field=refused.field)
+        case Refusal.STREAM_FORBIDDEN:
+            return PermissionDenied(refused.message, field=refused.field)
+        case Refusal.ALREADY_IN_CALL:
+            return Conflict(refused.message, code=ErrorCode.ALREADY_IN_CALL, field=refused.field)
+        case Refusal.NOT_IN_CALL:
+            return NotFound(refused.message, code=ErrorCode.NOT_IN_CALL, field=refused.field)
+        case Refusal.ROOM_FULL:
+            return ValidationFailed(refused.message, code=ErrorCode.LIMIT_REACHED, field="channelId")
+        case _:
+            return ValidationFailed(refused.message, code=ErrorCode.MEDIA_UNAVAILABLE, field=refused.field)
+
+
+async def join(
+    runtime: Runtime,
+    uow: UnitOfWork,
+    principal: Principal,
+    channel_id: int,
+    offer: OfferInput,
+    self_mute: bool,
+) -> Session:
+    found = await _voice_channel(uow, principal, channel_id)
+    if not found.has(Permission.CONNECT):
+        raise PermissionDenied("You may not join this call.", field="channelId")
+    directory = directory_for(runtime)
+    owner = directory.owner(channel_id)
+    try:
+        current = await directory.call_of(principal.user_id)
+        if current is not None and current[0] != channel_id:
+            raise VoiceRefused(
+                Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
+            )
+        answer = await owner.join(
+            channel_id,
+            principal.user_id,
+            offer.sdp or "",
+            camera_mid=offer.camera_mid,
+            screen_mid=offer.screen_mid,
+            can_speak=found.has(Permission.SPEAK),
+            can_stream=found.has(Permission.STREAM),
+            self_mute=self_mute,
+        )
+        participants = await owner.states(channel_id)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+    voice_guard.ensure_guard(runtime, owner, channel_id, found.server.server_id)
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), participants)
+
+
+async def update(
+    runtime: Runtime, uow: UnitOfWork, principal: Principal, offer: OfferInput, self_mute: bool | None
+) -> Session:
+    try:
+        current = await directory_for(runtime).call_of(principal.user_id)
+        if current is None:
+            raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+        channel_id, owner = current
+        found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
+        if found is None or not found.can_view or not found.has(Permission.CONNECT):
+            await owner.leave(principal.user_id)  # access lost since joining: out of the call
+            raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
+        _channel, answer = await owner.update(
+            principal.user_id,
+            offer.sdp,
+            camera_mid=offer.camera_mid,
+            screen_mid=offer.screen_mid,
+            can_speak=found.has(Permission.SPEAK),
+            can_stream=found.has(Permission.STREAM),
+            self_mute=self_mute,
+        )
+        participants = await owner.states(channel_id)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+    return Session(channel_id, answer, _ice_for(runtime, principal.user_id), participants)
+
+
+async def leave(runtime: Runtime, principal: Principal) -> int:
+    try:
+        current = await directory_for(runtime).call_of(principal.user_id)
+        if current is None:
+            raise VoiceRefused(Refusal.NOT_IN_CALL, "You are not in a call.")
+        return await current[1].leave(principal.user_id)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+
+
+async def moderate(
+    runtime: Runtime,
+    uow: UnitOfWork,
+    principal: Principal,
+    channel_id: int,
+    user_id: int,
+    *,
+    mute: bool | None = None,
+    disconnect: bool = False,
+) -> list[ParticipantState]:
+    found = await _voice_channel(uow, principal, channel_id)
+    needed = Permission.MOVE_MEMBERS if disconnect else Permission.MUTE_MEMBERS
+    if not found.has(needed):
+        raise PermissionDenied(
+            "You may not move members out of calls here." if disconnect else "You may not mute members here.",
+            field="userId",
+        )
+    owner = directory_for(runtime).owner(channel_id)
+    try:
+        if disconnect:
+            await owner.disconnect(channel_id, user_id)
+        elif mute is not None:
+            await owner.moderate(channel_id, user_id, server_mute=mute)
+        return await owner.states(channel_id)
+    except VoiceRefused as refused:
+        raise _domain(refused) from None
+
+
+async def states(
+    runtime: Runtime, uow: UnitOfWork, user_id: int | None, channel_id: int
+) -> list[ParticipantState] | None:
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
+    if found is None or not found.can_view:
+        return None
+    try:
+        return await directory_for(runtime).owner(channel_id).states(channel_id)
+    except VoiceRefused:
+        return []  # the owner cannot be reached: no call to show (logged by the owner's absence)

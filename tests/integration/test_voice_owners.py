@@ -1,0 +1,131 @@
+"""Calls owned by one of several processes (full mode): two channels processes host calls
+(BEEP_VOICE_NODES), each behind its own router. Whichever replica a client reaches, its call is run by
+the channel's one owner: two members joining the same call through different replicas hear each other;
+either replica lists the call; one call at a time holds across owners; the internal endpoint wants its
+secret."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from beep.router import wait_ready
+from media.voice.hub import owner_of
+from tests.harness.client import GraphQLClient
+from tests.harness.ports import free_port
+from tests.harness.stack import BEEP, Stack
+from tests.harness.voice_api import JOIN, LEAVE, STATES, join_call, renegotiate
+from tests.harness.voice_peers import VoicePeer, wait_until
+from tests.integration.flows import create_channel, create_server, sign_up
+from tests.integration.test_invites_and_membership import accept, invite
+
+pytestmark = pytest.mark.full
+
+
+@dataclass
+class Replicas:
+    routers: list[str]  # router i reaches channels replica i
+    nodes: list[str]
+    secret: str
+
+
+@pytest.fixture(scope="module")
+def replicas(full_stack: Stack) -> Iterator[Replicas]:
+    """Two more channels processes on the full stack, configured as voice nodes, each behind a router."""
+    ports = [free_port(), free_port()]
+    nodes = [f"http://127.0.0.1:{port}" for port in ports]
+    secret = secrets.token_hex(16)
+    started = []
+    for port, node in zip(ports, nodes, strict=True):
+        env = full_stack.env | {
+            "BEEP_VOICE_NODES": ",".join(nodes),
+            "BEEP_VOICE_NODE_URL": node,
+            "BEEP_VOICE_INTERNAL_SECRET": secret,
+        }
+        name = f"channels-voice-{port}"
+        process = full_stack.spawn(name, [*BEEP, "serve", "channels", "--port", str(port)], env=env)
+        started.append(process)
+        wait_ready(f"{node}/healthz", process=process)
+    issuer = full_stack.env["BEEP_ISSUER_URL"]
+    routers = [
+        full_stack.start_router(
+            f"router-voice-{i}",
+            full_stack.subgraph_urls | {"channels": f"{node}/graphql"},
+            f"{issuer}/.well-known/jwks.json",
+            issuer,
+        )
+        for i, node in enumerate(nodes)
+    ]
+    yield Replicas(routers, nodes, secret)
+    for process in started:
+        process.terminate()
+
+
+def _hears(peer: VoicePeer, user_id: str, tone: float) -> bool:
+    got = peer.from_(user_id)
+    return got is not None and got.frames > 60 and abs(got.frequency() - tone) < tone * 0.05
+
+
+async def test_one_owner_per_call_whichever_replica_a_client_reaches(replicas: Replicas) -> None:
+    via = [GraphQLClient(url) for url in replicas.routers]
+    ada, bob = await sign_up(via[0], "ada"), await sign_up(via[1], "bob")
+    ada_0, ada_1 = via[0].with_token(ada.token), via[1].with_token(ada.token)
+    bob_1 = via[1].with_token(bob.token)
+    server = await create_server(ada_0, "Owners")
+    assert (await accept(bob_1, (await invite(ada_0, server["id"]))["inviteCode"]))["__typename"] == "Server"
+    # Two voice channels owned by different nodes.
+    channels: dict[str, str] = {}
+    while len(channels) < 2:
+        channel = await create_channel(
+            ada_0, server["id"], f"room{len(channels)}{secrets.token_hex(2)}", kind="VOICE"
+        )
+        channels.setdefault(owner_of(int(channel["id"]), replicas.nodes), channel["id"])
+    lounge, other = channels[replicas.nodes[0]], channels[replicas.nodes[1]]
+    # Ada reaches replica 0, which owns the lounge; Bob reaches replica 1, which does not.
+    a, joined = await join_call(ada_0, lounge, 440.0)
+    b, _ = await join_call(bob_1, lounge, 660.0)
+    try:
+        assert joined["__typename"] == "VoiceSession", joined
+        for client in (ada_0, bob_1):
+            states = (await client.data(STATES, {"c": lounge}))["voiceStates"]
+            assert [s["userId"] for s in states] == [ada.user_id, bob.user_id]
+        await renegotiate(ada_0, a, (await ada_0.data(STATES, {"c": lounge}))["voiceStates"], ada.user_id)
+        await wait_until(lambda: _hears(a, bob.user_id, 660.0) and _hears(b, ada.user_id, 440.0), timeout=30)
+        # One call at a time, although the other channel's call is owned by the other process.
+        probe = VoicePeer(500.0)
+        offer = await probe.offer()
+        await probe.close()
+        refused = (await ada_1.data(JOIN, {"i": {"channelId": other, "offer": offer}}))["joinVoice"]
+        assert (refused["__typename"], refused["code"]) == ("ConflictError", "ALREADY_IN_CALL")
+        # Bob leaves through replica 1: the owner (replica 0) lets him go.
+        left = (await bob_1.data(LEAVE))["leaveVoice"]
+        assert left == {"__typename": "VoiceLeft", "channelId": lounge}
+        states = (await ada_0.data(STATES, {"c": lounge}))["voiceStates"]
+        assert [s["userId"] for s in states] == [ada.user_id]
+    finally:
+        await a.close()
+        await b.close()
+        await ada_0.execute(LEAVE)
+        await bob_1.execute(LEAVE)
+
+
+async def test_the_internal_endpoint_wants_its_secret(replicas: Replicas) -> None:
+    async with httpx.AsyncClient() as client:
+        url = f"{replicas.nodes[0]}/voice/internal/states"
+        assert (await client.post(url, json={"channel_id": 1})).status_code == 403
+        wrong = await client.post(url, json={"channel_id": 1}, headers={"x-beep-voice-secret": "nope"})
+        assert wrong.status_code == 403
+        right = await client.post(
+            url, json={"channel_id": 1}, headers={"x-beep-voice-secret": replicas.secret}
+        )
+        assert right.json() == {"ok": []}
+        unknown = await client.post(
+            f"{replicas.nodes[0]}/voice/internal/close",
+            json={},
+            headers={"x-beep-voice-secret": replicas.secret},
+        )
+        assert unknown.status_code == 404
