@@ -393,3 +393,31 @@ def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(default_manifests: 
 
 def test_migration_job_can_be_disabled() -> None:
     assert not of_kind(render("--set", "migrations.enabled=false"), "Job")
+
+
+def test_turn_is_off_by_default_and_when_on_only_the_call_hosts_get_its_secret(
+    default_manifests: list[Manifest],
+) -> None:
+    assert f"{RELEASE}-turn" not in of_kind(default_manifests, "Deployment")
+    manifests = render(
+        "--set",
+        "turn.enabled=true",
+        "--set",
+        "turn.realm=chat.example.test",
+        "--set",
+        "turn.urls={turn:turn.example.test:3478?transport=udp}",
+    )
+    deployments = of_kind(manifests, "Deployment")
+    turn = only_container(deployments[f"{RELEASE}-turn"])
+    assert "--use-auth-secret" in turn["args"] and "--static-auth-secret=$(TURN_SECRET)" in turn["args"]
+    assert "--denied-peer-ip=10.0.0.0-10.255.255.255" in turn["args"]  # relays never reach private hosts
+    (secret_env,) = turn["env"]
+    assert secret_env["valueFrom"]["secretKeyRef"] == {"name": "beep-secrets", "key": "turn-secret"}
+    holders = {
+        name
+        for name, d in deployments.items()
+        if any(e["name"] == "BEEP_VOICE_TURN_SECRET" for e in only_container(d).get("env", []))
+    }
+    assert holders == {f"{RELEASE}-channels"}
+    (config,) = of_kind(manifests, "ConfigMap").values()
+    assert config["data"]["BEEP_VOICE_TURN_URLS"] == "turn:turn.example.test:3478?transport=udp"

@@ -94,6 +94,9 @@ BEEP_ISSUER_URL: {{ include "beep.issuer" . | quote }}
 BEEP_JWT_ISSUER: {{ include "beep.issuer" . | quote }}
 BEEP_JWKS_URL: {{ include "beep.jwksUrl" . | quote }}
 BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
+{{- if .Values.turn.enabled }}
+BEEP_VOICE_TURN_URLS: {{ required "turn.urls: the addresses clients reach coturn at" (join "," .Values.turn.urls) | quote }}
+{{- end }}
 {{- range $name, $value := .Values.config.extra }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
@@ -112,6 +115,7 @@ reference them as $(VAR): Kubernetes expands a reference only to a variable decl
       name: {{ $secret }}
       key: {{ $key }}
 {{- end }}
+
 - name: BEEP_DIRECTORY_URL
   value: {{ .Values.database.directoryUrl | quote }}
 - name: BEEP_SHARD_DATABASES
