@@ -25,9 +25,12 @@ from subgraphs.kernel.settings import Settings
 log = logging.getLogger("beep.worker")
 
 
-def consumers(_runtime: Runtime) -> list[Consumer]:
-    """The durable consumers this distribution ships (each keeps its own progress per store)."""
-    return []
+def consumers(runtime: Runtime) -> list[Consumer]:
+    """The durable consumers this distribution ships (each keeps its own progress per store). Importing
+    them registers the event types they decode (the worker process imports nothing else)."""
+    from subgraphs.users.notifications import consumer as notifications
+
+    return [notifications.consumer(runtime)]
 
 
 def build_relay(runtime: Runtime) -> OutboxRelay:
