@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import DirectoryBase
@@ -23,7 +23,9 @@ class NotificationRow(DirectoryBase):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # FKs to users (ON DELETE CASCADE) are in the migration only: the worker process, which writes these
+    # rows, does not load the users model.
+    user_id: Mapped[int] = mapped_column()
     kind: Mapped[str] = mapped_column(String(32))  # rules.NotificationKind
     level: Mapped[str] = mapped_column(String(8))  # rules.NotificationLevel
     source_id: Mapped[int] = mapped_column()  # what caused it: the message (a friend request, later)
@@ -45,7 +47,7 @@ class NotificationPreferenceRow(DirectoryBase):
         Index("ix_notification_preferences_server_id_level", "server_id", "level"),
     )
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(primary_key=True)  # FK to users: in the migration
     scope_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # 0, a server or channel id
     scope: Mapped[str] = mapped_column(String(8))  # GLOBAL, SERVER, CHANNEL
     server_id: Mapped[int | None] = mapped_column()  # the server of a SERVER or CHANNEL scope
