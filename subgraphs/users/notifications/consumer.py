@@ -77,19 +77,23 @@ def consumer(runtime: Runtime) -> Consumer:
 
 
 async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
-    """Stores (and pushes) the notifications of one message; how many it stored."""
+    """Stores (and pushes) the notifications of one message; how many it stored. A message that mentions
+    no one, replies to no one and has no followers costs one directory query."""
     directory = uow.directory()
+    followers = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+    mentioned = set(mentioned_user_ids(event.content))
+    if not (followers or mentioned or event.reply_to_id is not None or event.mention_everyone):
+        return 0
     async with uow.reading(await uow.shard_for(event.channel_id)) as shard:
         replied = (
             await repository.message_author(shard, event.reply_to_id, event.channel_id)
             if event.reply_to_id is not None
             else None
         )
-        fanout = _Fanout(event, set(mentioned_user_ids(event.content)), replied, now)
+        fanout = _Fanout(event, mentioned, replied, now)
         fanout.seen = await repository.recipients_already_notified(directory, event.message_id)
         fanout.seen.add(event.author_id)
-        direct = [*fanout.mentioned, *([replied] if replied is not None else [])]
-        followers = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+        direct = [*mentioned, *([replied] if replied is not None else [])]
         candidates = list(dict.fromkeys([*direct, *followers]))
         for start in range(0, len(candidates), MEMBER_PAGE):
             await _consider(shard, directory, fanout, candidates[start : start + MEMBER_PAGE])
