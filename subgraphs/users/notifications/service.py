@@ -159,8 +159,8 @@ async def settings(uow: UnitOfWork, user_id: int, now: datetime) -> Settings:
         if row.scope == "GLOBAL":
             glob = found.snoozed_until
             continue
-        if row.server_id is None:
-            continue
+        if row.server_id is None or (found.level is None and found.snoozed_until is None):
+            continue  # a scope whose snooze is over and that sets no level: nothing to show
         server = servers.setdefault(row.server_id, ServerSettings(row.server_id))
         if row.scope == "SERVER":
             server.level, server.snoozed_until = found.level, found.snoozed_until
