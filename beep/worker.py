@@ -30,8 +30,11 @@ log = logging.getLogger("beep.worker")
 
 
 def consumers(runtime: Runtime) -> list[Consumer]:
-    """The durable consumers this distribution ships (each keeps its own progress per store)."""
-    found: list[Consumer] = []
+    """The durable consumers this distribution ships (each keeps its own progress per store). Importing
+    them registers the event types they decode (the worker process imports nothing else)."""
+    from subgraphs.users.notifications import consumer as notifications
+
+    found: list[Consumer] = [notifications.consumer(runtime)]
     if runtime.settings.link_previews:
         previewer = LinkPreviewer(runtime.database, runtime.bus, preview_service(runtime.settings))
         found.append(Consumer(previewer.name, previewer.handle))

@@ -12,12 +12,14 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users import repository
 from subgraphs.users.models import UserRow
+from subgraphs.users.notifications.loaders import Refs, Visible, visible_refs_loader
 
 
 @dataclass(frozen=True)
 class UsersLoaders:
     users: DataLoader[int, UserRow | None]
     presence_visible: DataLoader[int, bool]  # may the caller see this user's status and connection
+    notification_refs: DataLoader[Refs, Visible]  # what a notification points at that the caller may see
     _connected: list[DataLoader[int, bool]] = field(default_factory=list)
 
     def connected(self, store: presence.PresenceStore) -> DataLoader[int, bool]:
@@ -43,4 +45,8 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> UsersLoaders:
         visible = await presence.may_see_presence(uow.directory(), principal.user_id, ids)
         return [i in visible for i in ids]
 
-    return UsersLoaders(users=DataLoader(load_users), presence_visible=DataLoader(load_visibility))
+    return UsersLoaders(
+        users=DataLoader(load_users),
+        presence_visible=DataLoader(load_visibility),
+        notification_refs=visible_refs_loader(uow, principal),
+    )

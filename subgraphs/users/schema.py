@@ -20,6 +20,11 @@ from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.users import bots, service
 from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput
 from subgraphs.users.issuer import issuer_for
+from subgraphs.users.notifications.schema import (
+    NotificationMutations,
+    NotificationQueries,
+    NotificationSubscriptions,
+)
 from subgraphs.users.service import AuthResult, ProfileChanges, SignUpData
 from subgraphs.users.throttle import client_address
 from subgraphs.users.types import (
@@ -57,7 +62,7 @@ def _payload(result: AuthResult) -> AuthPayload:
 
 
 @strawberry.type
-class Query:
+class Query(NotificationQueries):
     @strawberry.field(description="The signed-in user.", permission_classes=[IsAuthenticated])
     async def me(self, info: UsersInfo) -> User | None:
         principal = info.context.require_principal()
@@ -103,7 +108,7 @@ def _profile(row: Any) -> ProfilePayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(NotificationMutations):
     @strawberry.mutation(
         description="Create an account and sign in. `avatar`, optional, is a profile picture sent as a "
         f"GraphQL multipart upload: {PictureKind.AVATAR.describe()}"
@@ -325,9 +330,15 @@ async def _change_picture(
     return await commit_swap(ctx.uow, pictures, new_key, operation)
 
 
+@strawberry.type
+class Subscription(NotificationSubscriptions):
+    pass
+
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[User, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",

@@ -1,0 +1,203 @@
+"""SQL of notifications and notification preferences (directory), plus the one read the consumer needs
+from a tenant shard: the author of the message a reply points at (a light reference to the messages
+context's table, read-only, as kernel/access.py reads membership)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.base import SHARD_SCHEMA
+from subgraphs.users.notifications import rules
+from subgraphs.users.notifications.models import (
+    GLOBAL_SCOPE,
+    NotificationPreferenceRow,
+    NotificationRow,
+)
+
+_messages = sa.Table(
+    "messages",
+    sa.MetaData(schema=SHARD_SCHEMA),
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("channel_id", sa.BigInteger),
+    sa.Column("author_id", sa.BigInteger),
+)
+
+N = NotificationRow
+P = NotificationPreferenceRow
+COUNT_CAP = 1000  # unread counts stop counting here (a client shows "999+")
+INSERT_BATCH = 500
+
+
+async def message_author(shard: AsyncSession, message_id: int, channel_id: int) -> int | None:
+    """The author of a message of this channel (None when it is gone or elsewhere)."""
+    return await shard.scalar(
+        sa.select(_messages.c.author_id).where(
+            _messages.c.id == message_id, _messages.c.channel_id == channel_id
+        )
+    )
+
+
+async def existing_messages(shard: AsyncSession, message_ids: list[int]) -> set[int]:
+    if not message_ids:
+        return set()
+    return set(await shard.scalars(sa.select(_messages.c.id).where(_messages.c.id.in_(message_ids))))
+
+
+# --- preferences -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Preferences:
+    """A user's rows for the scopes of one message: global, its server, its channel."""
+
+    server_level: rules.NotificationSetting | None = None
+    channel_level: rules.NotificationSetting | None = None
+    snoozes: list[datetime | None] = field(default_factory=list)
+
+    @property
+    def setting(self) -> rules.NotificationSetting:
+        return rules.effective_setting(self.server_level, self.channel_level)
+
+
+def _level(raw: str | None) -> rules.NotificationSetting | None:
+    return rules.NotificationSetting(raw) if raw is not None else None
+
+
+async def followers(directory: AsyncSession, server_id: int, channel_id: int, limit: int) -> list[int]:
+    """Users who set ALL_MESSAGES on this channel or its server (whether a channel override lowers it is
+    for `preferences` to say): one indexed query."""
+    rows = await directory.scalars(
+        sa.select(P.user_id)
+        .where(
+            P.server_id == server_id,
+            P.level == rules.NotificationSetting.ALL_MESSAGES.value,
+            P.scope_id.in_([server_id, channel_id]),
+        )
+        .distinct()
+        .order_by(P.user_id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def preferences(
+    directory: AsyncSession, user_ids: Sequence[int], server_id: int, channel_id: int
+) -> dict[int, Preferences]:
+    found: dict[int, Preferences] = {}
+    if not user_ids:
+        return found
+    rows = await directory.execute(
+        sa.select(P.user_id, P.scope_id, P.level, P.snoozed_until).where(
+            P.user_id.in_(user_ids), P.scope_id.in_([GLOBAL_SCOPE, server_id, channel_id])
+        )
+    )
+    for row in rows:
+        prefs = found.setdefault(row.user_id, Preferences())
+        prefs.snoozes.append(row.snoozed_until)
+        if row.scope_id == server_id:
+            prefs.server_level = _level(row.level)
+        elif row.scope_id == channel_id:
+            prefs.channel_level = _level(row.level)
+    return found
+
+
+async def preference_rows(
+    directory: AsyncSession, user_id: int, limit: int
+) -> list[NotificationPreferenceRow]:
+    rows = await directory.scalars(
+        sa.select(P).where(P.user_id == user_id).order_by(P.server_id, P.scope_id).limit(limit)
+    )
+    return list(rows)
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+
+
+async def save_preference(
+    directory: AsyncSession,
+    user_id: int,
+    scope: str,
+    scope_id: int,
+    server_id: int | None,
+    *,
+    level: str | _Keep | None = KEEP,
+    snoozed_until: datetime | _Keep | None = KEEP,
+) -> None:
+    """Change the level and/or the snooze of one scope (KEEP leaves it as it is); a row left with
+    neither is deleted."""
+    row = await directory.get(P, (user_id, scope_id))
+    if row is None:
+        row = P(user_id=user_id, scope_id=scope_id, scope=scope, server_id=server_id, level=None)
+        directory.add(row)
+    if not isinstance(level, _Keep):
+        row.level = level
+    if not isinstance(snoozed_until, _Keep):
+        row.snoozed_until = snoozed_until
+    await directory.flush()
+    if row.level is None and row.snoozed_until is None:
+        await directory.delete(row)
+        await directory.flush()
+
+
+# --- notifications -----------------------------------------------------------------------------------
+
+
+async def recipients_already_notified(directory: AsyncSession, source_id: int) -> set[int]:
+    return set(await directory.scalars(sa.select(N.user_id).where(N.source_id == source_id)))
+
+
+async def insert(directory: AsyncSession, rows: list[dict[str, object]]) -> None:
+    for start in range(0, len(rows), INSERT_BATCH):
+        await directory.execute(sa.insert(N), rows[start : start + INSERT_BATCH])
+
+
+async def delete_for_messages(directory: AsyncSession, message_ids: list[int]) -> None:
+    """A deleted message takes its notifications with it (by source: the unique index leads with it)."""
+    await directory.execute(sa.delete(N).where(N.source_id.in_(message_ids)))
+
+
+async def page(
+    directory: AsyncSession, user_id: int, *, before_id: int | None, unread_only: bool, limit: int
+) -> list[NotificationRow]:
+    """Newest first: ids are time-ordered."""
+    query = sa.select(N).where(N.user_id == user_id)
+    if unread_only:
+        query = query.where(N.read.is_(False))
+    if before_id is not None:
+        query = query.where(N.id < before_id)
+    return list(await directory.scalars(query.order_by(N.id.desc()).limit(limit)))
+
+
+async def unread_counts(directory: AsyncSession, user_id: int) -> tuple[int, int]:
+    """(unread, unread HIGH), each counted up to COUNT_CAP."""
+    unread = sa.select(N.level).where(N.user_id == user_id, N.read.is_(False)).limit(COUNT_CAP).subquery()
+    high = (
+        sa.select(N.id)
+        .where(N.user_id == user_id, N.read.is_(False), N.level == rules.NotificationLevel.HIGH.value)
+        .limit(COUNT_CAP)
+        .subquery()
+    )
+    total = await directory.scalar(sa.select(sa.func.count()).select_from(unread)) or 0
+    highs = await directory.scalar(sa.select(sa.func.count()).select_from(high)) or 0
+    return int(total), int(highs)
+
+
+async def mark_read(directory: AsyncSession, user_id: int, ids: list[int] | None) -> int:
+    """Marks the user's notifications read (these ids, or all of them); how many changed."""
+    query = sa.update(N).where(N.user_id == user_id, N.read.is_(False))
+    if ids is not None:
+        query = query.where(N.id.in_(ids))
+    result = await directory.execute(
+        query.values(read=True), execution_options={"synchronize_session": False}
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

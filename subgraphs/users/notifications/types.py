@@ -1,0 +1,257 @@
+"""GraphQL types of notifications. Servers, channels and messages are only pointed at (their subgraphs
+resolve them, with their own access checks: a message you can no longer see reads as null)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from subgraphs.kernel.errors import NotFoundError, ValidationError
+from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.pagination import PageInfo
+from subgraphs.users.notifications import rules, service
+from subgraphs.users.notifications.events import NotificationCreated
+from subgraphs.users.notifications.loaders import Refs, Visible
+from subgraphs.users.notifications.models import NotificationRow
+from subgraphs.users.types import User, UsersInfo
+
+NotificationKind = strawberry.enum(
+    rules.NotificationKind,
+    name="NotificationKind",
+    description="Why you are notified: a MENTION of you, a REPLY to your message, an @everyone/@here "
+    "(EVERYONE), or any MESSAGE in a channel you follow at ALL_MESSAGES. More kinds will come (friend "
+    "requests): clients should show unknown kinds generically.",
+)
+NotificationLevel = strawberry.enum(
+    rules.NotificationLevel,
+    name="NotificationLevel",
+    description="HIGH: mentions, replies to you, @everyone/@here. LOW: other messages you follow.",
+)
+NotificationSetting = strawberry.enum(
+    rules.NotificationSetting,
+    name="NotificationSetting",
+    description="What a server or channel notifies you of. NOTHING (muted): no notification at all. "
+    "The default is MENTIONS_ONLY.",
+)
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Server:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Channel:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Message:
+    id: strawberry.ID
+
+
+@strawberry.type(
+    description="Something you were told about. Listed newest first; kept until deleted "
+    "with what caused it (a deleted message takes its notifications along)."
+)
+class Notification:
+    id: strawberry.ID
+    kind: NotificationKind  # type: ignore[valid-type]
+    level: NotificationLevel  # type: ignore[valid-type]
+    read: bool
+    created_at: datetime
+    server_id: strawberry.ID | None
+    channel_id: strawberry.ID | None
+    message_id: strawberry.ID | None
+    actor_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The server it happened in (null when you may no longer see it).")
+    async def server(self, info: UsersInfo) -> Server | None:
+        seen = await self._visible(info)
+        return Server(id=self.server_id) if seen.server and self.server_id is not None else None
+
+    @strawberry.field(description="The channel it happened in (null when you may no longer see it).")
+    async def channel(self, info: UsersInfo) -> Channel | None:
+        seen = await self._visible(info)
+        return Channel(id=self.channel_id) if seen.channel and self.channel_id is not None else None
+
+    @strawberry.field(description="The message that caused it (null once deleted or out of your sight).")
+    async def message(self, info: UsersInfo) -> Message | None:
+        seen = await self._visible(info)
+        return Message(id=self.message_id) if seen.message and self.message_id is not None else None
+
+    async def _visible(self, info: UsersInfo) -> Visible:
+        refs = Refs(_int(self.server_id), _int(self.channel_id), _int(self.message_id))
+        return await info.context.loaders.notification_refs.load(refs)
+
+    @strawberry.field(description="Who caused it (the message's author).")
+    async def actor(self, info: UsersInfo) -> User | None:
+        if self.actor_id is None:
+            return None
+        row = await info.context.loaders.users.load(self.actor_id)
+        return User.from_row(row) if row else None
+
+    @classmethod
+    def from_row(cls, row: NotificationRow) -> Notification:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            kind=rules.NotificationKind(row.kind),
+            level=rules.NotificationLevel(row.level),
+            read=row.read,
+            created_at=row.created_at,
+            server_id=_id(row.server_id),
+            channel_id=_id(row.channel_id),
+            message_id=_id(row.message_id),
+            actor_id=row.actor_id,
+        )
+
+    @classmethod
+    def from_event(cls, event: NotificationCreated) -> Notification:
+        return cls(
+            id=strawberry.ID(str(event.notification_id)),
+            kind=rules.NotificationKind(event.kind),
+            level=rules.NotificationLevel(event.level),
+            read=False,
+            created_at=event.created_at,
+            server_id=_id(event.server_id),
+            channel_id=_id(event.channel_id),
+            message_id=_id(event.message_id),
+            actor_id=event.actor_id,
+        )
+
+
+def _int(value: strawberry.ID | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _id(value: int | None) -> strawberry.ID | None:
+    return strawberry.ID(str(value)) if value is not None else None
+
+
+@strawberry.type
+class NotificationEdge:
+    cursor: str
+    node: Notification
+
+
+@strawberry.type(description="Unread notifications, each count stopping at 1,000.")
+class NotificationCounts:
+    unread: int
+    unread_high: int
+
+
+@strawberry.type
+class NotificationConnection:
+    edges: list[NotificationEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="How many notifications this marked read, and what is left unread.")
+class NotificationsMarkedRead:
+    marked: int
+    counts: NotificationCounts
+
+
+@strawberry.type
+class ChannelNotificationSettings:
+    channel_id: strawberry.ID
+    level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
+        description="Null: the server's setting applies."
+    )
+    effective_level: NotificationSetting  # type: ignore[valid-type]
+    snoozed_until: datetime | None
+
+    server_id: strawberry.Private[int]
+
+    @strawberry.field(description="Null once you cannot see it.")
+    async def channel(self, info: UsersInfo) -> Channel | None:
+        seen = await info.context.loaders.notification_refs.load(
+            Refs(self.server_id, int(self.channel_id), None)
+        )
+        return Channel(id=self.channel_id) if seen.channel else None
+
+
+@strawberry.type
+class ServerNotificationSettings:
+    server_id: strawberry.ID
+    level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
+        description="Null: the default applies."
+    )
+    effective_level: NotificationSetting  # type: ignore[valid-type]
+    snoozed_until: datetime | None
+    channels: list[ChannelNotificationSettings] = strawberry.field(
+        description="Channels of this server with their own setting or snooze."
+    )
+
+    @strawberry.field(description="Null when you may not see it.")
+    async def server(self, info: UsersInfo) -> Server | None:
+        seen = await info.context.loaders.notification_refs.load(Refs(int(self.server_id), None, None))
+        return Server(id=self.server_id) if seen.server else None
+
+
+@strawberry.type(description="Your notification settings: the servers and channels you configured.")
+class NotificationSettings:
+    default_level: NotificationSetting  # type: ignore[valid-type]
+    snoozed_until: datetime | None = strawberry.field(description="Everything is snoozed until then.")
+    servers: list[ServerNotificationSettings]
+
+    @classmethod
+    def of(cls, found: service.Settings) -> NotificationSettings:
+        servers = []
+        for server in found.servers:
+            server_level = rules.effective_setting(server.level, None)
+            servers.append(
+                ServerNotificationSettings(
+                    server_id=strawberry.ID(str(server.server_id)),
+                    level=server.level,
+                    effective_level=server_level,
+                    snoozed_until=server.snoozed_until,
+                    channels=[
+                        ChannelNotificationSettings(
+                            channel_id=strawberry.ID(str(c.scope_id)),
+                            level=c.level,
+                            effective_level=rules.effective_setting(server.level, c.level),
+                            snoozed_until=c.snoozed_until,
+                            server_id=server.server_id,
+                        )
+                        for c in server.channels
+                    ],
+                )
+            )
+        return cls(default_level=rules.DEFAULT_SETTING, snoozed_until=found.snoozed_until, servers=servers)
+
+
+@strawberry.input
+class MarkNotificationsReadInput:
+    ids: list[strawberry.ID] | None = strawberry.field(default=None, description="At most 100.")
+    all: bool = strawberry.field(default=False, description="Mark every notification read.")
+
+
+@strawberry.input
+class SetNotificationSettingInput:
+    server_id: strawberry.ID | None = None
+    channel_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A channel's setting overrides its server's."
+    )
+    level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Null: inherit (the server's setting, then the default)."
+    )
+
+
+@strawberry.input
+class SnoozeNotificationsInput:
+    until: datetime | None = strawberry.field(
+        description="When pushes resume (at most 366 days ahead; UTC if no offset). Null ends the snooze."
+    )
+    server_id: strawberry.ID | None = strawberry.field(default=None, description="Only this server.")
+    channel_id: strawberry.ID | None = strawberry.field(default=None, description="Only this channel.")
+
+
+MarkNotificationsReadResult = Annotated[
+    NotificationsMarkedRead | ValidationError, strawberry.union("MarkNotificationsReadResult")
+]
+NotificationSettingsResult = Annotated[
+    NotificationSettings | ValidationError | NotFoundError, strawberry.union("NotificationSettingsResult")
+]

@@ -1,0 +1,189 @@
+"""The notifications consumer on real SQLite files: a batch handled twice (the relay retries after a
+crash) stores and pushes each notification once; a snooze stores without pushing; members who cannot
+view the channel, and the author, get nothing; @everyone reaches the members page by page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from db.engines import Database
+from db.ids import DIRECTORY_SHARD, new_id
+from db.migrate import upgrade
+from db.shardmap import ShardMap
+from subgraphs.channels.models import ChannelRow
+from subgraphs.kernel import outbox
+from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages.events import MessageCreated
+from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
+from subgraphs.users.models import UserRow
+from subgraphs.users.notifications import consumer, repository
+from subgraphs.users.notifications.models import NotificationPreferenceRow, NotificationRow
+
+pytestmark = pytest.mark.unit
+SHARD = 0
+
+
+@dataclass
+class Tenant:
+    database: Database
+    server_id: int
+    channel_id: int
+    users: dict[str, int]
+
+
+@pytest.fixture
+async def tenant(tmp_path: Path) -> AsyncIterator[Tenant]:
+    shard_map = ShardMap.parse(f"0-1=sqlite+aiosqlite:///{tmp_path}/shard_{{shard}}.db", 2)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/directory.db", shard_map)
+    await upgrade(database)
+    users = {name: new_id(DIRECTORY_SHARD) for name in ("author", "bob", "carol", "outsider", "extra")}
+    async with database.directory_session() as directory, directory.begin():
+        directory.add_all(
+            UserRow(
+                id=user_id,
+                username=name,
+                username_key=name,
+                email=f"{name}@example.test",
+                password_hash="",
+                first_name=name,
+                last_name="Test",
+            )
+            for name, user_id in users.items()
+        )
+    server_id, channel_id = new_id(SHARD), new_id(SHARD)
+    async with database.shard_session(SHARD) as shard, shard.begin():
+        shard.add(ServerRow(id=server_id, name="Guild", visibility="PUBLIC", owner_id=users["author"]))
+        await shard.flush()
+        shard.add(
+            RoleRow(
+                id=server_id,
+                server_id=server_id,
+                name="@everyone",
+                permissions=int(DEFAULT_MEMBER_PERMISSIONS),
+                position=0,
+            )
+        )
+        shard.add_all(
+            MemberRow(server_id=server_id, user_id=users[n]) for n in ("author", "bob", "carol", "extra")
+        )
+        shard.add(ChannelRow(id=channel_id, server_id=server_id, name="general", kind="TEXT", parent_id=None))
+    yield Tenant(database, server_id, channel_id, users)
+    await database.dispose()
+
+
+def message(t: Tenant, content: str, *, everyone: bool = False) -> MessageCreated:
+    return MessageCreated(
+        message_id=new_id(SHARD),
+        channel_id=t.channel_id,
+        server_id=t.server_id,
+        author_id=t.users["author"],
+        content=content,
+        reply_to_id=None,
+        created_at=datetime.now(UTC),
+        nonce=None,
+        mention_everyone=everyone,
+    )
+
+
+async def handle(t: Tenant, *events: MessageCreated) -> None:
+    uow = UnitOfWork(t.database, InProcessBus())
+    try:
+        async with uow.atomic():
+            for event in events:
+                await consumer.notify(uow, event, datetime.now(UTC))
+    finally:
+        await uow.close()
+
+
+async def stored(t: Tenant) -> list[tuple[int, str, bool]]:
+    async with t.database.directory_session() as directory:
+        rows = await directory.scalars(sa.select(NotificationRow).order_by(NotificationRow.user_id))
+        return [(r.user_id, r.kind, r.pushed) for r in rows]
+
+
+async def pushed_topics(t: Tenant) -> list[str]:
+    table = outbox.DIRECTORY_TABLES.outbox
+    async with t.database.directory_session() as directory:
+        return sorted(await directory.scalars(sa.select(table.c.topic).where(table.c.topic.like("user:%"))))
+
+
+async def test_a_retried_batch_stores_and_pushes_each_notification_once(tenant: Tenant) -> None:
+    u = tenant.users
+    event = message(tenant, f"<@{u['bob']}> <@{u['carol']}> <@{u['author']}> <@{u['outsider']}>")
+    await handle(tenant, event)
+    await handle(tenant, event)  # the relay retries a batch whose progress was not recorded
+    assert await stored(tenant) == sorted([(u["bob"], "MENTION", True), (u["carol"], "MENTION", True)])
+    assert await pushed_topics(tenant) == sorted([f"user:{u['bob']}", f"user:{u['carol']}"])
+
+
+async def test_a_snooze_stores_without_pushing_and_muted_gets_nothing(tenant: Tenant) -> None:
+    u = tenant.users
+    async with tenant.database.directory_session() as directory, directory.begin():
+        directory.add(
+            NotificationPreferenceRow(
+                user_id=u["bob"],
+                scope_id=0,
+                scope="GLOBAL",
+                server_id=None,
+                level=None,
+                snoozed_until=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+        directory.add(
+            NotificationPreferenceRow(
+                user_id=u["carol"],
+                scope_id=tenant.channel_id,
+                scope="CHANNEL",
+                server_id=tenant.server_id,
+                level="NOTHING",
+            )
+        )
+    await handle(tenant, message(tenant, f"<@{u['bob']}> <@{u['carol']}>"))
+    assert await stored(tenant) == [(u["bob"], "MENTION", False)]
+    assert await pushed_topics(tenant) == []
+
+
+async def test_everyone_reaches_members_page_by_page_within_the_cap(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = tenant.users
+    monkeypatch.setattr(consumer, "MEMBER_PAGE", 1)  # one member per round: the paging is exercised
+    await handle(tenant, message(tenant, "@everyone", everyone=True))
+    reached = {user for user, kind, _pushed in await stored(tenant) if kind == "EVERYONE"}
+    assert reached == {u["bob"], u["carol"], u["extra"]}  # members only, never the author
+    monkeypatch.setattr(consumer, "MAX_EVERYONE", 2)
+    await handle(tenant, second := message(tenant, "@everyone again", everyone=True))
+    async with tenant.database.directory_session() as directory:
+        count = await directory.scalar(
+            sa.select(sa.func.count()).where(NotificationRow.source_id == second.message_id)
+        )
+    assert count == 1  # the first two members by id: the author (skipped) and one other
+
+
+async def test_followers_are_one_query_of_those_who_chose_all_messages(tenant: Tenant) -> None:
+    u = tenant.users
+    async with tenant.database.directory_session() as directory, directory.begin():
+        for name, scope_id, level in (
+            ("bob", tenant.server_id, "ALL_MESSAGES"),
+            ("carol", tenant.channel_id, "ALL_MESSAGES"),
+            ("extra", tenant.server_id, "MENTIONS_ONLY"),
+        ):
+            scope = "SERVER" if scope_id == tenant.server_id else "CHANNEL"
+            directory.add(
+                NotificationPreferenceRow(
+                    user_id=u[name], scope_id=scope_id, scope=scope, server_id=tenant.server_id, level=level
+                )
+            )
+    async with tenant.database.directory_session() as directory:
+        found = await repository.followers(directory, tenant.server_id, tenant.channel_id, limit=10)
+    assert found == sorted([u["bob"], u["carol"]])
+    await handle(tenant, message(tenant, "plain"))
+    assert await stored(tenant) == sorted([(u["bob"], "MESSAGE", True), (u["carol"], "MESSAGE", True)])

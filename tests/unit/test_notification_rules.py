@@ -1,0 +1,83 @@
+"""The rules of notification levels, settings and snoozes (subgraphs/users/notifications/rules.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from subgraphs.users.notifications.rules import (
+    DEFAULT_SETTING,
+    Decision,
+    NotificationKind,
+    NotificationLevel,
+    NotificationSetting,
+    Signals,
+    decide,
+    effective_setting,
+    snoozed,
+)
+
+ALL = NotificationSetting.ALL_MESSAGES
+MENTIONS = NotificationSetting.MENTIONS_ONLY
+NOTHING = NotificationSetting.NOTHING
+HIGH, LOW = NotificationLevel.HIGH, NotificationLevel.LOW
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_default_is_mentions_only() -> None:
+    assert DEFAULT_SETTING is MENTIONS
+    assert effective_setting(None, None) is MENTIONS
+
+
+@pytest.mark.parametrize(
+    ("server", "channel", "expected"),
+    [
+        (ALL, None, ALL),
+        (NOTHING, None, NOTHING),
+        (ALL, NOTHING, NOTHING),  # the channel overrides the server, down...
+        (NOTHING, ALL, ALL),  # ...and up
+        (None, MENTIONS, MENTIONS),
+        (ALL, MENTIONS, MENTIONS),
+    ],
+)
+def test_a_channel_setting_overrides_the_server_setting(
+    server: NotificationSetting | None, channel: NotificationSetting | None, expected: NotificationSetting
+) -> None:
+    assert effective_setting(server, channel) is expected
+
+
+@pytest.mark.parametrize("setting", [ALL, MENTIONS])
+def test_mentions_replies_and_everyone_are_high_unless_muted(setting: NotificationSetting) -> None:
+    assert decide(Signals(mentioned=True), setting) == Decision(NotificationKind.MENTION, HIGH)
+    assert decide(Signals(replied_to=True), setting) == Decision(NotificationKind.REPLY, HIGH)
+    assert decide(Signals(everyone=True), setting) == Decision(NotificationKind.EVERYONE, HIGH)
+
+
+def test_a_mention_wins_over_a_reply_and_everyone() -> None:
+    both = Signals(mentioned=True, replied_to=True, everyone=True)
+    assert decide(both, MENTIONS) == Decision(NotificationKind.MENTION, HIGH)
+    assert decide(Signals(replied_to=True, everyone=True), MENTIONS) == Decision(NotificationKind.REPLY, HIGH)
+
+
+def test_a_plain_message_is_low_only_for_followers_of_all_messages() -> None:
+    assert decide(Signals(), ALL) == Decision(NotificationKind.MESSAGE, LOW)
+    assert decide(Signals(), MENTIONS) is None
+    assert decide(Signals(), NOTHING) is None
+
+
+def test_muted_means_nothing_at_all() -> None:
+    for signals in (Signals(mentioned=True), Signals(replied_to=True), Signals(everyone=True), Signals()):
+        assert decide(signals, NOTHING) is None
+
+
+def test_a_snooze_holds_until_its_time_whichever_scope_set_it() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert not snoozed([], now)
+    assert not snoozed([None, None], now)
+    assert snoozed([None, now + timedelta(seconds=1)], now)
+    assert not snoozed([now], now)  # over at its time
+    assert not snoozed([now - timedelta(minutes=5)], now)
+    assert snoozed([now - timedelta(days=1), None, now + timedelta(days=1)], now)
+    assert snoozed([(now + timedelta(hours=1)).replace(tzinfo=None)], now)  # SQLite's naive UTC
