@@ -159,7 +159,12 @@ class LinkPreviewer:
                 return
             async with uow.atomic():
                 current = await self._still_current(uow, event)
-                if current is not None:
+                if current is None:
+                    return
+                shown = (await previews_of(await uow.for_entity(current.channel_id), [current.id])).get(
+                    current.id, []
+                )
+                if shown != previews:  # an edit that changes no link announces nothing
                     await replace_previews(uow, current, previews)
         finally:
             await uow.close()
