@@ -21,6 +21,7 @@ from tests.integration.flows import (
     send,
     sign_up,
     stream_error_code,
+    subscribe_settled,
 )
 
 ERRORS = "... on UserError { code message field }"
@@ -221,7 +222,7 @@ async def test_timeout_leaves_reading_and_live_streams_but_kick_ends_them(stack:
     g = await Guild(stack).setup()
     await send(g.as_(g.owner), g.channel["id"], "welcome")
     async with g.as_(g.bob).subscriptions() as connection:
-        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": g.channel["id"]})
+        events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": g.channel["id"]})
         await asyncio.sleep(0.5)
 
         timed = await g.run(g.mod, TIMEOUT, u=g.bob.user_id, seconds=600)

@@ -30,6 +30,7 @@ from tests.integration.flows import (
     create_channel,
     send,
     sign_up,
+    subscribe_settled,
 )
 from tests.integration.test_channel_management import DELETE_CHANNEL, MOVE_CHANNEL, UPDATE_CHANNEL, mutate
 from tests.integration.test_invites_and_membership import (
@@ -372,7 +373,7 @@ async def entities(world: World, subject: Member, subgraph: str, typename_: str,
 async def subscribe_to_events(world: World, subject: Member, resource: Resource) -> str:
     """messageEvents: the first event arrives, or the stream ends with an error code."""
     async with subject.client.subscriptions() as connection:
-        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": resource.channel_id})
+        events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": resource.channel_id})
         try:
             first = await events.next(timeout=0.7)  # a refusal comes at once
         except TimeoutError:
@@ -757,7 +758,7 @@ async def test_invisible_equals_missing_in_entities_and_subscriptions(world: Wor
 
     async def stream_ends(query: str, channel_id: str) -> dict[str, Any]:
         async with hideout.viewer.client.subscriptions() as connection:
-            events = await connection.subscribe(query, {"channelId": channel_id})
+            events = await subscribe_settled(connection, query, {"channelId": channel_id})
             message = await events.next()
             return json.loads(json.dumps(message).replace(channel_id, "<id>"))
 

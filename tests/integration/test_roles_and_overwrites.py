@@ -17,6 +17,7 @@ from tests.integration.flows import (
     create_server,
     send,
     sign_up,
+    subscribe_settled,
 )
 
 ROLE_FIELDS = "__typename ... on Role { id name permissions position } ... on UserError { code field }"
@@ -217,8 +218,8 @@ async def test_losing_access_ends_the_subscription_at_once(stack: Stack) -> None
         return str(errors[0]["extensions"]["code"])
 
     async with as_bob.subscriptions() as connection:
-        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
-        on_doomed = await connection.subscribe(MESSAGE_EVENTS, {"channelId": doomed["id"]})
+        events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel["id"]})
+        on_doomed = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": doomed["id"]})
         await asyncio.sleep(0.5)
         await send(as_owner, channel["id"], "before")
         first = await events.next()
@@ -247,7 +248,7 @@ async def test_losing_view_ends_the_subscription(stack: Stack) -> None:
     channel = await create_channel(as_owner, server["id"], "general")
     await as_bob.data(JOIN_SERVER, {"id": server["id"]})
     async with as_bob.subscriptions() as connection:
-        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
+        events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel["id"]})
         await asyncio.sleep(0.5)
         await send(as_owner, channel["id"], "before")
         first = await events.next()

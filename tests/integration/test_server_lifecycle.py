@@ -17,10 +17,18 @@ import subgraphs.webhooks.models  # noqa: F401 - every shard table in ShardBase.
 from db.base import ShardBase
 from db.engines import Database
 from db.ids import shard_of
+from db.tenant_move.plan import IGNORED_TABLES
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.settings import Settings
 from tests.harness.stack import Stack
-from tests.integration.flows import MESSAGE_EVENTS, create_channel, create_server, outcome, send
+from tests.integration.flows import (
+    MESSAGE_EVENTS,
+    create_channel,
+    create_server,
+    outcome,
+    send,
+    subscribe_settled,
+)
 from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
 ERRORS = "... on UserError { code message field }"
@@ -153,6 +161,8 @@ async def _leftovers(stack: Stack, server_id: int, channel_ids: list[int]) -> di
         session = database.shard_session(shard_of(server_id))
         async with session:
             for table in ShardBase.metadata.sorted_tables:
+                if table.name in IGNORED_TABLES:  # the shard's event log: pruned after its retention
+                    continue
                 columns = table.c
                 if "server_id" in columns:
                     where = columns.server_id == server_id
@@ -195,7 +205,7 @@ async def test_destroying_a_server_leaves_nothing_behind_and_ends_live_streams(s
     assert before["shard.messages"] == 1 and before["memberships"] == 2 and before["invites"] == 1
 
     async with as_bob.subscriptions() as connection:
-        stream = await connection.subscribe(MESSAGE_EVENTS, {"channelId": general["id"]})
+        stream = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": general["id"]})
         await send(as_owner, general["id"], "hello")
         assert (await stream.next())["payload"]["data"]["messageEvents"]["__typename"] == "MessageCreated"
 

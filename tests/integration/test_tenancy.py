@@ -16,6 +16,7 @@ from tests.integration.flows import (
     create_server,
     send,
     sign_up,
+    subscribe_settled,
 )
 
 
@@ -52,7 +53,7 @@ async def test_outsider_sees_nothing_of_a_private_server(stack: Stack) -> None:
     assert reply["sendMessage"]["__typename"] == "NotFoundError"
 
     async with as_outsider.subscriptions() as connection:
-        op = await connection.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
+        op = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel["id"]})
         refused = await op.next()
         errors = refused["payload"] if refused["type"] == "error" else refused["payload"].get("errors")
         assert errors and errors[0]["extensions"]["code"] == "NOT_FOUND", refused
@@ -99,7 +100,7 @@ async def test_member_who_leaves_the_audience_stops_receiving(stack: Stack) -> N
     one = await create_channel(as_ada, server["id"], "one")
     two = await create_channel(as_ada, server["id"], "two")
     async with as_ada.subscriptions() as connection:
-        op = await connection.subscribe(MESSAGE_EVENTS, {"channelId": one["id"]})
+        op = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": one["id"]})
         await asyncio.sleep(0.5)
         await send(as_ada, two["id"], "in two")
         await send(as_ada, one["id"], "in one")

@@ -41,6 +41,7 @@ from tests.integration.flows import (
     create_server,
     send,
     sign_up,
+    subscribe_settled,
 )
 from tests.integration.test_invites_and_membership import grant_role
 from tests.integration.test_roles_and_overwrites import VIEW, bits, overwrite
@@ -208,7 +209,7 @@ async def test_a_tenant_moves_online_while_members_send_messages(
     rows_before = await _tenant_rows(database, source, int(server_id))
 
     async with as_owner.subscriptions() as connection:
-        live = await connection.subscribe(MESSAGE_EVENTS, {"channelId": general["id"]})
+        live = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": general["id"]})
         await asyncio.sleep(0.5)  # subscribed upstream before the first send
         # ...when it moves while every member keeps sending...
         stop = asyncio.Event()

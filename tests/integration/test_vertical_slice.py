@@ -14,6 +14,7 @@ from tests.integration.flows import (
     create_server,
     send,
     sign_up,
+    subscribe_settled,
 )
 
 
@@ -61,7 +62,7 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
     assert joined["joinServer"]["__typename"] == "Server"
 
     async with as_bob.subscriptions() as connection:
-        events = await connection.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
+        events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel["id"]})
         await asyncio.sleep(0.5)  # the router opens its upstream subscription
         sent = [await send(as_ada, channel["id"], f"note {i}") for i in range(3)]
 
