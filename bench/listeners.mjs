@@ -1,16 +1,21 @@
 // Fan-out receiver for the live-delivery scenario: N graphql-transport-ws clients (graphql-ws + ws from
 // router/node_modules, nothing added), each subscribed to one channel's messageEvents through the router.
 //
-// argv[2]: JSON {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
+// argv[2]: JSON (or the path of a file holding it) {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
 // stdout lines: "ready" (every socket acknowledged), "primed" (every subscriber got an event),
 //               "result <json>" (at the end).
-// stdin lines:  "end <count>" (the sender is done; <count> measured messages were sent). Exits when stdin
-//               closes.
+// stdin lines:  "end <count> [drainMs]" (the sender is done; <count> measured messages were sent; wait up
+//               to drainMs, default cfg.drainMs, for the stragglers, then print the result);
+//               "step <prefix>" (forget what was received and measure messages starting with <prefix>
+//               from now on; answers "stepped": bench/delivery.py reuses the sockets for several steps).
+//               Exits when stdin closes.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 
-const cfg = JSON.parse(process.argv[2]);
+// A path instead of JSON: 500 subscribers' tokens are more than one argv string may hold (128 KiB).
+const cfg = JSON.parse(process.argv[2].startsWith('{') ? process.argv[2] : readFileSync(process.argv[2], 'utf8'));
 const require = createRequire(`${cfg.routerDir}/package.json`);
 const { createClient } = require('graphql-ws');
 const WebSocket = require('ws');
@@ -23,6 +28,7 @@ let primed = 0;
 let expected = null;
 let finished = false;
 let drainTimer = null;
+let prefix = cfg.prefix;
 
 const subs = cfg.subscribers.map((s, index) => ({ index, url: s.url, got: [], seen: new Set(), dups: 0,
   first: false, errors: [], completed: false }));
@@ -68,8 +74,8 @@ for (const s of subs) {
           primed += 1;
           if (primed === subs.length) say('primed');
         }
-        if (!content.startsWith(cfg.prefix)) return;
-        const seq = Number(content.slice(cfg.prefix.length));
+        if (!content.startsWith(prefix)) return;
+        const seq = Number(content.slice(prefix.length));
         if (s.seen.has(seq)) {
           s.dups += 1;
           return;
@@ -87,10 +93,23 @@ for (const s of subs) {
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('close', () => process.exit(0));
 lines.on('line', (line) => {
-  const [command, arg] = line.trim().split(' ');
+  const [command, arg, drain] = line.trim().split(' ');
   if (command === 'end') {
     expected = Number(arg);
-    drainTimer = setTimeout(finish, cfg.drainMs);
+    drainTimer = setTimeout(finish, drain === undefined ? cfg.drainMs : Number(drain));
     maybeFinish();
+  } else if (command === 'step') {
+    if (drainTimer) clearTimeout(drainTimer);
+    drainTimer = null;
+    finished = false;
+    expected = null;
+    prefix = `${arg} `;
+    for (const s of subs) {
+      s.got = [];
+      s.seen = new Set();
+      s.dups = 0;
+      s.errors = [];
+    }
+    say('stepped');
   }
 });
