@@ -47,7 +47,16 @@ function maybeFinish() {
   if (expected !== null && subs.every((s) => s.seen.size >= expected)) finish();
 }
 
-for (const s of subs) {
+// Opened in batches (cfg.batch, default all at once): 500 sockets opened together in full mode on the
+// loaded machine were closed by the router with 4408 "Connection initialisation timeout" (graphql-ws
+// gives connection_init 3 s). A batch starts when the previous one is acknowledged (or after 30 s).
+let waiters = [];
+const whenConnected = (count) => new Promise((resolve) => {
+  if (connected >= count) resolve();
+  else waiters.push({ count, resolve });
+});
+
+function open(s) {
   const client = createClient({
     url: s.url,
     webSocketImpl: WebSocket,
@@ -57,6 +66,7 @@ for (const s of subs) {
     on: {
       connected: () => {
         connected += 1;
+        waiters = waiters.filter((w) => (connected >= w.count ? (w.resolve(), false) : true));
         if (connected === subs.length) say('ready');
       },
     },
@@ -88,6 +98,13 @@ for (const s of subs) {
       complete: () => { s.completed = true; },
     },
   );
+}
+
+const batch = cfg.batch || subs.length;
+for (let start = 0; start < subs.length; start += batch) {
+  const chunk = subs.slice(start, start + batch);
+  chunk.forEach(open);
+  await Promise.race([whenConnected(start + chunk.length), new Promise((r) => setTimeout(r, 30000))]);
 }
 
 const lines = readline.createInterface({ input: process.stdin });

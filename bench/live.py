@@ -178,6 +178,7 @@ class NodeReceiver:
             "channelId": channel_id,
             "prefix": prefix,
             "drainMs": 0,
+            "batch": 25,  # sockets opened at a time (listeners.mjs)
             "subscribers": [{"url": _ws_url(s.url), "token": s.token} for s in subscribers],
         }
         self.urls = [s.url for s in subscribers]
@@ -217,7 +218,7 @@ class NodeReceiver:
         finally:
             stderr.close()
         self.pid = self.process.pid
-        line = await self._line(60)
+        line = await self._line(60 + len(self.urls) / 5)  # 500 sockets on a loaded machine: 160 s
         if line != "ready":
             raise RuntimeError(f"listeners.mjs: expected 'ready', got {line[:200]!r}")
 
