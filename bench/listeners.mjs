@@ -1,16 +1,21 @@
 // Fan-out receiver for the live-delivery scenario: N graphql-transport-ws clients (graphql-ws + ws from
 // router/node_modules, nothing added), each subscribed to one channel's messageEvents through the router.
 //
-// argv[2]: JSON {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
+// argv[2]: JSON (or the path of a file holding it) {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
 // stdout lines: "ready" (every socket acknowledged), "primed" (every subscriber got an event),
 //               "result <json>" (at the end).
-// stdin lines:  "end <count>" (the sender is done; <count> measured messages were sent). Exits when stdin
-//               closes.
+// stdin lines:  "end <count> [drainMs]" (the sender is done; <count> measured messages were sent; wait up
+//               to drainMs, default cfg.drainMs, for the stragglers, then print the result);
+//               "step <prefix>" (forget what was received and measure messages starting with <prefix>
+//               from now on; answers "stepped": bench/delivery.py reuses the sockets for several steps).
+//               Exits when stdin closes.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 
-const cfg = JSON.parse(process.argv[2]);
+// A path instead of JSON: 500 subscribers' tokens are more than one argv string may hold (128 KiB).
+const cfg = JSON.parse(process.argv[2].startsWith('{') ? process.argv[2] : readFileSync(process.argv[2], 'utf8'));
 const require = createRequire(`${cfg.routerDir}/package.json`);
 const { createClient } = require('graphql-ws');
 const WebSocket = require('ws');
@@ -23,6 +28,7 @@ let primed = 0;
 let expected = null;
 let finished = false;
 let drainTimer = null;
+let prefix = cfg.prefix;
 
 const subs = cfg.subscribers.map((s, index) => ({ index, url: s.url, got: [], seen: new Set(), dups: 0,
   first: false, errors: [], completed: false }));
@@ -41,7 +47,16 @@ function maybeFinish() {
   if (expected !== null && subs.every((s) => s.seen.size >= expected)) finish();
 }
 
-for (const s of subs) {
+// Opened in batches (cfg.batch, default all at once): 500 sockets opened together in full mode on the
+// loaded machine were closed by the router with 4408 "Connection initialisation timeout" (graphql-ws
+// gives connection_init 3 s). A batch starts when the previous one is acknowledged (or after 30 s).
+let waiters = [];
+const whenConnected = (count) => new Promise((resolve) => {
+  if (connected >= count) resolve();
+  else waiters.push({ count, resolve });
+});
+
+function open(s) {
   const client = createClient({
     url: s.url,
     webSocketImpl: WebSocket,
@@ -51,6 +66,7 @@ for (const s of subs) {
     on: {
       connected: () => {
         connected += 1;
+        waiters = waiters.filter((w) => (connected >= w.count ? (w.resolve(), false) : true));
         if (connected === subs.length) say('ready');
       },
     },
@@ -68,8 +84,8 @@ for (const s of subs) {
           primed += 1;
           if (primed === subs.length) say('primed');
         }
-        if (!content.startsWith(cfg.prefix)) return;
-        const seq = Number(content.slice(cfg.prefix.length));
+        if (!content.startsWith(prefix)) return;
+        const seq = Number(content.slice(prefix.length));
         if (s.seen.has(seq)) {
           s.dups += 1;
           return;
@@ -84,13 +100,33 @@ for (const s of subs) {
   );
 }
 
+const batch = cfg.batch || subs.length;
+for (let start = 0; start < subs.length; start += batch) {
+  const chunk = subs.slice(start, start + batch);
+  chunk.forEach(open);
+  await Promise.race([whenConnected(start + chunk.length), new Promise((r) => setTimeout(r, 30000))]);
+}
+
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('close', () => process.exit(0));
 lines.on('line', (line) => {
-  const [command, arg] = line.trim().split(' ');
+  const [command, arg, drain] = line.trim().split(' ');
   if (command === 'end') {
     expected = Number(arg);
-    drainTimer = setTimeout(finish, cfg.drainMs);
+    drainTimer = setTimeout(finish, drain === undefined ? cfg.drainMs : Number(drain));
     maybeFinish();
+  } else if (command === 'step') {
+    if (drainTimer) clearTimeout(drainTimer);
+    drainTimer = null;
+    finished = false;
+    expected = null;
+    prefix = `${arg} `;
+    for (const s of subs) {
+      s.got = [];
+      s.seen = new Set();
+      s.dups = 0;
+      s.errors = [];
+    }
+    say('stepped');
   }
 });

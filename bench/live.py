@@ -178,6 +178,7 @@ class NodeReceiver:
             "channelId": channel_id,
             "prefix": prefix,
             "drainMs": 0,
+            "batch": 25,  # sockets opened at a time (listeners.mjs)
             "subscribers": [{"url": _ws_url(s.url), "token": s.token} for s in subscribers],
         }
         self.urls = [s.url for s in subscribers]
@@ -203,10 +204,12 @@ class NodeReceiver:
         self.config["drainMs"] = int(drain_s * 1000)
         stderr = _append(self.stderr_file)
         try:
+            config = self.stderr_file.with_suffix(".config.json")
+            config.write_text(json.dumps(self.config))
             self.process = await asyncio.create_subprocess_exec(
                 "node",
                 str(LISTENERS),
-                json.dumps(self.config),
+                str(config),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
@@ -215,7 +218,7 @@ class NodeReceiver:
         finally:
             stderr.close()
         self.pid = self.process.pid
-        line = await self._line(60)
+        line = await self._line(60 + len(self.urls) / 5)  # 500 sockets on a loaded machine: 160 s
         if line != "ready":
             raise RuntimeError(f"listeners.mjs: expected 'ready', got {line[:200]!r}")
 
@@ -227,7 +230,7 @@ class NodeReceiver:
 
     async def finish(self, sent: int, drain_s: float) -> list[SubscriberLog]:
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(f"end {sent}\n".encode())
+        self.process.stdin.write(f"end {sent} {int(drain_s * 1000)}\n".encode())
         await self.process.stdin.drain()
         while True:
             line = await self._line(drain_s + 30)
@@ -243,6 +246,16 @@ class NodeReceiver:
             )
             for index, entry in enumerate(json.loads(line[len("result ") :]))
         ]
+
+    async def step(self, prefix: str) -> None:
+        """Measure messages whose content starts with `prefix` + " " from now on (sockets stay open)."""
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(f"step {prefix}\n".encode())
+        await self.process.stdin.drain()
+        while (line := await self._line(30)) != "stepped":
+            if line.startswith("result "):
+                continue  # a late result of the previous step
+            raise RuntimeError(f"listeners.mjs: expected 'stepped', got {line[:200]!r}")
 
     async def close(self) -> None:
         if self.process is None:
@@ -300,8 +313,8 @@ def analyse(sent_at: dict[int, float], logs: list[SubscriberLog]) -> dict[str, A
     last_arrival: dict[int, float] = {}
     lost = 0
     lost_by_subscriber: list[int] = []
-    for log in logs:
-        got = dict(log.received)
+    received = [dict(log.received) for log in logs]
+    for log, got in zip(logs, received, strict=True):
         missing = 0
         for seq, sent in sent_at.items():
             at = got.get(seq)
@@ -314,7 +327,7 @@ def analyse(sent_at: dict[int, float], logs: list[SubscriberLog]) -> dict[str, A
             last_arrival[seq] = max(last_arrival.get(seq, 0.0), latency)
         lost += missing
         lost_by_subscriber.append(missing)
-    complete = [v for seq, v in last_arrival.items() if all(seq in dict(log.received) for log in logs)]
+    complete = [v for seq, v in last_arrival.items() if all(seq in got for got in received)]
     arrivals = [at for log in logs for seq, at in log.received if seq in sent_at]
     window_s = (max(arrivals) - min(sent_at.values())) / 1000 if arrivals and sent_at else 0.0
     result: dict[str, Any] = {

@@ -37,8 +37,10 @@ class Gql:
         return data
 
 
-def pooled_client(connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+def pooled_client(connections: int, keepalive_expiry: float = 5.0) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=keepalive_expiry
+    )
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
 
 

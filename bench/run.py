@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -120,7 +120,8 @@ class Seed:
     cursors: list[str] = field(default_factory=list)  # of sent messages, oldest first (roughly)
 
 
-async def sign_up(gql: Gql, prefix: str) -> str:
+async def sign_up_payload(gql: Gql, prefix: str) -> dict[str, Any]:
+    """A new user through the router: the AuthPayload (accessToken, refreshToken, ...)."""
     username = f"{prefix}{secrets.token_hex(4)}"
     data = await gql.data(
         SIGN_UP,
@@ -134,9 +135,13 @@ async def sign_up(gql: Gql, prefix: str) -> str:
             }
         },
     )
-    payload = data["signUp"]
+    payload: dict[str, Any] = data["signUp"]
     assert payload["__typename"] == "AuthPayload", payload
-    token: str = payload["accessToken"]
+    return payload
+
+
+async def sign_up(gql: Gql, prefix: str) -> str:
+    token: str = (await sign_up_payload(gql, prefix))["accessToken"]
     return token
 
 
@@ -453,7 +458,11 @@ def pin_supergraph() -> Path:
     return pinned
 
 
-def run_mode(mode: str, settings: Settings) -> dict[str, Any]:
+Body = Callable[[Stack, Any], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_mode(mode: str, settings: Any, body_of: Body | None = None) -> dict[str, Any]:
+    """Starts a stack in `mode`, runs `body_of(stack, settings)` (default: `scenarios`), stops it."""
     print(f"[{mode}] starting the stack", flush=True)
     began = time.monotonic()
     facts = machine_facts()
@@ -473,7 +482,7 @@ def run_mode(mode: str, settings: Settings) -> dict[str, Any]:
             f"[{mode}] up in {started_s:.1f}s; {len(configs)} router(s), dedupe off, supergraph pinned",
             flush=True,
         )
-        body = asyncio.run(scenarios(stack, settings))
+        body = asyncio.run((body_of or scenarios)(stack, settings))
         problems = stack_log_problems(stack)
     finally:
         stack.stop()
