@@ -34,6 +34,7 @@ from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import embeds, events, pins, reactions, read_states, service
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
+from subgraphs.messages.search.schema import SearchQuery
 from subgraphs.messages.types import (
     BulkDeleteResult,
     Channel,
@@ -71,7 +72,7 @@ log = logging.getLogger("beep.messages")
 
 
 @strawberry.type
-class Query:
+class Query(SearchQuery):
     @strawberry.field(
         description="A channel's history, newest first; null if you cannot read the channel. Page with "
         "`before`/`after` (cursors); jump to a message with `around` (its cursor): the page holds it, the "
