@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
+from db.ids import shard_of
 from subgraphs.kernel.permissions import Permission
+from subgraphs.messages.search.models import SearchDocumentRow
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, create_channel, create_server, send
@@ -22,6 +24,7 @@ from tests.integration.test_invites_and_membership import Users
 from tests.integration.test_message_features import EDIT
 from tests.integration.test_message_resume import DELETE
 from tests.integration.test_moderation import KICK
+from tests.integration.test_server_lifecycle import DELETE as DELETE_SERVER
 from tests.integration.test_server_lifecycle import _database
 from tests.unit.test_search_sql import HOSTILE
 
@@ -33,6 +36,7 @@ SEARCH = """query($s: ID!, $c: ID, $q: String, $a: ID, $m: [ID!], $h: [SearchHas
     pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
 WAIT = 20.0
+DOCUMENTS = cast(sa.Table, SearchDocumentRow.__table__)
 
 
 async def search(client: GraphQLClient, server_id: str, **args: Any) -> dict[str, Any] | None:
@@ -164,23 +168,22 @@ async def test_edits_deletes_and_deleted_channels_reach_the_index(stack: Stack) 
     await found_ids(as_bob, s, {edited["id"]}, q="guava")
     highlighted = await search(as_bob, s, q="guava")
     assert highlighted is not None and highlighted["edges"][0]["highlight"] == "<mark>guava</mark> now"
-    assert await _documents(stack, doomed_channel["id"]) == 0
+    assert await _documents(stack, s, DOCUMENTS.c.channel_id == int(doomed_channel["id"])) == 0
+
+    # a destroyed server leaves no documents behind
+    assert await _documents(stack, s, DOCUMENTS.c.server_id == int(s)) == 1
+    destroyed = await as_owner.data(DELETE_SERVER, {"s": s, "n": "Search edit"})
+    assert destroyed["deleteServer"]["__typename"] == "ServerDeletion"
+    assert await _documents(stack, s, DOCUMENTS.c.server_id == int(s)) == 0
 
 
-async def _documents(stack: Stack, channel_id: str) -> int:
-    from db.ids import shard_of
-
+async def _documents(stack: Stack, server_id: str, where: sa.ColumnElement[bool]) -> int:
     database = _database(stack)
     try:
-        session = database.shard_session(shard_of(int(channel_id)))
+        session = database.shard_session(shard_of(int(server_id)))
         async with session:
-            return int(
-                await session.scalar(
-                    sa.text("SELECT count(*) FROM search_documents WHERE channel_id = :c"),
-                    {"c": int(channel_id)},
-                )
-                or 0
-            )
+            query = sa.select(sa.func.count()).select_from(DOCUMENTS).where(where)
+            return int(await session.scalar(query) or 0)
     finally:
         await database.dispose()
 
@@ -235,11 +238,9 @@ async def test_reindex_rebuilds_and_a_stopped_indexer_catches_up(stack: Stack) -
 
     database = _database(stack)
     try:
-        from db.ids import shard_of
-
         session = database.shard_session(shard_of(int(s)))
         async with session, session.begin():
-            await session.execute(sa.text("DELETE FROM search_documents WHERE server_id = :s"), {"s": int(s)})
+            await session.execute(sa.delete(DOCUMENTS).where(DOCUMENTS.c.server_id == int(s)))
     finally:
         await database.dispose()
     assert ids(await search(as_bob, s, q="durian")) == []

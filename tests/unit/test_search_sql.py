@@ -1,10 +1,11 @@
-"""Search documents and the SQL backend on real SQLite shards: query parsing never yields engine syntax,
-highlighting escapes everything but its markers, and the backend indexes, replaces, filters, ranks and
-forgets (a deleted message, channel or server takes its documents with it, FTS5 rows included)."""
+"""Search documents and the backend contract: query parsing never yields engine syntax, highlighting
+escapes everything but its markers, and each backend (SQL on real SQLite shards; Solr on a real Solr 9
+node) indexes, replaces, filters, ranks and forgets the same way. For SQL, a deleted message, channel or
+server takes its documents with it (FTS5 rows included) even before the indexer hears of it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from db.migrate import upgrade
 from db.shardmap import ShardMap
 from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages.search.backend import SearchBackend
 from subgraphs.messages.search.documents import (
     ParsedQuery,
     SearchFilters,
@@ -25,7 +27,9 @@ from subgraphs.messages.search.documents import (
     parse_query,
     terms_of,
 )
+from subgraphs.messages.search.solr import SolrSearchBackend, lucene_query
 from subgraphs.messages.search.sql import SqlSearchBackend, fts5_match, tsquery
+from tests.harness.solr import solr_node
 
 SERVER = 1 << 22  # shard 0 of the id layout: 41 bits of time, 10 of shard, 12 of sequence
 CHANNEL, OTHER_CHANNEL = SERVER + 1, SERVER + 2
@@ -55,7 +59,8 @@ def test_no_query_syntax_survives_parsing(text: str) -> None:
     parsed = parse_query(text)
     for word in parsed.all_terms:
         assert word.isalnum()
-    match, ts = fts5_match(parsed), tsquery(parsed)
+    match, ts, lucene = fts5_match(parsed), tsquery(parsed), lucene_query(parsed)
+    assert match == lucene
     assert all(c.isalnum() or c in ' "' for c in match), match
     assert all(c.isalnum() or c in " '&()<->" for c in ts), ts
 
@@ -92,6 +97,32 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     await db.dispose()
 
 
+@pytest.fixture(scope="module")
+def solr_url() -> Iterator[str]:
+    with solr_node() as url:
+        yield url
+
+
+@pytest.fixture(params=["sql", "solr"])
+async def backend(request: pytest.FixtureRequest, database: Database) -> AsyncIterator[SearchBackend]:
+    found: SearchBackend
+    if request.param == "solr":
+        found = SolrSearchBackend(request.getfixturevalue("solr_url"))
+    else:
+        found = SqlSearchBackend()
+    await forget_server(database, found)  # Solr's node outlives one test
+    yield found
+
+
+async def forget_server(db: Database, backend: SearchBackend) -> None:
+    uow = UnitOfWork(db, InProcessBus())
+    try:
+        async with uow.atomic():
+            await backend.drop_server(uow, SERVER)
+    finally:
+        await uow.close()
+
+
 async def run(db: Database, sql: str, params: dict[str, object]) -> None:
     session = db.shard_session(0)
     async with session, session.begin():
@@ -115,7 +146,7 @@ def doc(message_id: int, content: str, channel_id: int = CHANNEL, minutes: int =
     )
 
 
-async def index(db: Database, *docs: object) -> None:
+async def index(db: Database, backend: SearchBackend, *docs: object) -> None:
     for d in docs:
         await run(
             db,
@@ -126,74 +157,114 @@ async def index(db: Database, *docs: object) -> None:
     uow = UnitOfWork(db, InProcessBus())
     try:
         async with uow.atomic():
-            await SqlSearchBackend().index(uow, SERVER, list(docs))  # type: ignore[arg-type]
+            await backend.index(uow, SERVER, list(docs))  # type: ignore[arg-type]
     finally:
         await uow.close()
 
 
 async def search(
-    db: Database, text: str, channels: tuple[int, ...] = (CHANNEL,), **filters: object
+    db: Database, backend: SearchBackend, text: str, channels: tuple[int, ...] = (CHANNEL,), **filters: object
 ) -> list[int]:
     uow = UnitOfWork(db, InProcessBus())
     try:
         request = SearchRequest(SERVER, channels, parse_query(text), SearchFilters(**filters), 0, 50)  # type: ignore[arg-type]
-        return [hit.message_id for hit in await SqlSearchBackend().search(uow, request)]
+        return [hit.message_id for hit in await backend.search(uow, request)]
     finally:
         await uow.close()
 
 
-async def test_index_search_rank_replace_and_filters(database: Database) -> None:
+async def test_index_search_rank_replace_and_filters(database: Database, backend: SearchBackend) -> None:
     await index(
         database,
+        backend,
         doc(SERVER + 10, "kiwi once, among many other words about fruit", minutes=1),
         doc(SERVER + 11, "kiwi kiwi kiwi", minutes=2),
         doc(SERVER + 12, "a link https://example.com/kiwi for <@77>", minutes=3, author=5),
         doc(SERVER + 13, "kiwi in another channel", channel_id=OTHER_CHANNEL),
     )
-    assert (await search(database, "kiwi"))[0] == SERVER + 11  # the most kiwi-dense first
-    assert set(await search(database, "kiwi")) == {SERVER + 10, SERVER + 11, SERVER + 12}
-    assert await search(database, '"kiwi once"') == [SERVER + 10]
-    assert await search(database, '"once kiwi"') == []
-    assert await search(database, "KIWI", author_id=5) == [SERVER + 12]
-    assert await search(database, "", mentions=(77,)) == [SERVER + 12]
-    assert await search(database, "", has_link=True) == [SERVER + 12]
-    assert await search(database, "", has_image=True) == []
-    assert set(await search(database, "kiwi", after=T0 + timedelta(minutes=1, seconds=30))) == {
+    assert (await search(database, backend, "kiwi"))[0] == SERVER + 11  # the most kiwi-dense first
+    assert set(await search(database, backend, "kiwi")) == {SERVER + 10, SERVER + 11, SERVER + 12}
+    assert await search(database, backend, '"kiwi once"') == [SERVER + 10]
+    assert await search(database, backend, '"once kiwi"') == []
+    assert await search(database, backend, "KIWI", author_id=5) == [SERVER + 12]
+    assert await search(database, backend, "", mentions=(77,)) == [SERVER + 12]
+    assert await search(database, backend, "", has_link=True) == [SERVER + 12]
+    assert await search(database, backend, "", has_image=True) == []
+    assert set(await search(database, backend, "kiwi", after=T0 + timedelta(minutes=1, seconds=30))) == {
         SERVER + 11,
         SERVER + 12,
     }
-    assert await search(database, "kiwi", before=T0 + timedelta(minutes=1, seconds=30)) == [SERVER + 10]
-    assert await search(database, "", channels=(OTHER_CHANNEL,)) == [SERVER + 13]
+    assert await search(database, backend, "kiwi", before=T0 + timedelta(minutes=1, seconds=30)) == [
+        SERVER + 10
+    ]
+    assert await search(database, backend, "", channels=(OTHER_CHANNEL,)) == [SERVER + 13]
     # replacing a document (an edit) replaces its words
-    await index(database, doc(SERVER + 11, "banana now", minutes=2))
-    assert set(await search(database, "kiwi")) == {SERVER + 10, SERVER + 12}
-    assert await search(database, "banana") == [SERVER + 11]
-    assert await count(database, "SELECT count(*) FROM search_fts") == 4
+    await index(database, backend, doc(SERVER + 11, "banana now", minutes=2))
+    assert set(await search(database, backend, "kiwi")) == {SERVER + 10, SERVER + 12}
+    assert await search(database, backend, "banana") == [SERVER + 11]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-async def test_hostile_queries_stay_in_their_channel(database: Database, text: str) -> None:
+async def test_hostile_queries_stay_in_their_channel(
+    database: Database, backend: SearchBackend, text: str
+) -> None:
     await index(
         database,
+        backend,
         doc(SERVER + 20, f"secret {text}", channel_id=OTHER_CHANNEL),
         doc(SERVER + 21, "public words"),
     )
-    assert await search(database, text) == []
-    assert await search(database, text, channels=(OTHER_CHANNEL,)) == [SERVER + 20]
+    assert await search(database, backend, text) == []
+    assert await search(database, backend, text, channels=(OTHER_CHANNEL,)) == [SERVER + 20]
 
 
 async def test_deleting_messages_channels_and_servers_takes_documents_along(database: Database) -> None:
     await index(
         database,
+        SqlSearchBackend(),
         doc(SERVER + 30, "alpha <@5>"),
         doc(SERVER + 31, "alpha beta"),
         doc(SERVER + 32, "alpha gamma", channel_id=OTHER_CHANNEL),
     )
     await run(database, "DELETE FROM messages WHERE id = :i", {"i": SERVER + 30})  # cascade, as any path
-    assert await search(database, "alpha") == [SERVER + 31]
+    assert await search(database, SqlSearchBackend(), "alpha") == [SERVER + 31]
     assert await count(database, "SELECT count(*) FROM search_mentions") == 0
     await run(database, "DELETE FROM channels WHERE id = :c", {"c": CHANNEL})
-    assert await search(database, "alpha", channels=(CHANNEL, OTHER_CHANNEL)) == [SERVER + 32]
+    assert await search(database, SqlSearchBackend(), "alpha", channels=(CHANNEL, OTHER_CHANNEL)) == [
+        SERVER + 32
+    ]
     await run(database, "DELETE FROM servers WHERE id = :s", {"s": SERVER})
     assert await count(database, "SELECT count(*) FROM search_documents") == 0
     assert await count(database, "SELECT count(*) FROM search_fts") == 0
+
+
+async def test_removing_and_dropping_through_the_interface(
+    database: Database, backend: SearchBackend
+) -> None:
+    await index(
+        database,
+        backend,
+        doc(SERVER + 40, "plum one"),
+        doc(SERVER + 41, "plum two"),
+        doc(SERVER + 42, "plum three", channel_id=OTHER_CHANNEL),
+    )
+    both = (CHANNEL, OTHER_CHANNEL)
+    assert set(await search(database, backend, "plum", channels=both)) == {
+        SERVER + 40,
+        SERVER + 41,
+        SERVER + 42,
+    }
+    uow = UnitOfWork(database, InProcessBus())
+    try:
+        async with uow.atomic():
+            await backend.remove(uow, SERVER, CHANNEL, [SERVER + 40, SERVER + 999])
+        assert set(await search(database, backend, "plum", channels=both)) == {SERVER + 41, SERVER + 42}
+        async with uow.atomic():
+            await backend.drop_channel(uow, SERVER, OTHER_CHANNEL)
+            await backend.drop_channel(uow, SERVER, OTHER_CHANNEL)  # twice: idempotent
+        assert await search(database, backend, "plum", channels=both) == [SERVER + 41]
+        async with uow.atomic():
+            await backend.drop_server(uow, SERVER)
+        assert await search(database, backend, "plum", channels=both) == []
+    finally:
+        await uow.close()

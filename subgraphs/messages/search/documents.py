@@ -60,6 +60,21 @@ class SearchDocument:
     def terms(self) -> str:
         return " ".join(terms_of(self.content))
 
+    def fields(self) -> dict[str, object]:
+        """Every stored field but `mentions` (a list), by the name both backends give it."""
+        return {
+            "message_id": self.message_id,
+            "channel_id": self.channel_id,
+            "server_id": self.server_id,
+            "author_id": self.author_id,
+            "content": self.content,
+            "terms": self.terms,
+            "created_at": self.created_at,
+            "has_link": self.has_link,
+            "has_file": self.has_file,
+            "has_image": self.has_image,
+        }
+
 
 def document_of(
     *,

@@ -62,21 +62,7 @@ class SqlSearchBackend:
         await self._delete(session, D.c.message_id.in_(ids), sqlite)
         await session.execute(
             sa.insert(D),
-            [
-                {
-                    "message_id": d.message_id,
-                    "channel_id": d.channel_id,
-                    "server_id": d.server_id,
-                    "author_id": d.author_id,
-                    "content": d.content,
-                    "terms": d.terms,
-                    "created_at": d.created_at,
-                    "has_link": d.has_link,
-                    "has_file": d.has_file,
-                    "has_image": d.has_image,
-                }
-                for d in documents
-            ],
+            [d.fields() for d in documents],
         )
         mentions = [
             {"message_id": d.message_id, "user_id": u, "server_id": d.server_id}
