@@ -393,3 +393,14 @@ def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(default_manifests: 
 
 def test_migration_job_can_be_disabled() -> None:
     assert not of_kind(render("--set", "migrations.enabled=false"), "Job")
+
+
+def test_search_backend_settings_and_the_reserved_shared_core() -> None:
+    config = of_kind(render(), "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("sql", "")
+    solr = "http://beep-solr:8983/solr"
+    manifests = render("--set", "search.backend=solr", "--set", f"search.solrUrl={solr}")
+    config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("solr", solr)
+    refused = helm("template", RELEASE, str(CHART), "--set", "search.sharedCoreBelowMessages=100")
+    assert refused.returncode != 0 and "not implemented yet" in refused.stderr

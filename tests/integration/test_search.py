@@ -11,11 +11,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import httpx
+import pytest
 import sqlalchemy as sa
 
 from db.ids import shard_of
 from subgraphs.kernel.permissions import Permission
 from subgraphs.messages.search.models import SearchDocumentRow
+from subgraphs.messages.search.solr import SolrSearchBackend
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, create_channel, create_server, send
@@ -37,6 +40,13 @@ SEARCH = """query($s: ID!, $c: ID, $q: String, $a: ID, $m: [ID!], $h: [SearchHas
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
 WAIT = 20.0
 DOCUMENTS = cast(sa.Table, SearchDocumentRow.__table__)
+
+
+@pytest.fixture(scope="session", params=["embedded", "full", "solr"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The search contract runs on the SQL backend in both modes and on Solr (the embedded stack with
+    BEEP_SEARCH_BACKEND=solr and a real Solr node)."""
+    return request.getfixturevalue(f"{request.param}_stack")
 
 
 async def search(client: GraphQLClient, server_id: str, **args: Any) -> dict[str, Any] | None:
@@ -168,17 +178,37 @@ async def test_edits_deletes_and_deleted_channels_reach_the_index(stack: Stack) 
     await found_ids(as_bob, s, {edited["id"]}, q="guava")
     highlighted = await search(as_bob, s, q="guava")
     assert highlighted is not None and highlighted["edges"][0]["highlight"] == "<mark>guava</mark> now"
-    assert await _documents(stack, s, DOCUMENTS.c.channel_id == int(doomed_channel["id"])) == 0
+    await no_documents(stack, s, doomed_channel["id"])
 
     # a destroyed server leaves no documents behind
-    assert await _documents(stack, s, DOCUMENTS.c.server_id == int(s)) == 1
+    assert await _documents(stack, s) == 1
     destroyed = await as_owner.data(DELETE_SERVER, {"s": s, "n": "Search edit"})
     assert destroyed["deleteServer"]["__typename"] == "ServerDeletion"
-    assert await _documents(stack, s, DOCUMENTS.c.server_id == int(s)) == 0
+    await no_documents(stack, s)
 
 
-async def _documents(stack: Stack, server_id: str, where: sa.ColumnElement[bool]) -> int:
+async def _documents(stack: Stack, server_id: str, channel_id: str | None = None) -> int:
+    """How many documents the stack's backend holds for a server (or one of its channels)."""
+    solr_url = stack.env.get("BEEP_SEARCH_SOLR_URL")
+    if solr_url:
+        backend = SolrSearchBackend(solr_url)
+        cores = sorted(
+            core
+            for core in await backend.cores(refresh=True)
+            if core.startswith(f"s{server_id}_c")
+            and (channel_id is None or core == f"s{server_id}_c{channel_id}")
+        )
+        total = 0
+        async with httpx.AsyncClient() as client:
+            for core in cores:
+                found = await client.get(f"{solr_url}/{core}/select", params={"q": "*:*", "rows": "0"})
+                if found.status_code != 404:  # unloaded since it was listed: nothing left in it
+                    total += int(found.json()["response"]["numFound"])
+        return total
     database = _database(stack)
+    where = DOCUMENTS.c.server_id == int(server_id)
+    if channel_id is not None:
+        where = DOCUMENTS.c.channel_id == int(channel_id)
     try:
         session = database.shard_session(shard_of(int(server_id)))
         async with session:
@@ -186,6 +216,36 @@ async def _documents(stack: Stack, server_id: str, where: sa.ColumnElement[bool]
             return int(await session.scalar(query) or 0)
     finally:
         await database.dispose()
+
+
+async def _wipe(stack: Stack, server_id: str) -> None:
+    """Lose a server's documents behind Beep's back (what `beep search reindex` repairs)."""
+    solr_url = stack.env.get("BEEP_SEARCH_SOLR_URL")
+    if solr_url:
+        for core in await SolrSearchBackend(solr_url).cores(refresh=True):
+            if core.startswith(f"s{server_id}_c"):
+                async with httpx.AsyncClient() as client:
+                    wiped = await client.post(
+                        f"{solr_url}/{core}/update",
+                        params={"commit": "true"},
+                        json={"delete": {"query": "*:*"}},
+                    )
+                assert wiped.is_success
+        return
+    database = _database(stack)
+    try:
+        session = database.shard_session(shard_of(int(server_id)))
+        async with session, session.begin():
+            await session.execute(sa.delete(DOCUMENTS).where(DOCUMENTS.c.server_id == int(server_id)))
+    finally:
+        await database.dispose()
+
+
+async def no_documents(stack: Stack, server_id: str, channel_id: str | None = None) -> None:
+    async def check() -> bool:
+        return await _documents(stack, server_id, channel_id) == 0
+
+    await eventually(check)
 
 
 async def test_hostile_queries_never_leave_the_channel_filter(stack: Stack) -> None:
@@ -236,13 +296,7 @@ async def test_reindex_rebuilds_and_a_stopped_indexer_catches_up(stack: Stack) -
     first = await send(as_owner, channel["id"], "durian one")
     await found_ids(as_bob, s, {first["id"]}, q="durian")
 
-    database = _database(stack)
-    try:
-        session = database.shard_session(shard_of(int(s)))
-        async with session, session.begin():
-            await session.execute(sa.delete(DOCUMENTS).where(DOCUMENTS.c.server_id == int(s)))
-    finally:
-        await database.dispose()
+    await _wipe(stack, s)
     assert ids(await search(as_bob, s, q="durian")) == []
     for target in (["--server", s], ["--channel", channel["id"]]):
         done = subprocess.run(

@@ -94,6 +94,11 @@ BEEP_ISSUER_URL: {{ include "beep.issuer" . | quote }}
 BEEP_JWT_ISSUER: {{ include "beep.issuer" . | quote }}
 BEEP_JWKS_URL: {{ include "beep.jwksUrl" . | quote }}
 BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
+BEEP_SEARCH_BACKEND: {{ .Values.search.backend | quote }}
+BEEP_SEARCH_SOLR_URL: {{ .Values.search.solrUrl | quote }}
+{{- if .Values.search.sharedCoreBelowMessages }}
+{{- fail "search.sharedCoreBelowMessages (a shared Solr core for small channels) is not implemented yet" }}
+{{- end }}
 {{- range $name, $value := .Values.config.extra }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}

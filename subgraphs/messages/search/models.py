@@ -1,7 +1,7 @@
 """Search documents of the SQL backend, in the tenant's shard next to the messages they index.
 
 The words themselves are indexed per dialect (the s0080 migration): on SQLite an FTS5 table
-`search_fts` (rowid = message id) kept in step by a trigger; on PostgreSQL a GIN index over
+`search_fts` (rowid = message id) kept equal to the documents by triggers; on PostgreSQL a GIN index over
 `to_tsvector('simple', terms)`. A document cascades from its message, so a message, channel or server
 deleted by any path takes its documents with it even before the indexer hears of it.
 """

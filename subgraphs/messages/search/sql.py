@@ -57,13 +57,8 @@ class SqlSearchBackend:
         if not documents:
             return
         session = await self._session(uow, server_id)
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        ids = [d.message_id for d in documents]
-        await self._delete(session, D.c.message_id.in_(ids), sqlite)
-        await session.execute(
-            sa.insert(D),
-            [d.fields() for d in documents],
-        )
+        await self._delete(session, D.c.message_id.in_([d.message_id for d in documents]))
+        await session.execute(sa.insert(D), [d.fields() for d in documents])
         mentions = [
             {"message_id": d.message_id, "user_id": u, "server_id": d.server_id}
             for d in documents
@@ -71,31 +66,24 @@ class SqlSearchBackend:
         ]
         if mentions:
             await session.execute(sa.insert(M), mentions)
-        if sqlite:
-            await session.execute(
-                sa.text("INSERT INTO search_fts (rowid, terms) VALUES (:id, :terms)"),
-                [{"id": d.message_id, "terms": d.terms} for d in documents],
-            )
 
     async def remove(
         self, uow: UnitOfWork, server_id: int, channel_id: int, message_ids: Sequence[int]
     ) -> None:
         if message_ids:
             session = await self._session(uow, server_id)
-            await self._delete(
-                session, D.c.message_id.in_(list(message_ids)), session.get_bind().dialect.name == "sqlite"
-            )
+            await self._delete(session, D.c.message_id.in_(list(message_ids)))
 
     async def drop_channel(self, uow: UnitOfWork, server_id: int, channel_id: int) -> None:
         session = await self._session(uow, server_id)
-        await self._delete(session, D.c.channel_id == channel_id, session.get_bind().dialect.name == "sqlite")
+        await self._delete(session, D.c.channel_id == channel_id)
 
     async def drop_server(self, uow: UnitOfWork, server_id: int) -> None:
         session = await self._session(uow, server_id)
-        await self._delete(session, D.c.server_id == server_id, session.get_bind().dialect.name == "sqlite")
+        await self._delete(session, D.c.server_id == server_id)
 
-    async def _delete(self, session: AsyncSession, where: sa.ColumnElement[bool], sqlite: bool) -> None:
-        # Mentions cascade; on SQLite the trigger of s0080 removes the FTS5 row of each deleted document.
+    async def _delete(self, session: AsyncSession, where: sa.ColumnElement[bool]) -> None:
+        # Mentions cascade; on SQLite the triggers of s0080 keep the FTS5 rows equal to the documents.
         await session.execute(sa.delete(D).where(where))
 
     async def search(self, uow: UnitOfWork, request: SearchRequest) -> list[SearchHit]:

@@ -1,8 +1,8 @@
 """Message search, SQL backend: documents, their mentions, and the word index of each dialect.
 
-SQLite: an FTS5 table `search_fts` (rowid = message id) and a trigger that removes its row with the
-document (so cascades from messages, channels and servers clean it too). PostgreSQL: a GIN index over
-`to_tsvector('simple', terms)` (the query uses the very same expression).
+SQLite: an FTS5 table `search_fts` (rowid = message id) kept equal to the documents by triggers (so
+cascades from messages, channels and servers, and a tenant move's copy, keep it right). PostgreSQL: a
+GIN index over `to_tsvector('simple', terms)` (the query uses the very same expression).
 
 Revision ID: s0080
 Revises: s0070
@@ -71,6 +71,17 @@ def upgrade() -> None:
         op.execute(
             "CREATE VIRTUAL TABLE search_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 0')"
         )
+        # The FTS5 rows follow the documents however they are written (the indexer, a tenant move's
+        # copy) or deleted (the indexer, a cascade from messages, channels or servers).
+        op.execute(
+            "CREATE TRIGGER search_documents_fts_insert AFTER INSERT ON search_documents "
+            "BEGIN INSERT INTO search_fts (rowid, terms) VALUES (new.message_id, new.terms); END"
+        )
+        op.execute(
+            "CREATE TRIGGER search_documents_fts_update AFTER UPDATE ON search_documents BEGIN "
+            "DELETE FROM search_fts WHERE rowid = old.message_id; "
+            "INSERT INTO search_fts (rowid, terms) VALUES (new.message_id, new.terms); END"
+        )
         op.execute(
             "CREATE TRIGGER search_documents_fts_delete AFTER DELETE ON search_documents "
             "BEGIN DELETE FROM search_fts WHERE rowid = old.message_id; END"
@@ -87,7 +98,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        op.execute("DROP TRIGGER IF EXISTS search_documents_fts_delete")
+        for trigger in ("insert", "update", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS search_documents_fts_{trigger}")
         op.execute("DROP TABLE IF EXISTS search_fts")
     op.drop_table("search_mentions", schema=S)
     op.drop_table("search_documents", schema=S)
