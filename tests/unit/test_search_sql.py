@@ -268,3 +268,46 @@ async def test_removing_and_dropping_through_the_interface(
         assert await search(database, backend, "plum", channels=both) == []
     finally:
         await uow.close()
+
+
+async def test_the_indexer_converges_on_the_messages_table(database: Database) -> None:
+    """Replays, duplicates and stale events end with the index equal to the messages as they are now."""
+    from subgraphs.channels.events import ChannelDeleted
+    from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
+    from subgraphs.messages.search.indexer import SearchIndexer
+    from subgraphs.servers.events import ServerDeleted
+
+    backend = SqlSearchBackend()
+    indexer = SearchIndexer(database, InProcessBus(), backend)
+    a, b, c = SERVER + 50, SERVER + 51, SERVER + 52
+    rows = ((a, CHANNEL, "fig one"), (b, CHANNEL, "fig two"), (c, OTHER_CHANNEL, "fig"))
+    for message_id, channel_id, text in rows:
+        await run(
+            database,
+            "INSERT INTO messages (id, channel_id, server_id, author_id, content) VALUES (:i, :c, :s, 9, :t)",
+            {"i": message_id, "c": channel_id, "s": SERVER, "t": text},
+        )
+
+    def created(message_id: int, channel_id: int = CHANNEL) -> MessageCreated:
+        return MessageCreated(message_id, channel_id, SERVER, 9, "stale copy", None, T0, None)
+
+    both = (CHANNEL, OTHER_CHANNEL)
+    await indexer.handle(0, [created(a), created(b), created(c, OTHER_CHANNEL)])
+    await indexer.handle(0, [created(a), created(b)])  # delivered again
+    assert set(await search(database, backend, "fig", channels=both)) == {a, b, c}
+    assert await search(database, backend, "stale", channels=both) == []  # the table's text, not the event's
+
+    await run(database, "UPDATE messages SET content = 'date palm' WHERE id = :i", {"i": a})
+    await indexer.handle(0, [created(a), MessageUpdated(a, CHANNEL, SERVER, 9, "x", None, T0, T0)])
+    assert await search(database, backend, "fig") == [b]
+    assert await search(database, backend, "palm") == [a]
+
+    # deleted: a late "created" for it (a replayed batch) must not bring it back
+    await run(database, "DELETE FROM messages WHERE id = :i", {"i": b})
+    await indexer.handle(0, [created(b), MessageDeleted(b, CHANNEL, SERVER), created(SERVER + 999)])
+    assert await search(database, backend, "fig") == []
+    assert set(await search(database, backend, "fig", channels=both)) == {c}
+    await indexer.handle(0, [ChannelDeleted(OTHER_CHANNEL, SERVER, None)])
+    assert await search(database, backend, "fig", channels=both) == []
+    await indexer.handle(0, [ServerDeleted(SERVER)])
+    assert await count(database, "SELECT count(*) FROM search_documents") == 0
