@@ -135,6 +135,12 @@ class SolrSearchBackend:
                 await self._unload(core)
 
     async def search(self, uow: UnitOfWork, request: SearchRequest) -> list[SearchHit]:
+        try:
+            return await self._search(request)
+        except SolrError:  # a core was unloaded (its channel deleted) since it was listed: list again
+            return await self._search(request)
+
+    async def _search(self, request: SearchRequest) -> list[SearchHit]:
         existing = await self.cores(refresh=True)
         cores = [name for c in request.channel_ids if (name := core_name(request.server_id, c)) in existing]
         if not cores:
