@@ -73,6 +73,38 @@ def _tenants(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    """`beep search reindex --channel ID | --server ID`: rebuild documents from the messages table."""
+    from db.ids import configure_logical_shards, parse_id
+    from subgraphs.kernel.runtime import Runtime
+    from subgraphs.messages.search.backends import backend_for
+    from subgraphs.messages.search.indexer import reindex, server_of_channel
+
+    wanted = parse_id(args.channel or args.server or "")
+    if wanted is None:
+        print("beep search reindex: --channel or --server needs a valid ID", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        configure_logical_shards(settings.logical_shards)
+        runtime = Runtime.create(settings)
+        try:
+            backend = backend_for(settings)
+            if args.server:
+                return await reindex(runtime.database, runtime.bus, backend, server_id=wanted)
+            server_id = await server_of_channel(runtime.database, runtime.bus, wanted)
+            if server_id is None:  # no messages (or no such channel): nothing to index, nothing indexed
+                return 0
+            return await reindex(
+                runtime.database, runtime.bus, backend, server_id=server_id, channel_id=wanted
+            )
+        finally:
+            await runtime.close()
+
+    print(f"reindexed {asyncio.run(run())} messages")
+    return 0
+
+
 def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.registry import all_definitions, definition
     from beep.worker import running_worker
@@ -139,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         "--offline", action="store_true", help="Beep is stopped: no waits (required on SQLite, embedded mode)"
     )
 
+    search = commands.add_parser("search", help="message search")
+    search_commands = search.add_subparsers(dest="search_command", required=True)
+    reindex = search_commands.add_parser("reindex", help="rebuild a channel's or a server's search documents")
+    target = reindex.add_mutually_exclusive_group(required=True)
+    target.add_argument("--channel", help="a channel ID")
+    target.add_argument("--server", help="a server ID")
+
     sg = commands.add_parser("supergraph", help="the API contract (subgraph SDLs and the supergraph)")
     sg_commands = sg.add_subparsers(dest="sg_command", required=True)
     sg_commands.add_parser("export", help="write each subgraph's SDL from code")
@@ -154,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "tenants":
         return _tenants(settings, args)
+    if args.command == "search":
+        return _search(settings, args)
     if args.command == "supergraph":
         from beep import supergraph
 

@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+# The search indexer drops deleted channels and servers: their events must decode in this process.
+import subgraphs.channels.events
+import subgraphs.servers.events  # noqa: F401
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
 from subgraphs.kernel import outbox
@@ -25,6 +28,8 @@ from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
 from subgraphs.messages.link_previews import LinkPreviewer
+from subgraphs.messages.search.backends import backend_for
+from subgraphs.messages.search.indexer import SearchIndexer
 
 log = logging.getLogger("beep.worker")
 
@@ -35,6 +40,8 @@ def consumers(runtime: Runtime) -> list[Consumer]:
     from subgraphs.users.notifications import consumer as notifications
 
     found: list[Consumer] = [notifications.consumer(runtime)]
+    indexer = SearchIndexer(runtime.database, runtime.bus, backend_for(runtime.settings))
+    found.append(Consumer(indexer.name, indexer.handle))
     if runtime.settings.link_previews:
         previewer = LinkPreviewer(runtime.database, runtime.bus, preview_service(runtime.settings))
         found.append(Consumer(previewer.name, previewer.handle))

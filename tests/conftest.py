@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.keycloak import KeycloakServer
+from tests.harness.solr import solr_node
 from tests.harness.stack import Stack, start_embedded, start_full
 
 os.environ.setdefault("BEEP_LOG_FORMAT", "json")
@@ -25,6 +26,15 @@ def full_stack() -> Iterator[Stack]:
     stack = start_full()
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def solr_stack() -> Iterator[Stack]:
+    """The embedded stack searching with Solr: a real Solr 9 node, one core per channel."""
+    with solr_node() as url:
+        stack = start_embedded({"BEEP_SEARCH_BACKEND": "solr", "BEEP_SEARCH_SOLR_URL": url})
+        yield stack
+        stack.stop()
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +67,11 @@ def stack(request: pytest.FixtureRequest) -> Stack:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = str(item.fspath)
-        if "/tests/unit/" in path:
-            item.add_marker(pytest.mark.unit)
         callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "solr":
+            item.add_marker(pytest.mark.solr)  # starts a Solr node: not in the fast unit loop
+        elif "/tests/unit/" in path:
+            item.add_marker(pytest.mark.unit)
         if callspec is not None and "stack" in callspec.params:
             item.add_marker(getattr(pytest.mark, callspec.params["stack"]))
         uses_keycloak = {"keycloak", "keycloak_stack"} & set(getattr(item, "fixturenames", ()))

@@ -25,7 +25,12 @@ from db.base import SHARD_SCHEMA
 
 TENANT_TABLE = "servers"
 # Not tenant data: the shard's event log stays behind and is relayed from here (kernel/outbox.py).
-IGNORED_TABLES = frozenset({"alembic_version", "outbox", "outbox_relay", "outbox_consumers"})
+IGNORED_TABLES = frozenset(
+    {"alembic_version", "outbox", "outbox_relay", "outbox_consumers"}
+    # SQLite's FTS5 index of search documents (s0080) and its shadow tables: triggers fill it from
+    # search_documents, which moves like any tenant table.
+    | {f"search_fts{suffix}" for suffix in ("", "_data", "_idx", "_content", "_docsize", "_config")}
+)
 # Fence columns: not compared, and not copied. The copy holds ARRIVING until the switch makes it live
 # (NULL), and the old copy then gets the new shard: only a live copy has NULL, so a scan over every
 # shard (discovery) can skip the other copy while a tenant moves.

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     preview_allowed_networks: str = ""
     preview_oembed_endpoints: str = ""
 
+    # Message search: "sql" (full-text in the tenant's shard, the default) or "solr" (a core per channel
+    # on the node at search_solr_url, e.g. http://127.0.0.1:8983/solr).
+    search_backend: Literal["sql", "solr"] = "sql"
+    search_solr_url: str = ""
+
     # HTTP
     host: str = "127.0.0.1"
     port: int = 4100

@@ -37,6 +37,7 @@ from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttach
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.models import AttachmentRow, MessageRow
+from subgraphs.messages.search.schema import SearchQuery
 from subgraphs.messages.types import (
     BulkDeleteResult,
     Channel,
@@ -74,7 +75,7 @@ log = logging.getLogger("beep.messages")
 
 
 @strawberry.type
-class Query:
+class Query(SearchQuery):
     @strawberry.field(
         description="A channel's history, newest first; null if you cannot read the channel. Page with "
         "`before`/`after` (cursors); jump to a message with `around` (its cursor): the page holds it, the "

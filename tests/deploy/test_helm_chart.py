@@ -421,3 +421,14 @@ def test_turn_is_off_by_default_and_when_on_only_the_call_hosts_get_its_secret(
     assert holders == {f"{RELEASE}-channels"}
     (config,) = of_kind(manifests, "ConfigMap").values()
     assert config["data"]["BEEP_VOICE_TURN_URLS"] == "turn:turn.example.test:3478?transport=udp"
+
+
+def test_search_backend_settings_and_the_reserved_shared_core() -> None:
+    config = of_kind(render(), "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("sql", "")
+    solr = "http://beep-solr:8983/solr"
+    manifests = render("--set", "search.backend=solr", "--set", f"search.solrUrl={solr}")
+    config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("solr", solr)
+    refused = helm("template", RELEASE, str(CHART), "--set", "search.sharedCoreBelowMessages=100")
+    assert refused.returncode != 0 and "not implemented yet" in refused.stderr

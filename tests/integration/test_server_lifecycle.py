@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import subgraphs.channels.models
 import subgraphs.kernel.audit
 import subgraphs.messages.models
+import subgraphs.messages.search.models
 import subgraphs.servers.models
 import subgraphs.webhooks.models  # noqa: F401 - every shard table in ShardBase.metadata
 from db.base import ShardBase

@@ -97,6 +97,11 @@ BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
 {{- if .Values.turn.enabled }}
 BEEP_VOICE_TURN_URLS: {{ required "turn.urls: the addresses clients reach coturn at" (join "," .Values.turn.urls) | quote }}
 {{- end }}
+BEEP_SEARCH_BACKEND: {{ .Values.search.backend | quote }}
+BEEP_SEARCH_SOLR_URL: {{ .Values.search.solrUrl | quote }}
+{{- if .Values.search.sharedCoreBelowMessages }}
+{{- fail "search.sharedCoreBelowMessages (a shared Solr core for small channels) is not implemented yet" }}
+{{- end }}
 {{- range $name, $value := .Values.config.extra }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}

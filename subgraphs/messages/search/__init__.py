@@ -1,0 +1,1 @@
+"""Message search: documents, the backend interface and its backends, the indexer, the query."""
