@@ -37,8 +37,9 @@ from subgraphs.servers.events import ServerDeleted
 
 DM_NAME = "Direct messages"  # never listed; a server name is required (2-100 characters)
 CHANNEL_NAME = "direct"
-# What each of the two may do in their conversation: everything of a plain member but invite others.
-DM_PERMISSIONS = DEFAULT_MEMBER_PERMISSIONS & ~Permission.CREATE_INVITE
+# What each of the two may do in their conversation: what a plain member may, and pin (as in Discord's
+# DMs), but not invite anyone.
+DM_PERMISSIONS = (DEFAULT_MEMBER_PERMISSIONS | Permission.PIN_MESSAGES) & ~Permission.CREATE_INVITE
 
 _shard = sa.MetaData(schema=SHARD_SCHEMA)
 _servers = sa.Table(
