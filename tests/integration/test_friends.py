@@ -7,8 +7,8 @@ from typing import Any
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import Account, outcome, subscribe_settled
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import Account, create_channel, create_server, outcome, send, subscribe_settled
+from tests.integration.test_invites_and_membership import Users, accept, invite
 
 ERRORS = "... on UserError { code message field }"
 SEND_REQUEST = f"""mutation($u: String!) {{ sendFriendRequest(username: $u) {{ __typename
@@ -31,6 +31,7 @@ INCOMING = """{ incomingFriendRequests { id direction createdAt
 OUTGOING = "{ outgoingFriendRequests { id direction user { id username } } }"
 FRIENDS = "{ friends { id username connectionStatus } }"
 BLOCKED = "{ blockedUsers { id } }"
+HISTORY = "query($c: ID!) { messages(channelId: $c) { edges { node { content authorBlocked } } } }"
 FRIEND_EVENTS = """subscription { friendEvents { kind user { id username } requestId conversationId } }"""
 
 
@@ -214,6 +215,25 @@ async def test_blocking_stops_requests_both_ways_and_ends_the_friendship(stack: 
     refused = (await as_ann.data(ACCEPT, {"i": pending["id"]}))["acceptFriendRequest"]
     assert outcome(refused) == ("NotFoundError", "NOT_FOUND", "id")
 
+    assert (await as_ann.data(UNBLOCK, {"u": carol.user_id}))["unblockUser"]["blocked"] is False
+
+    # In a server they share, Bob's messages are flagged for Ann (and only for her) while she blocks him.
+    server = await create_server(as_carol, "Shared", "PRIVATE")
+    channel = await create_channel(as_carol, server["id"], "talk")
+    code = (await invite(as_carol, server["id"]))["inviteCode"]
+    for client in (as_ann, as_bob):
+        assert (await accept(client, code))["__typename"] == "Server"
+    await send(as_bob, channel["id"], "from Bob")
+    await send(as_carol, channel["id"], "from Carol")
+
+    async def flags(client: GraphQLClient) -> list[tuple[str, bool]]:
+        page = (await client.data(HISTORY, {"c": channel["id"]}))["messages"]["edges"]
+        return [(e["node"]["content"], e["node"]["authorBlocked"]) for e in page]
+
+    assert await flags(as_ann) == [("from Carol", False), ("from Bob", True)]
+    assert await flags(as_carol) == [("from Carol", False), ("from Bob", False)]
+    assert await flags(as_bob) == [("from Carol", False), ("from Bob", False)]
+
     # Unblocking allows requests again (and is refused for someone not blocked).
     assert (await as_ann.data(UNBLOCK, {"u": bob.user_id}))["unblockUser"] == {
         "__typename": "BlockChange",
@@ -226,6 +246,7 @@ async def test_blocking_stops_requests_both_ways_and_ends_the_friendship(stack: 
         "userId",
     )
     assert (await request(as_bob, ann.username))["__typename"] == "FriendRequest"
+    assert await flags(as_ann) == [("from Carol", False), ("from Bob", False)]
 
 
 async def test_friend_events_need_a_signed_in_user(stack: Stack) -> None:
