@@ -16,10 +16,10 @@ from db.base import ShardBase
 from db.ids import shard_of
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import outcome, send, stream_error_code, subscribe_settled
+from tests.integration.flows import CREATE_CHANNEL, outcome, send, stream_error_code, subscribe_settled
 from tests.integration.test_attachments import get, png, send_files
 from tests.integration.test_friends import BLOCK, REMOVE, befriend
-from tests.integration.test_invites_and_membership import DISCOVER, MY_SERVERS, Users
+from tests.integration.test_invites_and_membership import CREATE_ROLE, DISCOVER, MY_SERVERS, Users
 from tests.integration.test_server_lifecycle import _database
 
 ERRORS = "... on UserError { code message field }"
@@ -137,6 +137,15 @@ async def test_a_direct_conversation_is_a_private_channel_with_every_message_fea
         refused = await connection.subscribe(EVENTS, {"c": channel})
         assert stream_error_code(await refused.next()) == "NOT_FOUND"
     assert (await as_carol.data(CONVERSATIONS))["directConversations"] == []
+
+    # Neither may reshape it: a DM has no owner, so the friend who opened it has no bypass.
+    for client in (as_ann, as_bob):
+        made = await client.data(CREATE_CHANNEL, {"input": {"serverId": first["id"], "name": "more"}})
+        assert outcome(made["createChannel"])[0] == "PermissionError", made
+        role = await client.data(
+            CREATE_ROLE, {"i": {"serverId": first["id"], "name": "r", "permissions": "0"}}
+        )
+        assert outcome(role["createRole"])[0] == "PermissionError", role
 
     # Never a server in lists or discovery, for anyone.
     for client in (as_ann, as_bob):

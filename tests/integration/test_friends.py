@@ -258,3 +258,12 @@ async def test_friend_events_need_a_signed_in_user(stack: Stack) -> None:
         assert errors and errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
     result = await anonymous.execute(INCOMING)
     assert "UNAUTHENTICATED" in result.codes
+
+
+async def test_friend_requests_are_rate_limited(stack: Stack) -> None:
+    _spammer, as_spammer = await Users(stack).new("spam")
+    for i in range(30):  # every attempt counts, found or not
+        assert outcome(await request(as_spammer, f"nobody_{i}")) == ("NotFoundError", "NOT_FOUND", "username")
+    limited = await as_spammer.execute(SEND_REQUEST, {"u": "nobody_else"})
+    assert limited.codes == ["RATE_LIMITED"], limited
+    assert limited.errors[0]["extensions"]["retryAfter"] > 0
