@@ -19,13 +19,13 @@ class FriendRequestSent(Event):
 
 @dataclass(frozen=True)
 class FriendRequestRemoved(Event):
-    """A pending request ended without a friendship: DECLINED by the recipient, CANCELLED by the sender,
-    or BLOCKED (one of the two blocked the other)."""
+    """A pending request ended without a friendship: DECLINED by the recipient, CANCELLED by the sender.
+    A block removes it as the blocker's decline or cancel, so the blocked user learns nothing more."""
 
     request_id: int
     sender_id: int
     recipient_id: int
-    reason: str  # DECLINED | CANCELLED | BLOCKED
+    reason: str  # DECLINED | CANCELLED
 
 
 @dataclass(frozen=True)
