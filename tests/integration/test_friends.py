@@ -62,9 +62,14 @@ async def test_request_lifecycle_both_ways_with_live_events(stack: Stack) -> Non
     bob, as_bob = await users.new("bob")
     _carol, as_carol = await users.new("car")
 
-    async with as_bob.subscriptions() as bob_live, as_ann.subscriptions() as ann_live:
+    async with (
+        as_bob.subscriptions() as bob_live,
+        as_ann.subscriptions() as ann_live,
+        as_carol.subscriptions() as carol_live,
+    ):
         bob_events = await subscribe_settled(bob_live, FRIEND_EVENTS, {})
         ann_events = await subscribe_settled(ann_live, FRIEND_EVENTS, {})
+        carol_events = await subscribe_settled(carol_live, FRIEND_EVENTS, {})
 
         # Ann asks Bob (any case of his username); both see it, Bob with Ann's identity.
         sent = await request(as_ann, bob.username.upper())
@@ -146,6 +151,13 @@ async def test_request_lifecycle_both_ways_with_live_events(stack: Stack) -> Non
         # Carol's request to Ann is cancelled by Carol: Ann's stream says so; Carol's own stream is hers.
         to_ann = await request(as_carol, ann.username)
         assert (await ann_events.next())["payload"]["data"]["friendEvents"]["kind"] == "REQUEST_RECEIVED"
+        # Carol's stream is hers alone: nothing of Ann's and Bob's before, only her own request now.
+        own = (await carol_events.next())["payload"]["data"]["friendEvents"]
+        assert (own["kind"], own["user"]["id"], own["requestId"]) == (
+            "REQUEST_SENT",
+            ann.user_id,
+            to_ann["id"],
+        )
         cancelled = (await as_carol.data(CANCEL, {"i": to_ann["id"]}))["cancelFriendRequest"]
         assert cancelled["__typename"] == "FriendRequestRemoved"
         assert (await ann_events.next())["payload"]["data"]["friendEvents"]["kind"] == "REQUEST_CANCELLED"
@@ -158,8 +170,9 @@ async def test_request_lifecycle_both_ways_with_live_events(stack: Stack) -> Non
         assert await friend_ids(as_ann) == [] and await friend_ids(as_bob) == []
         again = (await as_bob.data(REMOVE, {"u": ann.user_id}))["removeFriend"]
         assert outcome(again) == ("NotFoundError", "NOT_FRIENDS", "userId")
-        # Nothing of Ann's and Bob's reached Carol's stream-less account, nor Carol's of others.
-        await bob_events.expect_nothing(0.5)
+        assert (await carol_events.next())["payload"]["data"]["friendEvents"]["kind"] == "REQUEST_CANCELLED"
+        await carol_events.expect_nothing(1.0)  # not Ann's and Bob's removal
+        await bob_events.expect_nothing(0.5)  # nor Carol's request to Ann
 
 
 async def test_simultaneous_requests_become_one_friendship(stack: Stack) -> None:
