@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, func
+from sqlalchemy import CheckConstraint, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import DirectoryBase
@@ -18,4 +18,47 @@ class FriendshipRow(DirectoryBase):
 
     user_low_id: Mapped[int] = mapped_column(primary_key=True)
     user_high_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class FriendRequestRow(DirectoryBase):
+    """A pending friend request. At most one per pair, whichever way it goes (the unique pair is what
+    makes two simultaneous requests meet: the second finds the first and accepts it)."""
+
+    __tablename__ = "friend_requests"
+    __table_args__ = (
+        CheckConstraint("user_low_id < user_high_id", name="ordered_pair"),
+        UniqueConstraint("user_low_id", "user_high_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sender_id: Mapped[int] = mapped_column(index=True)
+    recipient_id: Mapped[int] = mapped_column(index=True)
+    user_low_id: Mapped[int] = mapped_column()
+    user_high_id: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class BlockRow(DirectoryBase):
+    """`blocker_id` blocked `blocked_id`: no requests either way, no direct messages, and the blocked
+    user's messages are flagged for the blocker."""
+
+    __tablename__ = "user_blocks"
+
+    blocker_id: Mapped[int] = mapped_column(primary_key=True)
+    blocked_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DirectConversationRow(DirectoryBase):
+    """The DM conversation of a pair of friends: a server of kind DM (its tenant row) and its one text
+    channel. One per pair; erased with the friendship."""
+
+    __tablename__ = "direct_conversations"
+    __table_args__ = (CheckConstraint("user_low_id < user_high_id", name="ordered_pair"),)
+
+    user_low_id: Mapped[int] = mapped_column(primary_key=True)
+    user_high_id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    server_id: Mapped[int] = mapped_column(unique=True)  # FK to tenants: in the migration
+    channel_id: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,23 +1,58 @@
-"""The friends subgraph: relationships and direct conversations.
+"""The friends subgraph: friend requests, friendships, blocks and direct conversations.
 
-So far it serves the read side (your friends); requests, blocks and direct messages come with the friends
-and direct messages issue, on this table and schema.
+Thin resolvers: parse the input, call friends/service.py or friends/conversations.py, map the result.
+People are federated User references: the users subgraph resolves their username, display name,
+picture and connection status (presence, visible to friends).
 """
 
 from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.federation import Schema
 from strawberry.types import Info
 
-from subgraphs.friends import repository
+from subgraphs.friends import conversations, repository, service
+from subgraphs.friends import events as friend_events
+from subgraphs.friends.events import (
+    DirectConversationOpened,
+    FriendRequestSent,
+    FriendshipEnded,
+    FriendshipStarted,
+    UserBlocked,
+    UserUnblocked,
+)
 from subgraphs.friends.loaders import FriendsLoaders
+from subgraphs.friends.models import DirectConversationRow, FriendRequestRow
+from subgraphs.kernel import attachment_files, ratelimit
+from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    ConflictError,
+    NotFoundError,
+    PermissionError,
+    UserError,
+    ValidationError,
+    schema_extensions,
+)
+from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.ids import id_input
+from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.uow import UnitOfWork
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
+T = TypeVar("T")
+
+
+def _ref_id(value: int) -> strawberry.ID:
+    return strawberry.ID(str(value))
 
 
 @strawberry.federation.type(keys=REFERENCE_ONLY)
@@ -25,18 +60,353 @@ class User:
     id: strawberry.ID
 
 
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Server:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Channel:
+    id: strawberry.ID
+
+
+@strawberry.federation.type(keys=REFERENCE_ONLY)
+class Message:
+    id: strawberry.ID
+
+
+@strawberry.enum(description="Whether you sent a request or received it.")
+class RequestDirection(enum.Enum):
+    INCOMING = "INCOMING"
+    OUTGOING = "OUTGOING"
+
+
+@strawberry.type(description="A friend request waiting for an answer.")
+class FriendRequest:
+    id: strawberry.ID
+    direction: RequestDirection
+    user: User = strawberry.field(description="The other person: who asked you, or whom you asked.")
+    created_at: datetime
+
+    @staticmethod
+    def of(row: FriendRequestRow, viewer_id: int) -> FriendRequest:
+        incoming = row.recipient_id == viewer_id
+        return FriendRequest(
+            id=_ref_id(row.id),
+            direction=RequestDirection.INCOMING if incoming else RequestDirection.OUTGOING,
+            user=User(id=_ref_id(row.sender_id if incoming else row.recipient_id)),
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type(description="You and `user` are friends.")
+class Friendship:
+    user: User
+
+
+@strawberry.type
+class FriendRequestRemoved:
+    request_id: strawberry.ID
+
+
+@strawberry.type
+class FriendRemoved:
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class BlockChange:
+    user_id: strawberry.ID
+    blocked: bool
+
+
+@strawberry.type(
+    description="A direct conversation with a friend: a server of kind DM with one text channel; send, "
+    "read and follow its messages with the usual messages API on `channel`."
+)
+class DirectConversation:
+    id: strawberry.ID = strawberry.field(description="The conversation's server id.")
+    server: Server
+    channel: Channel
+    user: User = strawberry.field(description="The friend you talk with.")
+    last_message: Message | None
+    unread_count: int = strawberry.field(description="Messages of theirs you have not read (up to 1,000).")
+    mention_count: int
+
+    @staticmethod
+    def of(view: conversations.ConversationView) -> DirectConversation:
+        return DirectConversation(
+            id=_ref_id(view.row.server_id),
+            server=Server(id=_ref_id(view.row.server_id)),
+            channel=Channel(id=_ref_id(view.row.channel_id)),
+            user=User(id=_ref_id(view.other_id)),
+            last_message=Message(id=_ref_id(view.last_message_id)) if view.last_message_id else None,
+            unread_count=view.unread_count,
+            mention_count=view.mention_count,
+        )
+
+    @staticmethod
+    def opened(row: DirectConversationRow, viewer_id: int) -> DirectConversation:
+        other = row.user_high_id if row.user_low_id == viewer_id else row.user_low_id
+        return DirectConversation.of(conversations.ConversationView(row, other, None, 0, 0))
+
+
+@strawberry.enum(description="What happened to one of your relationships.")
+class FriendEventKind(enum.Enum):
+    REQUEST_RECEIVED = "REQUEST_RECEIVED"
+    REQUEST_SENT = "REQUEST_SENT"
+    REQUEST_DECLINED = "REQUEST_DECLINED"
+    REQUEST_CANCELLED = "REQUEST_CANCELLED"
+    FRIEND_ADDED = "FRIEND_ADDED"
+    FRIEND_REMOVED = "FRIEND_REMOVED"
+    BLOCKED = "BLOCKED"
+    UNBLOCKED = "UNBLOCKED"
+    CONVERSATION_OPENED = "CONVERSATION_OPENED"
+
+
+@strawberry.type(description="A change of your friends, requests, blocks or conversations.")
+class FriendEvent:
+    kind: FriendEventKind
+    user: User = strawberry.field(description="The other person.")
+    request_id: strawberry.ID | None = None
+    conversation_id: strawberry.ID | None = None
+    channel_id: strawberry.ID | None = None
+
+
+def _other(me: int, a: int, b: int) -> User:
+    return User(id=_ref_id(b if a == me else a))
+
+
+def friend_event(event: Event, me: int) -> FriendEvent | None:
+    """The subscriber's view of an event of their `user:` topic; None for events of other kinds."""
+    if isinstance(event, FriendRequestSent):
+        kind = FriendEventKind.REQUEST_RECEIVED if event.recipient_id == me else FriendEventKind.REQUEST_SENT
+        return FriendEvent(
+            kind=kind,
+            user=_other(me, event.sender_id, event.recipient_id),
+            request_id=_ref_id(event.request_id),
+        )
+    if isinstance(event, friend_events.FriendRequestRemoved):
+        kind = (
+            FriendEventKind.REQUEST_DECLINED
+            if event.reason == "DECLINED"
+            else FriendEventKind.REQUEST_CANCELLED
+        )
+        return FriendEvent(
+            kind=kind,
+            user=_other(me, event.sender_id, event.recipient_id),
+            request_id=_ref_id(event.request_id),
+        )
+    if isinstance(event, FriendshipStarted):
+        return FriendEvent(
+            kind=FriendEventKind.FRIEND_ADDED, user=_other(me, event.requester_id, event.accepter_id)
+        )
+    if isinstance(event, FriendshipEnded):
+        return FriendEvent(kind=FriendEventKind.FRIEND_REMOVED, user=_other(me, event.by_id, event.other_id))
+    if isinstance(event, UserBlocked) and event.blocker_id == me:
+        return FriendEvent(kind=FriendEventKind.BLOCKED, user=User(id=_ref_id(event.blocked_id)))
+    if isinstance(event, UserUnblocked) and event.blocker_id == me:
+        return FriendEvent(kind=FriendEventKind.UNBLOCKED, user=User(id=_ref_id(event.blocked_id)))
+    if isinstance(event, DirectConversationOpened):
+        return FriendEvent(
+            kind=FriendEventKind.CONVERSATION_OPENED,
+            user=_other(me, event.user_low_id, event.user_high_id),
+            conversation_id=_ref_id(event.server_id),
+            channel_id=_ref_id(event.channel_id),
+        )
+    return None
+
+
+SendFriendRequestResult = Annotated[
+    FriendRequest | Friendship | ValidationError | NotFoundError | PermissionError | ConflictError,
+    strawberry.union("SendFriendRequestResult"),
+]
+AcceptFriendRequestResult = Annotated[
+    Friendship | ValidationError | NotFoundError, strawberry.union("AcceptFriendRequestResult")
+]
+RemoveFriendRequestResult = Annotated[
+    FriendRequestRemoved | ValidationError | NotFoundError, strawberry.union("RemoveFriendRequestResult")
+]
+RemoveFriendResult = Annotated[
+    FriendRemoved | ValidationError | NotFoundError, strawberry.union("RemoveFriendResult")
+]
+BlockResult = Annotated[BlockChange | ValidationError | NotFoundError, strawberry.union("BlockResult")]
+OpenDirectMessageResult = Annotated[
+    DirectConversation | ValidationError | PermissionError, strawberry.union("OpenDirectMessageResult")
+]
+
+
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Your friends, most recent first.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Your friends, most recent first (their `connectionStatus` is their presence).",
+    )
     async def friends(self, info: FriendsInfo) -> list[User]:
         principal = info.context.require_principal()
         ids = await repository.friend_ids(info.context.uow.directory(), principal.user_id)
-        return [User(id=strawberry.ID(str(i))) for i in ids]
+        return [User(id=_ref_id(i)) for i in ids]
+
+    @strawberry.field(permission_classes=[IsAuthenticated], description="Requests sent to you, newest first.")
+    async def incoming_friend_requests(self, info: FriendsInfo) -> list[FriendRequest]:
+        me = info.context.require_principal().user_id
+        rows = await repository.incoming_requests(info.context.uow.directory(), me)
+        return [FriendRequest.of(row, me) for row in rows]
+
+    @strawberry.field(permission_classes=[IsAuthenticated], description="Requests you sent, newest first.")
+    async def outgoing_friend_requests(self, info: FriendsInfo) -> list[FriendRequest]:
+        me = info.context.require_principal().user_id
+        rows = await repository.outgoing_requests(info.context.uow.directory(), me)
+        return [FriendRequest.of(row, me) for row in rows]
+
+    @strawberry.field(permission_classes=[IsAuthenticated], description="Users you blocked, latest first.")
+    async def blocked_users(self, info: FriendsInfo) -> list[User]:
+        me = info.context.require_principal().user_id
+        return [User(id=_ref_id(i)) for i in await repository.blocked_ids(info.context.uow.directory(), me)]
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Your direct conversations, the one with the newest message first, with unread counts.",
+    )
+    async def direct_conversations(self, info: FriendsInfo) -> list[DirectConversation]:
+        me = info.context.require_principal().user_id
+        return [
+            DirectConversation.of(view) for view in await conversations.my_conversations(info.context.uow, me)
+        ]
+
+
+async def _ending_a_friendship(
+    info: FriendsInfo,
+    user_id: strawberry.ID,
+    end: Callable[[UnitOfWork, Principal, int], Awaitable[list[int]]],
+    result: Callable[[strawberry.ID], T],
+) -> T | Any:
+    """Run `end` (which may erase a conversation) in one transaction; once committed, the attachment
+    purge jobs it recorded run (the sweeper retries one that fails)."""
+    jobs: list[int] = []
+
+    async def operation(ctx: BeepContext[Any], principal: Principal) -> T:
+        target = id_input(str(user_id), "userId")
+        jobs.extend(await end(ctx.uow, principal, target))
+        return result(_ref_id(target))
+
+    outcome = await signed_in_mutation(info, operation)
+    if jobs and not isinstance(outcome, UserError):
+        runtime = info.context.runtime
+        await attachment_files.run_jobs(runtime.database, runtime.attachments, jobs)
+    return outcome
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Ask someone to be your friend, by username. If they already asked you, you are friends "
+        f"at once (the result is then a Friendship). At most {service.SEND_FRIEND_REQUEST.describe()}, "
+        f"{service.MAX_OUTGOING_REQUESTS} waiting and {service.MAX_FRIENDS} friends.",
+    )
+    async def send_friend_request(self, info: FriendsInfo, username: str) -> SendFriendRequestResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequest | Friendship:
+            await ratelimit.enforce(ctx.runtime.rate_limiter, service.SEND_FRIEND_REQUEST, principal.user_id)
+            result = await service.send_request(ctx.uow, principal, username)
+            if isinstance(result, service.Befriended):
+                return Friendship(user=User(id=_ref_id(result.friend_id)))
+            return FriendRequest.of(result, principal.user_id)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept a request sent to you.")
+    async def accept_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> AcceptFriendRequestResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> Friendship:
+            friend = await service.accept_request(ctx.uow, principal, id_input(str(id), "id"))
+            return Friendship(user=User(id=_ref_id(friend)))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline a request sent to you.")
+    async def decline_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
+            request_id = id_input(str(id), "id")
+            await service.decline_request(ctx.uow, principal, request_id)
+            return FriendRequestRemoved(request_id=_ref_id(request_id))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Withdraw a request you sent.")
+    async def cancel_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
+            request_id = id_input(str(id), "id")
+            await service.cancel_request(ctx.uow, principal, request_id)
+            return FriendRequestRemoved(request_id=_ref_id(request_id))
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="End a friendship. Your direct conversation is erased for both of you: its messages, "
+        "files and search entries.",
+    )
+    async def remove_friend(self, info: FriendsInfo, user_id: strawberry.ID) -> RemoveFriendResult:
+        return await _ending_a_friendship(
+            info, user_id, service.remove_friend, lambda target: FriendRemoved(user_id=target)
+        )
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Block a user: no friend requests either way, no direct messages (a friendship ends, "
+        "erasing your conversation), and their messages come with `authorBlocked` for you.",
+    )
+    async def block_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
+        return await _ending_a_friendship(
+            info, user_id, service.block, lambda target: BlockChange(user_id=target, blocked=True)
+        )
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unblock a user you blocked.")
+    async def unblock_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> BlockChange:
+            target = id_input(str(user_id), "userId")
+            await service.unblock(ctx.uow, principal, target)
+            return BlockChange(user_id=_ref_id(target), blocked=False)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Your direct conversation with a friend, created on first use (idempotent).",
+    )
+    async def open_direct_message(self, info: FriendsInfo, user_id: strawberry.ID) -> OpenDirectMessageResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> DirectConversation:
+            friend = id_input(str(user_id), "userId")
+            row = await conversations.open_conversation(
+                ctx.uow, principal, friend, ctx.runtime.settings.logical_shards
+            )
+            return DirectConversation.opened(row, principal.user_id)
+
+        return await signed_in_mutation(info, operation)
+
+
+@strawberry.type
+class Subscription:
+    # As messageEvents: no permission_classes (the router would mask their error).
+    @strawberry.subscription(
+        description="Live changes of your own friends, requests, blocks and conversations (only yours: the "
+        "stream is the signed-in user's)."
+    )
+    async def friend_events(self, info: FriendsInfo) -> AsyncGenerator[FriendEvent, None]:
+        ctx = info.context
+        me = ctx.require_principal().user_id
+        async with ctx.runtime.bus.subscribe(topic_for_user(me)) as events:
+            async for event in events:
+                view = friend_event(event, me)
+                if view is not None:
+                    yield view
 
 
 schema = Schema(
     query=Query,
-    types=[User, *ERROR_TYPES],
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[User, Server, Channel, Message, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",
 )

@@ -36,6 +36,7 @@ _servers = sa.Table(
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("owner_id", sa.BigInteger),
     sa.Column("visibility", sa.String),
+    sa.Column("kind", sa.String),
     sa.Column("moved_to", sa.Integer),
 )
 _members = sa.Table(
@@ -186,6 +187,7 @@ async def server_accesses(
                     _servers.c.id,
                     _servers.c.owner_id,
                     _servers.c.visibility,
+                    _servers.c.kind,
                     _servers.c.moved_to,
                     _member_flag(user_id).label("member"),
                     _timeout_of(user_id).label("timeout_until"),
@@ -219,7 +221,10 @@ async def server_accesses(
     found = {}
     now = datetime.now(UTC)
     for row in rows:
-        is_owner = bool(row.member) and row.owner_id == user_id
+        # A direct conversation (kind DM) has no owner: its two members hold the same permissions, so
+        # the friend who opened it cannot add channels or roles to it.
+        owner_id = row.owner_id if row.kind != "DM" else 0
+        is_owner = bool(row.member) and owner_id == user_id
         grant = MemberGrant(
             is_owner=is_owner,
             is_member=bool(row.member),
@@ -237,7 +242,7 @@ async def server_accesses(
         found[row.id] = ServerAccess(
             row.id,
             user_id,
-            row.owner_id,
+            owner_id,
             row.visibility,
             bool(row.member),
             frozenset(role_ids.get(row.id, ())),

@@ -25,6 +25,7 @@ class MessagesLoaders:
     ]  # None: missing, or in a channel the viewer can't read
     link_previews: DataLoader[int, list[Preview]]  # of messages the viewer was already allowed to see
     attachments: DataLoader[int, list[AttachmentRow]]  # by message id; callers check visibility first
+    author_blocked: DataLoader[int, bool]  # by author id: whether the viewer blocked them
 
 
 def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoaders:
@@ -76,7 +77,14 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
                 found.update(await link_previews.previews_of(session, shard_ids))
         return [found.get(i, []) for i in ids]
 
+    async def load_author_blocked(ids: Sequence[int]) -> list[bool]:
+        if user_id is None:
+            return [False for _ in ids]
+        blocked = await repository.blocked_among(uow.directory(), user_id, list(ids))
+        return [i in blocked for i in ids]
+
     return MessagesLoaders(
+        author_blocked=DataLoader(load_author_blocked),
         link_previews=DataLoader(load_link_previews),
         usernames=DataLoader(load_usernames),
         channel_names=DataLoader(load_channel_names),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,3 +61,19 @@ async def delete_messages(session: AsyncSession, message_ids: Sequence[int]) -> 
 
 async def delete_message(session: AsyncSession, message: MessageRow) -> None:
     await session.delete(message)
+
+
+# The friends context's blocks (directory), read through a light table reference like kernel/access.py.
+_user_blocks = sa.table(
+    "user_blocks", sa.column("blocker_id", sa.BigInteger), sa.column("blocked_id", sa.BigInteger)
+)
+
+
+async def blocked_among(directory: AsyncSession, viewer_id: int, author_ids: Sequence[int]) -> set[int]:
+    """Those of `author_ids` the viewer blocked."""
+    rows = await directory.scalars(
+        select(_user_blocks.c.blocked_id).where(
+            _user_blocks.c.blocker_id == viewer_id, _user_blocks.c.blocked_id.in_(author_ids)
+        )
+    )
+    return set(rows)

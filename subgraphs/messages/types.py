@@ -176,6 +176,15 @@ class Message:
     def author(self) -> User | None:
         return None if self.webhook_id is not None else User(id=strawberry.ID(str(self.author_id)))
 
+    @strawberry.field(
+        description="Whether you blocked its author (friends context): clients collapse such messages, as "
+        "Discord's \"blocked message\". Always false for a webhook's message and when signed out."
+    )
+    async def author_blocked(self, info: MessagesInfo) -> bool:
+        if self.webhook_id is not None:
+            return False
+        return await info.context.loaders.author_blocked.load(self.author_id)
+
     @strawberry.field
     def channel(self) -> Channel:
         return Channel(id=strawberry.ID(str(self.channel_id)))

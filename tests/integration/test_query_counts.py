@@ -230,8 +230,8 @@ def test_a_page_of_50_messages_with_authors_replies_and_reactions_is_constant(ba
             post(base_url, "messages", react, {"m": previous, "e": emoji}, who)
 
     query = """query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) { eventCursor
-                 edges { node { content author { id } mentions { id }
-                   replyTo { content author { id } }
+                 edges { node { content author { id } authorBlocked mentions { id }
+                   replyTo { content author { id } authorBlocked }
                    reactions { emoji count me } } } } }"""
     small, small_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 5}, token)
     large, large_count = counted(base_url, "messages", query, {"c": channel["id"], "n": 50}, token)

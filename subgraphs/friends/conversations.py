@@ -1,0 +1,224 @@
+"""Direct conversations: a pair of friends talks in a server of kind DM with one text channel, so the
+servers, channels and messages code serves it unchanged (sending, replies, reactions, pins, files, live
+events, read state). Created on first use, erased with the friendship.
+
+Cross-context writes, as webhooks/bots.py does for bot members: the server, member, @everyone role and
+channel rows are written through light table references in the tenant's shard, the tenant and its
+membership index through db/tenants.py; erasing deletes the server row (every tenant row cascades from
+it, messages and their attachment rows too), the tenant row (cascading to the membership index and the
+conversation row), records an attachment purge job (kernel/attachment_files.py) and announces the
+servers and channels contexts' ChannelDeleted and ServerDeleted, on which live streams end and the
+search consumer drops the conversation's documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from db.base import SHARD_SCHEMA
+from db.ids import new_id, shard_of
+from db.locator import Relocation
+from db.tenants import Tenant, choose_shard, index_membership, register_tenant
+from subgraphs.channels.events import ChannelDeleted
+from subgraphs.friends import repository
+from subgraphs.friends.events import DirectConversationOpened
+from subgraphs.friends.models import DirectConversationRow
+from subgraphs.kernel import access, attachment_files
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFailed
+from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
+from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages.read_states import read_states
+from subgraphs.servers.events import ServerDeleted
+
+DM_NAME = "Direct messages"  # never listed; a server name is required (2-100 characters)
+CHANNEL_NAME = "direct"
+# What each of the two may do in their conversation: what a plain member may, and pin (as in Discord's
+# DMs), but not invite anyone.
+DM_PERMISSIONS = (DEFAULT_MEMBER_PERMISSIONS | Permission.PIN_MESSAGES) & ~Permission.CREATE_INVITE
+
+_shard = sa.MetaData(schema=SHARD_SCHEMA)
+_servers = sa.Table(
+    "servers",
+    _shard,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.String),
+    sa.Column("description", sa.Text),
+    sa.Column("visibility", sa.String),
+    sa.Column("kind", sa.String),
+    sa.Column("owner_id", sa.BigInteger),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+)
+_members = sa.Table(
+    "members",
+    _shard,
+    sa.Column("server_id", sa.BigInteger, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, primary_key=True),
+    sa.Column("joined_at", sa.DateTime(timezone=True)),
+)
+_roles = sa.Table(
+    "roles",
+    _shard,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("name", sa.String),
+    sa.Column("permissions", sa.BigInteger),
+    sa.Column("position", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+)
+_channels = sa.Table(
+    "channels",
+    _shard,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("name", sa.String),
+    sa.Column("kind", sa.String),
+    sa.Column("position", sa.Integer),
+    sa.Column("permissions_synced", sa.Boolean),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+)
+_messages = sa.Table(
+    "messages",
+    _shard,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("channel_id", sa.BigInteger),
+)
+
+
+async def open_conversation(
+    uow: UnitOfWork, principal: Principal, friend_id: int, logical_shards: int
+) -> DirectConversationRow:
+    """The conversation with a friend, created on first use. Idempotent, and race-safe under the pair's
+    lock: two first opens at once create one."""
+    me = principal.user_id
+    if friend_id == me:
+        raise ValidationFailed("A conversation needs someone else.", field="userId")
+    directory = uow.directory()
+    await repository.lock_pair(directory, me, friend_id)
+    if await repository.friendship(directory, me, friend_id) is None:
+        # Blocking ends a friendship, so this also refuses blocked pairs.
+        raise PermissionDenied(
+            "You can only message your friends.", code=ErrorCode.NOT_FRIENDS, field="userId"
+        )
+    existing = await repository.conversation(directory, me, friend_id)
+    if existing is not None:
+        return existing
+    low, high = repository.ordered(me, friend_id)
+    now = datetime.now(UTC)
+    server_id = new_id(choose_shard(logical_shards))
+    channel_id = new_id(shard_of(server_id))  # a tenant's rows share its shard
+    session = await uow.for_entity(server_id)
+    await session.execute(
+        sa.insert(_servers).values(
+            id=server_id,
+            name=DM_NAME,
+            description="",
+            visibility="PRIVATE",
+            kind="DM",
+            owner_id=me,
+            created_at=now,
+        )
+    )
+    await session.execute(
+        sa.insert(_roles).values(
+            id=server_id,
+            server_id=server_id,
+            name="@everyone",
+            permissions=int(DM_PERMISSIONS),
+            position=0,
+            created_at=now,
+        )
+    )
+    await session.execute(
+        sa.insert(_members), [{"server_id": server_id, "user_id": u, "joined_at": now} for u in (low, high)]
+    )
+    await session.execute(
+        sa.insert(_channels).values(
+            id=channel_id,
+            server_id=server_id,
+            name=CHANNEL_NAME,
+            kind="TEXT",
+            position=0,
+            permissions_synced=True,
+            created_at=now,
+        )
+    )
+    await register_tenant(directory, server_id, "DM")
+    await directory.flush()  # the membership index and the conversation reference the tenant
+    for user_id in (low, high):
+        index_membership(directory, user_id, server_id, now)
+    row = DirectConversationRow(
+        user_low_id=low, user_high_id=high, server_id=server_id, channel_id=channel_id, created_at=now
+    )
+    directory.add(row)
+    await directory.flush()
+    event = DirectConversationOpened(server_id, channel_id, low, high)
+    uow.emit(topic_for_user(low), event)
+    uow.emit(topic_for_user(high), event)
+    return row
+
+
+async def erase(uow: UnitOfWork, a: int, b: int) -> list[int]:
+    """Erase the pair's conversation from every store (the pair is locked); the purge jobs to run after
+    the commit (the attachment files)."""
+    directory = uow.directory()
+    row = await repository.conversation(directory, a, b)
+    if row is None:
+        return []
+    server_id, channel_id = row.server_id, row.channel_id
+    session = await uow.for_entity(server_id)
+    await access.lock_tenant(session, server_id)  # fences the old copy of a moved tenant
+    await session.execute(sa.delete(_servers).where(_servers.c.id == server_id))
+    await directory.execute(sa.delete(Relocation).where(Relocation.tenant_id == server_id))
+    directory.expunge(row)
+    await directory.execute(
+        sa.delete(DirectConversationRow).where(DirectConversationRow.server_id == server_id)
+    )
+    await directory.execute(sa.delete(Tenant).where(Tenant.id == server_id))
+    job = await attachment_files.purge_server_later(uow, server_id)
+    uow.emit(topic_for_server(server_id), ChannelDeleted(channel_id, server_id, None))
+    uow.emit(topic_for_server(server_id), ServerDeleted(server_id))
+    access_changed(uow.emit, server_id)  # every live stream of it re-checks, finds nothing and ends
+    return [job]
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    row: DirectConversationRow
+    other_id: int
+    last_message_id: int | None
+    unread_count: int
+    mention_count: int
+
+
+async def my_conversations(uow: UnitOfWork, user_id: int) -> list[ConversationView]:
+    """The user's conversations, the one with the newest message first (then the newest opened), with
+    their unread counts (as `readStates`, capped at 1,000)."""
+    views = []
+    for row in await repository.conversations_of(uow.directory(), user_id):
+        other = row.user_high_id if row.user_low_id == user_id else row.user_low_id
+        session = await uow.for_entity(row.server_id)
+        last = await session.scalar(
+            sa.select(sa.func.max(_messages.c.id)).where(_messages.c.channel_id == row.channel_id)
+        )
+        states = await read_states(uow, user_id, row.server_id) or []
+        state = next((s for s in states if s.channel_id == row.channel_id), None)
+        views.append(
+            ConversationView(
+                row,
+                other,
+                last,
+                state.unread_count if state else 0,
+                state.mention_count if state else 0,
+            )
+        )
+    views.sort(key=lambda v: v.last_message_id or v.row.server_id, reverse=True)  # ids are time-ordered
+    return views
+
+
+async def conversation_with(uow: UnitOfWork, user_id: int, other_id: int) -> DirectConversationRow | None:
+    return await repository.conversation(uow.directory(), user_id, other_id)
