@@ -311,3 +311,38 @@ async def test_the_indexer_converges_on_the_messages_table(database: Database) -
     assert await search(database, backend, "fig", channels=both) == []
     await indexer.handle(0, [ServerDeleted(SERVER)])
     assert await count(database, "SELECT count(*) FROM search_documents") == 0
+
+
+async def test_file_and_image_flags_come_from_the_messages_attachments(database: Database) -> None:
+    from subgraphs.messages.search.indexer import attachment_flags
+
+    for message_id in (101, 102, 103):
+        await run(
+            database,
+            "INSERT INTO messages (id, channel_id, server_id, author_id, content) "
+            "VALUES (:i, :c, :s, 9, 'x')",
+            {"i": message_id, "c": CHANNEL, "s": SERVER},
+        )
+    for attachment_id, message_id, content_type in (
+        (1, 101, "application/pdf"),
+        (2, 102, "application/zip"),
+        (3, 102, "image/png"),
+        (4, None, "image/webp"),  # an upload not attached yet belongs to no message
+    ):
+        await run(
+            database,
+            "INSERT INTO attachments (id, message_id, channel_id, server_id, uploader_id, position, "
+            "filename, size, content_type, storage_key, created_at) "
+            "VALUES (:a, :m, :c, :s, 9, 0, 'f', 1, :t, :k, CURRENT_TIMESTAMP)",
+            {
+                "a": attachment_id,
+                "m": message_id,
+                "c": CHANNEL,
+                "s": SERVER,
+                "t": content_type,
+                "k": f"k{attachment_id}",
+            },
+        )
+    async with database.shard_session(0) as session:
+        flags = await attachment_flags(session, [101, 102, 103])
+    assert flags == {101: (True, False), 102: (True, True)}  # 103: no file, so neither filter matches
