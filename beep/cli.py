@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
 
@@ -111,7 +112,8 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from subgraphs.kernel.app import configure_process, create_app
 
     if name == "all":  # the embedded mode: the worker (outbox relay) runs in this process too
-        app = create_app(all_definitions(), settings, mounted=True, background=running_worker)
+        background = functools.partial(running_worker, port=port)
+        app = create_app(all_definitions(), settings, mounted=True, background=background)
     else:
         app = create_app([definition(name)], settings, mounted=False)
     configure_process(settings, name)
@@ -123,7 +125,7 @@ def _work(settings: Settings, host: str, port: int) -> None:
     from subgraphs.kernel.app import configure_process
 
     configure_process(settings, "worker")
-    uvicorn.run(create_worker_app(settings), host=host, port=port, log_config=None, lifespan="on")
+    uvicorn.run(create_worker_app(settings, port), host=host, port=port, log_config=None, lifespan="on")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import subprocess
 
@@ -35,7 +36,8 @@ async def _run(settings: Settings, router_port: int) -> int:
     configure_process(settings, "dev")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await _migrate(settings)
-    app = create_app(all_definitions(), settings, mounted=True, background=running_worker)
+    background = functools.partial(running_worker, port=settings.port)
+    app = create_app(all_definitions(), settings, mounted=True, background=background)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, ws="websockets-sansio")
     )

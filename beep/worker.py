@@ -24,7 +24,7 @@ import subgraphs.servers.events  # noqa: F401
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
 from subgraphs.kernel import outbox
-from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
+from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
 from subgraphs.messages.link_previews import LinkPreviewer
@@ -58,7 +58,7 @@ def preview_service(settings: Settings) -> PreviewService:
     return PreviewService(SafeFetcher(FetchPolicy(allowed_networks=networks)), oembed_overrides=endpoints)
 
 
-def build_relay(runtime: Runtime) -> OutboxRelay:
+def build_relay(runtime: Runtime, owner: str | None = None) -> OutboxRelay:
     settings = runtime.settings
     stores = [outbox.DIRECTORY_STORE, *range(settings.logical_shards)]
     # In one process (no Redis) a commit's hint cannot be lost, only the process with it (and a start
@@ -71,13 +71,13 @@ def build_relay(runtime: Runtime) -> OutboxRelay:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
+async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIterator[asyncio.Task[None]]:
     """Runs the relay in the background for the duration of the block (restarting it if it fails)."""
 
     async def supervise() -> None:
         while True:
             try:
-                await build_relay(runtime).run()
+                await build_relay(runtime, relay_owner(port)).run()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -93,7 +93,7 @@ async def running_worker(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-def create_worker_app(settings: Settings) -> Starlette:
+def create_worker_app(settings: Settings, port: int) -> Starlette:
     """`beep worker`: the relay, with /healthz for the orchestrator (503 once the relay has died)."""
     state: dict[str, asyncio.Task[None]] = {}
 
@@ -106,7 +106,7 @@ def create_worker_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         try:
-            async with running_worker(runtime) as task:
+            async with running_worker(runtime, port) as task:
                 state["task"] = task
                 yield
         finally:

@@ -59,7 +59,12 @@ class RelayConfig:
     prune_every_seconds: float = 60.0
 
 
-def relay_owner() -> str:
+def relay_owner(port: int | None = None) -> str:
+    """Who holds a store's lease. With the process's port it is stable across restarts (one process per
+    port and host), so a worker restarted after a crash takes its leases back at once instead of waiting
+    for them to lapse; without, it is unique to this process."""
+    if port is not None:
+        return f"{socket.gethostname()}:{port}"
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
