@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
 from subgraphs.kernel import outbox
-from subgraphs.kernel.bus import EventBus
+from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.events import Event, decode, stamp
 
 log = logging.getLogger("beep.relay")
@@ -93,27 +93,41 @@ class OutboxRelay:
         self._runners = [_ConsumerRunner(self, c) for c in self.consumers]
 
     async def run(self) -> None:
-        async with self.bus.subscribe(outbox.WAKE_TOPIC) as hints:
-            tasks = [asyncio.create_task(self._listen(hints), name="outbox-relay-hints")]
-            # Each consumer in its own task: a slow one (link previews fetch the web) never holds up
-            # live delivery or the other consumers.
-            tasks += [
-                asyncio.create_task(r.run(), name=f"outbox-consumer-{r.consumer.name}") for r in self._runners
-            ]
-            try:
-                await self._loop()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        tasks = [asyncio.create_task(self._listen(), name="outbox-relay-hints")]
+        # Each consumer in its own task: a slow one (link previews fetch the web) never holds up live
+        # delivery or the other consumers.
+        tasks += [
+            asyncio.create_task(r.run(), name=f"outbox-consumer-{r.consumer.name}") for r in self._runners
+        ]
+        try:
+            await self._loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def _listen(self, hints: object) -> None:
-        async for hint in hints:  # type: ignore[attr-defined]
-            if isinstance(hint, outbox.OutboxWritten):
-                self._dirty.update(s for s in hint.stores if s in self.stores)
-                self._wake.set()
+    async def _listen(self) -> None:
+        """Follows the commit hints for as long as the relay runs. A burst of hints can overflow the
+        subscription's queue: then every store is looked at and the subscription starts over, rather
+        than the relay falling back to its sweep for good."""
+        while True:
+            try:
+                async with self.bus.subscribe(outbox.WAKE_TOPIC) as hints:
+                    self._dirty.update(self.stores)  # whatever was committed while (re)subscribing
+                    self._wake.set()
+                    async for hint in hints:
+                        if isinstance(hint, outbox.OutboxWritten):
+                            self._dirty.update(s for s in hint.stores if s in self.stores)
+                            self._wake.set()
+            except SubscriberOverflow:
+                log.warning("the relay fell behind its commit hints; looking at every store")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the relay lost its commit hints; subscribing again in 1 s")
+                await asyncio.sleep(1)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,6 +165,8 @@ class OutboxRelay:
                 self._settled.discard(store)
                 return False
             newly_leading = store not in self._leading
+            if newly_leading:
+                await self._register_consumers(session, store)
             self._leading.add(store)
             published = 0
             if positioned or store not in self._settled:
@@ -164,6 +180,25 @@ class OutboxRelay:
             await self._maybe_prune(session, store)
         full = self.config.batch_size
         return positioned >= full or published >= full
+
+    async def _register_consumers(self, session: AsyncSession, store: int) -> None:
+        """A consumer new to this store starts after what is published so far, not at the start of the
+        retained log; registered before this leader publishes anything, so it misses none of that."""
+        t = outbox.tables_of(store)
+        async with session.begin():
+            through = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1))
+            known = set(
+                await session.scalars(
+                    sa.select(t.consumers.c.name).where(
+                        t.consumers.c.name.in_([c.name for c in self.consumers])
+                    )
+                )
+            )
+            missing = [c.name for c in self.consumers if c.name not in known]
+            if missing:
+                await session.execute(
+                    sa.insert(t.consumers), [{"name": name, "through": through or 0} for name in missing]
+                )
 
     async def consume_store(self, store: int, consumer: Consumer) -> int:
         """One batch of `store`'s events for `consumer`; how many it handled (0 when it failed)."""

@@ -13,7 +13,7 @@ from db.engines import Database
 from db.migrate import upgrade
 from db.shardmap import ShardMap
 from subgraphs.kernel import outbox
-from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.bus import QUEUE_LIMIT, InProcessBus
 from subgraphs.kernel.errors import BeepGraphQLError
 from subgraphs.kernel.events import Event
 from subgraphs.kernel.outbox import Cursor, Deduplicator
@@ -189,3 +189,39 @@ async def test_the_running_worker_feeds_consumers_in_their_own_task(database: Da
     finally:
         running.cancel()
     assert received == [1, 2, 3]
+
+
+async def test_the_relay_survives_a_flood_of_commit_hints(database: Database) -> None:
+    """More hints than a subscription queues (a burst of commits) must not silence the relay until its
+    next sweep: it looks at every store and subscribes again."""
+    bus = InProcessBus()
+    worker = relay(database, bus, "w", sweep_seconds=3600)  # hints only
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)
+        for _ in range(QUEUE_LIMIT + 10):  # published without yielding: the hint queue overflows
+            await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        await asyncio.sleep(0.3)
+        async with bus.subscribe(TOPIC) as stream:
+            await write(database, 7)
+            await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+            (event,) = await drain(stream, 1)
+    finally:
+        running.cancel()
+    assert event.message_id == 7  # type: ignore[attr-defined]
+
+
+async def test_consumers_are_registered_before_a_new_leader_publishes(database: Database) -> None:
+    """Events committed before the worker started, and relayed by its first round, reach its consumers."""
+    bus = InProcessBus()
+    received: list[int] = []
+
+    async def handle(_store: int, events: list[Event]) -> None:
+        received.extend(e.message_id for e in events)  # type: ignore[attr-defined]
+
+    consumer = Consumer("late", handle)
+    worker = OutboxRelay(database, bus, stores=[SHARD], owner="w", consumers=[consumer])
+    await write(database, 1, 2)
+    await worker.relay_store(SHARD)  # positions and publishes 1 and 2 in its first round
+    await worker.consume_store(SHARD, consumer)
+    assert received == [1, 2]
