@@ -106,6 +106,12 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# Idle keep-alive connections stay open longer than the router's pool keeps them: when the server closed
+# first (uvicorn's default is 5 s), a request the router sent at that moment failed as "Unexpected error"
+# (intermittent, under load).
+KEEP_ALIVE_SECONDS = 75
+
+
 def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.registry import all_definitions, definition
     from beep.worker import running_worker
@@ -117,7 +123,15 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     else:
         app = create_app([definition(name)], settings, mounted=False)
     configure_process(settings, name)
-    uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets-sansio", lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        ws="websockets-sansio",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
 
 
 def _work(settings: Settings, host: str, port: int) -> None:

@@ -39,7 +39,14 @@ async def _run(settings: Settings, router_port: int) -> int:
     background = functools.partial(running_worker, port=settings.port)
     app = create_app(all_definitions(), settings, mounted=True, background=background)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, ws="websockets-sansio")
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            ws="websockets-sansio",
+            timeout_keep_alive=75,  # longer than the router keeps idle connections (see beep/cli.py)
+        )
     )
     serve_task = asyncio.create_task(server.serve())
     while not server.started:
