@@ -176,7 +176,11 @@ class TenantMover:
     async def _copy(self, plan: MovePlan, journal: TenantMove) -> None:
         """Bulk copy, then one catch-up pass (so the switch's locked pass has little left to do)."""
         for attempt in ("bulk copy", "catch-up"):
-            async with self._connect(journal.from_shard) as source, self._connect(journal.to_shard) as target:
+            # The source is read in one snapshot: its tables are read one after another while the worker
+            # keeps writing rows that reference others (a search document names a message), and a child
+            # read later than its parent would break the target's foreign keys.
+            snapshot = self._connect(journal.from_shard, snapshot=True)
+            async with snapshot as source, self._connect(journal.to_shard) as target:
                 result = await sync(source, target, plan, journal.tenant_id, batch_size=self.batch_size)
                 if not result.rows.get(TENANT_TABLE):
                     raise MoveError(f"tenant {journal.tenant_id} has no row on shard {journal.from_shard}")
@@ -273,8 +277,8 @@ class TenantMover:
             self.progress(f"waiting {self.settle_seconds:g} s {why}")
             await asyncio.sleep(self.settle_seconds)
 
-    def _connect(self, shard: int) -> _ShardConnection:
-        return _ShardConnection(self.database, shard)
+    def _connect(self, shard: int, *, snapshot: bool = False) -> _ShardConnection:
+        return _ShardConnection(self.database, shard, snapshot=snapshot)
 
     async def _reflect(self, shard: int) -> sa.MetaData:
         location = self.database.location(shard)
@@ -285,14 +289,19 @@ class TenantMover:
 
 
 class _ShardConnection:
-    """A connection to one logical shard (its schema translated), rolled back if left uncommitted."""
+    """A connection to one logical shard (its schema translated), rolled back if left uncommitted.
+    `snapshot`: every statement of its transaction reads the same snapshot (REPEATABLE READ on
+    PostgreSQL; an SQLite transaction reads one snapshot anyway, and embedded moves are offline)."""
 
-    def __init__(self, database: Database, shard: int) -> None:
+    def __init__(self, database: Database, shard: int, *, snapshot: bool = False) -> None:
         self._engine = database.shard_engine(shard)
+        self._snapshot = snapshot
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> AsyncConnection:
         self._conn = await self._engine.connect()
+        if self._snapshot and self._conn.dialect.name == "postgresql":
+            await self._conn.execution_options(isolation_level="REPEATABLE READ")
         return self._conn
 
     async def __aexit__(self, *exc: object) -> None:

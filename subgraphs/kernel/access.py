@@ -173,6 +173,16 @@ def check_not_moved(server_id: int, moved_to: int | None) -> None:
         raise TenantMoved(server_id, moved_to)
 
 
+async def hold_tenant(session: AsyncSession, server_id: int) -> None:
+    """For a write that checks no access (the worker's consumers): hold the tenant against a move's switch
+    as access checks do (`_fenced`), and raise `TenantMoved` if this copy is no longer the live one. A
+    tenant that is gone (deleted) is left to the caller's own lookups."""
+    moved_to = await session.scalar(
+        _fenced(sa.select(_servers.c.moved_to).where(_servers.c.id == server_id), session)
+    )
+    check_not_moved(server_id, moved_to)
+
+
 async def server_accesses(
     session: AsyncSession, server_ids: list[int], user_id: int | None
 ) -> dict[int, ServerAccess]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +14,10 @@ from db.engines import Database
 from subgraphs.kernel import outbox
 from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
+from subgraphs.kernel.errors import TenantMoved
 from subgraphs.kernel.events import Event
 
+T = TypeVar("T")
 log = logging.getLogger("beep.uow")
 
 
@@ -167,3 +171,28 @@ class UnitOfWork:
         self._located = {}  # a tenant may move between a subscription's events
         for session in sessions:
             await session.close()
+
+
+# A write that reached the old copy of a moving tenant is retried this many times, twice as late each
+# time: the move's directory commit follows its fence by milliseconds, but a loaded machine can stretch
+# that (the waits add up to 1.55 s).
+MOVED_RETRIES = 5
+MOVED_BACKOFF_SECONDS = 0.05
+
+
+async def retrying_moves(uow: UnitOfWork, operation: Callable[[], Awaitable[T]]) -> T:
+    """Run `operation` in one transaction of `uow`. When the tenant moved shard under it (`TenantMoved`,
+    raised by a fenced read: kernel/access.py), start over on the new shard; after the last retry, the
+    `TenantMoved` propagates."""
+    for attempt in range(1, MOVED_RETRIES + 2):
+        try:
+            async with uow.atomic():
+                return await operation()
+        except TenantMoved as moved:
+            log.info("the tenant moved shard under a write; retrying", extra={"server_id": moved.server_id})
+            uow.database.locator.invalidate()
+            await uow.close()  # forget the sessions and the shards located for the old copy
+            if attempt > MOVED_RETRIES:
+                raise
+            await asyncio.sleep(MOVED_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -31,7 +32,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event, topic_for_channel
 from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.uow import UnitOfWork, retrying_moves
 from subgraphs.messages.events import MessageCreated, MessageUpdated
 from subgraphs.messages.models import MessageRow
 from subgraphs.messages.service import own_or_moderated
@@ -157,17 +158,19 @@ class LinkPreviewer:
             ]
             if not previews and isinstance(event, MessageCreated):
                 return
-            async with uow.atomic():
-                current = await self._still_current(uow, event)
-                if current is None:
-                    return
-                shown = (await previews_of(await uow.for_entity(current.channel_id), [current.id])).get(
-                    current.id, []
-                )
-                if shown != previews:  # an edit that changes no link announces nothing
-                    await replace_previews(uow, current, previews)
+            await retrying_moves(uow, partial(self._store, uow, event, previews))
         finally:
             await uow.close()
+
+    async def _store(self, uow: UnitOfWork, event: Wanted, previews: list[Preview]) -> None:
+        current = await self._still_current(uow, event)
+        if current is None:
+            return
+        session = await uow.for_entity(current.channel_id)
+        await access.hold_tenant(session, current.server_id)  # not onto the old copy of a moving tenant
+        shown = (await previews_of(session, [current.id])).get(current.id, [])
+        if shown != previews:  # an edit that changes no link announces nothing
+            await replace_previews(uow, current, previews)
 
     async def _fetch(self, url: str) -> Preview | None:
         async with self._limit:

@@ -28,6 +28,8 @@ BEEP = [sys.executable, "-m", "beep.cli"]
 
 @dataclass
 class Stack:
+    """A running Beep stack; `serving(url)` finds the one a client's URL points at."""
+
     mode: str
     workdir: Path
     env: dict[str, str]
@@ -114,6 +116,7 @@ class Stack:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        _RUNNING[:] = [s for s in _RUNNING if s is not self]
         for _name, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
@@ -124,8 +127,27 @@ class Stack:
                 process.kill()
         for service in self.services:
             service.stop()
+        archive = os.environ.get("BEEP_TEST_LOG_ARCHIVE")
+        if archive:
+            kept = Path(archive) / self.workdir.name
+            kept.mkdir(parents=True, exist_ok=True)
+            for log in self.workdir.glob("*.log"):
+                shutil.copy2(log, kept / log.name)
         if not os.environ.get("BEEP_KEEP_TEST_LOGS"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_RUNNING: list[Stack] = []
+
+
+def serving(url: str) -> Stack:
+    """The running stack whose router serves `url` (http:// or ws://)."""
+    address = url.split("://", 1)[-1]
+    for stack in _RUNNING:
+        routers = [u for u in (stack.router_url, stack.second_router_url) if u]
+        if any(u.split("://", 1)[-1] == address for u in routers):
+            return stack
+    raise LookupError(f"no running stack serves {url}")
 
 
 def _base_env(workdir: Path) -> dict[str, str]:
@@ -162,6 +184,7 @@ def start_embedded(
         print(stack.logs(), file=sys.stderr)
         stack.stop()
         raise
+    _RUNNING.append(stack)
     return stack
 
 
@@ -217,4 +240,5 @@ def start_full() -> Stack:
         print(stack.logs(), file=sys.stderr)
         stack.stop()
         raise
+    _RUNNING.append(stack)
     return stack

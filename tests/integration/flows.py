@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
+from tests.harness.relayed import wait_relayed
+from tests.harness.stack import serving
 
 SIGN_UP = """
 mutation SignUp($input: SignUpInput!) {
@@ -144,8 +146,11 @@ def stream_error_code(message: dict[str, Any]) -> str:
 async def subscribe_settled(
     connection: SubscriptionConnection, query: str, variables: dict[str, Any]
 ) -> Operation:
-    """Subscribe and give the subgraph a moment to subscribe to the bus: the protocol has no "ready"
-    message, so an event published at once could precede the subscription."""
+    """Subscribe once nothing of the test's set-up is still on its way, and give the subgraph a moment to
+    subscribe to the bus (the protocol has no "ready" message, so an event published at once could
+    precede the subscription). Set-up events are relayed after their mutations answer: the relay must
+    have published them all first, or one could arrive as the stream's first event."""
+    await wait_relayed(serving(connection.url))
     operation = await connection.subscribe(query, variables)
     await asyncio.sleep(0.5)
     return operation

@@ -12,13 +12,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from db.engines import Database
 from db.ids import shard_of
-from db.shardmap import ShardMap
 from subgraphs.kernel.permissions import MemberGrant, Permission, base_permissions
 from subgraphs.servers.models import MemberRoleRow, MemberRow, RoleRow
 from subgraphs.servers.roles import MAX_ROLES
 from tests.harness.client import GraphQLClient
+from tests.harness.relayed import database_of
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, Account, create_server, sign_up
 from tests.integration.test_roles_and_overwrites import (
@@ -181,17 +180,6 @@ async def check_invariants(guild: Guild) -> None:
             roles=tuple(existing[r] for user, r in guild.assigned if user == account.user_id),
         )
         assert mine["server"]["myPermissions"] == str(int(base_permissions(grant))), account.username
-
-
-def database_of(stack: Stack) -> Database:
-    if stack.mode == "full":
-        directory, shards_a, shards_b = stack.database_urls
-        return Database(directory, ShardMap.parse(f"0-31={shards_a};32-63={shards_b}", 64))
-    data = stack.workdir / "data"
-    return Database(
-        f"sqlite+aiosqlite:///{data}/directory.db",
-        ShardMap.parse(f"0-63=sqlite+aiosqlite:///{data}/shards/shard_{{shard}}.db", 64),
-    )
 
 
 async def check_shard(stack: Stack, guild: Guild) -> None:

@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
+from subgraphs.kernel.access import hold_tenant
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.uow import UnitOfWork, retrying_moves
 from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
 from subgraphs.messages.models import AttachmentRow, MessageRow
 from subgraphs.messages.search.backend import SearchBackend
@@ -117,30 +118,32 @@ class SearchIndexer:
         """Index these messages as they are now; forget the ones that are gone."""
         uow = UnitOfWork(self._database, self._bus)
         try:
-            async with uow.atomic():
-                session = await uow.for_entity(server_id)
-                wanted = sorted({i for ids in by_channel.values() for i in ids})
-                rows = list(
-                    await session.scalars(
-                        sa.select(MessageRow)
-                        .where(MessageRow.id.in_(wanted))
-                        .execution_options(populate_existing=True)
-                    )
-                )
-                present = {r.id for r in rows}
-                for channel_id, ids in by_channel.items():
-                    gone = sorted(ids - present)
-                    if gone:
-                        await self.backend.remove(uow, server_id, channel_id, gone)
-                await self.backend.index(uow, server_id, await documents_for(session, rows))
+            await retrying_moves(uow, partial(self._refresh, uow, server_id, by_channel))
         finally:
             await uow.close()
+
+    async def _refresh(self, uow: UnitOfWork, server_id: int, by_channel: dict[int, set[int]]) -> None:
+        session = await uow.for_entity(server_id)
+        await hold_tenant(session, server_id)
+        wanted = sorted({i for ids in by_channel.values() for i in ids})
+        rows = list(
+            await session.scalars(
+                sa.select(MessageRow)
+                .where(MessageRow.id.in_(wanted))
+                .execution_options(populate_existing=True)
+            )
+        )
+        present = {r.id for r in rows}
+        for channel_id, ids in by_channel.items():
+            gone = sorted(ids - present)
+            if gone:
+                await self.backend.remove(uow, server_id, channel_id, gone)
+        await self.backend.index(uow, server_id, await documents_for(session, rows))
 
     async def _write(self, action: Callable[[UnitOfWork], Awaitable[None]]) -> None:
         uow = UnitOfWork(self._database, self._bus)
         try:
-            async with uow.atomic():
-                await action(uow)
+            await retrying_moves(uow, partial(action, uow))
         finally:
             await uow.close()
 
