@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -86,6 +86,7 @@ class OutboxRelay:
         self.consumers = list(consumers)
         self.owner = owner or relay_owner()
         self._dirty: set[int] = set(self.stores)
+        self._hinted: set[int] = set()  # dirty because a commit hint named them: relayed first
         self._wake = asyncio.Event()
         self._pruned_at: dict[int, float] = {}
         self._settled: set[int] = set()  # stores this leader found fully published
@@ -119,7 +120,9 @@ class OutboxRelay:
                     self._wake.set()
                     async for hint in hints:
                         if isinstance(hint, outbox.OutboxWritten):
-                            self._dirty.update(s for s in hint.stores if s in self.stores)
+                            hinted = [s for s in hint.stores if s in self.stores]
+                            self._dirty.update(hinted)
+                            self._hinted.update(hinted)
                             self._wake.set()
             except SubscriberOverflow:
                 log.warning("the relay fell behind its commit hints; looking at every store")
@@ -138,7 +141,7 @@ class OutboxRelay:
                 next_sweep = loop.time() + self.config.sweep_seconds
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
-            for store in sorted(dirty):
+            for store in self._hinted_first(dirty):
                 try:
                     if await self.relay_store(store):
                         self._dirty.add(store)  # a full batch: there may be more
@@ -150,6 +153,25 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
+
+    @property
+    def leading(self) -> frozenset[int]:
+        """The stores whose lease this relay holds (their consumers run here)."""
+        return frozenset(self._leading)
+
+    def _hinted_first(self, dirty: set[int]) -> Iterator[int]:
+        """The stores to relay this round, those named by a commit hint first: live traffic does not wait
+        behind a sweep of every store. A hint arriving meanwhile jumps the rest of the sweep."""
+        pending = set(dirty)
+        while pending or self._hinted:
+            if self._hinted:
+                store = min(self._hinted)
+                self._hinted.discard(store)
+                self._dirty.discard(store)  # relayed now, not again next round
+            else:
+                store = min(pending)
+            pending.discard(store)
+            yield store
 
     def _session(self, store: int) -> AsyncSession:
         if store == outbox.DIRECTORY_STORE:
@@ -385,11 +407,11 @@ class _ConsumerRunner:
         next_sweep = loop.time()
         while True:
             if loop.time() >= next_sweep:
-                self._dirty.update(self.relay._leading)
+                self._dirty.update(self.relay.leading)
                 next_sweep = loop.time() + self.relay.config.sweep_seconds
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
-            for store in sorted(dirty & self.relay._leading):
+            for store in sorted(dirty & self.relay.leading):
                 try:
                     if await self.relay.consume_store(store, self.consumer) >= self.relay.config.batch_size:
                         self._dirty.add(store)

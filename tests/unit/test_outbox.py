@@ -225,3 +225,14 @@ async def test_consumers_are_registered_before_a_new_leader_publishes(database: 
     await worker.relay_store(SHARD)  # positions and publishes 1 and 2 in its first round
     await worker.consume_store(SHARD, consumer)
     assert received == [1, 2]
+
+
+def test_stores_named_by_a_commit_hint_are_relayed_before_a_sweep_of_the_rest(database: Database) -> None:
+    worker = OutboxRelay(database, InProcessBus(), stores=[-1, 0, 1, 2, 3], owner="w")
+    worker._hinted.add(2)
+    order = []
+    for store in worker._hinted_first({-1, 0, 1, 2, 3}):
+        order.append(store)
+        if store == 0:
+            worker._hinted.add(3)  # a commit on store 3 while the sweep is under way jumps the queue
+    assert order == [2, -1, 0, 3, 1]
