@@ -34,6 +34,7 @@ from db.engines import Database
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.events import Event, decode, stamp
+from subgraphs.kernel.outbox_probe import stores_with_work
 
 log = logging.getLogger("beep.relay")
 
@@ -137,7 +138,7 @@ class OutboxRelay:
         next_sweep = loop.time() + self.config.sweep_seconds
         while True:
             if loop.time() >= next_sweep:
-                self._dirty.update(self.stores)
+                await self._sweep()
                 next_sweep = loop.time() + self.config.sweep_seconds
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
@@ -146,6 +147,7 @@ class OutboxRelay:
                     if await self.relay_store(store):
                         self._dirty.add(store)  # a full batch: there may be more
                 except Exception:
+                    self._settled.discard(store)  # whatever it numbered is published at the next sweep
                     log.exception(
                         "relaying a store failed; retrying at the next sweep", extra={"store": store}
                     )
@@ -153,6 +155,20 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
+
+    async def _sweep(self) -> None:
+        """The safety net behind commit hints: the stores with work (one query per physical database),
+        and those this leader has not yet found settled (new, led by another, failed) get a round; the
+        consumers look again at every store with work (one that failed retries here)."""
+        try:
+            found = await stores_with_work(self.database, self.stores, [c.name for c in self.consumers])
+        except Exception:
+            log.exception("the outbox sweep's probe failed; looking at every store")
+            found = set(self.stores)
+        self._dirty.update(found | (set(self.stores) - self._settled))
+        for store in found:
+            for runner in self._runners:
+                runner.poke(store)
 
     @property
     def leading(self) -> frozenset[int]:
@@ -403,12 +419,9 @@ class _ConsumerRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
+        """Handles the stores it is poked for: by the relay when it publishes or first leads a store, and
+        by the relay's sweep for every store where a consumer is behind (so a failed batch is retried)."""
         while True:
-            if loop.time() >= next_sweep:
-                self._dirty.update(self.relay.leading)
-                next_sweep = loop.time() + self.relay.config.sweep_seconds
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
             for store in sorted(dirty & self.relay.leading):
@@ -419,5 +432,4 @@ class _ConsumerRunner:
                     log.exception("an outbox consumer round failed", extra={"consumer": self.consumer.name})
             if self._dirty:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
+            await self._wake.wait()
