@@ -36,12 +36,17 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> ChannelsLoade
     access_loader = DataLoader(load_access)
 
     async def load_visible(ids: Sequence[int]) -> list[ChannelRow | None]:
-        accesses = await access_loader.load_many(ids)
-        visible = [a.channel_id for a in accesses if a is not None and a.can_view]
+        # Access and rows in one session per shard (an entity reference per subscriber and event is the
+        # hot path of live delivery: bench/README.md); the accesses found also answer `channel_access`.
         found: dict[int, ChannelRow] = {}
-        for shard, shard_ids in (await uow.group_by_shard(visible)).items():
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
             async with uow.reading(shard) as session:
-                found.update(await repository.channels_by_ids(session, shard_ids))
+                accesses = await access.channel_accesses(session, shard_ids, user_id)
+                visible = [i for i, found_access in accesses.items() if found_access.can_view]
+                if visible:
+                    found.update(await repository.channels_by_ids(session, visible))
+            for channel_id in shard_ids:
+                access_loader.prime(channel_id, accesses.get(channel_id))
         return [found.get(i) for i in ids]
 
     async def load_server_channels(server_ids: Sequence[int]) -> list[list[ChannelRow]]:
