@@ -86,6 +86,10 @@ _overwrites = sa.Table(
 )
 
 
+# Tenants that are conversations of the friends context, not communities.
+CONVERSATION_KINDS = frozenset({"DM", "GROUP_DM"})
+
+
 @dataclass(frozen=True)
 class ServerAccess:
     server_id: int
@@ -231,9 +235,9 @@ async def server_accesses(
     found = {}
     now = datetime.now(UTC)
     for row in rows:
-        # A direct conversation (kind DM) has no owner: its two members hold the same permissions, so
-        # the friend who opened it cannot add channels or roles to it.
-        owner_id = row.owner_id if row.kind != "DM" else 0
+        # A conversation (kind DM or GROUP_DM) has no server owner: its members hold the same
+        # permissions, so the friend who opened it (or a group's owner) cannot add channels or roles.
+        owner_id = row.owner_id if row.kind not in CONVERSATION_KINDS else 0
         is_owner = bool(row.member) and owner_id == user_id
         grant = MemberGrant(
             is_owner=is_owner,
