@@ -23,6 +23,7 @@ from tests.integration.test_attachments import get, png, send_files
 from tests.integration.test_direct_messages import _leftovers, open_dm
 from tests.integration.test_friends import ACCEPT, BLOCK, request
 from tests.integration.test_invites_and_membership import CREATE_ROLE, DISCOVER, MY_SERVERS, Users
+from tests.integration.test_search import _documents, eventually, found_ids, no_documents, search
 
 ERRORS = "... on UserError { code message field }"
 GROUP_FIELDS = """id name server { id } channel { id }
@@ -72,6 +73,10 @@ async def befriend_all(
 
 async def create(client: GraphQLClient, user_ids: list[str], name: str | None = None) -> dict[str, Any]:
     return (await client.data(CREATE, {"i": {"userIds": user_ids, "name": name}}))["createGroupConversation"]
+
+
+async def _has_documents(stack: Stack, server_id: str, count: int) -> bool:
+    return await _documents(stack, server_id) == count
 
 
 async def next_friend_event(events: Operation) -> dict[str, Any]:
@@ -153,6 +158,10 @@ async def test_a_group_lives_from_creation_to_erasure(stack: Stack) -> None:
     with_file = await send_files(stack, cat.token, channel, [("g.png", png((16, 16)), "image/png")], "pic")
     url = with_file["attachments"][0]["url"]
     assert (await get(url)).status_code == 200
+
+    # Searchable by its participants only.
+    await found_ids(as_bob, gid, {hello["id"]}, q="everyone")
+    assert await search(as_sid, gid, q="everyone") is None
 
     # Listed among Bob's conversations (with his DM), never as a server.
     dm = await open_dm(as_bob, ann.user_id)
@@ -243,6 +252,7 @@ async def test_a_group_lives_from_creation_to_erasure(stack: Stack) -> None:
     assert (await as_eve.data(HISTORY, {"c": channel}))["messages"] is None
     assert (await as_eve.data(GROUP, {"c": gid}))["groupConversation"] is None
     assert (await as_eve.data(CONVERSATIONS))["conversations"] == []
+    assert await search(as_eve, gid, q="everyone") is None
     sent = (await as_eve.data(SEND, {"i": {"channelId": channel, "content": "still here?"}}))["sendMessage"]
     assert outcome(sent)[0] == "NotFoundError", sent
 
@@ -270,11 +280,13 @@ async def test_a_group_lives_from_creation_to_erasure(stack: Stack) -> None:
     before = await _leftovers(stack, server_id, int(channel), "group_conversations")
     assert before["shard.messages"] == 3 and before["shard.attachments"] == 1
     assert before["group_conversations"] == 1 and before["memberships"] == 1
+    await eventually(lambda: _has_documents(stack, gid, 3))
     assert (await as_bob.data(LEAVE, {"c": gid}))["leaveGroupConversation"]["__typename"] == (
         "GroupConversationLeft"
     )
     after = await _leftovers(stack, server_id, int(channel), "group_conversations")
     assert after == dict.fromkeys(after, 0), after
+    await no_documents(stack, gid)  # the search index drops them (SQL: they cascaded already)
     assert stack.stored_keys(f"t{gid}/") == set()
     assert (await get(url)).status_code == 404
     for client in (as_ann, as_bob, as_cat):
