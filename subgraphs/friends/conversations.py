@@ -1,14 +1,17 @@
-"""Direct conversations: a pair of friends talks in a server of kind DM with one text channel, so the
-servers, channels and messages code serves it unchanged (sending, replies, reactions, pins, files, live
-events, read state). Created on first use, erased with the friendship.
+"""Conversations' tenants. A pair of friends talks in a server of kind DM, a group (groups.py) in one of
+kind GROUP_DM, each with one text channel, so the servers, channels and messages code serves them
+unchanged (sending, replies, reactions, pins, files, live events, read state). A DM is created on first
+use and erased with the friendship; a group is erased when its last participant leaves.
 
-Cross-context writes, as webhooks/bots.py does for bot members: the server, member, @everyone role and
-channel rows are written through light table references in the tenant's shard, the tenant and its
-membership index through db/tenants.py; erasing deletes the server row (every tenant row cascades from
-it, messages and their attachment rows too), the tenant row (cascading to the membership index and the
-conversation row), records an attachment purge job (kernel/attachment_files.py) and announces the
-servers and channels contexts' ChannelDeleted and ServerDeleted, on which live streams end and the
-search consumer drops the conversation's documents.
+Cross-context writes, as webhooks/bots.py does for bot members, in one place for both kinds
+(`create_tenant`, `add_members`, `remove_member`, `erase_tenant`): the server, member, @everyone role and
+channel rows are written through the kernel's shared light table references (kernel/tenant_tables.py,
+the ones kernel/access.py reads) in the tenant's shard, the tenant and its membership index through
+db/tenants.py; erasing deletes the server row (every tenant row cascades from it, messages and their
+attachment rows too), the tenant row (cascading to the membership index and the conversation's row),
+records an attachment purge job (kernel/attachment_files.py) and announces the servers and channels
+contexts' ChannelDeleted and ServerDeleted, on which live streams end and the search consumer drops the
+conversation's documents.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from db.base import SHARD_SCHEMA
 from db.ids import new_id, shard_of
 from db.locator import Relocation
 from db.tenants import Tenant, choose_shard, index_membership, register_tenant, unindex_membership
@@ -27,6 +29,7 @@ from subgraphs.friends import repository
 from subgraphs.friends.events import DirectConversationOpened
 from subgraphs.friends.models import DirectConversationRow
 from subgraphs.kernel import access, attachment_files
+from subgraphs.kernel import tenant_tables as tables
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
@@ -40,60 +43,6 @@ CHANNEL_NAME = "direct"
 # What each of the two may do in their conversation: what a plain member may, and pin (as in Discord's
 # DMs), but not invite anyone.
 DM_PERMISSIONS = (DEFAULT_MEMBER_PERMISSIONS | Permission.PIN_MESSAGES) & ~Permission.CREATE_INVITE
-
-_shard = sa.MetaData(schema=SHARD_SCHEMA)
-_servers = sa.Table(
-    "servers",
-    _shard,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("name", sa.String),
-    sa.Column("description", sa.Text),
-    sa.Column("visibility", sa.String),
-    sa.Column("kind", sa.String),
-    sa.Column("owner_id", sa.BigInteger),
-    sa.Column("created_at", sa.DateTime(timezone=True)),
-)
-_members = sa.Table(
-    "members",
-    _shard,
-    sa.Column("server_id", sa.BigInteger, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, primary_key=True),
-    sa.Column("joined_at", sa.DateTime(timezone=True)),
-)
-_roles = sa.Table(
-    "roles",
-    _shard,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("name", sa.String),
-    sa.Column("permissions", sa.BigInteger),
-    sa.Column("position", sa.Integer),
-    sa.Column("created_at", sa.DateTime(timezone=True)),
-)
-_channels = sa.Table(
-    "channels",
-    _shard,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("name", sa.String),
-    sa.Column("kind", sa.String),
-    sa.Column("position", sa.Integer),
-    sa.Column("permissions_synced", sa.Boolean),
-    sa.Column("created_at", sa.DateTime(timezone=True)),
-)
-_messages = sa.Table(
-    "messages",
-    _shard,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("channel_id", sa.BigInteger),
-)
-_read_states = sa.Table(
-    "read_states",
-    _shard,
-    sa.Column("channel_id", sa.BigInteger, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-)
 
 
 @dataclass(frozen=True)
@@ -115,7 +64,7 @@ async def create_tenant(
     channel_id = new_id(shard_of(server_id))  # a tenant's rows share its shard
     session = await uow.for_entity(server_id)
     await session.execute(
-        sa.insert(_servers).values(
+        sa.insert(tables.servers).values(
             id=server_id,
             name=name,
             description="",
@@ -126,7 +75,7 @@ async def create_tenant(
         )
     )
     await session.execute(
-        sa.insert(_roles).values(
+        sa.insert(tables.roles).values(
             id=server_id,
             server_id=server_id,
             name="@everyone",
@@ -136,7 +85,7 @@ async def create_tenant(
         )
     )
     await session.execute(
-        sa.insert(_channels).values(
+        sa.insert(tables.channels).values(
             id=channel_id,
             server_id=server_id,
             name=CHANNEL_NAME,
@@ -160,7 +109,8 @@ async def add_members(uow: UnitOfWork, server_id: int, user_ids: list[int], now:
     session = await uow.for_entity(server_id)
     joined = [(user_id, now + timedelta(microseconds=i)) for i, user_id in enumerate(user_ids)]
     await session.execute(
-        sa.insert(_members), [{"server_id": server_id, "user_id": u, "joined_at": at} for u, at in joined]
+        sa.insert(tables.members),
+        [{"server_id": server_id, "user_id": u, "joined_at": at} for u, at in joined],
     )
     directory = uow.directory()
     for user_id, at in joined:
@@ -173,11 +123,13 @@ async def remove_member(uow: UnitOfWork, server_id: int, user_id: int) -> None:
     directory's index; live streams of the tenant re-check access at once."""
     session = await uow.for_entity(server_id)
     await session.execute(
-        sa.delete(_members).where(_members.c.server_id == server_id, _members.c.user_id == user_id)
+        sa.delete(tables.members).where(
+            tables.members.c.server_id == server_id, tables.members.c.user_id == user_id
+        )
     )
     await session.execute(
-        sa.delete(_read_states).where(
-            _read_states.c.server_id == server_id, _read_states.c.user_id == user_id
+        sa.delete(tables.read_states).where(
+            tables.read_states.c.server_id == server_id, tables.read_states.c.user_id == user_id
         )
     )
     await unindex_membership(uow.directory(), user_id, server_id)
@@ -187,7 +139,9 @@ async def remove_member(uow: UnitOfWork, server_id: int, user_id: int) -> None:
 async def set_owner(uow: UnitOfWork, server_id: int, owner_id: int) -> None:
     """Keep the server row's owner (`Server.owner`) the group's; it grants nothing (kernel/access.py)."""
     session = await uow.for_entity(server_id)
-    await session.execute(sa.update(_servers).where(_servers.c.id == server_id).values(owner_id=owner_id))
+    await session.execute(
+        sa.update(tables.servers).where(tables.servers.c.id == server_id).values(owner_id=owner_id)
+    )
 
 
 async def erase_tenant(uow: UnitOfWork, server_id: int, channel_id: int) -> int:
@@ -196,7 +150,7 @@ async def erase_tenant(uow: UnitOfWork, server_id: int, channel_id: int) -> int:
     directory = uow.directory()
     session = await uow.for_entity(server_id)
     await access.lock_tenant(session, server_id)  # fences the old copy of a moved tenant
-    await session.execute(sa.delete(_servers).where(_servers.c.id == server_id))
+    await session.execute(sa.delete(tables.servers).where(tables.servers.c.id == server_id))
     await directory.execute(sa.delete(Relocation).where(Relocation.tenant_id == server_id))
     await directory.execute(sa.delete(Tenant).where(Tenant.id == server_id))
     job = await attachment_files.purge_server_later(uow, server_id)
@@ -275,7 +229,7 @@ async def activity(uow: UnitOfWork, user_id: int, server_id: int, channel_id: in
     at 1,000)."""
     session = await uow.for_entity(server_id)
     last = await session.scalar(
-        sa.select(sa.func.max(_messages.c.id)).where(_messages.c.channel_id == channel_id)
+        sa.select(sa.func.max(tables.messages.c.id)).where(tables.messages.c.channel_id == channel_id)
     )
     states = await read_states(uow, user_id, server_id) or []
     state = next((s for s in states if s.channel_id == channel_id), None)
