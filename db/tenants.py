@@ -18,7 +18,7 @@ class Tenant(DirectoryBase):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     shard: Mapped[int] = mapped_column(index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # SERVER | DM
+    kind: Mapped[str] = mapped_column(String(16))  # SERVER | DM | GROUP_DM
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -64,3 +64,18 @@ class DirectConversationOpened(Event):
     channel_id: int
     user_low_id: int
     user_high_id: int
+
+
+@dataclass(frozen=True)
+class GroupConversationChanged(Event):
+    """A group conversation changed, told on `user:{id}` of every participant (and of one who was removed
+    or left). `change`: CREATED (`user_id` is the creator), ADDED / REMOVED (`user_id` is the participant
+    added, removed or who left — REMOVED on your own topic means you lost access), RENAMED (`name` is the
+    new name, None for none), OWNER_CHANGED (`user_id` is the new owner). `actor_id` did it."""
+
+    change: str
+    server_id: int
+    channel_id: int
+    user_id: int
+    actor_id: int
+    name: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import DirectoryBase
@@ -61,4 +61,18 @@ class DirectConversationRow(DirectoryBase):
     user_high_id: Mapped[int] = mapped_column(primary_key=True, index=True)
     server_id: Mapped[int] = mapped_column(unique=True)  # FK to tenants: in the migration
     channel_id: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class GroupConversationRow(DirectoryBase):
+    """A group conversation (2 to 10 participants): a server of kind GROUP_DM (its tenant row) and its one
+    text channel. Its participants are the tenant's members (the shard's `members`, indexed in the
+    directory's `memberships`); the owner is a group role, not a server owner (no permission bypass)."""
+
+    __tablename__ = "group_conversations"
+
+    server_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # FK to tenants: migration
+    channel_id: Mapped[int] = mapped_column()
+    name: Mapped[str | None] = mapped_column(String(100))  # None: shown as the participants' names
+    owner_id: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -8,7 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.friends.models import BlockRow, DirectConversationRow, FriendRequestRow, FriendshipRow
+from db.tenants import Membership
+from subgraphs.friends.models import (
+    BlockRow,
+    DirectConversationRow,
+    FriendRequestRow,
+    FriendshipRow,
+    GroupConversationRow,
+)
 
 # Light reference to the users context's table (read-only here): usernames are how requests find people.
 _users = sa.table(
@@ -161,3 +168,46 @@ async def conversations_of(session: AsyncSession, user_id: int) -> list[DirectCo
         )
     )
     return list(rows)
+
+
+async def group(session: AsyncSession, server_id: int) -> GroupConversationRow | None:
+    return await session.scalar(
+        select(GroupConversationRow)
+        .where(GroupConversationRow.server_id == server_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def participant_ids(session: AsyncSession, server_id: int) -> list[int]:
+    """A group's participants, the longest-standing first (the tenant's membership index)."""
+    return (await participants_of(session, [server_id])).get(server_id, [])
+
+
+async def participants_of(session: AsyncSession, server_ids: list[int]) -> dict[int, list[int]]:
+    """Several groups' participants in one query, each the longest-standing first."""
+    if not server_ids:
+        return {}
+    found: dict[int, list[int]] = {server_id: [] for server_id in server_ids}
+    rows = await session.execute(
+        select(Membership.server_id, Membership.user_id)
+        .where(Membership.server_id.in_(server_ids))
+        .order_by(Membership.joined_at, Membership.user_id)
+    )
+    for row in rows:
+        found[row.server_id].append(row.user_id)
+    return found
+
+
+async def groups_of(
+    session: AsyncSession, user_id: int, only: int | None = None
+) -> list[GroupConversationRow]:
+    """The groups the user takes part in (or just `only`, if they do)."""
+    query = (
+        select(GroupConversationRow)
+        .join(Membership, Membership.server_id == GroupConversationRow.server_id)
+        .where(Membership.user_id == user_id)
+        .execution_options(populate_existing=True)
+    )
+    if only is not None:
+        query = query.where(GroupConversationRow.server_id == only)
+    return list(await session.scalars(query))

@@ -16,13 +16,14 @@ import strawberry
 from strawberry.federation import Schema
 from strawberry.types import Info
 
-from subgraphs.friends import conversations, repository, service
+from subgraphs.friends import conversations, groups, repository, service
 from subgraphs.friends import events as friend_events
 from subgraphs.friends.events import (
     DirectConversationOpened,
     FriendRequestSent,
     FriendshipEnded,
     FriendshipStarted,
+    GroupConversationChanged,
     UserBlocked,
     UserUnblocked,
 )
@@ -42,7 +43,7 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import REFERENCE_ONLY
-from subgraphs.kernel.ids import id_input
+from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
@@ -120,18 +121,25 @@ class BlockChange:
     blocked: bool
 
 
+@strawberry.interface(
+    description="A conversation of yours: a direct one (DirectConversation) or a group (GroupConversation). "
+    "Send, read and follow its messages with the usual messages API on `channel`."
+)
+class Conversation:
+    id: strawberry.ID = strawberry.field(description="The conversation's server id.")
+    server: Server
+    channel: Channel
+    last_message: Message | None
+    unread_count: int = strawberry.field(description="Messages of others you have not read (up to 1,000).")
+    mention_count: int
+
+
 @strawberry.type(
     description="A direct conversation with a friend: a server of kind DM with one text channel; send, "
     "read and follow its messages with the usual messages API on `channel`."
 )
-class DirectConversation:
-    id: strawberry.ID = strawberry.field(description="The conversation's server id.")
-    server: Server
-    channel: Channel
+class DirectConversation(Conversation):
     user: User = strawberry.field(description="The friend you talk with.")
-    last_message: Message | None
-    unread_count: int = strawberry.field(description="Messages of theirs you have not read (up to 1,000).")
-    mention_count: int
 
     @staticmethod
     def of(view: conversations.ConversationView) -> DirectConversation:
@@ -151,6 +159,52 @@ class DirectConversation:
         return DirectConversation.of(conversations.ConversationView(row, other, None, 0, 0))
 
 
+@strawberry.type(
+    description=f"A group conversation of {groups.MIN_OTHERS + 1} to {groups.MAX_PARTICIPANTS} people: a "
+    "server of kind GROUP_DM with one text channel; send, read and follow its messages with the usual "
+    "messages API on `channel`. Never listed as a server."
+)
+class GroupConversation(Conversation):
+    name: str | None = strawberry.field(description="Its name; null: show the participants' names.")
+    owner: User = strawberry.field(
+        description="Who may remove participants; when they leave, the longest-standing participant."
+    )
+    participants: list[User] = strawberry.field(
+        description="Everyone in it, you too, longest-standing first."
+    )
+
+    @staticmethod
+    def of(view: groups.GroupView) -> GroupConversation:
+        row = view.row
+        return GroupConversation(
+            id=_ref_id(row.server_id),
+            server=Server(id=_ref_id(row.server_id)),
+            channel=Channel(id=_ref_id(row.channel_id)),
+            last_message=Message(id=_ref_id(view.last_message_id)) if view.last_message_id else None,
+            unread_count=view.unread_count,
+            mention_count=view.mention_count,
+            name=row.name,
+            owner=User(id=_ref_id(row.owner_id)),
+            participants=[User(id=_ref_id(i)) for i in view.participant_ids],
+        )
+
+
+@strawberry.type
+class GroupConversationLeft:
+    conversation_id: strawberry.ID
+
+
+@strawberry.input
+class CreateGroupConversationInput:
+    user_ids: list[strawberry.ID] = strawberry.field(
+        description=f"{groups.MIN_OTHERS} to {groups.MAX_PARTICIPANTS - 1} of your friends (you are added)."
+    )
+    name: str | None = strawberry.field(
+        default=None,
+        description=f"{groups.NAME_LENGTH[0]}-{groups.NAME_LENGTH[1]} characters; null: no name.",
+    )
+
+
 @strawberry.enum(description="What happened to one of your relationships.")
 class FriendEventKind(enum.Enum):
     REQUEST_RECEIVED = "REQUEST_RECEIVED"
@@ -162,15 +216,26 @@ class FriendEventKind(enum.Enum):
     BLOCKED = "BLOCKED"
     UNBLOCKED = "UNBLOCKED"
     CONVERSATION_OPENED = "CONVERSATION_OPENED"
+    GROUP_CREATED = "GROUP_CREATED"
+    GROUP_PARTICIPANT_ADDED = "GROUP_PARTICIPANT_ADDED"
+    GROUP_PARTICIPANT_REMOVED = "GROUP_PARTICIPANT_REMOVED"
+    GROUP_RENAMED = "GROUP_RENAMED"
+    GROUP_OWNER_CHANGED = "GROUP_OWNER_CHANGED"
 
 
 @strawberry.type(description="A change of your friends, requests, blocks or conversations.")
 class FriendEvent:
     kind: FriendEventKind
-    user: User = strawberry.field(description="The other person.")
+    user: User = strawberry.field(
+        description="The other person; for a group: its creator (GROUP_CREATED), the participant added or "
+        "removed (you, when it is you: GROUP_PARTICIPANT_REMOVED about you means you lost access), who "
+        "renamed it, its new owner."
+    )
     request_id: strawberry.ID | None = None
     conversation_id: strawberry.ID | None = None
     channel_id: strawberry.ID | None = None
+    actor: User | None = strawberry.field(default=None, description="For a group: who made the change.")
+    name: str | None = strawberry.field(default=None, description="For a group: its name after the change.")
 
 
 def _other(me: int, a: int, b: int) -> User:
@@ -214,7 +279,25 @@ def friend_event(event: Event, me: int) -> FriendEvent | None:
             conversation_id=_ref_id(event.server_id),
             channel_id=_ref_id(event.channel_id),
         )
+    if isinstance(event, GroupConversationChanged):
+        return FriendEvent(
+            kind=_GROUP_KINDS[event.change],
+            user=User(id=_ref_id(event.user_id)),
+            conversation_id=_ref_id(event.server_id),
+            channel_id=_ref_id(event.channel_id),
+            actor=User(id=_ref_id(event.actor_id)),
+            name=event.name,
+        )
     return None
+
+
+_GROUP_KINDS = {
+    "CREATED": FriendEventKind.GROUP_CREATED,
+    "ADDED": FriendEventKind.GROUP_PARTICIPANT_ADDED,
+    "REMOVED": FriendEventKind.GROUP_PARTICIPANT_REMOVED,
+    "RENAMED": FriendEventKind.GROUP_RENAMED,
+    "OWNER_CHANGED": FriendEventKind.GROUP_OWNER_CHANGED,
+}
 
 
 SendFriendRequestResult = Annotated[
@@ -233,6 +316,13 @@ RemoveFriendResult = Annotated[
 BlockResult = Annotated[BlockChange | ValidationError | NotFoundError, strawberry.union("BlockResult")]
 OpenDirectMessageResult = Annotated[
     DirectConversation | ValidationError | PermissionError, strawberry.union("OpenDirectMessageResult")
+]
+GroupConversationResult = Annotated[
+    GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    strawberry.union("GroupConversationResult"),
+]
+LeaveGroupConversationResult = Annotated[
+    GroupConversationLeft | ValidationError | NotFoundError, strawberry.union("LeaveGroupConversationResult")
 ]
 
 
@@ -274,19 +364,45 @@ class Query:
             DirectConversation.of(view) for view in await conversations.my_conversations(info.context.uow, me)
         ]
 
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="All your conversations, direct and group, latest activity first (the newest message, "
+        "or the opening of an empty one), with unread counts.",
+    )
+    async def conversations(self, info: FriendsInfo) -> list[Conversation]:
+        me = info.context.require_principal().user_id
+        uow = info.context.uow
+        found: list[tuple[int, Conversation]] = []
+        for view in await conversations.my_conversations(uow, me):
+            found.append((view.last_message_id or view.row.server_id, DirectConversation.of(view)))
+        for group in await groups.my_groups(uow, me):
+            found.append((group.last_message_id or group.row.server_id, GroupConversation.of(group)))
+        found.sort(key=lambda pair: pair[0], reverse=True)  # ids are time-ordered
+        return [conversation for _, conversation in found]
 
-async def _ending_a_friendship(
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="A group conversation you take part in; null for any other id.",
+    )
+    async def group_conversation(self, info: FriendsInfo, id: strawberry.ID) -> GroupConversation | None:
+        me = info.context.require_principal().user_id
+        view = await groups.group_of(info.context.uow, me, id_argument(str(id), "id"))
+        return GroupConversation.of(view) if view is not None else None
+
+
+async def _with_purges(
     info: FriendsInfo,
     user_id: strawberry.ID,
     end: Callable[[UnitOfWork, Principal, int], Awaitable[list[int]]],
     result: Callable[[strawberry.ID], T],
+    field: str = "userId",
 ) -> T | Any:
     """Run `end` (which may erase a conversation) in one transaction; once committed, the attachment
     purge jobs it recorded run (the sweeper retries one that fails)."""
     jobs: list[int] = []
 
     async def operation(ctx: BeepContext[Any], principal: Principal) -> T:
-        target = id_input(str(user_id), "userId")
+        target = id_input(str(user_id), field)
         jobs.extend(await end(ctx.uow, principal, target))
         return result(_ref_id(target))
 
@@ -295,6 +411,21 @@ async def _ending_a_friendship(
         runtime = info.context.runtime
         await attachment_files.run_jobs(runtime.database, runtime.attachments, jobs)
     return outcome
+
+
+async def _changing_group(
+    info: FriendsInfo,
+    conversation_id: strawberry.ID,
+    change: Callable[[UnitOfWork, Principal, int], Awaitable[groups.GroupView]],
+) -> GroupConversation | Any:
+    """Run a change of a group in one transaction; the group as it is after it. Other ID inputs are parsed
+    inside `change`, so a malformed one is a typed INVALID_ID too."""
+
+    async def operation(ctx: BeepContext[Any], principal: Principal) -> GroupConversation:
+        group = id_input(str(conversation_id), "conversationId")
+        return GroupConversation.of(await change(ctx.uow, principal, group))
+
+    return await signed_in_mutation(info, operation)
 
 
 @strawberry.type
@@ -347,7 +478,7 @@ class Mutation:
         "files and search entries.",
     )
     async def remove_friend(self, info: FriendsInfo, user_id: strawberry.ID) -> RemoveFriendResult:
-        return await _ending_a_friendship(
+        return await _with_purges(
             info, user_id, service.remove_friend, lambda target: FriendRemoved(user_id=target)
         )
 
@@ -357,7 +488,7 @@ class Mutation:
         "erasing your conversation), and their messages come with `authorBlocked` for you.",
     )
     async def block_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
-        return await _ending_a_friendship(
+        return await _with_purges(
             info, user_id, service.block, lambda target: BlockChange(user_id=target, blocked=True)
         )
 
@@ -384,6 +515,84 @@ class Mutation:
 
         return await signed_in_mutation(info, operation)
 
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description=f"Start a group conversation with {groups.MIN_OTHERS} to {groups.MAX_PARTICIPANTS - 1} "
+        f"of your friends; you own it. At most {groups.CREATE_GROUP.describe()}.",
+    )
+    async def create_group_conversation(
+        self, info: FriendsInfo, input: CreateGroupConversationInput
+    ) -> GroupConversationResult:
+        async def operation(ctx: BeepContext[Any], principal: Principal) -> GroupConversation:
+            user_ids = [id_input(str(u), "userIds") for u in input.user_ids]
+            await ratelimit.enforce(ctx.runtime.rate_limiter, groups.CREATE_GROUP, principal.user_id)
+            view = await groups.create(
+                ctx.uow, principal, user_ids, input.name, ctx.runtime.settings.logical_shards
+            )
+            return GroupConversation.of(view)
+
+        return await signed_in_mutation(info, operation)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description=f"Add friends of yours to a group you take part in (at most {groups.MAX_PARTICIPANTS} "
+        "participants in all).",
+    )
+    async def add_group_participants(
+        self, info: FriendsInfo, conversation_id: strawberry.ID, user_ids: list[strawberry.ID]
+    ) -> GroupConversationResult:
+        return await _changing_group(
+            info,
+            conversation_id,
+            lambda uow, principal, group: groups.add(
+                uow, principal, group, [id_input(str(u), "userIds") for u in user_ids]
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="The group's owner removes a participant, who loses access at once.",
+    )
+    async def remove_group_participant(
+        self, info: FriendsInfo, conversation_id: strawberry.ID, user_id: strawberry.ID
+    ) -> GroupConversationResult:
+        return await _changing_group(
+            info,
+            conversation_id,
+            lambda uow, principal, group: groups.remove(
+                uow, principal, group, id_input(str(user_id), "userId")
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Name a group you take part in (null: no name).",
+    )
+    async def rename_group_conversation(
+        self, info: FriendsInfo, conversation_id: strawberry.ID, name: str | None = None
+    ) -> GroupConversationResult:
+        return await _changing_group(
+            info,
+            conversation_id,
+            lambda uow, principal, group: groups.rename(uow, principal, group, name),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Leave a group. If you own it, the longest-standing participant does next; the last one "
+        "out erases it (its messages, files and search entries).",
+    )
+    async def leave_group_conversation(
+        self, info: FriendsInfo, conversation_id: strawberry.ID
+    ) -> LeaveGroupConversationResult:
+        return await _with_purges(
+            info,
+            conversation_id,
+            groups.leave,
+            lambda target: GroupConversationLeft(conversation_id=target),
+            field="conversationId",
+        )
+
 
 @strawberry.type
 class Subscription:
@@ -406,7 +615,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[User, Server, Channel, Message, *ERROR_TYPES],
+    types=[User, Server, Channel, Message, DirectConversation, GroupConversation, *ERROR_TYPES],
     extensions=schema_extensions(),
     federation_version="2.9",
 )

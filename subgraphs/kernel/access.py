@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import SHARD_SCHEMA, UtcDateTime
+from db.base import UtcDateTime
+from subgraphs.kernel import tenant_tables
 from subgraphs.kernel.errors import TenantMoved
 from subgraphs.kernel.permissions import (
     MemberGrant,
@@ -27,63 +28,18 @@ from subgraphs.kernel.permissions import (
     channel_permissions,
 )
 
-# Real Table objects (not sa.table()): only those get the per-shard schema translation. A metadata of
-# their own: the owners' models stay the source of truth for DDL; these name just what authorization reads.
-_authz = sa.MetaData(schema=SHARD_SCHEMA)
-_servers = sa.Table(
-    "servers",
-    _authz,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("owner_id", sa.BigInteger),
-    sa.Column("visibility", sa.String),
-    sa.Column("kind", sa.String),
-    sa.Column("moved_to", sa.Integer),
-)
-_members = sa.Table(
-    "members",
-    _authz,
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("user_id", sa.BigInteger),
-)
-_timeouts = sa.Table(
-    "member_timeouts",
-    _authz,
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("user_id", sa.BigInteger),
-    sa.Column("until", UtcDateTime),
-)
-_roles = sa.Table(
-    "roles",
-    _authz,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("permissions", sa.BigInteger),
-)
-_member_roles = sa.Table(
-    "member_roles",
-    _authz,
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("user_id", sa.BigInteger),
-    sa.Column("role_id", sa.BigInteger),
-)
-_channels = sa.Table(
-    "channels",
-    _authz,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("kind", sa.String),
-    sa.Column("parent_id", sa.BigInteger),
-    sa.Column("permissions_synced", sa.Boolean),
-)
-_overwrites = sa.Table(
-    "channel_overwrites",
-    _authz,
-    sa.Column("channel_id", sa.BigInteger),
-    sa.Column("target_kind", sa.String),
-    sa.Column("target_id", sa.BigInteger),
-    sa.Column("allow", sa.BigInteger),
-    sa.Column("deny", sa.BigInteger),
-)
+# The shared light references (kernel/tenant_tables.py), named as this module always has.
+_servers = tenant_tables.servers
+_members = tenant_tables.members
+_timeouts = tenant_tables.member_timeouts
+_roles = tenant_tables.roles
+_member_roles = tenant_tables.member_roles
+_channels = tenant_tables.channels
+_overwrites = tenant_tables.channel_overwrites
+
+
+# Tenants that are conversations of the friends context, not communities.
+CONVERSATION_KINDS = frozenset({"DM", "GROUP_DM"})
 
 
 @dataclass(frozen=True)
@@ -231,9 +187,9 @@ async def server_accesses(
     found = {}
     now = datetime.now(UTC)
     for row in rows:
-        # A direct conversation (kind DM) has no owner: its two members hold the same permissions, so
-        # the friend who opened it cannot add channels or roles to it.
-        owner_id = row.owner_id if row.kind != "DM" else 0
+        # A conversation (kind DM or GROUP_DM) has no server owner: its members hold the same
+        # permissions, so the friend who opened it (or a group's owner) cannot add channels or roles.
+        owner_id = row.owner_id if row.kind not in CONVERSATION_KINDS else 0
         is_owner = bool(row.member) and owner_id == user_id
         grant = MemberGrant(
             is_owner=is_owner,

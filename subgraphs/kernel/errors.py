@@ -65,6 +65,9 @@ class ErrorCode(enum.Enum):
     ALREADY_FRIENDS = "ALREADY_FRIENDS"
     NOT_FRIENDS = "NOT_FRIENDS"
     BLOCKED = "BLOCKED"
+    DUPLICATE_ID = "DUPLICATE_ID"
+    NOT_PARTICIPANT = "NOT_PARTICIPANT"
+    NOT_OWNER = "NOT_OWNER"
 
 
 class TopLevelCode(enum.StrEnum):

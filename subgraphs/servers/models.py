@@ -27,7 +27,7 @@ class ServerRow(ShardBase):
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     visibility: Mapped[str] = mapped_column(String(16))  # PUBLIC | PRIVATE
-    kind: Mapped[str] = mapped_column(String(16), default="SERVER")  # SERVER | DM
+    kind: Mapped[str] = mapped_column(String(16), default="SERVER")  # SERVER | DM | GROUP_DM
     owner_id: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Set on the old copy once a tenant has moved to another shard (db/tenant_move.py): a fence.

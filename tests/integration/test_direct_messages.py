@@ -44,9 +44,12 @@ SEND = f"""mutation($i: SendMessageInput!) {{ sendMessage(input: $i) {{ __typena
   {ERRORS} }} }}"""
 
 
-async def _leftovers(stack: Stack, server_id: int, channel_id: int) -> dict[str, int]:
+async def _leftovers(
+    stack: Stack, server_id: int, channel_id: int, conversations_table: str = "direct_conversations"
+) -> dict[str, int]:
     """Rows anywhere that still belong to the conversation: every tenant table of its shard (by server or
-    channel; the outbox, which is the event log, aside) and the directory tables that name it."""
+    channel; the outbox, which is the event log, aside) and the directory tables that name it (the
+    conversation's row in `conversations_table`)."""
     database = _database(stack)
     found: dict[str, int] = {}
     try:
@@ -67,7 +70,7 @@ async def _leftovers(stack: Stack, server_id: int, channel_id: int) -> dict[str,
             for name, column in (
                 ("tenants", "id"),
                 ("memberships", "server_id"),
-                ("direct_conversations", "server_id"),
+                (conversations_table, "server_id"),
                 ("relocations", "tenant_id"),
             ):
                 count = await directory.scalar(
