@@ -20,7 +20,7 @@ from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import send, subscribe_settled
 from tests.integration.test_direct_messages import open_dm
-from tests.integration.test_friends import ACCEPT, BLOCK, CANCEL, DECLINE, befriend, request
+from tests.integration.test_friends import ACCEPT, BLOCK, CANCEL, DECLINE, REMOVE, befriend, request
 from tests.integration.test_invites_and_membership import Users
 from tests.integration.test_notifications import SETTINGS, live_next, set_level, snooze
 
@@ -214,3 +214,10 @@ async def test_direct_messages_notify_the_other_at_high_unless_muted(stack: Stac
     assert [n["messageId"] for n in notifications if n["messageId"]] == [first["id"]]
     settings = (await as_bob.data(SETTINGS))["notificationSettings"]
     assert settings["defaultLevel"] == "MENTIONS_ONLY"
+
+    # The friendship ends: the conversation is erased, and its notifications with it, for both.
+    removed = (await as_bob.data(REMOVE, {"u": ann.user_id}))["removeFriend"]
+    assert removed["__typename"] == "FriendRemoved", removed
+    for client in (as_ann, as_bob):
+        left = await until(client, lambda ns: not any(n["serverId"] == server for n in ns))
+        assert all(n["kind"] in ("FRIEND_REQUEST", "FRIEND_ACCEPTED") for n in left), left

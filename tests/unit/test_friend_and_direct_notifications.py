@@ -17,6 +17,7 @@ from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.events import Event
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated
+from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import consumer
 from subgraphs.users.notifications.models import NotificationPreferenceRow, NotificationRow
 from tests.unit.test_notification_consumer import SHARD, Tenant, add_server, pushed_topics, stored, tenant
@@ -189,3 +190,13 @@ async def test_a_direct_conversation_follows_the_settings_chosen_for_it(tenant: 
     mention = dm(tenant, server_id, channel_id, "carol", f"hey <@{u['bob']}>")
     assert await handle(tenant, mention) == 1
     assert await stored(tenant) == [(u["bob"], "MENTION", True)]
+
+
+async def test_a_deleted_conversation_takes_its_notifications_along(tenant: Tenant) -> None:
+    u = tenant.users
+    server_id, channel_id = await direct_conversation(tenant)
+    await handle(tenant, dm(tenant, server_id, channel_id, "bob", "hello"))
+    await handle(tenant, dm(tenant, tenant.server_id, tenant.channel_id, "author", f"<@{u['bob']}>"))
+    assert await stored(tenant) == sorted([(u["bob"], "MENTION", True), (u["carol"], "DIRECT_MESSAGE", True)])
+    await handle(tenant, ServerDeleted(server_id), ServerDeleted(server_id))
+    assert await stored(tenant) == [(u["bob"], "MENTION", True)]  # another server's are kept

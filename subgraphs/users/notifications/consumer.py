@@ -22,7 +22,8 @@ not notified at all, so nothing is told about a user who has blocked the reader.
 
 Idempotent: (source, user) is unique and recipients already notified for a source are skipped, so a
 batch retried after a crash (or the second copy of a friend event) adds nothing twice. A MessageDeleted
-deletes the message's notifications.
+deletes the message's notifications, a ServerDeleted the server's (so a direct conversation erased with
+its friendship, or after a block, leaves no notification of it behind).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ MAX_FOLLOWERS = 10_000  # LOW notifications of one message (users following the 
 MAX_EVERYONE = 10_000  # members an @everyone/@here reaches (the first ones by id)
 MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default (a DM has 2)
 
+# Defined by the servers context; matched by name, as the search indexer does (the worker imports it).
+SERVER_DELETED = "ServerDeleted"
 _HANDLED = (MessageCreated, MessageDeleted, FriendRequestSent, FriendRequestRemoved, FriendshipStarted)
 
 
@@ -73,7 +76,7 @@ class _Fanout:
 
 def consumer(runtime: Runtime) -> Consumer:
     async def handle(_store: int, events: list[Event]) -> None:
-        relevant = [e for e in events if isinstance(e, _HANDLED)]
+        relevant = [e for e in events if isinstance(e, _HANDLED) or e.type_name == SERVER_DELETED]
         if not relevant:
             return
         uow = UnitOfWork(runtime.database, runtime.bus)
@@ -106,6 +109,8 @@ async def handle_one(uow: UnitOfWork, event: Event, now: datetime) -> int:
             return await _notify_person(uow, kind, event.requester_id, event.accepter_id, request_id, now)
         case FriendRequestRemoved():
             await repository.delete_friend_request(directory, event.request_id)
+        case _ if event.type_name == SERVER_DELETED:
+            await repository.delete_for_server(directory, int(getattr(event, "server_id")))  # noqa: B009
     return 0
 
 

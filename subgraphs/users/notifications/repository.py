@@ -228,6 +228,11 @@ async def delete_friend_request(directory: AsyncSession, request_id: int) -> Non
     )
 
 
+async def delete_for_server(directory: AsyncSession, server_id: int) -> None:
+    """A deleted server (a direct conversation erased with its friendship too) takes its notifications."""
+    await directory.execute(sa.delete(N).where(N.server_id == server_id))
+
+
 async def delete_for_messages(directory: AsyncSession, message_ids: list[int]) -> None:
     """A deleted message takes its notifications with it (by source: the unique index leads with it)."""
     await directory.execute(sa.delete(N).where(N.source_id.in_(message_ids)))
