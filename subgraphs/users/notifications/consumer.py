@@ -44,6 +44,7 @@ from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated, MessageDeleted
 from subgraphs.messages.mentions import mentioned_user_ids
+from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import repository, rules
 from subgraphs.users.notifications.events import NotificationCreated
 
@@ -55,9 +56,14 @@ MAX_FOLLOWERS = 10_000  # LOW notifications of one message (users following the 
 MAX_EVERYONE = 10_000  # members an @everyone/@here reaches (the first ones by id)
 MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default (a DM has 2)
 
-# Defined by the servers context; matched by name, as the search indexer does (the worker imports it).
-SERVER_DELETED = "ServerDeleted"
-_HANDLED = (MessageCreated, MessageDeleted, FriendRequestSent, FriendRequestRemoved, FriendshipStarted)
+_HANDLED = (
+    MessageCreated,
+    MessageDeleted,
+    ServerDeleted,
+    FriendRequestSent,
+    FriendRequestRemoved,
+    FriendshipStarted,
+)
 
 
 @dataclass
@@ -76,7 +82,7 @@ class _Fanout:
 
 def consumer(runtime: Runtime) -> Consumer:
     async def handle(_store: int, events: list[Event]) -> None:
-        relevant = [e for e in events if isinstance(e, _HANDLED) or e.type_name == SERVER_DELETED]
+        relevant = [e for e in events if isinstance(e, _HANDLED)]
         if not relevant:
             return
         uow = UnitOfWork(runtime.database, runtime.bus)
@@ -109,8 +115,8 @@ async def handle_one(uow: UnitOfWork, event: Event, now: datetime) -> int:
             return await _notify_person(uow, kind, event.requester_id, event.accepter_id, request_id, now)
         case FriendRequestRemoved():
             await repository.delete_friend_request(directory, event.request_id)
-        case _ if event.type_name == SERVER_DELETED:
-            await repository.delete_for_server(directory, int(getattr(event, "server_id")))  # noqa: B009
+        case ServerDeleted():
+            await repository.delete_for_server(directory, event.server_id)
     return 0
 
 
