@@ -1,7 +1,8 @@
 """Events of the friends context. Each is emitted on `user:{id}` of both people concerned (one of them
 for blocks), so every device of either sees it live (`friendEvents`) and durable consumers (the
-notifications consumer: FriendRequestSent on `user:{recipient_id}` becomes a FRIEND_REQUEST
-notification) read the same log."""
+notifications consumer: FriendRequestSent becomes the recipient's FRIEND_REQUEST notification,
+FriendRequestRemoved deletes it, FriendshipStarted becomes the requester's FRIEND_ACCEPTED) read the same
+log."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ class FriendRequestRemoved(Event):
 
 @dataclass(frozen=True)
 class FriendshipStarted(Event):
-    """A request was accepted (or two met): `requester_id` asked first, `accepter_id` accepted."""
+    """A request was accepted (or two met): `requester_id` asked first, `accepter_id` accepted.
+    `request_id` is the accepted request (None in events written before it was recorded): the
+    notifications consumer keys the requester's FRIEND_ACCEPTED notification on it."""
 
     requester_id: int
     accepter_id: int
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ async def _befriend(uow: UnitOfWork, request: FriendRequestRow) -> None:
         uow,
         request.sender_id,
         request.recipient_id,
-        FriendshipStarted(request.sender_id, request.recipient_id),
+        FriendshipStarted(request.sender_id, request.recipient_id, request_id=request.id),
     )
 
 

@@ -16,6 +16,7 @@ from db.engines import Database
 from db.ids import DIRECTORY_SHARD, new_id
 from db.migrate import upgrade
 from db.shardmap import ShardMap
+from db.tenants import register_tenant
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import InProcessBus
@@ -58,9 +59,20 @@ async def tenant(tmp_path: Path) -> AsyncIterator[Tenant]:
             )
             for name, user_id in users.items()
         )
+    members = [users[n] for n in ("author", "bob", "carol", "extra")]
+    server_id, channel_id = await add_server(database, users["author"], members)
+    yield Tenant(database, server_id, channel_id, users)
+    await database.dispose()
+
+
+async def add_server(
+    database: Database, owner_id: int, member_ids: list[int], *, kind: str = "SERVER"
+) -> tuple[int, int]:
+    """A server of `kind` (registered in the tenant directory) with these members and one text channel,
+    which @everyone may view: (server id, channel id)."""
     server_id, channel_id = new_id(SHARD), new_id(SHARD)
     async with database.shard_session(SHARD) as shard, shard.begin():
-        shard.add(ServerRow(id=server_id, name="Guild", visibility="PUBLIC", owner_id=users["author"]))
+        shard.add(ServerRow(id=server_id, name="Guild", visibility="PUBLIC", owner_id=owner_id, kind=kind))
         await shard.flush()
         shard.add(
             RoleRow(
@@ -71,12 +83,11 @@ async def tenant(tmp_path: Path) -> AsyncIterator[Tenant]:
                 position=0,
             )
         )
-        shard.add_all(
-            MemberRow(server_id=server_id, user_id=users[n]) for n in ("author", "bob", "carol", "extra")
-        )
+        shard.add_all(MemberRow(server_id=server_id, user_id=user_id) for user_id in member_ids)
         shard.add(ChannelRow(id=channel_id, server_id=server_id, name="general", kind="TEXT", parent_id=None))
-    yield Tenant(database, server_id, channel_id, users)
-    await database.dispose()
+    async with database.directory_session() as directory, directory.begin():
+        await register_tenant(directory, server_id, kind)
+    return server_id, channel_id
 
 
 def message(t: Tenant, content: str, *, everyone: bool = False) -> MessageCreated:
@@ -184,6 +195,6 @@ async def test_followers_are_one_query_of_those_who_chose_all_messages(tenant: T
             )
     async with tenant.database.directory_session() as directory:
         found = await repository.followers(directory, tenant.server_id, tenant.channel_id, limit=10)
-    assert found == sorted([u["bob"], u["carol"]])
+    assert found == ("SERVER", sorted([u["bob"], u["carol"]]))  # the tenant's kind comes along
     await handle(tenant, message(tenant, "plain"))
     assert await stored(tenant) == sorted([(u["bob"], "MESSAGE", True), (u["carol"], "MESSAGE", True)])

@@ -15,6 +15,7 @@ from subgraphs.users.notifications.rules import (
     Signals,
     decide,
     effective_setting,
+    is_direct,
     snoozed,
 )
 
@@ -65,6 +66,19 @@ def test_a_plain_message_is_low_only_for_followers_of_all_messages() -> None:
     assert decide(Signals(), ALL) == Decision(NotificationKind.MESSAGE, LOW)
     assert decide(Signals(), MENTIONS) is None
     assert decide(Signals(), NOTHING) is None
+
+
+def test_a_direct_conversation_follows_every_message_at_high_unless_set_otherwise() -> None:
+    assert [is_direct(k) for k in ("DM", "GROUP_DM", "SERVER", None)] == [True, True, False, False]
+    direct = effective_setting(None, None, direct=True)
+    assert direct is ALL
+    assert decide(Signals(), direct, direct=True) == Decision(NotificationKind.DIRECT_MESSAGE, HIGH)
+    assert decide(Signals(mentioned=True), direct, direct=True) == Decision(NotificationKind.MENTION, HIGH)
+    # Chosen explicitly, a setting still applies in a direct conversation.
+    assert effective_setting(NOTHING, None, direct=True) is NOTHING
+    assert effective_setting(None, MENTIONS, direct=True) is MENTIONS
+    assert decide(Signals(), MENTIONS, direct=True) is None
+    assert decide(Signals(mentioned=True), NOTHING, direct=True) is None
 
 
 def test_muted_means_nothing_at_all() -> None:

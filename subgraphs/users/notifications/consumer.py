@@ -1,18 +1,29 @@
-"""The durable consumer that turns message events into notifications (run by `beep worker`).
+"""The durable consumer that turns message and friend events into notifications (run by `beep worker`).
 
-It reads every shard's outbox at least once, in order (kernel/relay.py `Consumer`). For a MessageCreated:
+It reads every store's outbox at least once, in order (kernel/relay.py `Consumer`). For a MessageCreated:
 
 1. candidates: the members mentioned (`<@id>` tokens), the author of the message replied to, the channel's
-   followers (ALL_MESSAGES on the channel or its server: one indexed query, at most MAX_FOLLOWERS), and for
-   an allowed @everyone/@here the server's members, MEMBER_PAGE at a time, at most MAX_EVERYONE;
+   followers (ALL_MESSAGES on the channel or its server: one indexed query, at most MAX_FOLLOWERS, which
+   also reads the server's kind), in a direct conversation (any kind but SERVER) its members (at most
+   MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone/@here the server's
+   members, MEMBER_PAGE at a time, at most MAX_EVERYONE;
 2. of those, the members who can view the channel now (kernel/access.py, five queries per page of
    candidates), never the author;
 3. their settings and snoozes (one directory query per page), the rules (rules.py), then one batched
    insert, and a `NotificationCreated` on `user:{id}` for each one not held back by a snooze — in the same
    directory transaction, so a stored notification is pushed exactly when it is committed.
 
-Idempotent: (source, user) is unique and recipients already notified for a message are skipped, so a
-batch retried after a crash adds nothing twice. A MessageDeleted deletes the message's notifications.
+Friends (the directory's outbox; each event is there twice, once per person's topic): a FriendRequestSent
+still pending becomes the recipient's FRIEND_REQUEST (source: the request), a FriendshipStarted still
+standing the requester's FRIEND_ACCEPTED (source: the same request, another user), both HIGH and held back
+only by a global snooze; a FriendRequestRemoved (declined, cancelled, or a block) deletes the request's
+FRIEND_REQUEST. A request already gone when its event is handled (cancelled, or removed by a block) is
+not notified at all, so nothing is told about a user who has blocked the reader.
+
+Idempotent: (source, user) is unique and recipients already notified for a source are skipped, so a
+batch retried after a crash (or the second copy of a friend event) adds nothing twice. A MessageDeleted
+deletes the message's notifications, a ServerDeleted the server's (so a direct conversation erased with
+its friendship, or after a block, leaves no notification of it behind).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import DIRECTORY_SHARD, new_id
+from subgraphs.friends.events import FriendRequestRemoved, FriendRequestSent, FriendshipStarted
 from subgraphs.kernel import access
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.relay import Consumer
@@ -32,6 +44,7 @@ from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated, MessageDeleted
 from subgraphs.messages.mentions import mentioned_user_ids
+from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import repository, rules
 from subgraphs.users.notifications.events import NotificationCreated
 
@@ -41,6 +54,16 @@ CONSUMER_NAME = "notifications"
 MEMBER_PAGE = 1_000  # candidates checked per round of access and preference queries
 MAX_FOLLOWERS = 10_000  # LOW notifications of one message (users following the channel at all messages)
 MAX_EVERYONE = 10_000  # members an @everyone/@here reaches (the first ones by id)
+MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default (a DM has 2)
+
+_HANDLED = (
+    MessageCreated,
+    MessageDeleted,
+    ServerDeleted,
+    FriendRequestSent,
+    FriendRequestRemoved,
+    FriendshipStarted,
+)
 
 
 @dataclass
@@ -51,6 +74,7 @@ class _Fanout:
     mentioned: set[int]
     replied: int | None
     now: datetime
+    direct: bool = False  # a direct conversation: its members follow it by default, at HIGH
     seen: set[int] = field(default_factory=set)
     rows: list[dict[str, object]] = field(default_factory=list)
     pushed: list[NotificationCreated] = field(default_factory=list)
@@ -58,7 +82,7 @@ class _Fanout:
 
 def consumer(runtime: Runtime) -> Consumer:
     async def handle(_store: int, events: list[Event]) -> None:
-        relevant = [e for e in events if isinstance(e, MessageCreated | MessageDeleted)]
+        relevant = [e for e in events if isinstance(e, _HANDLED)]
         if not relevant:
             return
         uow = UnitOfWork(runtime.database, runtime.bus)
@@ -66,23 +90,78 @@ def consumer(runtime: Runtime) -> Consumer:
             async with uow.atomic():
                 now = datetime.now(UTC)
                 for event in relevant:
-                    if isinstance(event, MessageCreated):
-                        await notify(uow, event, now)
-                    else:
-                        await repository.delete_for_messages(uow.directory(), [event.message_id])
+                    await handle_one(uow, event, now)
         finally:
             await uow.close()
 
     return Consumer(CONSUMER_NAME, handle)
 
 
-async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
-    """Stores (and pushes) the notifications of one message; how many it stored. A message that mentions
-    no one, replies to no one and has no followers costs one directory query."""
+async def handle_one(uow: UnitOfWork, event: Event, now: datetime) -> int:
+    """Handles one event of any store; how many notifications it stored."""
     directory = uow.directory()
-    followers = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+    match event:
+        case MessageCreated():
+            return await notify(uow, event, now)
+        case MessageDeleted():
+            await repository.delete_for_messages(directory, [event.message_id])
+        case FriendRequestSent() if await repository.friend_request_pending(directory, event.request_id):
+            kind = rules.NotificationKind.FRIEND_REQUEST
+            return await _notify_person(uow, kind, event.recipient_id, event.sender_id, event.request_id, now)
+        case FriendshipStarted(request_id=int() as request_id) if await repository.friends(
+            directory, event.requester_id, event.accepter_id
+        ):
+            kind = rules.NotificationKind.FRIEND_ACCEPTED
+            return await _notify_person(uow, kind, event.requester_id, event.accepter_id, request_id, now)
+        case FriendRequestRemoved():
+            await repository.delete_friend_request(directory, event.request_id)
+        case ServerDeleted():
+            await repository.delete_for_server(directory, event.server_id)
+    return 0
+
+
+async def _notify_person(
+    uow: UnitOfWork,
+    kind: rules.NotificationKind,
+    user_id: int,
+    actor_id: int,
+    source_id: int,
+    now: datetime,
+) -> int:
+    """One HIGH notification about another person (no server, channel or message), once per source."""
+    directory = uow.directory()
+    if user_id in await repository.recipients_already_notified(directory, source_id):
+        return 0
+    push = not rules.snoozed(await repository.global_snoozes(directory, user_id), now)
+    created = NotificationCreated(
+        notification_id=new_id(DIRECTORY_SHARD),
+        user_id=user_id,
+        kind=kind.value,
+        level=rules.NotificationLevel.HIGH.value,
+        server_id=None,
+        channel_id=None,
+        message_id=None,
+        actor_id=actor_id,
+        created_at=now,
+        friend_request_id=source_id,
+    )
+    await repository.insert(directory, [_row(created, source_id, push)])
+    if push:
+        uow.emit(topic_for_user(user_id), created)
+    return 1
+
+
+async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
+    """Stores (and pushes) the notifications of one message; how many it stored. A message of a server
+    (not a direct conversation) that mentions no one, replies to no one and has no followers costs one
+    directory query."""
+    directory = uow.directory()
+    server_kind, followers = await repository.followers(
+        directory, event.server_id, event.channel_id, MAX_FOLLOWERS
+    )
+    direct = rules.is_direct(server_kind)
     mentioned = set(mentioned_user_ids(event.content))
-    if not (followers or mentioned or event.reply_to_id is not None or event.mention_everyone):
+    if not (direct or followers or mentioned or event.reply_to_id is not None or event.mention_everyone):
         return 0
     async with uow.reading(await uow.shard_for(event.channel_id)) as shard:
         replied = (
@@ -90,11 +169,14 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
             if event.reply_to_id is not None
             else None
         )
-        fanout = _Fanout(event, mentioned, replied, now)
+        fanout = _Fanout(event, mentioned, replied, now, direct=direct)
         fanout.seen = await repository.recipients_already_notified(directory, event.message_id)
         fanout.seen.add(event.author_id)
-        direct = [*mentioned, *([replied] if replied is not None else [])]
-        candidates = list(dict.fromkeys([*direct, *followers]))
+        addressed = [*mentioned, *([replied] if replied is not None else [])]
+        members = (
+            await access.member_ids_page(shard, event.server_id, 0, MAX_DIRECT_MEMBERS) if direct else []
+        )
+        candidates = list(dict.fromkeys([*addressed, *members, *followers]))
         for start in range(0, len(candidates), MEMBER_PAGE):
             await _consider(shard, directory, fanout, candidates[start : start + MEMBER_PAGE])
         if event.mention_everyone:
@@ -128,38 +210,39 @@ async def _consider(
             replied_to=user_id == fanout.replied,
             everyone=event.mention_everyone,
         )
-        decision = rules.decide(signals, mine.setting)
+        decision = rules.decide(signals, mine.setting(direct=fanout.direct), direct=fanout.direct)
         if decision is None:
             continue
         push = not rules.snoozed(mine.snoozes, fanout.now)
-        notification_id = new_id(DIRECTORY_SHARD)
-        fanout.rows.append(
-            {
-                "id": notification_id,
-                "user_id": user_id,
-                "kind": decision.kind.value,
-                "level": decision.level.value,
-                "source_id": event.message_id,
-                "server_id": event.server_id,
-                "channel_id": event.channel_id,
-                "message_id": event.message_id,
-                "actor_id": event.author_id,
-                "created_at": fanout.now,
-                "read": False,
-                "pushed": push,
-            }
+        created = NotificationCreated(
+            notification_id=new_id(DIRECTORY_SHARD),
+            user_id=user_id,
+            kind=decision.kind.value,
+            level=decision.level.value,
+            server_id=event.server_id,
+            channel_id=event.channel_id,
+            message_id=event.message_id,
+            actor_id=event.author_id,
+            created_at=fanout.now,
         )
+        fanout.rows.append(_row(created, event.message_id, push))
         if push:
-            fanout.pushed.append(
-                NotificationCreated(
-                    notification_id=notification_id,
-                    user_id=user_id,
-                    kind=decision.kind.value,
-                    level=decision.level.value,
-                    server_id=event.server_id,
-                    channel_id=event.channel_id,
-                    message_id=event.message_id,
-                    actor_id=event.author_id,
-                    created_at=fanout.now,
-                )
-            )
+            fanout.pushed.append(created)
+
+
+def _row(created: NotificationCreated, source_id: int, pushed: bool) -> dict[str, object]:
+    """The stored row of a notification (its event says what a push would: the same fields)."""
+    return {
+        "id": created.notification_id,
+        "user_id": created.user_id,
+        "kind": created.kind,
+        "level": created.level,
+        "source_id": source_id,
+        "server_id": created.server_id,
+        "channel_id": created.channel_id,
+        "message_id": created.message_id,
+        "actor_id": created.actor_id,
+        "created_at": created.created_at,
+        "read": False,
+        "pushed": pushed,
+    }

@@ -20,3 +20,4 @@ class NotificationCreated(Event):
     message_id: int | None
     actor_id: int | None
     created_at: datetime
+    friend_request_id: int | None = None  # FRIEND_REQUEST and FRIEND_ACCEPTED: the request

@@ -1,6 +1,7 @@
-"""SQL of notifications and notification preferences (directory), plus the one read the consumer needs
-from a tenant shard: the author of the message a reply points at (a light reference to the messages
-context's table, read-only, as kernel/access.py reads membership)."""
+"""SQL of notifications and notification preferences (directory), plus the few reads the consumer needs
+from other contexts, through light read-only references to their tables (as kernel/access.py reads
+membership): the author of the message a reply points at (tenant shard), the kind of a tenant (the
+directory's tenant table), and whether a friend request or friendship still stands (friends' tables)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ from subgraphs.users.notifications.models import (
     GLOBAL_SCOPE,
     NotificationPreferenceRow,
     NotificationRow,
+)
+
+_directory_refs = sa.MetaData()
+_tenants = sa.Table(
+    "tenants", _directory_refs, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("kind", sa.String)
+)
+_friend_requests = sa.Table(
+    "friend_requests", _directory_refs, sa.Column("id", sa.BigInteger, primary_key=True)
+)
+_friendships = sa.Table(
+    "friendships",
+    _directory_refs,
+    sa.Column("user_low_id", sa.BigInteger, primary_key=True),
+    sa.Column("user_high_id", sa.BigInteger, primary_key=True),
 )
 
 _messages = sa.Table(
@@ -60,19 +75,20 @@ class Preferences:
     channel_level: rules.NotificationSetting | None = None
     snoozes: list[datetime | None] = field(default_factory=list)
 
-    @property
-    def setting(self) -> rules.NotificationSetting:
-        return rules.effective_setting(self.server_level, self.channel_level)
+    def setting(self, *, direct: bool = False) -> rules.NotificationSetting:
+        return rules.effective_setting(self.server_level, self.channel_level, direct=direct)
 
 
 def _level(raw: str | None) -> rules.NotificationSetting | None:
     return rules.NotificationSetting(raw) if raw is not None else None
 
 
-async def followers(directory: AsyncSession, server_id: int, channel_id: int, limit: int) -> list[int]:
-    """Users who set ALL_MESSAGES on this channel or its server (whether a channel override lowers it is
-    for `preferences` to say): one indexed query."""
-    rows = await directory.scalars(
+async def followers(
+    directory: AsyncSession, server_id: int, channel_id: int, limit: int
+) -> tuple[str | None, list[int]]:
+    """The server's kind (None: no such tenant) and the users who set ALL_MESSAGES on this channel or its
+    server (whether a channel override lowers it is for `preferences` to say): one indexed query."""
+    follower = (
         sa.select(P.user_id)
         .where(
             P.server_id == server_id,
@@ -82,8 +98,52 @@ async def followers(directory: AsyncSession, server_id: int, channel_id: int, li
         .distinct()
         .order_by(P.user_id)
         .limit(limit)
+        .subquery()
     )
-    return list(rows)
+    kind = sa.select(_tenants.c.kind, sa.cast(sa.null(), sa.BigInteger).label("user_id")).where(
+        _tenants.c.id == server_id
+    )
+    users = sa.select(sa.cast(sa.null(), sa.String).label("kind"), follower.c.user_id)
+    rows = (await directory.execute(sa.union_all(kind, users))).all()
+    server_kind = next((r.kind for r in rows if r.kind is not None), None)
+    return server_kind, sorted(r.user_id for r in rows if r.user_id is not None)
+
+
+async def server_kinds(directory: AsyncSession, server_ids: Sequence[int]) -> dict[int, str]:
+    if not server_ids:
+        return {}
+    rows = await directory.execute(
+        sa.select(_tenants.c.id, _tenants.c.kind).where(_tenants.c.id.in_(server_ids))
+    )
+    return {r.id: r.kind for r in rows}
+
+
+async def global_snoozes(directory: AsyncSession, user_id: int) -> list[datetime | None]:
+    """The user's snooze of everything (the only one that holds back what belongs to no server)."""
+    until = await directory.scalar(
+        sa.select(P.snoozed_until).where(P.user_id == user_id, P.scope_id == GLOBAL_SCOPE)
+    )
+    return [until]
+
+
+# --- what the friends context says (read-only) ----------------------------------------------------------
+
+
+async def friend_request_pending(directory: AsyncSession, request_id: int) -> bool:
+    found = await directory.scalar(
+        sa.select(_friend_requests.c.id).where(_friend_requests.c.id == request_id)
+    )
+    return found is not None
+
+
+async def friends(directory: AsyncSession, a: int, b: int) -> bool:
+    low, high = (a, b) if a < b else (b, a)
+    found = await directory.scalar(
+        sa.select(_friendships.c.user_low_id).where(
+            _friendships.c.user_low_id == low, _friendships.c.user_high_id == high
+        )
+    )
+    return found is not None
 
 
 async def preferences(
@@ -159,6 +219,18 @@ async def recipients_already_notified(directory: AsyncSession, source_id: int) -
 async def insert(directory: AsyncSession, rows: list[dict[str, object]]) -> None:
     for start in range(0, len(rows), INSERT_BATCH):
         await directory.execute(sa.insert(N), rows[start : start + INSERT_BATCH])
+
+
+async def delete_friend_request(directory: AsyncSession, request_id: int) -> None:
+    """A request declined, cancelled (or removed by a block) takes its FRIEND_REQUEST notification along."""
+    await directory.execute(
+        sa.delete(N).where(N.source_id == request_id, N.kind == rules.NotificationKind.FRIEND_REQUEST.value)
+    )
+
+
+async def delete_for_server(directory: AsyncSession, server_id: int) -> None:
+    """A deleted server (a direct conversation erased with its friendship too) takes its notifications."""
+    await directory.execute(sa.delete(N).where(N.server_id == server_id))
 
 
 async def delete_for_messages(directory: AsyncSession, message_ids: list[int]) -> None:

@@ -4,8 +4,12 @@ applies, whether a snooze holds the push back.
 - HIGH: a mention of you (`<@you>`), a reply to your message, `@everyone`/`@here` sent by someone allowed
   to (the message's `mention_everyone` flag is only set then).
 - LOW: any other message, only in a channel you follow at ALL_MESSAGES.
-- Settings per server and per channel; the channel's overrides the server's; with neither, DEFAULT_SETTING.
-  NOTHING (muted) means no notification at all, not even a mention.
+- Settings per server and per channel; the channel's overrides the server's; with neither, DEFAULT_SETTING
+  (DIRECT_DEFAULT_SETTING in a direct conversation: any kind of server but SERVER, where every message
+  of the others is a HIGH DIRECT_MESSAGE, as on Discord). NOTHING (muted) means no notification at all,
+  not even a mention.
+- Friends: a friend request to you (FRIEND_REQUEST) and your request accepted (FRIEND_ACCEPTED) are HIGH,
+  whatever the settings (they belong to no server); only the global snooze holds their push back.
 - A snooze (global, server or channel) keeps the notification stored but unpushed until it ends.
 """
 
@@ -22,8 +26,10 @@ class NotificationKind(enum.Enum):
     REPLY = "REPLY"
     EVERYONE = "EVERYONE"
     MESSAGE = "MESSAGE"
-    # FRIEND_REQUEST comes with the friends issue: the column is a string, so adding a kind needs no
-    # migration.
+    DIRECT_MESSAGE = "DIRECT_MESSAGE"  # any message of the others in a direct conversation (by default)
+    FRIEND_REQUEST = "FRIEND_REQUEST"  # someone asked you to be friends (the actor)
+    FRIEND_ACCEPTED = "FRIEND_ACCEPTED"  # the actor accepted your friend request
+    # The column is a string: adding a kind needs no migration.
 
 
 class NotificationLevel(enum.Enum):
@@ -41,6 +47,15 @@ class NotificationSetting(enum.Enum):
 # server: mentions only. Following everything is an explicit choice, so the followers of a channel are
 # the users who made it, found by one indexed query whatever the server's size.
 DEFAULT_SETTING = NotificationSetting.MENTIONS_ONLY
+# A direct conversation (a server of any kind but SERVER: DM, and group DMs if they come) is written to
+# you: every message of the others notifies, at HIGH, unless you chose otherwise for it.
+DIRECT_DEFAULT_SETTING = NotificationSetting.ALL_MESSAGES
+SERVER_KIND = "SERVER"
+
+
+def is_direct(server_kind: str | None) -> bool:
+    """Whether a server of this kind is a direct conversation (unknown: a plain server)."""
+    return server_kind is not None and server_kind != SERVER_KIND
 
 
 @dataclass(frozen=True)
@@ -59,18 +74,20 @@ class Decision:
 
 
 def effective_setting(
-    server: NotificationSetting | None, channel: NotificationSetting | None
+    server: NotificationSetting | None, channel: NotificationSetting | None, *, direct: bool = False
 ) -> NotificationSetting:
-    """The channel's setting overrides the server's; with neither, the default."""
+    """The channel's setting overrides the server's; with neither, the default (of a direct conversation
+    when `direct`)."""
     if channel is not None:
         return channel
     if server is not None:
         return server
-    return DEFAULT_SETTING
+    return DIRECT_DEFAULT_SETTING if direct else DEFAULT_SETTING
 
 
-def decide(signals: Signals, setting: NotificationSetting) -> Decision | None:
-    """The notification a message gives one recipient under their setting, or None."""
+def decide(signals: Signals, setting: NotificationSetting, *, direct: bool = False) -> Decision | None:
+    """The notification a message gives one recipient under their setting, or None. In a direct
+    conversation (`direct`) any message you follow is HIGH: it is written to you."""
     if setting is NotificationSetting.NOTHING:
         return None
     if signals.mentioned:
@@ -80,6 +97,8 @@ def decide(signals: Signals, setting: NotificationSetting) -> Decision | None:
     if signals.everyone:
         return Decision(NotificationKind.EVERYONE, NotificationLevel.HIGH)
     if setting is NotificationSetting.ALL_MESSAGES:
+        if direct:
+            return Decision(NotificationKind.DIRECT_MESSAGE, NotificationLevel.HIGH)
         return Decision(NotificationKind.MESSAGE, NotificationLevel.LOW)
     return None
 

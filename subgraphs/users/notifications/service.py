@@ -37,6 +37,7 @@ class ServerSettings:
     level: rules.NotificationSetting | None = None
     snoozed_until: datetime | None = None
     channels: list[ScopeSettings] = field(default_factory=list)
+    direct: bool = False  # a direct conversation: its default is DIRECT_DEFAULT_SETTING
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,9 @@ async def settings(uow: UnitOfWork, user_id: int, now: datetime) -> Settings:
             server.level, server.snoozed_until = found.level, found.snoozed_until
         else:
             server.channels.append(found)
+    kinds = await repository.server_kinds(uow.directory(), list(servers))
+    for server in servers.values():
+        server.direct = rules.is_direct(kinds.get(server.server_id))
     return Settings(glob, list(servers.values()))
 
 

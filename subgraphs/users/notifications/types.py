@@ -21,19 +21,22 @@ NotificationKind = strawberry.enum(
     rules.NotificationKind,
     name="NotificationKind",
     description="Why you are notified: a MENTION of you, a REPLY to your message, an @everyone/@here "
-    "(EVERYONE), or any MESSAGE in a channel you follow at ALL_MESSAGES. More kinds will come (friend "
-    "requests): clients should show unknown kinds generically.",
+    "(EVERYONE), any MESSAGE in a channel you follow at ALL_MESSAGES, any DIRECT_MESSAGE of the others in "
+    "a direct conversation, a FRIEND_REQUEST to you (the `actor` asks; `friendRequestId` to answer it), "
+    "your friend request accepted (FRIEND_ACCEPTED, by the `actor`). More kinds may come: clients should "
+    "show unknown kinds generically.",
 )
 NotificationLevel = strawberry.enum(
     rules.NotificationLevel,
     name="NotificationLevel",
-    description="HIGH: mentions, replies to you, @everyone/@here. LOW: other messages you follow.",
+    description="HIGH: mentions, replies to you, @everyone/@here, direct messages, friend requests and "
+    "acceptances. LOW: other messages you follow.",
 )
 NotificationSetting = strawberry.enum(
     rules.NotificationSetting,
     name="NotificationSetting",
     description="What a server or channel notifies you of. NOTHING (muted): no notification at all. "
-    "The default is MENTIONS_ONLY.",
+    "The default is MENTIONS_ONLY, and ALL_MESSAGES in a direct conversation.",
 )
 
 
@@ -65,6 +68,11 @@ class Notification:
     server_id: strawberry.ID | None
     channel_id: strawberry.ID | None
     message_id: strawberry.ID | None
+    friend_request_id: strawberry.ID | None = strawberry.field(
+        description="FRIEND_REQUEST and FRIEND_ACCEPTED: the friend request (answer a FRIEND_REQUEST with "
+        "acceptFriendRequest/declineFriendRequest; a declined or cancelled request takes its "
+        "notification along)."
+    )
     actor_id: strawberry.Private[int | None]
 
     @strawberry.field(description="The server it happened in (null when you may no longer see it).")
@@ -86,7 +94,10 @@ class Notification:
         refs = Refs(_int(self.server_id), _int(self.channel_id), _int(self.message_id))
         return await info.context.loaders.notification_refs.load(refs)
 
-    @strawberry.field(description="Who caused it (the message's author).")
+    @strawberry.field(
+        description="Who caused it: the message's author, the user asking to be your friend "
+        "(FRIEND_REQUEST) or who accepted your request (FRIEND_ACCEPTED). Their public profile only."
+    )
     async def actor(self, info: UsersInfo) -> User | None:
         if self.actor_id is None:
             return None
@@ -104,6 +115,7 @@ class Notification:
             server_id=_id(row.server_id),
             channel_id=_id(row.channel_id),
             message_id=_id(row.message_id),
+            friend_request_id=_id(row.source_id) if _about_a_friend_request(row.kind) else None,
             actor_id=row.actor_id,
         )
 
@@ -118,8 +130,13 @@ class Notification:
             server_id=_id(event.server_id),
             channel_id=_id(event.channel_id),
             message_id=_id(event.message_id),
+            friend_request_id=_id(event.friend_request_id),
             actor_id=event.actor_id,
         )
+
+
+def _about_a_friend_request(kind: str) -> bool:
+    return kind in (rules.NotificationKind.FRIEND_REQUEST.value, rules.NotificationKind.FRIEND_ACCEPTED.value)
 
 
 def _int(value: strawberry.ID | None) -> int | None:
@@ -201,7 +218,7 @@ class NotificationSettings:
     def of(cls, found: service.Settings) -> NotificationSettings:
         servers = []
         for server in found.servers:
-            server_level = rules.effective_setting(server.level, None)
+            server_level = rules.effective_setting(server.level, None, direct=server.direct)
             servers.append(
                 ServerNotificationSettings(
                     server_id=strawberry.ID(str(server.server_id)),
@@ -212,7 +229,9 @@ class NotificationSettings:
                         ChannelNotificationSettings(
                             channel_id=strawberry.ID(str(c.scope_id)),
                             level=c.level,
-                            effective_level=rules.effective_setting(server.level, c.level),
+                            effective_level=rules.effective_setting(
+                                server.level, c.level, direct=server.direct
+                            ),
                             snoozed_until=c.snoozed_until,
                             server_id=server.server_id,
                         )
