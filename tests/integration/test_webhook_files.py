@@ -25,6 +25,7 @@ from tests.integration.test_webhooks import base_url, create_webhook, setup
 ATTACHMENT = "id filename size contentType width height url thumbnailUrl"
 READ = f"""query($id: ID!) {{ message(id: $id) {{ id content webhook {{ name }}
   attachments {{ {ATTACHMENT} }} }} }}"""
+DELETE = "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }"
 HISTORY = "query($c: ID!) { messages(channelId: $c) { edges { node { id } } } }"
 PREVIEWS = "linkPreviews { url title }"
 EVENTS = f"""subscription($c: ID!) {{ messageEvents(channelId: $c) {{ __typename
@@ -158,6 +159,12 @@ async def test_files_on_a_webhook_execution_reach_members(stack: Stack) -> None:
     served = await get(html["url"])
     assert served.headers["content-type"] == "application/octet-stream"
     assert served.headers["content-disposition"].startswith("attachment")
+
+    # Deleting a webhook's message (Manage Messages) deletes its files, as a member's
+    deleted = await as_owner.data(DELETE, {"id": sent["id"]})
+    assert deleted["deleteMessage"]["__typename"] == "MessageDeleted", deleted
+    left = stack.stored_keys(f"t{server['id']}/")
+    assert not keys & left and key_of(html["url"]) in left
 
 
 async def test_refused_webhook_files_store_nothing(stack: Stack) -> None:
