@@ -30,7 +30,7 @@ from subgraphs.webhooks.models import WebhookRow
 
 MAX_USERNAME = 80
 # Fields of Discord's payload Beep does not implement; they are accepted and ignored, as Discord ignores
-# what does not apply (`tts` needs voice, `flags` and `components` are for apps, threads do not exist).
+# what does not apply (`tts` needs voice, `components` are for apps, threads do not exist).
 IGNORED = ("tts", "components", "thread_name", "applied_tags", "poll", "attachments")
 # `flags`: only SUPPRESS_EMBEDS (no link previews) means something here; the others are ignored.
 SUPPRESS_EMBEDS = 1 << 2
@@ -69,6 +69,8 @@ def parse(raw: Any, *, with_files: bool = False) -> Payload:
     if not content and not embeds and not with_files:
         raise PayloadProblem(("content",), "Cannot send an empty message.", kind="EMPTY_MESSAGE")
     flags = raw.get("flags")
+    if isinstance(flags, str) and flags.isdigit():  # a form field
+        flags = int(flags)
     if flags is not None and (not isinstance(flags, int) or isinstance(flags, bool) or flags < 0):
         raise embed_rules.wrong_type(("flags",), "a non-negative integer")
     return Payload(content, username, avatar_url, embeds, allowed, bool((flags or 0) & SUPPRESS_EMBEDS))
