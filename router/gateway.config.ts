@@ -458,7 +458,9 @@ function useUploadGuard(): GatewayPlugin {
 // router forwards it as it is to the webhooks subgraph's own route (`<subgraph base>/webhooks/{id}/{token}`,
 // the base being its GraphQL URL without `/graphql`, or BEEP_WEBHOOKS_EXECUTE_URL), before the upload guard
 // and the JWT plugin see it (the secret in the path is the credential; Discord tooling sends no preflight
-// header). Bodies over BEEP_ROUTER_MAX_WEBHOOK_BYTES (256 KiB, the subgraph's own limit) are refused here.
+// header). Bodies over BEEP_ROUTER_MAX_WEBHOOK_BYTES (256 KiB, the subgraph's own limit) are refused here;
+// a multipart body (Discord's form with files) may be as large as a message's attachments, the uploads'
+// BEEP_ROUTER_MAX_REQUEST_BYTES (21 MiB), the subgraph checking the files themselves.
 
 const WEBHOOK_PATH = /^\/(?:api\/)?webhooks\/([^/]+)\/([^/]+)\/?$/;
 const maxWebhookBytes = int('BEEP_ROUTER_MAX_WEBHOOK_BYTES', 256 * 1024);
@@ -532,12 +534,13 @@ function useWebhookProxy(): GatewayPlugin {
       }
       if (!base) return endResponse(discordError(503, 0, 'Webhooks are not routed (no webhooks subgraph URL).'));
       const length = request.headers.get('content-length');
-      const tooLarge = () =>
-        discordError(413, 40005, `Request entity too large (at most ${maxWebhookBytes} bytes).`);
-      if (length !== null && (!/^\d+$/.test(length) || Number(length) > maxWebhookBytes)) {
+      const multipart = /^\s*multipart\/form-data\b/i.test(request.headers.get('content-type') ?? '');
+      const limit = multipart ? Math.max(maxMultipartBytes, maxWebhookBytes) : maxWebhookBytes;
+      const tooLarge = () => discordError(413, 40005, `Request entity too large (at most ${limit} bytes).`);
+      if (length !== null && (!/^\d+$/.test(length) || Number(length) > limit)) {
         return endResponse(tooLarge());
       }
-      const body = await readLimited(request, maxWebhookBytes);
+      const body = await readLimited(request, limit);
       if (body === null) return endResponse(tooLarge());
       const headers: Record<string, string> = {};
       for (const name of WEBHOOK_REQUEST_HEADERS) {

@@ -292,6 +292,41 @@ async def channel_access(session: AsyncSession, channel_id: int, user_id: int | 
     return (await channel_accesses(session, [channel_id], user_id)).get(channel_id)
 
 
+async def everyone_channel_permissions(session: AsyncSession, channel_id: int) -> Permission | None:
+    """What @everyone holds in a channel: the role's permissions, then the channel's (or its synced
+    folder's) @everyone overwrite. Unlike a member's, they are not emptied without View Channel: this is
+    what a channel's webhooks post with (Discord's rule for their link embeds). None: no such channel."""
+    channel = (
+        await session.execute(
+            sa.select(_channels.c.server_id, _channels.c.parent_id, _channels.c.permissions_synced).where(
+                _channels.c.id == channel_id
+            )
+        )
+    ).first()
+    if channel is None:
+        return None
+    role = await session.scalar(
+        sa.select(_roles.c.permissions).where(
+            _roles.c.id == channel.server_id
+        )  # @everyone's id: the server's
+    )
+    base = base_permissions(
+        MemberGrant(is_owner=False, is_member=True, everyone=Permission(role or 0), roles=())
+    )
+    if Permission.ADMINISTRATOR in base:
+        return base
+    source = channel_id if channel.parent_id is None or not channel.permissions_synced else channel.parent_id
+    for overwrite in await session.execute(
+        sa.select(_overwrites.c.allow, _overwrites.c.deny).where(
+            _overwrites.c.channel_id == source,
+            _overwrites.c.target_kind == "ROLE",
+            _overwrites.c.target_id == channel.server_id,
+        )
+    ):
+        base = (base & ~Permission(overwrite.deny)) | Permission(overwrite.allow)
+    return base
+
+
 async def visible_channel_ids(session: AsyncSession, channel_ids: list[int], user_id: int | None) -> set[int]:
     """Of these channels (one shard), the ones the user may view — for batched entity references."""
     if user_id is None:

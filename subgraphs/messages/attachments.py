@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from db.ids import new_id
-from media.attachments import MAX_FILES, StoredAttachment, attachment_scope
+from media.attachments import MAX_FILES, Attachments, StoredAttachment, attachment_scope
 from media.errors import MediaError
 from subgraphs.kernel import access, attachment_files
 from subgraphs.kernel.access import ChannelAccess
@@ -148,8 +148,7 @@ async def send_with_files(
         for position, row in enumerate(pending):
             row.message_id, row.position = message.id, position
         shard = await ctx.uow.shard_for(data.channel_id)
-        for position, file in enumerate(stored, start=len(pending)):
-            session.add(_row(new_id(shard), message, principal.user_id, position, file))
+        add_rows(session, shard, message, principal.user_id, stored, start=len(pending))
         await session.flush()
         return message
 
@@ -249,8 +248,20 @@ async def with_file_purge(
 async def _store(
     ctx: BeepContext[Any], channel: ChannelAccess, files: Sequence[Any]
 ) -> list[StoredAttachment] | Any:
-    files_service = ctx.runtime.attachments
-    scope = attachment_scope(channel.server.server_id, channel.channel_id)
+    try:
+        return await store_files(ctx.runtime.attachments, channel.server.server_id, channel.channel_id, files)
+    except DomainError as error:
+        return user_error(error)
+
+
+async def store_files(
+    files_service: Attachments, server_id: int, channel_id: int, files: Sequence[Any]
+) -> list[StoredAttachment]:
+    """Read, check and store a message's files in its channel's scope (`read_uploads`' limits, then
+    `Attachments.store`'s checks), outside any transaction. All or nothing: when one file is refused the
+    ones already stored are deleted and `ValidationFailed` (field `files`, the media code) is raised.
+    Used by `sendMessage` and by webhook executions (subgraphs/webhooks/http.py)."""
+    scope = attachment_scope(server_id, channel_id)
     stored: list[StoredAttachment] = []
     try:
         for upload in await read_uploads(files, files_service.max_bytes):
@@ -258,16 +269,35 @@ async def _store(
                 await files_service.store(scope, upload.data, upload.filename, upload.declared_type)
             )
     except MediaError as error:
-        await files_service.delete(*_keys(stored))
+        await discard(files_service, stored)
         code = ErrorCode.__members__.get(error.code.value, ErrorCode.INVALID_INPUT)
-        return user_error(ValidationFailed(error.message, code=code, field=FIELD))
-    except DomainError as error:
-        await files_service.delete(*_keys(stored))
-        return user_error(error)
+        raise ValidationFailed(error.message, code=code, field=FIELD) from None
     except BaseException:
-        await files_service.delete(*_keys(stored))
+        await discard(files_service, stored)
         raise
     return stored
+
+
+async def discard(files_service: Attachments, stored: Sequence[StoredAttachment]) -> None:
+    """Delete files stored for a message that was not written."""
+    await files_service.delete(*_keys(stored))
+
+
+def add_rows(
+    session: AsyncSession,
+    shard: int,
+    message: MessageRow,
+    uploader: int,
+    stored: Sequence[StoredAttachment],
+    start: int = 0,
+) -> list[AttachmentRow]:
+    """Rows naming stored files as the message's attachments, from position `start` (in the session)."""
+    rows = [
+        _row(new_id(shard), message, uploader, position, file)
+        for position, file in enumerate(stored, start=start)
+    ]
+    session.add_all(rows)
+    return rows
 
 
 def _keys(stored: Sequence[StoredAttachment]) -> list[str | None]:

@@ -5,7 +5,9 @@ them link embeds; Beep's `embeds` are the rich embeds webhooks and bots post, su
 the links (media/previews/providers.py), fetches their previews with the SSRF-safe fetcher, replaces the
 message's previews and announces `LinkPreviewsChanged` on the channel, so open clients update it live.
 No previews when the author lacks Embed Links in the channel (a server switches previews off by taking
-the permission from @everyone), when the message suppresses them, or when it changed since the event.
+the permission from @everyone), when the message suppresses them, or when it changed since the event. A
+webhook's message is previewed when @everyone holds Embed Links in its channel (a webhook is no member:
+it posts with @everyone's permissions there, as on Discord; View Channel is not needed).
 """
 
 from __future__ import annotations
@@ -186,6 +188,11 @@ class LinkPreviewer:
 
     async def _may_embed(self, uow: UnitOfWork, message: MessageRow) -> bool:
         session = await uow.for_entity(message.channel_id)
+        if message.webhook_id is not None:
+            # A webhook is no member: it posts with @everyone's permissions in its channel, as on Discord
+            # (so a server or channel taking Embed Links from @everyone turns its previews off too).
+            everyone = await access.everyone_channel_permissions(session, message.channel_id)
+            return everyone is not None and Permission.EMBED_LINKS in everyone
         found = await access.channel_access(session, message.channel_id, message.author_id)
         return found is not None and found.can_view and found.has(Permission.EMBED_LINKS)
 

@@ -16,18 +16,20 @@ exist in Beep: `<@&id>` stays text and "roles" in `parse` is accepted and has no
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from db.ids import new_id
+from media.attachments import Attachments, StoredAttachment
 from subgraphs.kernel import access
 from subgraphs.kernel.errors import ErrorCode, NotFound
 from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages import attachments, mentions, repository, service
 from subgraphs.messages import embeds as embed_rules
-from subgraphs.messages import mentions, repository, service
 from subgraphs.messages.embeds import PayloadProblem
-from subgraphs.messages.models import MessageRow
+from subgraphs.messages.models import AttachmentRow, MessageRow
 
 MAX_CONTENT = 2000  # Discord's limit for webhook content (a member's message may have 4,000)
 MAX_ALLOWED_USERS = 100
@@ -94,11 +96,16 @@ class WebhookPost:
     content: str  # validated by content_text
     embeds: list[dict[str, Any]]  # validated by embeds.validate
     allowed: AllowedMentions
+    # Files already checked and stored in the channel's scope (attachments.store_files), outside the
+    # transaction; the caller deletes them if this post is not committed.
+    files: Sequence[StoredAttachment] = ()
+    suppress_embeds: bool = False  # Discord's SUPPRESS_EMBEDS flag: no link previews
 
 
-async def post(uow: UnitOfWork, data: WebhookPost) -> MessageRow:
-    """Store and announce a webhook's message in its channel (which must still be a text channel)."""
-    if not data.content and not data.embeds:
+async def post(uow: UnitOfWork, data: WebhookPost) -> tuple[MessageRow, list[AttachmentRow]]:
+    """Store and announce a webhook's message in its channel (which must still be a text channel), with
+    its attachments (the webhook is their uploader)."""
+    if not data.content and not data.embeds and not data.files:
         raise PayloadProblem(("content",), "Cannot send an empty message.", kind="EMPTY_MESSAGE")
     session = await uow.for_entity(data.channel_id)
     channel = await access.channel_access(session, data.channel_id, None)
@@ -119,11 +126,17 @@ async def post(uow: UnitOfWork, data: WebhookPost) -> MessageRow:
         author_name=data.name,
         author_avatar_url=data.avatar_url,
         embeds=embed_rules.dump(data.embeds),
+        suppress_embeds=data.suppress_embeds,
     )
     repository.add_message(session, message)
     await session.flush()
+    rows = attachments.add_rows(
+        session, await uow.shard_for(data.channel_id), message, data.webhook_id, data.files
+    )
+    if rows:
+        await session.flush()
     service.announce_created(uow, message)
-    return message
+    return message, rows
 
 
 async def _resolve_mentions(
@@ -176,7 +189,29 @@ def _timestamp(value: datetime | None) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-async def discord_shape(uow: UnitOfWork, message: MessageRow) -> dict[str, Any]:
+def discord_attachment(row: AttachmentRow, files: Attachments) -> dict[str, Any]:
+    """An attachment as Discord returns it; `url` (and `proxy_url`, the same: Beep has no media proxy) is
+    a signed download URL that lives BEEP_ATTACHMENT_URL_TTL_SECONDS, given to the token's holder, who
+    sent the file. Discord gives `width`/`height` for images only."""
+    shown: dict[str, Any] = {
+        "id": str(row.id),
+        "filename": row.filename,
+        "size": row.size,
+        "url": files.url(row.storage_key, row.filename, row.content_type),
+        "content_type": row.content_type,
+    }
+    shown["proxy_url"] = shown["url"]
+    if row.width is not None and row.height is not None:
+        shown["width"], shown["height"] = row.width, row.height
+    return shown
+
+
+async def discord_shape(
+    uow: UnitOfWork,
+    message: MessageRow,
+    attached: Sequence[AttachmentRow] = (),
+    files: Attachments | None = None,
+) -> dict[str, Any]:
     """The message as Discord's API returns it (`?wait=true`), so Discord tooling can read it. IDs are
     strings (snowflake-sized); `author.avatar` is Discord's image hash, which Beep has not: the shown
     avatar is in Beep's extra `author.avatar_url`."""
@@ -199,7 +234,7 @@ async def discord_shape(uow: UnitOfWork, message: MessageRow) -> dict[str, Any]:
             "bot": True,
             "global_name": None,
         },
-        "attachments": [],
+        "attachments": [discord_attachment(row, files) for row in attached] if files else [],
         "embeds": embed_rules.load(message.embeds),
         "mentions": [{"id": str(u), "username": names.get(u), "bot": False} for u in pinged if u in names],
         "mention_roles": [],
@@ -208,7 +243,7 @@ async def discord_shape(uow: UnitOfWork, message: MessageRow) -> dict[str, Any]:
         "tts": False,
         "timestamp": _timestamp(message.created_at),
         "edited_timestamp": None,
-        "flags": 0,
+        "flags": 4 if message.suppress_embeds else 0,
         "components": [],
         "webhook_id": str(message.webhook_id),
     }

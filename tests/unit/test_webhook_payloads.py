@@ -126,3 +126,20 @@ def test_http_errors_nest_like_discord() -> None:
     assert (
         body["errors"]["embeds"]["0"]["fields"]["3"]["value"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
     )
+
+
+def test_flags_suppress_embeds_only() -> None:
+    assert parse({"content": "a", "flags": 4}).suppress_embeds
+    assert parse({"content": "a", "flags": "4"}).suppress_embeds  # a url-encoded form's field
+    assert not parse({"content": "a", "flags": 1 << 12}).suppress_embeds  # SUPPRESS_NOTIFICATIONS: ignored
+    assert not parse({"content": "a"}).suppress_embeds
+    for bad in (-1, "x", True, 1.5):
+        with pytest.raises(PayloadProblem) as problem:
+            parse({"content": "a", "flags": bad})
+        assert problem.value.path == ("flags",)
+
+
+def test_files_make_an_empty_payload_a_message() -> None:
+    assert parse({}, with_files=True).content == ""
+    with pytest.raises(PayloadProblem):
+        parse({})
