@@ -32,7 +32,7 @@ from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubs
 from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
@@ -191,6 +191,7 @@ class Subscription(VoiceSubscription):
         description="Live changes of a channel's member list (see ChannelMemberEvent). Ends with FORBIDDEN "
         "if you can no longer view the channel, NOT_FOUND if it is deleted."
     )
+    @own_operation
     async def channel_member_events(
         self, info: ChannelsInfo, channel_id: strawberry.ID
     ) -> AsyncGenerator[ChannelMemberEvent, None]:

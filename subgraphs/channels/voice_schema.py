@@ -18,7 +18,7 @@ from subgraphs.channels.types import ChannelsInfo
 from subgraphs.channels.voice_events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
     NotFoundError,
@@ -267,6 +267,7 @@ class VoiceSubscription:
         description="A voice channel's participants now, then after every change (join, leave, mute, camera, "
         "screen, a dropped connection). Ends with FORBIDDEN if you can no longer view the channel."
     )
+    @own_operation
     async def voice_state_events(
         self, info: ChannelsInfo, channel_id: strawberry.ID
     ) -> AsyncGenerator[VoiceChannelState, None]:

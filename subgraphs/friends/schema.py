@@ -31,7 +31,7 @@ from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.friends.models import DirectConversationRow, FriendRequestRow
 from subgraphs.kernel import attachment_files, ratelimit
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     ConflictError,
@@ -601,6 +601,7 @@ class Subscription:
         description="Live changes of your own friends, requests, blocks and conversations (only yours: the "
         "stream is the signed-in user's)."
     )
+    @own_operation
     async def friend_events(self, info: FriendsInfo) -> AsyncGenerator[FriendEvent, None]:
         ctx = info.context
         me = ctx.require_principal().user_id

@@ -91,7 +91,7 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
             runtime=runtime,
             request=request,
             response=response,
-            uow=uow,
+            request_uow=uow,
             loaders_factory=self.definition.loaders_factory,
             principal=principal,
         )

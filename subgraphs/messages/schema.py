@@ -15,7 +15,7 @@ from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.bus import SubscriberOverflow
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     BeepGraphQLError,
@@ -446,6 +446,7 @@ class Subscription:
         "twice. Ends with FORBIDDEN if you lose access, CURSOR_EXPIRED if `after` is older than the event "
         "retention.",
     )
+    @own_operation
     async def message_events(
         self, info: MessagesInfo, channel_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[MessageEvent, None]:

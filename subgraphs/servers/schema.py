@@ -16,7 +16,7 @@ from media.images import PictureKind
 from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     DomainError,
@@ -631,6 +631,7 @@ class Subscription:
         "channels you can see (a channel hidden from you is never named). Ends with FORBIDDEN when you "
         "leave or are removed, after a ServerDeletedEvent when the server is deleted."
     )
+    @own_operation
     async def server_events(
         self, info: ServersInfo, server_id: strawberry.ID
     ) -> AsyncGenerator[ServerEvent, None]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import strawberry
 
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.events import topic_for_user
 from subgraphs.kernel.ids import id_input
 from subgraphs.kernel.mutations import signed_in_mutation
@@ -148,6 +148,7 @@ class NotificationSubscriptions:
     @strawberry.subscription(
         description="Your new notifications, live (not those held back by a snooze: list them instead)."
     )
+    @own_operation
     async def notifications(self, info: UsersInfo) -> AsyncGenerator[Notification, None]:
         ctx = info.context
         user_id = ctx.require_principal().user_id
