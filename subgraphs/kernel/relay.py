@@ -58,6 +58,8 @@ class RelayConfig:
     sweep_seconds: float = 5.0
     retention_seconds: float = 86_400.0
     prune_every_seconds: float = 60.0
+    # Every store is visited this often even without work, so an idle store's old events are pruned too.
+    visit_all_seconds: float = 600.0
 
 
 def relay_owner(port: int | None = None) -> str:
@@ -88,6 +90,7 @@ class OutboxRelay:
         self.owner = owner or relay_owner()
         self._dirty: set[int] = set(self.stores)
         self._hinted: set[int] = set()  # dirty because a commit hint named them: relayed first
+        self._visit_all_at = 0.0  # loop time of the next round over every store (see RelayConfig)
         self._wake = asyncio.Event()
         self._pruned_at: dict[int, float] = {}
         self._settled: set[int] = set()  # stores this leader found fully published
@@ -165,6 +168,10 @@ class OutboxRelay:
         except Exception:
             log.exception("the outbox sweep's probe failed; looking at every store")
             found = set(self.stores)
+        now = asyncio.get_running_loop().time()
+        if now >= self._visit_all_at:
+            self._visit_all_at = now + self.config.visit_all_seconds
+            self._dirty.update(self.stores)  # pruning happens in a store's round
         self._dirty.update(found | (set(self.stores) - self._settled))
         for store in found:
             for runner in self._runners:

@@ -75,3 +75,23 @@ async def test_the_probe_names_stores_to_number_to_publish_and_to_consume(databa
     await relay.consume_store(6, consumer)
     assert await stores_with_work(database, STORES, [consumer.name]) == set()
     assert sorted(e.message_id for e in handled) == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+async def test_the_sweep_visits_stores_with_work_and_every_store_now_and_then(database: Database) -> None:
+    relay = OutboxRelay(database, InProcessBus(), stores=STORES, owner="probe")
+    for _ in range(2):  # a first round leads each store, the second finds it settled
+        for store in STORES:
+            await relay.relay_store(store)
+    relay._dirty.clear()
+    relay._visit_all_at = float("inf")
+    await relay._sweep()
+    assert relay._dirty == set()  # idle: no store is visited
+
+    await write(database, 5, 1)
+    await relay._sweep()
+    assert relay._dirty == {5}
+
+    relay._dirty.clear()
+    relay._visit_all_at = 0.0  # due: every store gets a round (where its old events are pruned)
+    await relay._sweep()
+    assert relay._dirty == set(STORES)
