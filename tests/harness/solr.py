@@ -5,7 +5,6 @@ with javac, started on a free port with a throwaway Solr home; cores come from s
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from tests.harness.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2] / "search" / "solr"
 LIB = ROOT / "lib"
@@ -38,17 +39,11 @@ def build() -> str:
     return f"{CLASSES}:{LIB}/*"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def solr_node(heap: str = "512m") -> Iterator[str]:
     """Yields the node's base URL (http://127.0.0.1:PORT/solr) until the block ends."""
     classpath = build()
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="beep-solr-") as home:
         log = open(Path(home) / "node.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
