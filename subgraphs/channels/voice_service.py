@@ -28,11 +28,16 @@ from subgraphs.kernel.errors import (
     ValidationFailed,
 )
 from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.leases import LeaseBusy
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.uow import UnitOfWork
 
 _hubs: dict[int, VoiceHub] = {}
+
+# Longer than a join can take (the owner's 10 s negotiation limit, within the internal API's 20 s
+# timeout), so the lease never lapses under a join still running.
+JOIN_LEASE_SECONDS = 25.0
 
 
 def hub_for(runtime: Runtime) -> VoiceHub:
@@ -149,22 +154,30 @@ async def join(
     directory = directory_for(runtime)
     owner = directory.owner(channel_id)
     try:
-        current = await directory.call_of(principal.user_id)
-        if current is not None and current[0] != channel_id:
-            raise VoiceRefused(
-                Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
+        # "Not in another call, then join" spans the nodes owning calls: one join per user at a time, or
+        # two joins racing through two replicas to calls on two owners would both pass the check.
+        async with runtime.leases.hold(
+            f"voice-join:{principal.user_id}", ttl=JOIN_LEASE_SECONDS, wait=JOIN_LEASE_SECONDS
+        ):
+            current = await directory.call_of(principal.user_id)
+            if current is not None and current[0] != channel_id:
+                raise VoiceRefused(
+                    Refusal.ALREADY_IN_CALL, "You are in a call already: leave it first.", "channelId"
+                )
+            answer = await owner.join(
+                channel_id,
+                principal.user_id,
+                offer.sdp or "",
+                camera_mid=offer.camera_mid,
+                screen_mid=offer.screen_mid,
+                can_speak=found.has(Permission.SPEAK),
+                can_stream=found.has(Permission.STREAM),
+                self_mute=self_mute,
             )
-        answer = await owner.join(
-            channel_id,
-            principal.user_id,
-            offer.sdp or "",
-            camera_mid=offer.camera_mid,
-            screen_mid=offer.screen_mid,
-            can_speak=found.has(Permission.SPEAK),
-            can_stream=found.has(Permission.STREAM),
-            self_mute=self_mute,
-        )
         participants = await owner.states(channel_id)
+    except LeaseBusy:
+        message = "Another join of yours is still being negotiated."
+        raise Conflict(message, code=ErrorCode.ALREADY_IN_CALL, field="channelId") from None
     except VoiceRefused as refused:
         raise _domain(refused) from None
     voice_guard.ensure_guard(runtime, owner, channel_id, found.server.server_id)

@@ -1,5 +1,5 @@
 """What one process shares across requests: settings, databases, the event bus, the token verifier,
-the presence store, the rate limiter."""
+the presence store, the rate limiter, the leases."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from media.signing import UrlSigner
 from media.storage import FileStorage, LocalDiskStorage
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
 from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.leases import Leases, create_leases
 from subgraphs.kernel.presence import PresenceStore, create_presence_store
 from subgraphs.kernel.ratelimit import RateLimiter, create_rate_limiter
 from subgraphs.kernel.settings import Settings
@@ -28,6 +29,7 @@ class Runtime:
     rate_limiter: RateLimiter
     pictures: Pictures
     attachments: Attachments
+    leases: Leases
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -45,12 +47,14 @@ class Runtime:
         bus = create_bus(settings.redis_url)
         limiter = create_rate_limiter(settings.redis_url)
         pictures, attachments = _media(settings)
-        return cls(settings, database, bus, verifier, presence, limiter, pictures, attachments)
+        leases = create_leases(settings.redis_url)
+        return cls(settings, database, bus, verifier, presence, limiter, pictures, attachments, leases)
 
     async def close(self) -> None:
         await self.presence.close()
         await self.bus.close()
         await self.rate_limiter.close()
+        await self.leases.close()
         await self.database.dispose()
         close = getattr(self.pictures.storage, "close", None)  # S3's connection pool
         if close is not None:

@@ -12,7 +12,13 @@ from typing import Any
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, create_channel, create_server, sign_up
-from tests.integration.identity_helpers import BEGIN_2FA, CONFIRM_2FA, code_at, fresh_totp_window
+from tests.integration.identity_helpers import (
+    BEGIN_2FA,
+    CONFIRM_2FA,
+    UPDATE_PROFILE,
+    code_at,
+    fresh_totp_window,
+)
 
 ROOTS = ("me", "user", "searchUsers", "myServers")
 SECRET_NAME = re.compile(r"password|hash|secret|totp|recovery|refresh|token", re.IGNORECASE)
@@ -74,6 +80,12 @@ async def test_no_secret_field_or_foreign_email_is_reachable(stack: Stack) -> No
     # The other user has two-factor on: its secret and recovery codes must appear nowhere.
     setup = (await other_client.data(BEGIN_2FA))["beginTwoFactorSetup"]
     confirmed = (await other_client.data(CONFIRM_2FA, {"c": code_at(setup["secret"], 0)}))["confirmTwoFactor"]
+    # Both have chosen their devices: a private setting, read back by its owner only.
+    devices = {}
+    for person, who in ((viewer, "viewer"), (other, "other")):
+        devices[who] = {"audioInputDeviceId": f"mic-of-{who}", "videoInputDeviceId": f"cam-of-{who}"}
+        changed = await client.with_token(person.token).data(UPDATE_PROFILE, {"input": devices[who]})
+        assert changed["updateProfile"]["user"]["audioInputDeviceId"] == f"mic-of-{who}"
 
     schema = Schema(await client.with_token(viewer.token).data(INTROSPECTION))
     reachable = schema.reachable(ROOTS)
@@ -101,7 +113,10 @@ async def test_no_secret_field_or_foreign_email_is_reachable(stack: Stack) -> No
         assert not result.errors, result.errors
         text = json.dumps(result.data)
         assert reader.email in text  # the query reached the fields that hold e-mail addresses
+        mine, theirs = ("viewer", "other") if reader is viewer else ("other", "viewer")
+        assert f"mic-of-{mine}" in text and f"cam-of-{mine}" in text  # and those holding devices
         assert result.data is not None and result.data["user"]["username"] == subject.username
         forbidden = [subject.email, subject.password, subject.token, subject.refresh_token, "$argon2"]
         forbidden += [setup["secret"], *confirmed["recoveryCodes"], reader.password, reader.refresh_token]
+        forbidden += list(devices[theirs].values())
         assert [secret for secret in forbidden if secret and secret in text] == []

@@ -6,6 +6,7 @@ secret."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,17 @@ def replicas(full_stack: Stack) -> Iterator[Replicas]:
         process.terminate()
 
 
+async def _one_channel_per_owner(client: GraphQLClient, server_id: str, nodes: list[str]) -> list[str]:
+    """Voice channels of the server, the i-th owned by node i."""
+    channels: dict[str, str] = {}
+    while len(channels) < len(nodes):
+        channel = await create_channel(
+            client, server_id, f"room{len(channels)}{secrets.token_hex(2)}", kind="VOICE"
+        )
+        channels.setdefault(owner_of(int(channel["id"]), nodes), channel["id"])
+    return [channels[node] for node in nodes]
+
+
 def _hears(peer: VoicePeer, user_id: str, tone: float) -> bool:
     got = peer.from_(user_id)
     return got is not None and got.frames > 60 and abs(got.frequency() - tone) < tone * 0.05
@@ -77,14 +89,7 @@ async def test_one_owner_per_call_whichever_replica_a_client_reaches(replicas: R
     bob_1 = via[1].with_token(bob.token)
     server = await create_server(ada_0, "Owners")
     assert (await accept(bob_1, (await invite(ada_0, server["id"]))["inviteCode"]))["__typename"] == "Server"
-    # Two voice channels owned by different nodes.
-    channels: dict[str, str] = {}
-    while len(channels) < 2:
-        channel = await create_channel(
-            ada_0, server["id"], f"room{len(channels)}{secrets.token_hex(2)}", kind="VOICE"
-        )
-        channels.setdefault(owner_of(int(channel["id"]), replicas.nodes), channel["id"])
-    lounge, other = channels[replicas.nodes[0]], channels[replicas.nodes[1]]
+    lounge, other = await _one_channel_per_owner(ada_0, server["id"], replicas.nodes)
     # Ada reaches replica 0, which owns the lounge; Bob reaches replica 1, which does not.
     a, joined = await join_call(ada_0, lounge, 440.0)
     b, _ = await join_call(bob_1, lounge, 660.0)
@@ -111,6 +116,37 @@ async def test_one_owner_per_call_whichever_replica_a_client_reaches(replicas: R
         await b.close()
         await ada_0.execute(LEAVE)
         await bob_1.execute(LEAVE)
+
+
+async def test_racing_joins_through_two_replicas_make_one_call(replicas: Replicas) -> None:
+    """Two joins of one user at the same moment, through two replicas, to calls owned by two different
+    nodes: each replica's "in no other call" check would pass alone; the join lease lets one through."""
+    via = [GraphQLClient(url) for url in replicas.routers]
+    cy = await sign_up(via[0], "cy")
+    cy_0, cy_1 = via[0].with_token(cy.token), via[1].with_token(cy.token)
+    server = await create_server(cy_0, "Racing")
+    first, second = await _one_channel_per_owner(cy_0, server["id"], replicas.nodes)
+    peers = [VoicePeer(440.0), VoicePeer(660.0)]
+    try:
+        offers = [await peer.offer() for peer in peers]
+        for _attempt in range(3):  # several races, each from a clean slate
+            outcomes = await asyncio.gather(
+                cy_0.data(JOIN, {"i": {"channelId": first, "offer": offers[0]}}),
+                cy_1.data(JOIN, {"i": {"channelId": second, "offer": offers[1]}}),
+            )
+            kinds = sorted((o["joinVoice"]["__typename"], o["joinVoice"].get("code")) for o in outcomes)
+            assert kinds == [("ConflictError", "ALREADY_IN_CALL"), ("VoiceSession", None)], outcomes
+            calls = [
+                [s["userId"] for s in (await cy_0.data(STATES, {"c": c}))["voiceStates"]]
+                for c in (first, second)
+            ]
+            assert sorted(calls) == [[], [cy.user_id]], calls
+            left = (await cy_1.data(LEAVE))["leaveVoice"]
+            assert left["__typename"] == "VoiceLeft", left
+    finally:
+        for peer in peers:
+            await peer.close()
+        await cy_0.execute(LEAVE)
 
 
 async def test_the_internal_endpoint_wants_its_secret(replicas: Replicas) -> None:
