@@ -51,8 +51,13 @@ def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
 
 def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
     for m in manifests:
-        if m["kind"] in ("Deployment", "Job"):
+        if m["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
+
+
+def workloads(manifests: list[Manifest]) -> dict[str, Manifest]:
+    """Deployments and StatefulSets (the channels pods, which host calls) by name."""
+    return of_kind(manifests, "Deployment") | of_kind(manifests, "StatefulSet")
 
 
 def env_of(container: Manifest) -> dict[str, Manifest]:
@@ -102,14 +107,16 @@ def test_chart_lints_with_overrides(tmp_path: Path) -> None:
 
 def test_one_deployment_and_service_per_subgraph_plus_router(default_manifests: list[Manifest]) -> None:
     expected = {f"{RELEASE}-{name}" for name in (*SUBGRAPHS, "router")}
-    assert set(of_kind(default_manifests, "Deployment")) == expected | {f"{RELEASE}-worker"}
-    assert set(of_kind(default_manifests, "Service")) == expected  # nothing calls the worker
+    assert set(of_kind(default_manifests, "StatefulSet")) == {f"{RELEASE}-channels"}  # call hosts
+    assert set(workloads(default_manifests)) == expected | {f"{RELEASE}-worker"}
+    # Nothing calls the worker; the call hosts have a headless Service for their stable names too.
+    assert set(of_kind(default_manifests, "Service")) == expected | {f"{RELEASE}-channels-nodes"}
 
 
 def test_the_worker_relays_with_the_same_connections_as_the_subgraphs(
     default_manifests: list[Manifest],
 ) -> None:
-    deployments = of_kind(default_manifests, "Deployment")
+    deployments = workloads(default_manifests)
     worker = only_container(deployments[f"{RELEASE}-worker"])
     assert worker["command"][:2] == ["beep", "worker"]
     messages = only_container(deployments[f"{RELEASE}-messages"])
@@ -120,7 +127,7 @@ def test_the_worker_relays_with_the_same_connections_as_the_subgraphs(
 def test_each_service_selects_exactly_its_deployment_on_the_container_port(
     default_manifests: list[Manifest],
 ) -> None:
-    deployments = of_kind(default_manifests, "Deployment")
+    deployments = workloads(default_manifests)
     for name, service in of_kind(default_manifests, "Service").items():
         selector = service["spec"]["selector"]
         selected = [
@@ -128,8 +135,9 @@ def test_each_service_selects_exactly_its_deployment_on_the_container_port(
             for d_name, d in deployments.items()
             if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
-        assert selected == [name], f"Service {name} selects {selected}"
-        deployment = deployments[name]
+        target = name.removesuffix("-nodes")  # the call hosts' headless Service
+        assert selected == [target], f"Service {name} selects {selected}"
+        deployment = deployments[target]
         assert deployment["spec"]["selector"]["matchLabels"].items() <= (
             deployment["spec"]["template"]["metadata"]["labels"].items()
         )
@@ -142,7 +150,7 @@ def test_each_service_selects_exactly_its_deployment_on_the_container_port(
 def test_subgraph_containers_serve_their_subgraph_on_all_interfaces(
     default_manifests: list[Manifest],
 ) -> None:
-    deployments = of_kind(default_manifests, "Deployment")
+    deployments = workloads(default_manifests)
     for name in SUBGRAPHS:
         container = only_container(deployments[f"{RELEASE}-{name}"])
         command = container["command"]
@@ -169,7 +177,7 @@ def subgraph_urls_from_services(manifests: list[Manifest], release: str) -> dict
 @pytest.mark.parametrize("release", [RELEASE, "chat-prod"])
 def test_router_env_points_at_each_subgraph_service(release: str) -> None:
     manifests = render(release=release)
-    router = only_container(of_kind(manifests, "Deployment")[f"{release}-router"])
+    router = only_container(workloads(manifests)[f"{release}-router"])
     env = env_of(router)
     for key, url in subgraph_urls_from_services(manifests, release).items():
         assert key in env, f"router env lacks {key}"
@@ -180,7 +188,7 @@ def test_router_env_points_at_each_subgraph_service(release: str) -> None:
 
 
 def test_router_serves_on_all_interfaces_and_verifies_tokens(default_manifests: list[Manifest]) -> None:
-    router = only_container(of_kind(default_manifests, "Deployment")[f"{RELEASE}-router"])
+    router = only_container(workloads(default_manifests)[f"{RELEASE}-router"])
     env = {k: str(e.get("value")) for k, e in env_of(router).items()}
     assert env["BEEP_ROUTER_HOST"] == "0.0.0.0"
     assert int(env["BEEP_ROUTER_PORT"]) == router["ports"][0]["containerPort"]
@@ -198,18 +206,18 @@ def test_external_identity_provider_replaces_the_builtin_issuer() -> None:
     issuer = "https://sso.example.test/realms/beep"
     jwks = f"{issuer}/protocol/openid-connect/certs"
     manifests = render("--set", f"auth.issuer={issuer}", "--set", f"auth.jwksUrl={jwks}")
-    router = env_of(only_container(of_kind(manifests, "Deployment")[f"{RELEASE}-router"]))
+    router = env_of(only_container(workloads(manifests)[f"{RELEASE}-router"]))
     assert router["BEEP_JWKS_URL"]["value"] == jwks
     assert router["BEEP_JWT_ISSUER"]["value"] == issuer
     config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
     assert (config["BEEP_JWKS_URL"], config["BEEP_ISSUER_URL"]) == (jwks, issuer)
     # No built-in issuer: the users pods no longer need its signing key.
-    users = of_kind(manifests, "Deployment")[f"{RELEASE}-users"]["spec"]["template"]["spec"]
+    users = workloads(manifests)[f"{RELEASE}-users"]["spec"]["template"]["spec"]
     assert "issuer-key" not in {v["name"] for v in users["volumes"]}
 
 
 def test_builtin_issuer_key_is_mounted_into_users_only(default_manifests: list[Manifest]) -> None:
-    for name, deployment in of_kind(default_manifests, "Deployment").items():
+    for name, deployment in workloads(default_manifests).items():
         spec = deployment["spec"]["template"]["spec"]
         secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
         if name == f"{RELEASE}-users":
@@ -227,14 +235,14 @@ def test_builtin_issuer_key_is_mounted_into_users_only(default_manifests: list[M
 
 
 def test_replicas_default_to_one(default_manifests: list[Manifest]) -> None:
-    replicas = {n: d["spec"]["replicas"] for n, d in of_kind(default_manifests, "Deployment").items()}
+    replicas = {n: d["spec"]["replicas"] for n, d in workloads(default_manifests).items()}
     assert set(replicas.values()) == {1}
 
 
 def test_replicas_override_from_a_values_file(tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text("subgraphs:\n  messages:\n    replicas: 2\nrouter:\n  replicas: 3\n")
-    deployments = of_kind(render("-f", str(values)), "Deployment")
+    deployments = workloads(render("-f", str(values)))
     replicas = {n: d["spec"]["replicas"] for n, d in deployments.items()}
     assert replicas.pop(f"{RELEASE}-messages") == 2
     assert replicas.pop(f"{RELEASE}-router") == 3
@@ -245,7 +253,7 @@ def test_replicas_override_from_a_values_file(tmp_path: Path) -> None:
 
 
 def test_replicas_override_with_set() -> None:
-    deployments = of_kind(render("--set", "subgraphs.messages.replicas=2"), "Deployment")
+    deployments = workloads(render("--set", "subgraphs.messages.replicas=2"))
     assert deployments[f"{RELEASE}-messages"]["spec"]["replicas"] == 2
     assert deployments[f"{RELEASE}-users"]["spec"]["replicas"] == 1
 
@@ -257,7 +265,7 @@ def test_replicas_override_with_set() -> None:
 def test_every_deployment_container_has_http_probes_on_its_health_paths(
     default_manifests: list[Manifest],
 ) -> None:
-    for name, deployment in of_kind(default_manifests, "Deployment").items():
+    for name, deployment in workloads(default_manifests).items():
         kind = "router" if component(deployment) == "router" else "subgraph"
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             port_names = {p["name"] for p in container["ports"]}
@@ -266,7 +274,7 @@ def test_every_deployment_container_has_http_probes_on_its_health_paths(
                 get = container[probe]["httpGet"]
                 assert get["path"] in HEALTH_PATHS[kind], f"{name} {probe} on {get['path']}"
                 assert get["port"] in port_names
-    router = only_container(of_kind(default_manifests, "Deployment")[f"{RELEASE}-router"])
+    router = only_container(workloads(default_manifests)[f"{RELEASE}-router"])
     assert router["readinessProbe"]["httpGet"]["path"] == "/readiness"
     assert router["livenessProbe"]["httpGet"]["path"] == "/healthcheck"
 
@@ -314,7 +322,7 @@ def test_shared_config_reaches_every_subgraph(default_manifests: list[Manifest])
     assert config["BEEP_MODE"] == "full"
     for key in ("BEEP_JWKS_URL", "BEEP_ISSUER_URL", "BEEP_JWT_ISSUER", "BEEP_LOGICAL_SHARDS"):
         assert config[key], key
-    deployments = of_kind(default_manifests, "Deployment")
+    deployments = workloads(default_manifests)
     for name in SUBGRAPHS:
         container = only_container(deployments[f"{RELEASE}-{name}"])
         refs = [e["configMapRef"]["name"] for e in container["envFrom"]]
@@ -398,7 +406,7 @@ def test_migration_job_can_be_disabled() -> None:
 def test_turn_is_off_by_default_and_when_on_only_the_call_hosts_get_its_secret(
     default_manifests: list[Manifest],
 ) -> None:
-    assert f"{RELEASE}-turn" not in of_kind(default_manifests, "Deployment")
+    assert f"{RELEASE}-turn" not in workloads(default_manifests)
     manifests = render(
         "--set",
         "turn.enabled=true",
@@ -407,7 +415,7 @@ def test_turn_is_off_by_default_and_when_on_only_the_call_hosts_get_its_secret(
         "--set",
         "turn.urls={turn:turn.example.test:3478?transport=udp}",
     )
-    deployments = of_kind(manifests, "Deployment")
+    deployments = workloads(manifests)
     turn = only_container(deployments[f"{RELEASE}-turn"])
     assert "--use-auth-secret" in turn["args"] and "--static-auth-secret=$(TURN_SECRET)" in turn["args"]
     assert "--denied-peer-ip=10.0.0.0-10.255.255.255" in turn["args"]  # relays never reach private hosts
@@ -421,6 +429,46 @@ def test_turn_is_off_by_default_and_when_on_only_the_call_hosts_get_its_secret(
     assert holders == {f"{RELEASE}-channels"}
     (config,) = of_kind(manifests, "ConfigMap").values()
     assert config["data"]["BEEP_VOICE_TURN_URLS"] == "turn:turn.example.test:3478?transport=udp"
+
+
+def test_one_call_host_needs_no_voice_nodes(default_manifests: list[Manifest]) -> None:
+    channels = workloads(default_manifests)[f"{RELEASE}-channels"]
+    assert not {"BEEP_VOICE_NODES", "BEEP_VOICE_NODE_URL", "BEEP_VOICE_INTERNAL_SECRET"} & set(
+        env_of(only_container(channels))
+    )
+
+
+@pytest.mark.parametrize("release", [RELEASE, "chat-prod"])
+def test_several_call_hosts_know_each_other_by_stable_names(release: str) -> None:
+    """With 3 channels replicas every pod lists the 3 pods' URLs (rendezvous hashing over them picks a
+    call's host), names itself among them, and gets the internal secret; nobody else does."""
+    manifests = render("--set", "subgraphs.channels.replicas=3", release=release)
+    statefulset = of_kind(manifests, "StatefulSet")[f"{release}-channels"]
+    headless = of_kind(manifests, "Service")[statefulset["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"]
+    assert (
+        headless["spec"]["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (port,) = headless["spec"]["ports"]
+    env = env_of(only_container(statefulset))
+    names = list(env)
+    # Kubernetes expands $(POD_NAME) only from variables declared before.
+    assert names.index("POD_NAME") < names.index("BEEP_VOICE_NODE_URL")
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    service, pod_port = headless["metadata"]["name"], port["port"]
+    nodes = env["BEEP_VOICE_NODES"]["value"].split(",")
+    assert nodes == [f"http://{release}-channels-{i}.{service}:{pod_port}" for i in range(3)]
+    for i in range(3):  # each pod, its name expanded, is one of the nodes
+        url = env["BEEP_VOICE_NODE_URL"]["value"].replace("$(POD_NAME)", f"{release}-channels-{i}")
+        assert url == nodes[i]
+    secret = env["BEEP_VOICE_INTERNAL_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "beep-secrets", "key": "voice-internal-secret"}
+    holders = {
+        name
+        for name, w in workloads(manifests).items()
+        if "BEEP_VOICE_INTERNAL_SECRET" in env_of(only_container(w))
+    }
+    assert holders == {f"{release}-channels"}
 
 
 def test_search_backend_settings_and_the_reserved_shared_core() -> None:

@@ -197,3 +197,15 @@ readinessProbe:
     port: http
   {{- toYaml $p.readiness | nindent 2 }}
 {{- end }}
+
+{{/*
+The internal URLs of every call host (the channels StatefulSet's pods), comma-separated.
+Usage: include "beep.voiceNodes" (dict "name" "beep-channels" "service" "beep-channels-nodes" "port" 4103 "replicas" 2)
+*/}}
+{{- define "beep.voiceNodes" -}}
+{{- $urls := list }}
+{{- range $i := until (int .replicas) }}
+{{- $urls = append $urls (printf "http://%s-%d.%s:%v" $.name $i $.service $.port) }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
