@@ -16,7 +16,7 @@ from media.voice.room import ParticipantState
 from subgraphs.channels import voice_service
 from subgraphs.channels.types import ChannelsInfo
 from subgraphs.channels.voice_events import VoiceStatesChanged
-from subgraphs.kernel import access
+from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
@@ -195,6 +195,7 @@ class VoiceMutation:
     async def join_voice(self, info: ChannelsInfo, input: JoinVoiceInput) -> VoiceSessionResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceSession:
             channel_id = id_input(str(input.channel_id), "channelId")
+            await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.VOICE_NEGOTIATION, principal.user_id)
             session = await voice_service.join(
                 ctx.runtime, ctx.uow, principal, channel_id, _offer(input.offer), input.self_mute
             )
@@ -209,6 +210,10 @@ class VoiceMutation:
     )
     async def update_voice(self, info: ChannelsInfo, input: UpdateVoiceInput) -> VoiceSessionResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceSession:
+            if input.offer is not None:  # muting alone negotiates nothing
+                await ratelimit.enforce(
+                    ctx.runtime.rate_limiter, ratelimit.VOICE_NEGOTIATION, principal.user_id
+                )
             session = await voice_service.update(
                 ctx.runtime, ctx.uow, principal, _offer(input.offer), input.self_mute
             )

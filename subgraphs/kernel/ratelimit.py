@@ -39,7 +39,18 @@ CREATE_ROLE = Limit("create_role", 120, 600)
 CREATE_INVITE = Limit("create_invite", 60, 3600)
 SEND_INVITATION = Limit("send_invitation", 60, 3600)
 TYPING = Limit("typing", 30, 60)  # a client repeats it every few seconds while typing
-ALL_LIMITS = (CREATE_SERVER, CREATE_CHANNEL, CREATE_ROLE, CREATE_INVITE, SEND_INVITATION, TYPING)
+# joinVoice/updateVoice: each builds or renegotiates a peer connection on the media server (sockets,
+# DTLS, ICE gathering). A client renegotiates once per change in its call; 2/s sustained is a loop.
+VOICE_NEGOTIATION = Limit("voice_negotiation", 120, 60)
+ALL_LIMITS = (
+    CREATE_SERVER,
+    CREATE_CHANNEL,
+    CREATE_ROLE,
+    CREATE_INVITE,
+    SEND_INVITATION,
+    TYPING,
+    VOICE_NEGOTIATION,
+)
 
 
 def send_message_limit(count: int, window_seconds: int) -> Limit:

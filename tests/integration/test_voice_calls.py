@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.ratelimit import VOICE_NEGOTIATION
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.harness.voice_api import JOIN, LEAVE, STATE_EVENTS, STATES, UPDATE, join_call, renegotiate
@@ -288,6 +289,33 @@ async def test_refusals_are_typed_errors(stack: Stack, guild: Guild) -> None:
         await ada_api.execute(LEAVE)
     nothing = (await ada_api.data(UPDATE, {"i": {"selfMute": True}}))["updateVoice"]
     assert (nothing["__typename"], nothing["code"]) == ("NotFoundError", "NOT_IN_CALL")
+
+
+async def test_negotiating_in_a_loop_is_rate_limited(stack: Stack, guild: Guild) -> None:
+    """Each join or renegotiation costs the media server a peer connection's set-up: at most
+    VOICE_NEGOTIATION per minute and user, counted before the offer is even read; muting is free."""
+    eve_api = (await Users(stack).new("eve"))[1]
+    code = (await invite(guild.members["ada"][1], guild.server_id))["inviteCode"]
+    assert (await accept(eve_api, code))["__typename"] == "Server"
+    bad = {"i": {"channelId": guild.voice_id, "offer": {"sdp": "v=0\r\nnot an offer"}}}
+    # Windows are fixed (in Redis, one per minute of the clock): start early in one.
+    left = VOICE_NEGOTIATION.window_seconds - time.time() % VOICE_NEGOTIATION.window_seconds
+    if left < 40:
+        await asyncio.sleep(left + 0.5)
+    for _ in range(VOICE_NEGOTIATION.count):
+        refused = (await eve_api.data(JOIN, bad))["joinVoice"]
+        assert refused["code"] == "INVALID_SDP", refused
+    limited = await eve_api.execute(JOIN, bad)
+    (error,) = limited.errors
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 1 <= error["extensions"]["retryAfter"] <= VOICE_NEGOTIATION.window_seconds
+    # Muting negotiates nothing: not counted (and here, not in a call).
+    muted = (await eve_api.data(UPDATE, {"i": {"selfMute": True}}))["updateVoice"]
+    assert muted["code"] == "NOT_IN_CALL"
+    # Per user: the others still join.
+    b, joined = await join_call(guild.members["bob"][1], guild.voice_id, TONES["bob"])
+    await b.close()
+    assert joined["__typename"] == "VoiceSession", joined
 
 
 async def test_losing_speak_or_connect_mid_call_applies_at_once(stack: Stack, guild: Guild) -> None:

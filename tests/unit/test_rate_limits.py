@@ -43,4 +43,5 @@ def test_the_stated_limits() -> None:
         ("create_invite", 60, 3600),
         ("send_invitation", 60, 3600),
         ("typing", 30, 60),
+        ("voice_negotiation", 120, 60),
     ]
