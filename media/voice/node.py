@@ -201,11 +201,18 @@ class VoiceDirectory:
     ) -> None:
         self.local = LocalOwner(hub)
         self.nodes = tuple(n.rstrip("/") for n in nodes)
+        # Empty with nodes listed: this replica serves the API and hosts no call (dedicated media nodes).
         self.self_url = self_url.rstrip("/")
-        if self.nodes and self.self_url not in self.nodes:
-            raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES")
+        if self.nodes and self.self_url and self.self_url not in self.nodes:
+            raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES (or empty: host no call)")
+        if self.nodes and not secret:
+            raise ValueError("BEEP_VOICE_NODES needs BEEP_VOICE_INTERNAL_SECRET")
         client = httpx.AsyncClient(timeout=20.0)
         self.remotes = {url: RemoteOwner(url, secret, client) for url in self.nodes if url != self.self_url}
+
+    @property
+    def hosts_calls(self) -> bool:
+        return not self.nodes or bool(self.self_url)
 
     def owner(self, channel_id: int) -> Owner:
         if not self.nodes:
@@ -215,7 +222,7 @@ class VoiceDirectory:
 
     async def call_of(self, user_id: int) -> tuple[int, Owner] | None:
         """The call a user is in, whichever node owns it (each node is asked: a handful of them)."""
-        owners: list[Owner] = [self.local, *self.remotes.values()]
+        owners: list[Owner] = [*([self.local] if self.hosts_calls else []), *self.remotes.values()]
         for owner in owners:
             channel_id = await owner.channel_of(user_id)
             if channel_id is not None:

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.shardmap import ShardMap
@@ -123,10 +123,21 @@ class Settings(BaseSettings):
     voice_room_limit: int = Field(default=16, ge=1, le=100)
     voice_disconnect_seconds: float = Field(default=10.0, ge=2, le=120)
     # Several processes hosting calls: their internal base URLs (each call is owned by one, by rendezvous
-    # hashing), this process's own among them, and the secret of their internal endpoint.
+    # hashing), this process's own among them (empty: it hosts none, serving only the API), and the
+    # secret of their internal endpoint.
     voice_nodes: str = ""
     voice_node_url: str = ""
     voice_internal_secret: str = ""
+
+    @model_validator(mode="after")
+    def _voice_nodes_hang_together(self) -> Settings:
+        """Checked at start: a misconfigured call host would otherwise fail at the first join."""
+        nodes = [n.strip().rstrip("/") for n in self.voice_nodes.split(",") if n.strip()]
+        if nodes and not self.voice_internal_secret:
+            raise ValueError("BEEP_VOICE_NODES needs BEEP_VOICE_INTERNAL_SECRET")
+        if self.voice_node_url and self.voice_node_url.rstrip("/") not in nodes:
+            raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES (or empty: host no call)")
+        return self
 
     @cached_property
     def resolved_directory_url(self) -> str:

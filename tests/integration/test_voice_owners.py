@@ -29,9 +29,10 @@ pytestmark = pytest.mark.full
 
 @dataclass
 class Replicas:
-    routers: list[str]  # router i reaches channels replica i
+    routers: list[str]  # router i reaches channels replica i; the last one an API-only replica
     nodes: list[str]
     secret: str
+    api: str  # the API-only replica's base URL
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +53,25 @@ def replicas(full_stack: Stack) -> Iterator[Replicas]:
         started.append(process)
         wait_ready(f"{node}/healthz", process=process)
     issuer = full_stack.env["BEEP_ISSUER_URL"]
+    # And a replica that only serves the API: it lists the nodes but is none of them.
+    api_port = free_port()
+    api = full_stack.spawn(
+        f"channels-api-{api_port}",
+        [*BEEP, "serve", "channels", "--port", str(api_port)],
+        env=full_stack.env | {"BEEP_VOICE_NODES": ",".join(nodes), "BEEP_VOICE_INTERNAL_SECRET": secret},
+    )
+    started.append(api)
+    wait_ready(f"http://127.0.0.1:{api_port}/healthz", process=api)
     routers = [
         full_stack.start_router(
             f"router-voice-{i}",
-            full_stack.subgraph_urls | {"channels": f"{node}/graphql"},
+            full_stack.subgraph_urls | {"channels": f"{base}/graphql"},
             f"{issuer}/.well-known/jwks.json",
             issuer,
         )
-        for i, node in enumerate(nodes)
+        for i, base in enumerate([*nodes, f"http://127.0.0.1:{api_port}"])
     ]
-    yield Replicas(routers, nodes, secret)
+    yield Replicas(routers, nodes, secret, f"http://127.0.0.1:{api_port}")
     for process in started:
         process.terminate()
 
@@ -116,6 +126,39 @@ async def test_one_owner_per_call_whichever_replica_a_client_reaches(replicas: R
         await b.close()
         await ada_0.execute(LEAVE)
         await bob_1.execute(LEAVE)
+
+
+async def test_an_api_only_replica_reaches_the_nodes_calls_and_hosts_none(replicas: Replicas) -> None:
+    api_router, api_url = replicas.routers[-1], replicas.api
+    via_api, via_1 = GraphQLClient(api_router), GraphQLClient(replicas.routers[1])
+    dee, eve = await sign_up(via_api, "dee"), await sign_up(via_1, "eve")
+    dee_api, eve_1 = via_api.with_token(dee.token), via_1.with_token(eve.token)
+    server = await create_server(dee_api, "API only")
+    code = (await invite(dee_api, server["id"]))["inviteCode"]
+    assert (await accept(eve_1, code))["__typename"] == "Server"
+    room = (await _one_channel_per_owner(dee_api, server["id"], replicas.nodes))[0]
+    d, joined = await join_call(dee_api, room, 440.0)
+    e, _ = await join_call(eve_1, room, 660.0)
+    try:
+        assert joined["__typename"] == "VoiceSession", joined
+        states = (await dee_api.data(STATES, {"c": room}))["voiceStates"]
+        assert [s["userId"] for s in states] == [dee.user_id, eve.user_id]
+        await renegotiate(dee_api, d, states, dee.user_id)
+        await wait_until(lambda: _hears(d, eve.user_id, 660.0) and _hears(e, dee.user_id, 440.0), timeout=30)
+        async with httpx.AsyncClient() as client:  # the call lives on node 0, never on the API replica
+            headers = {"x-beep-voice-secret": replicas.secret}
+            for base, expected in ((api_url, None), (replicas.nodes[0], int(room))):
+                where = await client.post(
+                    f"{base}/voice/internal/channel_of", json={"user_id": int(dee.user_id)}, headers=headers
+                )
+                assert where.json() == {"ok": expected}
+        left = (await dee_api.data(LEAVE))["leaveVoice"]
+        assert left == {"__typename": "VoiceLeft", "channelId": room}
+    finally:
+        await d.close()
+        await e.close()
+        await dee_api.execute(LEAVE)
+        await eve_1.execute(LEAVE)
 
 
 async def test_racing_joins_through_two_replicas_make_one_call(replicas: Replicas) -> None:
