@@ -10,6 +10,9 @@ import contextlib
 import socket
 from typing import Any, cast
 
+import pytest
+from aioice.ice import get_host_addresses
+
 Address = tuple[Any, ...]
 
 
@@ -56,6 +59,15 @@ class _Mapping(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+def private_address() -> str:
+    """This machine's first non-loopback IPv4 address: what aiortc gathers on (never 127.0.0.1), and so
+    the private side of a NAT whose public side is 127.0.0.1."""
+    found = get_host_addresses(True, False)
+    if not found:
+        pytest.fail("this test needs a non-loopback IPv4 address", pytrace=False)
+    return found[0]
+
+
 class OneToOneNat:
     """Maps `public` to `private` port by port, for the ports it is told to open."""
 
@@ -81,3 +93,24 @@ class OneToOneNat:
         for mapping in self.mappings.values():
             mapping.close()
         self.mappings.clear()
+
+
+def without_candidates(offer_sdp: str) -> str:
+    """A client's offer without its candidates, and without end-of-candidates (so the server waits to
+    learn it from its connectivity checks, as peer-reflexive): a client behind its own NAT, nothing the
+    server could reach directly. The only way in is then the server's announced address."""
+    return "".join(
+        line
+        for line in offer_sdp.splitlines(keepends=True)
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    )
+
+
+def host_candidates(sdp: str) -> set[tuple[str, int]]:
+    """(address, port) of an SDP's host candidates."""
+    found = set()
+    for line in sdp.splitlines():
+        bits = line.split(" ")
+        if line.startswith("a=candidate:") and len(bits) > 7 and bits[7] == "host":
+            found.add((bits[4], int(bits[5])))
+    return found

@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aioice.ice import get_host_addresses
 
 from media.voice.announce import Announcement
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub
 from media.voice.room import Answer, ParticipantState, VoiceConfig
-from tests.harness.nat import OneToOneNat
+from tests.harness.nat import OneToOneNat, host_candidates, private_address, without_candidates
 from tests.harness.voice_peers import VoicePeer, answer_fields, hears, wait_until
 
 pytestmark = pytest.mark.unit
@@ -26,32 +25,6 @@ pytestmark = pytest.mark.unit
 PUBLIC = "127.0.0.1"
 TONES = {1: 440.0, 2: 660.0}
 AUDIO_ONLY: dict[str, Any] = {"camera_mid": None, "screen_mid": None, "can_speak": True, "can_stream": True}
-
-
-def private_address() -> str:
-    found = get_host_addresses(True, False)  # what aiortc gathers on (127.0.0.1 is never among them)
-    if not found:
-        pytest.fail("this test needs a non-loopback IPv4 address", pytrace=False)
-    return found[0]
-
-
-def unreachable(offer_sdp: str) -> str:
-    """A client's offer without its candidates, and without end-of-candidates (so the server waits to
-    learn it from its connectivity checks, as peer-reflexive): nothing the server could reach directly."""
-    return "".join(
-        line
-        for line in offer_sdp.splitlines(keepends=True)
-        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
-    )
-
-
-def host_candidates(answer: Answer) -> set[tuple[str, int]]:
-    found = set()
-    for line in answer.sdp.splitlines():
-        bits = line.split(" ")
-        if line.startswith("a=candidate:") and bits[7] == "host":
-            found.add((bits[4], int(bits[5])))
-    return found
 
 
 class NattedCall:
@@ -67,13 +40,13 @@ class NattedCall:
     async def _through_nat(self, answer: Answer) -> dict[str, Any]:
         self.answers.append(answer)
         if self.nat is not None:
-            for _address, port in host_candidates(answer):
+            for _address, port in host_candidates(answer.sdp):
                 await self.nat.open(port)
         return answer_fields(answer)
 
     async def join(self, user_id: int) -> VoicePeer:
         peer = self.peers[user_id] = VoicePeer(TONES[user_id])
-        offer = unreachable((await peer.offer())["sdp"])
+        offer = without_candidates((await peer.offer())["sdp"])
         answer = await self.hub.join(7, user_id, offer, **AUDIO_ONLY)
         await peer.accept(await self._through_nat(answer))
         if answer.audio_slots_needed:  # as a client does: offer the slots asked for
@@ -83,7 +56,7 @@ class NattedCall:
     async def renegotiate(self, user_id: int) -> None:
         peer = self.peers[user_id]
         peer.expect([(False, False) for s in self.hub.states(7) if s.user_id != user_id])
-        offer = unreachable((await peer.offer())["sdp"])
+        offer = without_candidates((await peer.offer())["sdp"])
         _channel, answer = await self.hub.update(user_id, offer, self_mute=None, **AUDIO_ONLY)
         assert answer is not None
         await peer.accept(await self._through_nat(answer))
@@ -119,7 +92,7 @@ async def test_clients_reach_the_media_server_at_its_announced_address_through_t
     await natted.renegotiate(1)  # told that 2 joined: a slot for 2
     # Every answer announced one host candidate per m-line, at the public address only.
     for answer in natted.answers:
-        found = host_candidates(answer)
+        found = host_candidates(answer.sdp)
         assert len(found) == 1 and next(iter(found))[0] == PUBLIC
         assert private_address() not in answer.sdp
         assert all(line == f"c=IN IP4 {PUBLIC}" for line in answer.sdp.splitlines() if line.startswith("c="))
@@ -137,7 +110,7 @@ async def test_without_the_nat_nothing_connects(unmapped: NattedCall) -> None:
     b = await unmapped.join(2)
     await unmapped.renegotiate(1)
     for answer in unmapped.answers:
-        assert {address for address, _port in host_candidates(answer)} == {PUBLIC}
+        assert {address for address, _port in host_candidates(answer.sdp)} == {PUBLIC}
     # Through the NAT this takes about a second; without it, the announced address leads nowhere.
     await asyncio.sleep(6)
     for peer in (a, b):
