@@ -9,8 +9,9 @@ import signal
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
-from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings
+from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings, UnusableSettings
 
 
 def _db_upgrade(settings: Settings) -> int:
@@ -117,11 +118,14 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.worker import running_worker
     from subgraphs.kernel.app import configure_process, create_app
 
-    if name == "all":  # the embedded mode: the worker (outbox relay) runs in this process too
-        background = functools.partial(running_worker, port=port)
-        app = create_app(all_definitions(), settings, mounted=True, background=background)
-    else:
-        app = create_app([definition(name)], settings, mounted=False)
+    try:
+        if name == "all":  # the embedded mode: the worker (outbox relay) runs in this process too
+            background = functools.partial(running_worker, port=port)
+            app = create_app(all_definitions(), settings, mounted=True, background=background)
+        else:
+            app = create_app([definition(name)], settings, mounted=False)
+    except UnusableSettings as error:
+        raise SystemExit(f"beep serve {name}: {error}") from None
     configure_process(settings, name)
     uvicorn.run(
         app,
@@ -201,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     sg_commands.add_parser("check", help="fail if the committed SDLs or supergraph are stale")
 
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"beep: invalid settings: {error}", file=sys.stderr)
+        return 2
 
     if args.command == "db":
         count = _db_upgrade(settings)

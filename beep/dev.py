@@ -17,7 +17,7 @@ from beep.worker import running_worker
 from db.engines import Database
 from db.migrate import upgrade
 from subgraphs.kernel.app import configure_process, create_app
-from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings
+from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings, UnusableSettings
 
 
 def embedded_subgraph_urls(host: str, port: int) -> dict[str, str]:
@@ -37,7 +37,11 @@ async def _run(settings: Settings, router_port: int) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await _migrate(settings)
     background = functools.partial(running_worker, port=settings.port)
-    app = create_app(all_definitions(), settings, mounted=True, background=background)
+    try:
+        app = create_app(all_definitions(), settings, mounted=True, background=background)
+    except UnusableSettings as error:
+        print(f"Beep cannot start: {error}", flush=True)
+        return 1
     server = uvicorn.Server(
         uvicorn.Config(
             app,

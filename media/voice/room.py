@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from media.voice.announce import Announcement, NoCandidates, rewrite_answer
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.forwarding import (
     ForwardedTrack,
@@ -36,6 +37,8 @@ class VoiceConfig:
     disconnect_timeout: float = 10.0  # seconds without a packet from a participant before it is removed
     negotiation_timeout: float = 10.0
     check_interval: float = 1.0
+    # Which addresses answers announce (BEEP_VOICE_ANNOUNCED_ADDRESS, BEEP_VOICE_HOST_ADDRESSES).
+    announce: Announcement = field(default_factory=Announcement)
 
 
 @dataclass(frozen=True)
@@ -299,13 +302,27 @@ class Room:
                 participant.slots[mid].switch_to(None)
                 del participant.assigned[mid]
         await pc.setLocalDescription(await pc.createAnswer())
+        sdp = self._announced(pc.localDescription.sdp)
         audio_needed, video_needed = self._assign(participant)
         return Answer(
-            sdp=pc.localDescription.sdp,
+            sdp=sdp,
             streams=tuple(StreamSlot(mid, *who) for mid, who in sorted(participant.assigned.items())),
             audio_slots_needed=audio_needed,
             video_slots_needed=video_needed,
         )
+
+    def _announced(self, sdp: str) -> str:
+        try:
+            return rewrite_answer(sdp, self.config.announce)
+        except NoCandidates:
+            # The configured host addresses were there at start (the channels app checks) and have gone.
+            log.error(
+                "voice answer refused: no candidate on BEEP_VOICE_HOST_ADDRESSES (%s), nor a STUN/TURN one",
+                ", ".join(sorted(map(str, self.config.announce.host_addresses))),
+            )
+            raise VoiceRefused(
+                Refusal.CONNECTION_FAILED, "The media server has no network address to offer."
+            ) from None
 
     def _unassign(self, user_id: int, source: str) -> None:
         for other in self.participants.values():

@@ -3,12 +3,15 @@ and the call owner (media/voice) doing the media. Refusals of the media server b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from aioice.ice import get_host_addresses
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from media.voice.announce import Announcement
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub
 from media.voice.ice import IceServer, client_ice_servers, parse_urls
@@ -31,13 +34,48 @@ from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.leases import LeaseBusy
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+from subgraphs.kernel.settings import Settings, UnusableSettings
 from subgraphs.kernel.uow import UnitOfWork
+
+log = logging.getLogger("beep.voice")
 
 _hubs: dict[int, VoiceHub] = {}
 
 # Longer than a join can take (the owner's 10 s negotiation limit, within the internal API's 20 s
 # timeout), so the lease never lapses under a join still running.
 JOIN_LEASE_SECONDS = 25.0
+
+
+def announcement(settings: Settings) -> Announcement:
+    return Announcement.of(settings.voice_announced_address, parse_urls(settings.voice_host_addresses))
+
+
+def check_voice_settings(settings: Settings) -> None:
+    """At start: BEEP_VOICE_HOST_ADDRESSES must name at least one address of this machine (those it
+    lacks are logged), and an announced address with several local addresses of its family and none
+    chosen is logged as ambiguous."""
+    announce = announcement(settings)
+    if not announce.changes_anything:
+        return
+    present = get_host_addresses(True, True)
+    try:
+        missing = announce.missing(present)
+    except ValueError as error:  # none of them is there
+        raise UnusableSettings(str(error)) from None
+    if missing:
+        log.warning(
+            "BEEP_VOICE_HOST_ADDRESSES: %s not on this machine (it has %s); announcing the others",
+            ", ".join(map(str, missing)),
+            ", ".join(present),
+        )
+    ambiguous = announce.ambiguous(present)
+    if ambiguous:
+        log.warning(
+            "BEEP_VOICE_ANNOUNCED_ADDRESS %s replaces the host candidates of %s, only one of which its NAT "
+            "forwards to: name it in BEEP_VOICE_HOST_ADDRESSES",
+            announce.address,
+            ", ".join(ambiguous),
+        )
 
 
 def hub_for(runtime: Runtime) -> VoiceHub:
@@ -50,6 +88,7 @@ def hub_for(runtime: Runtime) -> VoiceHub:
             ice_servers=tuple(IceServer((url,)).for_aiortc() for url in servers),
             room_limit=settings.voice_room_limit,
             disconnect_timeout=settings.voice_disconnect_seconds,
+            announce=announcement(settings),
         )
 
         async def announce(channel_id: int, states: list[ParticipantState]) -> None:

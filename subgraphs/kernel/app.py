@@ -49,6 +49,9 @@ class SubgraphDefinition:
     background: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None
     # Takes message attachments: its multipart cap follows BEEP_ATTACHMENT_MAX_BYTES (others: 11 MiB).
     large_uploads: bool = False
+    # Refuses to build the app (raising UnusableSettings, whose message is for the operator) when the
+    # settings cannot work on this machine, e.g. the channels' voice host addresses are none of its own.
+    check_settings: Callable[[Settings], None] | None = None
 
 
 def _authorization_value(raw: Any) -> str | None:
@@ -278,6 +281,8 @@ async def _healthz(_request: Request) -> Response:
 
 
 def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settings: Settings) -> Starlette:
+    if definition.check_settings is not None:
+        definition.check_settings(settings)
     graphql = SubgraphGraphQL(definition, holder, settings.origins)
     # A message's attachments travel in one request: the cap grows with their limit (+ 1 MiB of form).
     upload_cap = MAX_MULTIPART_BYTES

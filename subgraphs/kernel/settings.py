@@ -6,12 +6,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.shardmap import ShardMap
+from media.voice.announce import parse_address, parse_addresses
 
 SUBGRAPH_NAMES = ("users", "servers", "channels", "messages", "friends", "webhooks")
+
+
+class UnusableSettings(Exception):
+    """Settings that are well-formed but cannot work on this machine; the message is for the operator."""
 
 
 class Settings(BaseSettings):
@@ -116,6 +121,11 @@ class Settings(BaseSettings):
     # candidates only, never aiortc's default STUN server), those handed to clients, and TURN (coturn's
     # use-auth-secret: time-limited credentials derived from the shared secret).
     voice_ice_servers: str = ""
+    # What the media server's answers announce: the address clients reach it at (a 1:1 NAT's public IP;
+    # host candidates take it, same port), and the local addresses whose host candidates are announced
+    # (comma-separated; empty: every interface's). Checked: IP literals, or empty.
+    voice_announced_address: str = ""
+    voice_host_addresses: str = ""
     voice_stun_urls: str = ""
     voice_turn_urls: str = ""
     voice_turn_secret: str = ""
@@ -138,6 +148,16 @@ class Settings(BaseSettings):
         if self.voice_node_url and self.voice_node_url.rstrip("/") not in nodes:
             raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES (or empty: host no call)")
         return self
+
+    @field_validator("voice_announced_address")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        return str(parse_address(value, "BEEP_VOICE_ANNOUNCED_ADDRESS")) if value.strip() else ""
+
+    @field_validator("voice_host_addresses")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        return ",".join(map(str, parse_addresses(value, "BEEP_VOICE_HOST_ADDRESSES")))
 
     @cached_property
     def resolved_directory_url(self) -> str:

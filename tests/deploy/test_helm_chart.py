@@ -471,6 +471,26 @@ def test_several_call_hosts_know_each_other_by_stable_names(release: str) -> Non
     assert holders == {f"{release}-channels"}
 
 
+def test_the_announced_voice_address_reaches_only_the_call_hosts(default_manifests: list[Manifest]) -> None:
+    voice = ("BEEP_VOICE_ANNOUNCED_ADDRESS", "BEEP_VOICE_HOST_ADDRESSES")
+    for name, deployment in workloads(default_manifests).items():
+        assert not set(voice) & set(env_of(only_container(deployment))), name
+    manifests = render(
+        "--set", "voice.announcedAddress=203.0.113.50", "--set", "voice.hostAddresses={10.0.0.5,fd00::5}"
+    )
+    holders = {}
+    for name, deployment in workloads(manifests).items():
+        env = env_of(only_container(deployment))
+        if set(voice) & set(env):
+            holders[name] = {key: env[key]["value"] for key in voice}
+    assert holders == {
+        f"{RELEASE}-channels": {
+            "BEEP_VOICE_ANNOUNCED_ADDRESS": "203.0.113.50",
+            "BEEP_VOICE_HOST_ADDRESSES": "10.0.0.5,fd00::5",
+        }
+    }
+
+
 def test_search_backend_settings_and_the_reserved_shared_core() -> None:
     config = of_kind(render(), "ConfigMap")[f"{RELEASE}-config"]["data"]
     assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("sql", "")

@@ -220,6 +220,12 @@ class VoicePeer:
         await self.pc.close()
 
 
+def hears(peer: VoicePeer, user_id: Any, tone: float) -> bool:
+    """`peer` receives `user_id`'s microphone, more than a second of it, at `tone` Hz (within 5 %)."""
+    got = peer.from_(user_id)
+    return got is not None and got.frames > 60 and abs(got.frequency() - tone) < tone * 0.05
+
+
 async def wait_until(predicate: Any, timeout: float = 20.0, message: str = "timed out") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -14,7 +14,7 @@ from media.voice.errors import Refusal, VoiceRefused
 from media.voice.hub import VoiceHub, owner_of
 from media.voice.room import ParticipantState, VoiceConfig
 from media.voice.sdp import read_offer
-from tests.harness.voice_peers import VoicePeer, answer_fields, wait_until
+from tests.harness.voice_peers import VoicePeer, answer_fields, hears, wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -81,10 +81,7 @@ async def call() -> AsyncIterator[Harness]:
 
 
 def _hears(peer: VoicePeer, user_id: int) -> bool:
-    got = peer.from_(user_id)
-    return (
-        got is not None and got.frames > 60 and abs(got.frequency() - TONES[user_id]) < TONES[user_id] * 0.05
-    )
+    return hears(peer, user_id, TONES[user_id])
 
 
 async def test_three_participants_each_hear_the_other_two_and_see_a_camera(call: Harness) -> None:
