@@ -298,9 +298,10 @@ async def test_negotiating_in_a_loop_is_rate_limited(stack: Stack, guild: Guild)
     code = (await invite(guild.members["ada"][1], guild.server_id))["inviteCode"]
     assert (await accept(eve_api, code))["__typename"] == "Server"
     bad = {"i": {"channelId": guild.voice_id, "offer": {"sdp": "v=0\r\nnot an offer"}}}
-    # Windows are fixed (in Redis, one per minute of the clock): start early in one.
+    # Redis's windows are the clock's minutes (the embedded one's start at the first hit): start early
+    # in one.
     left = VOICE_NEGOTIATION.window_seconds - time.time() % VOICE_NEGOTIATION.window_seconds
-    if left < 40:
+    if stack.mode == "full" and left < 40:
         await asyncio.sleep(left + 0.5)
     for _ in range(VOICE_NEGOTIATION.count):
         refused = (await eve_api.data(JOIN, bad))["joinVoice"]
