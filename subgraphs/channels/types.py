@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -18,6 +18,9 @@ from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationEr
 from subgraphs.kernel.federation import REFERENCE_ONLY
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import Permission
+
+if TYPE_CHECKING:
+    from subgraphs.channels.voice_schema import VoiceState
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
 
@@ -143,6 +146,24 @@ class Channel:
             return []
         rows = await info.context.loaders.server_channels.load(self.server_id)
         return [Channel.from_row(row) for row in rows if row.parent_id == int(self.id)]
+
+    @strawberry.field(
+        description="Who is in this voice channel's call now (empty for other kinds and when there is no "
+        "call): what a channel list shows under it. Follow it live with `voiceStateEvents`."
+    )
+    async def voice_states(
+        self, info: ChannelsInfo
+    ) -> list[Annotated[VoiceState, strawberry.lazy("subgraphs.channels.voice_schema")]]:
+        if self.kind is not ChannelKind.VOICE:
+            return []
+        from subgraphs.channels import voice_service  # it imports this module's types
+        from subgraphs.channels.voice_schema import VoiceState
+
+        found = await info.context.loaders.channel_access.load(int(self.id))  # batched over a list
+        if found is None or not found.can_view:
+            return []
+        states = await voice_service.current_states(info.context.runtime, int(self.id))
+        return [VoiceState.of(state) for state in states]
 
     @strawberry.field(
         description="The members who can view this channel, by user id, in pages. Each one's connection "

@@ -294,6 +294,11 @@ async def states(
     found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
     if found is None or not found.can_view:
         return None
+    return await current_states(runtime, channel_id)
+
+
+async def current_states(runtime: Runtime, channel_id: int) -> list[ParticipantState]:
+    """The call's participants from its owner, for a caller who checked view access."""
     try:
         return await directory_for(runtime).owner(channel_id).states(channel_id)
     except VoiceRefused:

@@ -35,6 +35,8 @@ MUTE_MEMBER = """mutation($i: MuteVoiceMemberInput!) { muteVoiceMember(input: $i
   ... on VoiceChannelState { participants { userId serverMute } } ... on UserError { code field } } }"""
 DISCONNECT = """mutation($c: ID!, $u: ID!) { disconnectVoiceMember(channelId: $c, userId: $u) { __typename
   ... on VoiceChannelState { participants { userId } } ... on UserError { code field } } }"""
+CHANNEL_VOICE_STATES = """query($v: ID!, $t: ID!) { voice: channel(id: $v) { voiceStates { userId camera } }
+  text: channel(id: $t) { voiceStates { userId } } }"""
 # The stacks run with the default BEEP_VOICE_DISCONNECT_SECONDS (10 s) and check once a second.
 DISCONNECT_SECONDS = 10
 
@@ -91,6 +93,14 @@ async def test_three_participants_hear_each_other_see_a_camera_and_leave(stack: 
             states = await _states(dee_api, guild.voice_id)
             assert [s["userId"] for s in states] == [ada.user_id, bob.user_id, cy.user_id]
             assert [s["camera"] for s in states] == [True, False, False]
+            # A channel list shows the call under the channel (and nothing under a text channel).
+            listed = await dee_api.data(CHANNEL_VOICE_STATES, {"v": guild.voice_id, "t": guild.text_id})
+            assert [(s["userId"], s["camera"]) for s in listed["voice"]["voiceStates"]] == [
+                (ada.user_id, True),
+                (bob.user_id, False),
+                (cy.user_id, False),
+            ]
+            assert listed["text"]["voiceStates"] == []
             # Told by the events that others joined, the earlier ones renegotiate.
             for api, peer, me in ((ada_api, a, ada.user_id), (bob_api, b, bob.user_id)):
                 await renegotiate(api, peer, states, me)
