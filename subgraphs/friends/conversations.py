@@ -35,7 +35,7 @@ from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFaile
 from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages.read_states import read_states
+from subgraphs.messages.read_states import read_states_in
 from subgraphs.servers.events import ServerDeleted
 
 DM_NAME = "Direct messages"  # never listed; a server name is required (2-100 characters)
@@ -227,11 +227,13 @@ class Activity:
 async def activity(uow: UnitOfWork, user_id: int, server_id: int, channel_id: int) -> Activity:
     """A conversation's newest message and the user's unread and mention counts (as `readStates`, capped
     at 1,000)."""
-    session = await uow.for_entity(server_id)
-    last = await session.scalar(
-        sa.select(sa.func.max(tables.messages.c.id)).where(tables.messages.c.channel_id == channel_id)
-    )
-    states = await read_states(uow, user_id, server_id) or []
+    # A short-lived session: listing someone's conversations goes through many shards, and holding one
+    # connection per shard until the end of the request would exhaust the pool (20 groups did).
+    async with uow.reading(await uow.shard_for(server_id)) as session:
+        last = await session.scalar(
+            sa.select(sa.func.max(tables.messages.c.id)).where(tables.messages.c.channel_id == channel_id)
+        )
+        states = await read_states_in(session, user_id, server_id) or []
     state = next((s for s in states if s.channel_id == channel_id), None)
     return Activity(last, state.unread_count if state else 0, state.mention_count if state else 0)
 

@@ -19,7 +19,8 @@ is gone yet.
 
 This module is a kernel one because channel and server deletions (channels and servers subgraphs) need
 it and subgraphs do not import each other; like kernel/access.py it reads other contexts' tables
-(attachments, channels, servers) through light table references, within the tenant's shard only.
+(attachments, channels, servers) through the shared light table references of kernel/tenant_tables.py,
+within the tenant's shard only.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from sqlalchemy import BigInteger, Integer, String, Text, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import SHARD_SCHEMA, DirectoryBase, UtcDateTime
+from db.base import DirectoryBase, UtcDateTime
 from db.engines import Database
 from media.attachments import Attachments, attachment_scope, channel_scope_prefix
+from subgraphs.kernel import tenant_tables
 from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.attachment_files")
@@ -65,19 +67,10 @@ class MediaPurgeRow(DirectoryBase):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
-_refs = sa.MetaData(schema=SHARD_SCHEMA)
-_servers = sa.Table("servers", _refs, sa.Column("id", sa.BigInteger, primary_key=True))
-_channels = sa.Table("channels", _refs, sa.Column("id", sa.BigInteger, primary_key=True))
-_attachments = sa.Table(
-    "attachments",
-    _refs,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("message_id", sa.BigInteger),
-    sa.Column("storage_key", sa.String),
-    sa.Column("thumbnail_key", sa.String),
-    sa.Column("created_at", UtcDateTime),
-)
+# The shared light references (kernel/tenant_tables.py), named as this module always has.
+_servers = tenant_tables.servers
+_channels = tenant_tables.channels
+_attachments = tenant_tables.attachments
 
 
 # --- recording jobs (inside the deleting transaction) -------------------------------------------------

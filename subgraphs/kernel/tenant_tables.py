@@ -3,7 +3,11 @@
 `kernel/access.py` reads membership, roles and channel placement through them for every subgraph; the
 friends context writes a conversation's tenant (a server of kind DM or GROUP_DM: its server row,
 @everyone role, members and one text channel) and erases it through them
-(`subgraphs/friends/conversations.py`). The owners' models (servers, channels and messages contexts)
+(`subgraphs/friends/conversations.py`); the webhooks context adds a bot's member row
+(`subgraphs/webhooks/bots.py`); `kernel/attachment_files.py` checks that a purged server, channel or
+attachment is gone and which stored keys are still live; the messages context resolves `#channel`
+mentions (`messages/mentions.py`) and the notifications consumer finds a replied-to message's author
+(`users/notifications/repository.py`). The owners' models (servers, channels and messages contexts)
 stay the source of truth for DDL; these name only the columns those uses need.
 
 Real Table objects (not sa.table()): only those get the per-shard schema translation. A metadata of their
@@ -87,6 +91,17 @@ messages = sa.Table(
     _refs,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("channel_id", sa.BigInteger),
+    sa.Column("author_id", sa.BigInteger),
+)
+attachments = sa.Table(
+    "attachments",
+    _refs,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("server_id", sa.BigInteger),
+    sa.Column("message_id", sa.BigInteger),
+    sa.Column("storage_key", sa.String),
+    sa.Column("thumbnail_key", sa.String),
+    sa.Column("created_at", UtcDateTime),  # compared with a cutoff: aware on SQLite too
 )
 read_states = sa.Table(
     "read_states",

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import SHARD_SCHEMA
-from subgraphs.kernel import access
+from subgraphs.kernel import access, tenant_tables
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.permissions import Permission
@@ -31,16 +30,10 @@ _EVERYONE = re.compile(r"(?<![\w<])@(everyone|here)\b")
 USER_TOKEN = re.compile(r"<@(\d{1,20})>")
 CHANNEL_TOKEN = re.compile(r"<#(\d{1,20})>")
 
-# Light references to other contexts' tables (read-only).
+# Light references to other contexts' tables (read-only): users here (the directory), channels through
+# the kernel's shared set of tenant-table references.
 _users = sa.table("users", sa.column("id", sa.BigInteger), sa.column("username", sa.String))
-# A real Table (not sa.table()): only those get the per-shard schema translation.
-_channels = sa.Table(
-    "channels",
-    sa.MetaData(schema=SHARD_SCHEMA),
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("server_id", sa.BigInteger),
-    sa.Column("name", sa.String),
-)
+_channels = tenant_tables.channels
 
 
 @dataclass(frozen=True)

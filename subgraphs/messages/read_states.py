@@ -65,7 +65,14 @@ async def read_states(uow: UnitOfWork, user_id: int | None, server_id: int) -> l
     """The member's read state of every text channel of the server they can read; None if not a member."""
     if user_id is None:
         return None
-    session = await uow.for_entity(server_id)
+    return await read_states_in(await uow.for_entity(server_id), user_id, server_id)
+
+
+async def read_states_in(
+    session: AsyncSession, user_id: int, server_id: int
+) -> list[ChannelReadState] | None:
+    """`read_states` on a session of the server's shard that the caller provides (a short-lived one, for
+    a caller going through many servers: `uow.reading`)."""
     if server_id not in await access.member_server_ids(session, [server_id], user_id):
         return None
     visible = await access.visible_channels_of_server(session, server_id, user_id)

@@ -11,8 +11,9 @@ other. Regenerating or revoking the token stops new exchanges at once; an access
 lives out its lifetime (BEEP_BOT_ACCESS_TOKEN_TTL_SECONDS, 300 s by default).
 
 Cross-context writes, as `kernel/access.py` and `kernel/audit.py` do for reads and the audit log: the
-user row (users context) and the member row (servers context) are written through light table
-references, and the arrival is announced with the servers context's published MemberJoined event.
+user row (users context, in the directory) through a light table reference here, the member row (servers
+context, in the tenant's shard) through the shared `kernel/tenant_tables.py`; the arrival is announced
+with the servers context's published MemberJoined event.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from db.base import SHARD_SCHEMA
 from db.ids import DIRECTORY_SHARD, new_id
 from db.tenants import index_membership
-from subgraphs.kernel import access
+from subgraphs.kernel import access, tenant_tables
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import topic_for_server
@@ -53,13 +53,6 @@ _users = sa.table(
     sa.column("first_name", sa.String),
     sa.column("last_name", sa.String),
     sa.column("bot", sa.Boolean),
-)
-_members = sa.Table(
-    "members",
-    sa.MetaData(schema=SHARD_SCHEMA),
-    sa.Column("server_id", sa.BigInteger, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, primary_key=True),
-    sa.Column("joined_at", sa.DateTime(timezone=True)),
 )
 
 
@@ -135,7 +128,9 @@ async def create_bot(uow: UnitOfWork, principal: Principal, server_id: int, user
     directory.add(row)
     session = await uow.for_entity(server_id)
     await access.lock_tenant(session, server_id)
-    await session.execute(sa.insert(_members).values(server_id=server_id, user_id=bot_id, joined_at=now))
+    await session.execute(
+        sa.insert(tenant_tables.members).values(server_id=server_id, user_id=bot_id, joined_at=now)
+    )
     index_membership(directory, bot_id, server_id, now)
     # Announced as any member's arrival (the servers context's published event): member lists and
     # serverEvents show the bot at once.

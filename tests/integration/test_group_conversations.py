@@ -4,11 +4,14 @@ renames and leaves with live friendEvents, and erased from every store when the 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
 
 from db.ids import DIRECTORY_SHARD, new_id
+from subgraphs.friends.groups import CREATE_GROUP
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
 from tests.integration.flows import (
@@ -23,6 +26,7 @@ from tests.integration.test_attachments import get, png, send_files
 from tests.integration.test_direct_messages import _leftovers, open_dm
 from tests.integration.test_friends import ACCEPT, BLOCK, request
 from tests.integration.test_invites_and_membership import CREATE_ROLE, DISCOVER, MY_SERVERS, Users
+from tests.integration.test_notifications import until_listed
 from tests.integration.test_search import _documents, eventually, found_ids, no_documents, search
 
 ERRORS = "... on UserError { code message field }"
@@ -56,6 +60,7 @@ HISTORY = """query($c: ID!) { messages(channelId: $c) { edges { node { id conten
 MESSAGE = "query($m: ID!) { message(id: $m) { id } }"
 CHANNEL = "query($c: ID!) { channel(id: $c) { id } }"
 SERVER = "query($s: ID!) { server(id: $s) { id } }"
+FLAGGED = """query($c: ID!) { messages(channelId: $c) { edges { node { content authorBlocked } } } }"""
 SEND = f"""mutation($i: SendMessageInput!) {{ sendMessage(input: $i) {{ __typename ... on Message {{ id }}
   {ERRORS} }} }}"""
 
@@ -69,6 +74,15 @@ async def befriend_all(
         sent = await request(as_me, account.username)
         accepted = (await client.data(ACCEPT, {"i": sent["id"]}))["acceptFriendRequest"]
         assert accepted["__typename"] == "Friendship", accepted
+
+
+async def three_friends(stack: Stack, prefix: str) -> list[tuple[Account, GraphQLClient]]:
+    """Three new users, each the friend of the other two."""
+    users = Users(stack)
+    people = [await users.new(f"{prefix}{letter}") for letter in "abc"]
+    await befriend_all(people[0], people[1:])
+    await befriend_all(people[1], people[2:])
+    return people
 
 
 async def create(client: GraphQLClient, user_ids: list[str], name: str | None = None) -> dict[str, Any]:
@@ -381,3 +395,60 @@ async def test_every_bad_group_input_has_its_code(stack: Stack) -> None:
     # Signed out: refused.
     anonymous = await users.anonymous.execute(CREATE, {"i": {"userIds": ids[:2]}})
     assert "UNAUTHENTICATED" in anonymous.codes
+
+
+async def test_creating_groups_too_fast_is_refused_with_retry_after(stack: Stack) -> None:
+    (ann, as_ann), (bob, as_bob), (cat, _as_cat) = await three_friends(stack, "gl")
+    # The full stack's windows are fixed hours (Redis keys by hour number): start clear of a boundary, so
+    # the 20 creations and the refusal fall in one window.
+    into_window = time.time() % CREATE_GROUP.window_seconds
+    if into_window > CREATE_GROUP.window_seconds - 120:
+        await asyncio.sleep(CREATE_GROUP.window_seconds - into_window + 1)
+
+    names = [f"Group {i}" for i in range(CREATE_GROUP.count)]
+    for name in names:
+        group = await create(as_ann, [bob.user_id, cat.user_id], name)
+        assert group["__typename"] == "GroupConversation", group
+    refused = await as_ann.execute(CREATE, {"i": {"userIds": [bob.user_id, cat.user_id], "name": "Too many"}})
+    assert refused.data is None or refused.data.get("createGroupConversation") is None, refused
+    (error,) = refused.errors
+    assert error["extensions"]["code"] == "RATE_LIMITED", error
+    assert 1 <= error["extensions"]["retryAfter"] <= CREATE_GROUP.window_seconds
+    # Refused before anything was written: Ann takes part in the 20 groups and no other.
+    listed = (await as_ann.data(CONVERSATIONS))["conversations"]
+    assert sorted(c["name"] for c in listed) == sorted(names)
+    # Per user: Bob may still start one with the same people.
+    other = await create(as_bob, [ann.user_id, cat.user_id], "Bob's")
+    assert other["__typename"] == "GroupConversation", other
+
+
+async def test_a_block_between_participants_removes_no_one_and_silences_the_blocked(stack: Stack) -> None:
+    (ann, as_ann), (bob, as_bob), (cat, as_cat) = await three_friends(stack, "gbl")
+    group = await create(as_ann, [bob.user_id, cat.user_id], "Still together")
+    gid, channel = group["id"], group["channel"]["id"]
+    bob_cat_dm = await open_dm(as_bob, cat.user_id)
+
+    assert (await as_bob.data(BLOCK, {"u": cat.user_id}))["blockUser"]["__typename"] == "BlockChange"
+    # As on Discord, the group keeps both (their direct conversation went with the friendship).
+    for client in (as_ann, as_bob, as_cat):
+        found = (await client.data(GROUP, {"c": gid}))["groupConversation"]
+        assert [p["id"] for p in found["participants"]] == [ann.user_id, bob.user_id, cat.user_id]
+    assert (await as_bob.data(CHANNEL, {"c": bob_cat_dm["channel"]["id"]}))["channel"] is None
+
+    from_cat = await send(as_cat, channel, f"@{bob.username} hi")
+    from_ann = await send(as_ann, channel, "from Ann")
+    # Bob still reads Cat's messages, flagged for him alone (clients collapse them).
+    for client, flags in ((as_bob, [False, True]), (as_ann, [False, False]), (as_cat, [False, False])):
+        page = (await client.data(FLAGGED, {"c": channel}))["messages"]["edges"]
+        assert [e["node"]["authorBlocked"] for e in page] == flags
+        assert [e["node"]["content"] for e in page] == ["from Ann", f"<@{bob.user_id}> hi"]  # newest first
+
+    # Nothing of Cat notifies Bob, not even her mention of him; the others are notified as usual.
+    async def about_messages(client: GraphQLClient, last: dict[str, Any]) -> list[str]:
+        """The message notifications (not the friend ones) once the one of `last` is there."""
+        return [n["messageId"] for n in await until_listed(client, last["id"]) if n["messageId"]]
+
+    # Bob's is handled after Cat's message (one shard, in order), so hers would be there by now.
+    assert await about_messages(as_bob, from_ann) == [from_ann["id"]]
+    assert await about_messages(as_cat, from_ann) == [from_ann["id"]]
+    assert await about_messages(as_ann, from_cat) == [from_cat["id"]]

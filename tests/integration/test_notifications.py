@@ -45,6 +45,7 @@ LIVE = """subscription { notifications { id kind level read messageId channelId
   message { id content } actor { username } } }"""
 VISIBILITY = """mutation($i: SetChannelVisibilityInput!) { setChannelVisibility(input: $i) { __typename } }"""
 DELETE = "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }"
+DELETE_CHANNEL = "mutation($id: ID!) { deleteChannel(id: $id) { __typename } }"
 
 
 async def listed(client: GraphQLClient, **variables: Any) -> list[dict[str, Any]]:
@@ -372,6 +373,46 @@ async def test_pages_counts_mark_read_and_deleted_messages(stack: Stack) -> None
     assert everything["marked"] == 3 and everything["counts"] == {"unread": 0, "unreadHigh": 0}
     result = await as_carol.execute(NOTIFICATIONS, {"first": 0})
     assert result.codes == ["BAD_USER_INPUT"]
+
+
+async def test_a_deleted_channel_takes_its_notifications_and_settings_along(stack: Stack) -> None:
+    server, general, people = await community(stack, "carol")
+    owner, as_owner = people["owner"]
+    _carol, as_carol = people["carol"]
+    doomed = await create_channel(as_owner, server["id"], "doomed")
+    folder = await create_channel(as_owner, server["id"], "Archive", kind="FOLDER")
+    inside = await create_channel(as_owner, server["id"], "old", parentId=folder["id"])
+    await set_level(as_owner, "ALL_MESSAGES", channelId=doomed["id"])
+    await set_level(as_owner, "MENTIONS_ONLY", channelId=inside["id"])
+    await set_level(as_owner, "ALL_MESSAGES", channelId=general)
+    in_doomed = await send(as_carol, doomed["id"], f"@{owner.username} in a channel about to go")
+    in_folder = await send(as_carol, inside["id"], f"@{owner.username} in a folder about to go")
+    kept = await send(as_carol, general, f"@{owner.username} in a channel that stays")
+    before = await until_listed(as_owner, kept["id"])
+    assert [n["messageId"] for n in before] == [kept["id"], in_folder["id"], in_doomed["id"]]
+    configured = (await as_owner.data(SETTINGS))["notificationSettings"]["servers"][0]["channels"]
+    assert {c["channelId"] for c in configured} == {doomed["id"], inside["id"], general}
+
+    for channel in (doomed, folder):  # the folder takes its channel along
+        deleted = await as_owner.data(DELETE_CHANNEL, {"id": channel["id"]})
+        assert deleted["deleteChannel"]["__typename"] == "ChannelDeleted", deleted
+    # Listing at once (the consumer may not have run yet) answers without errors: what is gone resolves
+    # to null, never to a crash.
+    for notification in await listed(as_owner):
+        if notification["messageId"] in (in_doomed["id"], in_folder["id"]):
+            assert notification["channel"] is None and notification["message"] is None, notification
+        else:
+            assert notification["channel"] == {"id": general}, notification
+
+    sentinel = await send(as_carol, general, f"@{owner.username} after the deletions")
+    after = await until_listed(as_owner, sentinel["id"])  # the consumer handled the deletions before it
+    assert [n["messageId"] for n in after] == [sentinel["id"], kept["id"]]
+    assert all(n["channel"] == {"id": general} and n["message"] and n["server"] for n in after), after
+    counts = (await as_owner.data(COUNTS))["notificationCounts"]
+    assert counts == {"unread": 2, "unreadHigh": 2}
+    # The deleted channels' settings went too; the surviving channel's stays.
+    configured = (await as_owner.data(SETTINGS))["notificationSettings"]["servers"][0]["channels"]
+    assert [c["channelId"] for c in configured] == [general]
 
 
 @pytest.mark.full

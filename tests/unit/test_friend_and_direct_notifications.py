@@ -2,17 +2,19 @@
 handled twice (the relay retries; each friend event is also in the log twice, once per person's topic)
 stores and pushes one notification; a global snooze stores without pushing; a request already gone is
 not notified, a removed one takes its notification along; a direct conversation notifies the other
-member of every message at HIGH unless they chose otherwise, never the author."""
+member of every message at HIGH unless they chose otherwise, never the author; whoever blocked an author
+is notified of nothing they write, in a group or a server."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from db.ids import DIRECTORY_SHARD, new_id
 from subgraphs.friends.events import FriendRequestRemoved, FriendRequestSent, FriendshipStarted
-from subgraphs.friends.models import FriendRequestRow, FriendshipRow
+from subgraphs.friends.models import BlockRow, FriendRequestRow, FriendshipRow
 from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.events import Event
 from subgraphs.kernel.uow import UnitOfWork
@@ -200,3 +202,25 @@ async def test_a_deleted_conversation_takes_its_notifications_along(tenant: Tena
     assert await stored(tenant) == sorted([(u["bob"], "MENTION", True), (u["carol"], "DIRECT_MESSAGE", True)])
     await handle(tenant, ServerDeleted(server_id), ServerDeleted(server_id))
     assert await stored(tenant) == [(u["bob"], "MENTION", True)]  # another server's are kept
+
+
+async def test_nobody_is_notified_of_someone_they_blocked(tenant: Tenant) -> None:
+    u = tenant.users
+    group, group_channel = await add_server(
+        tenant.database, u["bob"], [u["bob"], u["carol"], u["extra"]], kind="GROUP_DM"
+    )
+    async with tenant.database.directory_session() as directory, directory.begin():
+        directory.add(BlockRow(blocker_id=u["carol"], blocked_id=u["bob"]))
+    # In a group both stay participants; Bob's messages notify Extra, not Carol who blocked him.
+    assert await handle(tenant, dm(tenant, group, group_channel, "bob", f"hello <@{u['carol']}>")) == 1
+    assert await stored(tenant) == [(u["extra"], "DIRECT_MESSAGE", True)]
+    # In a server too: his mention of her and his @everyone reach everyone else.
+    mention = dm(tenant, tenant.server_id, tenant.channel_id, "bob", f"<@{u['carol']}> <@{u['extra']}>")
+    assert await handle(tenant, mention) == 1
+    everyone = replace(
+        dm(tenant, tenant.server_id, tenant.channel_id, "bob", "@everyone"), mention_everyone=True
+    )
+    assert await handle(tenant, everyone) == 2  # the author and Extra
+    # The block is one way: Carol's messages still notify Bob.
+    assert await handle(tenant, dm(tenant, group, group_channel, "carol", "hi")) == 2
+    assert {user for user, _kind, _pushed in await stored(tenant)} == {u["author"], u["bob"], u["extra"]}

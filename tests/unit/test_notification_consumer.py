@@ -1,11 +1,12 @@
 """The notifications consumer on real SQLite files: a batch handled twice (the relay retries after a
 crash) stores and pushes each notification once; a snooze stores without pushing; members who cannot
-view the channel, and the author, get nothing; @everyone reaches the members page by page."""
+view the channel, and the author, get nothing; @everyone reaches the members page by page; a deleted
+channel or server takes its notifications and settings along, and nothing else."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,12 +18,15 @@ from db.ids import DIRECTORY_SHARD, new_id
 from db.migrate import upgrade
 from db.shardmap import ShardMap
 from db.tenants import register_tenant
+from subgraphs.channels.events import ChannelDeleted
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.events import Event
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated
+from subgraphs.servers.events import ServerDeleted
 from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
 from subgraphs.users.models import UserRow
 from subgraphs.users.notifications import consumer, repository
@@ -104,12 +108,13 @@ def message(t: Tenant, content: str, *, everyone: bool = False) -> MessageCreate
     )
 
 
-async def handle(t: Tenant, *events: MessageCreated) -> None:
+async def handle(t: Tenant, *events: Event) -> None:
+    """Events through the consumer's dispatch, in one transaction (as its handler does)."""
     uow = UnitOfWork(t.database, InProcessBus())
     try:
         async with uow.atomic():
             for event in events:
-                await consumer.notify(uow, event, datetime.now(UTC))
+                await consumer.handle_one(uow, event, datetime.now(UTC))
     finally:
         await uow.close()
 
@@ -198,3 +203,62 @@ async def test_followers_are_one_query_of_those_who_chose_all_messages(tenant: T
     assert found == ("SERVER", sorted([u["bob"], u["carol"]]))  # the tenant's kind comes along
     await handle(tenant, message(tenant, "plain"))
     assert await stored(tenant) == sorted([(u["bob"], "MESSAGE", True), (u["carol"], "MESSAGE", True)])
+
+
+async def _left(t: Tenant) -> tuple[list[tuple[str, int | None]], list[tuple[str, int]]]:
+    """Each stored notification as (recipient, channel) and each preference as (user, scope id)."""
+    names = {user_id: name for name, user_id in t.users.items()}
+    async with t.database.directory_session() as directory:
+        notes = await directory.execute(sa.select(NotificationRow.user_id, NotificationRow.channel_id))
+        prefs = await directory.execute(
+            sa.select(NotificationPreferenceRow.user_id, NotificationPreferenceRow.scope_id)
+        )
+        return (
+            sorted((names[r.user_id], r.channel_id) for r in notes),
+            sorted((names[r.user_id], r.scope_id) for r in prefs),
+        )
+
+
+async def test_a_deleted_channel_or_server_takes_its_notifications_and_settings(tenant: Tenant) -> None:
+    u = tenant.users
+    sibling = new_id(SHARD)  # another channel of the same server
+    async with tenant.database.shard_session(SHARD) as shard, shard.begin():
+        shard.add(
+            ChannelRow(id=sibling, server_id=tenant.server_id, name="kept", kind="TEXT", parent_id=None)
+        )
+    other_server, other_channel = await add_server(tenant.database, u["author"], [u["author"], u["bob"]])
+    gone = message(tenant, f"<@{u['bob']}> <@{u['carol']}> in the doomed channel")
+    kept = replace(message(tenant, f"<@{u['bob']}> next door"), channel_id=sibling)
+    elsewhere = replace(
+        message(tenant, f"<@{u['bob']}> elsewhere"), server_id=other_server, channel_id=other_channel
+    )
+    await handle(tenant, gone, kept, elsewhere)
+    async with tenant.database.directory_session() as directory, directory.begin():
+        for name, scope, scope_id, server_id in (
+            ("bob", "GLOBAL", 0, None),
+            ("bob", "CHANNEL", tenant.channel_id, tenant.server_id),
+            ("carol", "CHANNEL", tenant.channel_id, tenant.server_id),
+            ("bob", "CHANNEL", sibling, tenant.server_id),
+            ("carol", "SERVER", tenant.server_id, tenant.server_id),
+            ("bob", "SERVER", other_server, other_server),
+        ):
+            directory.add(
+                NotificationPreferenceRow(
+                    user_id=u[name], scope_id=scope_id, scope=scope, server_id=server_id, level="ALL_MESSAGES"
+                )
+            )
+    notes, prefs = await _left(tenant)
+    assert notes == sorted(
+        [("bob", tenant.channel_id), ("carol", tenant.channel_id), ("bob", sibling), ("bob", other_channel)]
+    )
+
+    deleted = ChannelDeleted(tenant.channel_id, tenant.server_id, None)
+    await handle(tenant, deleted, deleted)  # at least once: a second copy changes nothing
+    notes, prefs = await _left(tenant)
+    assert notes == sorted([("bob", sibling), ("bob", other_channel)])
+    assert prefs == sorted([("bob", 0), ("bob", sibling), ("carol", tenant.server_id), ("bob", other_server)])
+
+    await handle(tenant, ServerDeleted(tenant.server_id))
+    notes, prefs = await _left(tenant)
+    assert notes == [("bob", other_channel)]  # another server's are kept
+    assert prefs == sorted([("bob", 0), ("bob", other_server)])

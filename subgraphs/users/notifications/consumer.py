@@ -8,7 +8,7 @@ It reads every store's outbox at least once, in order (kernel/relay.py `Consumer
    MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone/@here the server's
    members, MEMBER_PAGE at a time, at most MAX_EVERYONE;
 2. of those, the members who can view the channel now (kernel/access.py, five queries per page of
-   candidates), never the author;
+   candidates), never the author nor anyone who blocked the author (one directory query per page);
 3. their settings and snoozes (one directory query per page), the rules (rules.py), then one batched
    insert, and a `NotificationCreated` on `user:{id}` for each one not held back by a snooze — in the same
    directory transaction, so a stored notification is pushed exactly when it is committed.
@@ -22,8 +22,9 @@ not notified at all, so nothing is told about a user who has blocked the reader.
 
 Idempotent: (source, user) is unique and recipients already notified for a source are skipped, so a
 batch retried after a crash (or the second copy of a friend event) adds nothing twice. A MessageDeleted
-deletes the message's notifications, a ServerDeleted the server's (so a direct conversation erased with
-its friendship, or after a block, leaves no notification of it behind).
+deletes the message's notifications, a ChannelDeleted the channel's (a folder's channels each have one),
+a ServerDeleted the server's (so a direct conversation erased with its friendship, or after a block,
+leaves no notification of it behind); the last two delete the settings and snoozes of what is gone too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import DIRECTORY_SHARD, new_id
+from subgraphs.channels.events import ChannelDeleted
 from subgraphs.friends.events import FriendRequestRemoved, FriendRequestSent, FriendshipStarted
 from subgraphs.kernel import access
 from subgraphs.kernel.events import Event, topic_for_user
@@ -59,6 +61,7 @@ MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default
 _HANDLED = (
     MessageCreated,
     MessageDeleted,
+    ChannelDeleted,
     ServerDeleted,
     FriendRequestSent,
     FriendRequestRemoved,
@@ -115,6 +118,8 @@ async def handle_one(uow: UnitOfWork, event: Event, now: datetime) -> int:
             return await _notify_person(uow, kind, event.requester_id, event.accepter_id, request_id, now)
         case FriendRequestRemoved():
             await repository.delete_friend_request(directory, event.request_id)
+        case ChannelDeleted():
+            await repository.delete_for_channel(directory, event.server_id, event.channel_id)
         case ServerDeleted():
             await repository.delete_for_server(directory, event.server_id)
     return 0
@@ -201,6 +206,10 @@ async def _consider(
     fresh = [u for u in dict.fromkeys(user_ids) if u not in fanout.seen]
     fanout.seen.update(fresh)
     event = fanout.event
+    # Whoever blocked the author hears nothing of them: no mention, reply, @everyone or group message
+    # notifies the blocker (the message itself stays readable, flagged `authorBlocked` for them).
+    blockers = await repository.blockers_of(directory, event.author_id, fresh)
+    fresh = [u for u in fresh if u not in blockers]
     viewers = await access.channel_viewers(shard, event.channel_id, fresh)
     prefs = await repository.preferences(directory, sorted(viewers), event.server_id, event.channel_id)
     for user_id in sorted(viewers):

@@ -20,8 +20,8 @@ class NotificationRow(DirectoryBase):
         # The list, newest first, and the unread part of it.
         Index("ix_notifications_user_id_read_id", "user_id", "read", "id"),
         Index("ix_notifications_user_id_id", "user_id", "id"),
-        # A deleted server (an erased direct conversation too) takes its notifications along.
-        Index("ix_notifications_server_id", "server_id"),
+        # A deleted server (an erased direct conversation too) or channel takes its notifications along.
+        Index("ix_notifications_server_id_channel_id", "server_id", "channel_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)

@@ -1,7 +1,8 @@
 """SQL of notifications and notification preferences (directory), plus the few reads the consumer needs
 from other contexts, through light read-only references to their tables (as kernel/access.py reads
 membership): the author of the message a reply points at (tenant shard), the kind of a tenant (the
-directory's tenant table), and whether a friend request or friendship still stands (friends' tables)."""
+directory's tenant table), whether a friend request or friendship still stands and who blocked whom
+(friends' tables)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import SHARD_SCHEMA
+from subgraphs.kernel import tenant_tables
 from subgraphs.users.notifications import rules
 from subgraphs.users.notifications.models import (
     GLOBAL_SCOPE,
@@ -34,14 +35,14 @@ _friendships = sa.Table(
     sa.Column("user_low_id", sa.BigInteger, primary_key=True),
     sa.Column("user_high_id", sa.BigInteger, primary_key=True),
 )
-
-_messages = sa.Table(
-    "messages",
-    sa.MetaData(schema=SHARD_SCHEMA),
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("channel_id", sa.BigInteger),
-    sa.Column("author_id", sa.BigInteger),
+_user_blocks = sa.Table(
+    "user_blocks",
+    _directory_refs,
+    sa.Column("blocker_id", sa.BigInteger, primary_key=True),
+    sa.Column("blocked_id", sa.BigInteger, primary_key=True),
 )
+
+_messages = tenant_tables.messages  # the kernel's shared reference to the tenant's messages
 
 N = NotificationRow
 P = NotificationPreferenceRow
@@ -146,6 +147,18 @@ async def friends(directory: AsyncSession, a: int, b: int) -> bool:
     return found is not None
 
 
+async def blockers_of(directory: AsyncSession, author_id: int, user_ids: Sequence[int]) -> set[int]:
+    """Those of `user_ids` who blocked `author_id` (primary-key lookups)."""
+    if not user_ids:
+        return set()
+    rows = await directory.scalars(
+        sa.select(_user_blocks.c.blocker_id).where(
+            _user_blocks.c.blocked_id == author_id, _user_blocks.c.blocker_id.in_(user_ids)
+        )
+    )
+    return set(rows)
+
+
 async def preferences(
     directory: AsyncSession, user_ids: Sequence[int], server_id: int, channel_id: int
 ) -> dict[int, Preferences]:
@@ -229,8 +242,17 @@ async def delete_friend_request(directory: AsyncSession, request_id: int) -> Non
 
 
 async def delete_for_server(directory: AsyncSession, server_id: int) -> None:
-    """A deleted server (a direct conversation erased with its friendship too) takes its notifications."""
+    """A deleted server (a direct conversation erased with its friendship too) takes its notifications
+    and everyone's settings and snoozes for it and its channels."""
     await directory.execute(sa.delete(N).where(N.server_id == server_id))
+    await directory.execute(sa.delete(P).where(P.server_id == server_id))
+
+
+async def delete_for_channel(directory: AsyncSession, server_id: int, channel_id: int) -> None:
+    """A deleted channel takes its notifications and everyone's setting and snooze for it (both found
+    through their server's index)."""
+    await directory.execute(sa.delete(N).where(N.server_id == server_id, N.channel_id == channel_id))
+    await directory.execute(sa.delete(P).where(P.server_id == server_id, P.scope_id == channel_id))
 
 
 async def delete_for_messages(directory: AsyncSession, message_ids: list[int]) -> None:
