@@ -205,8 +205,6 @@ class VoiceDirectory:
         self.self_url = self_url.rstrip("/")
         if self.nodes and self.self_url and self.self_url not in self.nodes:
             raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES (or empty: host no call)")
-        if self.nodes and not secret:
-            raise ValueError("BEEP_VOICE_NODES needs BEEP_VOICE_INTERNAL_SECRET")
         client = httpx.AsyncClient(timeout=20.0)
         self.remotes = {url: RemoteOwner(url, secret, client) for url in self.nodes if url != self.self_url}
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from subgraphs.channels import overwrites, repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow
+from subgraphs.kernel import access
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
@@ -84,8 +85,7 @@ async def set_visibility(uow: UnitOfWork, principal: Principal, change: Visibili
         await overwrites.check_target(session, channel.server_id, "ROLE", role_id, "roleIds")
     for member_id in sorted(set(change.member_ids)):
         await overwrites.check_target(session, channel.server_id, "MEMBER", member_id, "memberIds")
-    synced = channel.parent_id is not None and channel.permissions_synced
-    source = channel.parent_id if synced and channel.parent_id is not None else channel.id
+    source = access.overwrites_source(channel.id, channel.parent_id, channel.permissions_synced)
     current = {
         (row.target_kind, row.target_id): (row.allow, row.deny)
         for row in await repository.overwrites_of(session, [source])

@@ -236,6 +236,11 @@ async def member_holding(
     return found
 
 
+def overwrites_source(channel_id: int, parent_id: int | None, permissions_synced: bool) -> int:
+    """Whose overwrites apply to a channel: its folder's while it is synced with it, else its own."""
+    return parent_id if parent_id is not None and permissions_synced else channel_id
+
+
 async def channel_accesses(
     session: AsyncSession, channel_ids: list[int], user_id: int | None
 ) -> dict[int, ChannelAccess]:
@@ -255,9 +260,7 @@ async def channel_accesses(
         )
     ).all()
     servers = await server_accesses(session, sorted({c.server_id for c in channels}), user_id)
-    source = {
-        c.id: c.parent_id if c.parent_id is not None and c.permissions_synced else c.id for c in channels
-    }
+    source = {c.id: overwrites_source(c.id, c.parent_id, c.permissions_synced) for c in channels}
     overwrites: dict[int, list[Overwrite]] = defaultdict(list)
     if any(servers[c.server_id].is_member for c in channels if c.server_id in servers):
         for ow in await session.execute(
@@ -315,7 +318,7 @@ async def everyone_channel_permissions(session: AsyncSession, channel_id: int) -
     )
     if Permission.ADMINISTRATOR in base:
         return base
-    source = channel_id if channel.parent_id is None or not channel.permissions_synced else channel.parent_id
+    source = overwrites_source(channel_id, channel.parent_id, channel.permissions_synced)
     for overwrite in await session.execute(
         sa.select(_overwrites.c.allow, _overwrites.c.deny).where(
             _overwrites.c.channel_id == source,
@@ -382,7 +385,7 @@ async def channel_viewers(session: AsyncSession, channel_id: int, user_ids: list
         )
     ):
         held[row.user_id].add(row.role_id)
-    source = channel_id if channel.parent_id is None or not channel.permissions_synced else channel.parent_id
+    source = overwrites_source(channel_id, channel.parent_id, channel.permissions_synced)
     overwrites = tuple(
         Overwrite(ow.target_kind, ow.target_id, Permission(ow.allow), Permission(ow.deny))
         for ow in await session.execute(sa.select(_overwrites).where(_overwrites.c.channel_id == source))

@@ -26,6 +26,7 @@ from redis import asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import tenants
+from subgraphs.kernel import directory_tables
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import PresenceChanged, topic_for_server, topic_for_user
 
@@ -36,9 +37,7 @@ INVISIBLE_STATUS = "MYSTERIOUS"
 
 # Light references to other contexts' tables (read-only; the kernel owns no tables).
 _users = sa.table("users", sa.column("id", sa.BigInteger), sa.column("status", sa.String))
-_friendships = sa.table(
-    "friendships", sa.column("user_low_id", sa.BigInteger), sa.column("user_high_id", sa.BigInteger)
-)
+_friendships = directory_tables.friendships
 _memberships = sa.table("memberships", sa.column("user_id", sa.BigInteger), sa.column("server_id"))
 
 

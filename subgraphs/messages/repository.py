@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from subgraphs.kernel import directory_tables
 from subgraphs.messages.models import MessageRow
 
 
@@ -63,10 +63,8 @@ async def delete_message(session: AsyncSession, message: MessageRow) -> None:
     await session.delete(message)
 
 
-# The friends context's blocks (directory), read through a light table reference like kernel/access.py.
-_user_blocks = sa.table(
-    "user_blocks", sa.column("blocker_id", sa.BigInteger), sa.column("blocked_id", sa.BigInteger)
-)
+# The friends context's blocks (directory), through the shared light reference (kernel/directory_tables.py).
+_user_blocks = directory_tables.user_blocks
 
 
 async def blocked_among(directory: AsyncSession, viewer_id: int, author_ids: Sequence[int]) -> set[int]:

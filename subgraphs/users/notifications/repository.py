@@ -14,7 +14,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import tenant_tables
+from db.tenants import Tenant
+from subgraphs.kernel import directory_tables, tenant_tables
 from subgraphs.users.notifications import rules
 from subgraphs.users.notifications.models import (
     GLOBAL_SCOPE,
@@ -22,25 +23,11 @@ from subgraphs.users.notifications.models import (
     NotificationRow,
 )
 
-_directory_refs = sa.MetaData()
-_tenants = sa.Table(
-    "tenants", _directory_refs, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("kind", sa.String)
-)
-_friend_requests = sa.Table(
-    "friend_requests", _directory_refs, sa.Column("id", sa.BigInteger, primary_key=True)
-)
-_friendships = sa.Table(
-    "friendships",
-    _directory_refs,
-    sa.Column("user_low_id", sa.BigInteger, primary_key=True),
-    sa.Column("user_high_id", sa.BigInteger, primary_key=True),
-)
-_user_blocks = sa.Table(
-    "user_blocks",
-    _directory_refs,
-    sa.Column("blocker_id", sa.BigInteger, primary_key=True),
-    sa.Column("blocked_id", sa.BigInteger, primary_key=True),
-)
+# The friends context's tables (kernel/directory_tables.py) and the tenant directory (db/tenants.py).
+_friend_requests = directory_tables.friend_requests
+_friendships = directory_tables.friendships
+_user_blocks = directory_tables.user_blocks
+_tenants = Tenant.__table__
 
 _messages = tenant_tables.messages  # the kernel's shared reference to the tenant's messages
 
