@@ -6,6 +6,7 @@ Links from @everyone, or by Discord's SUPPRESS_EMBEDS flag)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
@@ -52,10 +53,15 @@ async def execute(
     raw_payload: str | None = None,
     query: str = "",
 ) -> httpx.Response:
-    """Discord's multipart execute form, as discord.py and discord.js send it."""
+    """Discord's multipart execute form, as discord.py and discord.js send it; like them, on 429 it waits
+    Retry-After and sends again (the limit is counted before the files are checked)."""
     form = {"payload_json": raw_payload if raw_payload is not None else json.dumps(payload)}
     async with httpx.AsyncClient(timeout=120) as http:
-        return await http.post(f"{base_url(stack)}{path}{query}", data=form, files=files)
+        while True:
+            response = await http.post(f"{base_url(stack)}{path}{query}", data=form, files=files)
+            if response.status_code != 429:
+                return response
+            await asyncio.sleep(float(response.headers["retry-after"]))
 
 
 def file_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
