@@ -1,4 +1,4 @@
-"""The background worker: the outbox relay and the durable consumers of events.
+"""The background worker: the outbox relay, the durable consumers of events and the presence sweep.
 
 Full mode runs it as its own process (`beep worker`, a Deployment of its own in Helm); the embedded mode
 runs it inside the one process (`beep serve all` / `beep dev`). Several workers may run: each store is led
@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +23,7 @@ import subgraphs.channels.events
 import subgraphs.servers.events  # noqa: F401
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
-from subgraphs.kernel import outbox
+from subgraphs.kernel import outbox, presence
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
@@ -70,9 +70,21 @@ def build_relay(runtime: Runtime, owner: str | None = None) -> OutboxRelay:
     )
 
 
+def sweep_presence(runtime: Runtime) -> Coroutine[None, None, None]:
+    """Announces offline the users whose process died (kernel/presence.py), three times per expiry."""
+
+    async def announce_offline(user_id: int) -> None:
+        async with runtime.database.directory_session() as session:
+            await presence.announce(session, runtime.bus, user_id, False)
+
+    every = runtime.settings.presence_ttl_seconds / 3
+    return presence.sweep_departures(runtime.presence, announce_offline, every)
+
+
 @contextlib.asynccontextmanager
 async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIterator[asyncio.Task[None]]:
-    """Runs the relay in the background for the duration of the block (restarting it if it fails)."""
+    """Runs the relay in the background for the duration of the block (restarting it if it fails), and
+    the presence sweep beside it."""
 
     async def supervise() -> None:
         while True:
@@ -85,12 +97,14 @@ async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIter
                 await asyncio.sleep(1)
 
     task = asyncio.create_task(supervise(), name="beep-worker")
+    sweep = asyncio.create_task(sweep_presence(runtime), name="beep-presence-sweep")
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (sweep, task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
 
 def create_worker_app(settings: Settings, port: int) -> Starlette:

@@ -7,8 +7,10 @@ is Redis in the full mode (shared by every process and replica: one sorted set p
 connection ids scored by their expiry) and a dict in the embedded mode (one process).
 
 The first connection and the last one announce `PresenceChanged` on `server:{id}` of each of the user's
-servers and on `user:{id}` of each friend. Who may *see* presence is also defined here, next to the rule
-that sends it: the user, people sharing a server with them, and their friends.
+servers and on `user:{id}` of each friend. A process that dies says no goodbye: the worker's sweep
+(`sweep_departures`) finds users whose last heartbeat expired and announces them offline, once across
+every worker (the store hands each departure to one caller). Who may *see* presence is also defined
+here, next to the rule that sends it: the user, people sharing a server with them, and their friends.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 from redis import asyncio as aioredis
@@ -41,9 +43,14 @@ _friendships = directory_tables.friendships
 _memberships = sa.table("memberships", sa.column("user_id", sa.BigInteger), sa.column("server_id"))
 
 
+class Touched(NamedTuple):
+    live: int  # the user's live connections afterwards
+    new: bool  # this connection was not live before: its first beat, or a renewal after it expired
+
+
 class PresenceStore(Protocol):
-    async def touch(self, user_id: int, connection_id: str, ttl: float) -> int:
-        """Register or renew a connection; the number of the user's live connections afterwards."""
+    async def touch(self, user_id: int, connection_id: str, ttl: float) -> Touched:
+        """Register or renew a connection."""
         ...
 
     async def drop(self, user_id: int, connection_id: str) -> int:
@@ -51,6 +58,11 @@ class PresenceStore(Protocol):
         ...
 
     async def connected(self, user_ids: Sequence[int]) -> set[int]: ...
+
+    async def departed(self, limit: int = 500) -> list[int]:
+        """Users whose last connection expired without being dropped (its process died), each handed to
+        exactly one caller, whichever process asks: that caller announces them offline."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -60,56 +72,101 @@ class InProcessPresence:
         self._expiry: dict[int, dict[str, float]] = {}
 
     def _live(self, user_id: int) -> dict[str, float]:
+        """The user's unexpired connections. A user whose connections all expired keeps an empty entry
+        until `departed` hands them over (a dropped last connection removes the entry at once)."""
         now = time.monotonic()
         conns = {c: t for c, t in self._expiry.get(user_id, {}).items() if t > now}
-        if conns:
+        if user_id in self._expiry:
             self._expiry[user_id] = conns
-        else:
-            self._expiry.pop(user_id, None)
         return conns
 
-    async def touch(self, user_id: int, connection_id: str, ttl: float) -> int:
+    async def touch(self, user_id: int, connection_id: str, ttl: float) -> Touched:
+        new = connection_id not in self._live(user_id)
         self._expiry.setdefault(user_id, {})[connection_id] = time.monotonic() + ttl
-        return len(self._live(user_id))
+        return Touched(len(self._live(user_id)), new)
 
     async def drop(self, user_id: int, connection_id: str) -> int:
         self._expiry.get(user_id, {}).pop(connection_id, None)
-        return len(self._live(user_id))
+        live = len(self._live(user_id))
+        if not live:
+            self._expiry.pop(user_id, None)  # a goodbye: the caller announces it
+        return live
 
     async def connected(self, user_ids: Sequence[int]) -> set[int]:
         return {u for u in user_ids if self._live(u)}
+
+    async def departed(self, limit: int = 500) -> list[int]:
+        gone = [u for u in list(self._expiry) if not self._live(u)][:limit]
+        for user_id in gone:
+            del self._expiry[user_id]
+        return gone
 
     async def close(self) -> None:
         self._expiry.clear()
 
 
+# Redis scripts: each runs atomically, so a heartbeat, a goodbye and a sweep never interleave.
+# KEYS[1] the user's connections, KEYS[2] the index of users by latest expiry; ARGV[1] the connection,
+# ARGV[2] now, ARGV[3] the user id. The last connection's goodbye also takes the user out of the index.
+_DROP = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local live = redis.call('ZCARD', KEYS[1])
+if live == 0 then redis.call('ZREM', KEYS[2], ARGV[3]) end
+return live
+"""
+# KEYS as above; ARGV[1] now, ARGV[2] the user id. 1: the caller announces the departure; 0: the user is
+# still connected (re-indexed at its latest expiry) or another sweeper took it.
+_CLAIM_DEPARTURE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if latest[2] then
+  redis.call('ZADD', KEYS[2], latest[2], ARGV[2])
+  return 0
+end
+return redis.call('ZREM', KEYS[2], ARGV[2])
+"""
+
+
 class RedisPresence:
+    """Needs Redis 6.2+ (ZADD GT)."""
+
+    INDEX = "beep:presence:expiries"  # user id -> latest expiry of their connections
+
     def __init__(self, url: str) -> None:
         self._redis = aioredis.from_url(url)
+        self._drop = self._redis.register_script(_DROP)
+        self._claim = self._redis.register_script(_CLAIM_DEPARTURE)
 
     @staticmethod
     def _key(user_id: int) -> str:
         return f"beep:presence:{user_id}"
 
-    async def touch(self, user_id: int, connection_id: str, ttl: float) -> int:
+    async def touch(self, user_id: int, connection_id: str, ttl: float) -> Touched:
         now = time.time()
         key = self._key(user_id)
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)  # first, so an expired own entry counts as new
             pipe.zadd(key, {connection_id: now + ttl})
-            pipe.zremrangebyscore(key, "-inf", now)
             pipe.zcard(key)
             pipe.expire(key, int(ttl) + 1)  # the key vanishes with its last connection
+            pipe.zadd(self.INDEX, {str(user_id): now + ttl}, gt=True)
             results = await pipe.execute()
-        return int(results[2])
+        return Touched(int(results[2]), bool(results[1]))
 
     async def drop(self, user_id: int, connection_id: str) -> int:
-        key = self._key(user_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(key, connection_id)
-            pipe.zremrangebyscore(key, "-inf", time.time())
-            pipe.zcard(key)
-            results = await pipe.execute()
-        return int(results[2])
+        keys = [self._key(user_id), self.INDEX]
+        return int(await self._drop(keys=keys, args=[connection_id, time.time(), str(user_id)]))
+
+    async def departed(self, limit: int = 500) -> list[int]:
+        now = time.time()
+        due = await self._redis.zrangebyscore(self.INDEX, "-inf", now, start=0, num=limit)
+        gone = []
+        for raw in due:
+            user_id = int(cast(bytes, raw))
+            if await self._claim(keys=[self._key(user_id), self.INDEX], args=[now, str(user_id)]):
+                gone.append(user_id)
+        return gone
 
     async def connected(self, user_ids: Sequence[int]) -> set[int]:
         if not user_ids:
@@ -184,6 +241,25 @@ async def announce(session: AsyncSession, bus: EventBus, user_id: int, connected
         await bus.publish(topic, event)
 
 
+async def sweep_departures(
+    store: PresenceStore, announce_offline: Callable[[int], Awaitable[None]], every: float
+) -> None:
+    """Forever: every `every` seconds, announce offline the users whose process died (`departed`). Run
+    by the worker; several workers may run it, each departure is announced once."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            departed = await store.departed()
+        except Exception:  # a Redis hiccup: the next sweep finds them
+            log.warning("presence sweep failed", exc_info=True)
+            continue
+        for user_id in departed:
+            try:
+                await announce_offline(user_id)
+            except Exception:  # claimed, so lost: readers still see the expiry
+                log.warning("presence departure not announced", exc_info=True, extra={"user_id": user_id})
+
+
 # --- one live connection -----------------------------------------------------------------------------
 
 
@@ -199,7 +275,7 @@ class PresenceSession:
         self._beat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if await self.store.touch(self.user_id, self.connection_id, self.ttl) == 1:
+        if (await self.store.touch(self.user_id, self.connection_id, self.ttl)).live == 1:
             await self._announce(self.user_id, True)
         self._beat = asyncio.create_task(self._heartbeat())
 
@@ -207,7 +283,11 @@ class PresenceSession:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                await self.store.touch(self.user_id, self.connection_id, self.ttl)
+                touched = await self.store.touch(self.user_id, self.connection_id, self.ttl)
+                if touched.new and touched.live == 1:
+                    # This process stalled past the expiry and a sweep may have announced the user
+                    # offline: they are back.
+                    await self._announce(self.user_id, True)
             except Exception:  # a Redis hiccup must not end the user's subscriptions
                 log.warning("presence heartbeat failed", exc_info=True)
 

@@ -24,6 +24,7 @@ from tests.integration.flows import (
     create_channel,
     create_server,
     sign_up,
+    subscribe_settled,
 )
 from tests.integration.identity_helpers import UPDATE_PROFILE
 
@@ -126,26 +127,42 @@ asyncio.run(main())
 """
 
 
+MEMBER_EVENTS = """subscription($c: ID!) { channelMemberEvents(channelId: $c) {
+  change user { id } connected } }"""
+
+
 @pytest.mark.parametrize("ttl", [4.0])
 async def test_a_process_that_dies_goes_offline_within_the_expiry(full_stack: Stack, ttl: float) -> None:
     """A process holding a user's connection is killed (no goodbye): the user reads as disconnected once
-    the last heartbeat expires. The expiry is the holder's (BEEP_PRESENCE_TTL_SECONDS, 30 s by default);
-    this one uses 4 s to keep the test short."""
-    owner, member, _server_id, _channel_id = await _co_members(full_stack)
+    the last heartbeat expires, and the worker's sweep announces it live to those who see the user (within
+    a third of the worker's expiry after that). The expiry is the holder's (BEEP_PRESENCE_TTL_SECONDS,
+    30 s by default); this one uses 4 s to keep the test short."""
+    owner, member, _server_id, channel_id = await _co_members(full_stack)
+    sweep_every = 30 / 3  # the stack's worker runs with the default expiry
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_CONNECTION, full_stack.env["BEEP_REDIS_URL"], member.user_id, str(ttl)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"connected"
-        await _eventually(full_stack, owner, member.user_id, "CONNECTED", within=5)
-        # Past several heartbeats it stays connected: the holder renews it.
-        await asyncio.sleep(ttl * 1.5)
-        assert (await _presence(full_stack, owner, member.user_id))["connectionStatus"] == "CONNECTED"
-        os.kill(holder.pid, signal.SIGKILL)
-        waited = await _eventually(full_stack, owner, member.user_id, "DISCONNECTED", within=ttl + 2)
-        assert waited <= ttl + 2
+        async with GraphQLClient(full_stack.router_url, owner.token).subscriptions() as connection:
+            stream = await subscribe_settled(connection, MEMBER_EVENTS, {"c": channel_id})
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"connected"
+            await _eventually(full_stack, owner, member.user_id, "CONNECTED", within=5)
+            # Past several heartbeats it stays connected: the holder renews it.
+            await asyncio.sleep(ttl * 1.5)
+            assert (await _presence(full_stack, owner, member.user_id))["connectionStatus"] == "CONNECTED"
+            os.kill(holder.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            waited = await _eventually(full_stack, owner, member.user_id, "DISCONNECTED", within=ttl + 2)
+            assert waited <= ttl + 2
+            while True:  # the owner's own presence may come first
+                message = await stream.next(timeout=ttl + sweep_every + 10)
+                event = message["payload"]["data"]["channelMemberEvents"]
+                if event["user"]["id"] == member.user_id:
+                    break
+            assert (event["change"], event["connected"]) == ("PRESENCE", False)
+            assert time.monotonic() - killed <= ttl + sweep_every + 10
     finally:
         if holder.poll() is None:
             holder.kill()
