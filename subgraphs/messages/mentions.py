@@ -122,6 +122,15 @@ async def resolve(
     )
 
 
+def only_here(content: str) -> bool:
+    """`@here` and no `@everyone` outside code: the message reaches the members connected now (as on
+    Discord), not all of them. Read again from the content, so messages need no column for it."""
+    said = {
+        word for is_code, text in _outside_code(content) if not is_code for word in _EVERYONE.findall(text)
+    }
+    return said == {"here"}
+
+
 def mentioned_user_ids(content: str) -> list[int]:
     return list(dict.fromkeys(int(m) for m in USER_TOKEN.findall(content)))
 

@@ -172,6 +172,26 @@ async def test_levels_follow_mentions_replies_everyone_and_settings(stack: Stack
     assert mine["message"]["id"] == mine["messageId"] == sentinels["bob"]
 
 
+async def test_here_notifies_the_members_connected_now(stack: Stack) -> None:
+    """@here reaches members with a live connection (presence), @everyone all of them, as on Discord."""
+    _server, general, people = await community(stack, "bob", "carol")
+    _owner, as_owner = people["owner"]
+    _bob, as_bob = people["bob"]
+    carol, as_carol = people["carol"]
+    async with as_bob.subscriptions() as connection:  # bob is connected, carol is not
+        live = await subscribe_settled(connection, LIVE, {})
+        here = await send(as_owner, general, "@here standup in five")
+        pushed = await live_next(live)
+        assert (pushed["messageId"], pushed["kind"], pushed["level"]) == (here["id"], "EVERYONE", "HIGH")
+        everyone = await send(as_owner, general, "@everyone release day")
+        assert (await live_next(live))["messageId"] == everyone["id"]
+    sentinel = await send(as_owner, general, f"last for @{carol.username}")
+    assert summary(await until_listed(as_carol, sentinel["id"])) == [
+        ("EVERYONE", "HIGH", "@everyone release day"),
+        ("MENTION", "HIGH", f"last for <@{carol.user_id}>"),
+    ]
+
+
 async def test_a_channel_setting_overrides_the_server_and_shows_in_settings(stack: Stack) -> None:
     server, general, people = await community(stack, "bob")
     _bob, as_bob = people["bob"]

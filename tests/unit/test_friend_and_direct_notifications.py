@@ -22,7 +22,15 @@ from subgraphs.messages.events import MessageCreated
 from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import consumer
 from subgraphs.users.notifications.models import NotificationPreferenceRow, NotificationRow
-from tests.unit.test_notification_consumer import SHARD, Tenant, add_server, pushed_topics, stored, tenant
+from tests.unit.test_notification_consumer import (
+    SHARD,
+    Tenant,
+    add_server,
+    connected,
+    pushed_topics,
+    stored,
+    tenant,
+)
 
 __all__ = ["tenant"]  # the fixture, shared with test_notification_consumer
 
@@ -34,7 +42,7 @@ async def handle(t: Tenant, *events: Event) -> int:
     try:
         async with uow.atomic():
             for event in events:
-                made += await consumer.handle_one(uow, event, datetime.now(UTC))
+                made += await consumer.handle_one(uow, event, datetime.now(UTC), connected())
     finally:
         await uow.close()
     return made

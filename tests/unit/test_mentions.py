@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from subgraphs.messages.mentions import candidates, mentioned_channel_ids, mentioned_user_ids, rewrite
+from subgraphs.messages.mentions import (
+    candidates,
+    mentioned_channel_ids,
+    mentioned_user_ids,
+    only_here,
+    rewrite,
+)
 
 
 def test_candidates_skip_code_emails_and_tokens() -> None:
@@ -23,3 +29,12 @@ def test_tokens_are_read_back_in_order_without_repeats() -> None:
     content = "<@2> <@1> <@2> <#7> <#7>"
     assert mentioned_user_ids(content) == [2, 1]
     assert mentioned_channel_ids(content) == [7]
+
+
+def test_only_here_means_here_without_everyone_outside_code() -> None:
+    assert only_here("@here standup in 5")
+    assert only_here("`@everyone` is code; @here is not")
+    assert not only_here("@here and @everyone")
+    assert not only_here("@everyone")
+    assert not only_here("`@here` in code, nothing else")
+    assert not only_here("mail me at me@here.com")

@@ -1,11 +1,12 @@
 """The notifications consumer on real SQLite files: a batch handled twice (the relay retries after a
 crash) stores and pushes each notification once; a snooze stores without pushing; members who cannot
-view the channel, and the author, get nothing; @everyone reaches the members page by page; a deleted
+view the channel, and the author, get nothing; @everyone reaches the members page by page, @here only the
+connected ones; a deleted
 channel or server takes its notifications and settings along, and nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,13 +109,22 @@ def message(t: Tenant, content: str, *, everyone: bool = False) -> MessageCreate
     )
 
 
-async def handle(t: Tenant, *events: Event) -> None:
+def connected(*user_ids: int) -> consumer.Online:
+    """Who the presence store says is connected (for @here)."""
+
+    async def online(candidates: Sequence[int]) -> set[int]:
+        return set(candidates) & set(user_ids)
+
+    return online
+
+
+async def handle(t: Tenant, *events: Event, online: consumer.Online = connected()) -> None:
     """Events through the consumer's dispatch, in one transaction (as its handler does)."""
     uow = UnitOfWork(t.database, InProcessBus())
     try:
         async with uow.atomic():
             for event in events:
-                await consumer.handle_one(uow, event, datetime.now(UTC))
+                await consumer.handle_one(uow, event, datetime.now(UTC), online)
     finally:
         await uow.close()
 
@@ -182,6 +192,29 @@ async def test_everyone_reaches_members_page_by_page_within_the_cap(
             sa.select(sa.func.count()).where(NotificationRow.source_id == second.message_id)
         )
     assert count == 1  # the first two members by id: the author (skipped) and one other
+
+
+async def test_here_reaches_the_connected_members_only(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = tenant.users
+    monkeypatch.setattr(consumer, "MEMBER_PAGE", 1)
+    online = connected(u["bob"], u["author"])
+    here = message(tenant, f"@here, and <@{u['carol']}>", everyone=True)
+    await handle(tenant, here, online=online)
+    kinds = {user: kind for user, kind, _pushed in await stored(tenant)}
+    assert kinds == {u["bob"]: "EVERYONE", u["carol"]: "MENTION"}  # not extra (offline), not the author
+    # @everyone anywhere in it (outside code) reaches everyone; inside code it is text
+    both = message(tenant, "@here @everyone", everyone=True)
+    coded = message(tenant, "`@everyone` @here", everyone=True)
+    await handle(tenant, both, coded, online=online)
+    async with tenant.database.directory_session() as directory:
+        rows = await directory.execute(sa.select(NotificationRow.source_id, NotificationRow.user_id))
+        by_source: dict[int, set[int]] = {}
+        for source_id, user_id in rows:
+            by_source.setdefault(source_id, set()).add(user_id)
+    assert by_source[both.message_id] == {u["bob"], u["carol"], u["extra"]}
+    assert by_source[coded.message_id] == {u["bob"]}
 
 
 async def test_followers_are_one_query_of_those_who_chose_all_messages(tenant: Tenant) -> None:

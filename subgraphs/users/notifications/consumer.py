@@ -5,8 +5,9 @@ It reads every store's outbox at least once, in order (kernel/relay.py `Consumer
 1. candidates: the members mentioned (`<@id>` tokens), the author of the message replied to, the channel's
    followers (ALL_MESSAGES on the channel or its server: one indexed query, at most MAX_FOLLOWERS, which
    also reads the server's kind), in a direct conversation (any kind but SERVER) its members (at most
-   MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone/@here the server's
-   members, MEMBER_PAGE at a time, at most MAX_EVERYONE;
+   MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone the server's members,
+   MEMBER_PAGE at a time, at most MAX_EVERYONE — for an @here only those connected now (the presence
+   store, one call per page), who alone count it as their @everyone;
 2. of those, the members who can view the channel now (kernel/access.py, five queries per page of
    candidates), never the author nor anyone who blocked the author (one directory query per page);
 3. their settings and snoozes (one directory query per page), the rules (rules.py), then one batched
@@ -30,7 +31,7 @@ leaves no notification of it behind); the last two delete the settings and snooz
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -45,7 +46,7 @@ from subgraphs.kernel.relay import Consumer
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated, MessageDeleted
-from subgraphs.messages.mentions import mentioned_user_ids
+from subgraphs.messages.mentions import mentioned_user_ids, only_here
 from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import repository, rules
 from subgraphs.users.notifications.events import NotificationCreated
@@ -57,6 +58,8 @@ MEMBER_PAGE = 1_000  # candidates checked per round of access and preference que
 MAX_FOLLOWERS = 10_000  # LOW notifications of one message (users following the channel at all messages)
 MAX_EVERYONE = 10_000  # members an @everyone/@here reaches (the first ones by id)
 MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default (a DM has 2)
+
+Online = Callable[[Sequence[int]], Awaitable[set[int]]]  # which of these users are connected now
 
 _HANDLED = (
     MessageCreated,
@@ -78,6 +81,7 @@ class _Fanout:
     replied: int | None
     now: datetime
     direct: bool = False  # a direct conversation: its members follow it by default, at HIGH
+    online: Online | None = None  # an @here: only these users count its @everyone
     seen: set[int] = field(default_factory=set)
     rows: list[dict[str, object]] = field(default_factory=list)
     pushed: list[NotificationCreated] = field(default_factory=list)
@@ -93,19 +97,19 @@ def consumer(runtime: Runtime) -> Consumer:
             async with uow.atomic():
                 now = datetime.now(UTC)
                 for event in relevant:
-                    await handle_one(uow, event, now)
+                    await handle_one(uow, event, now, runtime.presence.connected)
         finally:
             await uow.close()
 
     return Consumer(CONSUMER_NAME, handle)
 
 
-async def handle_one(uow: UnitOfWork, event: Event, now: datetime) -> int:
+async def handle_one(uow: UnitOfWork, event: Event, now: datetime, online: Online) -> int:
     """Handles one event of any store; how many notifications it stored."""
     directory = uow.directory()
     match event:
         case MessageCreated():
-            return await notify(uow, event, now)
+            return await notify(uow, event, now, online)
         case MessageDeleted():
             await repository.delete_for_messages(directory, [event.message_id])
         case FriendRequestSent() if await repository.friend_request_pending(directory, event.request_id):
@@ -156,7 +160,7 @@ async def _notify_person(
     return 1
 
 
-async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
+async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: Online) -> int:
     """Stores (and pushes) the notifications of one message; how many it stored. A message of a server
     (not a direct conversation) that mentions no one, replies to no one and has no followers costs one
     directory query."""
@@ -174,7 +178,8 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
             if event.reply_to_id is not None
             else None
         )
-        fanout = _Fanout(event, mentioned, replied, now, direct=direct)
+        here = event.mention_everyone and only_here(event.content)
+        fanout = _Fanout(event, mentioned, replied, now, direct=direct, online=online if here else None)
         fanout.seen = await repository.recipients_already_notified(directory, event.message_id)
         fanout.seen.add(event.author_id)
         addressed = [*mentioned, *([replied] if replied is not None else [])]
@@ -192,8 +197,11 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime) -> int:
                 )
                 if not members:
                     break
-                await _consider(shard, directory, fanout, members)
                 after, reached = members[-1], reached + len(members)
+                if fanout.online is not None:
+                    present = await fanout.online(members)
+                    members = [m for m in members if m in present]
+                await _consider(shard, directory, fanout, members)
     await repository.insert(directory, fanout.rows)
     for created in fanout.pushed:
         uow.emit(topic_for_user(created.user_id), created)
@@ -212,12 +220,15 @@ async def _consider(
     fresh = [u for u in fresh if u not in blockers]
     viewers = await access.channel_viewers(shard, event.channel_id, fresh)
     prefs = await repository.preferences(directory, sorted(viewers), event.server_id, event.channel_id)
+    reached = set(viewers)
+    if event.mention_everyone and fanout.online is not None:
+        reached = await fanout.online(sorted(viewers))
     for user_id in sorted(viewers):
         mine = prefs.get(user_id) or repository.Preferences()
         signals = rules.Signals(
             mentioned=user_id in fanout.mentioned,
             replied_to=user_id == fanout.replied,
-            everyone=event.mention_everyone,
+            everyone=event.mention_everyone and user_id in reached,
         )
         decision = rules.decide(signals, mine.setting(direct=fanout.direct), direct=fanout.direct)
         if decision is None:

@@ -64,7 +64,7 @@ class Signals:
 
     mentioned: bool = False  # `<@recipient>` in the content
     replied_to: bool = False  # the message replies to one of the recipient's messages
-    everyone: bool = False  # @everyone/@here by someone allowed to
+    everyone: bool = False  # @everyone by someone allowed to, or @here while the recipient is connected
 
 
 @dataclass(frozen=True)
