@@ -1,4 +1,5 @@
-"""The background worker: the outbox relay, the durable consumers of events and the presence sweep.
+"""The background worker: the outbox relay, the durable consumers of events, the presence sweep and the
+notifications' retention.
 
 Full mode runs it as its own process (`beep worker`, a Deployment of its own in Helm); the embedded mode
 runs it inside the one process (`beep serve all` / `beep dev`). Several workers may run: each store is led
@@ -12,6 +13,7 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Coroutine
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -81,10 +83,20 @@ def sweep_presence(runtime: Runtime) -> Coroutine[None, None, None]:
     return presence.sweep_departures(runtime.presence, announce_offline, every)
 
 
+def prune_notifications(runtime: Runtime) -> Coroutine[None, None, None]:
+    """Keeps notifications within their retention (subgraphs/users/notifications/retention.py)."""
+    from subgraphs.users.notifications import retention
+
+    settings = runtime.settings
+    kept = retention.Retention(settings.notification_keep_days, settings.notification_keep_per_user)
+    every = settings.notification_prune_seconds
+    return retention.prune_forever(runtime.database, runtime.leases, kept, every, lambda: datetime.now(UTC))
+
+
 @contextlib.asynccontextmanager
 async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIterator[asyncio.Task[None]]:
     """Runs the relay in the background for the duration of the block (restarting it if it fails), and
-    the presence sweep beside it."""
+    beside it the presence sweep and the notifications' retention."""
 
     async def supervise() -> None:
         while True:
@@ -97,11 +109,14 @@ async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIter
                 await asyncio.sleep(1)
 
     task = asyncio.create_task(supervise(), name="beep-worker")
-    sweep = asyncio.create_task(sweep_presence(runtime), name="beep-presence-sweep")
+    beside = [
+        asyncio.create_task(sweep_presence(runtime), name="beep-presence-sweep"),
+        asyncio.create_task(prune_notifications(runtime), name="beep-notification-retention"),
+    ]
     try:
         yield task
     finally:
-        for running in (sweep, task):
+        for running in (*beside, task):
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running

@@ -42,10 +42,15 @@ class InProcessLeases:
         lock, users = self._locks.get(name, (asyncio.Lock(), 0))
         self._locks[name] = (lock, users + 1)
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), wait)
-            except TimeoutError:
-                raise LeaseBusy(name) from None
+            if wait <= 0:  # wait_for(…, 0) gives up before the acquire even runs (Python 3.11)
+                if lock.locked():
+                    raise LeaseBusy(name)
+                await lock.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(lock.acquire(), wait)
+                except TimeoutError:
+                    raise LeaseBusy(name) from None
             try:
                 yield
             finally:

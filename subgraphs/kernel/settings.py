@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Presence: a live connection counts for this long after its last heartbeat (a third of it apart).
     presence_ttl_seconds: int = Field(default=30, ge=3, le=600)
 
+    # Notifications are an inbox: each user keeps the newest `keep_per_user`, none older than `keep_days`;
+    # the worker prunes every `prune_seconds` (subgraphs/users/notifications/retention.py).
+    notification_keep_days: float = Field(default=90.0, gt=0, le=3650)
+    notification_keep_per_user: int = Field(default=1000, ge=10)
+    notification_prune_seconds: float = Field(default=3600.0, ge=1)
+
     # Events: how often the outbox relay sweeps every store for rows a lost hint did not announce, and
     # how long relayed events stay replayable (`messageEvents(after:)`; older cursors get CURSOR_EXPIRED).
     outbox_sweep_seconds: float = Field(default=5.0, gt=0, le=300)

@@ -57,6 +57,16 @@ async def test_a_waiter_gives_up_after_its_wait(leases: Leases) -> None:
         assert leases._locks == {}  # nothing kept for names nobody holds
 
 
+async def test_no_wait_takes_a_free_lease_and_refuses_a_held_one(leases: Leases) -> None:
+    name = f"t-{secrets.token_hex(4)}"
+    async with leases.hold(name, ttl=10, wait=0):
+        with pytest.raises(LeaseBusy):
+            async with leases.hold(name, ttl=10, wait=0):
+                pass
+    async with leases.hold(name, ttl=10, wait=0):  # free again
+        pass
+
+
 async def test_a_lapsed_holder_does_not_release_its_successor(full_stack: Stack) -> None:
     url = full_stack.env["BEEP_REDIS_URL"]
     leases, redis = RedisLeases(url), aioredis.from_url(url)
