@@ -500,3 +500,52 @@ def test_search_backend_settings_and_the_reserved_shared_core() -> None:
     assert (config["BEEP_SEARCH_BACKEND"], config["BEEP_SEARCH_SOLR_URL"]) == ("solr", solr)
     refused = helm("template", RELEASE, str(CHART), "--set", "search.sharedCoreBelowMessages=100")
     assert refused.returncode != 0 and "not implemented yet" in refused.stderr
+
+
+def test_files_go_to_s3_with_shared_signing_keys_for_the_subgraphs_and_the_worker_only(
+    default_manifests: list[Manifest],
+) -> None:
+    """Pods share no disk (and their root is read-only): the chart stores files in S3, and every pod
+    signs media URLs with the same keys, from the existing Secret."""
+    holders = set()
+    for name, workload in workloads(default_manifests).items():
+        env = env_of(only_container(workload))
+        if "BEEP_MEDIA_STORAGE" not in env:
+            assert not {k for k in env if k.startswith(("BEEP_MEDIA_", "BEEP_S3_"))}, name
+            continue
+        holders.add(name)
+        assert env["BEEP_MEDIA_STORAGE"]["value"] == "s3"
+        assert (env["BEEP_S3_BUCKET"]["value"], env["BEEP_S3_REGION"]["value"]) == ("beep-media", "us-east-1")
+        assert env["BEEP_MEDIA_SIGNING_KEYS"]["valueFrom"]["secretKeyRef"] == {
+            "name": "beep-secrets",
+            "key": "media-signing-keys",
+        }
+        assert "BEEP_S3_ACCESS_KEY_ID" not in env  # botocore's chain (e.g. the pods' IAM role)
+    assert holders == {f"{RELEASE}-{s}" for s in SUBGRAPHS} | {f"{RELEASE}-worker"}
+    (job,) = of_kind(default_manifests, "Job").values()
+    assert "BEEP_MEDIA_SIGNING_KEYS" not in env_of(job["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_media_values_reach_the_pods_and_half_a_credential_is_refused() -> None:
+    manifests = render(
+        *("--set", "media.publicUrl=https://chat.example.com/media"),
+        *("--set", "media.s3.endpointUrl=https://s3.example.com", "--set", "media.s3.prefix=beep/"),
+        *("--set", "media.s3.accessKeyIdKey=s3-id", "--set", "media.s3.secretAccessKeyKey=s3-secret"),
+    )
+    env = env_of(only_container(workloads(manifests)[f"{RELEASE}-messages"]))
+    assert env["BEEP_MEDIA_PUBLIC_URL"]["value"] == "https://chat.example.com/media"
+    assert (env["BEEP_S3_ENDPOINT_URL"]["value"], env["BEEP_S3_PREFIX"]["value"]) == (
+        "https://s3.example.com",
+        "beep/",
+    )
+    assert env["BEEP_S3_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "s3-id"
+    assert env["BEEP_S3_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "s3-secret"
+    refusals = {
+        "go together": ("--set", "media.s3.accessKeyIdKey=s3-id"),
+        "every pod must sign": ("--set", "media.signingKeysKey="),
+        "configured under `media`": ("--set", "config.extra.BEEP_MEDIA_STORAGE=local"),
+        "the bucket": ("--set", "media.s3.bucket="),
+    }
+    for reason, values in refusals.items():
+        refused = helm("template", RELEASE, str(CHART), *values)
+        assert refused.returncode != 0 and reason in refused.stderr, (reason, refused.stderr)

@@ -103,7 +103,57 @@ BEEP_SEARCH_SOLR_URL: {{ .Values.search.solrUrl | quote }}
 {{- fail "search.sharedCoreBelowMessages (a shared Solr core for small channels) is not implemented yet" }}
 {{- end }}
 {{- range $name, $value := .Values.config.extra }}
+{{- if or (hasPrefix "BEEP_MEDIA_" $name) (hasPrefix "BEEP_S3_" $name) }}
+{{- fail (printf "config.extra.%s: files are configured under `media` (values.yaml)" $name) }}
+{{- end }}
 {{ $name }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Files: S3 always (pods share no disk), with the signing keys and any S3 credentials from the existing
+Secret. For the subgraphs and the worker only.
+*/}}
+{{- define "beep.mediaEnv" -}}
+{{- $media := .Values.media }}
+{{- $secret := .Values.secrets.existingSecret }}
+- name: BEEP_MEDIA_STORAGE
+  value: s3
+- name: BEEP_S3_BUCKET
+  value: {{ required "media.s3.bucket: the bucket files are stored in" $media.s3.bucket | quote }}
+- name: BEEP_S3_REGION
+  value: {{ $media.s3.region | quote }}
+{{- with $media.s3.endpointUrl }}
+- name: BEEP_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $media.s3.prefix }}
+- name: BEEP_S3_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- with $media.publicUrl }}
+- name: BEEP_MEDIA_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
+- name: BEEP_MEDIA_SIGNING_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ required "media.signingKeysKey: every pod must sign media URLs with the same keys" $media.signingKeysKey }}
+{{- if or $media.s3.accessKeyIdKey $media.s3.secretAccessKeyKey }}
+{{- if not (and $media.s3.accessKeyIdKey $media.s3.secretAccessKeyKey) }}
+{{- fail "media.s3.accessKeyIdKey and media.s3.secretAccessKeyKey go together (or neither: botocore's chain)" }}
+{{- end }}
+- name: BEEP_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $media.s3.accessKeyIdKey }}
+- name: BEEP_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $media.s3.secretAccessKeyKey }}
 {{- end }}
 {{- end }}
 
