@@ -94,6 +94,7 @@ class ForwardedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self.source: Publication | None = None
+        self.deafened = False  # its subscriber deafened themself: audio offered is not sent
         self.frames_out = 0
         self.frames_dropped = 0
         self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(maxsize=QUEUE_FRAMES[kind])
@@ -115,7 +116,7 @@ class ForwardedTrack(MediaStreamTrack):
             source._attach(self)
 
     def offer(self, data: bytes, timestamp: int, keyframe: bool) -> None:
-        if self.readyState != "live":
+        if self.readyState != "live" or self.deafened:
             return
         if self._waiting_keyframe:
             if not keyframe:

@@ -50,6 +50,7 @@ class VoiceHub:
         can_speak: bool,
         can_stream: bool,
         self_mute: bool = False,
+        self_deaf: bool = False,
     ) -> Answer:
         plan = read_offer(offer, camera_mid, screen_mid)
         if plan.publishes_video and not can_stream:
@@ -81,8 +82,10 @@ class VoiceHub:
             if not room.participants and self._rooms.get(channel_id) is room:
                 del self._rooms[channel_id]
             raise
-        if self_mute:
-            await room.update(user_id, None, None, can_speak=can_speak, self_mute=True)
+        if self_mute or self_deaf:
+            await room.update(
+                user_id, None, None, can_speak=can_speak, self_mute=self_mute, self_deaf=self_deaf
+            )
         return answer
 
     async def update(
@@ -95,6 +98,7 @@ class VoiceHub:
         can_speak: bool,
         can_stream: bool,
         self_mute: bool | None,
+        self_deaf: bool | None = None,
     ) -> tuple[int, Answer | None]:
         channel_id, room = self._room_of(user_id)
         plan = None
@@ -106,7 +110,9 @@ class VoiceHub:
                     "You may not share video in this channel.",
                     "cameraMid" if camera_mid else "screenMid",
                 )
-        answer = await room.update(user_id, offer, plan, can_speak=can_speak, self_mute=self_mute)
+        answer = await room.update(
+            user_id, offer, plan, can_speak=can_speak, self_mute=self_mute, self_deaf=self_deaf
+        )
         return channel_id, answer
 
     async def leave(self, user_id: int) -> int:

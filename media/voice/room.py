@@ -50,6 +50,8 @@ class ParticipantState:
     camera: bool
     screen: bool
     joined_at: float
+    # Last, with a default: states from a node or an event that predates deafening still read.
+    self_deaf: bool = False  # hears no one (and, deafened, is not heard either)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Participant:
     can_speak: bool
     joined_at: float = field(default_factory=time.time)
     self_mute: bool = False
+    self_deaf: bool = False
     server_mute: bool = False
     roles: dict[str, str] = field(default_factory=dict)  # source -> mid, as the latest offer said
     publications: dict[str, Publication] = field(default_factory=dict)  # mid -> what it publishes
@@ -99,12 +102,15 @@ class Participant:
             camera=CAMERA in self.roles,
             screen=SCREEN in self.roles,
             joined_at=self.joined_at,
+            self_deaf=self.self_deaf,
         )
 
     def apply_pauses(self) -> None:
+        """What this participant sends and hears, from its mutes, deafness and permissions."""
+        silent = self.self_mute or self.self_deaf or self.server_mute or not self.can_speak
         for source, mid in self.roles.items():
             publication = self.publications[mid]
-            paused = source == MICROPHONE and (self.self_mute or self.server_mute or not self.can_speak)
+            paused = source == MICROPHONE and silent
             if paused and not publication.paused:
                 publication.paused = True
             elif not paused and publication.paused:
@@ -112,6 +118,8 @@ class Participant:
         for mid, publication in self.publications.items():
             if mid not in self.roles.values():
                 publication.paused = True
+        for track in self.slots.values():
+            track.deafened = self.self_deaf and track.kind == "audio"
 
 
 class Room:
@@ -173,12 +181,15 @@ class Room:
         *,
         can_speak: bool,
         self_mute: bool | None = None,
+        self_deaf: bool | None = None,
     ) -> Answer | None:
         async with self._lock:
             participant = self._participant(user_id)
             participant.can_speak = can_speak
             if self_mute is not None:
                 participant.self_mute = self_mute
+            if self_deaf is not None:
+                participant.self_deaf = self_deaf
             answer = None
             if offer is not None and plan is not None:
                 answer = await self._negotiate(participant, offer, plan)

@@ -37,6 +37,9 @@ from subgraphs.kernel.permissions import IsAuthenticated
 class VoiceState:
     user_id: strawberry.ID
     self_mute: bool = strawberry.field(description="Muted by themselves.")
+    self_deaf: bool = strawberry.field(
+        description="Deafened by themselves: they hear no one, and are not heard while deafened."
+    )
     server_mute: bool = strawberry.field(description="Muted by a moderator (Mute Members).")
     suppressed: bool = strawberry.field(description="May not speak here (no Speak): not heard.")
     camera: bool
@@ -48,6 +51,7 @@ class VoiceState:
         return cls(
             user_id=strawberry.ID(str(state.user_id)),
             self_mute=state.self_mute,
+            self_deaf=state.self_deaf,
             server_mute=state.server_mute,
             suppressed=state.suppressed,
             camera=state.camera,
@@ -137,12 +141,14 @@ class JoinVoiceInput:
     channel_id: strawberry.ID
     offer: VoiceOfferInput
     self_mute: bool = False
+    self_deaf: bool = False
 
 
 @strawberry.input
 class UpdateVoiceInput:
     offer: VoiceOfferInput | None = None
     self_mute: bool | None = None
+    self_deaf: bool | None = None
 
 
 @strawberry.input
@@ -197,7 +203,13 @@ class VoiceMutation:
             channel_id = id_input(str(input.channel_id), "channelId")
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.VOICE_NEGOTIATION, principal.user_id)
             session = await voice_service.join(
-                ctx.runtime, ctx.uow, principal, channel_id, _offer(input.offer), input.self_mute
+                ctx.runtime,
+                ctx.uow,
+                principal,
+                channel_id,
+                _offer(input.offer),
+                input.self_mute,
+                input.self_deaf,
             )
             return VoiceSession.of(session)
 
@@ -205,8 +217,8 @@ class VoiceMutation:
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
-        description="Renegotiate (a new offer: more receive slots, camera or screen on or off) and/or mute "
-        "or unmute yourself.",
+        description="Renegotiate (a new offer: more receive slots, camera or screen on or off) and/or mute, "
+        "unmute, deafen or undeafen yourself.",
     )
     async def update_voice(self, info: ChannelsInfo, input: UpdateVoiceInput) -> VoiceSessionResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceSession:
@@ -215,7 +227,7 @@ class VoiceMutation:
                     ctx.runtime.rate_limiter, ratelimit.VOICE_NEGOTIATION, principal.user_id
                 )
             session = await voice_service.update(
-                ctx.runtime, ctx.uow, principal, _offer(input.offer), input.self_mute
+                ctx.runtime, ctx.uow, principal, _offer(input.offer), input.self_mute, input.self_deaf
             )
             return VoiceSession.of(session)
 

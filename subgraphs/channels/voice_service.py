@@ -186,6 +186,7 @@ async def join(
     channel_id: int,
     offer: OfferInput,
     self_mute: bool,
+    self_deaf: bool = False,
 ) -> Session:
     found = await _voice_channel(uow, principal, channel_id)
     if not found.has(Permission.CONNECT):
@@ -212,6 +213,7 @@ async def join(
                 can_speak=found.has(Permission.SPEAK),
                 can_stream=found.has(Permission.STREAM),
                 self_mute=self_mute,
+                self_deaf=self_deaf,
             )
         participants = await owner.states(channel_id)
     except LeaseBusy:
@@ -224,7 +226,12 @@ async def join(
 
 
 async def update(
-    runtime: Runtime, uow: UnitOfWork, principal: Principal, offer: OfferInput, self_mute: bool | None
+    runtime: Runtime,
+    uow: UnitOfWork,
+    principal: Principal,
+    offer: OfferInput,
+    self_mute: bool | None,
+    self_deaf: bool | None = None,
 ) -> Session:
     try:
         current = await directory_for(runtime).call_of(principal.user_id)
@@ -243,6 +250,7 @@ async def update(
             can_speak=found.has(Permission.SPEAK),
             can_stream=found.has(Permission.STREAM),
             self_mute=self_mute,
+            self_deaf=self_deaf,
         )
         participants = await owner.states(channel_id)
     except VoiceRefused as refused:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # on the node at search_solr_url, e.g. http://127.0.0.1:8983/solr).
     search_backend: Literal["sql", "solr"] = "sql"
     search_solr_url: str = ""
+    # Solr makes writes searchable within this many ms (a soft commit, batched across writes; the
+    # configset's 15 s hard autoCommit and update log make them durable). 0: commit each write at once.
+    search_solr_commit_within_ms: int = Field(default=1000, ge=0, le=60_000)
 
     # HTTP
     host: str = "127.0.0.1"

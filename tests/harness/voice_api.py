@@ -9,15 +9,15 @@ from tests.harness.voice_peers import VoicePeer
 
 SESSION = """__typename
   ... on VoiceSession { channelId answer audioSlotsNeeded videoSlotsNeeded streams { mid userId source }
-    iceServers { urls username credential } participants { userId selfMute serverMute camera screen } }
+    iceServers { urls username credential }
+    participants { userId selfMute selfDeaf serverMute camera screen } }
   ... on UserError { code message field }"""
 JOIN = f"mutation($i: JoinVoiceInput!) {{ joinVoice(input: $i) {{ {SESSION} }} }}"
 UPDATE = f"mutation($i: UpdateVoiceInput!) {{ updateVoice(input: $i) {{ {SESSION} }} }}"
 LEAVE = """mutation { leaveVoice { __typename ... on VoiceLeft { channelId }
   ... on UserError { code message field } } }"""
-STATES = (
-    "query($c: ID!) { voiceStates(channelId: $c) { userId selfMute serverMute suppressed camera screen } }"
-)
+STATES = """query($c: ID!) {
+  voiceStates(channelId: $c) { userId selfMute selfDeaf serverMute suppressed camera screen } }"""
 STATE_EVENTS = """subscription($c: ID!) { voiceStateEvents(channelId: $c) {
   channelId participants { userId selfMute serverMute suppressed camera screen } } }"""
 

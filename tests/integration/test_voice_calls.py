@@ -220,6 +220,46 @@ async def test_mute_stops_the_frames_unmute_resumes_and_a_screen_share_reaches_t
             await api.execute(LEAVE)
 
 
+async def test_deafened_hears_no_one_and_is_not_heard_while_the_others_still_are(
+    stack: Stack, guild: Guild
+) -> None:
+    (ada, ada_api), (bob, bob_api), (cy, cy_api) = (guild.members[n] for n in ("ada", "bob", "cy"))
+    a, _ = await join_call(ada_api, guild.voice_id, TONES["ada"])
+    b, _ = await join_call(bob_api, guild.voice_id, TONES["bob"])
+    c, _ = await join_call(cy_api, guild.voice_id, TONES["cy"])
+    try:
+        for api, peer, account in ((ada_api, a, ada), (bob_api, b, bob)):
+            await renegotiate(api, peer, await _states(api, guild.voice_id), account.user_id)
+        await wait_until(lambda: _hears(a, bob.user_id, TONES["bob"]), timeout=30)
+        await wait_until(lambda: _hears(c, bob.user_id, TONES["bob"]), timeout=30)
+        await wait_until(lambda: _hears(b, ada.user_id, TONES["ada"]), timeout=30)
+
+        deaf = (await ada_api.data(UPDATE, {"i": {"selfDeaf": True}}))["updateVoice"]
+        assert deaf["__typename"] == "VoiceSession" and deaf["answer"] is None
+        mine = {p["userId"]: p for p in deaf["participants"]}[ada.user_id]
+        assert (mine["selfDeaf"], mine["selfMute"]) == (True, False)  # deafness silences without a mute
+        to_ada, from_ada, to_cy = a.from_(bob.user_id), b.from_(ada.user_id), c.from_(bob.user_id)
+        assert to_ada is not None and from_ada is not None and to_cy is not None
+        await asyncio.sleep(0.3)
+        moment = time.monotonic()
+        await asyncio.sleep(1.5)
+        assert to_ada.frames_since(moment) == 0, "a deafened participant is sent no audio"
+        assert from_ada.frames_since(moment) == 0, "a deafened participant is not heard"
+        assert to_cy.frames_since(moment) > 25, "the others still hear each other"
+        seen = {s["userId"]: s["selfDeaf"] for s in await _states(cy_api, guild.voice_id)}
+        assert seen == {ada.user_id: True, bob.user_id: False, cy.user_id: False}
+
+        await ada_api.data(UPDATE, {"i": {"selfDeaf": False}})
+        await wait_until(lambda: to_ada.frames_since(moment + 1.5) > 25, timeout=10)
+        await wait_until(lambda: from_ada.frames_since(moment + 1.5) > 25, timeout=10)
+        assert _hears(a, bob.user_id, TONES["bob"])
+    finally:
+        for peer in (a, b, c):
+            await peer.close()
+        for api in (ada_api, bob_api, cy_api):
+            await api.execute(LEAVE)
+
+
 async def test_a_killed_client_leaves_the_call_after_the_timeout(stack: Stack, guild: Guild) -> None:
     bob, _bob_api = guild.members["bob"]
     dee_api = guild.members["dee"][1]

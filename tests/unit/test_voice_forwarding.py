@@ -77,6 +77,20 @@ async def test_a_paused_publication_forwards_nothing_until_resumed() -> None:
     assert bytes(await track.recv()) == KEY
 
 
+async def test_a_deafened_subscriber_gets_nothing_while_the_others_do() -> None:
+    publication = Publication("audio")
+    deaf, hearing = ForwardedTrack("audio"), ForwardedTrack("audio")
+    for track in (deaf, hearing):
+        track.switch_to(publication)
+    deaf.deafened = True
+    publication.push(b"opus-1", 1000)
+    assert deaf._queue.empty()
+    assert bytes(await hearing.recv()) == b"opus-1"
+    deaf.deafened = False
+    publication.push(b"opus-2", 1960)
+    assert bytes(await deaf.recv()) == b"opus-2"
+
+
 async def test_switching_source_keeps_timestamps_moving_forward() -> None:
     first, second = Publication("audio"), Publication("audio")
     track = ForwardedTrack("audio")

@@ -12,5 +12,7 @@ def backend_for(settings: Settings) -> SearchBackend:
     if settings.search_backend == "solr":
         if not settings.search_solr_url:
             raise RuntimeError("BEEP_SEARCH_BACKEND=solr needs BEEP_SEARCH_SOLR_URL")
-        return SolrSearchBackend(settings.search_solr_url)
+        return SolrSearchBackend(
+            settings.search_solr_url, commit_within_ms=settings.search_solr_commit_within_ms
+        )
     return SqlSearchBackend()

@@ -6,7 +6,8 @@ Queries use the standard Lucene parser over `terms` with only what documents.par
 letters-and-digits words and phrases. Every filter is an `fq` built from integers, booleans and dates
 Beep formats itself, and the cores searched are exactly the channels the service allowed (one request
 across them with `shards`). Writes are not part of the database transaction: they are idempotent and the
-indexer's consumer retries a batch that failed.
+indexer's consumer retries a batch that failed. They become searchable within `commit_within_ms`
+(BEEP_SEARCH_SOLR_COMMIT_WITHIN_MS, 1 s by default).
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class SolrError(RuntimeError):
 class SolrSearchBackend:
     name = "solr"
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, commit_within_ms: int = 0) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        # A hard commit per write opens a new searcher each time (Solr's most expensive routine step);
+        # commitWithin lets Solr fold a burst of writes into one soft commit.
+        self._commit = {"commitWithin": str(commit_within_ms)} if commit_within_ms else {"commit": "true"}
         self._cores: set[str] | None = None  # known to exist (refreshed on a miss)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -84,7 +88,7 @@ class SolrSearchBackend:
         (await self.cores()).add(name)
 
     async def _update(self, core: str, payload: object) -> None:
-        await self._call("POST", f"/{core}/update", params={"commit": "true"}, json=payload)
+        await self._call("POST", f"/{core}/update", params=self._commit, json=payload)
 
     async def index(self, uow: UnitOfWork, server_id: int, documents: Sequence[SearchDocument]) -> None:
         by_core: dict[str, list[dict[str, object]]] = defaultdict(list)
