@@ -183,24 +183,29 @@ async def settings(uow: UnitOfWork, user_id: int, now: datetime) -> Settings:
     for server in servers.values():
         server.direct = rules.is_direct(kinds.get(server.server_id))
     if folder_levels:
-        await _with_folder_levels(uow, rows, servers, folder_levels)
+        await _with_folder_levels(uow, user_id, rows, servers, folder_levels)
     return Settings(glob, list(servers.values()))
 
 
 async def _with_folder_levels(
     uow: UnitOfWork,
+    user_id: int,
     rows: list[NotificationPreferenceRow],
     servers: dict[int, ServerSettings],
     folder_levels: dict[int, rules.NotificationSetting],
 ) -> None:
-    """Give each listed channel the level set on the folder it is in now: read from the shards (one
-    query per shard) for the channels of the servers where a folder has a level, and those alone."""
+    """Give each listed channel the level set on the folder it is in now: read from the shards for the
+    channels of the servers where a folder has a level, and those alone (one query per shard, then the
+    access check of the channels found in a folder: where a channel is placed is only told to those who
+    can view it; the others' entries keep the server's level)."""
     folder_servers = {row.server_id for row in rows if row.scope_id in folder_levels}
     channels = {row.scope_id for row in rows if row.scope == "CHANNEL" and row.server_id in folder_servers}
     folders: dict[int, int] = {}
     for shard, ids in (await uow.group_by_shard(sorted(channels))).items():
         async with uow.reading(shard) as session:
-            folders |= await repository.channel_folders(session, ids)
+            placed = await repository.channel_folders(session, ids)
+            visible = await access.visible_channel_ids(session, sorted(placed), user_id)
+            folders |= {c: f for c, f in placed.items() if c in visible}
     for server in servers.values():
         server.channels = [
             replace(c, folder_level=folder_levels.get(folders[c.scope_id])) if c.scope_id in folders else c
