@@ -1,9 +1,8 @@
 """SQL of notifications and notification preferences (directory), plus the few reads the consumer needs
 from other contexts, through light read-only references to their tables (as kernel/access.py reads
 membership): the author of the message a reply points at and the folder a channel is in (tenant shard),
-the kind of a tenant (the
-directory's tenant table), whether a friend request or friendship still stands and who blocked whom
-(friends' tables)."""
+the kind of a tenant (the directory's tenant table), whether a friend request or friendship still stands
+and who blocked whom (friends' tables)."""
 
 from __future__ import annotations
 
