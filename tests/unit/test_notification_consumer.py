@@ -233,7 +233,8 @@ async def test_followers_are_one_query_of_those_who_chose_all_messages(tenant: T
             )
     async with tenant.database.directory_session() as directory:
         found = await repository.followers(directory, tenant.server_id, tenant.channel_id, limit=10)
-    assert found == ("SERVER", sorted([u["bob"], u["carol"]]))  # the tenant's kind comes along
+    # the tenant's kind comes along, and no folder of the server is followed
+    assert found == repository.Followers("SERVER", sorted([u["bob"], u["carol"]]), folders_followed=False)
     await handle(tenant, message(tenant, "plain"))
     assert await stored(tenant) == sorted([(u["bob"], "MESSAGE", True), (u["carol"], "MESSAGE", True)])
 

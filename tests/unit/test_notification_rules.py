@@ -49,6 +49,32 @@ def test_a_channel_setting_overrides_the_server_setting(
     assert effective_setting(server, channel) is expected
 
 
+@pytest.mark.parametrize(
+    ("server", "folder", "channel", "expected"),
+    [
+        (None, NOTHING, None, NOTHING),  # a muted folder mutes its channels
+        (ALL, NOTHING, None, NOTHING),  # ...over the server's setting
+        (NOTHING, ALL, None, ALL),  # a followed folder in a muted server
+        (ALL, NOTHING, MENTIONS, MENTIONS),  # the channel's own setting overrides its folder's
+        (NOTHING, ALL, NOTHING, NOTHING),
+        (ALL, None, None, ALL),  # a folder with no setting: the server's
+        (None, None, None, MENTIONS),  # none: the default
+    ],
+)
+def test_a_channel_inherits_its_folder_setting_before_the_server_one(
+    server: NotificationSetting | None,
+    folder: NotificationSetting | None,
+    channel: NotificationSetting | None,
+    expected: NotificationSetting,
+) -> None:
+    assert effective_setting(server, channel, folder=folder) is expected
+
+
+def test_a_folder_setting_applies_in_a_direct_conversation_too_and_the_default_stays() -> None:
+    assert effective_setting(None, None, folder=MENTIONS, direct=True) is MENTIONS
+    assert effective_setting(None, None, folder=None, direct=True) is ALL
+
+
 @pytest.mark.parametrize("setting", [ALL, MENTIONS])
 def test_mentions_replies_and_everyone_are_high_unless_muted(setting: NotificationSetting) -> None:
     assert decide(Signals(mentioned=True), setting) == Decision(NotificationKind.MENTION, HIGH)

@@ -4,15 +4,18 @@ It reads every store's outbox at least once, in order (kernel/relay.py `Consumer
 
 1. candidates: the members mentioned (`<@id>` tokens), the author of the message replied to, the channel's
    followers (ALL_MESSAGES on the channel or its server: one indexed query, at most MAX_FOLLOWERS, which
-   also reads the server's kind), in a direct conversation (any kind but SERVER) its members (at most
-   MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone the server's members,
-   MEMBER_PAGE at a time, at most MAX_EVERYONE — for an @here only those connected now (the presence
-   store, one call per page), who alone count it as their @everyone;
+   also reads the server's kind and whether any folder of the server is followed; if one is, those of
+   the folder the channel is in now: one more), in a direct conversation (any kind but SERVER) its
+   members (at most MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone the
+   server's members, MEMBER_PAGE at a time, at most MAX_EVERYONE — for an @here only those connected now
+   (the presence store, one call per page), who alone count it as their @everyone;
 2. of those, the members who can view the channel now (kernel/access.py, five queries per page of
    candidates), never the author nor anyone who blocked the author (one directory query per page);
-3. their settings and snoozes (one directory query per page), the rules (rules.py), then one batched
-   insert, and a `NotificationCreated` on `user:{id}` for each one not held back by a snooze — in the same
-   directory transaction, so a stored notification is pushed exactly when it is committed.
+3. their settings and snoozes for the server, the folder the channel is in when the message is handled
+   (one primary-key read of the channel on the shard, per message: a channel moved out of a folder stops
+   following it at once) and the channel (one directory query per page), the rules (rules.py), then one
+   batched insert, and a `NotificationCreated` on `user:{id}` for each one not held back by a snooze — in
+   the same directory transaction, so a stored notification is pushed exactly when it is committed.
 
 Friends (the directory's outbox; each event is there twice, once per person's topic): a FriendRequestSent
 still pending becomes the recipient's FRIEND_REQUEST (source: the request), a FriendshipStarted still
@@ -82,6 +85,7 @@ class _Fanout:
     now: datetime
     direct: bool = False  # a direct conversation: its members follow it by default, at HIGH
     online: Online | None = None  # an @here: only these users count its @everyone
+    folder_id: int | None = None  # the folder the channel is in when the message is handled
     seen: set[int] = field(default_factory=set)
     rows: list[dict[str, object]] = field(default_factory=list)
     pushed: list[NotificationCreated] = field(default_factory=list)
@@ -163,16 +167,22 @@ async def _notify_person(
 async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: Online) -> int:
     """Stores (and pushes) the notifications of one message; how many it stored. A message of a server
     (not a direct conversation) that mentions no one, replies to no one and has no followers costs one
-    directory query."""
+    directory query (unless a folder of the server is followed: then its channel's folder is read)."""
     directory = uow.directory()
-    server_kind, followers = await repository.followers(
-        directory, event.server_id, event.channel_id, MAX_FOLLOWERS
-    )
-    direct = rules.is_direct(server_kind)
+    found = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+    followers = found.user_ids
+    direct = rules.is_direct(found.server_kind)
     mentioned = set(mentioned_user_ids(event.content))
-    if not (direct or followers or mentioned or event.reply_to_id is not None or event.mention_everyone):
+    addressed_any = mentioned or event.reply_to_id is not None or event.mention_everyone
+    if not (direct or followers or addressed_any or found.folders_followed):
         return 0
     async with uow.reading(await uow.shard_for(event.channel_id)) as shard:
+        folder_id = await repository.channel_folder(shard, event.channel_id)  # now, not when it was sent
+        if folder_id is not None and found.folders_followed:
+            of_folder = await repository.folder_followers(
+                directory, event.server_id, folder_id, MAX_FOLLOWERS
+            )
+            followers = sorted({*followers, *of_folder})[:MAX_FOLLOWERS]
         replied = (
             await repository.message_author(shard, event.reply_to_id, event.channel_id)
             if event.reply_to_id is not None
@@ -180,6 +190,7 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: 
         )
         here = event.mention_everyone and only_here(event.content)
         fanout = _Fanout(event, mentioned, replied, now, direct=direct, online=online if here else None)
+        fanout.folder_id = folder_id
         fanout.seen = await repository.recipients_already_notified(directory, event.message_id)
         fanout.seen.add(event.author_id)
         addressed = [*mentioned, *([replied] if replied is not None else [])]
@@ -219,7 +230,9 @@ async def _consider(
     blockers = await repository.blockers_of(directory, event.author_id, fresh)
     fresh = [u for u in fresh if u not in blockers]
     viewers = await access.channel_viewers(shard, event.channel_id, fresh)
-    prefs = await repository.preferences(directory, sorted(viewers), event.server_id, event.channel_id)
+    prefs = await repository.preferences(
+        directory, sorted(viewers), event.server_id, event.channel_id, fanout.folder_id
+    )
     reached = set(viewers)
     if event.mention_everyone and fanout.online is not None:
         reached = await fanout.online(sorted(viewers))

@@ -10,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import DirectoryBase
 
 GLOBAL_SCOPE = 0  # notification_preferences.scope_id of the user's global row (a snooze of everything)
+# A folder's row is stored like a channel's (scope_id: the folder's id, server_id: its server) but marked
+# FOLDER rather than CHANNEL: the followers query then sees, in the same (server_id, level) index range
+# it already reads, whether any folder of the server is followed at ALL_MESSAGES, so a message nobody is
+# addressed in still costs one query unless one is (only then is the channel's folder read from the shard).
+# A channel's kind never changes, so the mark stays true; every other query keys on scope_id alone.
+FOLDER_SCOPE = "FOLDER"
 
 
 class NotificationRow(DirectoryBase):
@@ -41,17 +47,18 @@ class NotificationRow(DirectoryBase):
 
 
 class NotificationPreferenceRow(DirectoryBase):
-    """A user's setting and snooze for one scope: everything (scope_id 0), a server, or a channel."""
+    """A user's setting and snooze for one scope: everything (scope_id 0), a server, a folder or a
+    channel."""
 
     __tablename__ = "notification_preferences"
     __table_args__ = (
-        # The followers of a channel: who set ALL_MESSAGES on it or on its server.
+        # The followers of a channel: who set ALL_MESSAGES on it, its folder or its server.
         Index("ix_notification_preferences_server_id_level", "server_id", "level"),
     )
 
     user_id: Mapped[int] = mapped_column(primary_key=True)  # FK to users: in the migration
     scope_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # 0, a server or channel id
-    scope: Mapped[str] = mapped_column(String(8))  # GLOBAL, SERVER, CHANNEL
-    server_id: Mapped[int | None] = mapped_column()  # the server of a SERVER or CHANNEL scope
+    scope: Mapped[str] = mapped_column(String(8))  # GLOBAL, SERVER, FOLDER (FOLDER_SCOPE), CHANNEL
+    server_id: Mapped[int | None] = mapped_column()  # the server of a SERVER, FOLDER or CHANNEL scope
     level: Mapped[str | None] = mapped_column(String(16))  # rules.NotificationSetting; None: inherit
     snoozed_until: Mapped[datetime | None] = mapped_column()

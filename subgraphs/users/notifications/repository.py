@@ -1,8 +1,8 @@
 """SQL of notifications and notification preferences (directory), plus the few reads the consumer needs
 from other contexts, through light read-only references to their tables (as kernel/access.py reads
-membership): the author of the message a reply points at (tenant shard), the kind of a tenant (the
-directory's tenant table), whether a friend request or friendship still stands and who blocked whom
-(friends' tables)."""
+membership): the author of the message a reply points at and the folder a channel is in (tenant shard),
+the kind of a tenant (the directory's tenant table), whether a friend request or friendship still stands
+and who blocked whom (friends' tables)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from db.tenants import Tenant
 from subgraphs.kernel import directory_tables, tenant_tables
 from subgraphs.users.notifications import rules
 from subgraphs.users.notifications.models import (
+    FOLDER_SCOPE,
     GLOBAL_SCOPE,
     NotificationPreferenceRow,
     NotificationRow,
@@ -29,7 +30,8 @@ _friendships = directory_tables.friendships
 _user_blocks = directory_tables.user_blocks
 _tenants = Tenant.__table__
 
-_messages = tenant_tables.messages  # the kernel's shared reference to the tenant's messages
+_messages = tenant_tables.messages  # the kernel's shared references to the tenant's messages and channels
+_channels = tenant_tables.channels
 
 N = NotificationRow
 P = NotificationPreferenceRow
@@ -46,6 +48,24 @@ async def message_author(shard: AsyncSession, message_id: int, channel_id: int) 
     )
 
 
+async def channel_folder(shard: AsyncSession, channel_id: int) -> int | None:
+    """The folder a channel is in now (None: at the top level, or gone): one primary-key lookup."""
+    return await shard.scalar(sa.select(_channels.c.parent_id).where(_channels.c.id == channel_id))
+
+
+async def channel_folders(shard: AsyncSession, channel_ids: Sequence[int]) -> dict[int, int]:
+    """The folder each of these channels (of one shard) is in now; channels at the top level or gone are
+    left out."""
+    if not channel_ids:
+        return {}
+    rows = await shard.execute(
+        sa.select(_channels.c.id, _channels.c.parent_id).where(
+            _channels.c.id.in_(channel_ids), _channels.c.parent_id.is_not(None)
+        )
+    )
+    return {r.id: r.parent_id for r in rows}
+
+
 async def existing_messages(shard: AsyncSession, message_ids: list[int]) -> set[int]:
     if not message_ids:
         return set()
@@ -57,44 +77,80 @@ async def existing_messages(shard: AsyncSession, message_ids: list[int]) -> set[
 
 @dataclass
 class Preferences:
-    """A user's rows for the scopes of one message: global, its server, its channel."""
+    """A user's rows for the scopes of one message: global, its server, its channel's folder, its channel."""
 
     server_level: rules.NotificationSetting | None = None
     channel_level: rules.NotificationSetting | None = None
+    folder_level: rules.NotificationSetting | None = None
     snoozes: list[datetime | None] = field(default_factory=list)
 
     def setting(self, *, direct: bool = False) -> rules.NotificationSetting:
-        return rules.effective_setting(self.server_level, self.channel_level, direct=direct)
+        return rules.effective_setting(
+            self.server_level, self.channel_level, folder=self.folder_level, direct=direct
+        )
 
 
 def _level(raw: str | None) -> rules.NotificationSetting | None:
     return rules.NotificationSetting(raw) if raw is not None else None
 
 
-async def followers(
-    directory: AsyncSession, server_id: int, channel_id: int, limit: int
-) -> tuple[str | None, list[int]]:
-    """The server's kind (None: no such tenant) and the users who set ALL_MESSAGES on this channel or its
-    server (whether a channel override lowers it is for `preferences` to say): one indexed query."""
+@dataclass(frozen=True)
+class Followers:
+    server_kind: str | None  # None: no such tenant
+    user_ids: list[int]  # ALL_MESSAGES on the channel or its server
+    folders_followed: bool  # someone set ALL_MESSAGES on a folder of this server (which one: see the shard)
+
+
+def _following(server_id: int, scope_ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """ALL_MESSAGES rows on these scopes of one server: a range of the (server_id, level) index."""
+    return sa.and_(
+        P.server_id == server_id,
+        P.level == rules.NotificationSetting.ALL_MESSAGES.value,
+        P.scope_id.in_(scope_ids),
+    )
+
+
+async def followers(directory: AsyncSession, server_id: int, channel_id: int, limit: int) -> Followers:
+    """The server's kind, the users who set ALL_MESSAGES on this channel or its server (whether a channel
+    or folder override lowers it is for `preferences` to say), and whether any folder of the server is
+    followed so (then the channel's folder is read from the shard and `folder_followers` asked): one
+    indexed query."""
     follower = (
         sa.select(P.user_id)
-        .where(
-            P.server_id == server_id,
-            P.level == rules.NotificationSetting.ALL_MESSAGES.value,
-            P.scope_id.in_([server_id, channel_id]),
-        )
+        .where(_following(server_id, [server_id, channel_id]))
         .distinct()
         .order_by(P.user_id)
         .limit(limit)
         .subquery()
     )
-    kind = sa.select(_tenants.c.kind, sa.cast(sa.null(), sa.BigInteger).label("user_id")).where(
-        _tenants.c.id == server_id
+    folders = sa.exists().where(
+        P.server_id == server_id,
+        P.level == rules.NotificationSetting.ALL_MESSAGES.value,
+        P.scope == FOLDER_SCOPE,
     )
-    users = sa.select(sa.cast(sa.null(), sa.String).label("kind"), follower.c.user_id)
+    kind = sa.select(
+        _tenants.c.kind,
+        sa.cast(sa.null(), sa.BigInteger).label("user_id"),
+        folders.label("folders"),
+    ).where(_tenants.c.id == server_id)
+    users = sa.select(
+        sa.cast(sa.null(), sa.String).label("kind"), follower.c.user_id, sa.false().label("folders")
+    )
     rows = (await directory.execute(sa.union_all(kind, users))).all()
     server_kind = next((r.kind for r in rows if r.kind is not None), None)
-    return server_kind, sorted(r.user_id for r in rows if r.user_id is not None)
+    return Followers(
+        server_kind,
+        sorted(r.user_id for r in rows if r.user_id is not None),
+        any(bool(r.folders) for r in rows if r.kind is not None),
+    )
+
+
+async def folder_followers(directory: AsyncSession, server_id: int, folder_id: int, limit: int) -> list[int]:
+    """The users who set ALL_MESSAGES on this folder (the same index as `followers`)."""
+    rows = await directory.scalars(
+        sa.select(P.user_id).where(_following(server_id, [folder_id])).order_by(P.user_id).limit(limit)
+    )
+    return list(rows)
 
 
 async def server_kinds(directory: AsyncSession, server_ids: Sequence[int]) -> dict[int, str]:
@@ -147,14 +203,21 @@ async def blockers_of(directory: AsyncSession, author_id: int, user_ids: Sequenc
 
 
 async def preferences(
-    directory: AsyncSession, user_ids: Sequence[int], server_id: int, channel_id: int
+    directory: AsyncSession,
+    user_ids: Sequence[int],
+    server_id: int,
+    channel_id: int,
+    folder_id: int | None = None,
 ) -> dict[int, Preferences]:
+    """These users' rows for a message of `channel_id`, in `folder_id` (None: at the top level): primary
+    key lookups."""
     found: dict[int, Preferences] = {}
     if not user_ids:
         return found
+    scopes = [GLOBAL_SCOPE, server_id, channel_id, *([folder_id] if folder_id is not None else [])]
     rows = await directory.execute(
         sa.select(P.user_id, P.scope_id, P.level, P.snoozed_until).where(
-            P.user_id.in_(user_ids), P.scope_id.in_([GLOBAL_SCOPE, server_id, channel_id])
+            P.user_id.in_(user_ids), P.scope_id.in_(scopes)
         )
     )
     for row in rows:
@@ -164,6 +227,8 @@ async def preferences(
             prefs.server_level = _level(row.level)
         elif row.scope_id == channel_id:
             prefs.channel_level = _level(row.level)
+        elif row.scope_id == folder_id:
+            prefs.folder_level = _level(row.level)
     return found
 
 
@@ -236,8 +301,8 @@ async def delete_for_server(directory: AsyncSession, server_id: int) -> None:
 
 
 async def delete_for_channel(directory: AsyncSession, server_id: int, channel_id: int) -> None:
-    """A deleted channel takes its notifications and everyone's setting and snooze for it (both found
-    through their server's index)."""
+    """A deleted channel (a folder too: each of its channels, then itself, has a ChannelDeleted) takes its
+    notifications and everyone's setting and snooze for it (both found through their server's index)."""
     await directory.execute(sa.delete(N).where(N.server_id == server_id, N.channel_id == channel_id))
     await directory.execute(sa.delete(P).where(P.server_id == server_id, P.scope_id == channel_id))
 

@@ -4,13 +4,14 @@ applies, whether a snooze holds the push back.
 - HIGH: a mention of you (`<@you>`), a reply to your message, `@everyone`/`@here` sent by someone allowed
   to (the message's `mention_everyone` flag is only set then).
 - LOW: any other message, only in a channel you follow at ALL_MESSAGES.
-- Settings per server and per channel; the channel's overrides the server's; with neither, DEFAULT_SETTING
+- Settings per server, per folder and per channel; the channel's overrides its folder's (the folder it is
+  in when the message is handled), which overrides the server's; with none, DEFAULT_SETTING
   (DIRECT_DEFAULT_SETTING in a direct conversation: any kind of server but SERVER, where every message
   of the others is a HIGH DIRECT_MESSAGE, as on Discord). NOTHING (muted) means no notification at all,
   not even a mention.
 - Friends: a friend request to you (FRIEND_REQUEST) and your request accepted (FRIEND_ACCEPTED) are HIGH,
   whatever the settings (they belong to no server); only the global snooze holds their push back.
-- A snooze (global, server or channel) keeps the notification stored but unpushed until it ends.
+- A snooze (global, server, folder or channel) keeps the notification stored but unpushed until it ends.
 """
 
 from __future__ import annotations
@@ -74,14 +75,17 @@ class Decision:
 
 
 def effective_setting(
-    server: NotificationSetting | None, channel: NotificationSetting | None, *, direct: bool = False
+    server: NotificationSetting | None,
+    channel: NotificationSetting | None,
+    *,
+    folder: NotificationSetting | None = None,
+    direct: bool = False,
 ) -> NotificationSetting:
-    """The channel's setting overrides the server's; with neither, the default (of a direct conversation
-    when `direct`)."""
-    if channel is not None:
-        return channel
-    if server is not None:
-        return server
+    """The channel's setting overrides its folder's, which overrides the server's; with none, the default
+    (of a direct conversation when `direct`). A folder's own effective setting is `(server, folder)`."""
+    for chosen in (channel, folder, server):
+        if chosen is not None:
+            return chosen
     return DIRECT_DEFAULT_SETTING if direct else DEFAULT_SETTING
 
 
@@ -104,7 +108,7 @@ def decide(signals: Signals, setting: NotificationSetting, *, direct: bool = Fal
 
 
 def snoozed(until: Iterable[datetime | None], now: datetime) -> bool:
-    """Whether any of these snoozes (global, server, channel) still runs at `now`."""
+    """Whether any of these snoozes (global, server, folder, channel) still runs at `now`."""
     return any(u is not None and _utc(u) > now for u in until)
 
 

@@ -102,8 +102,8 @@ class NotificationMutations:
         return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
 
     @strawberry.mutation(
-        description="Set what a server or channel notifies you of (a channel's setting overrides its "
-        "server's); a null level inherits again."
+        description="Set what a server, folder or channel notifies you of (a channel's setting overrides "
+        "its folder's, which overrides its server's); a null level inherits again."
     )
     async def set_notification_setting(
         self, info: UsersInfo, input: SetNotificationSettingInput
@@ -122,8 +122,9 @@ class NotificationMutations:
         return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
 
     @strawberry.mutation(
-        description="Snooze notifications until a time: everywhere, or for one server or channel. While "
-        "snoozed they are still stored (and counted) but not pushed live. A null `until` ends the snooze."
+        description="Snooze notifications until a time: everywhere, or for one server, folder or channel. "
+        "While snoozed they are still stored (and counted) but not pushed live. A null `until` ends the "
+        "snooze."
     )
     async def snooze_notifications(
         self, info: UsersInfo, input: SnoozeNotificationsInput

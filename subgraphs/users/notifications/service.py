@@ -3,14 +3,19 @@ snooze. Receives the unit of work and never commits (the resolver does)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from subgraphs.kernel import access
 from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users.notifications import repository, rules
-from subgraphs.users.notifications.models import GLOBAL_SCOPE, NotificationPreferenceRow, NotificationRow
+from subgraphs.users.notifications.models import (
+    FOLDER_SCOPE,
+    GLOBAL_SCOPE,
+    NotificationPreferenceRow,
+    NotificationRow,
+)
 
 MAX_MARK_IDS = 100  # ids per markNotificationsRead (or `all`)
 MAX_SNOOZE = timedelta(days=366)
@@ -19,7 +24,7 @@ MAX_PREFERENCES = 1_000  # scopes listed by notificationSettings
 
 @dataclass(frozen=True)
 class Scope:
-    kind: str  # GLOBAL | SERVER | CHANNEL
+    kind: str  # GLOBAL | SERVER | FOLDER | CHANNEL
     scope_id: int
     server_id: int | None
 
@@ -29,6 +34,7 @@ class ScopeSettings:
     scope_id: int
     level: rules.NotificationSetting | None  # None: inherited
     snoozed_until: datetime | None  # None: not snoozed (or the snooze is over)
+    folder_level: rules.NotificationSetting | None = None  # a channel's: the level set on its folder now
 
 
 @dataclass
@@ -81,17 +87,17 @@ async def mark_read(uow: UnitOfWork, user_id: int, ids: list[int] | None, everyt
 
 async def scope_of(uow: UnitOfWork, user_id: int, server_id: int | None, channel_id: int | None) -> Scope:
     """The scope named by these ids, if the user may set anything there: a server they are a member of,
-    a channel (not a folder) they can view. Missing and hidden are the same NOT_FOUND."""
+    a channel or folder they can view. Missing and hidden are the same NOT_FOUND."""
     if channel_id is not None:
         channel = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
         if (
             channel is None
             or not channel.can_view
-            or channel.kind == "FOLDER"
             or (server_id is not None and channel.server.server_id != server_id)
         ):
             raise NotFound("No such channel.", field="channelId")
-        return Scope("CHANNEL", channel_id, channel.server.server_id)
+        kind = FOLDER_SCOPE if channel.kind == "FOLDER" else "CHANNEL"
+        return Scope(kind, channel_id, channel.server.server_id)
     if server_id is not None:
         server = await access.server_access(await uow.for_entity(server_id), server_id, user_id)
         if server is None or not server.is_member:
@@ -107,7 +113,8 @@ async def set_level(
     channel_id: int | None,
     level: rules.NotificationSetting | None,
 ) -> None:
-    """A server's or a channel's setting (None: back to inheriting: the server's, then the default)."""
+    """A server's, a folder's or a channel's setting (None: back to inheriting: a channel its folder's,
+    then the server's, then the default)."""
     if server_id is None and channel_id is None:
         raise ValidationFailed(
             "Name a server or a channel: settings are per server and per channel.",
@@ -133,7 +140,8 @@ async def snooze(
     channel_id: int | None,
     now: datetime,
 ) -> None:
-    """Hold pushes back until `until` (None: end the snooze), everywhere or for a server or channel."""
+    """Hold pushes back until `until` (None: end the snooze), everywhere or for a server, a folder (its
+    channels) or a channel."""
     if until is not None:
         until = until if until.tzinfo is not None else until.replace(tzinfo=UTC)
         if until <= now:
@@ -151,10 +159,12 @@ async def snooze(
 
 
 async def settings(uow: UnitOfWork, user_id: int, now: datetime) -> Settings:
-    """Every scope the user configured, grouped by server (snoozes that are over read as none)."""
+    """Every scope the user configured, grouped by server (snoozes that are over read as none); folders
+    are listed among the channels, and a channel carries the level set on the folder it is in now."""
     rows = await repository.preference_rows(uow.directory(), user_id, MAX_PREFERENCES)
     glob: datetime | None = None
     servers: dict[int, ServerSettings] = {}
+    folder_levels: dict[int, rules.NotificationSetting] = {}  # folder id: the level set on it
     for row in rows:
         found = _scope_settings(row, now)
         if row.scope == "GLOBAL":
@@ -167,10 +177,40 @@ async def settings(uow: UnitOfWork, user_id: int, now: datetime) -> Settings:
             server.level, server.snoozed_until = found.level, found.snoozed_until
         else:
             server.channels.append(found)
+        if row.scope == FOLDER_SCOPE and found.level is not None:
+            folder_levels[row.scope_id] = found.level
     kinds = await repository.server_kinds(uow.directory(), list(servers))
     for server in servers.values():
         server.direct = rules.is_direct(kinds.get(server.server_id))
+    if folder_levels:
+        await _with_folder_levels(uow, user_id, rows, servers, folder_levels)
     return Settings(glob, list(servers.values()))
+
+
+async def _with_folder_levels(
+    uow: UnitOfWork,
+    user_id: int,
+    rows: list[NotificationPreferenceRow],
+    servers: dict[int, ServerSettings],
+    folder_levels: dict[int, rules.NotificationSetting],
+) -> None:
+    """Give each listed channel the level set on the folder it is in now: read from the shards for the
+    channels of the servers where a folder has a level, and those alone (one query per shard, then the
+    access check of the channels found in a folder: where a channel is placed is only told to those who
+    can view it; the others' entries keep the server's level)."""
+    folder_servers = {row.server_id for row in rows if row.scope_id in folder_levels}
+    channels = {row.scope_id for row in rows if row.scope == "CHANNEL" and row.server_id in folder_servers}
+    folders: dict[int, int] = {}
+    for shard, ids in (await uow.group_by_shard(sorted(channels))).items():
+        async with uow.reading(shard) as session:
+            placed = await repository.channel_folders(session, ids)
+            visible = await access.visible_channel_ids(session, sorted(placed), user_id)
+            folders |= {c: f for c, f in placed.items() if c in visible}
+    for server in servers.values():
+        server.channels = [
+            replace(c, folder_level=folder_levels.get(folders[c.scope_id])) if c.scope_id in folders else c
+            for c in server.channels
+        ]
 
 
 def _scope_settings(row: NotificationPreferenceRow, now: datetime) -> ScopeSettings:

@@ -35,8 +35,8 @@ NotificationLevel = strawberry.enum(
 NotificationSetting = strawberry.enum(
     rules.NotificationSetting,
     name="NotificationSetting",
-    description="What a server or channel notifies you of. NOTHING (muted): no notification at all. "
-    "The default is MENTIONS_ONLY, and ALL_MESSAGES in a direct conversation.",
+    description="What a server, folder or channel notifies you of. NOTHING (muted): no notification at "
+    "all. The default is MENTIONS_ONLY, and ALL_MESSAGES in a direct conversation.",
 )
 
 
@@ -171,11 +171,13 @@ class NotificationsMarkedRead:
     counts: NotificationCounts
 
 
-@strawberry.type
+@strawberry.type(
+    description="A channel's or a folder's own setting or snooze (a folder's apply to the channels in it)."
+)
 class ChannelNotificationSettings:
     channel_id: strawberry.ID
     level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
-        description="Null: the server's setting applies."
+        description="Null: the setting of the folder the channel is in applies, else the server's."
     )
     effective_level: NotificationSetting  # type: ignore[valid-type]
     snoozed_until: datetime | None
@@ -199,7 +201,7 @@ class ServerNotificationSettings:
     effective_level: NotificationSetting  # type: ignore[valid-type]
     snoozed_until: datetime | None
     channels: list[ChannelNotificationSettings] = strawberry.field(
-        description="Channels of this server with their own setting or snooze."
+        description="Channels and folders of this server with their own setting or snooze."
     )
 
     @strawberry.field(description="Null when you may not see it.")
@@ -208,7 +210,7 @@ class ServerNotificationSettings:
         return Server(id=self.server_id) if seen.server else None
 
 
-@strawberry.type(description="Your notification settings: the servers and channels you configured.")
+@strawberry.type(description="Your notification settings: the servers, folders and channels you configured.")
 class NotificationSettings:
     default_level: NotificationSetting  # type: ignore[valid-type]
     snoozed_until: datetime | None = strawberry.field(description="Everything is snoozed until then.")
@@ -230,7 +232,7 @@ class NotificationSettings:
                             channel_id=strawberry.ID(str(c.scope_id)),
                             level=c.level,
                             effective_level=rules.effective_setting(
-                                server.level, c.level, direct=server.direct
+                                server.level, c.level, folder=c.folder_level, direct=server.direct
                             ),
                             snoozed_until=c.snoozed_until,
                             server_id=server.server_id,
@@ -252,10 +254,13 @@ class MarkNotificationsReadInput:
 class SetNotificationSettingInput:
     server_id: strawberry.ID | None = None
     channel_id: strawberry.ID | None = strawberry.field(
-        default=None, description="A channel's setting overrides its server's."
+        default=None,
+        description="A channel or a folder. A channel's setting overrides its folder's, which overrides "
+        "its server's.",
     )
     level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
-        default=None, description="Null: inherit (the server's setting, then the default)."
+        default=None,
+        description="Null: inherit (a channel its folder's setting, then the server's, then the default).",
     )
 
 
@@ -265,7 +270,9 @@ class SnoozeNotificationsInput:
         description="When pushes resume (at most 366 days ahead; UTC if no offset). Null ends the snooze."
     )
     server_id: strawberry.ID | None = strawberry.field(default=None, description="Only this server.")
-    channel_id: strawberry.ID | None = strawberry.field(default=None, description="Only this channel.")
+    channel_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this channel, or the channels of this folder."
+    )
 
 
 MarkNotificationsReadResult = Annotated[
