@@ -41,6 +41,10 @@ class SearchBackend(Protocol):
     async def drop_server(self, uow: UnitOfWork, server_id: int) -> None:
         """Forget every document of a deleted server."""
 
+    async def flush(self, server_id: int) -> None:
+        """Make everything written for this server searchable now (a reindex's end; the live path lets
+        the backend batch its commits)."""
+
     async def search(self, uow: UnitOfWork, request: SearchRequest) -> list[SearchHit]:
         """At most `request.limit` hits from `request.offset`, best first (newest first without terms)."""
         ...

@@ -203,6 +203,7 @@ async def reindex(
             count += len(rows)
     finally:
         await reader.close()
+    await backend.flush(server_id)  # "reindexed" means searchable
     return count
 
 

@@ -138,6 +138,12 @@ class SolrSearchBackend:
             if found and int(found.group(1)) == server_id:
                 await self._unload(core)
 
+    async def flush(self, server_id: int) -> None:
+        for core in sorted(await self.cores(refresh=True)):
+            found = _CORE.match(core)
+            if found and int(found.group(1)) == server_id:
+                await self._call("POST", f"/{core}/update", params={"commit": "true"}, json=[])
+
     async def search(self, uow: UnitOfWork, request: SearchRequest) -> list[SearchHit]:
         try:
             return await self._search(request)

@@ -82,6 +82,9 @@ class SqlSearchBackend:
         session = await self._session(uow, server_id)
         await self._delete(session, D.c.server_id == server_id)
 
+    async def flush(self, server_id: int) -> None:
+        return None  # searchable at commit
+
     async def _delete(self, session: AsyncSession, where: sa.ColumnElement[bool]) -> None:
         # Mentions cascade; on SQLite the triggers of s0080 keep the FTS5 rows equal to the documents.
         await session.execute(sa.delete(D).where(where))
