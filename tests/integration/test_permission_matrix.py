@@ -6,10 +6,14 @@ ADMINISTRATOR and the owner, who bypass all of it. Through the router, on both s
 One private server per stack, set up once for the module. Its @everyone role has no permission at all, so
 every grant in a case comes from the roles the case names. A case builds its own channel (or folder and
 channel), so no case sees another's overwrites, and deletes it afterwards.
+
+Voice permissions are exercised in VOICE channels with real aiortc offers (tests/harness/voice_peers.py):
+every call joined is left, and its peer closed, whatever the case's outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +26,8 @@ import pytest
 from subgraphs.kernel.permissions import ALL_PERMISSIONS, Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
+from tests.harness.voice_api import LEAVE as LEAVE_VOICE
+from tests.harness.voice_peers import VoicePeer
 from tests.integration.flows import (
     MESSAGE_EVENTS,
     SEND_MESSAGE,
@@ -32,6 +38,7 @@ from tests.integration.flows import (
     sign_up,
     subscribe_settled,
 )
+from tests.integration.test_attachments import File, send_files, upload_first
 from tests.integration.test_channel_management import DELETE_CHANNEL, MOVE_CHANNEL, UPDATE_CHANNEL, mutate
 from tests.integration.test_invites_and_membership import (
     CREATE_INVITE,
@@ -40,6 +47,8 @@ from tests.integration.test_invites_and_membership import (
     accept,
     invite,
 )
+from tests.integration.test_message_features import ADD as ADD_REACTION
+from tests.integration.test_message_features import PIN
 from tests.integration.test_moderation import BAN, BANS, KICK, TIMEOUT, UNBAN, stream_error_code
 from tests.integration.test_role_concurrency import DELETE_ROLE
 from tests.integration.test_roles_and_overwrites import (
@@ -60,23 +69,19 @@ CREATE_CHANNEL = """mutation($i: CreateChannelInput!) { createChannel(input: $i)
   __typename ... on Channel { id } ... on UserError { code } } }"""
 SERVER_PERMISSIONS = "query($s: ID!) { server(id: $s) { myPermissions } }"
 READ = Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
+PARTICIPANTS = "... on VoiceChannelState { participants { userId serverMute } }"
+MUTE_MEMBER = f"""mutation($c: ID!, $u: ID!) {{ muteVoiceMember(input: {{channelId: $c, userId: $u,
+  muted: true}}) {{ __typename {PARTICIPANTS} {ERRORS} }} }}"""
+JOIN_VOICE = f"""mutation($i: JoinVoiceInput!) {{ joinVoice(input: $i) {{ __typename
+  ... on VoiceSession {{ participants {{ userId suppressed camera }} }} {ERRORS} }} }}"""
+DISCONNECT_MEMBER = f"""mutation($c: ID!, $u: ID!) {{ disconnectVoiceMember(channelId: $c, userId: $u) {{
+  __typename {PARTICIPANTS} {ERRORS} }} }}"""
 
-# Permissions this matrix does not exercise operation by operation (yet). They are still computed like
-# every other bit (roles, overwrites, folders, administrator, owner), and `myPermissions` reports them:
-# that is asserted for each of them below (test_ungoverned_permissions_are_reported), never skipped.
-# Where an operation checks one, its own suite tests the refusal (named here); moving those cases into
-# this matrix is listed in the README's known gaps.
+# Permissions no operation checks: no operation of this matrix can exercise them. They are still computed
+# like every other bit (roles, overwrites, folders, administrator, owner), and `myPermissions` reports
+# them: that is asserted for each of them below (test_ungoverned_permissions_are_reported), never skipped.
 UNGOVERNED: dict[Permission, str] = {
-    Permission.CONNECT: "voice: test_voice_calls.py",
-    Permission.SPEAK: "voice: test_voice_calls.py",
-    Permission.STREAM: "voice: test_voice_calls.py",
-    Permission.MUTE_MEMBERS: "voice moderation: test_voice_calls.py",
-    Permission.MOVE_MEMBERS: "voice moderation: test_voice_calls.py",
-    Permission.ATTACH_FILES: "attachments: test_attachments.py",
     Permission.EMBED_LINKS: "not an operation: it gates link previews (test_link_previews_live.py)",
-    Permission.MENTION_EVERYONE: "mentions: test_mentions.py",
-    Permission.ADD_REACTIONS: "reactions: test_message_features.py",
-    Permission.PIN_MESSAGES: "pins: test_message_features.py",
     Permission.CHANGE_NICKNAME: "no operation yet (no nicknames)",
     Permission.MANAGE_NICKNAMES: "no operation yet (no nicknames)",
 }
@@ -514,6 +519,99 @@ def on_newcomer(query: str, success: str, **extra: Any) -> Attempt:
     return attempt
 
 
+async def add_reaction(world: World, subject: Member, resource: Resource) -> str:
+    sent = await send(world.owner.client, resource.channel_id, "react to me")
+    data = await subject.client.data(ADD_REACTION, {"m": sent["id"], "e": "👍"})
+    return typename(data["addReaction"], "Message")
+
+
+async def pin_message(world: World, subject: Member, resource: Resource) -> str:
+    sent = await send(world.owner.client, resource.channel_id, "pin me")
+    data = await subject.client.data(PIN, {"m": sent["id"]})
+    return typename(data["pinMessage"], "Message")
+
+
+async def mention_everyone(world: World, subject: Member, resource: Resource) -> str:
+    """The message is sent either way; only with the permission does its @everyone mention anyone."""
+    data = await subject.client.data(
+        f"""mutation($i: SendMessageInput!) {{ sendMessage(input: $i) {{ __typename
+          ... on Message {{ mentionsEveryone }} {ERRORS} }} }}""",
+        {"i": {"channelId": resource.channel_id, "content": "@everyone look"}},
+    )
+    sent = data["sendMessage"]
+    if sent["__typename"] != "Message":
+        return typename(sent, "Message")
+    return ALLOWED if sent["mentionsEveryone"] is True else "not mentioning"
+
+
+async def attach_files(world: World, subject: Member, resource: Resource) -> str:
+    """uploadAttachment, and sendMessage with a file: both or neither."""
+    note: File = ("note.txt", b"a note", "text/plain")
+    token = subject.account.token
+    uploaded = await upload_first(world.stack, token, resource.channel_id, note)
+    sent = await send_files(world.stack, token, resource.channel_id, [note], content="with a file")
+    return both(typename(uploaded, "Attachment"), typename(sent, "Message"))
+
+
+@contextlib.asynccontextmanager
+async def in_call(subject: Member, channel_id: str, *, camera: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """joinVoice with a real offer (a microphone, and a camera if asked); the call is left and the peer
+    closed afterwards, whatever happened."""
+    peer = VoicePeer(440.0, camera=camera)
+    try:
+        offer = await peer.offer()
+        data = await subject.client.data(JOIN_VOICE, {"i": {"channelId": channel_id, "offer": offer}})
+        yield data["joinVoice"]
+    finally:
+        await peer.close()
+        await subject.client.execute(LEAVE_VOICE)
+
+
+def own_state(session: dict[str, Any], subject: Member) -> dict[str, Any]:
+    return next(p for p in session["participants"] if p["userId"] == subject.user_id)
+
+
+async def join_voice(world: World, subject: Member, resource: Resource) -> str:
+    async with in_call(subject, resource.channel_id) as session:
+        if session["__typename"] == "VoiceSession":
+            assert own_state(session, subject)["camera"] is False, session
+        return typename(session, "VoiceSession")
+
+
+async def speak(world: World, subject: Member, resource: Resource) -> str:
+    """In the call either way; without Speak, suppressed (the SFU forwards none of their audio)."""
+    async with in_call(subject, resource.channel_id) as session:
+        if session["__typename"] != "VoiceSession":
+            return typename(session, "VoiceSession")
+        return "suppressed" if own_state(session, subject)["suppressed"] else ALLOWED
+
+
+async def stream_camera(world: World, subject: Member, resource: Resource) -> str:
+    async with in_call(subject, resource.channel_id, camera=True) as session:
+        if session["__typename"] == "VoiceSession":
+            assert own_state(session, subject)["camera"] is True, session
+        return typename(session, "VoiceSession")
+
+
+def on_participant(query: str, field_: str, **extra: Any) -> Attempt:
+    """A voice moderation mutation aimed at a member in the case's call (one who may connect)."""
+
+    async def attempt(world: World, subject: Member, resource: Resource) -> str:
+        target = await world.member_with(Permission.VIEW_CHANNEL | Permission.CONNECT)
+        async with in_call(target, resource.channel_id) as session:
+            assert session["__typename"] == "VoiceSession", session
+            data = await subject.client.data(query, {"c": resource.channel_id, "u": target.user_id, **extra})
+            result = data[field_]
+            if result["__typename"] != "VoiceChannelState":
+                return typename(result, "VoiceChannelState")
+            states = {p["userId"]: p for p in result["participants"]}
+            if field_ == "muteVoiceMember":
+                return ALLOWED if states[target.user_id]["serverMute"] is True else json.dumps(result)
+            return ALLOWED if target.user_id not in states else json.dumps(result)
+
+    return attempt
+
+
 async def ban_and_list(world: World, subject: Member, resource: Resource) -> str:
     banned = await on_newcomer(BAN, "Ban")(world, subject, resource)
     listed = (await subject.client.data(BANS, {"s": resource.server_id}))["bans"]
@@ -532,7 +630,7 @@ class Governed:
     attempt: Attempt
     denied_as: str
     needs: Permission = Permission.VIEW_CHANNEL  # also held by every subject, so only `permission` decides
-    resource: str = "TEXT"  # TEXT / FOLDER (a channel of that kind) or SERVER
+    resource: str = "TEXT"  # TEXT / VOICE / FOLDER (a channel of that kind) or SERVER
     server_wide_too: bool = False  # an overwrite alone cannot grant it: it is checked server-wide as well
 
     def expected(self, scenario: Scenario) -> str:
@@ -552,6 +650,7 @@ def server_wide(
 
 
 VIEW, READ_HISTORY = Permission.VIEW_CHANNEL, Permission.READ_MESSAGE_HISTORY
+CONNECT = Permission.VIEW_CHANNEL | Permission.CONNECT
 GOVERNED = (
     Governed("channel query", VIEW, view_channel, HIDDEN, Permission(0)),
     Governed("server.channels", VIEW, listed_in_server_channels, "absent", Permission(0)),
@@ -577,6 +676,39 @@ GOVERNED = (
     ),
     Governed("setChannelOverwrite", Permission.MANAGE_ROLES, set_channel_overwrite, FORBIDDEN),
     Governed("webhooks", Permission.MANAGE_WEBHOOKS, list_webhooks, "null"),
+    Governed("addReaction", Permission.ADD_REACTIONS, add_reaction, FORBIDDEN, READ),
+    Governed("pinMessage", Permission.PIN_MESSAGES, pin_message, FORBIDDEN, READ),
+    Governed(
+        "sendMessage @everyone",
+        Permission.MENTION_EVERYONE,
+        mention_everyone,
+        "not mentioning",
+        Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES,
+    ),
+    Governed(
+        "uploadAttachment, sendMessage with files",
+        Permission.ATTACH_FILES,
+        attach_files,
+        f"{FORBIDDEN}+{FORBIDDEN}",
+        Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES,
+    ),
+    Governed("joinVoice", Permission.CONNECT, join_voice, FORBIDDEN, resource="VOICE"),
+    Governed("joinVoice (speaking)", Permission.SPEAK, speak, "suppressed", CONNECT, "VOICE"),
+    Governed("joinVoice with a camera", Permission.STREAM, stream_camera, FORBIDDEN, CONNECT, "VOICE"),
+    Governed(
+        "muteVoiceMember",
+        Permission.MUTE_MEMBERS,
+        on_participant(MUTE_MEMBER, "muteVoiceMember"),
+        FORBIDDEN,
+        resource="VOICE",
+    ),
+    Governed(
+        "disconnectVoiceMember",
+        Permission.MOVE_MEMBERS,
+        on_participant(DISCONNECT_MEMBER, "disconnectVoiceMember"),
+        FORBIDDEN,
+        resource="VOICE",
+    ),
     server_wide("createChannel", Permission.MANAGE_CHANNELS, create_top_level_channel),
     server_wide("createRole, deleteRole", Permission.MANAGE_ROLES, create_and_delete_role),
     server_wide("invites, revokeInvite", Permission.MANAGE_SERVER, manage_invites, f"null+{FORBIDDEN}"),
