@@ -13,6 +13,7 @@ every call joined is left, and its peer closed, whatever the case's outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -25,6 +26,7 @@ import pytest
 
 from subgraphs.kernel.permissions import ALL_PERMISSIONS, Permission
 from tests.harness.client import GraphQLClient
+from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack
 from tests.harness.voice_api import LEAVE as LEAVE_VOICE
 from tests.harness.voice_peers import VoicePeer
@@ -72,6 +74,8 @@ READ = Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
 PARTICIPANTS = "... on VoiceChannelState { participants { userId serverMute } }"
 MUTE_MEMBER = f"""mutation($c: ID!, $u: ID!) {{ muteVoiceMember(input: {{channelId: $c, userId: $u,
   muted: true}}) {{ __typename {PARTICIPANTS} {ERRORS} }} }}"""
+PREVIEW_EVENTS = """subscription($c: ID!) { messageEvents(channelId: $c) { __typename
+  ... on MessageLinkPreviewsUpdated { messageId linkPreviews { url } } } }"""
 JOIN_VOICE = f"""mutation($i: JoinVoiceInput!) {{ joinVoice(input: $i) {{ __typename
   ... on VoiceSession {{ participants {{ userId suppressed camera }} }} {ERRORS} }} }}"""
 DISCONNECT_MEMBER = f"""mutation($c: ID!, $u: ID!) {{ disconnectVoiceMember(channelId: $c, userId: $u) {{
@@ -81,7 +85,6 @@ DISCONNECT_MEMBER = f"""mutation($c: ID!, $u: ID!) {{ disconnectVoiceMember(chan
 # like every other bit (roles, overwrites, folders, administrator, owner), and `myPermissions` reports
 # them: that is asserted for each of them below (test_ungoverned_permissions_are_reported), never skipped.
 UNGOVERNED: dict[Permission, str] = {
-    Permission.EMBED_LINKS: "not an operation: it gates link previews (test_link_previews_live.py)",
     Permission.CHANGE_NICKNAME: "no operation yet (no nicknames)",
     Permission.MANAGE_NICKNAMES: "no operation yet (no nicknames)",
 }
@@ -119,6 +122,7 @@ class World:
     server_id: str
     code: str  # an unlimited invite to the (private) server
     dummy_role: str  # a role nobody holds, for overwrites that only unsync a channel
+    site: str = ""  # the origin of a local site with a previewable page (tests/harness/preview_site.py)
     _roles: dict[int, str] = field(default_factory=dict)
     _members: dict[int, Member] = field(default_factory=dict)
     _builders: list[Member] = field(default_factory=list)
@@ -199,8 +203,11 @@ async def start_world(stack: Stack) -> World:
 
 
 @pytest.fixture(scope="module")
-async def world(stack: Stack) -> World:
-    return await start_world(stack)
+async def world(stack: Stack) -> AsyncIterator[World]:
+    with serve_preview_site() as origin:
+        found = await start_world(stack)
+        found.site = origin
+        yield found
 
 
 @pytest.fixture(autouse=True)
@@ -544,6 +551,28 @@ async def mention_everyone(world: World, subject: Member, resource: Resource) ->
     return ALLOWED if sent["mentionsEveryone"] is True else "not mentioning"
 
 
+async def embed_links(world: World, subject: Member, resource: Resource) -> str:
+    """The worker previews a link after the send, for an author with Embed Links. The owner's link, sent
+    next, is previewed in any case: once its preview is out (and a moment more, as the consumer handles
+    one batch of messages together), the subject's message has its preview or never will."""
+    link = f"{world.site}/page"
+    async with world.owner.client.subscriptions() as connection:
+        events = await subscribe_settled(connection, PREVIEW_EVENTS, {"c": resource.channel_id})
+        mine = await send(subject.client, resource.channel_id, f"see {link}")
+        marker = await send(world.owner.client, resource.channel_id, f"and {link}")
+        previewed: set[str] = set()
+        while marker["id"] not in previewed:
+            event = (await events.next(timeout=20))["payload"]["data"]["messageEvents"]
+            if event["__typename"] == "MessageLinkPreviewsUpdated" and event["linkPreviews"]:
+                previewed.add(event["messageId"])
+    if mine["id"] not in previewed:
+        await asyncio.sleep(1)
+    data = await world.owner.client.data(  # (the subject may not read history)
+        "query($m: ID!) { message(id: $m) { linkPreviews { url } } }", {"m": mine["id"]}
+    )
+    return ALLOWED if data["message"]["linkPreviews"] == [{"url": link}] else "no preview"
+
+
 async def attach_files(world: World, subject: Member, resource: Resource) -> str:
     """uploadAttachment, and sendMessage with a file: both or neither."""
     note: File = ("note.txt", b"a note", "text/plain")
@@ -683,6 +712,13 @@ GOVERNED = (
         Permission.MENTION_EVERYONE,
         mention_everyone,
         "not mentioning",
+        Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES,
+    ),
+    Governed(
+        "link preview of sendMessage",
+        Permission.EMBED_LINKS,
+        embed_links,
+        "no preview",
         Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES,
     ),
     Governed(
