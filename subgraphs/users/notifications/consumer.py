@@ -177,7 +177,8 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: 
     if not (direct or followers or addressed_any or found.folders_followed):
         return 0
     async with uow.reading(await uow.shard_for(event.channel_id)) as shard:
-        folder_id = await repository.channel_folder(shard, event.channel_id)  # now, not when it was sent
+        # The folder it is in now, not when the message was sent.
+        folder_id = (await repository.channel_folders(shard, [event.channel_id])).get(event.channel_id)
         if folder_id is not None and found.folders_followed:
             of_folder = await repository.folder_followers(
                 directory, event.server_id, folder_id, MAX_FOLLOWERS
@@ -209,10 +210,10 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: 
                 if not members:
                     break
                 after, reached = members[-1], reached + len(members)
-                if fanout.online is not None:
-                    present = await fanout.online(members)
+                present = await fanout.online(members) if fanout.online is not None else None
+                if present is not None:
                     members = [m for m in members if m in present]
-                await _consider(shard, directory, fanout, members)
+                await _consider(shard, directory, fanout, members, present)
     await repository.insert(directory, fanout.rows)
     for created in fanout.pushed:
         uow.emit(topic_for_user(created.user_id), created)
@@ -220,7 +221,11 @@ async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: 
 
 
 async def _consider(
-    shard: AsyncSession, directory: AsyncSession, fanout: _Fanout, user_ids: Sequence[int]
+    shard: AsyncSession,
+    directory: AsyncSession,
+    fanout: _Fanout,
+    user_ids: Sequence[int],
+    present: set[int] | None = None,  # of an @here: those of user_ids already known to be connected
 ) -> None:
     fresh = [u for u in dict.fromkeys(user_ids) if u not in fanout.seen]
     fanout.seen.update(fresh)
@@ -235,7 +240,7 @@ async def _consider(
     )
     reached = set(viewers)
     if event.mention_everyone and fanout.online is not None:
-        reached = await fanout.online(sorted(viewers))
+        reached = present if present is not None else await fanout.online(sorted(viewers))
     for user_id in sorted(viewers):
         mine = prefs.get(user_id) or repository.Preferences()
         signals = rules.Signals(

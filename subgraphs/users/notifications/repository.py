@@ -48,11 +48,6 @@ async def message_author(shard: AsyncSession, message_id: int, channel_id: int) 
     )
 
 
-async def channel_folder(shard: AsyncSession, channel_id: int) -> int | None:
-    """The folder a channel is in now (None: at the top level, or gone): one primary-key lookup."""
-    return await shard.scalar(sa.select(_channels.c.parent_id).where(_channels.c.id == channel_id))
-
-
 async def channel_folders(shard: AsyncSession, channel_ids: Sequence[int]) -> dict[int, int]:
     """The folder each of these channels (of one shard) is in now; channels at the top level or gone are
     left out."""
