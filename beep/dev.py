@@ -65,6 +65,7 @@ async def _run(settings: Settings, router_port: int) -> int:
         jwks_url=settings.resolved_jwks_url,
         issuer=settings.issuer_url,
         audience=settings.jwt_audience,
+        internal_secret=settings.resolved_internal_secret,
     )
     router = start_router(env, log_file=settings.data_dir / "router.log")
     stop = asyncio.Event()

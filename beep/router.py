@@ -26,10 +26,18 @@ def ensure_router_installed() -> None:
 
 
 def router_env(
-    *, port: int, subgraph_urls: Mapping[str, str], jwks_url: str, issuer: str, audience: str
+    *,
+    port: int,
+    subgraph_urls: Mapping[str, str],
+    jwks_url: str,
+    issuer: str,
+    audience: str,
+    internal_secret: str,
 ) -> dict[str, str]:
+    """`internal_secret`: the subgraphs' BEEP_INTERNAL_SECRET, which the fan-out tier signs with."""
     env = dict(os.environ)
     env.update(
+        BEEP_INTERNAL_SECRET=internal_secret,
         BEEP_ROUTER_PORT=str(port),
         BEEP_SUPERGRAPH=str(SUPERGRAPH),
         BEEP_JWKS_URL=jwks_url,

@@ -18,6 +18,7 @@ import {
   type GatewayPlugin,
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
+import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
 import {
   GraphQLError,
   Kind,
@@ -574,6 +575,43 @@ function useWebhookProxy(): GatewayPlugin {
 }
 
 // ---------------------------------------------------------------------------------------------
+// the fan-out tier (fanout.ts): subscriptions rendered once per operation and viewer class
+//
+// Needs the deployment's internal secret (BEEP_INTERNAL_SECRET, the subgraphs' too). Without it, or with
+// BEEP_FANOUT=0, every subscription is executed once per subscriber.
+
+const internalSecret = str('BEEP_INTERNAL_SECRET');
+const fanoutEnabled = bool('BEEP_FANOUT', true) && internalSecret !== undefined;
+const fanoutBuffer = int('BEEP_FANOUT_BUFFER', 1000);
+const fanoutRecheck = int('BEEP_FANOUT_RECHECK_SECONDS', 60);
+if (!internalSecret) log.warn('[beep-router] BEEP_INTERNAL_SECRET is not set: subscriptions are not shared');
+
+function subgraphBase(name: string): string | undefined {
+  let graphqlUrl = transportEntries[name]?.location;
+  if (!graphqlUrl) {
+    try {
+      const sdl = readFileSync(supergraphPath, 'utf8');
+      const pattern = new RegExp(`@join__graph\\(\\s*name:\\s*"${name}",\\s*url:\\s*"([^"]+)"`);
+      graphqlUrl = sdl.match(pattern)?.[1];
+    } catch {
+      graphqlUrl = undefined;
+    }
+  }
+  return graphqlUrl?.replace(/\/graphql\/?$/, '');
+}
+
+const fanout = fanoutEnabled
+  ? new FanoutTier({
+      secret: internalSecret!,
+      supergraphPath,
+      subgraphBase,
+      log,
+      bufferLimit: Math.max(fanoutBuffer, 1),
+      recheckSeconds: Math.max(fanoutRecheck, 1),
+    })
+  : undefined;
+
+// ---------------------------------------------------------------------------------------------
 
 log.info(
   {
@@ -584,6 +622,7 @@ log.info(
     maxTokens,
     maxAliases,
     dedupe,
+    fanout: fanout ? { buffer: fanoutBuffer, recheckSeconds: fanoutRecheck } : false,
     uploads: { maxFileBytes, maxFiles, maxMultipartBytes },
     cors: cors ? corsOrigins : '*',
     jwks: jwksUrls,
@@ -639,5 +678,6 @@ export const gatewayConfig = defineConfig({
     useUploadGuard(),
     useBeepJwt(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
+    ...(fanout ? [useSharedSubscriptions(fanout)] : []),
   ],
 });

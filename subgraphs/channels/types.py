@@ -15,7 +15,7 @@ from subgraphs.channels.loaders import ChannelsLoaders
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import Permission
 
@@ -116,7 +116,9 @@ class Channel:
     server_id: strawberry.Private[int]
     parent_id: strawberry.Private[int | None]
 
-    @strawberry.field(description="Your permissions in this channel as a decimal bitset.")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT, description="Your permissions in this channel as a decimal bitset."
+    )
     async def my_permissions(self, info: ChannelsInfo) -> str:
         found = await info.context.loaders.channel_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"

@@ -10,6 +10,7 @@ within the tenant's own shard session.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -349,9 +350,15 @@ async def visible_channels_of_server(session: AsyncSession, server_id: int, user
     return await visible_channel_ids(session, channel_ids, user_id)
 
 
-async def channel_viewers(session: AsyncSession, channel_id: int, user_ids: list[int]) -> set[int]:
-    """Of these users, the members who can view the channel — five queries for any number of them (for
-    member lists and their live updates). A running timeout never takes View Channel away."""
+async def channel_viewers(
+    session: AsyncSession,
+    channel_id: int,
+    user_ids: Sequence[int],
+    needed: Permission = Permission.VIEW_CHANNEL,
+) -> set[int]:
+    """Of these users, the members who hold `needed` in the channel (View Channel by default) — five
+    queries for any number of them (member lists, live streams shared by the router's fan-out tier). A
+    running timeout never takes View Channel or Read Message History away."""
     channel = (
         await session.execute(
             sa.select(_channels.c.server_id, _channels.c.parent_id, _channels.c.permissions_synced).where(
@@ -407,7 +414,7 @@ async def channel_viewers(session: AsyncSession, channel_id: int, user_ids: list
             member_role_ids=frozenset(own | {server_id}),
             overwrites=overwrites,
         )
-        if Permission.VIEW_CHANNEL in permissions:
+        if needed in permissions:
             viewers.add(user_id)
     return viewers
 

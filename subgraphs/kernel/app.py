@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +23,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.federation import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from subgraphs.kernel import i18n, presence
+from subgraphs.kernel import i18n, internal, live_access, presence
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
@@ -52,6 +52,9 @@ class SubgraphDefinition:
     # Refuses to build the app (raising UnusableSettings, whose message is for the operator) when the
     # settings cannot work on this machine, e.g. the channels' voice host addresses are none of its own.
     check_settings: Callable[[Settings], None] | None = None
+    # Subscription fields the router's fan-out tier may share between sockets, with the check that says
+    # who may receive them (kernel/live_access.py). A field not listed is executed per subscriber.
+    live_access: Mapping[str, live_access.LiveAccessCheck] = field(default_factory=dict)
 
 
 def _authorization_value(raw: Any) -> str | None:
@@ -59,6 +62,14 @@ def _authorization_value(raw: Any) -> str | None:
     if not isinstance(raw, str) or raw.strip() in ("", "undefined", "null"):
         return None
     return raw
+
+
+async def principal_for(runtime: Runtime, raw: str | None) -> Principal | None:
+    """Who an Authorization value names: a user's access token, or the router's fan-out credential."""
+    if raw is not None and internal.is_fanout(raw):
+        return internal.fanout_principal(runtime.settings.resolved_internal_secret, raw)
+    token = bearer_token(raw)
+    return await runtime.verifier.verify(token) if token is not None else None
 
 
 class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
@@ -103,16 +114,14 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         params = context.connection_params or {}
         raw = _authorization_value(params.get("authorization") or params.get("Authorization"))
         try:
-            token = bearer_token(raw)
-            if token is not None:
-                context.principal = await context.runtime.verifier.verify(token)
+            context.principal = await principal_for(context.runtime, raw)
         except InvalidToken as exc:
             log.info("websocket rejected: invalid token", extra={"reason": str(exc)})
             raise ConnectionRejectionError({"code": TopLevelCode.UNAUTHENTICATED.value}) from exc
         locale = context.principal.locale if context.principal else None
         accept = params.get("accept-language") or context.request.headers.get("accept-language")
         i18n.set_language(i18n.negotiate(locale, accept if isinstance(accept, str) else None))
-        if context.principal is not None:
+        if context.principal is not None and not context.principal.fanout:
             await self._track_presence(context)
         return await super().on_ws_connect(context)
 
@@ -258,8 +267,7 @@ class AuthMiddleware:
         headers = dict(scope.get("headers") or [])
         raw = _authorization_value(headers.get(b"authorization", b"").decode("latin-1"))
         try:
-            token = bearer_token(raw)
-            principal = await self.holder.runtime.verifier.verify(token) if token else None
+            principal = await principal_for(self.holder.runtime, raw)
         except InvalidToken:
             body = {
                 "errors": [
@@ -292,6 +300,7 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
         Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder), upload_cap), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", PresenceLifecycle(graphql)),
         Route("/healthz", _healthz),
+        *live_access.routes(holder, definition.live_access),
         *definition.extra_routes(holder),
     ]
     return Starlette(routes=routes)

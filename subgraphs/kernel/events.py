@@ -33,6 +33,11 @@ class Event:
         _REGISTRY[cls.__name__] = cls
 
 
+# Every AccessChanged also goes here: the router's fan-out tiers re-check the sockets of the streams it
+# touches (kernel/live_access.py), whichever servers they are.
+ACCESS_TOPIC = "access"
+
+
 def topic_for_channel(channel_id: int) -> str:
     return f"channel:{channel_id}"
 
@@ -96,6 +101,7 @@ def access_changed(
     """Announce an access change to the right audience: the channel's topic, or the whole server's."""
     topic = topic_for_channel(channel_id) if channel_id is not None else topic_for_server(server_id)
     uow_emit(topic, AccessChanged(server_id, channel_id))
+    uow_emit(ACCESS_TOPIC, AccessChanged(server_id, channel_id))
 
 
 @dataclass(frozen=True)

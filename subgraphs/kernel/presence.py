@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 from redis import asyncio as aioredis
@@ -302,3 +302,37 @@ class PresenceSession:
 
 class _Announcer(Protocol):
     async def __call__(self, user_id: int, connected: bool) -> None: ...
+
+
+class _PresenceRuntime(Protocol):
+    """What sockets_changed uses of the process's Runtime (kernel/runtime.py imports this module)."""
+
+    @property
+    def settings(self) -> Any: ...
+    @property
+    def database(self) -> Any: ...
+    @property
+    def bus(self) -> EventBus: ...
+    @property
+    def presence(self) -> PresenceStore: ...
+
+
+async def sockets_changed(
+    runtime: _PresenceRuntime, touch: Sequence[tuple[int, str]], drop: Sequence[tuple[int, str]]
+) -> None:
+    """The router's fan-out tier holds client sockets that reach no subgraph (kernel/live_access.py): it
+    registers each signed-in one here and renews them every ttl/3, as PresenceSession does for a
+    subgraph's own connection; a tier that dies stops renewing and the worker's sweep announces it."""
+
+    async def tell(user_id: int, connected: bool) -> None:
+        async with runtime.database.directory_session() as session:
+            await announce(session, runtime.bus, user_id, connected)
+
+    ttl = runtime.settings.presence_ttl_seconds
+    for user_id, connection_id in touch:
+        touched = await runtime.presence.touch(user_id, f"fanout-{connection_id}", ttl)
+        if touched.new and touched.live == 1:
+            await tell(user_id, True)
+    for user_id, connection_id in drop:
+        if await runtime.presence.drop(user_id, f"fanout-{connection_id}") == 0:
+            await tell(user_id, False)

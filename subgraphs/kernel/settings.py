@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -147,6 +149,11 @@ class Settings(BaseSettings):
     voice_nodes: str = ""
     voice_node_url: str = ""
     voice_internal_secret: str = ""
+    # Signs what Beep's own processes say to each other: the router's fan-out tier asking the subgraphs
+    # who may receive a shared stream, and the credential it opens that stream with (kernel/internal.py).
+    # Every subgraph and router of a deployment holds the same value; empty: a random one is kept in
+    # <data_dir>/internal-secret (one machine: `beep dev`).
+    internal_secret: str = ""
 
     @model_validator(mode="after")
     def _voice_nodes_hang_together(self) -> Settings:
@@ -167,6 +174,22 @@ class Settings(BaseSettings):
     @classmethod
     def _addresses(cls, value: str) -> str:
         return ",".join(map(str, parse_addresses(value, "BEEP_VOICE_HOST_ADDRESSES")))
+
+    @cached_property
+    def resolved_internal_secret(self) -> str:
+        if self.internal_secret:
+            return self.internal_secret
+        path = self.data_dir / "internal-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of this machine made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
     @cached_property
     def resolved_directory_url(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from subgraphs.kernel.app import SubgraphDefinition
 from subgraphs.kernel.attachment_files import sweeper
 from subgraphs.kernel.runtime import Runtime
+from subgraphs.messages.live import message_events_access
 from subgraphs.messages.loaders import build_loaders
 from subgraphs.messages.schema import schema
 
@@ -16,5 +17,10 @@ async def sweep_attachment_files(runtime: Runtime) -> None:
 
 
 definition = SubgraphDefinition(
-    "messages", schema, build_loaders, background=sweep_attachment_files, large_uploads=True
+    "messages",
+    schema,
+    build_loaders,
+    background=sweep_attachment_files,
+    large_uploads=True,
+    live_access={"messageEvents": message_events_access},
 )

@@ -12,7 +12,7 @@ from db.ids import parse_id
 from media.previews.metadata import Preview
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
 from subgraphs.messages import embeds, markdown, mentions, service
 from subgraphs.messages.attachment_types import Attachment
@@ -40,7 +40,7 @@ class Channel:
 class Reaction:
     emoji: str
     count: int
-    me: bool
+    me: bool = strawberry.field(directives=VIEWER_DEPENDENT)
 
 
 @strawberry.type(description="A message's text before one of its edits.")
@@ -108,7 +108,9 @@ class Message:
     def mentions(self) -> list[User]:
         return [User(id=strawberry.ID(str(i))) for i in mentions.mentioned_user_ids(self.content)]
 
-    @strawberry.field(description="Channels of the server this message links to.")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT, description="Channels of the server this message links to."
+    )
     def mentioned_channels(self) -> list[Channel]:
         return [Channel(id=strawberry.ID(str(i))) for i in mentions.mentioned_channel_ids(self.content)]
 
@@ -149,8 +151,9 @@ class Message:
         return [Reaction(emoji=r.emoji, count=r.count, me=r.me) for r in found]
 
     @strawberry.field(
+        directives=VIEWER_DEPENDENT,
         description="Earlier versions of the text, oldest first: for members with Manage Messages in the "
-        "channel (null for anyone else)."
+        "channel (null for anyone else).",
     )
     async def edit_history(self, info: MessagesInfo) -> list[MessageEdit] | None:
         if self.edited_at is None:
@@ -177,8 +180,9 @@ class Message:
         return None if self.webhook_id is not None else User(id=strawberry.ID(str(self.author_id)))
 
     @strawberry.field(
+        directives=VIEWER_DEPENDENT,
         description="Whether you blocked its author (friends context): clients collapse such messages, as "
-        "Discord's \"blocked message\". Always false for a webhook's message and when signed out."
+        "Discord's \"blocked message\". Always false for a webhook's message and when signed out.",
     )
     async def author_blocked(self, info: MessagesInfo) -> bool:
         if self.webhook_id is not None:

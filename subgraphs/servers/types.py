@@ -15,7 +15,7 @@ from subgraphs.kernel import audit
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
@@ -83,11 +83,14 @@ class Server:
     def owner(self) -> User:
         return User(id=strawberry.ID(str(self.owner_id)))
 
-    @strawberry.field(description="Whether the signed-in user is a member.")
+    @strawberry.field(directives=VIEWER_DEPENDENT, description="Whether the signed-in user is a member.")
     async def viewer_is_member(self, info: ServersInfo) -> bool:
         return await info.context.loaders.viewer_is_member.load(int(self.id))
 
-    @strawberry.field(description="Your server-wide permissions as a decimal bitset ('0' if not a member).")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT,
+        description="Your server-wide permissions as a decimal bitset ('0' if not a member).",
+    )
     async def my_permissions(self, info: ServersInfo) -> str:
         found = await info.context.loaders.server_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"

@@ -18,6 +18,7 @@ from strawberry.types import Info
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from subgraphs.kernel.federation import VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.presence import INVISIBLE_STATUS
 from subgraphs.users.loaders import UsersLoaders
@@ -65,17 +66,25 @@ class User:
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
-    @strawberry.field(description="Your own e-mail address; null for anyone else's.")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT, description="Your own e-mail address; null for anyone else's."
+    )
     def email(self, info: UsersInfo) -> str | None:
         return self.row.email if self._is_me(info) else None
 
-    @strawberry.field(description="Null unless you share a server with them, are friends, or are them.")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT,
+        description="Null unless you share a server with them, are friends, or are them.",
+    )
     async def status(self, info: UsersInfo) -> UserStatus | None:
         if not await info.context.loaders.presence_visible.load(self.row.id):
             return None
         return UserStatus(self.row.status)
 
-    @strawberry.field(description="Null unless you share a server with them, are friends, or are them.")
+    @strawberry.field(
+        directives=VIEWER_DEPENDENT,
+        description="Null unless you share a server with them, are friends, or are them.",
+    )
     async def connection_status(self, info: UsersInfo) -> ConnectionStatus | None:
         if not await info.context.loaders.presence_visible.load(self.row.id):
             return None

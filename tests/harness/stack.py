@@ -40,6 +40,7 @@ class Stack:
     services: list[PostgresServer | RedisServer | S3Server] = field(default_factory=list)
     database_urls: list[str] = field(default_factory=list)
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
+    subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
 
     def worker_command(self) -> list[str]:
         return [*BEEP, "worker", "--port", str(self.worker_port)]
@@ -50,6 +51,13 @@ class Stack:
             if process_name == name and process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+    def restart_subgraph(self, name: str) -> None:
+        """Full mode: SIGKILL a subgraph process (e.g. "messages-2") and start it again on its port."""
+        port = self.subgraph_ports[name]
+        self.kill(name)
+        process = self.spawn(name, [*BEEP, "serve", name.split("-")[0], "--port", str(port)])
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
 
     def restart_worker(self) -> None:
         self.kill("worker")
@@ -101,7 +109,12 @@ class Stack:
     def start_router(self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str) -> str:
         port = free_port()
         env = router_env(
-            port=port, subgraph_urls=subgraph_urls, jwks_url=jwks_url, issuer=issuer, audience="beep"
+            port=port,
+            subgraph_urls=subgraph_urls,
+            jwks_url=jwks_url,
+            issuer=issuer,
+            audience="beep",
+            internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
         process = start_router(env, log_file=self.workdir / f"{name}.log")
         self.processes.append((name, process))
@@ -153,6 +166,8 @@ def serving(url: str) -> Stack:
 def _base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")}
     env.update(BEEP_DATA_DIR=str(workdir / "data"), BEEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    # Shared by the subgraphs and the routers' fan-out tier (kernel/internal.py).
+    env.update(BEEP_INTERNAL_SECRET=secrets.token_urlsafe(32))
     # Tests send bursts (1,000 messages to resume from); the default send limit has its own stack
     # (test_message_rate_limit.py).
     env.update(BEEP_MESSAGE_SEND_LIMIT="100000")
@@ -223,6 +238,7 @@ def start_full() -> Stack:
         subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
         second_messages = free_port()
         launches = [*ports.items(), ("messages-2", second_messages)]
+        stack.subgraph_ports = dict(launches)
         started = [
             (name, port, stack.spawn(name, [*BEEP, "serve", name.split("-")[0], "--port", str(port)]))
             for name, port in launches

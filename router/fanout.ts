@@ -1,0 +1,858 @@
+// The fan-out tier: each event of a subscription is rendered once per operation and viewer class, and
+// the same result is written to every authorised socket (DESIGN.md, "Realtime").
+//
+// Client subscriptions that would receive the same bytes share one *stream*: one upstream execution of
+// the operation through this gateway (the root field from its subgraph, `author`/`channel` and other
+// foreign fields fetched once per event). The key is the operation as printed (its `after` argument
+// taken out), its variables other than `after`, and the viewer class: "shared" unless the selection
+// touches a field the schema marks `@viewerDependent`, the user otherwise.
+//
+// The gateway never decides access itself. The subgraph that owns the subscription field answers "who
+// of these users may receive it" (`POST <subgraph>/internal/live-access`, kernel/live_access.py): at
+// subscribe time, for every socket of a stream when one of its servers announces an access change (the
+// subgraph's `/internal/access-changes` feed), and every BEEP_FANOUT_RECHECK_SECONDS as a second line.
+// A socket that loses access gets its error (FORBIDDEN, or NOT_FOUND once the channel is gone) and
+// completes. A field whose subgraph declares no check is executed once per subscriber, as before.
+//
+// The stream runs as one of its subscribers: a fan-out credential for that user, signed with the
+// deployment's internal secret (kernel/internal.py), which clients cannot present (the JWT plugin
+// takes only `Bearer`). If that user leaves or loses access, the stream reopens as another subscriber
+// from its last cursor. A client that subscribes with `after` first gets what it missed from its own
+// execution (its own token), then joins the shared stream at the first event seen both ways: no gap,
+// no duplicate (events are ordered by their `cursor`, which the tier selects under an alias).
+//
+// A socket that falls BEEP_FANOUT_BUFFER events behind is cut off: its subscription ends with
+// SLOW_CONSUMER, and the client resumes from its last cursor. The sockets holding shared streams count
+// for their users' presence (`POST <subgraph>/internal/presence`, renewed every ttl/3).
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  GraphQLError,
+  Kind,
+  getArgumentValues,
+  getNamedType,
+  getOperationAST,
+  isAbstractType,
+  isObjectType,
+  parse,
+  print,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionNode,
+  type SelectionSetNode,
+} from 'graphql';
+
+type Log = {
+  info: (...args: any[]) => void;
+  warn: (...args: any[]) => void;
+  error: (...args: any[]) => void;
+};
+
+export interface FanoutOptions {
+  secret: string;
+  supergraphPath: string;
+  /** The base URL (without /graphql) of a subgraph, by its name in the supergraph. */
+  subgraphBase: (name: string) => string | undefined;
+  log: Log;
+  bufferLimit: number;
+  recheckSeconds: number;
+}
+
+const AFTER_VAR = '__fanoutAfter';
+const CURSOR_ALIAS = '__fanoutCursor';
+const CREDENTIAL_TTL_SECONDS = 24 * 3600;
+const ROTATE_SECONDS = 30;
+
+// ------------------------------------------------------------------------------------------------
+// what the supergraph says: owners of subscription fields, fields marked @viewerDependent
+
+interface SupergraphFacts {
+  owners: Map<string, string>; // Subscription field -> subgraph name
+  viewerDependent: Set<string>; // "Type.field"
+}
+
+export function readSupergraph(path: string): SupergraphFacts {
+  const doc = parse(readFileSync(path, 'utf8'));
+  const graphNames = new Map<string, string>();
+  const owners = new Map<string, string>();
+  const viewerDependent = new Set<string>();
+  for (const def of doc.definitions) {
+    if (def.kind === Kind.ENUM_TYPE_DEFINITION && def.name.value === 'join__Graph') {
+      for (const value of def.values ?? []) {
+        const dir = value.directives?.find((d) => d.name.value === 'join__graph');
+        const name = dir?.arguments?.find((a) => a.name.value === 'name')?.value;
+        if (name?.kind === Kind.STRING) graphNames.set(value.name.value, name.value);
+      }
+    }
+  }
+  for (const def of doc.definitions) {
+    if (def.kind !== Kind.OBJECT_TYPE_DEFINITION && def.kind !== Kind.INTERFACE_TYPE_DEFINITION) continue;
+    for (const field of def.fields ?? []) {
+      const directives = field.directives ?? [];
+      if (directives.some((d) => d.name.value === 'viewerDependent')) {
+        viewerDependent.add(`${def.name.value}.${field.name.value}`);
+      }
+      if (def.name.value !== 'Subscription') continue;
+      const join = directives.find((d) => d.name.value === 'join__field');
+      const graph = join?.arguments?.find((a) => a.name.value === 'graph')?.value;
+      if (graph?.kind === Kind.ENUM) {
+        const name = graphNames.get(graph.value);
+        if (name) owners.set(field.name.value, name);
+      }
+    }
+  }
+  return { owners, viewerDependent };
+}
+
+// ------------------------------------------------------------------------------------------------
+// internal calls
+
+function signature(secret: string, body: string): string {
+  const stamp = Math.floor(Date.now() / 1000);
+  return `t=${stamp},v1=${createHmac('sha256', secret).update(`${stamp}.${body}`).digest('hex')}`;
+}
+
+function fanoutCredential(secret: string, userId: string): string {
+  const expires = Math.floor(Date.now() / 1000) + CREDENTIAL_TTL_SECONDS;
+  const mac = createHmac('sha256', secret).update(`fanout.${userId}.${expires}`).digest('hex');
+  return `BeepFanout ${userId}.${expires}.${mac}`;
+}
+
+interface Denial {
+  code: string;
+  message: string;
+}
+interface Verdict {
+  shared: boolean;
+  allowed: Set<string>;
+  denied: Map<string, Denial>;
+  servers: Set<string>;
+}
+
+async function postInternal(secret: string, url: string, payload: unknown): Promise<any> {
+  const body = JSON.stringify(payload);
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'beep-internal-signature': signature(secret, body) },
+    body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return response.json();
+}
+
+// ------------------------------------------------------------------------------------------------
+// operations: the shared document, the key, the viewer class
+
+function rootField(op: OperationDefinitionNode): FieldNode | undefined {
+  const selections = op.selectionSet.selections;
+  if (selections.length !== 1 || selections[0]!.kind !== Kind.FIELD) return undefined;
+  return selections[0] as FieldNode;
+}
+
+function touchesViewer(
+  schema: GraphQLSchema,
+  facts: SupergraphFacts,
+  type: GraphQLNamedType,
+  set: SelectionSetNode,
+  fragments: Map<string, FragmentDefinitionNode>,
+  seen: Set<string>,
+): boolean {
+  for (const sel of set.selections) {
+    if (sel.kind === Kind.FIELD) {
+      if (!('getFields' in type)) continue;
+      const field = (type as any).getFields()[sel.name.value];
+      if (!field) continue;
+      if (facts.viewerDependent.has(`${type.name}.${sel.name.value}`)) return true;
+      if (sel.selectionSet) {
+        const inner = getNamedType(field.type);
+        if (touchesViewer(schema, facts, inner, sel.selectionSet, fragments, seen)) return true;
+      }
+    } else {
+      const fragment = sel.kind === Kind.INLINE_FRAGMENT ? sel : fragments.get(sel.name.value);
+      if (!fragment || (sel.kind === Kind.FRAGMENT_SPREAD && seen.has(sel.name.value))) continue;
+      if (sel.kind === Kind.FRAGMENT_SPREAD) seen.add(sel.name.value);
+      const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
+      if (condition && touchesViewer(schema, facts, condition, fragment.selectionSet, fragments, seen)) return true;
+    }
+  }
+  return false;
+}
+
+/** The operation with the root field's `after` bound to $__fanoutAfter and the event's cursor selected. */
+function sharedDocument(
+  schema: GraphQLSchema,
+  doc: DocumentNode,
+  op: OperationDefinitionNode,
+  field: FieldNode,
+  hasAfter: boolean,
+  afterVariable: string | undefined,
+): DocumentNode {
+  const subscription = schema.getSubscriptionType()!;
+  const def = subscription.getFields()[field.name.value]!;
+  const returned = getNamedType(def.type);
+  const cursorOf = (t: GraphQLNamedType) => isObjectType(t) && 'cursor' in t.getFields();
+  const alias: SelectionNode = {
+    kind: Kind.FIELD,
+    alias: { kind: Kind.NAME, value: CURSOR_ALIAS },
+    name: { kind: Kind.NAME, value: 'cursor' },
+  };
+  const extra: SelectionNode[] = [];
+  if (cursorOf(returned)) extra.push(alias);
+  else if (isAbstractType(returned)) {
+    for (const possible of schema.getPossibleTypes(returned)) {
+      if (!cursorOf(possible)) continue;
+      extra.push({
+        kind: Kind.INLINE_FRAGMENT,
+        typeCondition: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: possible.name } },
+        selectionSet: { kind: Kind.SELECTION_SET, selections: [alias] },
+      });
+    }
+  }
+  const args = (field.arguments ?? []).filter((a) => a.name.value !== 'after');
+  if (hasAfter) {
+    args.push({
+      kind: Kind.ARGUMENT,
+      name: { kind: Kind.NAME, value: 'after' },
+      value: { kind: Kind.VARIABLE, name: { kind: Kind.NAME, value: AFTER_VAR } },
+    });
+  }
+  const newField: FieldNode = {
+    ...field,
+    arguments: args,
+    selectionSet: field.selectionSet
+      ? { ...field.selectionSet, selections: [...field.selectionSet.selections, ...extra] }
+      : field.selectionSet,
+  };
+  const variables = (op.variableDefinitions ?? []).filter((v) => v.variable.name.value !== afterVariable);
+  if (hasAfter) {
+    variables.push({
+      kind: Kind.VARIABLE_DEFINITION,
+      variable: { kind: Kind.VARIABLE, name: { kind: Kind.NAME, value: AFTER_VAR } },
+      type: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: 'String' } },
+    });
+  }
+  const newOp: OperationDefinitionNode = {
+    ...op,
+    variableDefinitions: variables,
+    selectionSet: { ...op.selectionSet, selections: [newField] },
+  };
+  return {
+    ...doc,
+    definitions: doc.definitions.map((d) => (d === op ? newOp : d)).filter(
+      (d) => d === newOp || d.kind === Kind.FRAGMENT_DEFINITION,
+    ),
+  };
+}
+
+function stable(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(stable).join(',')}]`;
+  const entries = Object.keys(value as object)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stable((value as any)[k])}`);
+  return `{${entries.join(',')}}`;
+}
+
+/** Cursors are "<store>:<position>": later in the same store, or any position in another (moved) store. */
+function isAfter(cursor: string, than: string | undefined): boolean {
+  if (than === undefined) return true;
+  const [store, position] = cursor.split(':');
+  const [thanStore, thanPosition] = than.split(':');
+  if (store !== thanStore) return true;
+  return Number(position) > Number(thanPosition);
+}
+
+/** The event's cursor, and the result without the alias the tier added. */
+function splitCursor(result: ExecutionResult, responseKey: string): [string | undefined, ExecutionResult] {
+  const payload = (result.data as Record<string, any> | null | undefined)?.[responseKey];
+  if (!payload || typeof payload !== 'object' || !(CURSOR_ALIAS in payload)) return [undefined, result];
+  const { [CURSOR_ALIAS]: cursor, ...rest } = payload;
+  return [typeof cursor === 'string' ? cursor : undefined, { ...result, data: { ...result.data, [responseKey]: rest } }];
+}
+
+function errorResult(code: string, message: string): ExecutionResult {
+  return { errors: [new GraphQLError(message, { extensions: { code } })] };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
+  return value != null && typeof (value as any)[Symbol.asyncIterator] === 'function';
+}
+
+// ------------------------------------------------------------------------------------------------
+// one socket's subscription
+
+class Listener implements AsyncIterableIterator<ExecutionResult> {
+  private queue: ExecutionResult[] = [];
+  private wake: ((r: IteratorResult<ExecutionResult>) => void) | undefined;
+  private finished = false;
+  catchingUp = false;
+  pending: [string, ExecutionResult][] = [];
+  lastCursor: string | undefined;
+  onClose: (() => void) | undefined;
+  onJoin: (() => void) | undefined;
+
+  constructor(
+    readonly userId: string,
+    readonly socket: any,
+    private readonly limit: number,
+  ) {}
+
+  get closed(): boolean {
+    return this.finished;
+  }
+
+  /** An event of the shared stream. */
+  offer(cursor: string | undefined, result: ExecutionResult): void {
+    if (this.finished) return;
+    if (this.catchingUp) {
+      if (cursor === undefined) return; // ephemeral (typing): the own execution delivers those
+      if (this.lastCursor !== undefined && !isAfter(cursor, this.lastCursor)) {
+        // The own execution already delivered this event: the shared stream has caught up with it.
+        this.pending.push([cursor, result]);
+        return this.joinShared();
+      }
+      if (this.pending.length >= this.limit) return this.cutOff();
+      this.pending.push([cursor, result]);
+      return;
+    }
+    this.deliver(cursor, result);
+  }
+
+  /** From now on, only the shared stream: what it sent meanwhile first (minus what was delivered). */
+  joinShared(): void {
+    if (!this.catchingUp) return;
+    this.catchingUp = false;
+    const pending = this.pending;
+    this.pending = [];
+    for (const [cursor, result] of pending) this.deliver(cursor, result);
+    this.onJoin?.();
+  }
+
+  deliver(cursor: string | undefined, result: ExecutionResult): void {
+    if (this.finished) return;
+    if (cursor !== undefined) {
+      if (!isAfter(cursor, this.lastCursor)) return; // already delivered
+      this.lastCursor = cursor;
+    }
+    if (this.queue.length >= this.limit) return this.cutOff();
+    this.push(result);
+  }
+
+  /** Ends with one last result (an error), dropping whatever was still queued if `drop`. */
+  fail(result: ExecutionResult, drop = false): void {
+    if (this.finished) return;
+    if (drop) this.queue = [];
+    this.push(result);
+    this.end();
+  }
+
+  complete(): void {
+    this.end();
+  }
+
+  private cutOff(): void {
+    this.fail(
+      errorResult(
+        'SLOW_CONSUMER',
+        `This subscription fell ${this.limit} events behind and was ended: subscribe again with the last cursor you received as \`after\`.`,
+      ),
+      true,
+    );
+  }
+
+  private push(result: ExecutionResult): void {
+    if (this.wake) {
+      const wake = this.wake;
+      this.wake = undefined;
+      wake({ value: result, done: false });
+    } else this.queue.push(result);
+  }
+
+  private end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.wake && this.queue.length === 0) {
+      const wake = this.wake;
+      this.wake = undefined;
+      wake({ value: undefined, done: true });
+    }
+    this.onClose?.();
+  }
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    const value = this.queue.shift();
+    if (value !== undefined) return Promise.resolve({ value, done: false });
+    if (this.finished) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    this.queue = [];
+    this.end();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ExecutionResult> {
+    return this;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// one shared stream
+
+type Subscribe = (args: ExecutionArgs) => any;
+
+class SharedStream {
+  readonly listeners = new Set<Listener>();
+  servers = new Set<string>();
+  lastCursor: string | undefined;
+  private upstream: AsyncIterator<ExecutionResult> | undefined;
+  private leader: string | undefined;
+  private stopped = false;
+  private reopening = false;
+  openedAfter: string | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly field: string,
+    readonly owner: string,
+    readonly responseKey: string,
+    readonly argumentsForCheck: Record<string, unknown>,
+    private readonly args: ExecutionArgs,
+    private readonly hasAfter: boolean,
+    private readonly tier: FanoutTier,
+  ) {}
+
+  add(listener: Listener): void {
+    this.listeners.add(listener);
+    listener.onClose = () => this.remove(listener);
+  }
+
+  private remove(listener: Listener): void {
+    this.listeners.delete(listener);
+    this.tier.socketReleased(listener);
+    if (this.listeners.size === 0) this.stop();
+  }
+
+  /** Renders from the last cursor on a fresh upstream. The transport's graphql-ws client reconnects by
+   * itself after a subgraph restart and resubscribes with the variables the upstream was opened with, so
+   * the stream replays from `openedAfter` (duplicates are dropped by cursor): reopening moves that point
+   * forward, once the first cursor is known and then every ROTATE_SECONDS. */
+  reopen(): void {
+    if (this.stopped || !this.upstream) return;
+    this.reopening = true;
+    void this.upstream.return?.();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.tier.streamStopped(this);
+    void this.upstream?.return?.();
+  }
+
+  private contextFor(userId: string): any {
+    const credential = this.tier.credential(userId);
+    const template = this.args.contextValue as Record<string, unknown>;
+    return {
+      ...template,
+      headers: { authorization: credential },
+      connectionParams: { authorization: credential },
+      request: new Request('http://fanout.internal/graphql', { method: 'POST', headers: { authorization: credential } }),
+      req: undefined,
+      socket: undefined,
+      jwt: undefined,
+    };
+  }
+
+  /** Renders the stream until no listener is left, reopening (from the last cursor) when it ends. */
+  async run(subscribe: Subscribe): Promise<void> {
+    let failures = 0;
+    while (!this.stopped && this.listeners.size > 0) {
+      const users = new Set([...this.listeners].map((l) => l.userId));
+      const leader = this.leader && users.has(this.leader) ? this.leader : [...users][0]!;
+      this.leader = leader;
+      let ended: ExecutionResult | undefined;
+      let completed = false;
+      try {
+        const variableValues = { ...(this.args.variableValues ?? {}) };
+        if (this.hasAfter) variableValues[AFTER_VAR] = this.lastCursor ?? null;
+        this.openedAfter = this.lastCursor;
+        const result = await subscribe({ ...this.args, variableValues, contextValue: this.contextFor(leader) });
+        if (!isAsyncIterable(result)) {
+          ended = result as ExecutionResult;
+        } else {
+          this.upstream = result[Symbol.asyncIterator]();
+          if (this.stopped) await this.upstream.return?.();
+          for (;;) {
+            const step = await this.upstream.next();
+            if (step.done) {
+              completed = true;
+              break;
+            }
+            const value = step.value;
+            const payload = (value.data as any)?.[this.responseKey];
+            if (value.errors?.length && (payload === null || payload === undefined)) {
+              ended = value;
+              break;
+            }
+            failures = 0;
+            this.publish(value);
+          }
+        }
+      } catch (e) {
+        ended = errorResult('INTERNAL_SERVER_ERROR', 'The live stream failed.');
+        this.tier.log.warn({ err: String(e), field: this.field }, '[beep-fanout] upstream failed');
+      }
+      this.upstream = undefined;
+      if (this.stopped) return;
+      if (this.reopening) {
+        this.reopening = false;
+        continue;
+      }
+      if (completed && !ended) {
+        // The subgraph ended the stream on purpose (e.g. the server was deleted): so does every socket.
+        for (const listener of [...this.listeners]) listener.complete();
+        return;
+      }
+      // Whoever lost access is told so; the others continue as another subscriber, from the last cursor.
+      await this.tier.recheck(this);
+      if (ended) {
+        failures++;
+        if (failures >= 3) {
+          for (const listener of [...this.listeners]) listener.fail(ended);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * failures));
+      }
+    }
+  }
+
+  private publish(result: ExecutionResult): void {
+    const [cursor, clean] = splitCursor(result, this.responseKey);
+    if (cursor !== undefined) {
+      if (!isAfter(cursor, this.lastCursor)) return; // replayed twice across a reopen
+      this.lastCursor = cursor;
+    }
+    for (const listener of this.listeners) listener.offer(cursor, clean);
+    if (cursor !== undefined && this.openedAfter === undefined && this.hasAfter) this.reopen();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the tier
+
+export class FanoutTier {
+  readonly facts: SupergraphFacts;
+  private readonly streams = new Map<string, SharedStream>();
+  private readonly notShared = new Set<string>();
+  private readonly feeds = new Map<string, AbortController>();
+  private readonly instance = randomBytes(6).toString('hex');
+  private socketSeq = 0;
+  private readonly sockets = new Map<any, { id: string; userId: string; holders: number; owner: string }>();
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private readonly recheckTimer: NodeJS.Timeout;
+  private readonly rotateTimer: NodeJS.Timeout;
+
+  constructor(readonly options: FanoutOptions) {
+    this.facts = readSupergraph(options.supergraphPath);
+    this.recheckTimer = setInterval(() => {
+      for (const stream of this.streams.values()) void this.recheck(stream);
+    }, options.recheckSeconds * 1000);
+    this.recheckTimer.unref();
+    this.rotateTimer = setInterval(() => {
+      for (const stream of this.streams.values()) if (stream.lastCursor !== stream.openedAfter) stream.reopen();
+    }, ROTATE_SECONDS * 1000);
+    this.rotateTimer.unref();
+  }
+
+  get log(): Log {
+    return this.options.log;
+  }
+
+  credential(userId: string): string {
+    return fanoutCredential(this.options.secret, userId);
+  }
+
+  streamStopped(stream: SharedStream): void {
+    if (this.streams.get(stream.key) === stream) this.streams.delete(stream.key);
+  }
+
+  private base(owner: string): string {
+    const base = this.options.subgraphBase(owner);
+    if (!base) throw new Error(`no URL for subgraph ${owner}`);
+    return base;
+  }
+
+  private async check(
+    owner: string,
+    field: string,
+    args: Record<string, unknown>,
+    users: string[],
+    renewal: boolean,
+  ): Promise<Verdict> {
+    const answer = await postInternal(this.options.secret, `${this.base(owner)}/internal/live-access`, {
+      field,
+      arguments: args,
+      users,
+      renewal,
+    });
+    const denied = new Map<string, Denial>(Object.entries(answer.denied ?? {}) as [string, Denial][]);
+    return {
+      shared: answer.shared === true,
+      allowed: new Set<string>(answer.allowed ?? []),
+      denied,
+      servers: new Set<string>(answer.servers ?? []),
+    };
+  }
+
+  /** Asks again for every socket of a stream; those no longer allowed get their error and complete. */
+  async recheck(stream: SharedStream): Promise<void> {
+    const users = [...new Set([...stream.listeners].map((l) => l.userId))];
+    if (users.length === 0) return;
+    let verdict: Verdict;
+    try {
+      verdict = await this.check(stream.owner, stream.field, stream.argumentsForCheck, users, true);
+    } catch (e) {
+      this.log.warn({ err: String(e), field: stream.field }, '[beep-fanout] access re-check failed');
+      return;
+    }
+    stream.servers = verdict.servers;
+    for (const listener of [...stream.listeners]) {
+      const denial = verdict.denied.get(listener.userId);
+      if (denial) listener.fail(errorResult(denial.code, denial.message), true);
+    }
+  }
+
+  private ensureFeed(owner: string): void {
+    if (this.feeds.has(owner)) return;
+    const controller = new AbortController();
+    this.feeds.set(owner, controller);
+    void this.followFeed(owner, controller.signal);
+  }
+
+  /** Access changes announced by a subgraph: re-check the streams of that server at once. */
+  private async followFeed(owner: string, signal: AbortSignal): Promise<void> {
+    let connectedBefore = false;
+    while (!signal.aborted) {
+      try {
+        const response = await fetch(`${this.base(owner)}/internal/access-changes`, {
+          headers: { 'beep-internal-signature': signature(this.options.secret, '') },
+          signal,
+        });
+        if (!response.ok || !response.body) throw new Error(`access-changes answered ${response.status}`);
+        const decoder = new TextDecoder();
+        let buffered = '';
+        for await (const chunk of response.body as any as AsyncIterable<Uint8Array>) {
+          buffered += decoder.decode(chunk, { stream: true });
+          let newline: number;
+          while ((newline = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, newline);
+            buffered = buffered.slice(newline + 1);
+            const notice = line ? JSON.parse(line) : {};
+            if (notice.ready) {
+              // Changes made while the feed was down were not heard: ask again for everyone.
+              if (connectedBefore) for (const s of this.streams.values()) if (s.owner === owner) void this.recheck(s);
+              connectedBefore = true;
+            } else if (notice.serverId) {
+              for (const s of this.streams.values()) {
+                if (s.owner === owner && s.servers.has(String(notice.serverId))) void this.recheck(s);
+              }
+            }
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        this.log.warn({ err: String(e), subgraph: owner }, '[beep-fanout] access-change feed lost; reconnecting');
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  // presence: each client socket that holds shared subscriptions counts as a connection of its user
+
+  private socketHeld(listener: Listener, owner: string): void {
+    if (!listener.socket) return;
+    const known = this.sockets.get(listener.socket);
+    if (known) {
+      known.holders++;
+      return;
+    }
+    const entry = { id: `${this.instance}-${++this.socketSeq}`, userId: listener.userId, holders: 1, owner };
+    this.sockets.set(listener.socket, entry);
+    listener.socket.once?.('close', () => {
+      if (this.sockets.get(listener.socket) !== entry) return;
+      this.sockets.delete(listener.socket);
+      void this.presence(owner, [], [[entry.userId, entry.id]]);
+    });
+    void this.presence(owner, [[entry.userId, entry.id]], []);
+  }
+
+  socketReleased(_listener: Listener): void {
+    // Presence follows the socket, not each subscription: released when the socket closes.
+  }
+
+  private async presence(owner: string, touch: [string, string][], drop: [string, string][]): Promise<void> {
+    try {
+      const answer = await postInternal(this.options.secret, `${this.base(owner)}/internal/presence`, { touch, drop });
+      if (!this.presenceTimer && typeof answer.ttlSeconds === 'number') {
+        this.presenceTimer = setInterval(() => this.renewPresence(), (answer.ttlSeconds * 1000) / 3);
+        this.presenceTimer.unref();
+      }
+    } catch (e) {
+      this.log.warn({ err: String(e) }, '[beep-fanout] presence update failed');
+    }
+  }
+
+  private renewPresence(): void {
+    const byOwner = new Map<string, [string, string][]>();
+    for (const entry of this.sockets.values()) {
+      const list = byOwner.get(entry.owner) ?? [];
+      list.push([entry.userId, entry.id]);
+      byOwner.set(entry.owner, list);
+    }
+    for (const [owner, touch] of byOwner) void this.presence(owner, touch, []);
+  }
+
+  // subscribing
+
+  async subscribe(args: ExecutionArgs, original: Subscribe): Promise<any> {
+    const op = getOperationAST(args.document, args.operationName);
+    const field = op && op.operation === 'subscription' ? rootField(op) : undefined;
+    const context = args.contextValue as any;
+    const userId = context?.jwt?.payload?.beep_user_id;
+    const owner = field ? this.facts.owners.get(field.name.value) : undefined;
+    if (!op || !field || !owner || userId == null || this.notShared.has(field.name.value)) return original(args);
+    const name = field.name.value;
+    const schema = args.schema;
+    const def = schema.getSubscriptionType()?.getFields()[name];
+    if (!def) return original(args);
+    const values = getArgumentValues(def, field, args.variableValues ?? {});
+    const { after, ...rest } = values as Record<string, unknown>;
+    const afterArgument = field.arguments?.find((a) => a.name.value === 'after');
+    const afterVariable = afterArgument?.value.kind === Kind.VARIABLE ? afterArgument.value.name.value : undefined;
+    const hasAfter = def.args.some((a) => a.name === 'after');
+
+    let verdict: Verdict;
+    try {
+      verdict = await this.check(owner, name, rest, [String(userId)], false);
+    } catch (e) {
+      this.log.warn({ err: String(e), field: name }, '[beep-fanout] access check failed; executing per subscriber');
+      return original(args);
+    }
+    if (!verdict.shared) {
+      this.notShared.add(name);
+      return original(args);
+    }
+    const denial = verdict.denied.get(String(userId));
+    if (denial || !verdict.allowed.has(String(userId))) {
+      const listener = new Listener(String(userId), undefined, 1);
+      listener.fail(errorResult(denial?.code ?? 'NOT_FOUND', denial?.message ?? 'Not found.'));
+      return listener;
+    }
+
+    const fragments = new Map<string, FragmentDefinitionNode>();
+    for (const d of args.document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    const perViewer =
+      this.facts.viewerDependent.has(`Subscription.${name}`) ||
+      (field.selectionSet !== undefined &&
+        touchesViewer(schema, this.facts, getNamedType(def.type), field.selectionSet, fragments, new Set()));
+    const document = sharedDocument(schema, args.document, op, field, hasAfter, afterVariable);
+    const variables = { ...(args.variableValues ?? {}) };
+    if (afterVariable) delete variables[afterVariable];
+    const key = stable([print(document), args.operationName ?? null, variables, perViewer ? `user:${userId}` : 'shared']);
+    const responseKey = field.alias?.value ?? name;
+
+    const listener = new Listener(String(userId), context?.socket, this.options.bufferLimit);
+    let stream = this.streams.get(key);
+    const fresh = !stream;
+    if (!stream) {
+      stream = new SharedStream(
+        key,
+        name,
+        owner,
+        responseKey,
+        rest,
+        { ...args, document, variableValues: variables, operationName: args.operationName },
+        hasAfter,
+        this,
+      );
+      this.streams.set(key, stream);
+    }
+    stream.servers = new Set([...stream.servers, ...verdict.servers]);
+    stream.add(listener);
+    this.socketHeld(listener, owner);
+    this.ensureFeed(owner);
+    if (typeof after === 'string' && hasAfter) {
+      listener.catchingUp = true;
+      void this.catchUp(listener, args, document, variables, after, responseKey, original);
+    }
+    if (fresh) {
+      this.log.info({ field: name, viewer: perViewer ? 'user' : 'shared', streams: this.streams.size }, '[beep-fanout] stream opened');
+      const shared = stream;
+      void shared.run(original).finally(() => shared.stop());
+    }
+    return listener;
+  }
+
+  /** What the socket missed since `after`, from its own execution, until it meets the shared stream. */
+  private async catchUp(
+    listener: Listener,
+    args: ExecutionArgs,
+    document: DocumentNode,
+    variables: Record<string, unknown>,
+    after: string,
+    responseKey: string,
+    original: Subscribe,
+  ): Promise<void> {
+    let own: AsyncIterator<ExecutionResult> | undefined;
+    listener.onJoin = () => void own?.return?.();
+    try {
+      const result = await original({ ...args, document, variableValues: { ...variables, [AFTER_VAR]: after } });
+      if (!isAsyncIterable(result)) {
+        listener.fail(result as ExecutionResult);
+        return;
+      }
+      own = result[Symbol.asyncIterator]();
+      if (!listener.catchingUp || listener.closed) return;
+      for (;;) {
+        const step = await own.next();
+        if (step.done || !listener.catchingUp || listener.closed) break;
+        const payload = (step.value.data as any)?.[responseKey];
+        if (step.value.errors?.length && (payload === null || payload === undefined)) {
+          listener.fail(step.value, true);
+          return;
+        }
+        const [cursor, clean] = splitCursor(step.value, responseKey);
+        listener.deliver(cursor, clean);
+        if (cursor !== undefined && listener.pending.some(([c]) => !isAfter(c, cursor) || c === cursor)) {
+          listener.joinShared();
+          break;
+        }
+      }
+    } catch (e) {
+      this.log.warn({ err: String(e) }, '[beep-fanout] catch-up failed');
+      listener.fail(errorResult('INTERNAL_SERVER_ERROR', 'Resuming the live stream failed.'), true);
+      return;
+    } finally {
+      void own?.return?.();
+    }
+    listener.joinShared();
+  }
+}
+
+/** The gateway plugin: every subscription goes through the tier. */
+export function useSharedSubscriptions(tier: FanoutTier): any {
+  return {
+    onSubscribe({ subscribeFn, setSubscribeFn }: { subscribeFn: Subscribe; setSubscribeFn: (fn: Subscribe) => void }) {
+      setSubscribeFn((args: ExecutionArgs) => tier.subscribe(args, subscribeFn));
+    },
+  };
+}

@@ -1,0 +1,155 @@
+"""Who may receive a shared live stream: the subgraphs' side of the router's fan-out tier.
+
+The fan-out tier (router/fanout.ts) renders each event of a subscription once and writes it to every
+socket whose user may see it. It never decides access itself: it asks the subgraph that owns the
+subscription field, here, for many users at once (at subscribe time, on every access change of the
+stream's servers, and periodically). A subgraph declares a check per field it shares
+(`SubgraphDefinition.live_access`); a field without one is executed once per subscriber, as before.
+
+Routes (kernel/app.py mounts them on every subgraph; each request is signed, kernel/internal.py):
+  POST /internal/live-access      {"field", "arguments", "users": [id...]} -> a Verdict as JSON
+  GET  /internal/access-changes   newline-delimited JSON: {"serverId", "channelId"} per AccessChanged
+  POST /internal/presence         {"touch": [[user, connection]...], "drop": [...]}: the tier's sockets
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from subgraphs.kernel import internal, presence
+from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged
+from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+
+log = logging.getLogger("beep.live_access")
+MAX_USERS_PER_CHECK = 5000
+FEED_HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Denial:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Of the users asked about: who may receive the stream, why the others may not, and which servers'
+    access changes can change the answer (the tier re-asks when one of them announces AccessChanged)."""
+
+    allowed: frozenset[int]
+    denied: Mapping[int, Denial] = field(default_factory=dict)
+    servers: frozenset[int] = frozenset()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "allowed": sorted(str(u) for u in self.allowed),
+            "denied": {str(u): {"code": d.code, "message": d.message} for u, d in self.denied.items()},
+            "servers": sorted(str(s) for s in self.servers),
+        }
+
+
+# (runtime, the field's arguments as the client sent them, users, renewal): `renewal` is True when the
+# users already receive the stream (a re-check): a user who lost access is then told FORBIDDEN, while
+# at subscribe time "no such thing" and "not yours" are one answer.
+LiveAccessCheck = Callable[[Runtime, Mapping[str, Any], Sequence[int], bool], Awaitable[Verdict]]
+
+
+def everyone_denied(user_ids: Sequence[int], code: TopLevelCode, message: str) -> Verdict:
+    return Verdict(frozenset(), {u: Denial(code.value, message) for u in user_ids})
+
+
+def _refused(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _signed_body(request: Request, runtime: Runtime) -> bytes | None:
+    body = await request.body()
+    header = request.headers.get(internal.SIGNATURE_HEADER)
+    if not internal.signature_valid(runtime.settings.resolved_internal_secret, header, body):
+        return None
+    return body
+
+
+InternalHandler = Callable[[Runtime, bytes], Awaitable[Response]]
+
+
+def _signed(holder: RuntimeHolder, handler: InternalHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Only a request signed with the deployment's internal secret reaches `handler`."""
+
+    async def endpoint(request: Request) -> Response:
+        runtime = holder.runtime
+        body = await _signed_body(request, runtime)
+        if body is None:
+            return _refused(401, "This endpoint serves Beep's router only.")
+        return await handler(runtime, body)
+
+    return endpoint
+
+
+def routes(holder: RuntimeHolder, checks: Mapping[str, LiveAccessCheck]) -> list[BaseRoute]:
+    async def live_access(runtime: Runtime, body: bytes) -> Response:
+        try:
+            asked = json.loads(body)
+            name = asked["field"]
+            arguments = asked.get("arguments") or {}
+            users = [int(u) for u in asked["users"]]
+            renewal = bool(asked.get("renewal", False))
+        except (ValueError, KeyError, TypeError):
+            return _refused(400, "Expected {field, arguments, users}.")
+        if not isinstance(name, str) or not isinstance(arguments, dict) or len(users) > MAX_USERS_PER_CHECK:
+            return _refused(400, "Expected {field, arguments, users}.")
+        check = checks.get(name)
+        if check is None:
+            return JSONResponse({"shared": False})
+        try:
+            verdict = await check(runtime, arguments, users, renewal)
+        except BeepGraphQLError as error:
+            code = (error.extensions or {}).get("code", TopLevelCode.BAD_USER_INPUT.value)
+            verdict = everyone_denied(users, TopLevelCode(code), error.message)
+        return JSONResponse({"shared": True, **verdict.as_json()})
+
+    async def access_changes(runtime: Runtime, _body: bytes) -> Response:
+        async def lines() -> AsyncIterator[bytes]:
+            async with runtime.bus.subscribe(ACCESS_TOPIC) as stream:
+                yield b'{"ready":true}\n'  # subscribed: nothing announced from now on is missed
+                events = stream.__aiter__()
+                while True:
+                    try:
+                        event = await asyncio.wait_for(events.__anext__(), FEED_HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        yield b"{}\n"
+                        continue
+                    except StopAsyncIteration:
+                        return
+                    if isinstance(event, AccessChanged):
+                        channel = str(event.channel_id) if event.channel_id is not None else None
+                        line = {"serverId": str(event.server_id), "channelId": channel}
+                        yield json.dumps(line).encode() + b"\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def presence_of_sockets(runtime: Runtime, body: bytes) -> Response:
+        try:
+            asked = json.loads(body)
+            touch = [(int(u), str(c)) for u, c in asked.get("touch", [])]
+            drop = [(int(u), str(c)) for u, c in asked.get("drop", [])]
+        except (ValueError, TypeError):
+            return _refused(400, "Expected {touch, drop}: lists of [user, connection].")
+        await presence.sockets_changed(runtime, touch, drop)
+        return JSONResponse({"ttlSeconds": runtime.settings.presence_ttl_seconds})
+
+    return [
+        Route("/internal/live-access", _signed(holder, live_access), methods=["POST"]),
+        Route("/internal/access-changes", _signed(holder, access_changes), methods=["GET"]),
+        Route("/internal/presence", _signed(holder, presence_of_sockets), methods=["POST"]),
+    ]

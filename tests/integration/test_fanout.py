@@ -1,0 +1,266 @@
+"""The router's fan-out tier (router/fanout.ts): sockets that would receive the same bytes share one
+rendered stream, and access is still decided per socket by the subgraph that owns the field.
+
+Driven as clients do, through the public URL: several users and sockets on one channel, a viewer-dependent
+field, a member removed while a message follows at once, resuming into a live shared stream, a subgraph
+killed under a stream (full mode), and the internal credential presented from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from subgraphs.kernel import internal
+from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
+from tests.harness.stack import Stack
+from tests.integration.flows import (
+    JOIN_SERVER,
+    MESSAGE_EVENTS,
+    Account,
+    create_channel,
+    create_server,
+    send,
+    stream_error_code,
+    subscribe_settled,
+)
+from tests.integration.test_invites_and_membership import Users
+
+BLOCKED_EVENTS = """subscription($channelId: ID!) { messageEvents(channelId: $channelId) {
+  __typename ... on MessageCreated { message { id content authorBlocked author { username } } } } }"""
+RESUMABLE = """subscription($c: ID!, $after: String) { messageEvents(channelId: $c, after: $after) {
+  __typename ... on MessageCreated { cursor message { id content } } } }"""
+HEAD = "query($c: ID!) { messages(channelId: $c, first: 1) { eventCursor } }"
+BLOCK = "mutation($u: ID!) { blockUser(userId: $u) { __typename } }"
+KICK = """mutation($s: ID!, $u: ID!) { kickMember(serverId: $s, userId: $u) { __typename } }"""
+
+
+def streams_opened(stack: Stack, viewer: str | None = None) -> int:
+    """How many shared streams the stack's routers have opened so far (their log says each)."""
+    count = 0
+    for log in stack.workdir.glob("router*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "[beep-fanout] stream opened" in line and (viewer is None or f'"viewer":"{viewer}"' in line):
+                count += 1
+    return count
+
+
+def router_urls(stack: Stack) -> list[str]:
+    return [u for u in (stack.router_url, stack.second_router_url) if u]
+
+
+Member = tuple[Account, GraphQLClient]
+
+
+async def guild(stack: Stack, members: int) -> tuple[GraphQLClient, list[Member], str, str]:
+    """An owner, `members` members who joined, the server and a text channel."""
+    users = Users(stack)
+    _owner_account, owner = await users.new("fanowner")
+    server = await create_server(owner, "Fan-out", "PUBLIC")
+    channel = await create_channel(owner, server["id"], "lobby")
+    joined = []
+    for i in range(members):
+        account, client = await users.new(f"fan{i}")
+        data = await client.data(JOIN_SERVER, {"id": server["id"]})
+        assert data["joinServer"]["__typename"] == "Server", data
+        joined.append((account, client))
+    return owner, joined, server["id"], channel["id"]
+
+
+async def created(operation: Operation, count: int) -> list[dict[str, Any]]:
+    found = []
+    while len(found) < count:
+        message = await operation.next(timeout=20)
+        assert message["type"] == "next" and not message["payload"].get("errors"), message
+        event = message["payload"]["data"]["messageEvents"]
+        if event["__typename"] == "MessageCreated":
+            found.append(event)
+    return found
+
+
+async def test_one_rendered_stream_serves_every_socket_every_event_once(stack: Stack) -> None:
+    owner, members, _server, channel = await guild(stack, 3)
+    before = streams_opened(stack)
+    urls = router_urls(stack)
+    connections: list[SubscriptionConnection] = []
+    operations: list[Operation] = []
+    try:
+        for i, (account, _client) in enumerate(members * 2):  # two sockets per user
+            url = urls[i % len(urls)]
+            connection = GraphQLClient(url, account.token).subscriptions()
+            connections.append(await connection.__aenter__())
+            operations.append(await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel}))
+        sent = [(await send(owner, channel, f"fan {i}"))["id"] for i in range(5)]
+        for operation in operations:
+            events = await created(operation, 5)
+            assert [e["message"]["id"] for e in events] == sent
+            assert {e["message"]["channel"]["name"] for e in events} == {"lobby"}
+            assert all(e["message"]["author"]["username"].startswith("fanowner") for e in events)
+            await operation.expect_nothing(within=0.5)
+    finally:
+        for connection in connections:
+            await connection.__aexit__(None, None, None)
+    # Six sockets on one channel: one stream per router, whatever the number of sockets.
+    assert streams_opened(stack) - before == len(urls)
+
+
+async def test_a_viewer_dependent_field_is_rendered_for_each_user(stack: Stack) -> None:
+    owner, members, _server, channel = await guild(stack, 2)
+    (blocker, blocker_client), (other, _other_client) = members
+    author_id = (await owner.data("{ me { id } }"))["me"]["id"]
+    blocked = await blocker_client.data(BLOCK, {"u": author_id})
+    assert blocked["blockUser"]["__typename"] == "BlockChange", blocked
+    before = streams_opened(stack, "user")
+    async with (
+        GraphQLClient(stack.router_url, blocker.token).subscriptions() as c1,
+        GraphQLClient(stack.router_url, other.token).subscriptions() as c2,
+    ):
+        mine = await subscribe_settled(c1, BLOCKED_EVENTS, {"channelId": channel})
+        theirs = await subscribe_settled(c2, BLOCKED_EVENTS, {"channelId": channel})
+        await send(owner, channel, "hello")
+        (seen_by_blocker,) = await created(mine, 1)
+        (seen_by_other,) = await created(theirs, 1)
+    assert seen_by_blocker["message"]["authorBlocked"] is True
+    assert seen_by_other["message"]["authorBlocked"] is False
+    assert streams_opened(stack, "user") - before == 2
+
+
+async def test_a_removed_member_gets_no_shared_frame_not_even_the_next_one(stack: Stack) -> None:
+    owner, members, server, channel = await guild(stack, 2)
+    (kicked, _kc), (staying, _sc) = members
+    async with (
+        GraphQLClient(stack.router_url, kicked.token).subscriptions() as c1,
+        GraphQLClient(stack.router_url, staying.token).subscriptions() as c2,
+    ):
+        gone = await subscribe_settled(c1, MESSAGE_EVENTS, {"channelId": channel})
+        kept = await subscribe_settled(c2, MESSAGE_EVENTS, {"channelId": channel})
+        await send(owner, channel, "before")
+        await created(gone, 1)
+        await created(kept, 1)
+        assert (await owner.data(KICK, {"s": server, "u": kicked.user_id}))["kickMember"]["__typename"] == (
+            "MemberRemoved"
+        )
+        await send(owner, channel, "right after the kick")
+        (after,) = await created(kept, 1)
+        assert after["message"]["content"] == "right after the kick"
+        ending = await gone.next(timeout=15)
+        assert stream_error_code(ending) in ("FORBIDDEN", "NOT_FOUND"), ending
+        rest = []
+        while True:
+            message = await gone.next(timeout=15)
+            if message["type"] == "complete":
+                break
+            rest.append(message)
+        assert rest == [], rest
+
+
+async def test_resuming_meets_the_shared_stream_with_no_gap_and_no_repeat(stack: Stack) -> None:
+    owner, members, _server, channel = await guild(stack, 2)
+    (live_user, _lc), (late_user, _rc) = members
+    cursor = (await owner.data(HEAD, {"c": channel}))["messages"]["eventCursor"]
+    async with (
+        GraphQLClient(stack.router_url, live_user.token).subscriptions() as live,
+        GraphQLClient(stack.router_url, late_user.token).subscriptions() as late,
+    ):
+        keeper = await subscribe_settled(live, RESUMABLE, {"c": channel})
+        missed = [(await send(owner, channel, f"missed {i}"))["id"] for i in range(5)]
+
+        async def more() -> list[str]:
+            return [(await send(owner, channel, f"live {i}"))["id"] for i in range(10)]
+
+        sending = asyncio.create_task(more())
+        resumed = await late.subscribe(RESUMABLE, {"c": channel, "after": cursor})
+        live_ids = await sending
+        got = await created(resumed, 15)
+        await resumed.expect_nothing(within=1.0)
+        assert [e["message"]["id"] for e in got] == missed + live_ids
+        cursors = [e["cursor"] for e in got]
+        assert len(set(cursors)) == 15
+        assert len(await created(keeper, 15)) == 15
+
+
+@pytest.mark.parametrize("victim", ["messages-2"])
+async def test_a_shared_stream_survives_its_subgraph_being_killed(full_stack: Stack, victim: str) -> None:
+    """Router B reaches the second messages process: killed under a live stream, then started again. The
+    tier reopens the stream from its last cursor; its sockets see every message once, in order."""
+    owner, members, _server, channel = await guild(full_stack, 1)
+    ((member, _mc),) = members
+    assert full_stack.second_router_url
+    async with GraphQLClient(full_stack.second_router_url, member.token).subscriptions() as connection:
+        operation = await subscribe_settled(connection, RESUMABLE, {"c": channel})
+        first = [(await send(owner, channel, f"before {i}"))["id"] for i in range(3)]
+        assert [e["message"]["id"] for e in await created(operation, 3)] == first
+        await asyncio.to_thread(full_stack.restart_subgraph, victim)
+        during = [(await send(owner, channel, f"after {i}"))["id"] for i in range(3)]
+        got = await created(operation, 3)
+        assert [e["message"]["id"] for e in got] == during
+        await operation.expect_nothing(within=1.0)
+
+
+async def test_the_internal_credential_is_refused_from_outside(stack: Stack) -> None:
+    owner, _members, _server, channel = await guild(stack, 0)
+    user_id = (await owner.data("{ me { id } }"))["me"]["id"]
+    secret = stack.env["BEEP_INTERNAL_SECRET"]
+    genuine = internal.fanout_credential(secret, int(user_id), int(time.time()) + 600)
+    forged = internal.fanout_credential("not-the-secret", int(user_id), int(time.time()) + 600)
+    query = {"query": "{ me { id } }"}
+    async with httpx.AsyncClient(timeout=15) as http:
+        # The public URL takes only Bearer tokens, even a genuine internal credential.
+        for router in router_urls(stack):
+            response = await http.post(router, json=query, headers={"authorization": genuine})
+            assert response.status_code == 401, response.text
+            assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            async with websockets.connect(
+                router.replace("http://", "ws://"), subprotocols=["graphql-transport-ws"]
+            ) as ws:
+                await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": genuine}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "id": "1",
+                            "type": "subscribe",
+                            "payload": {"query": MESSAGE_EVENTS, "variables": {"channelId": channel}},
+                        }
+                    )
+                )
+                answers = []
+                try:
+                    while len(answers) < 3:
+                        answers.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+                except (websockets.ConnectionClosed, TimeoutError):
+                    pass
+                assert not any(a.get("type") == "next" and (a["payload"].get("data") or {}) for a in answers)
+        # Subgraphs: a credential without the secret is refused, and so is an unsigned internal request.
+        for url in stack.subgraph_urls.values():
+            response = await http.post(url, json=query, headers={"authorization": forged})
+            assert response.status_code == 401, (url, response.text)
+            base = url.removesuffix("/graphql")
+            body = json.dumps(
+                {"field": "messageEvents", "arguments": {"channelId": channel}, "users": [user_id]}
+            )
+            unsigned = await http.post(f"{base}/internal/live-access", content=body)
+            assert unsigned.status_code == 401, (url, unsigned.text)
+            wrong = internal.sign("not-the-secret", body.encode())
+            refused = await http.post(
+                f"{base}/internal/live-access", content=body, headers={internal.SIGNATURE_HEADER: wrong}
+            )
+            assert refused.status_code == 401
+            stale = internal.sign(secret, body.encode(), now=time.time() - 3600)
+            replayed = await http.post(
+                f"{base}/internal/live-access", content=body, headers={internal.SIGNATURE_HEADER: stale}
+            )
+            assert replayed.status_code == 401
+        # Signed with the deployment's secret, the owner of the field answers (the 401s above are refusals).
+        messages = stack.subgraph_urls["messages"].removesuffix("/graphql")
+        body = json.dumps({"field": "messageEvents", "arguments": {"channelId": channel}, "users": [user_id]})
+        signed = await http.post(
+            f"{messages}/internal/live-access",
+            content=body,
+            headers={internal.SIGNATURE_HEADER: internal.sign(secret, body.encode())},
+        )
+        assert signed.status_code == 200 and signed.json()["allowed"] == [user_id], signed.text
