@@ -29,6 +29,9 @@ from typing import Any, TypeVar
 os.environ["BEEP_ROUTER_DEDUPE"] = "0"
 # The test harness keeps database pools tiny to expose connection hoarding; a benchmark wants real ones.
 os.environ.setdefault("BEEP_TEST_DB_POOL_SIZE", "10")
+# PostgreSQL with its durable defaults (fsync, synchronous_commit, full_page_writes), as in production;
+# the tests turn them off. BEEP_TEST_PG_DURABLE=0 measures the tests' setting.
+os.environ.setdefault("BEEP_TEST_PG_DURABLE", "1")
 
 import beep.router as beep_router
 from bench.live import (
@@ -429,7 +432,12 @@ def router_configs(stack: Stack) -> list[dict[str, Any]]:
             if "[beep-router] configuration" in line and line.startswith("{"):
                 entry = json.loads(line)
                 configs.append(
-                    {"log": log.name, "dedupe": entry.get("dedupe"), "supergraph": entry.get("supergraph")}
+                    {
+                        "log": log.name,
+                        "dedupe": entry.get("dedupe"),
+                        "fanout": entry.get("fanout"),
+                        "supergraph": entry.get("supergraph"),
+                    }
                 )
     return configs
 
@@ -507,6 +515,7 @@ def run_mode(mode: str, settings: Any, body_of: Body | None = None) -> dict[str,
     if mode == "full":
         result["machine"]["postgres"] = postgres_version()
         result["machine"]["redis"] = redis_version()
+        result["machine"]["postgres_durable"] = os.environ.get("BEEP_TEST_PG_DURABLE") == "1"
     return result
 
 

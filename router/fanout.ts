@@ -418,6 +418,10 @@ class SharedStream {
   private stopped = false;
   private reopening = false;
   openedAfter: string | undefined;
+  // While an access change of the stream's servers is being re-checked, events wait here: none reaches
+  // a socket whose access is in question before the subgraph has answered.
+  holds = 0;
+  private held: [string | undefined, ExecutionResult][] = [];
 
   constructor(
     readonly key: string,
@@ -535,13 +539,21 @@ class SharedStream {
     }
   }
 
+  release(): void {
+    if (--this.holds > 0) return;
+    const held = this.held;
+    this.held = [];
+    for (const [cursor, result] of held) for (const listener of this.listeners) listener.offer(cursor, result);
+  }
+
   private publish(result: ExecutionResult): void {
     const [cursor, clean] = splitCursor(result, this.responseKey);
     if (cursor !== undefined) {
       if (!isAfter(cursor, this.lastCursor)) return; // replayed twice across a reopen
       this.lastCursor = cursor;
     }
-    for (const listener of this.listeners) listener.offer(cursor, clean);
+    if (this.holds > 0) this.held.push([cursor, clean]);
+    else for (const listener of this.listeners) listener.offer(cursor, clean);
     if (cursor !== undefined && this.openedAfter === undefined && this.hasAfter) this.reopen();
   }
 }
@@ -613,15 +625,18 @@ export class FanoutTier {
     };
   }
 
-  /** Asks again for every socket of a stream; those no longer allowed get their error and complete. */
-  async recheck(stream: SharedStream): Promise<void> {
+  /** Asks again for every socket of a stream; those no longer allowed get their error and complete.
+   * With `hold` (an announced access change), the stream's events wait until the answer is in. */
+  async recheck(stream: SharedStream, hold = false): Promise<void> {
     const users = [...new Set([...stream.listeners].map((l) => l.userId))];
     if (users.length === 0) return;
+    if (hold) stream.holds++;
     let verdict: Verdict;
     try {
       verdict = await this.check(stream.owner, stream.field, stream.argumentsForCheck, users, true);
     } catch (e) {
       this.log.warn({ err: String(e), field: stream.field }, '[beep-fanout] access re-check failed');
+      if (hold) stream.release();
       return;
     }
     stream.servers = verdict.servers;
@@ -629,6 +644,7 @@ export class FanoutTier {
       const denial = verdict.denied.get(listener.userId);
       if (denial) listener.fail(errorResult(denial.code, denial.message), true);
     }
+    if (hold) stream.release();
   }
 
   private ensureFeed(owner: string): void {
@@ -663,7 +679,7 @@ export class FanoutTier {
               connectedBefore = true;
             } else if (notice.serverId) {
               for (const s of this.streams.values()) {
-                if (s.owner === owner && s.servers.has(String(notice.serverId))) void this.recheck(s);
+                if (s.owner === owner && s.servers.has(String(notice.serverId))) void this.recheck(s, true);
               }
             }
           }
@@ -678,21 +694,24 @@ export class FanoutTier {
 
   // presence: each client socket that holds shared subscriptions counts as a connection of its user
 
-  private socketHeld(listener: Listener, owner: string): void {
-    if (!listener.socket) return;
-    const known = this.sockets.get(listener.socket);
+  /** The socket counts for its user's presence from its first shared subscription until it closes. It is
+   * announced before the subscription starts, as a subgraph's own connection was: the user's streams do
+   * not carry their own arrival. */
+  private async socketHeld(socket: any, userId: string, owner: string): Promise<void> {
+    if (!socket) return;
+    const known = this.sockets.get(socket);
     if (known) {
       known.holders++;
       return;
     }
-    const entry = { id: `${this.instance}-${++this.socketSeq}`, userId: listener.userId, holders: 1, owner };
-    this.sockets.set(listener.socket, entry);
-    listener.socket.once?.('close', () => {
-      if (this.sockets.get(listener.socket) !== entry) return;
-      this.sockets.delete(listener.socket);
+    const entry = { id: `${this.instance}-${++this.socketSeq}`, userId, holders: 1, owner };
+    this.sockets.set(socket, entry);
+    socket.once?.('close', () => {
+      if (this.sockets.get(socket) !== entry) return;
+      this.sockets.delete(socket);
       void this.presence(owner, [], [[entry.userId, entry.id]]);
     });
-    void this.presence(owner, [[entry.userId, entry.id]], []);
+    await this.presence(owner, [[entry.userId, entry.id]], []);
   }
 
   socketReleased(_listener: Listener): void {
@@ -740,6 +759,7 @@ export class FanoutTier {
     const afterVariable = afterArgument?.value.kind === Kind.VARIABLE ? afterArgument.value.name.value : undefined;
     const hasAfter = def.args.some((a) => a.name === 'after');
 
+    await this.socketHeld(context?.socket, String(userId), owner);
     let verdict: Verdict;
     try {
       verdict = await this.check(owner, name, rest, [String(userId)], false);
@@ -788,7 +808,6 @@ export class FanoutTier {
     }
     stream.servers = new Set([...stream.servers, ...verdict.servers]);
     stream.add(listener);
-    this.socketHeld(listener, owner);
     this.ensureFeed(owner);
     if (typeof after === 'string' && hasAfter) {
       listener.catchingUp = true;

@@ -5,5 +5,6 @@ from __future__ import annotations
 from subgraphs.friends.loaders import build_loaders
 from subgraphs.friends.schema import schema
 from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.live_access import own_stream
 
-definition = SubgraphDefinition("friends", schema, build_loaders)
+definition = SubgraphDefinition("friends", schema, build_loaders, live_access={"friendEvents": own_stream})

@@ -42,7 +42,7 @@ from subgraphs.kernel.errors import (
     schema_extensions,
 )
 from subgraphs.kernel.events import Event, topic_for_user
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -598,8 +598,9 @@ class Mutation:
 class Subscription:
     # As messageEvents: no permission_classes (the router would mask their error).
     @strawberry.subscription(
+        directives=VIEWER_DEPENDENT,
         description="Live changes of your own friends, requests, blocks and conversations (only yours: the "
-        "stream is the signed-in user's)."
+        "stream is the signed-in user's).",
     )
     @own_operation
     async def friend_events(self, info: FriendsInfo) -> AsyncGenerator[FriendEvent, None]:

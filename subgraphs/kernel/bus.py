@@ -14,9 +14,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from subgraphs.kernel.events import Event, decode, encode
+from subgraphs.kernel.redis_client import redis_client
 
 log = logging.getLogger("beep.bus")
 QUEUE_LIMIT = 1000  # a subscriber this far behind is cut off rather than let memory grow without bound
@@ -134,7 +133,7 @@ class RedisBus:
     event published after `subscribe()` returns is never missed."""
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url, decode_responses=False)
+        self._redis = redis_client(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
         self._fanout = _FanOut()
         self._confirmations: dict[str, list[asyncio.Future[None]]] = defaultdict(list)

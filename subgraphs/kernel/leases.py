@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-import redis.asyncio as aioredis
+from subgraphs.kernel.redis_client import redis_client
 
 
 class LeaseBusy(Exception):
@@ -76,7 +76,7 @@ class RedisLeases:
     POLL_SECONDS = 0.05
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url)
+        self._redis = redis_client(url)
 
     @asynccontextmanager
     async def hold(self, name: str, *, ttl: float, wait: float) -> AsyncIterator[None]:

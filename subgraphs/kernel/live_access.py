@@ -21,14 +21,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from subgraphs.kernel import internal, presence
+from subgraphs.kernel import access, internal, presence, tenant_tables
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged
+from subgraphs.kernel.ids import id_argument
+from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.live_access")
 MAX_USERS_PER_CHECK = 5000
@@ -66,6 +70,46 @@ LiveAccessCheck = Callable[[Runtime, Mapping[str, Any], Sequence[int], bool], Aw
 
 def everyone_denied(user_ids: Sequence[int], code: TopLevelCode, message: str) -> Verdict:
     return Verdict(frozenset(), {u: Denial(code.value, message) for u in user_ids})
+
+
+async def own_stream(
+    _runtime: Runtime, _arguments: Mapping[str, Any], user_ids: Sequence[int], _renewal: bool
+) -> Verdict:
+    """A stream of the signed-in user's own (friends, notifications): each user may receive theirs. The
+    field is `@viewerDependent`, so the tier renders it per user and shares it between their sockets."""
+    return Verdict(frozenset(user_ids))
+
+
+def channel_members_holding(needed: Permission, *, lost: str) -> LiveAccessCheck:
+    """A channel's stream (`channelId` argument): the members who hold `needed` in the channel. At
+    subscribe time a missing channel and a forbidden one are the same NOT_FOUND; on a re-check, a
+    member who lost it is told FORBIDDEN (`lost`), and everyone NOT_FOUND once the channel is gone."""
+
+    async def check(
+        runtime: Runtime, arguments: Mapping[str, Any], user_ids: Sequence[int], renewal: bool
+    ) -> Verdict:
+        channel = id_argument(str(arguments.get("channelId", "")), "channelId")
+        uow = UnitOfWork(runtime.database, runtime.bus)
+        try:
+            session = await uow.for_entity(channel)
+            server_id = await session.scalar(
+                sa.select(tenant_tables.channels.c.server_id).where(tenant_tables.channels.c.id == channel)
+            )
+            if server_id is None:
+                gone = "This channel was deleted." if renewal else "No such channel."
+                return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
+            holders = await access.channel_viewers(session, channel, user_ids, needed)
+        finally:
+            await uow.close()
+        denial = (
+            Denial(TopLevelCode.FORBIDDEN.value, lost)
+            if renewal
+            else Denial(TopLevelCode.NOT_FOUND.value, "No such channel.")
+        )
+        denied = {u: denial for u in user_ids if u not in holders}
+        return Verdict(frozenset(holders), denied, frozenset({server_id}))
+
+    return check
 
 
 def _refused(status: int, message: str) -> Response:

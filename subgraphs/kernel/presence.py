@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
-from redis import asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import tenants
 from subgraphs.kernel import directory_tables
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import PresenceChanged, topic_for_server, topic_for_user
+from subgraphs.kernel.redis_client import redis_client
 
 log = logging.getLogger("beep.presence")
 
@@ -134,7 +134,7 @@ class RedisPresence:
     INDEX = "beep:presence:expiries"  # user id -> latest expiry of their connections
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url)
+        self._redis = redis_client(url)
         self._drop = self._redis.register_script(_DROP)
         self._claim = self._redis.register_script(_CLAIM_DEPARTURE)
 

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.redis_client import redis_client
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class RedisRateLimiter:
     """INCR on a key per (limit, subject, window): atomic across processes; the key expires with it."""
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url)
+        self._redis = redis_client(url)
 
     async def retry_after(self, limit: Limit, subject: int | str) -> float | None:
         found = await self.hit(limit, subject)

@@ -9,12 +9,21 @@ as removed, one entering it as added. Access changes recompute the set.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
 
 from subgraphs.channels import events as channel_events
+from subgraphs.kernel import tenant_tables
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.events import AccessChanged, Event
+from subgraphs.kernel.ids import id_argument
+from subgraphs.kernel.live_access import Denial, Verdict, everyone_denied
+from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import events as server_events
 
 CHANNEL_CHANGES = (
@@ -149,3 +158,36 @@ class ServerStream:
         self.visible = set(now)
         views: list[View] = [ChannelView(c, ChannelChange.ADDED) for c in gained]
         return views + [ChannelView(c, ChannelChange.REMOVED) for c in lost]
+
+
+async def server_events_access(
+    runtime: Runtime, arguments: Mapping[str, Any], user_ids: Sequence[int], renewal: bool
+) -> Verdict:
+    """Who may receive a server's `serverEvents` (the router's fan-out tier asks, kernel/live_access.py):
+    its members. The field is `@viewerDependent` (each member sees the channels they can see), so the
+    tier renders it per user and shares it only between that user's sockets."""
+    server = id_argument(str(arguments.get("serverId", "")), "serverId")
+    uow = UnitOfWork(runtime.database, runtime.bus)
+    try:
+        session = await uow.for_entity(server)
+        exists = await session.scalar(
+            sa.select(tenant_tables.servers.c.id).where(tenant_tables.servers.c.id == server)
+        )
+        members = set(
+            await session.scalars(
+                sa.select(tenant_tables.members.c.user_id).where(
+                    tenant_tables.members.c.server_id == server, tenant_tables.members.c.user_id.in_(user_ids)
+                )
+            )
+        )
+    finally:
+        await uow.close()
+    if exists is None:
+        gone = "This server was deleted." if renewal else "No such server."
+        return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
+    denial = (
+        Denial(TopLevelCode.FORBIDDEN.value, "You are no longer a member of this server.")
+        if renewal
+        else Denial(TopLevelCode.NOT_FOUND.value, "No such server.")
+    )
+    return Verdict(frozenset(members), {u: denial for u in user_ids if u not in members}, frozenset({server}))

@@ -27,6 +27,7 @@ from subgraphs.kernel.errors import (
     user_error,
 )
 from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.federation import VIEWER_DEPENDENT
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
@@ -627,9 +628,10 @@ class Subscription:
     # As messageEvents: no permission_classes (the router would mask their error); errors are raised
     # inside the stream, where their codes reach the client.
     @strawberry.subscription(
+        directives=VIEWER_DEPENDENT,
         description="Live changes of a server you are a member of: its settings, roles, members, and the "
         "channels you can see (a channel hidden from you is never named). Ends with FORBIDDEN when you "
-        "leave or are removed, after a ServerDeletedEvent when the server is deleted."
+        "leave or are removed, after a ServerDeletedEvent when the server is deleted.",
     )
     @own_operation
     async def server_events(

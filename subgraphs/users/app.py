@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from subgraphs.kernel.app import SubgraphDefinition
 from subgraphs.kernel.attachment_files import attachment_is_live
+from subgraphs.kernel.live_access import own_stream
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.users.issuer import issuer_routes
 from subgraphs.users.loaders import build_loaders
@@ -36,4 +37,6 @@ def routes(holder: RuntimeHolder) -> list[BaseRoute]:
     return [*issuer_routes(holder), Mount("/media", app=MediaEndpoint(holder))]
 
 
-definition = SubgraphDefinition("users", schema, build_loaders, routes)
+definition = SubgraphDefinition(
+    "users", schema, build_loaders, routes, live_access={"notifications": own_stream}
+)

@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis import asyncio as aioredis
-
 from subgraphs.kernel.errors import AuthenticationFailed, ErrorCode
+from subgraphs.kernel.redis_client import redis_client
 
 WINDOW_SECONDS = 15 * 60
 MAX_FAILURES_PER_ACCOUNT = 5
@@ -58,7 +57,7 @@ class MemoryCounters:
 
 class RedisCounters:
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url)
+        self._redis = redis_client(url)
 
     async def count(self, key: str) -> tuple[int, int]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -549,3 +549,36 @@ def test_media_values_reach_the_pods_and_half_a_credential_is_refused() -> None:
     for reason, values in refusals.items():
         refused = helm("template", RELEASE, str(CHART), *values)
         assert refused.returncode != 0 and reason in refused.stderr, (reason, refused.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fan-out tier: one internal secret for the router and the subgraphs; the router autoscales
+
+
+def test_the_router_and_every_subgraph_share_the_internal_secret(default_manifests: list[Manifest]) -> None:
+    refs = {}
+    for name, spec in pod_specs(default_manifests):
+        if spec["containers"][0]["name"] == "migrate" or name.startswith("Job/"):
+            continue
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert "BEEP_INTERNAL_SECRET" in env, f"{name} lacks BEEP_INTERNAL_SECRET"
+        refs[name] = env["BEEP_INTERNAL_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert f"Deployment/{RELEASE}-router" in refs
+    assert {(r["name"], r["key"]) for r in refs.values()} == {("beep-secrets", "internal-secret")}
+
+
+def test_the_router_can_autoscale_on_cpu() -> None:
+    assert not of_kind(render(), "HorizontalPodAutoscaler")
+    manifests = render(
+        "--set", "router.autoscaling.enabled=true", "--set", "router.autoscaling.maxReplicas=6"
+    )
+    (hpa,) = of_kind(manifests, "HorizontalPodAutoscaler").values()
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"{RELEASE}-router",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    # The autoscaler owns the count: the Deployment does not pin one.
+    assert "replicas" not in workloads(manifests)[f"{RELEASE}-router"]["spec"]

@@ -42,6 +42,9 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="beep-pg-")))
     process_started: bool = False
+    # Benchmarks measure with PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes
+    # on): BEEP_TEST_PG_DURABLE=1. Tests trade durability for speed.
+    durable: bool = field(default_factory=lambda: os.environ.get("BEEP_TEST_PG_DURABLE") == "1")
 
     @property
     def datadir(self) -> Path:
@@ -68,10 +71,9 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             _as_postgres_user(
                 [

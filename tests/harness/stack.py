@@ -116,6 +116,8 @@ class Stack:
             audience="beep",
             internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
+        # The fan-out tier's own settings, when a test's stack sets them.
+        env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
         process = start_router(env, log_file=self.workdir / f"{name}.log")
         self.processes.append((name, process))
         wait_ready(f"http://127.0.0.1:{port}/readiness", timeout=90, process=process)

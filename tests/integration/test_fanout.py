@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ import websockets
 
 from subgraphs.kernel import internal
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import (
     JOIN_SERVER,
     MESSAGE_EVENTS,
@@ -264,3 +266,91 @@ async def test_the_internal_credential_is_refused_from_outside(stack: Stack) -> 
             headers={internal.SIGNATURE_HEADER: internal.sign(secret, body.encode())},
         )
         assert signed.status_code == 200 and signed.json()["allowed"] == [user_id], signed.text
+
+
+SLOW_BUFFER = 8  # events a socket may fall behind on the slow-consumer stack
+TOTAL = 100  # messages sent while the slow socket does not read
+COPIES = 40  # subscriptions on the slow socket: 4,000 frames of ~4 KB, past what loopback buffers hold
+
+
+@pytest.fixture(scope="module")
+def small_buffer_stack() -> Iterator[Stack]:
+    """An embedded stack whose routers cut a socket off past SLOW_BUFFER events (the default is 1,000)."""
+    stack = start_embedded({"BEEP_FANOUT_BUFFER": str(SLOW_BUFFER)})
+    yield stack
+    stack.stop()
+
+
+async def _stalled_socket(url: str, token: str, channel: str) -> websockets.ClientConnection:
+    """A client that subscribes COPIES times, then stops reading (a 4 KiB receive buffer, a one-frame
+    queue). Loopback TCP buffers grow to megabytes, hence many subscriptions of large messages."""
+    host, port = url.split("://", 1)[1].split("/", 1)[0].split(":")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((host, int(port)))
+    raw.setblocking(False)
+    ws = await websockets.connect(
+        url.replace("http://", "ws://"), sock=raw, subprotocols=["graphql-transport-ws"], max_queue=1
+    )
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    for n in range(COPIES):
+        payload = {"query": RESUMABLE, "variables": {"c": channel}}
+        await ws.send(json.dumps({"id": f"s{n}", "type": "subscribe", "payload": payload}))
+    return ws
+
+
+async def test_a_slow_socket_is_cut_off_without_slowing_the_others_and_resumes(
+    small_buffer_stack: Stack,
+) -> None:
+    stack = small_buffer_stack
+    owner, members, _server, channel = await guild(stack, 2)
+    (fast_user, _fc), (slow_user, _sc) = members
+    body = "x" * 3900  # large frames (a message holds 4,000 characters)
+    async with GraphQLClient(stack.router_url, fast_user.token).subscriptions() as fast:
+        keeper = await subscribe_settled(fast, RESUMABLE, {"c": channel})
+        slow = await _stalled_socket(stack.router_url, slow_user.token, channel)
+        await asyncio.sleep(0.5)
+        sent = [(await send(owner, channel, f"{i} {body}"))["id"] for i in range(TOTAL)]
+        # The fast socket has everything at once: the stalled one did not hold it back.
+        assert [e["message"]["id"] for e in await created(keeper, TOTAL)] == sent
+        # The stalled socket reads now. Each subscription has all messages in order, or a prefix of them,
+        # then SLOW_CONSUMER, and is complete.
+        received: dict[str, list[dict[str, Any]]] = {f"s{n}": [] for n in range(COPIES)}
+        cut: set[str] = set()
+        done: set[str] = set()
+        while len(done) < COPIES:
+            message = json.loads(await asyncio.wait_for(slow.recv(), 15))
+            op = message.get("id", "")
+            if message["type"] == "complete":
+                done.add(op)
+            elif message["payload"].get("errors"):
+                assert stream_error_code(message) == "SLOW_CONSUMER", message
+                cut.add(op)
+            else:
+                received[op].append(message["payload"]["data"]["messageEvents"])
+                if len(received[op]) == TOTAL:
+                    done.add(op)
+        assert cut, "no subscription was cut off"
+        for op, events in received.items():
+            assert [e["message"]["id"] for e in events] == sent[: len(events)], op
+            assert op in cut or len(events) == TOTAL
+        # A cut-off subscription resumes from the last cursor it had: the rest, once.
+        op = min(cut, key=lambda o: len(received[o]))
+        had = received[op]
+        assert had, "the subscription got nothing before it was cut off"
+        variables = {"c": channel, "after": had[-1]["cursor"]}
+        await slow.send(
+            json.dumps(
+                {"id": "r", "type": "subscribe", "payload": {"query": RESUMABLE, "variables": variables}}
+            )
+        )
+        rest: list[dict[str, Any]] = []
+        while len(had) + len(rest) < TOTAL:
+            message = json.loads(await asyncio.wait_for(slow.recv(), 15))
+            if message.get("id") != "r":
+                continue  # the subscriptions that were not cut off are still live
+            assert message["type"] == "next" and not message["payload"].get("errors"), message
+            rest.append(message["payload"]["data"]["messageEvents"])
+        await slow.close()
+    assert [e["message"]["id"] for e in had + rest] == sent

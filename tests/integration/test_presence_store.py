@@ -111,3 +111,19 @@ async def test_the_sweep_announces_each_departure_and_survives_a_failed_announce
         sweeping.cancel()
     assert announced == [second]  # the failure did not stop the others; each was announced once
     assert not sweeping.done() or sweeping.cancelled()
+
+
+async def test_a_thousand_connections_coming_and_going_at_once_all_count(
+    stores: tuple[PresenceStore, PresenceStore],
+) -> None:
+    """A herd of sockets opening, then closing, within one moment (a router restart): every touch and
+    every goodbye lands. redis-py 8's default pool raised MaxConnectionsError past 100 connections here;
+    kernel/redis_client.py's blocking pool makes the burst wait instead."""
+    store, _other = stores
+    users = [new_user() for _ in range(1000)]
+    touched = await asyncio.gather(*(store.touch(u, f"c{u}", 30) for u in users))
+    assert all(t.live == 1 and t.new for t in touched)
+    assert await store.connected(users) == set(users)
+    left = await asyncio.gather(*(store.drop(u, f"c{u}") for u in users))
+    assert left == [0] * len(users)
+    assert await store.connected(users) == set()

@@ -161,8 +161,17 @@ Secret. For the subgraphs and the worker only.
 Env entries for the credentials (from the existing Secret), then the connection settings that may
 reference them as $(VAR): Kubernetes expands a reference only to a variable declared earlier.
 */}}
+{{- define "beep.internalSecretEnv" -}}
+- name: BEEP_INTERNAL_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "secrets.existingSecret must name an existing Secret" .Values.secrets.existingSecret }}
+      key: {{ required "secrets.internalSecretKey: the router and the subgraphs share the internal secret" .Values.secrets.internalSecretKey }}
+{{- end }}
+
 {{- define "beep.connectionEnv" -}}
 {{- $secret := required "secrets.existingSecret must name an existing Secret" .Values.secrets.existingSecret }}
+{{ include "beep.internalSecretEnv" . }}
 {{- range $name, $key := .Values.secrets.env }}
 - name: {{ $name }}
   valueFrom:

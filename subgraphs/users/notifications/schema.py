@@ -10,6 +10,7 @@ import strawberry
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.events import topic_for_user
+from subgraphs.kernel.federation import VIEWER_DEPENDENT
 from subgraphs.kernel.ids import id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.outbox import Deduplicator
@@ -147,7 +148,8 @@ class NotificationMutations:
 class NotificationSubscriptions:
     # No permission_classes on purpose (as messageEvents): errors raised inside the stream keep their codes.
     @strawberry.subscription(
-        description="Your new notifications, live (not those held back by a snooze: list them instead)."
+        directives=VIEWER_DEPENDENT,
+        description="Your new notifications, live (not those held back by a snooze: list them instead).",
     )
     @own_operation
     async def notifications(self, info: UsersInfo) -> AsyncGenerator[Notification, None]:
