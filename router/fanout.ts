@@ -432,6 +432,10 @@ class SharedStream {
     private readonly args: ExecutionArgs,
     private readonly hasAfter: boolean,
     private readonly tier: FanoutTier,
+    // Rendered for one user (a @viewerDependent selection): the execution runs as that user, so the
+    // subgraph's own checks are exact for it and end it as before (e.g. serverEvents sends the member's
+    // own KICKED event, then FORBIDDEN). The tier then passes the end through instead of re-checking.
+    readonly perUser: boolean,
   ) {}
 
   add(listener: Listener): void {
@@ -526,6 +530,10 @@ class SharedStream {
         for (const listener of [...this.listeners]) listener.complete();
         return;
       }
+      if (this.perUser && ended) {
+        for (const listener of [...this.listeners]) listener.fail(ended);
+        return;
+      }
       // Whoever lost access is told so; the others continue as another subscriber, from the last cursor.
       await this.tier.recheck(this);
       if (ended) {
@@ -559,6 +567,53 @@ class SharedStream {
 }
 
 // ------------------------------------------------------------------------------------------------
+// coalescing: a herd of sockets (a router restart, a popular channel) asks once per batch, not once each
+
+/** Items added under one key while a call for that key is in flight wait for the next call, which
+ * takes them all (at most `max` per call): at most one call in flight per key. */
+class Coalescer<I, R> {
+  private readonly queued = new Map<string, { items: I[]; waiters: [(r: R) => void, (e: unknown) => void][] }>();
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly call: (key: string, items: I[]) => Promise<R>,
+    private readonly max: number,
+  ) {}
+
+  add(key: string, item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let batch = this.queued.get(key);
+      if (!batch) this.queued.set(key, (batch = { items: [], waiters: [] }));
+      batch.items.push(item);
+      batch.waiters.push([resolve, reject]);
+      if (!this.busy.has(key)) {
+        this.busy.add(key);
+        setImmediate(() => void this.flush(key)); // what arrives in the same turn joins this call
+      }
+    });
+  }
+
+  private async flush(key: string): Promise<void> {
+    const batch = this.queued.get(key);
+    if (!batch) {
+      this.busy.delete(key);
+      return;
+    }
+    const items = batch.items.splice(0, this.max);
+    const waiters = batch.waiters.splice(0, items.length);
+    if (batch.items.length === 0) this.queued.delete(key);
+    try {
+      const result = await this.call(key, items);
+      for (const [resolve] of waiters) resolve(result);
+    } catch (e) {
+      for (const [, reject] of waiters) reject(e);
+    }
+    if (this.queued.has(key)) void this.flush(key);
+    else this.busy.delete(key);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 // the tier
 
 export class FanoutTier {
@@ -570,6 +625,19 @@ export class FanoutTier {
   private socketSeq = 0;
   private readonly sockets = new Map<any, { id: string; userId: string; holders: number; owner: string }>();
   private presenceTimer: NodeJS.Timeout | undefined;
+  private readonly checks = new Coalescer<string, Verdict>((key, users) => {
+    const [owner, field, args] = JSON.parse(key) as [string, string, Record<string, unknown>];
+    return this.check(owner, field, args, [...new Set(users)], false);
+  }, 1000);
+  private readonly presenceChanges = new Coalescer<[boolean, string, string], void>(
+    (owner, items) =>
+      this.presence(
+        owner,
+        items.filter(([touch]) => touch).map(([, u, c]) => [u, c]),
+        items.filter(([touch]) => !touch).map(([, u, c]) => [u, c]),
+      ),
+    1000,
+  );
   private readonly recheckTimer: NodeJS.Timeout;
   private readonly rotateTimer: NodeJS.Timeout;
 
@@ -629,11 +697,22 @@ export class FanoutTier {
    * With `hold` (an announced access change), the stream's events wait until the answer is in. */
   async recheck(stream: SharedStream, hold = false): Promise<void> {
     const users = [...new Set([...stream.listeners].map((l) => l.userId))];
-    if (users.length === 0) return;
+    if (users.length === 0 || stream.perUser) return;
     if (hold) stream.holds++;
     let verdict: Verdict;
     try {
-      verdict = await this.check(stream.owner, stream.field, stream.argumentsForCheck, users, true);
+      // At most 1,000 users per call (a subgraph takes up to 5,000): a big channel asks in slices.
+      const slices = [];
+      for (let i = 0; i < users.length; i += 1000) {
+        slices.push(this.check(stream.owner, stream.field, stream.argumentsForCheck, users.slice(i, i + 1000), true));
+      }
+      const answers = await Promise.all(slices);
+      verdict = {
+        shared: true,
+        allowed: new Set(answers.flatMap((a) => [...a.allowed])),
+        denied: new Map(answers.flatMap((a) => [...a.denied])),
+        servers: new Set(answers.flatMap((a) => [...a.servers])),
+      };
     } catch (e) {
       this.log.warn({ err: String(e), field: stream.field }, '[beep-fanout] access re-check failed');
       if (hold) stream.release();
@@ -709,9 +788,9 @@ export class FanoutTier {
     socket.once?.('close', () => {
       if (this.sockets.get(socket) !== entry) return;
       this.sockets.delete(socket);
-      void this.presence(owner, [], [[entry.userId, entry.id]]);
+      void this.presenceChanges.add(owner, [false, entry.userId, entry.id]);
     });
-    await this.presence(owner, [[entry.userId, entry.id]], []);
+    await this.presenceChanges.add(owner, [true, entry.userId, entry.id]);
   }
 
   socketReleased(_listener: Listener): void {
@@ -731,14 +810,9 @@ export class FanoutTier {
   }
 
   private renewPresence(): void {
-    const byOwner = new Map<string, [string, string][]>();
-    for (const entry of this.sockets.values()) {
-      const list = byOwner.get(entry.owner) ?? [];
-      list.push([entry.userId, entry.id]);
-      byOwner.set(entry.owner, list);
-    }
-    for (const [owner, touch] of byOwner) void this.presence(owner, touch, []);
+    for (const entry of this.sockets.values()) void this.presenceChanges.add(entry.owner, [true, entry.userId, entry.id]);
   }
+
 
   // subscribing
 
@@ -762,7 +836,7 @@ export class FanoutTier {
     await this.socketHeld(context?.socket, String(userId), owner);
     let verdict: Verdict;
     try {
-      verdict = await this.check(owner, name, rest, [String(userId)], false);
+      verdict = await this.checks.add(JSON.stringify([owner, name, rest]), String(userId));
     } catch (e) {
       this.log.warn({ err: String(e), field: name }, '[beep-fanout] access check failed; executing per subscriber');
       return original(args);
@@ -803,6 +877,7 @@ export class FanoutTier {
         { ...args, document, variableValues: variables, operationName: args.operationName },
         hasAfter,
         this,
+        perViewer,
       );
       this.streams.set(key, stream);
     }

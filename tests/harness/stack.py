@@ -41,6 +41,7 @@ class Stack:
     database_urls: list[str] = field(default_factory=list)
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
     subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
+    router_envs: dict[str, dict[str, str]] = field(default_factory=dict)  # router name -> its environment
 
     def worker_command(self) -> list[str]:
         return [*BEEP, "worker", "--port", str(self.worker_port)]
@@ -118,10 +119,19 @@ class Stack:
         )
         # The fan-out tier's own settings, when a test's stack sets them.
         env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        self.router_envs[name] = env
         process = start_router(env, log_file=self.workdir / f"{name}.log")
         self.processes.append((name, process))
         wait_ready(f"http://127.0.0.1:{port}/readiness", timeout=90, process=process)
         return f"http://127.0.0.1:{port}/graphql"
+
+    def restart_router(self, name: str) -> None:
+        """SIGKILL a router (its fan-out tier with it), then start it again on its port."""
+        env = self.router_envs[name]
+        self.kill(name)
+        process = start_router(env, log_file=self.workdir / f"{name}.log")
+        self.processes.append((name, process))
+        wait_ready(f"http://127.0.0.1:{env['BEEP_ROUTER_PORT']}/readiness", timeout=90, process=process)
 
     def logs(self, tail: int = 40) -> str:
         parts = []

@@ -354,3 +354,33 @@ async def test_a_slow_socket_is_cut_off_without_slowing_the_others_and_resumes(
             rest.append(message["payload"]["data"]["messageEvents"])
         await slow.close()
     assert [e["message"]["id"] for e in had + rest] == sent
+
+
+async def test_a_client_resumes_across_a_router_restart(full_stack: Stack) -> None:
+    """Router A (its fan-out tier with it) is killed under a socket; what is sent meanwhile goes through
+    router B. The client reconnects to A once it is back and resumes from its last cursor: every message
+    once, in order, then live ones."""
+    owner, members, _server, channel = await guild(full_stack, 1)
+    ((member, _mc),) = members
+    assert full_stack.second_router_url
+    other = GraphQLClient(full_stack.second_router_url, owner.token)
+    connection = GraphQLClient(full_stack.router_url, member.token).subscriptions()
+    await connection.__aenter__()
+    try:
+        operation = await subscribe_settled(connection, RESUMABLE, {"c": channel})
+        before = [(await send(owner, channel, f"before {i}"))["id"] for i in range(3)]
+        seen = await created(operation, 3)
+        assert [e["message"]["id"] for e in seen] == before
+        await asyncio.to_thread(full_stack.kill, "router-a")
+        assert connection.closed is not None
+        await asyncio.wait_for(asyncio.shield(connection.closed), 15)
+    finally:
+        await connection.__aexit__(None, None, None)
+    during = [(await send(other, channel, f"during {i}"))["id"] for i in range(3)]
+    await asyncio.to_thread(full_stack.restart_router, "router-a")
+    async with GraphQLClient(full_stack.router_url, member.token).subscriptions() as again:
+        resumed = await again.subscribe(RESUMABLE, {"c": channel, "after": seen[-1]["cursor"]})
+        assert [e["message"]["id"] for e in await created(resumed, 3)] == during
+        live = (await send(other, channel, "after the restart"))["id"]
+        assert [e["message"]["id"] for e in await created(resumed, 1)] == [live]
+        await resumed.expect_nothing(within=1.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Request, Response, Route, expect, sync_playwright
 
 from tests.harness.stack import Stack
+from tests.integration.flows import CREATE_CHANNEL, CREATE_SERVER, MESSAGE_EVENTS, SEND_MESSAGE, SIGN_UP
 
 pytestmark = pytest.mark.embedded
 
@@ -329,3 +331,83 @@ def test_laboratory_page_loads_nothing_from_other_hosts(embedded_stack: Stack) -
     assert in_loader_default == re.findall(MONACO_CDN_FALLBACK, script)
     bundled = re.search(r"window\.monaco=([\w$]+)\),[\w$]+\.config\(\{monaco:\1\}\)", script)
     assert bundled, "the Laboratory no longer hands its bundled Monaco to @monaco-editor/loader"
+
+
+# --- a browser's live subscription through the fan-out tier ------------------------------------------
+
+BROWSER_SUBSCRIBE = """
+async ([url, token, query, channelId]) => {
+  const ws = new WebSocket(url, 'graphql-transport-ws');
+  const frames = [];
+  const received = new Promise((resolve, reject) => {
+    ws.onerror = () => reject(new Error('websocket error'));
+    ws.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}`));
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      frames.push(message.type);
+      if (message.type === 'connection_ack') {
+        ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { channelId } } }));
+        window.__subscribed = true;
+      } else if (message.type === 'next') {
+        resolve(message.payload);
+      }
+    };
+  });
+  ws.onopen = () =>
+    ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  const payload = await received;
+  ws.close();
+  return { payload, frames };
+}
+"""
+
+
+def test_a_browser_page_receives_a_shared_live_event(embedded_stack: Stack, tmp_path: Path) -> None:
+    """Chromium, on the router's own page (so its WebSocket carries that Origin), subscribes to a channel
+    through the fan-out tier and receives a message sent over HTTP: one URL for both."""
+    url = embedded_stack.router_url
+    with httpx.Client(timeout=30) as http:
+
+        def run(query: str, variables: dict[str, object], token: str | None = None) -> dict[str, object]:
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            body = http.post(url, json={"query": query, "variables": variables}, headers=headers).json()
+            assert not body.get("errors"), body
+            return body["data"]
+
+        name = f"browser{uuid.uuid4().hex[:8]}"
+        signed = run(
+            SIGN_UP,
+            {
+                "input": {
+                    "firstName": "B",
+                    "lastName": "Rowser",
+                    "username": name,
+                    "email": f"{name}@example.test",
+                    "password": f"pw-{uuid.uuid4().hex}",
+                }
+            },
+        )["signUp"]
+        token = signed["accessToken"]  # type: ignore[index]
+        server = run(CREATE_SERVER, {"input": {"name": "Browsers", "visibility": "PRIVATE"}}, token)
+        server_id = server["createServer"]["id"]  # type: ignore[index]
+        channel = run(CREATE_CHANNEL, {"input": {"serverId": server_id, "name": "live"}}, token)
+        channel_id = channel["createChannel"]["id"]  # type: ignore[index]
+
+        with laboratory_browser(tmp_path / "browser-live.png") as (page, traffic):
+            page.goto(url, wait_until="load")
+            pending = page.evaluate_handle(
+                "(args) => { window.__result = (" + BROWSER_SUBSCRIBE + ")(args); return true; }",
+                [url.replace("http://", "ws://"), token, MESSAGE_EVENTS, channel_id],
+            )
+            pending.dispose()
+            page.wait_for_function("window.__subscribed === true")
+            page.wait_for_timeout(500)  # the shared stream subscribes upstream
+            sent = run(SEND_MESSAGE, {"input": {"channelId": channel_id, "content": "hello, browser"}}, token)
+            result = page.evaluate("window.__result")
+            traffic.assert_stayed_on_host()
+    event = result["payload"]["data"]["messageEvents"]
+    assert event["__typename"] == "MessageCreated", result
+    assert event["message"]["id"] == sent["sendMessage"]["id"]  # type: ignore[index]
+    assert event["message"]["content"] == "hello, browser"
+    assert event["message"]["channel"]["name"] == "live"
+    assert any(urlsplit(ws).path == "/graphql" for ws in traffic.websockets)

@@ -103,17 +103,20 @@ async def test_missing_objects_and_bad_keys(storage: FileStorage) -> None:
 
 
 async def test_delete_and_delete_scope(storage: FileStorage) -> None:
-    one = await storage.put("t7/c1", b"one", content_type="text/plain")
-    two = await storage.put("t7/c1", b"two", content_type="text/plain")
-    other_channel = await storage.put("t7/c2", b"three", content_type="text/plain")
+    # Channel scopes as Beep makes them (`c<id>`, media/attachments.py). On local disk an object lives in
+    # <scope>/<first two hex digits of its id>/: a two-character scope segment such as "c1" can be taken
+    # for that directory (1 run in 256 failed here with "t7/c1"); real channel ids are 18 digits.
+    one = await storage.put("t7/c101", b"one", content_type="text/plain")
+    two = await storage.put("t7/c101", b"two", content_type="text/plain")
+    other_channel = await storage.put("t7/c102", b"three", content_type="text/plain")
     picture = await storage.put("t7", b"pic", content_type="image/webp")
-    neighbour = await storage.put("t70/c1", b"not mine", content_type="text/plain")  # a prefix, not a scope
+    neighbour = await storage.put("t70/c101", b"not mine", content_type="text/plain")  # a prefix, not a scope
 
     assert await storage.delete(one.key) is True
     assert not await storage.exists(one.key)
     assert await storage.delete(one.key) is False
 
-    await storage.delete_scope("t7/c1")
+    await storage.delete_scope("t7/c101")
     assert not await storage.exists(two.key)
     assert await storage.exists(other_channel.key) and await storage.exists(picture.key)
 
