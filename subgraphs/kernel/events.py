@@ -33,8 +33,9 @@ class Event:
         _REGISTRY[cls.__name__] = cls
 
 
-# Every AccessChanged also goes here: the router's fan-out tiers re-check the sockets of the streams it
-# touches (kernel/live_access.py), whichever servers they are.
+# The relay also publishes every AccessChanged here (one outbox row, in its tenant's shard: see
+# `announces_access_change`): the routers' fan-out tiers re-check the sockets of the streams it touches
+# (kernel/live_access.py), whichever servers they are.
 ACCESS_TOPIC = "access"
 
 
@@ -53,6 +54,11 @@ def topic_for_user(user_id: int) -> str:
 def encode(event: Event) -> str:
     fields = {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
     return json.dumps({"type": event.type_name, "data": fields}, separators=(",", ":"))
+
+
+def announces_access_change(raw: str) -> bool:
+    """Whether an encoded event (as `encode` writes it) is an AccessChanged, without decoding it."""
+    return raw.startswith('{"type":"AccessChanged"')
 
 
 def stamp(raw: str, store: int, position: int) -> str:
@@ -101,7 +107,6 @@ def access_changed(
     """Announce an access change to the right audience: the channel's topic, or the whole server's."""
     topic = topic_for_channel(channel_id) if channel_id is not None else topic_for_server(server_id)
     uow_emit(topic, AccessChanged(server_id, channel_id))
-    uow_emit(ACCESS_TOPIC, AccessChanged(server_id, channel_id))
 
 
 @dataclass(frozen=True)

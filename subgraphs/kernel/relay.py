@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.engines import Database
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import EventBus, SubscriberOverflow
-from subgraphs.kernel.events import Event, decode, stamp
+from subgraphs.kernel.events import ACCESS_TOPIC, Event, announces_access_change, decode, stamp
 from subgraphs.kernel.outbox_probe import stores_with_work
 
 log = logging.getLogger("beep.relay")
@@ -324,9 +324,13 @@ class OutboxRelay:
         batch: list[tuple[str, str]] = []
         for position, topic, payload in rows:
             try:
-                batch.append((topic, stamp(payload, store, position)))
+                stamped = stamp(payload, store, position)
             except (ValueError, KeyError, TypeError):
                 log.error("skipped a malformed outbox row", extra={"store": store, "position": position})
+                continue
+            batch.append((topic, stamped))
+            if announces_access_change(payload):
+                batch.append((ACCESS_TOPIC, stamped))  # the routers' fan-out tiers (kernel/live_access.py)
         await self.bus.publish_encoded(batch)
         async with session.begin():
             await session.execute(

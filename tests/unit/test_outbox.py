@@ -15,7 +15,7 @@ from db.shardmap import ShardMap
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import QUEUE_LIMIT, InProcessBus
 from subgraphs.kernel.errors import BeepGraphQLError
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged, Event
 from subgraphs.kernel.outbox import Cursor, Deduplicator
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.messages.events import MessageDeleted
@@ -236,3 +236,22 @@ def test_stores_named_by_a_commit_hint_are_relayed_before_a_sweep_of_the_rest(da
         if store == 0:
             worker._hinted.add(3)  # a commit on store 3 while the sweep is under way jumps the queue
     assert order == [2, -1, 0, 3, 1]
+
+
+async def test_the_relay_also_announces_access_changes_to_the_fanout_tiers(database: Database) -> None:
+    """One outbox row, in its tenant's shard: the relay publishes it on its topic and on `access`, which
+    the routers' fan-out tiers follow (kernel/live_access.py); nothing else goes there."""
+    bus = InProcessBus()
+    session = database.shard_session(SHARD)
+    async with session, session.begin():
+        await outbox.write(
+            session, SHARD, [("server:5", AccessChanged(5, None)), (TOPIC, MessageDeleted(1, 7, 1))]
+        )
+    async with bus.subscribe(ACCESS_TOPIC) as announced, bus.subscribe("server:5") as own:
+        await relay(database, bus, "a").relay_store(SHARD)
+        (on_access,) = await drain(announced, 1)
+        (on_server,) = await drain(own, 1)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(announced), 0.2)  # the deleted message is not an access change
+    assert on_access == on_server == AccessChanged(5, None)
+    assert Cursor.of(on_access) == Cursor.of(on_server) is not None  # the same event, one position
