@@ -22,6 +22,7 @@ from subgraphs.messages.events import MessageDeleted
 
 SHARD = 0
 TOPIC = "channel:7"
+LEASE = 1.5  # seconds: the lease of the relays that take over from a dead one
 
 
 @pytest.fixture
@@ -79,17 +80,19 @@ async def test_relay_positions_in_commit_order_and_publishes_each_once(database:
 async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Database) -> None:
     bus = InProcessBus()
     await write(database, 1, 2, 3)
-    crashed = relay(database, bus, "crashed", lease_seconds=0.3)
+    # A lease long enough that a busy CI machine does not let it lapse before the successor's first try
+    # (0.3 s did once, at the end of a full run), short enough to wait out.
+    crashed = relay(database, bus, "crashed", lease_seconds=LEASE)
     async with crashed.database.shard_session(SHARD) as session:
         leading, positioned = await crashed._position(session, SHARD)  # then it dies before publishing
     assert (leading, positioned) == (True, 3)
-    successor = relay(database, bus, "successor", lease_seconds=0.3)
+    successor = relay(database, bus, "successor", lease_seconds=LEASE)
     async with bus.subscribe(TOPIC) as stream:
         await successor.relay_store(SHARD)  # the dead relay's lease still holds: nothing is published
         async with database.shard_session(SHARD) as session:
             relay_row = (await session.execute(outbox.SHARD_TABLES.relay.select())).one()
         assert (relay_row.lease_owner, relay_row.published_through) == ("crashed", 0)
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(LEASE + 0.1)
         await successor.relay_store(SHARD)
         events = await drain(stream, 3)
     assert [Cursor.of(e) for e in events] == [Cursor(SHARD, p) for p in (1, 2, 3)]
