@@ -300,7 +300,6 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
 
   constructor(
     readonly userId: string,
-    readonly socket: any,
     private readonly limit: number,
   ) {}
 
@@ -445,7 +444,6 @@ class SharedStream {
 
   private remove(listener: Listener): void {
     this.listeners.delete(listener);
-    this.tier.socketReleased(listener);
     if (this.listeners.size === 0) this.stop();
   }
 
@@ -623,7 +621,7 @@ export class FanoutTier {
   private readonly feeds = new Map<string, AbortController>();
   private readonly instance = randomBytes(6).toString('hex');
   private socketSeq = 0;
-  private readonly sockets = new Map<any, { id: string; userId: string; holders: number; owner: string }>();
+  private readonly sockets = new Map<any, { id: string; userId: string; owner: string }>();
   private presenceTimer: NodeJS.Timeout | undefined;
   private readonly checks = new Coalescer<string, Verdict>((key, users) => {
     const [owner, field, args] = JSON.parse(key) as [string, string, Record<string, unknown>];
@@ -778,12 +776,8 @@ export class FanoutTier {
    * not carry their own arrival. */
   private async socketHeld(socket: any, userId: string, owner: string): Promise<void> {
     if (!socket) return;
-    const known = this.sockets.get(socket);
-    if (known) {
-      known.holders++;
-      return;
-    }
-    const entry = { id: `${this.instance}-${++this.socketSeq}`, userId, holders: 1, owner };
+    if (this.sockets.has(socket)) return; // presence follows the socket, not each subscription
+    const entry = { id: `${this.instance}-${++this.socketSeq}`, userId, owner };
     this.sockets.set(socket, entry);
     socket.once?.('close', () => {
       if (this.sockets.get(socket) !== entry) return;
@@ -791,10 +785,6 @@ export class FanoutTier {
       void this.presenceChanges.add(owner, [false, entry.userId, entry.id]);
     });
     await this.presenceChanges.add(owner, [true, entry.userId, entry.id]);
-  }
-
-  socketReleased(_listener: Listener): void {
-    // Presence follows the socket, not each subscription: released when the socket closes.
   }
 
   private async presence(owner: string, touch: [string, string][], drop: [string, string][]): Promise<void> {
@@ -847,7 +837,7 @@ export class FanoutTier {
     }
     const denial = verdict.denied.get(String(userId));
     if (denial || !verdict.allowed.has(String(userId))) {
-      const listener = new Listener(String(userId), undefined, 1);
+      const listener = new Listener(String(userId), 1);
       listener.fail(errorResult(denial?.code ?? 'NOT_FOUND', denial?.message ?? 'Not found.'));
       return listener;
     }
@@ -864,7 +854,7 @@ export class FanoutTier {
     const key = stable([print(document), args.operationName ?? null, variables, perViewer ? `user:${userId}` : 'shared']);
     const responseKey = field.alias?.value ?? name;
 
-    const listener = new Listener(String(userId), context?.socket, this.options.bufferLimit);
+    const listener = new Listener(String(userId), this.options.bufferLimit);
     let stream = this.streams.get(key);
     const fresh = !stream;
     if (!stream) {

@@ -18,10 +18,12 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -80,6 +82,30 @@ async def own_stream(
     return Verdict(frozenset(user_ids))
 
 
+@asynccontextmanager
+async def tenant_reading(runtime: Runtime, entity_id: int) -> AsyncIterator[AsyncSession]:
+    """A short-lived session of the shard holding an entity's tenant (routed by its id, moves included)."""
+    uow = UnitOfWork(runtime.database, runtime.bus)
+    try:
+        async with uow.reading(await uow.shard_for(entity_id)) as session:
+            yield session
+    finally:
+        await uow.close()
+
+
+def verdict_of(
+    user_ids: Sequence[int], allowed: set[int], servers: set[int], *, renewal: bool, lost: str, missing: str
+) -> Verdict:
+    """`allowed` of `user_ids` may receive the stream; the others are told `missing` (NOT_FOUND) at
+    subscribe time, `lost` (FORBIDDEN) on a re-check."""
+    denial = (
+        Denial(TopLevelCode.FORBIDDEN.value, lost)
+        if renewal
+        else Denial(TopLevelCode.NOT_FOUND.value, missing)
+    )
+    return Verdict(frozenset(allowed), {u: denial for u in user_ids if u not in allowed}, frozenset(servers))
+
+
 def channel_members_holding(needed: Permission, *, lost: str) -> LiveAccessCheck:
     """A channel's stream (`channelId` argument): the members who hold `needed` in the channel. At
     subscribe time a missing channel and a forbidden one are the same NOT_FOUND; on a re-check, a
@@ -89,9 +115,7 @@ def channel_members_holding(needed: Permission, *, lost: str) -> LiveAccessCheck
         runtime: Runtime, arguments: Mapping[str, Any], user_ids: Sequence[int], renewal: bool
     ) -> Verdict:
         channel = id_argument(str(arguments.get("channelId", "")), "channelId")
-        uow = UnitOfWork(runtime.database, runtime.bus)
-        try:
-            session = await uow.for_entity(channel)
+        async with tenant_reading(runtime, channel) as session:
             server_id = await session.scalar(
                 sa.select(tenant_tables.channels.c.server_id).where(tenant_tables.channels.c.id == channel)
             )
@@ -99,15 +123,9 @@ def channel_members_holding(needed: Permission, *, lost: str) -> LiveAccessCheck
                 gone = "This channel was deleted." if renewal else "No such channel."
                 return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
             holders = await access.channel_viewers(session, channel, user_ids, needed)
-        finally:
-            await uow.close()
-        denial = (
-            Denial(TopLevelCode.FORBIDDEN.value, lost)
-            if renewal
-            else Denial(TopLevelCode.NOT_FOUND.value, "No such channel.")
+        return verdict_of(
+            user_ids, holders, {server_id}, renewal=renewal, lost=lost, missing="No such channel."
         )
-        denied = {u: denial for u in user_ids if u not in holders}
-        return Verdict(frozenset(holders), denied, frozenset({server_id}))
 
     return check
 

@@ -21,9 +21,8 @@ from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.events import AccessChanged, Event
 from subgraphs.kernel.ids import id_argument
-from subgraphs.kernel.live_access import Denial, Verdict, everyone_denied
+from subgraphs.kernel.live_access import Verdict, everyone_denied, tenant_reading, verdict_of
 from subgraphs.kernel.runtime import Runtime
-from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import events as server_events
 
 CHANNEL_CHANGES = (
@@ -167,27 +166,18 @@ async def server_events_access(
     its members. The field is `@viewerDependent` (each member sees the channels they can see), so the
     tier renders it per user and shares it only between that user's sockets."""
     server = id_argument(str(arguments.get("serverId", "")), "serverId")
-    uow = UnitOfWork(runtime.database, runtime.bus)
-    try:
-        session = await uow.for_entity(server)
-        exists = await session.scalar(
-            sa.select(tenant_tables.servers.c.id).where(tenant_tables.servers.c.id == server)
-        )
-        members = set(
+    servers, members = tenant_tables.servers, tenant_tables.members
+    async with tenant_reading(runtime, server) as session:
+        exists = await session.scalar(sa.select(servers.c.id).where(servers.c.id == server))
+        found = set(
             await session.scalars(
-                sa.select(tenant_tables.members.c.user_id).where(
-                    tenant_tables.members.c.server_id == server, tenant_tables.members.c.user_id.in_(user_ids)
+                sa.select(members.c.user_id).where(
+                    members.c.server_id == server, members.c.user_id.in_(user_ids)
                 )
             )
         )
-    finally:
-        await uow.close()
     if exists is None:
         gone = "This server was deleted." if renewal else "No such server."
         return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
-    denial = (
-        Denial(TopLevelCode.FORBIDDEN.value, "You are no longer a member of this server.")
-        if renewal
-        else Denial(TopLevelCode.NOT_FOUND.value, "No such server.")
-    )
-    return Verdict(frozenset(members), {u: denial for u in user_ids if u not in members}, frozenset({server}))
+    lost = "You are no longer a member of this server."
+    return verdict_of(user_ids, found, {server}, renewal=renewal, lost=lost, missing="No such server.")
