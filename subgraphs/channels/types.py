@@ -103,7 +103,7 @@ class ChannelMemberEvent:
 @strawberry.federation.type(keys=["id"], description="A text, voice or folder channel of a server.")
 class Channel:
     id: strawberry.ID
-    name: str
+    name: str = strawberry.federation.field(shareable=True)  # messages provides it with a message's channel
     topic: str | None = strawberry.field(description="What the channel is about (text and voice channels).")
     kind: ChannelKind
     position: int = strawberry.field(

@@ -145,6 +145,10 @@ class LinkPreviewer:
         await asyncio.gather(*(self._one(event) for event in latest.values()))
 
     async def _one(self, event: Wanted) -> None:
+        if isinstance(event, MessageCreated) and not links_to_preview(event.content):
+            # Most messages: no link in the text it was sent with, no preview shown before. Decided from
+            # the event alone (the profiled send path read each message back for this).
+            return
         uow = self._uow()
         try:
             message = await self._still_current(uow, event)

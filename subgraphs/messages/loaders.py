@@ -18,8 +18,9 @@ from subgraphs.messages.models import AttachmentRow, MessageRow
 @dataclass(frozen=True)
 class MessagesLoaders:
     reactions: DataLoader[int, list[reactions.ReactionSummary]]
-    usernames: DataLoader[int, str | None]  # for mention labels
+    usernames: DataLoader[int, str | None]  # for mention labels and provided `username`s
     channel_names: DataLoader[int, str | None]  # for mention labels; None unless the viewer can see it
+    own_channel_names: DataLoader[int, str | None]  # of messages' own channels (their readers may see them)
     visible_messages: DataLoader[
         int, MessageRow | None
     ]  # None: missing, or in a channel the viewer can't read
@@ -70,6 +71,13 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
             found.update({i: name for i, name in names.items() if i in visible})
         return [found.get(i) for i in ids]
 
+    async def load_own_channel_names(ids: Sequence[int]) -> list[str | None]:
+        found: dict[int, str] = {}
+        for shard, shard_ids in (await uow.group_by_shard(ids)).items():
+            async with uow.reading(shard) as session:
+                found.update(await mentions.channel_names(session, shard_ids))
+        return [found.get(i) for i in ids]
+
     async def load_link_previews(ids: Sequence[int]) -> list[list[Preview]]:
         found: dict[int, list[Preview]] = {}
         for shard, shard_ids in (await uow.group_by_shard(ids)).items():
@@ -88,6 +96,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
         link_previews=DataLoader(load_link_previews),
         usernames=DataLoader(load_usernames),
         channel_names=DataLoader(load_channel_names),
+        own_channel_names=DataLoader(load_own_channel_names),
         reactions=DataLoader(load_reactions),
         visible_messages=DataLoader(load_visible),
         attachments=DataLoader(load_attachments),

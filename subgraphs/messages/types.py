@@ -29,11 +29,40 @@ MessagesInfo = Info[BeepContext[MessagesLoaders], None]
 @strawberry.federation.type(keys=REFERENCE_ONLY)
 class User:
     id: strawberry.ID
+    # Owned by users; this subgraph answers it only where a field says `@provides` (a message's author,
+    # who typed, who reacted): the directory read below instead of an `_entities` call to the users
+    # subgraph for every message sent and every live event (the send path's profile, bench/README.md).
+    username: str = strawberry.federation.field(external=True, default="")
 
 
 @strawberry.federation.type(keys=REFERENCE_ONLY)
 class Channel:
     id: strawberry.ID
+    name: str = strawberry.federation.field(external=True, default="")  # as User.username, for `channel`
+
+
+async def provided_user(info: MessagesInfo, user_id: int) -> User | None:
+    """A user with the fields this subgraph provides; None for a user that no longer exists (as the
+    users subgraph answers their reference)."""
+    username = await info.context.loaders.usernames.load(user_id)
+    return None if username is None else User(id=strawberry.ID(str(user_id)), username=username)
+
+
+async def existing_user(info: MessagesInfo, user_id: int) -> User:
+    """Someone who just acted (reacted, typed): they exist, as they did when the users subgraph answered."""
+    found = await provided_user(info, user_id)
+    if found is None:
+        raise LookupError(f"user {user_id} is gone")
+    return found
+
+
+async def provided_channel(info: MessagesInfo, channel_id: int) -> Channel:
+    """A message's own channel, which its reader may view (they read the message). It has a name as long as
+    it has messages: deleting a channel deletes them in the same transaction."""
+    name = await info.context.loaders.own_channel_names.load(channel_id)
+    if name is None:
+        raise LookupError(f"channel {channel_id} of a readable message is missing")
+    return Channel(id=strawberry.ID(str(channel_id)), name=name)
 
 
 @strawberry.type(description="One emoji on a message: how many reacted with it, and whether you did.")
@@ -175,9 +204,11 @@ class Message:
             return []
         return [Attachment.from_row(row) for row in await loaders.attachments.load(int(self.id))]
 
-    @strawberry.field(description="Who wrote it; null for a webhook's message (see `webhook`).")
-    def author(self) -> User | None:
-        return None if self.webhook_id is not None else User(id=strawberry.ID(str(self.author_id)))
+    @strawberry.federation.field(
+        provides=["username"], description="Who wrote it; null for a webhook's message (see `webhook`)."
+    )
+    async def author(self, info: MessagesInfo) -> User | None:
+        return None if self.webhook_id is not None else await provided_user(info, self.author_id)
 
     @strawberry.field(
         directives=VIEWER_DEPENDENT,
@@ -189,9 +220,9 @@ class Message:
             return False
         return await info.context.loaders.author_blocked.load(self.author_id)
 
-    @strawberry.field
-    def channel(self) -> Channel:
-        return Channel(id=strawberry.ID(str(self.channel_id)))
+    @strawberry.federation.field(provides=["name"])
+    async def channel(self, info: MessagesInfo) -> Channel:
+        return await provided_channel(info, self.channel_id)
 
     @strawberry.field(description="Opaque cursor of this message, for paging and resuming.")
     def cursor(self) -> str:
@@ -310,9 +341,9 @@ class ReactionChanged:
         default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
     )
 
-    @strawberry.field
-    def user(self) -> User:
-        return User(id=strawberry.ID(str(self.user_id)))
+    @strawberry.federation.field(provides=["username"])
+    async def user(self, info: MessagesInfo) -> User:
+        return await existing_user(info, self.user_id)
 
 
 @strawberry.type(description="Someone is typing; show it until `expiresAt` or their next message.")
@@ -323,9 +354,9 @@ class TypingEvent:
         default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
     )
 
-    @strawberry.field
-    def user(self) -> User:
-        return User(id=strawberry.ID(str(self.user_id)))
+    @strawberry.federation.field(provides=["username"])
+    async def user(self, info: MessagesInfo) -> User:
+        return await existing_user(info, self.user_id)
 
 
 @strawberry.type(description="Where you stopped reading a channel, and what came since.")

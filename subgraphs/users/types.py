@@ -52,7 +52,8 @@ class ConnectionStatus(enum.Enum):
 @strawberry.federation.type(keys=["id"], description="A person using Beep.")
 class User:
     id: strawberry.ID
-    username: str
+    # Shareable: the messages subgraph provides it with the authors of messages (`@provides`).
+    username: str = strawberry.federation.field(shareable=True)
     first_name: str
     last_name: str
     bio: str = strawberry.field(description="A short biography (at most 190 characters).")
