@@ -91,6 +91,14 @@ class JwksCache:
             self._fetched_at = time.monotonic()
 
 
+# A token verified once is taken at its word for this long (never past its expiry): a client sends the
+# same token with every request for minutes, and the RSA check and three decodes cost ~4% of a busy
+# messages process's CPU (bench/README.md, the send path's profile). The price: a signing key withdrawn
+# from the JWKS still vouches for tokens already seen, for at most this long.
+VERIFIED_SECONDS = 60.0
+VERIFIED_MAX = 20_000  # tokens remembered per process; the oldest go first
+
+
 class TokenVerifier:
     """Trusts the built-in issuer and, when configured, further issuers (Keycloak's realm). Each token
     is checked against the keys of the issuer it names, so one issuer's keys never vouch for another."""
@@ -107,9 +115,23 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.trusted: dict[str, JwksCache] = {issuer: jwks, **dict(extra_issuers)}
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}  # token -> (trusted until, claims)
 
     async def verify_claims(self, token: str) -> dict[str, Any]:
         """A valid access token's claims, whether or not it is linked to a Beep user yet."""
+        now = time.time()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            if now < remembered[0]:
+                return dict(remembered[1])
+            del self._verified[token]
+        claims = await self._check(token)
+        if len(self._verified) >= VERIFIED_MAX:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (min(now + VERIFIED_SECONDS, float(claims["exp"])), claims)
+        return dict(claims)
+
+    async def _check(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             named_issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from db.ids import parse_id
 from media.previews.metadata import Preview
@@ -41,9 +42,22 @@ class Channel:
     name: str = strawberry.federation.field(external=True, default="")  # as User.username, for `channel`
 
 
+def _selects(info: MessagesInfo, name: str) -> bool:
+    """Whether the field being resolved selects `name`, directly or through fragments."""
+
+    def within(selections: list[Selection]) -> bool:
+        return any(
+            s.name == name if isinstance(s, SelectedField) else within(s.selections) for s in selections
+        )
+
+    return any(within(field.selections) for field in info.selected_fields)
+
+
 async def provided_user(info: MessagesInfo, user_id: int) -> User | None:
-    """A user with the fields this subgraph provides; None for a user that no longer exists (as the
-    users subgraph answers their reference)."""
+    """A user with the fields this subgraph provides, read only when asked for (`author { id }` costs
+    nothing); None for a user that no longer exists (as the users subgraph answers their reference)."""
+    if not _selects(info, "username"):
+        return User(id=strawberry.ID(str(user_id)))
     username = await info.context.loaders.usernames.load(user_id)
     return None if username is None else User(id=strawberry.ID(str(user_id)), username=username)
 
@@ -59,6 +73,8 @@ async def existing_user(info: MessagesInfo, user_id: int) -> User:
 async def provided_channel(info: MessagesInfo, channel_id: int) -> Channel:
     """A message's own channel, which its reader may view (they read the message). It has a name as long as
     it has messages: deleting a channel deletes them in the same transaction."""
+    if not _selects(info, "name"):
+        return Channel(id=strawberry.ID(str(channel_id)))
     name = await info.context.loaders.own_channel_names.load(channel_id)
     if name is None:
         raise LookupError(f"channel {channel_id} of a readable message is missing")
