@@ -114,7 +114,7 @@ class Sent:
 async def send_open_loop(
     gql: Gql,
     tokens: list[str],
-    channel_id: str,
+    channel_id: str | list[str],
     prefix: str,
     rate: float,
     count: int,
@@ -122,7 +122,9 @@ async def send_open_loop(
     max_inflight: int,
 ) -> Sent:
     """Issues message `seq` at start + seq / rate (or as soon as fewer than `max_inflight` are in flight),
-    round-robin over the sender tokens; content is f"{prefix} {seq}"."""
+    round-robin over the sender tokens (and over the channels, given several); content is
+    f"{prefix} {seq}"."""
+    channels = [channel_id] if isinstance(channel_id, str) else channel_id
     out = Sent()
     gate = asyncio.Semaphore(max_inflight)
     tasks: list[asyncio.Task[None]] = []
@@ -133,7 +135,9 @@ async def send_open_loop(
         at, began = wall_ms(), time.perf_counter()
         try:
             data = await gql.data(
-                SEND_MESSAGE, {"input": {"channelId": channel_id, "content": f"{prefix} {seq}"}}, token
+                SEND_MESSAGE,
+                {"input": {"channelId": channels[seq % len(channels)], "content": f"{prefix} {seq}"}},
+                token,
             )
             assert data["sendMessage"]["__typename"] == "Message", data
         except (GraphQLFailure, AssertionError, httpx.HTTPError, KeyError, TypeError) as exc:

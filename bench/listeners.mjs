@@ -1,11 +1,14 @@
 // Fan-out receiver for the live-delivery scenario: N graphql-transport-ws clients (graphql-ws + ws from
 // router/node_modules, nothing added), each subscribed to one channel's messageEvents through the router.
 //
-// argv[2]: JSON (or the path of a file holding it) {routerDir, query, channelId, prefix, subscribers: [{url, token}]}
+// argv[2]: JSON (or the path of a file holding it) {routerDir, query, channelId, prefix,
+//          subscribers: [{url, token, channelId?}]} (a subscriber's own channelId wins: bench/mixed.py)
 // stdout lines: "ready" (every socket acknowledged), "primed" (every subscriber got an event),
 //               "result <json>" (at the end).
 // stdin lines:  "end <count> [drainMs]" (the sender is done; <count> measured messages were sent; wait up
 //               to drainMs, default cfg.drainMs, for the stragglers, then print the result);
+//               "endc <drainMs> <{channelId: count} as JSON>" (the same, with a count per channel: each
+//               subscriber expects its own channel's);
 //               "step <prefix>" (forget what was received and measure messages starting with <prefix>
 //               from now on; answers "stepped": bench/delivery.py reuses the sockets for several steps).
 //               Exits when stdin closes.
@@ -30,8 +33,9 @@ let finished = false;
 let drainTimer = null;
 let prefix = cfg.prefix;
 
-const subs = cfg.subscribers.map((s, index) => ({ index, url: s.url, got: [], seen: new Set(), dups: 0,
-  first: false, errors: [], completed: false }));
+const subs = cfg.subscribers.map((s, index) => ({ index, url: s.url, channelId: s.channelId ?? cfg.channelId,
+  got: [], seen: new Set(), dups: 0, first: false, errors: [], completed: false }));
+let expectedByChannel = null;
 
 function finish() {
   if (finished) return;
@@ -44,7 +48,9 @@ function finish() {
 }
 
 function maybeFinish() {
-  if (expected !== null && subs.every((s) => s.seen.size >= expected)) finish();
+  if (expectedByChannel !== null) {
+    if (subs.every((s) => s.seen.size >= (expectedByChannel[s.channelId] ?? 0))) finish();
+  } else if (expected !== null && subs.every((s) => s.seen.size >= expected)) finish();
 }
 
 // Opened in batches (cfg.batch, default all at once): 500 sockets opened together in full mode on the
@@ -72,7 +78,7 @@ function open(s) {
     },
   });
   client.subscribe(
-    { query: cfg.query, variables: { channelId: cfg.channelId } },
+    { query: cfg.query, variables: { channelId: s.channelId } },
     {
       next: (result) => {
         const t = now();
@@ -115,11 +121,16 @@ lines.on('line', (line) => {
     expected = Number(arg);
     drainTimer = setTimeout(finish, drain === undefined ? cfg.drainMs : Number(drain));
     maybeFinish();
+  } else if (command === 'endc') {
+    expectedByChannel = JSON.parse(drain);
+    drainTimer = setTimeout(finish, Number(arg));
+    maybeFinish();
   } else if (command === 'step') {
     if (drainTimer) clearTimeout(drainTimer);
     drainTimer = null;
     finished = false;
     expected = null;
+    expectedByChannel = null;
     prefix = `${arg} `;
     for (const s of subs) {
       s.got = [];

@@ -34,6 +34,7 @@ def wall_ms() -> float:
 class Subscriber:
     url: str  # the router's http(s) GraphQL URL
     token: str
+    channel_id: str | None = None  # its own channel (bench/mixed.py); else the receiver's
 
 
 @dataclass
@@ -179,7 +180,11 @@ class NodeReceiver:
             "prefix": prefix,
             "drainMs": 0,
             "batch": 25,  # sockets opened at a time (listeners.mjs)
-            "subscribers": [{"url": _ws_url(s.url), "token": s.token} for s in subscribers],
+            "subscribers": [
+                {"url": _ws_url(s.url), "token": s.token}
+                | ({"channelId": s.channel_id} if s.channel_id else {})
+                for s in subscribers
+            ],
         }
         self.urls = [s.url for s in subscribers]
         self.stderr_file = stderr_file
@@ -228,9 +233,17 @@ class NodeReceiver:
         except TimeoutError:
             return False
 
-    async def finish(self, sent: int, drain_s: float) -> list[SubscriberLog]:
+    async def finish(
+        self, sent: int, drain_s: float, per_channel: dict[str, int] | None = None
+    ) -> list[SubscriberLog]:
+        """The result, once every socket has `sent` messages (or its channel's count in `per_channel`) or
+        after `drain_s`."""
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(f"end {sent} {int(drain_s * 1000)}\n".encode())
+        if per_channel is None:
+            command = f"end {sent} {int(drain_s * 1000)}"
+        else:
+            command = f"endc {int(drain_s * 1000)} {json.dumps(per_channel, separators=(',', ':'))}"
+        self.process.stdin.write(f"{command}\n".encode())
         await self.process.stdin.drain()
         while True:
             line = await self._line(drain_s + 30)

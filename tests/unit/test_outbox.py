@@ -194,6 +194,40 @@ async def test_the_running_worker_feeds_consumers_in_their_own_task(database: Da
     assert received == [1, 2, 3]
 
 
+async def test_an_idle_consumer_answers_at_once_and_a_busy_one_takes_runs_of_events(
+    database: Database,
+) -> None:
+    bus = InProcessBus()
+    calls: list[tuple[float, list[int]]] = []
+    loop = asyncio.get_running_loop()
+
+    async def handle(_store: int, events: list[Event]) -> None:
+        calls.append((loop.time(), [e.message_id for e in events]))  # type: ignore[attr-defined]
+
+    linger = 2.0  # exaggerated, so that a loaded machine cannot blur the two behaviours
+    config = RelayConfig(consumer_linger_seconds=linger)
+    worker = OutboxRelay(
+        database, bus, stores=[SHARD], owner="w", config=config, consumers=[Consumer("runs", handle)]
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # the consumer registers at the head
+        began = loop.time()
+        await write(database, 1)
+        await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        while not calls:
+            await asyncio.sleep(0.01)
+        for message_id in (2, 3, 4):  # three commits, each announced, while the consumer lingers
+            await write(database, message_id)
+            await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        while len(calls) < 2:
+            await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+    assert [ids for _at, ids in calls] == [[1], [2, 3, 4]]
+    assert calls[0][0] - began < linger * 0.75  # idle: no waiting for a run
+
+
 async def test_the_relay_survives_a_flood_of_commit_hints(database: Database) -> None:
     """More hints than a subscription queues (a burst of commits) must not silence the relay until its
     next sweep: it looks at every store and subscribes again."""

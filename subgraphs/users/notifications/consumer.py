@@ -63,6 +63,7 @@ MAX_EVERYONE = 10_000  # members an @everyone/@here reaches (the first ones by i
 MAX_DIRECT_MEMBERS = 100  # members of a direct conversation notified by default (a DM has 2)
 
 Online = Callable[[Sequence[int]], Awaitable[set[int]]]  # which of these users are connected now
+FollowersSeen = dict[tuple[int, int], repository.Followers]  # (server, channel) -> its followers
 
 _HANDLED = (
     MessageCreated,
@@ -100,20 +101,23 @@ def consumer(runtime: Runtime) -> Consumer:
         try:
             async with uow.atomic():
                 now = datetime.now(UTC)
+                seen: FollowersSeen = {}  # a run of messages in one channel asks for its followers once
                 for event in relevant:
-                    await handle_one(uow, event, now, runtime.presence.connected)
+                    await handle_one(uow, event, now, runtime.presence.connected, seen)
         finally:
             await uow.close()
 
     return Consumer(CONSUMER_NAME, handle)
 
 
-async def handle_one(uow: UnitOfWork, event: Event, now: datetime, online: Online) -> int:
+async def handle_one(
+    uow: UnitOfWork, event: Event, now: datetime, online: Online, seen: FollowersSeen | None = None
+) -> int:
     """Handles one event of any store; how many notifications it stored."""
     directory = uow.directory()
     match event:
         case MessageCreated():
-            return await notify(uow, event, now, online)
+            return await notify(uow, event, now, online, seen)
         case MessageDeleted():
             await repository.delete_for_messages(directory, [event.message_id])
         case FriendRequestSent() if await repository.friend_request_pending(directory, event.request_id):
@@ -164,12 +168,19 @@ async def _notify_person(
     return 1
 
 
-async def notify(uow: UnitOfWork, event: MessageCreated, now: datetime, online: Online) -> int:
+async def notify(
+    uow: UnitOfWork, event: MessageCreated, now: datetime, online: Online, seen: FollowersSeen | None = None
+) -> int:
     """Stores (and pushes) the notifications of one message; how many it stored. A message of a server
     (not a direct conversation) that mentions no one, replies to no one and has no followers costs one
     directory query (unless a folder of the server is followed: then its channel's folder is read)."""
     directory = uow.directory()
-    found = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+    key = (event.server_id, event.channel_id)
+    found = seen.get(key) if seen is not None else None
+    if found is None:
+        found = await repository.followers(directory, event.server_id, event.channel_id, MAX_FOLLOWERS)
+        if seen is not None:
+            seen[key] = found
     followers = found.user_ids
     direct = rules.is_direct(found.server_kind)
     mentioned = set(mentioned_user_ids(event.content))
