@@ -230,7 +230,11 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a server; you own it.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Create a server; you own it. It starts with a text channel #general and a voice "
+        "channel General.",
+    )
     async def create_server(self, info: ServersInfo, input: CreateServerInput) -> CreateServerResult:
         data = service.NewServer(input.name, input.visibility.value, input.description)
 

@@ -10,11 +10,13 @@ from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISS
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    DEFAULT_CHANNEL_NAMES,
     JOIN_SERVER,
     MESSAGE_EVENTS,
     SEND_MESSAGE,
     create_channel,
     create_server,
+    default_channel,
     send,
     sign_up,
     subscribe_settled,
@@ -55,7 +57,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     owner, bob = await sign_up(anonymous, "own"), await sign_up(anonymous, "bob")
     as_owner, as_bob = anonymous.with_token(owner.token), anonymous.with_token(bob.token)
     server = await create_server(as_owner, "Perms")
-    general = await create_channel(as_owner, server["id"], "general")
+    general = await default_channel(as_owner, server["id"])
     staff = await create_channel(as_owner, server["id"], "Staff", kind="FOLDER")
     mod_chat = await create_channel(as_owner, server["id"], "mod-chat", parentId=staff["id"])
     await as_bob.data(JOIN_SERVER, {"id": server["id"]})
@@ -76,7 +78,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     see = """query($s: ID!, $c: ID!) { server(id: $s) { channels { name } }
                channel(id: $c) { name permissionsSynced } messages(channelId: $c) { edges { cursor } } }"""
     bob_sees = await as_bob.data(see, {"s": server["id"], "c": mod_chat["id"]})
-    assert bob_sees == {"server": {"channels": [{"name": "general"}]}, "channel": None, "messages": None}
+    assert bob_sees == {"server": {"channels": DEFAULT_CHANNEL_NAMES}, "channel": None, "messages": None}
     owner_sees = await as_owner.data(see, {"s": server["id"], "c": mod_chat["id"]})
     assert owner_sees["channel"] == {
         "name": "mod-chat",
@@ -99,7 +101,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     assert assigned["__typename"] == "Role"
     bob_sees = await as_bob.data(see, {"s": server["id"], "c": mod_chat["id"]})
     assert bob_sees["channel"] == {"name": "mod-chat", "permissionsSynced": True}
-    assert {c["name"] for c in bob_sees["server"]["channels"]} == {"general", "Staff", "mod-chat"}
+    assert {c["name"] for c in bob_sees["server"]["channels"]} == {"general", "General", "Staff", "mod-chat"}
     owner_message = await send(as_owner, general["id"], "moderate me")
     removed = await as_bob.data(
         "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }", {"id": owner_message["id"]}
