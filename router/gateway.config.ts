@@ -19,6 +19,8 @@ import {
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
 import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
+import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
+import jsonwebtoken from 'jsonwebtoken';
 import {
   GraphQLError,
   Kind,
@@ -236,8 +238,9 @@ const signingKeyProvider = async (kid?: string) => {
 };
 
 // WebSocket clients send `{"authorization": "Bearer <jwt>"}` as the graphql-transport-ws
-// connection_init payload. The stock connection-params extractor would keep the "Bearer "
-// prefix, so this one mirrors the HTTP header extractor (prefix must be "Bearer").
+// connection_init payload (any other spelling, `Authorization`, `authToken`, `token`, is rewritten to it
+// before the gateway reads the payload: wsauth.ts). The stock connection-params extractor would keep the
+// "Bearer " prefix, so this one mirrors the HTTP header extractor (prefix must be "Bearer").
 const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
   const params = (serverContext as { connectionParams?: unknown })?.connectionParams;
   if (!params || typeof params !== 'object') return undefined;
@@ -250,16 +253,32 @@ const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
   return { prefix, token };
 };
 
+const tokenVerification = {
+  algorithms: ['RS256' as const],
+  issuer: jwtIssuers.length === 1 ? jwtIssuers[0]! : (jwtIssuers as [string, ...string[]]),
+  audience: jwtAudience,
+};
+
+// A WebSocket's connection_init is refused (4403) when it carries a token that does not verify, as the
+// JWT plugin would refuse each of its operations; no token is an anonymous socket (sign-up, sign-in).
+const verifyAuthorization: VerifyAuthorization = async (value) => {
+  if (value == null || value === '') return true;
+  if (typeof value !== 'string') return false;
+  const [prefix, token] = value.trim().split(/\s+/, 2);
+  if (prefix !== 'Bearer' || !token) return false;
+  const decoded = jsonwebtoken.decode(token, { complete: true });
+  if (!decoded || typeof decoded === 'string') return false;
+  const key = await signingKeyProvider(decoded.header.kid);
+  return new Promise((resolve) => jsonwebtoken.verify(token, key, tokenVerification, (err) => resolve(!err)));
+};
+guardConnectionInit(verifyAuthorization);
+
 const jwtPlugin = useJWT({
   signingKeyProviders: [signingKeyProvider],
   // Connection params first: the gateway lets them override upgrade-request headers in
   // context.headers, which is what gets forwarded upstream — verify the same value.
   tokenLookupLocations: [fromConnectionParams, extractFromHeader({ name: 'authorization', prefix: 'Bearer' })],
-  tokenVerification: {
-    algorithms: ['RS256'],
-    issuer: jwtIssuers.length === 1 ? jwtIssuers[0] : jwtIssuers,
-    audience: jwtAudience,
-  },
+  tokenVerification,
   // Anonymous requests are allowed (sign-up / sign-in); a token that is present must be valid.
   reject: { missingToken: false, invalidToken: true },
   // Subgraphs get the raw Authorization header and verify it themselves; don't also inject the

@@ -17,6 +17,7 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
+from subgraphs.kernel.permission_flags import FLAGS_DESCRIPTION, PermissionFlag, flags_of
 from subgraphs.kernel.permissions import Permission
 
 if TYPE_CHECKING:
@@ -42,8 +43,16 @@ class OverwriteTarget(enum.Enum):
 class PermissionOverwrite:
     target_kind: OverwriteTarget
     target_id: strawberry.ID
-    allow: str = strawberry.field(description="Decimal bitset.")
-    deny: str = strawberry.field(description="Decimal bitset.")
+    allow: str = strawberry.field(description="Decimal bitset; by name: allowFlags.")
+    deny: str = strawberry.field(description="Decimal bitset; by name: denyFlags.")
+
+    @strawberry.field(description=FLAGS_DESCRIPTION)
+    def allow_flags(self) -> list[PermissionFlag]:
+        return flags_of(int(self.allow))
+
+    @strawberry.field(description=FLAGS_DESCRIPTION)
+    def deny_flags(self) -> list[PermissionFlag]:
+        return flags_of(int(self.deny))
 
     @classmethod
     def from_row(cls, row: OverwriteRow) -> PermissionOverwrite:
@@ -117,11 +126,17 @@ class Channel:
     parent_id: strawberry.Private[int | None]
 
     @strawberry.field(
-        directives=VIEWER_DEPENDENT, description="Your permissions in this channel as a decimal bitset."
+        directives=VIEWER_DEPENDENT,
+        description="Your permissions in this channel as a decimal bitset; by name: myPermissionFlags.",
     )
     async def my_permissions(self, info: ChannelsInfo) -> str:
         found = await info.context.loaders.channel_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
+
+    @strawberry.field(directives=VIEWER_DEPENDENT, description=FLAGS_DESCRIPTION)
+    async def my_permission_flags(self, info: ChannelsInfo) -> list[PermissionFlag]:
+        found = await info.context.loaders.channel_access.load(int(self.id))
+        return flags_of(int(found.permissions)) if found else []
 
     @strawberry.field(description="This channel's own overwrites (for those with Manage Roles; else empty).")
     async def overwrites(self, info: ChannelsInfo) -> list[PermissionOverwrite]:

@@ -24,7 +24,7 @@ from strawberry.federation import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from subgraphs.kernel import i18n, internal, live_access, presence
-from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token
+from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.logging import configure_logging, request_id_var
@@ -112,7 +112,7 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
 
     async def on_ws_connect(self, context: BeepContext[Any]) -> Any:
         params = context.connection_params or {}
-        raw = _authorization_value(params.get("authorization") or params.get("Authorization"))
+        raw = _authorization_value(connection_authorization(params))
         try:
             context.principal = await principal_for(context.runtime, raw)
         except InvalidToken as exc:

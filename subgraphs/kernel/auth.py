@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,25 @@ def bearer_token(header_value: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Authorization must be 'Bearer <token>'")
     return token.strip()
+
+
+# The keys a WebSocket client may put its token under in connection_init, compared without case, in order
+# of preference: ours, then the common forms of client libraries' examples (often a bare token).
+CONNECTION_TOKEN_KEYS = ("authorization", "authtoken", "token")
+
+
+def connection_authorization(params: Mapping[str, object]) -> object:
+    """The Authorization value a connection_init payload carries, whatever its key ('Authorization',
+    'authToken', 'token'...); a bare token gets the 'Bearer ' prefix. None when there is none."""
+    by_key = {key.lower(): value for key, value in params.items() if value not in (None, "")}
+    for wanted in CONNECTION_TOKEN_KEYS:
+        value = by_key.get(wanted)
+        if value is None:
+            continue
+        if wanted != "authorization" and isinstance(value, str) and " " not in value.strip():
+            return f"Bearer {value.strip()}"
+        return value
+    return None
 
 
 class JwksCache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from subgraphs.kernel.permission_flags import PermissionFlag
 from subgraphs.servers.types import ServerVisibility
 
 
@@ -28,7 +29,12 @@ class CreateInviteInput:
 class CreateRoleInput:
     server_id: strawberry.ID
     name: str = strawberry.field(description="1-100 characters.")
-    permissions: str = strawberry.field(default="0", description="Decimal permission bitset.")
+    permissions: str | None = strawberry.field(
+        default=None, description="Decimal permission bitset (Discord's); none: '0'."
+    )
+    permission_flags: list[PermissionFlag] | None = strawberry.field(
+        default=None, description="The permissions by name, instead of `permissions`."
+    )
 
 
 @strawberry.input
@@ -36,6 +42,9 @@ class UpdateRoleInput:
     id: strawberry.ID
     name: str | None = None
     permissions: str | None = strawberry.field(default=None, description="Decimal permission bitset.")
+    permission_flags: list[PermissionFlag] | None = strawberry.field(
+        default=None, description="The permissions by name, instead of `permissions`."
+    )
     position: int | None = strawberry.field(default=None, description="1 (just above @everyone) and up.")
 
 

@@ -31,7 +31,8 @@ from subgraphs.kernel.federation import VIEWER_DEPENDENT
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
-from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
+from subgraphs.kernel.permission_flags import permissions_from_input
+from subgraphs.kernel.permissions import IsAuthenticated, Permission
 from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.servers import (
     administration,
@@ -230,7 +231,11 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a server; you own it.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Create a server; you own it. It starts with a text channel #general and a voice "
+        "channel General.",
+    )
     async def create_server(self, info: ServersInfo, input: CreateServerInput) -> CreateServerResult:
         data = service.NewServer(input.name, input.visibility.value, input.description)
 
@@ -421,9 +426,13 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_ROLE, principal.user_id)
             server_id = id_input(str(input.server_id), "serverId")
-            permissions = parse_permissions(input.permissions, "permissions")
+            permissions = permissions_from_input(
+                input.permissions, input.permission_flags, "permissions", "permissionFlags"
+            )
             return Role.from_row(
-                await roles.create_role(ctx.uow, principal, server_id, input.name, permissions)
+                await roles.create_role(
+                    ctx.uow, principal, server_id, input.name, permissions or Permission(0)
+                )
             )
 
         return await signed_in_mutation(info, operation)
@@ -436,9 +445,9 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             changes = roles.RoleChanges(
                 name=input.name,
-                permissions=parse_permissions(input.permissions, "permissions")
-                if input.permissions
-                else None,
+                permissions=permissions_from_input(
+                    input.permissions or None, input.permission_flags, "permissions", "permissionFlags"
+                ),
                 position=input.position,
             )
             return Role.from_row(

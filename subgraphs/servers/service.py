@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from db.ids import new_id
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.ids import new_id, shard_of
 from db.tenants import choose_shard, register_tenant
-from subgraphs.kernel import access
+from subgraphs.kernel import access, tenant_tables
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound
 from subgraphs.kernel.events import topic_for_server, topic_for_user
@@ -49,8 +52,32 @@ async def create_server(
     await uow.directory().flush()  # the membership index references the tenant
     await membership.enrol(uow, server_id, principal.user_id, now)
     repository.add_role(session, everyone_role(server_id, now))
+    await add_default_channels(session, server_id, now)
     uow.emit(topic_for_user(principal.user_id), ServerCreated(server_id, principal.user_id, name))
     return server
+
+
+# A new server starts as Discord's does: somewhere to talk and somewhere to call, at the top level.
+DEFAULT_CHANNELS = (("general", "TEXT"), ("General", "VOICE"))
+
+
+async def add_default_channels(session: AsyncSession, server_id: int, now: datetime) -> None:
+    """The default channels of a new server, in its transaction. The channels context owns them; they are
+    written through the kernel's shared table reference, as a conversation's channel is
+    (friends/conversations.py). Nobody can watch the server yet, so no event announces them."""
+    for position, (name, kind) in enumerate(DEFAULT_CHANNELS):
+        await session.execute(
+            sa.insert(tenant_tables.channels).values(
+                id=new_id(shard_of(server_id)),  # a tenant's rows share its shard
+                server_id=server_id,
+                name=name,
+                kind=kind,
+                parent_id=None,
+                position=position,
+                permissions_synced=True,
+                created_at=now,
+            )
+        )
 
 
 def everyone_role(server_id: int, now: datetime) -> RoleRow:

@@ -17,6 +17,7 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
 from subgraphs.kernel.pagination import PageInfo
+from subgraphs.kernel.permission_flags import FLAGS_DESCRIPTION, PermissionFlag, flags_of
 from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
 from subgraphs.servers.models import BanRow, InvitationRow, InviteRow, RoleRow, ServerRow
@@ -39,9 +40,15 @@ class ServerVisibility(enum.Enum):
 class Role:
     id: strawberry.ID
     name: str
-    permissions: str = strawberry.field(description="Decimal bitset (Discord's bit positions).")
+    permissions: str = strawberry.field(
+        description="Decimal bitset (Discord's bit positions); by name: permissionFlags."
+    )
     position: int = strawberry.field(description="Higher ranks above lower; @everyone is 0.")
     is_everyone: bool
+
+    @strawberry.field(description=FLAGS_DESCRIPTION)
+    def permission_flags(self) -> list[PermissionFlag]:
+        return flags_of(int(self.permissions))
 
     @classmethod
     def from_row(cls, row: RoleRow) -> Role:
@@ -89,11 +96,17 @@ class Server:
 
     @strawberry.field(
         directives=VIEWER_DEPENDENT,
-        description="Your server-wide permissions as a decimal bitset ('0' if not a member).",
+        description="Your server-wide permissions as a decimal bitset ('0' if not a member); by name: "
+        "myPermissionFlags.",
     )
     async def my_permissions(self, info: ServersInfo) -> str:
         found = await info.context.loaders.server_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
+
+    @strawberry.field(directives=VIEWER_DEPENDENT, description=FLAGS_DESCRIPTION)
+    async def my_permission_flags(self, info: ServersInfo) -> list[PermissionFlag]:
+        found = await info.context.loaders.server_access.load(int(self.id))
+        return flags_of(int(found.permissions)) if found else []
 
     @strawberry.field(
         description="Until when a moderator has timed you out here (you may read but not act); null when "

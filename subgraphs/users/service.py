@@ -59,7 +59,7 @@ class AuthResult:
 
 @dataclass(frozen=True)
 class TotpSetup:
-    secret: str
+    secret: str  # as the user types it (totp.display_secret), not as stored
     uri: str
     qr_code: str
 
@@ -328,7 +328,7 @@ async def begin_totp_setup(uow: UnitOfWork, provider: IdentityProvider, user_id:
         raise Conflict("Two-factor authentication is already on.", code=ErrorCode.TOTP_ALREADY_ENABLED)
     user.totp_pending_secret = totp.new_secret()
     uri = totp.provisioning_uri(user.totp_pending_secret, user.email)
-    return TotpSetup(user.totp_pending_secret, uri, totp.qr_code_data_uri(uri))
+    return TotpSetup(totp.display_secret(user.totp_pending_secret), uri, totp.qr_code_data_uri(uri))
 
 
 async def confirm_totp(uow: UnitOfWork, provider: IdentityProvider, user_id: int, code: str) -> list[str]:

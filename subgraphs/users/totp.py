@@ -2,7 +2,7 @@
 
 The secret is 20 random letters and digits used as raw key bytes: Keycloak's OTP credential stores its
 secret that way, so one secret format serves both identity providers; authenticator apps get it
-base32-encoded in the otpauth URI.
+base32-encoded, in the otpauth URI and typed by hand (`display_secret`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def new_secret() -> str:
 
 def _totp(secret: str) -> pyotp.TOTP:
     return pyotp.TOTP(base64.b32encode(secret.encode()).decode(), digits=DIGITS, interval=PERIOD)
+
+
+def display_secret(secret: str) -> str:
+    """The key an authenticator app asks for: the secret's bytes in base32 (the otpauth URI's `secret`),
+    in groups of four for reading and typing (20 bytes: 32 characters, 8 groups, no padding)."""
+    encoded = base64.b32encode(secret.encode()).decode().rstrip("=")
+    return " ".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
 
 
 def provisioning_uri(secret: str, account: str) -> str:

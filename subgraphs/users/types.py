@@ -184,7 +184,11 @@ class FirstSignInPayload:
 
 @strawberry.type(description="Scan the QR code (or enter the secret) in an authenticator app, then confirm.")
 class TwoFactorSetup:
-    secret: str = strawberry.field(description="Shown this once, to you only.")
+    secret: str = strawberry.field(
+        description="The key to type into an authenticator app when the QR code cannot be scanned: base32 in "
+        "groups of four (e.g. `GEZD GNBV ...`; the same key as `otpauthUri`'s `secret`). Shown this once, "
+        "to you only."
+    )
     otpauth_uri: str
     qr_code_png: str = strawberry.field(description="The otpauth URI as a PNG data: URI.")
 

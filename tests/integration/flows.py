@@ -117,6 +117,35 @@ async def create_server(
     return data["createServer"]
 
 
+# What createServer makes besides the server: (name, kind), top level, in this order (servers/service.py).
+DEFAULT_CHANNELS = [("general", "TEXT"), ("General", "VOICE")]
+DEFAULT_CHANNEL_NAMES = [{"name": name} for name, _kind in DEFAULT_CHANNELS]
+
+
+async def default_channel(client: GraphQLClient, server_id: str, kind: str = "TEXT") -> dict[str, Any]:
+    """The channel of `kind` that a new server starts with."""
+    data = await client.data(
+        "query($s: ID!) { server(id: $s) { channels { id name kind position } } }", {"s": server_id}
+    )
+    return next(
+        c for c in data["server"]["channels"] if c["kind"] == kind and (c["name"], kind) in DEFAULT_CHANNELS
+    )
+
+
+async def create_empty_server(
+    client: GraphQLClient, name: str = "Guild", visibility: str = "PUBLIC"
+) -> dict[str, Any]:
+    """A server without its default channels, for tests of a channel layout built from nothing."""
+    server = await create_server(client, name, visibility)
+    for kind in ("TEXT", "VOICE"):
+        channel = await default_channel(client, server["id"], kind)
+        data = await client.data(
+            "mutation($id: ID!) { deleteChannel(id: $id) { __typename } }", {"id": channel["id"]}
+        )
+        assert data["deleteChannel"]["__typename"] == "ChannelDeleted", data
+    return server
+
+
 async def create_channel(
     client: GraphQLClient, server_id: str, name: str = "general", **extra: Any
 ) -> dict[str, Any]:

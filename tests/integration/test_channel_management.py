@@ -14,7 +14,9 @@ from tests.integration.flows import (
     SEND_MESSAGE,
     Account,
     create_channel,
+    create_empty_server,
     create_server,
+    default_channel,
     send,
     sign_up,
 )
@@ -68,7 +70,7 @@ async def test_rename_and_topic_with_validation_and_permissions(stack: Stack) ->
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
     server = await create_server(as_owner, "Renames")
-    general = await create_channel(as_owner, server["id"], "general")
+    general = await default_channel(as_owner, server["id"])  # a new server's first channel
     folder = await create_channel(as_owner, server["id"], "Folder", kind="FOLDER")
     bob, as_bob = await member(anonymous, server["id"], "bob")
     as_eve = anonymous.with_token((await sign_up(anonymous, "eve")).token)
@@ -129,7 +131,7 @@ async def test_reorder_and_move_between_folders(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
-    server = await create_server(as_owner, "Layout")
+    server = await create_empty_server(as_owner, "Layout")
     a, b, c = [await create_channel(as_owner, server["id"], name) for name in ("a", "b", "c")]
     f1 = await create_channel(as_owner, server["id"], "F1", kind="FOLDER")
     f2 = await create_channel(as_owner, server["id"], "F2", kind="FOLDER")
@@ -203,7 +205,7 @@ async def test_moving_in_and_out_of_a_private_folder(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
-    server = await create_server(as_owner, "Sync")
+    server = await create_empty_server(as_owner, "Sync")
     staff = await create_channel(as_owner, server["id"], "Staff", kind="FOLDER")
     plain = await create_channel(as_owner, server["id"], "plain")
     tuned = await create_channel(as_owner, server["id"], "tuned")
@@ -236,7 +238,7 @@ async def test_deleting_a_folder_deletes_its_channels_and_messages(stack: Stack)
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
-    server = await create_server(as_owner, "Deletes")
+    server = await create_empty_server(as_owner, "Deletes")
     first = await create_channel(as_owner, server["id"], "first")
     folder = await create_channel(as_owner, server["id"], "Old", kind="FOLDER")
     inside = [await create_channel(as_owner, server["id"], n, parentId=folder["id"]) for n in ("x", "y")]
@@ -283,7 +285,7 @@ async def test_a_folder_with_a_channel_you_cannot_manage_is_not_deleted(stack: S
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
-    server = await create_server(as_owner, "Guarded")
+    server = await create_empty_server(as_owner, "Guarded")
     folder = await create_channel(as_owner, server["id"], "Mixed", kind="FOLDER")
     secret = await create_channel(as_owner, server["id"], "secret", parentId=folder["id"])
     bob, as_bob = await member(anonymous, server["id"], "bob")
@@ -378,7 +380,7 @@ async def test_concurrent_moves_leave_positions_dense(stack: Stack) -> None:
     anonymous = GraphQLClient(stack.router_url)
     owner = await sign_up(anonymous, "own")
     as_owner = anonymous.with_token(owner.token)
-    server = await create_server(as_owner, "Busy")
+    server = await create_empty_server(as_owner, "Busy")
     folder = await create_channel(as_owner, server["id"], "Folder", kind="FOLDER")
     channels = [await create_channel(as_owner, server["id"], f"c{i}") for i in range(6)]
 

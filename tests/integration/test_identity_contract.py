@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -113,6 +115,10 @@ async def test_two_factor_enable_confirm_sign_in_recover_disable(identity: Stack
     setup = (await me.data(BEGIN_2FA))["beginTwoFactorSetup"]
     secret = setup["secret"]
     assert setup["otpauthUri"].startswith("otpauth://totp/Beep:") and "secret=" in setup["otpauthUri"]
+    # The secret is what an authenticator app asks for: base32 in groups of four, the URI's own secret.
+    assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{4}){7}", secret), secret
+    uri_secret = parse_qs(urlsplit(setup["otpauthUri"]).query)["secret"][0]
+    assert secret.replace(" ", "") == uri_secret
     assert setup["qrCodePng"].startswith("data:image/png;base64,")
     assert base64.b64decode(setup["qrCodePng"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 

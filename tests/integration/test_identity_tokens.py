@@ -3,12 +3,14 @@ foreign tokens are UNAUTHENTICATED (at the router, and at the subgraphs, which v
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 
 import httpx
 import pytest
+import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.harness.client import GraphQLClient
@@ -83,11 +85,14 @@ async def test_bad_tokens_are_unauthenticated(identity: Stack, kind: str) -> Non
 
 
 async def test_expired_token_is_refused_over_websocket(identity: Stack) -> None:
+    """Refused at connection_init (close code 4403), not acknowledged and then failing every operation."""
     account = await sign_up(GraphQLClient(identity.router_url))
     expired = mint_token(identity, account.user_id, exp=int(time.time()) - 120, iat=int(time.time()) - 600)
-    client = GraphQLClient(identity.router_url, expired)
-    async with client.subscriptions() as connection:
-        op = await connection.subscribe('subscription { messageEvents(channelId: "1") { __typename } }')
-        message = await op.next()
-        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
-        assert [e.get("extensions", {}).get("code") for e in errors] == ["UNAUTHENTICATED"]
+    url = identity.router_url.replace("http://", "ws://", 1)
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {expired}"}})
+        )
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 15)
+    assert ws.close_code == 4403

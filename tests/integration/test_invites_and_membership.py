@@ -12,9 +12,9 @@ from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
     CREATE_SERVER,
+    DEFAULT_CHANNEL_NAMES,
     JOIN_SERVER,
     Account,
-    create_channel,
     create_server,
     sign_up,
     unique,
@@ -89,7 +89,6 @@ async def test_private_server_invite_preview_accept_and_see_channels(stack: Stac
         {"input": {"name": "Hideout", "visibility": "PRIVATE", "description": "the secret plans"}},
     )
     server = data["createServer"]
-    await create_channel(as_owner, server["id"], "general")
 
     created = await invite(as_owner, server["id"], maxUses=5)
     assert created["__typename"] == "Invite", created
@@ -130,7 +129,7 @@ async def test_private_server_invite_preview_accept_and_see_channels(stack: Stac
         "memberCount": 2,
     }
     seen = (await as_outsider.data(SERVER, {"s": server["id"]}))["server"]
-    assert seen["channels"] == [{"name": "general"}]
+    assert seen["channels"] == DEFAULT_CHANNEL_NAMES
     assert seen["myPermissions"] == str(int(DEFAULT_MEMBER_PERMISSIONS))
     again = await accept(as_outsider, code)
     assert (again["__typename"], again["code"], again["field"]) == ("ConflictError", "ALREADY_MEMBER", "code")

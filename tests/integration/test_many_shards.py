@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server, sign_up, unique
+from tests.integration.flows import DEFAULT_CHANNEL_NAMES, create_server, sign_up, unique
 
 
 async def test_a_page_of_servers_across_shards_resolves_every_subgraph(stack: Stack) -> None:
@@ -14,9 +14,7 @@ async def test_a_page_of_servers_across_shards_resolves_every_subgraph(stack: St
     ada = await sign_up(anonymous, "ada")
     as_ada = anonymous.with_token(ada.token)
     tag = unique("shardy")
-    servers = [await create_server(as_ada, f"{tag} {i:02d}") for i in range(14)]
-    for server in servers:
-        await create_channel(as_ada, server["id"], "general")
+    servers = [await create_server(as_ada, f"{tag} {i:02d}") for i in range(14)]  # each with its channels
 
     page = await as_ada.data(
         """query($q: String!) { discoverServers(query: $q, first: 20) { edges { node {
@@ -27,4 +25,4 @@ async def test_a_page_of_servers_across_shards_resolves_every_subgraph(stack: St
     assert sorted(n["name"] for n in nodes) == sorted(s["name"] for s in servers)
     for node in nodes:
         assert node["memberCount"] == 1 and node["viewerIsMember"] is True
-        assert node["owner"] == {"username": ada.username} and node["channels"] == [{"name": "general"}]
+        assert node["owner"] == {"username": ada.username} and node["channels"] == DEFAULT_CHANNEL_NAMES

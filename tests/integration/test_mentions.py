@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, outcome, send
+from tests.integration.flows import JOIN_SERVER, create_channel, create_server, default_channel, outcome, send
 from tests.integration.test_invites_and_membership import Users
 
 MESSAGE = """query($m: ID!) { message(id: $m) {
@@ -21,7 +21,7 @@ async def test_mentions_resolve_to_members_and_visible_channels(stack: Stack) ->
     outsider, _ = await users.new("out")
     server = await create_server(as_owner, "Mentions", "PUBLIC")
     await as_bob.data(JOIN_SERVER, {"id": server["id"]})
-    general = await create_channel(as_owner, server["id"], "general")
+    general = await default_channel(as_owner, server["id"])  # #general: a new server's first channel
     secret = await create_channel(as_owner, server["id"], "secret")
     await as_owner.data(VISIBILITY, {"i": {"channelId": secret["id"], "private": True}})
 

@@ -10,11 +10,13 @@ from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISS
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    DEFAULT_CHANNEL_NAMES,
     JOIN_SERVER,
     MESSAGE_EVENTS,
     SEND_MESSAGE,
     create_channel,
     create_server,
+    default_channel,
     send,
     sign_up,
     subscribe_settled,
@@ -55,7 +57,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     owner, bob = await sign_up(anonymous, "own"), await sign_up(anonymous, "bob")
     as_owner, as_bob = anonymous.with_token(owner.token), anonymous.with_token(bob.token)
     server = await create_server(as_owner, "Perms")
-    general = await create_channel(as_owner, server["id"], "general")
+    general = await default_channel(as_owner, server["id"])
     staff = await create_channel(as_owner, server["id"], "Staff", kind="FOLDER")
     mod_chat = await create_channel(as_owner, server["id"], "mod-chat", parentId=staff["id"])
     await as_bob.data(JOIN_SERVER, {"id": server["id"]})
@@ -76,7 +78,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     see = """query($s: ID!, $c: ID!) { server(id: $s) { channels { name } }
                channel(id: $c) { name permissionsSynced } messages(channelId: $c) { edges { cursor } } }"""
     bob_sees = await as_bob.data(see, {"s": server["id"], "c": mod_chat["id"]})
-    assert bob_sees == {"server": {"channels": [{"name": "general"}]}, "channel": None, "messages": None}
+    assert bob_sees == {"server": {"channels": DEFAULT_CHANNEL_NAMES}, "channel": None, "messages": None}
     owner_sees = await as_owner.data(see, {"s": server["id"], "c": mod_chat["id"]})
     assert owner_sees["channel"] == {
         "name": "mod-chat",
@@ -99,7 +101,7 @@ async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) 
     assert assigned["__typename"] == "Role"
     bob_sees = await as_bob.data(see, {"s": server["id"], "c": mod_chat["id"]})
     assert bob_sees["channel"] == {"name": "mod-chat", "permissionsSynced": True}
-    assert {c["name"] for c in bob_sees["server"]["channels"]} == {"general", "Staff", "mod-chat"}
+    assert {c["name"] for c in bob_sees["server"]["channels"]} == {"general", "General", "Staff", "mod-chat"}
     owner_message = await send(as_owner, general["id"], "moderate me")
     removed = await as_bob.data(
         "mutation($id: ID!) { deleteMessage(id: $id) { __typename } }", {"id": owner_message["id"]}
@@ -259,3 +261,83 @@ async def test_losing_view_ends_the_subscription(stack: Stack) -> None:
         errors = ended["payload"].get("errors") if ended["type"] == "next" else ended["payload"]
         assert errors and errors[0]["extensions"]["code"] == "FORBIDDEN", ended
         assert "after" not in str(ended)
+
+
+async def test_permissions_are_listed_by_name_next_to_the_discord_string(stack: Stack) -> None:
+    anonymous = GraphQLClient(stack.router_url)
+    owner, bob = await sign_up(anonymous, "own"), await sign_up(anonymous, "bob")
+    as_owner, as_bob = anonymous.with_token(owner.token), anonymous.with_token(bob.token)
+    server = await create_server(as_owner, "Named")
+    general = await default_channel(as_owner, server["id"])
+    await as_bob.data(JOIN_SERVER, {"id": server["id"]})
+
+    # The schema names every permission, with Discord's bits as the user would look them up.
+    names = await anonymous.data('{ __type(name: "PermissionFlag") { enumValues { name } } }')
+    assert {v["name"] for v in names["__type"]["enumValues"]} >= {
+        "MANAGE_CHANNELS",
+        "ADMINISTRATOR",
+        "VIEW_CHANNEL",
+        "SEND_MESSAGES",
+        "PIN_MESSAGES",
+    }
+
+    # A role of "16" + "8192" holds Manage Channels and Manage Messages, by name.
+    made = await as_owner.data(
+        """mutation($i: CreateRoleInput!) { createRole(input: $i) {
+          ... on Role { id permissions permissionFlags } } }""",
+        {"i": {"serverId": server["id"], "name": "Tidy", "permissions": str(16 | 8192)}},
+    )
+    assert made["createRole"]["permissions"] == "8208"
+    assert made["createRole"]["permissionFlags"] == ["MANAGE_CHANNELS", "MANAGE_MESSAGES"]
+    # Inputs take the names too: the same role given by flags, then changed by flags; not both at once.
+    by_name = await role(
+        as_owner,
+        CREATE_ROLE,
+        serverId=server["id"],
+        name="Named",
+        permissionFlags=["MANAGE_MESSAGES", "MANAGE_CHANNELS"],
+    )
+    assert (by_name["__typename"], by_name["permissions"]) == ("Role", "8208")
+    changed = await role(as_owner, UPDATE_ROLE, id=by_name["id"], permissionFlags=["PIN_MESSAGES"])
+    assert changed["permissions"] == str(1 << 51)
+    both = await role(
+        as_owner, UPDATE_ROLE, id=by_name["id"], permissions="16", permissionFlags=["PIN_MESSAGES"]
+    )
+    assert (both["__typename"], both["field"]) == ("ValidationError", "permissionFlags")
+
+    # A member's own permissions: the same string as before, and its flags in bit order.
+    mine = """query($s: ID!, $c: ID!) { server(id: $s) { myPermissions myPermissionFlags }
+      channel(id: $c) { myPermissions myPermissionFlags } }"""
+    await overwrite(as_owner, general["id"], "MEMBER", bob.user_id, deny="2048")  # no Send Messages here
+    seen = await as_bob.data(mine, {"s": server["id"], "c": general["id"]})
+    member_flags = [
+        "CREATE_INVITE",
+        "ADD_REACTIONS",
+        "STREAM",
+        "VIEW_CHANNEL",
+        "SEND_MESSAGES",
+        "EMBED_LINKS",
+        "ATTACH_FILES",
+        "READ_MESSAGE_HISTORY",
+        "CONNECT",
+        "SPEAK",
+        "CHANGE_NICKNAME",
+    ]
+    assert seen["server"] == {"myPermissions": "70372929", "myPermissionFlags": member_flags}
+    assert seen["channel"] == {
+        "myPermissions": str(70372929 - 2048),
+        "myPermissionFlags": [f for f in member_flags if f != "SEND_MESSAGES"],
+    }
+    overwrites = await as_owner.data(
+        "query($c: ID!) { channel(id: $c) { overwrites { allow allowFlags deny denyFlags } } }",
+        {"c": general["id"]},
+    )
+    assert overwrites["channel"]["overwrites"] == [
+        {"allow": "0", "allowFlags": [], "deny": "2048", "denyFlags": ["SEND_MESSAGES"]}
+    ]
+    # Someone outside the server holds nothing.
+    outsider = anonymous.with_token((await sign_up(anonymous, "out")).token)
+    assert (await outsider.data(mine, {"s": server["id"], "c": general["id"]}))["server"] == {
+        "myPermissions": "0",
+        "myPermissionFlags": [],
+    }

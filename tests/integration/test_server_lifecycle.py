@@ -23,6 +23,7 @@ from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.settings import Settings
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    JOIN_SERVER,
     MESSAGE_EVENTS,
     create_channel,
     create_server,
@@ -50,6 +51,33 @@ KICK = f"""mutation($s: ID!, $u: ID!) {{ kickMember(serverId: $s, userId: $u, re
 CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
   __typename ... on Role {{ id }} {ERRORS} }} }}"""
 UPDATE_ROLE = f"""mutation($i: UpdateRoleInput!) {{ updateRole(input: $i) {{ __typename {ERRORS} }} }}"""
+
+
+async def test_a_new_server_starts_with_a_text_and_a_voice_channel(stack: Stack) -> None:
+    users = Users(stack)
+    _owner, as_owner = await users.new("own")
+    _member, as_member = await users.new("mem")
+    # Given a server just created, with nothing else done
+    server = await create_server(as_owner, "Fresh")
+    layout = """query($s: ID!) { server(id: $s) {
+      channels { id name kind position parent { id } server { id } } } }"""
+    channels = (await as_owner.data(layout, {"s": server["id"]}))["server"]["channels"]
+    # Then it has #general and a voice channel, at the top level, as Discord's do
+    assert [(c["name"], c["kind"], c["position"], c["parent"]) for c in channels] == [
+        ("general", "TEXT", 0, None),
+        ("General", "VOICE", 1, None),
+    ]
+    assert {c["server"]["id"] for c in channels} == {server["id"]}
+    # And someone who joins can see them and talk in #general at once
+    joined = await as_member.data(JOIN_SERVER, {"id": server["id"]})
+    assert joined["joinServer"]["__typename"] == "Server", joined
+    assert (await as_member.data(layout, {"s": server["id"]}))["server"]["channels"] == channels
+    sent = await send(as_member, channels[0]["id"], "first!")
+    history = await as_owner.data(
+        "query($c: ID!) { messages(channelId: $c) { edges { node { id content } } } }",
+        {"c": channels[0]["id"]},
+    )
+    assert [e["node"] for e in history["messages"]["edges"]] == [{"id": sent["id"], "content": "first!"}]
 
 
 async def test_update_server_checks_rules_and_rights(stack: Stack) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    DEFAULT_CHANNEL_NAMES,
     JOIN_SERVER,
     MESSAGE_EVENTS,
     SIGN_IN,
@@ -168,7 +169,7 @@ async def test_federated_entity_chain(stack: Stack) -> None:
             "server": {
                 "name": "Chain",
                 "owner": {"username": ada.username},
-                "channels": [{"name": "Projects"}, {"name": "engines"}],
+                "channels": [*DEFAULT_CHANNEL_NAMES, {"name": "Projects"}, {"name": "engines"}],
             },
         },
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -61,6 +62,15 @@ def test_codes_work_once_and_only_near_now() -> None:
     assert totp.matching_step(secret, "12345", None) is None
     assert totp.matching_step(secret, "abcdef", None) is None
     assert "secret=" in totp.provisioning_uri(secret, "ada@example.com")
+
+
+def test_the_secret_shown_is_the_stored_one_in_base32_groups() -> None:
+    """A secret stored before the base32 display (the raw key bytes) keeps producing the same codes."""
+    stored = "NjUOxOkoa8keuMQdkvAD"  # the format of every enrolled user's secret
+    shown = totp.display_secret(stored)
+    assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{4}){7}", shown), shown
+    assert base64.b32decode(shown.replace(" ", "")) == stored.encode()
+    assert f"secret={shown.replace(' ', '')}" in totp.provisioning_uri(stored, "ada@example.com")
 
 
 def test_recovery_codes_are_stored_hashed_and_work_once() -> None:

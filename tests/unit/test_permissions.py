@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from subgraphs.kernel.access import running_timeout
+from subgraphs.kernel.errors import ValidationFailed
+from subgraphs.kernel.permission_flags import PermissionFlag, flags_of, permissions_from_input
 from subgraphs.kernel.permissions import (
     ALL_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
@@ -142,3 +146,22 @@ def test_an_expired_timeout_does_not_apply() -> None:
     later = now + timedelta(minutes=5)
     assert running_timeout(later, now) == later
     assert running_timeout(later.replace(tzinfo=None), now) == later  # SQLite's naive UTC
+
+
+def test_every_permission_bit_has_a_flag_of_its_name() -> None:
+    assert [flag.name for flag in PermissionFlag] == [bit.name for bit in Permission]
+    assert flags_of(16 | 8192) == [PermissionFlag.MANAGE_CHANNELS, PermissionFlag.MANAGE_MESSAGES]
+    assert flags_of(0) == [] and flags_of(1 << 8) == []  # bit 8 names nothing here
+
+
+def test_an_input_gives_permissions_as_a_string_or_by_name_not_both() -> None:
+    both = (PermissionFlag.MANAGE_CHANNELS, PermissionFlag.MANAGE_MESSAGES)
+    assert (
+        permissions_from_input(None, list(both), "p", "f")
+        == Permission.MANAGE_CHANNELS | Permission.MANAGE_MESSAGES
+    )
+    assert permissions_from_input("16", None, "p", "f") == Permission.MANAGE_CHANNELS
+    assert permissions_from_input(None, None, "p", "f") is None
+    with pytest.raises(ValidationFailed) as refused:
+        permissions_from_input("16", [PermissionFlag.MANAGE_CHANNELS], "p", "f")
+    assert refused.value.field == "f"
