@@ -17,7 +17,7 @@ from graphql import GraphQLError, VariableDefinitionNode
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 
 from subgraphs.kernel.i18n import translate
-from subgraphs.kernel.wellformed import invalid_text_path
+from subgraphs.kernel.wellformed import INVALID_TEXT, invalid_text_path
 
 log = logging.getLogger("beep.errors")
 
@@ -275,8 +275,9 @@ def _as_bad_input(error: GraphQLError) -> GraphQLError:
 
 
 class RefuseInvalidText(SchemaExtension):
-    """Variables holding a lone UTF-16 surrogate (`"\\ud800"` in the JSON) are refused before parsing:
-    no Unicode text can hold one, so storing or comparing it could only fail later, as a server error."""
+    """Variables holding a lone UTF-16 surrogate (`"\\ud800"` in the JSON) or a NUL are refused before
+    parsing: no Unicode text can hold the first, PostgreSQL no NUL, so storing or comparing them could only
+    fail later, as a server error (kernel/wellformed.py)."""
 
     def on_parse(self) -> Iterator[None]:
         variables = self.execution_context.variables or {}
@@ -285,7 +286,7 @@ class RefuseInvalidText(SchemaExtension):
             if path is not None:
                 where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
                 raise bad_user_input(
-                    f"Variable ${name}{where} is not valid Unicode text (it holds a lone surrogate).",
+                    f"Variable ${name}{where} holds {INVALID_TEXT}.",
                     argument=name,
                 )
         yield

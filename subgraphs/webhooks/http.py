@@ -13,7 +13,7 @@ Answers, in Discord's shapes:
 - 204 (or 200 with the message JSON when `?wait=true`);
 - 400 `{"code": 50035, "message": "Invalid Form Body", "errors": {<field path>: {"_errors": [...]}}}`
   for a field that breaks a rule, 50006 for an empty message, 50109 for a body that is not JSON (or
-  nests over 64 levels, or holds text with a lone surrogate: kernel/wellformed.py);
+  nests over 64 levels, or holds a NUL or a lone surrogate: kernel/wellformed.py);
   a refused file (too many, empty, an image that is not one) is 50035 on `files` with Beep's code
   (`TOO_MANY_FILES`, `EMPTY_FILE`, `CONTENT_TYPE_MISMATCH`) and nothing is stored;
 - 401 `{"code": 50027, "message": "Invalid Webhook Token"}` for a wrong, replaced or unknown

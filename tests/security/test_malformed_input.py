@@ -19,6 +19,7 @@ SEND = """mutation($i: SendMessageInput!) { sendMessage(input: $i) { __typename
   ... on Message { id } ... on UserError { code field } } }"""
 PROFILE = """mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { __typename } }"""
 ME = "{ me { id bio } }"
+SIGN_IN = "mutation($i: SignInInput!) { signIn(input: $i) { __typename } }"
 PAGE = "query($c: ID!) { messages(channelId: $c) { edges { node { id content } } } }"
 SEARCH = "query($s: ID!, $b: DateTime) { searchMessages(serverId: $s, before: $b) { edges { cursor } } }"
 TIMEOUT = """mutation($s: ID!, $u: ID!, $until: DateTime) {
@@ -55,7 +56,7 @@ async def owner_with_channel(stack: Stack, server_name: str) -> tuple[Account, G
     return owner, as_owner, (await create_channel(as_owner, server["id"], "general"))["id"]
 
 
-async def test_lone_surrogates_are_bad_input_and_store_nothing(stack: Stack) -> None:
+async def test_unstorable_text_is_bad_input_and_stores_nothing(stack: Stack) -> None:
     owner, as_owner, channel_id = await owner_with_channel(stack, "Surrogates")
 
     # When a message's content holds a lone surrogate, then BAD_USER_INPUT and no message
@@ -70,6 +71,13 @@ async def test_lone_surrogates_are_bad_input_and_store_nothing(stack: Stack) -> 
     response = await post_raw(stack.router_url, graphql_body(PROFILE, variables), owner.token)
     assert response.status_code == 200 and codes(response) == ["BAD_USER_INPUT"], response.text
     assert (await as_owner.data(ME))["me"]["bio"] in (None, "")
+
+    # A NUL (which PostgreSQL text cannot hold) likewise, wherever it is: a nonce, a sign-in e-mail
+    nul_nonce = {"i": {"channelId": channel_id, "content": "x", "nonce": "n\u0000"}}
+    bad_input(await as_owner.execute(SEND, nul_nonce))
+    sign_in = {"i": {"email": "a\u0000@example.test", "password": "secret-password"}}
+    bad_input(await GraphQLClient(stack.router_url).execute(SIGN_IN, sign_in))
+    assert (await as_owner.data(PAGE, {"c": channel_id}))["messages"]["edges"] == []
 
     # A well-formed pair (an emoji as two escapes) is text like any other
     variables = f'{{"i": {{"channelId": "{channel_id}", "content": "ok \\ud83d\\ude00"}}}}'

@@ -1,4 +1,4 @@
-"""Malformed input (lone surrogates, JSON nested too deep, values a scalar refuses) is the sender's
+"""Malformed input (lone surrogates and NULs, JSON nested too deep, values a scalar refuses) is the sender's
 fault: refused as such before any rule or database sees it, never a server error."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pytest
 import strawberry
 
 from subgraphs.kernel.errors import schema_extensions
-from subgraphs.kernel.wellformed import MalformedJSON, depth_of, has_lone_surrogate, invalid_text_path, loads
+from subgraphs.kernel.wellformed import MalformedJSON, depth_of, invalid_text_path, is_unstorable, loads
 
 
-def test_lone_surrogates_are_found_anywhere_in_a_value() -> None:
-    assert has_lone_surrogate("a\ud800b") and has_lone_surrogate("\udfff")
-    assert not has_lone_surrogate("emoji 😀 and text")
+def test_unstorable_text_is_found_anywhere_in_a_value() -> None:
+    assert is_unstorable("a\ud800b") and is_unstorable("\udfff") and is_unstorable("a\x00b")
+    assert not is_unstorable("emoji 😀, tab\t and newline\n")
     assert invalid_text_path({"i": {"tags": ["ok", "x\udc00"]}}) == ["i", "tags", 1]
     assert invalid_text_path({"k\ud800": 1}) == []
     assert invalid_text_path({"i": {"content": "fine", "n": 3, "none": None}}) is None
@@ -38,8 +38,9 @@ def test_loads_refuses_deep_json_and_lone_surrogates() -> None:
         loads("[" * 100_000 + "]" * 100_000)  # the decoder's own RecursionError, turned into ours
     with pytest.raises(MalformedJSON, match="nested"):
         loads("[" * 65 + "]" * 65)
-    with pytest.raises(MalformedJSON, match="surrogate"):
-        loads('{"content": "\\ud800"}')
+    for text in ('"\\ud800"', '"a\\u0000"'):
+        with pytest.raises(MalformedJSON, match="NUL character or a lone surrogate"):
+            loads(f'{{"content": {text}}}')
     assert loads('{"content": "\\ud800"}', text=False) == {"content": "\ud800"}
     with pytest.raises(json.JSONDecodeError):
         loads("{not json")
@@ -60,6 +61,7 @@ ECHO = "query($t: String, $w: DateTime, $c: Int) { echo(text: $t, when: $w, coun
     "variables",
     [
         {"t": "a\ud800"},
+        {"t": "a\x00"},
         {"w": "not-a-date"},
         {"w": "99999-99-99"},
         {"w": [[["2026-01-01"]]]},
