@@ -240,6 +240,8 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        # MaskErrors' own loop (a private hook), with the request's errors set apart: should_mask_error
+        # sees one error, and telling them apart needs the operation's pre-execution errors too.
         pre_execution = list(self.execution_context.pre_execution_errors or ())
         return [
             _as_bad_input(error)
