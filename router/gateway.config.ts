@@ -10,7 +10,6 @@ import {
   ConsoleLogWriter,
   createRemoteJwksSigningKeyProvider,
   defineConfig,
-  extractFromHeader,
   JSONLogWriter,
   Logger,
   useJWT,
@@ -237,20 +236,31 @@ const signingKeyProvider = async (kid?: string) => {
   return NO_SUCH_KEY;
 };
 
+// `Bearer <jwt>`, the scheme in any case (RFC 9110 §11.1: schemes are case-insensitive; the subgraphs
+// accept `bearer` too). Any other scheme is refused: 401 UNAUTHENTICATED (useBeepJwt).
+function bearer(value: string): { prefix: string; token: string } {
+  const [prefix, token] = value.trim().split(/\s+/, 2);
+  if (prefix?.toLowerCase() !== 'bearer') throw new GraphQLError('Invalid JWT authentication token prefix.');
+  if (!token) throw new GraphQLError('Authentication header was set, but token is missing.');
+  return { prefix, token };
+}
+
+const fromAuthorizationHeader: ExtractTokenFunction = ({ request }) => {
+  const value = request?.headers.get('authorization');
+  return value == null ? undefined : bearer(value);
+};
+
 // WebSocket clients send `{"authorization": "Bearer <jwt>"}` as the graphql-transport-ws
 // connection_init payload (any other spelling, `Authorization`, `authToken`, `token`, is rewritten to it
 // before the gateway reads the payload: wsauth.ts). The stock connection-params extractor would keep the
-// "Bearer " prefix, so this one mirrors the HTTP header extractor (prefix must be "Bearer").
+// "Bearer " prefix, so this one mirrors the HTTP header extractor (`bearer`, the scheme in any case).
 const fromConnectionParams: ExtractTokenFunction = ({ serverContext }) => {
   const params = (serverContext as { connectionParams?: unknown })?.connectionParams;
   if (!params || typeof params !== 'object') return undefined;
   const value = (params as Record<string, unknown>)['authorization'];
   if (value == null || value === '') return undefined;
   if (typeof value !== 'string') throw new GraphQLError('Invalid JWT authentication token.');
-  const [prefix, token] = value.trim().split(/\s+/, 2);
-  if (prefix !== 'Bearer') throw new GraphQLError('Invalid JWT authentication token prefix.');
-  if (!token) throw new GraphQLError('Authentication header was set, but token is missing.');
-  return { prefix, token };
+  return bearer(value);
 };
 
 const tokenVerification = {
@@ -265,7 +275,7 @@ const verifyAuthorization: VerifyAuthorization = async (value) => {
   if (value == null || value === '') return true;
   if (typeof value !== 'string') return false;
   const [prefix, token] = value.trim().split(/\s+/, 2);
-  if (prefix !== 'Bearer' || !token) return false;
+  if (prefix?.toLowerCase() !== 'bearer' || !token) return false;
   const decoded = jsonwebtoken.decode(token, { complete: true });
   if (!decoded || typeof decoded === 'string') return false;
   const key = await signingKeyProvider(decoded.header.kid);
@@ -277,7 +287,7 @@ const jwtPlugin = useJWT({
   signingKeyProviders: [signingKeyProvider],
   // Connection params first: the gateway lets them override upgrade-request headers in
   // context.headers, which is what gets forwarded upstream — verify the same value.
-  tokenLookupLocations: [fromConnectionParams, extractFromHeader({ name: 'authorization', prefix: 'Bearer' })],
+  tokenLookupLocations: [fromConnectionParams, fromAuthorizationHeader],
   tokenVerification,
   // Anonymous requests are allowed (sign-up / sign-in); a token that is present must be valid.
   reject: { missingToken: false, invalidToken: true },
@@ -417,6 +427,36 @@ function useDepthAndAliasLimits(maxDepth: number, maxAliases: number): GatewayPl
   return {
     onValidate({ addValidationRule }: { addValidationRule: (rule: ValidationRule) => void }) {
       addValidationRule(limitsRule(maxDepth, maxAliases));
+    },
+  } as GatewayPlugin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON depth: variables and extensions nested deeper than any Beep input (the subgraphs refuse the same,
+// kernel/wellformed.py) are refused before anything walks them recursively (forwarding 100,000 levels
+// ended in a stack overflow: a 500).
+
+const MAX_JSON_DEPTH = 60; // of `variables`; the subgraphs allow 64 for the whole body that wraps them
+
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function useJsonDepthLimit(): GatewayPlugin {
+  return {
+    onParams({ params }: { params: { variables?: unknown; extensions?: unknown } }) {
+      if (nestedDeeperThan(params.variables, MAX_JSON_DEPTH) || nestedDeeperThan(params.extensions, MAX_JSON_DEPTH)) {
+        throw new GraphQLError(`The request's JSON is nested more than ${MAX_JSON_DEPTH} levels deep.`, {
+          extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } },
+        });
+      }
     },
   } as GatewayPlugin;
 }
@@ -696,6 +736,7 @@ export const gatewayConfig = defineConfig({
     useWebhookProxy(), // first: its requests are not GraphQL (no upload guard, no JWT)
     useUploadGuard(),
     useBeepJwt(),
+    useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(fanout ? [useSharedSubscriptions(fanout)] : []),
   ],

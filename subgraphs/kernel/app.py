@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +24,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.federation import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from subgraphs.kernel import i18n, internal, live_access, presence
+from subgraphs.kernel import i18n, internal, live_access, presence, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
@@ -85,6 +86,29 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         )
         self.definition = definition
         self.holder = holder
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """As Strawberry's, but nesting too deep for the decoder is a 400 too, not a RecursionError (a
+        500). Lone surrogates pass here and are refused as BAD_USER_INPUT (errors.RefuseInvalidText)."""
+        try:
+            return wellformed.loads(data, text=False)
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
+        except wellformed.MalformedJSON as error:
+            raise _MalformedBody(str(error)) from error
+
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().run(request, *args, **kwargs)
+        except _MalformedBody as error:  # a 400 the client can read like any GraphQL error
+            return _refuse(400, str(error))
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages: too deep is not JSON either (the connection closes with 4400)."""
+        try:
+            return wellformed.loads(data, text=False)
+        except wellformed.MalformedJSON as error:
+            raise json.JSONDecodeError(str(error), data if isinstance(data, str) else "", 0) from error
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -152,6 +176,10 @@ async def _end_presence(scope: Scope) -> None:
             await tracked.end()
         except Exception:
             log.warning("presence end failed", exc_info=True)
+
+
+class _MalformedBody(Exception):
+    """A body that is JSON but not one Beep takes (kernel/wellformed.py): 400 BAD_USER_INPUT."""
 
 
 class PresenceLifecycle:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, VariableDefinitionNode
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 
 from subgraphs.kernel.i18n import translate
+from subgraphs.kernel.wellformed import INVALID_TEXT, invalid_text_path
 
 log = logging.getLogger("beep.errors")
 
@@ -218,13 +219,38 @@ def _is_expected(error: GraphQLError) -> bool:
     return isinstance(original, GraphQLError) and bool((original.extensions or {}).get("code"))
 
 
+def _is_bad_request(error: GraphQLError, pre_execution: list[GraphQLError]) -> bool:
+    """An error about the request itself rather than a resolver: a variable value its type refuses
+    (`DateTime` "not-a-date", an Int beyond 32 bits; graphql-core names the variable's definition), or
+    a literal refused while parsing or validating the document. Either way the sender's to fix."""
+    if error.path is not None or error.original_error is None:
+        return False
+    if any(isinstance(node, VariableDefinitionNode) for node in error.nodes or ()):
+        return True
+    return any(error is seen for seen in pre_execution)
+
+
 class MaskUnexpectedErrors(MaskErrors):
-    """Hides bugs' details from clients (logged with a stack trace instead), keeping the error code."""
+    """Hides bugs' details from clients (logged with a stack trace instead), keeping the error code.
+    Errors in the request itself (see `_is_bad_request`) are the caller's: BAD_USER_INPUT, never masked."""
 
     def __init__(self) -> None:
         super().__init__(
             should_mask_error=lambda e: not _is_expected(e), error_message="Internal server error"
         )
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        # MaskErrors' own loop (a private hook), with the request's errors set apart: should_mask_error
+        # sees one error, and telling them apart needs the operation's pre-execution errors too.
+        pre_execution = list(self.execution_context.pre_execution_errors or ())
+        return [
+            _as_bad_input(error)
+            if _is_bad_request(error, pre_execution)
+            else self.anonymise_error(error)
+            if self.should_mask_error(error)
+            else error
+            for error in errors
+        ]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -238,6 +264,36 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
+def _as_bad_input(error: GraphQLError) -> GraphQLError:
+    if (error.extensions or {}).get("code"):
+        return error
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        extensions={"code": TopLevelCode.BAD_USER_INPUT.value},
+    )
+
+
+class RefuseInvalidText(SchemaExtension):
+    """Variables holding a lone UTF-16 surrogate (`"\\ud800"` in the JSON) or a NUL are refused before
+    parsing: no Unicode text can hold the first, PostgreSQL no NUL, so storing or comparing them could only
+    fail later, as a server error (kernel/wellformed.py)."""
+
+    def on_parse(self) -> Iterator[None]:
+        variables = self.execution_context.variables or {}
+        for name, value in variables.items():
+            path = invalid_text_path(value)
+            if path is not None:
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+                raise bad_user_input(
+                    f"Variable ${name}{where} holds {INVALID_TEXT}.",
+                    argument=name,
+                )
+        yield
+
+
 def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     """What every subgraph schema runs: operation tracing, masking of unexpected errors, and caches of
     parsed and validated documents (the router sends the same text for an operation every time; parsing
@@ -248,6 +304,7 @@ def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExten
     return [
         OperationTracing,
         MaskUnexpectedErrors,
+        RefuseInvalidText,  # before the parser cache: raises on entering the parse hook
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
     ]

@@ -5,6 +5,12 @@ Only what the sender may address is resolved: `@username` of a member who can vi
 `#name` of a channel of the same server the sender can view (so a private channel's name is never
 confirmed); anything else stays plain text. `@everyone`/`@here` ping only with Mention Everyone (without
 it they stay text and ping nobody, as on Discord). Code spans and blocks are left alone.
+
+Tokens typed as such (`<@id>`, `<#id>`) are held to the same rule: one the sender may not address (a
+user who is not a member able to view the channel, or does not exist; a channel of another server, one
+the sender cannot see, or none at all) is stored as plain `@unknown-user` / `#unknown-channel`. Readers
+get in `mentions`/`mentionedChannels` only what still resolves for them (types.py), so a message can
+never name what a reader may not see, nor break the page that holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.ids import parse_id
 from subgraphs.kernel import access, tenant_tables
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
@@ -29,6 +36,8 @@ _CHANNEL = re.compile(r"""(?<![\w<#&])#([^\s#<>@`]{0,99}[^\s#<>@`.,!?:;)\]'"])""
 _EVERYONE = re.compile(r"(?<![\w<])@(everyone|here)\b")
 USER_TOKEN = re.compile(r"<@(\d{1,20})>")
 CHANNEL_TOKEN = re.compile(r"<#(\d{1,20})>")
+UNKNOWN_USER = "@unknown-user"  # what a token the sender may not address is stored as
+UNKNOWN_CHANNEL = "#unknown-channel"
 
 # Light references to other contexts' tables (read-only): users here (the directory), channels through
 # the kernel's shared set of tenant-table references.
@@ -85,9 +94,59 @@ def rewrite(content: str, users: dict[str, int], channels: dict[str, int]) -> st
     )
 
 
+def typed_tokens(content: str) -> tuple[set[str], set[str]]:
+    """The user and channel ids of tokens outside code, as typed (digits, not yet checked)."""
+    users: set[str] = set()
+    channels: set[str] = set()
+    for is_code, text in _outside_code(content):
+        if not is_code:
+            users.update(USER_TOKEN.findall(text))
+            channels.update(CHANNEL_TOKEN.findall(text))
+    return users, channels
+
+
+def keep_tokens(content: str, users: set[int], channels: set[int]) -> str:
+    """Tokens (outside code) naming anything but these users and channels become plain text."""
+
+    def user(match: re.Match[str]) -> str:
+        return match.group(0) if parse_id(match.group(1)) in users else UNKNOWN_USER
+
+    def channel(match: re.Match[str]) -> str:
+        return match.group(0) if parse_id(match.group(1)) in channels else UNKNOWN_CHANNEL
+
+    return "".join(
+        text if is_code else CHANNEL_TOKEN.sub(channel, USER_TOKEN.sub(user, text))
+        for is_code, text in _outside_code(content)
+    )
+
+
+def _ids(raw: set[str]) -> list[int]:
+    return sorted({i for i in map(parse_id, raw) if i is not None})
+
+
+async def _addressable_tokens(
+    shard: AsyncSession, channel: ChannelAccess, author_id: int, content: str
+) -> tuple[set[int], set[int]]:
+    """Of the tokens typed in `content`, the users and channels the sender may address: members who can
+    view the channel (as for `@username`), channels of the same server the sender can view."""
+    raw_users, raw_channels = typed_tokens(content)
+    user_ids, channel_ids = _ids(raw_users), _ids(raw_channels)
+    users = await access.channel_viewers(shard, channel.channel_id, user_ids) if user_ids else set()
+    channels: set[int] = set()
+    if channel_ids:
+        found = await access.channel_accesses(shard, channel_ids, author_id)
+        channels = {
+            c
+            for c, seen in found.items()
+            if seen.can_view and seen.server.server_id == channel.server.server_id
+        }
+    return users, channels
+
+
 async def resolve(
     directory: AsyncSession, shard: AsyncSession, channel: ChannelAccess, author_id: int, content: str
 ) -> Resolved:
+    typed_users, typed_channels = await _addressable_tokens(shard, channel, author_id, content)
     names, channel_names, everyone = candidates(content)
     users: dict[str, int] = {}
     if names:
@@ -97,7 +156,7 @@ async def resolve(
         by_name = {username.lower(): user_id for user_id, username in rows}
         viewers = await access.channel_viewers(shard, channel.channel_id, list(by_name.values()))
         users = {name: user_id for name, user_id in by_name.items() if user_id in viewers}
-    if len(users) > MAX_USER_MENTIONS:
+    if len(set(users.values()) | typed_users) > MAX_USER_MENTIONS:
         raise ValidationFailed(
             f"A message may mention at most {MAX_USER_MENTIONS} members.",
             code=ErrorCode.LIMIT_REACHED,
@@ -116,8 +175,11 @@ async def resolve(
         for name, channel_id in named:
             if channel_id in visible:
                 channels.setdefault(name, channel_id)
+    # Last, so the plain text of a refused token is never read as a name ("@unknown" of "@unknown-user").
+    rewritten = rewrite(content, users, channels)
+    kept = keep_tokens(rewritten, typed_users | set(users.values()), typed_channels | set(channels.values()))
     return Resolved(
-        content=rewrite(content, users, channels),
+        content=kept,
         mentions_everyone=everyone and channel.has(Permission.MENTION_EVERYONE),
     )
 
@@ -131,12 +193,21 @@ def only_here(content: str) -> bool:
     return said == {"here"}
 
 
+def _token_ids(pattern: re.Pattern[str], content: str) -> list[int]:
+    """Ids of the tokens outside code (code shows them as typed), in order, without repeats; a token
+    whose digits are no Beep id (stored before tokens were checked) is left out."""
+    found = (
+        parse_id(m) for is_code, text in _outside_code(content) if not is_code for m in pattern.findall(text)
+    )
+    return list(dict.fromkeys(i for i in found if i is not None))
+
+
 def mentioned_user_ids(content: str) -> list[int]:
-    return list(dict.fromkeys(int(m) for m in USER_TOKEN.findall(content)))
+    return _token_ids(USER_TOKEN, content)
 
 
 def mentioned_channel_ids(content: str) -> list[int]:
-    return list(dict.fromkeys(int(m) for m in CHANNEL_TOKEN.findall(content)))
+    return _token_ids(CHANNEL_TOKEN, content)
 
 
 async def usernames(directory: AsyncSession, user_ids: list[int]) -> dict[int, str]:

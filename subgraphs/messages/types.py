@@ -149,15 +149,26 @@ class Message:
 
         return markdown.to_html(self.content, label)
 
-    @strawberry.field(description="Members this message pings (resolved when it was sent or edited).")
-    def mentions(self) -> list[User]:
-        return [User(id=strawberry.ID(str(i))) for i in mentions.mentioned_user_ids(self.content)]
+    @strawberry.field(
+        description="Members this message pings (resolved when it was sent or edited); a user who no "
+        "longer exists is left out."
+    )
+    async def mentions(self, info: MessagesInfo) -> list[User]:
+        # Only ids that resolve: one the users subgraph cannot answer would be a null in a non-null list
+        # and fail the whole page around this message.
+        ids = mentions.mentioned_user_ids(self.content)
+        names = await info.context.loaders.usernames.load_many(ids)
+        return [User(id=strawberry.ID(str(i))) for i, name in zip(ids, names, strict=True) if name]
 
     @strawberry.field(
-        directives=VIEWER_DEPENDENT, description="Channels of the server this message links to."
+        directives=VIEWER_DEPENDENT,
+        description="Channels of the server this message links to that you can see (a deleted or hidden "
+        "one is left out; `html` shows it as #deleted-channel).",
     )
-    def mentioned_channels(self) -> list[Channel]:
-        return [Channel(id=strawberry.ID(str(i))) for i in mentions.mentioned_channel_ids(self.content)]
+    async def mentioned_channels(self, info: MessagesInfo) -> list[Channel]:
+        ids = mentions.mentioned_channel_ids(self.content)
+        names = await info.context.loaders.channel_names.load_many(ids)
+        return [Channel(id=strawberry.ID(str(i))) for i, name in zip(ids, names, strict=True) if name]
 
     mentions_everyone: bool = strawberry.field(
         default=False, description="Whether it pings everyone (@everyone or @here, by someone allowed to)."

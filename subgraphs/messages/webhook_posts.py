@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from db.ids import new_id
+from db.ids import new_id, parse_id
 from media.attachments import Attachments, StoredAttachment
 from subgraphs.kernel import access
 from subgraphs.kernel.errors import ErrorCode, NotFound
@@ -143,7 +143,8 @@ async def _resolve_mentions(
     uow: UnitOfWork, channel: access.ChannelAccess, content: str, allowed: AllowedMentions
 ) -> tuple[str, bool]:
     pieces = mentions._outside_code(content)
-    wanted = {int(m) for is_code, text in pieces if not is_code for m in _USER_TOKEN.findall(text)}
+    # Digits that are no Beep id (too long for the database, say) address no one: plain text below.
+    wanted = {i for i in _token_ids(pieces, _USER_TOKEN) if i is not None}
     session = await uow.for_entity(channel.channel_id)
     pinged: set[int] = set()
     names: dict[int, str] = {}
@@ -158,7 +159,7 @@ async def _resolve_mentions(
             kind="BASE_TYPE_MAX_LENGTH",
             code=ErrorCode.LIMIT_REACHED,
         )
-    linked = {int(m) for is_code, text in pieces if not is_code for m in _CHANNEL_TOKEN.findall(text)}
+    linked = {i for i in _token_ids(pieces, _CHANNEL_TOKEN) if i is not None}
     located = await access.channel_accesses(session, sorted(linked), None) if linked else {}
     same_server_ids = {
         c for c, found in located.items() if found.server.server_id == channel.server.server_id
@@ -181,6 +182,10 @@ async def _resolve_mentions(
         not is_code and mentions._EVERYONE.search(text) for is_code, text in pieces
     )
     return rewritten, everyone
+
+
+def _token_ids(pieces: list[tuple[bool, str]], token: re.Pattern[str]) -> set[int | None]:
+    return {parse_id(m) for is_code, text in pieces if not is_code for m in token.findall(text)}
 
 
 def _timestamp(value: datetime | None) -> str | None:

@@ -12,7 +12,8 @@ Files come as Discord sends them: `multipart/form-data` with a `payload_json` pa
 Answers, in Discord's shapes:
 - 204 (or 200 with the message JSON when `?wait=true`);
 - 400 `{"code": 50035, "message": "Invalid Form Body", "errors": {<field path>: {"_errors": [...]}}}`
-  for a field that breaks a rule, 50006 for an empty message, 50109 for a body that is not JSON;
+  for a field that breaks a rule, 50006 for an empty message, 50109 for a body that is not JSON (or
+  nests over 64 levels, or holds a NUL or a lone surrogate: kernel/wellformed.py);
   a refused file (too many, empty, an image that is not one) is 50035 on `files` with Beep's code
   (`TOO_MANY_FILES`, `EMPTY_FILE`, `CONTENT_TYPE_MISMATCH`) and nothing is stored;
 - 401 `{"code": 50027, "message": "Invalid Webhook Token"}` for a wrong, replaced or unknown
@@ -27,7 +28,6 @@ Answers, in Discord's shapes:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -46,6 +46,7 @@ from starlette.types import Message
 
 from db.ids import parse_id
 from media.attachments import MAX_FILES
+from subgraphs.kernel import wellformed
 from subgraphs.kernel.errors import (
     AuthenticationError,
     AuthenticationFailed,
@@ -157,7 +158,7 @@ def _too_many_files() -> Unsupported:
 
 def _json_part(raw: str | bytes) -> Any:
     try:
-        return json.loads(raw)
+        return wellformed.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise Unsupported(invalid(("payload_json",), "BASE_TYPE_BAD_TYPE", "Must be valid JSON.")) from error
 
@@ -176,7 +177,9 @@ async def _read(request: Request, multipart_cap: int) -> AsyncIterator[Body]:
     if kind in ("application/json", ""):
         body = await _body(request)
         try:
-            decoded = json.loads(body or b"null")
+            decoded = wellformed.loads(body or b"null")
+        except wellformed.MalformedJSON as error:  # too deep, or text no message can hold
+            raise Unsupported(_error(400, 50109, str(error))) from error
         except (ValueError, UnicodeDecodeError) as error:
             raise Unsupported(_error(400, 50109, "The request body contains invalid JSON.")) from error
         yield Body(decoded, [])

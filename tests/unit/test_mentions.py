@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from subgraphs.messages.mentions import (
     candidates,
+    keep_tokens,
     mentioned_channel_ids,
     mentioned_user_ids,
     only_here,
     rewrite,
+    typed_tokens,
 )
 
 
@@ -38,3 +40,17 @@ def test_only_here_means_here_without_everyone_outside_code() -> None:
     assert not only_here("@everyone")
     assert not only_here("`@here` in code, nothing else")
     assert not only_here("mail me at me@here.com")
+
+
+def test_tokens_in_code_or_beyond_any_id_mention_nothing() -> None:
+    content = "<@2> `<@3>` ```\n<#8>\n``` <#7> <@99999999999999999999> <#0>"
+    assert mentioned_user_ids(content) == [2]
+    assert mentioned_channel_ids(content) == [7]
+
+
+def test_tokens_not_addressable_become_plain_text() -> None:
+    content = "<@1> <@2> <#7> <#8> `<@2> <#8>` <@99999999999999999999>"
+    assert typed_tokens(content) == ({"1", "2", "99999999999999999999"}, {"7", "8"})
+    assert keep_tokens(content, {1}, {7}) == (
+        "<@1> @unknown-user <#7> #unknown-channel `<@2> <#8>` @unknown-user"
+    )
