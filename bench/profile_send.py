@@ -11,14 +11,20 @@ the inclusive list). The last run's folded stacks stay in ~/.cache/beep/profiles
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
+import websockets
 
 from bench.delivery import DeliveryRun, DeliverySettings, refresh_tokens, seed_delivery, send_open_loop
 from bench.live import NodeReceiver, Subscriber, analyse
@@ -100,6 +106,8 @@ async def profile_body(stack: Stack, settings: ProfileSettings) -> dict[str, Any
             prefix = "profiled"
             await receiver.step(prefix)
             samplers = start_samplers(stack, settings)
+            router_pid = next(p.pid for name, p in stack.processes if name == "router-a")
+            router = asyncio.create_task(node_profile(router_pid, settings.seconds))
             before = run.meter.snapshot()
             count = round(settings.rate * settings.seconds)
             sent = await send_open_loop(
@@ -108,6 +116,7 @@ async def profile_body(stack: Stack, settings: ProfileSettings) -> dict[str, Any
             cpu = CpuMeter.usage(before, run.meter.snapshot())
             logs = await receiver.finish(len(sent.sent_at), 20.0)
             profiles = finish_samplers(samplers)
+            profiles["router-a"] = await router
         finally:
             await receiver.close()
     cores: dict[str, float] = cpu["cores_by_process"]  # type: ignore[assignment]
@@ -126,6 +135,56 @@ async def profile_body(stack: Stack, settings: ProfileSettings) -> dict[str, Any
         "cpu_ms_per_message": dict(sorted(per_message.items(), key=lambda kv: -kv[1])),
         "cpu_ms_per_message_stack_total": round(stack_total, 2),
         "profiles": profiles,
+    }
+
+
+async def node_profile(pid: int, seconds: float, top: int = 40) -> dict[str, Any]:
+    """A CPU profile of a running Node process (the router) through its inspector: SIGUSR1 opens it on
+    127.0.0.1:9229, the Chrome DevTools protocol's Profiler samples for `seconds`. Self time by function."""
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(50):
+        try:
+            async with httpx.AsyncClient() as client:
+                targets = (await client.get("http://127.0.0.1:9229/json/list")).json()
+            break
+        except httpx.HTTPError:
+            await asyncio.sleep(0.1)
+    else:
+        return {"error": "the inspector did not open"}
+    async with websockets.connect(
+        targets[0]["webSocketDebuggerUrl"], max_size=None, ping_interval=None
+    ) as ws:
+        ids = iter(range(1, 100))
+
+        async def call(method: str, **params: Any) -> dict[str, Any]:
+            ident = next(ids)
+            await ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+            while True:
+                reply = json.loads(await ws.recv())
+                if reply.get("id") == ident:
+                    return reply.get("result", {})  # type: ignore[no-any-return]
+
+        await call("Profiler.enable")
+        await call("Profiler.setSamplingInterval", interval=500)
+        await call("Profiler.start")
+        await asyncio.sleep(seconds)
+        profile = (await call("Profiler.stop"))["profile"]
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    hits: Counter[str] = Counter()
+    for sample in profile.get("samples", []):
+        frame = nodes[sample]["callFrame"]
+        where = frame["url"].rsplit("node_modules/", 1)[-1] or "(native)"
+        hits[f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber']}"] += 1
+    total = sum(hits.values())
+    by_package: Counter[str] = Counter()
+    for frame, n in hits.items():
+        where = frame.split(" ", 1)[1]
+        package = "/".join(where.split("/")[:2]) if where.startswith("@") else where.split("/")[0]
+        by_package[package.split(":")[0]] += n
+    return {
+        "samples": total,
+        "self_pct": [[f, round(100 * n / total, 1)] for f, n in hits.most_common(top)],
+        "self_pct_by_package": [[p, round(100 * n / total, 1)] for p, n in by_package.most_common(25)],
     }
 
 
@@ -194,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: result[k] for k in ("cpu_ms_per_message", "cpu_ms_per_message_stack_total")}))
     for name, profile in result["profiles"].items():
         print(f"\n== {name} ({profile.get('samples')} samples)")
-        for frame, pct in profile.get("own_code_inclusive_pct", [])[:15]:
+        for frame, pct in profile.get("own_code_inclusive_pct", profile.get("self_pct_by_package", []))[:15]:
             print(f"  {pct:5.1f}%  {frame}")
     return 0
 
