@@ -72,9 +72,10 @@ async def test_a_server_has_at_most_500_channels(database: Database) -> None:
     server_id = await _server(database)
     folder = await _create(database, server_id, "folder", "FOLDER")
 
-    async def fill(uow: UnitOfWork) -> None:  # 498 more rows straight in: the rule only counts them
+    async def fill(uow: UnitOfWork) -> None:  # up to 499 rows straight in: the rule only counts them
         session = await uow.for_entity(server_id)
-        for i in range(498):
+        existing = len(await repository.channels_of_servers(session, [server_id]))  # defaults + folder
+        for i in range(service.MAX_CHANNELS - 1 - existing):
             repository.add_channel(
                 session,
                 ChannelRow(
@@ -126,6 +127,13 @@ async def test_concurrent_moves_keep_positions_dense(database: Database) -> None
 
 async def test_deleting_a_folder_removes_its_channels_and_their_messages(database: Database) -> None:
     server_id = await _server(database)
+
+    async def layout(uow: UnitOfWork) -> list[int]:
+        return [
+            r.id for r in await repository.channels_of_servers(await uow.for_entity(server_id), [server_id])
+        ]
+
+    defaults = await _in_transaction(database, layout)  # a new server's #general and General
     folder = await _create(database, server_id, "folder", "FOLDER")
     inside = [await _create(database, server_id, name, parent=folder) for name in ("x", "y")]
     kept = await _create(database, server_id, "kept")
@@ -148,4 +156,5 @@ async def test_deleting_a_folder_removes_its_channels_and_their_messages(databas
         )
         return list(channels), list(by_channel)
 
-    assert await _in_transaction(database, stored) == ([kept], [kept])
+    channels, with_messages = await _in_transaction(database, stored)
+    assert (sorted(channels), with_messages) == (sorted([*defaults, kept]), [kept])
