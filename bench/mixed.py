@@ -62,10 +62,12 @@ class MixedSeed:
 
 
 async def seed_mixed(gql: Gql, s: MixedSettings) -> MixedSeed:
-    owner = await sign_up(gql, "mowner")
     channels: list[str] = []
     servers: list[str] = []
-    for index in range(math.ceil(s.channels / CHANNELS_PER_SERVER)):
+    server_count = math.ceil(s.channels / CHANNELS_PER_SERVER)
+    # An owner per server: creating channels is rate limited per user (120 per 10 minutes).
+    owners = await bounded_gather(4, [functools.partial(sign_up, gql, "mowner") for _ in range(server_count)])
+    for index, owner in enumerate(owners):
         created = await gql.data(
             CREATE_SERVER, {"input": {"name": f"Mixed {index}", "visibility": "PUBLIC"}}, owner.token
         )
@@ -79,7 +81,7 @@ async def seed_mixed(gql: Gql, s: MixedSettings) -> MixedSeed:
     others = await bounded_gather(
         4,
         [
-            *(functools.partial(sign_up, gql, "msend") for _ in range(s.senders - 1)),
+            *(functools.partial(sign_up, gql, "msend") for _ in range(s.senders)),
             *(functools.partial(sign_up, gql, "mlisten") for _ in range(s.listener_users)),
         ],
     )
@@ -89,8 +91,7 @@ async def seed_mixed(gql: Gql, s: MixedSettings) -> MixedSeed:
         assert data["joinServer"]["__typename"] == "Server", data
 
     await bounded_gather(4, [functools.partial(join, a, sid) for a in others for sid in servers])
-    cut = s.senders - 1
-    return MixedSeed(channels, [owner, *others[:cut]], others[cut:])
+    return MixedSeed(channels, others[: s.senders], others[s.senders :])
 
 
 def analyse_mixed(

@@ -417,6 +417,9 @@ class SharedStream {
   private stopped = false;
   private reopening = false;
   openedAfter: string | undefined;
+  // When this stream next moves its resume point forward (see reopen): its own time, not every stream's
+  // at once (a mixed load of 400 streams reopened together stalled deliveries for seconds every 30 s).
+  rotateAt = Date.now() + ROTATE_SECONDS * 1000 * (0.5 + Math.random());
   // While an access change of the stream's servers is being re-checked, events wait here: none reaches
   // a socket whose access is in question before the subgraph has answered.
   holds = 0;
@@ -645,9 +648,19 @@ export class FanoutTier {
       for (const stream of this.streams.values()) void this.recheck(stream);
     }, options.recheckSeconds * 1000);
     this.recheckTimer.unref();
+    // Every second, the streams whose time has come, at most 1/ROTATE_SECONDS of them (so that a herd of
+    // streams opened together spreads out over a period), each then due again in 22-38 s.
     this.rotateTimer = setInterval(() => {
-      for (const stream of this.streams.values()) if (stream.lastCursor !== stream.openedAfter) stream.reopen();
-    }, ROTATE_SECONDS * 1000);
+      const now = Date.now();
+      let budget = Math.max(4, Math.ceil(this.streams.size / ROTATE_SECONDS));
+      for (const stream of this.streams.values()) {
+        if (budget === 0) break;
+        if (now < stream.rotateAt || stream.lastCursor === stream.openedAfter) continue;
+        stream.rotateAt = now + ROTATE_SECONDS * 1000 * (0.75 + Math.random() / 2);
+        stream.reopen();
+        budget -= 1;
+      }
+    }, 1000);
     this.rotateTimer.unref();
   }
 
