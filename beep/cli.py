@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from beep.registry import default_port
 
+        if args.subgraph == "all" and args.port:  # where it listens is where its issuer is (the default)
+            settings = Settings(port=args.port)
         port = args.port or (settings.port if args.subgraph == "all" else default_port(args.subgraph))
         _serve(settings, args.subgraph, args.host or settings.host, port)
         return 0
@@ -239,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from beep.dev import run_dev
 
-        return run_dev(settings, router_port=args.port or settings.router_port)
+        if args.port:  # the router's port: the public URL (webhook and file URLs) follows it
+            settings = Settings(router_port=args.port)
+        return run_dev(settings)
     return 2
 
 

@@ -32,7 +32,8 @@ async def _migrate(settings: Settings) -> None:
         await database.dispose()
 
 
-async def _run(settings: Settings, router_port: int) -> int:
+async def _run(settings: Settings) -> int:
+    router_port = settings.router_port
     configure_process(settings, "dev")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await _migrate(settings)
@@ -63,7 +64,7 @@ async def _run(settings: Settings, router_port: int) -> int:
         port=router_port,
         subgraph_urls=embedded_subgraph_urls(settings.host, settings.port),
         jwks_url=settings.resolved_jwks_url,
-        issuer=settings.issuer_url,
+        issuer=settings.resolved_issuer_url,
         audience=settings.jwt_audience,
         internal_secret=settings.resolved_internal_secret,
     )
@@ -102,5 +103,5 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def run_dev(settings: Settings, router_port: int) -> int:
-    return asyncio.run(_run(settings, router_port))
+def run_dev(settings: Settings) -> int:
+    return asyncio.run(_run(settings))
