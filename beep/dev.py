@@ -71,6 +71,8 @@ async def _run(settings: Settings) -> int:
         audience=settings.jwt_audience,
         internal_secret=settings.resolved_internal_secret,
     )
+    if settings.log_format == "text" and "BEEP_ROUTER_LOG_FORMAT" not in env:
+        env |= {"BEEP_ROUTER_LOG_FORMAT": "pretty", "NO_COLOR": "1"}  # readable; no colour codes in a file
     router_log = settings.data_dir / "router.log"
     router = start_router(env, log_file=router_log)
     stop = asyncio.Event()
