@@ -7,6 +7,7 @@ import asyncio
 import functools
 import signal
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -146,6 +147,17 @@ def _work(settings: Settings, host: str, port: int) -> None:
     uvicorn.run(create_worker_app(settings, port), host=host, port=port, log_config=None, lifespan="on")
 
 
+def dev_settings(settings: Settings, router_port: int | None) -> Settings:
+    """`beep dev`'s: the router on `router_port` (the public URL, so webhook and file URLs, follow it), and
+    logs as readable lines for the person at the terminal unless BEEP_LOG_FORMAT says otherwise."""
+    overrides: dict[str, Any] = {}
+    if router_port:
+        overrides["router_port"] = router_port
+    if "log_format" not in settings.model_fields_set:
+        overrides["log_format"] = "text"
+    return Settings(**overrides) if overrides else settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="beep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from beep.registry import default_port
 
+        if args.subgraph == "all" and args.port:  # where it listens is where its issuer is (the default)
+            settings = Settings(port=args.port)
         port = args.port or (settings.port if args.subgraph == "all" else default_port(args.subgraph))
         _serve(settings, args.subgraph, args.host or settings.host, port)
         return 0
@@ -239,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from beep.dev import run_dev
 
-        return run_dev(settings, router_port=args.port or settings.router_port)
+        return run_dev(dev_settings(settings, args.port))
     return 2
 
 

@@ -537,19 +537,12 @@ const WEBHOOK_RESPONSE_HEADERS = [
   'x-ratelimit-scope',
 ];
 
-function webhooksBase(): string | undefined {
-  const explicit = str('BEEP_WEBHOOKS_EXECUTE_URL');
-  if (explicit) return httpUrl('BEEP_WEBHOOKS_EXECUTE_URL', explicit).replace(/\/+$/, '');
-  let graphqlUrl = transportEntries['webhooks']?.location;
-  if (!graphqlUrl) {
-    try {
-      const sdl = readFileSync(supergraphPath, 'utf8');
-      graphqlUrl = sdl.match(/@join__graph\(\s*name:\s*"webhooks",\s*url:\s*"([^"]+)"/)?.[1];
-    } catch {
-      graphqlUrl = undefined;
-    }
-  }
-  return graphqlUrl?.replace(/\/graphql\/?$/, '');
+/** Where a non-GraphQL path is forwarded: `variable`, or the subgraph's URL without `/graphql` + `suffix`. */
+function upstreamBase(variable: string, subgraph: string, suffix = ''): string | undefined {
+  const explicit = str(variable);
+  if (explicit) return httpUrl(variable, explicit).replace(/\/+$/, '');
+  const base = subgraphBase(subgraph);
+  return base ? `${base}${suffix}` : undefined;
 }
 
 async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
@@ -584,7 +577,7 @@ function discordError(status: number, code: number, message: string, headers: Re
 }
 
 function useWebhookProxy(): GatewayPlugin {
-  const base = webhooksBase();
+  const base = upstreamBase('BEEP_WEBHOOKS_EXECUTE_URL', 'webhooks');
   return {
     async onRequest({ request, url, endResponse, serverContext }: any) {
       const match = WEBHOOK_PATH.exec(url.pathname);
@@ -629,6 +622,69 @@ function useWebhookProxy(): GatewayPlugin {
       }
       const payload = upstream.status === 204 ? null : await upstream.arrayBuffer();
       return endResponse(new Response(payload, { status: upstream.status, headers: out }));
+    },
+  } as GatewayPlugin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// files: signed download URLs (pictures, attachments) through the public URL
+//
+// The subgraphs build file URLs on the public URL (BEEP_PUBLIC_URL, the router's: `<public>/media/files/...`).
+// `GET|HEAD /media/files/...` is forwarded as it is to the media app in the users subgraph (its GraphQL URL
+// without `/graphql`, + `/media`; or BEEP_MEDIA_UPSTREAM_URL), which checks the signature: no JWT, no upload
+// guard (the signed query is the credential). The body is streamed, never buffered.
+
+const MEDIA_PATH = /^\/media(\/files\/.+)$/;
+const MEDIA_REQUEST_HEADERS = ['x-request-id', 'user-agent'];
+const MEDIA_RESPONSE_HEADERS = [
+  'content-type',
+  'content-length',
+  'content-disposition',
+  'cache-control',
+  'etag',
+  'x-content-type-options',
+  'content-security-policy',
+  'x-request-id',
+];
+
+function useMediaProxy(): GatewayPlugin {
+  const base = upstreamBase('BEEP_MEDIA_UPSTREAM_URL', 'users', '/media');
+  return {
+    async onRequest({ request, url, endResponse }: any) {
+      const match = MEDIA_PATH.exec(url.pathname);
+      if (!match) return;
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        return endResponse(new Response(null, { status: 405, headers: { allow: 'GET, HEAD' } }));
+      }
+      if (!base) return endResponse(new Response(null, { status: 503 }));
+      const headers: Record<string, string> = {};
+      for (const name of MEDIA_REQUEST_HEADERS) {
+        const value = request.headers.get(name);
+        if (value !== null) headers[name] = value;
+      }
+      // 30 s for the answer to start; the body (up to a message's 20 MiB) streams as long as it takes.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), 30_000);
+      let upstream: Response;
+      try {
+        upstream = await fetch(`${base}${match[1]}${url.search}`, {
+          method: request.method,
+          headers,
+          signal: abort.signal,
+        });
+      } catch (e) {
+        log.error({ error: String(e) }, '[beep-router] media upstream failed');
+        return endResponse(new Response(null, { status: 502 }));
+      } finally {
+        clearTimeout(timer);
+      }
+      const out = new Headers();
+      for (const name of MEDIA_RESPONSE_HEADERS) {
+        const value = upstream.headers.get(name);
+        if (value !== null) out.set(name, value);
+      }
+      const body = request.method === 'HEAD' ? null : upstream.body;
+      return endResponse(new Response(body, { status: upstream.status, headers: out }));
     },
   } as GatewayPlugin;
 }
@@ -734,6 +790,7 @@ export const gatewayConfig = defineConfig({
 
   plugins: () => [
     useWebhookProxy(), // first: its requests are not GraphQL (no upload guard, no JWT)
+    useMediaProxy(), // the same: signed file downloads
     useUploadGuard(),
     useBeepJwt(),
     useJsonDepthLimit(),

@@ -1,4 +1,5 @@
-"""JSON structured logging: level, timestamp, service, container_id, message, trace_id, request_id."""
+"""Logging: JSON lines (level, timestamp, service, container_id, message, trace_id, request_id) for
+machines, the default; or a short readable line per event for a person at a terminal (`beep dev`)."""
 
 from __future__ import annotations
 
@@ -60,12 +61,54 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """`12:04:31 app: runtime started  mode=embedded shards=64`, `12:04:40 WARNING app: presence start failed
+    request=1f2e3d4c`: local time, the level unless INFO, the logger without `beep.`, the message, the
+    extra fields and the request's id (its first 8 characters)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [datetime.fromtimestamp(record.created).strftime("%H:%M:%S")]  # local time: the reader's
+        if record.levelno != logging.INFO:
+            parts.append(record.levelname)
+        parts.append(f"{_short_name(record.name)}: {record.getMessage()}")
+        fields = [
+            f"{key}={_text_value(value)}"
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and not key.startswith("_")
+        ]
+        request_id = request_id_var.get()
+        if request_id:
+            fields.append(f"request={request_id[:8]}")
+        line = " ".join(parts) + (f"  {' '.join(fields)}" if fields else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _short_name(logger: str) -> str:
+    if logger == "uvicorn.error":  # uvicorn's own messages, not only errors
+        return "uvicorn"
+    return logger.removeprefix("beep.")
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(ch.isspace() or ch in '"=' for ch in text) else text
+
+
+def _not_for_people(record: logging.LogRecord) -> bool:
+    """httpx's line per request (readiness polls, JWKS fetches); uvicorn's "connection open", which follows
+    its "WebSocket ... [accepted]" line."""
+    if record.levelno >= logging.WARNING:
+        return True
+    return record.name != "httpx" and not (record.name == "uvicorn.error" and record.msg == "connection open")
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter())
+    if fmt != "json":  # a person reads it: not every outgoing request, nor the socket's second line
+        handler.addFilter(_not_for_people)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -39,7 +39,7 @@ class Runtime:
         )
         verifier = TokenVerifier(
             JwksCache(settings.resolved_jwks_url),
-            settings.issuer_url,
+            settings.resolved_issuer_url,
             settings.jwt_audience,
             extra_issuers=[(iss, JwksCache(url)) for iss, url in settings.extra_trusted_issuers],
         )

@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     # Event bus: Redis when set, in-process otherwise (one process only).
     redis_url: str = ""
 
-    # Identity: the built-in issuer's public URL; tokens are verified against its JWKS (or Keycloak's).
-    issuer_url: str = "http://127.0.0.1:4100/users"
+    # Identity: the built-in issuer's URL (its tokens' `iss`); tokens are verified against its JWKS (or
+    # Keycloak's). Empty: http://127.0.0.1:<port>/users, where `beep dev` / `beep serve all` serve it.
+    issuer_url: str = ""
     jwks_url: str = ""
     jwt_audience: str = "beep"
     issuer_key_file: Path | None = None
@@ -101,8 +102,8 @@ class Settings(BaseSettings):
     # Download URLs: `kid:base64url-secret[,kid:secret...]` (the first signs, all verify); empty: a key
     # file in the data dir, created on first start (replicas must share it, or set this).
     media_signing_keys: str = ""
-    # Where clients reach the media app (`/files/...` follows); empty: the users service's public URL
-    # (BEEP_ISSUER_URL) + /media, which serves it.
+    # Where clients reach the media app (`/files/...` follows); empty: the public URL + /media (the router
+    # forwards /media/files/... to the users service, which serves it).
     media_public_url: str = ""
     media_url_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     # Where files are kept: `local` (media_dir) or `s3` (any S3-compatible store; production).
@@ -125,7 +126,8 @@ class Settings(BaseSettings):
     webhook_rate_count: int = Field(default=5, ge=1, le=10_000)
     webhook_rate_window_seconds: int = Field(default=2, ge=1, le=3600)
     bot_access_token_ttl_seconds: int = Field(default=300, ge=60, le=3600)
-    # Where clients reach the router (webhook URLs are built on it); empty: http://127.0.0.1:<router port>.
+    # Where clients reach the router: webhook and (unless media_public_url is set) file URLs are built on it.
+    # Empty: http://127.0.0.1:<router port>.
     public_url: str = ""
 
     # Voice (media/voice): the media server's own ICE servers (comma-separated URLs; empty: host
@@ -203,8 +205,12 @@ class Settings(BaseSettings):
         return ShardMap.parse(spec, self.logical_shards)
 
     @cached_property
+    def resolved_issuer_url(self) -> str:
+        return (self.issuer_url or f"http://{_reachable(self.host)}:{self.port}/users").rstrip("/")
+
+    @cached_property
     def resolved_jwks_url(self) -> str:
-        return self.jwks_url or f"{self.issuer_url.rstrip('/')}/.well-known/jwks.json"
+        return self.jwks_url or f"{self.resolved_issuer_url}/.well-known/jwks.json"
 
     @cached_property
     def keycloak_issuer(self) -> str:
@@ -227,7 +233,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_media_public_url(self) -> str:
-        return (self.media_public_url or f"{self.issuer_url.rstrip('/')}/media").rstrip("/")
+        return (self.media_public_url or f"{self.resolved_public_url}/media").rstrip("/")
 
     @cached_property
     def resolved_public_url(self) -> str:
@@ -236,3 +242,10 @@ class Settings(BaseSettings):
     @cached_property
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+
+def _reachable(host: str) -> str:
+    """An address this machine reaches a server listening on `host` at (a wildcard: loopback)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising a wildcard, not binding to one
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -69,7 +69,7 @@ def load_or_create_key(path: Path) -> SigningKey:
 
 class Issuer:
     def __init__(self, settings: Settings) -> None:
-        self.url = settings.issuer_url.rstrip("/")
+        self.url = settings.resolved_issuer_url
         self.audience = settings.jwt_audience
         self.access_ttl = settings.access_token_ttl_seconds
         self.key = load_or_create_key(settings.resolved_issuer_key_file)

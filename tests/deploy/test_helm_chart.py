@@ -551,6 +551,16 @@ def test_media_values_reach_the_pods_and_half_a_credential_is_refused() -> None:
         assert refused.returncode != 0 and reason in refused.stderr, (reason, refused.stderr)
 
 
+def test_webhook_and_file_urls_are_built_on_the_routers_public_url(default_manifests: list[Manifest]) -> None:
+    config = of_kind(default_manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert config["BEEP_PUBLIC_URL"] == f"http://{RELEASE}-router:4000"  # in-cluster, by default
+    public = "https://chat.example.com"
+    configured = render("--set", f"router.publicUrl={public}")
+    assert of_kind(configured, "ConfigMap")[f"{RELEASE}-config"]["data"]["BEEP_PUBLIC_URL"] == public
+    refused = helm("template", RELEASE, str(CHART), "--set", "config.extra.BEEP_PUBLIC_URL=https://x.example")
+    assert refused.returncode != 0 and "set router.publicUrl" in refused.stderr, refused.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # the fan-out tier: one internal secret for the router and the subgraphs; the router autoscales
 

@@ -107,8 +107,10 @@ class Stack:
         self.processes.append((name, process))
         return process
 
-    def start_router(self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str) -> str:
-        port = free_port()
+    def start_router(
+        self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str, port: int | None = None
+    ) -> str:
+        port = port or free_port()
         env = router_env(
             port=port,
             subgraph_urls=subgraph_urls,
@@ -193,8 +195,12 @@ def start_embedded(
 ) -> Stack:
     """`extra_env`/`extra_issuers` ((issuer, JWKS URL) pairs the router trusts too): the Keycloak stack."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-embedded-"))
-    port = free_port()
-    env = _base_env(workdir) | {"BEEP_PORT": str(port), "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users"}
+    port, router_port = free_port(), free_port()
+    env = _base_env(workdir) | {
+        "BEEP_PORT": str(port),
+        "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users",
+        "BEEP_PUBLIC_URL": f"http://127.0.0.1:{router_port}",  # webhook and file URLs: through the router
+    }
     env |= extra_env or {}
     stack = Stack("embedded", workdir, env)
     try:
@@ -205,7 +211,11 @@ def start_embedded(
         issuers = [(env["BEEP_ISSUER_URL"], f"{env['BEEP_ISSUER_URL']}/.well-known/jwks.json")]
         issuers += extra_issuers or []
         stack.router_url = stack.start_router(
-            "router", stack.subgraph_urls, ",".join(j for _i, j in issuers), ",".join(i for i, _j in issuers)
+            "router",
+            stack.subgraph_urls,
+            ",".join(j for _i, j in issuers),
+            ",".join(i for i, _j in issuers),
+            port=router_port,
         )
     except BaseException:
         print(stack.logs(), file=sys.stderr)
@@ -232,6 +242,7 @@ def start_full() -> Stack:
         stack.database_urls = [directory, shards_a, shards_b]
         ports = {name: free_port() for name in SUBGRAPH_NAMES}
         issuer = f"http://127.0.0.1:{ports['users']}"
+        router_port = free_port()  # router A's: the public URL
         stack.env = (
             _base_env(workdir)
             | {
@@ -240,6 +251,7 @@ def start_full() -> Stack:
                 "BEEP_SHARD_DATABASES": f"0-31={shards_a};32-63={shards_b}",
                 "BEEP_REDIS_URL": redis.url,
                 "BEEP_ISSUER_URL": issuer,
+                "BEEP_PUBLIC_URL": f"http://127.0.0.1:{router_port}",
                 "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),
                 # Small pools on purpose: a request that holds a connection per shard would exhaust them
                 # in tests rather than in production (benchmarks raise it).
@@ -261,7 +273,7 @@ def start_full() -> Stack:
             wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
         stack.subgraph_urls = {name: f"http://127.0.0.1:{port}/graphql" for name, port in ports.items()}
         jwks = f"{issuer}/.well-known/jwks.json"
-        stack.router_url = stack.start_router("router-a", stack.subgraph_urls, jwks, issuer)
+        stack.router_url = stack.start_router("router-a", stack.subgraph_urls, jwks, issuer, port=router_port)
         replica_2 = stack.subgraph_urls | {"messages": f"http://127.0.0.1:{second_messages}/graphql"}
         stack.second_router_url = stack.start_router("router-b", replica_2, jwks, issuer)
     except BaseException:

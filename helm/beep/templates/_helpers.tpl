@@ -94,6 +94,7 @@ BEEP_ISSUER_URL: {{ include "beep.issuer" . | quote }}
 BEEP_JWT_ISSUER: {{ include "beep.issuer" . | quote }}
 BEEP_JWKS_URL: {{ include "beep.jwksUrl" . | quote }}
 BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
+BEEP_PUBLIC_URL: {{ .Values.router.publicUrl | default (printf "http://%s:%v" (include "beep.componentName" (dict "root" . "component" "router")) .Values.router.port) | quote }}
 {{- if .Values.turn.enabled }}
 BEEP_VOICE_TURN_URLS: {{ required "turn.urls: the addresses clients reach coturn at" (join "," .Values.turn.urls) | quote }}
 {{- end }}
@@ -105,6 +106,9 @@ BEEP_SEARCH_SOLR_URL: {{ .Values.search.solrUrl | quote }}
 {{- range $name, $value := .Values.config.extra }}
 {{- if or (hasPrefix "BEEP_MEDIA_" $name) (hasPrefix "BEEP_S3_" $name) }}
 {{- fail (printf "config.extra.%s: files are configured under `media` (values.yaml)" $name) }}
+{{- end }}
+{{- if eq $name "BEEP_PUBLIC_URL" }}
+{{- fail "config.extra.BEEP_PUBLIC_URL: set router.publicUrl (values.yaml)" }}
 {{- end }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
