@@ -473,10 +473,17 @@ function useJsonDepthLimit(): GatewayPlugin {
 // values past that have no effect. A browser can send
 // multipart/form-data cross-site without a CORS preflight (an HTML form can), so a multipart request must
 // carry one of PREFLIGHT_HEADERS, which a form cannot set; subgraphs check the same (kernel/app.py).
+// Any other POST body (a JSON GraphQL request: at most 2,000 tokens and a message's variables) declared
+// larger than BEEP_ROUTER_MAX_JSON_BYTES (1 MiB) is refused before it is read. A body that arrives more
+// slowly than BEEP_ROUTER_REQUEST_TIMEOUT_SECONDS (60: a 20 MiB upload needs ~3 Mbit/s) allow for the
+// whole request is cut by Node's HTTP server with 408, so a client that declares 20 MB and sends 1 KB
+// holds its connection for that long at most.
 
 const maxFileBytes = int('BEEP_ROUTER_MAX_FILE_BYTES', 20 * 1024 * 1024);
 const maxFiles = int('BEEP_ROUTER_MAX_FILES', 10);
 const maxMultipartBytes = int('BEEP_ROUTER_MAX_REQUEST_BYTES', maxFileBytes + 1024 * 1024);
+const maxJsonBytes = int('BEEP_ROUTER_MAX_JSON_BYTES', 1024 * 1024);
+const requestTimeoutSeconds = int('BEEP_ROUTER_REQUEST_TIMEOUT_SECONDS', 60);
 const PREFLIGHT_HEADERS = ['graphql-require-preflight', 'apollo-require-preflight', 'x-apollo-operation-name'];
 const uploadFetchAPI = createFetch({
   formDataLimits: { fileSize: maxFileBytes, files: maxFiles, fieldSize: 1024 * 1024, fields: 16, parts: maxFiles + 16 },
@@ -494,7 +501,15 @@ function useUploadGuard(): GatewayPlugin {
     onRequest({ request, endResponse }: { request: Request; endResponse: (r: Response) => void }) {
       if (request.method !== 'POST') return;
       const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'multipart/form-data') return;
+      if (type !== 'multipart/form-data') {
+        const declared = request.headers.get('content-length');
+        if (declared !== null && (!/^\d+$/.test(declared) || Number(declared) > maxJsonBytes)) {
+          return endResponse(
+            refuse(413, 'REQUEST_ENTITY_TOO_LARGE', `The request is larger than ${maxJsonBytes} bytes.`),
+          );
+        }
+        return;
+      }
       if (!PREFLIGHT_HEADERS.some((name) => (request.headers.get(name) ?? '').trim() !== '')) {
         return endResponse(
           refuse(403, 'FORBIDDEN', 'Multipart requests need a preflight header (GraphQL-Require-Preflight).'),
@@ -764,6 +779,8 @@ export const gatewayConfig = defineConfig({
   // Built-in graphql-armor token limit (checked while parsing); 0 disables. Depth and aliases:
   // see useDepthAndAliasLimits above.
   maxTokens: maxTokens || false,
+  // Node answers 408 and closes the connection when a request's body has not all arrived in time.
+  requestTimeout: requestTimeoutSeconds * 1000,
 
   // HTTP headers sent to subgraphs. For WebSocket clients, context.headers already contains the
   // connection_init payload (so queries/mutations sent over the socket carry the same token).

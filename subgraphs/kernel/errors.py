@@ -16,6 +16,7 @@ import strawberry
 from graphql import GraphQLError, VariableDefinitionNode
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 
+from db.failures import database_unavailable
 from subgraphs.kernel.i18n import translate
 from subgraphs.kernel.wellformed import INVALID_TEXT, invalid_text_path
 
@@ -254,6 +255,17 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
+        if original is not None and database_unavailable(original):
+            # A failover or a restart in progress: the client's cue to retry, not a bug.
+            log.warning(
+                "database unavailable", extra={"path": list(error.path or []), "error": repr(original)}
+            )
+            return GraphQLError(
+                "The database is unavailable for a moment: try again.",
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": TopLevelCode.UNAVAILABLE.value},
+            )
         log.error(
             "unexpected error in resolver",
             exc_info=(type(original), original, original.__traceback__) if original else None,

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from db.failures import database_unavailable
 from subgraphs.kernel import access, internal, presence, tenant_tables
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged
@@ -153,7 +154,14 @@ def _signed(holder: RuntimeHolder, handler: InternalHandler) -> Callable[[Reques
         body = await _signed_body(request, runtime)
         if body is None:
             return _refused(401, "This endpoint serves Beep's router only.")
-        return await handler(runtime, body)
+        try:
+            return await handler(runtime, body)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # A failover in progress: the router's fan-out tier asks again (its own retry), no traceback.
+            log.warning("internal request: database unavailable", extra={"error": repr(error)})
+            return _refused(503, "The database is unavailable for a moment: try again.")
 
     return endpoint
 

@@ -12,6 +12,7 @@ from db.ids import DIRECTORY_SHARD, new_id
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users import repository, totp
 from subgraphs.users.identity import (
+    SessionReplayed,
     SignedIn,
     Tokens,
     session_expired,
@@ -35,11 +36,12 @@ class BuiltinProvider:
         self.issuer = issuer
         self.refresh_ttl = refresh_ttl
 
-    async def _session(self, uow: UnitOfWork, user: UserRow) -> SignedIn:
+    async def _session(self, uow: UnitOfWork, user: UserRow, family_id: int | None = None) -> SignedIn:
         refresh_token = secrets.token_urlsafe(32)
         expires_at = datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)
+        token_hash = hash_token(refresh_token)
         await repository.insert_refresh_session(
-            uow.directory(), new_id(DIRECTORY_SHARD), user.id, hash_token(refresh_token), expires_at
+            uow.directory(), new_id(DIRECTORY_SHARD), user.id, token_hash, expires_at, family_id
         )
         locale = user.language.lower() if user.language else None
         access = self.issuer.access_token(user.id, user.username, locale)
@@ -87,13 +89,20 @@ class BuiltinProvider:
 
     async def refresh(self, uow: UnitOfWork, refresh_token: str) -> SignedIn:
         session = uow.directory()
-        found = await repository.live_refresh_session(session, hash_token(refresh_token[:256]))
+        found = await repository.unexpired_refresh_session(session, hash_token(refresh_token[:256]))
         if found is None:
             raise session_expired()
-        # Rotation: each refresh token works once; the new one replaces it.
-        found.revoked_at = datetime.now(UTC)
+        family = found.family_id or found.id
+        # Rotation: each refresh token works once; the new one replaces it. A token already spent (by
+        # rotation, or by signing out) coming back means a copy exists: the whole family ends.
+        if found.revoked_at is not None or not await repository.claim_refresh_session(session, found.id):
+            raise SessionReplayed(str(family))
         user = (await repository.users_by_ids(session, [found.user_id]))[found.user_id]
-        return await self._session(uow, user)
+        return await self._session(uow, user, family)
+
+    async def end_replayed(self, uow: UnitOfWork, replayed: SessionReplayed) -> None:
+        if replayed.session_key.isdigit():
+            await repository.revoke_refresh_family(uow.directory(), int(replayed.session_key))
 
     async def sign_out(self, uow: UnitOfWork, refresh_token: str) -> None:
         found = await repository.live_refresh_session(uow.directory(), hash_token(refresh_token[:256]))

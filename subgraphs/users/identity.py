@@ -44,6 +44,18 @@ def wrong_totp(field: str = "totpCode") -> AuthenticationFailed:
     return AuthenticationFailed("That code is not valid.", code=ErrorCode.INVALID_TOTP_CODE, field=field)
 
 
+class SessionReplayed(Exception):
+    """A refresh token was used a second time: someone holds a copy (OAuth 2.0 Security BCP, 4.14).
+
+    Not a DomainError on purpose: the refresh's transaction rolls back, then the caller ends the whole
+    session (`IdentityProvider.end_replayed`) in a transaction of its own and answers SESSION_EXPIRED,
+    exactly as for any other spent token, so the replayer learns nothing."""
+
+    def __init__(self, session_key: str) -> None:
+        super().__init__("refresh token replayed")
+        self.session_key = session_key  # the built-in provider's family id, Keycloak's session id
+
+
 def session_expired() -> AuthenticationFailed:
     return AuthenticationFailed(
         "This session has ended: sign in again.", code=ErrorCode.SESSION_EXPIRED, field="refreshToken"
@@ -75,7 +87,13 @@ class IdentityProvider(Protocol):
         """Password and current one-time code together (to turn two-factor authentication off)."""
         ...
 
-    async def refresh(self, uow: UnitOfWork, refresh_token: str) -> SignedIn: ...
+    async def refresh(self, uow: UnitOfWork, refresh_token: str) -> SignedIn:
+        """Raises session_expired(), or SessionReplayed for a token that was already rotated."""
+        ...
+
+    async def end_replayed(self, uow: UnitOfWork, replayed: SessionReplayed) -> None:
+        """End every token of the session a replayed refresh token belonged to."""
+        ...
 
     async def sign_out(self, uow: UnitOfWork, refresh_token: str) -> None: ...
 

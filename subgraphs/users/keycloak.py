@@ -26,6 +26,7 @@ from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users import totp
 from subgraphs.users.identity import (
+    SessionReplayed,
     SignedIn,
     Tokens,
     session_expired,
@@ -50,6 +51,12 @@ def _unverified(token: str) -> dict[str, Any]:
         return dict(jwt.decode(token, options={"verify_signature": False}))
     except jwt.PyJWTError:
         return {}
+
+
+def _spent(error: KeycloakError) -> bool:
+    body = error.response_body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return "Stale token" in text or "reuse exceeded" in text
 
 
 class KeycloakProvider:
@@ -131,8 +138,19 @@ class KeycloakProvider:
             raise session_expired()
         try:
             return self._signed_in(await client.a_refresh_token(refresh_token))
-        except _REFUSED:
+        except _REFUSED as refused:
+            # With `revokeRefreshToken` and no reuse allowed, Keycloak refuses a spent token ("Stale token",
+            # "Maximum allowed refresh token reuse exceeded") yet keeps its session alive: end it here.
+            # Only a token Keycloak itself recognised as spent names a session, so `sid` is trusted then.
+            session = str(_unverified(refresh_token).get("sid") or "")
+            if session and _spent(refused):
+                raise SessionReplayed(session) from None
             raise session_expired() from None
+
+    async def end_replayed(self, uow: UnitOfWork, replayed: SessionReplayed) -> None:
+        realm = self.admin.connection.realm_name
+        with contextlib.suppress(*_REFUSED):  # already over
+            await self.admin.connection.a_raw_delete(f"admin/realms/{realm}/sessions/{replayed.session_key}")
 
     async def sign_out(self, uow: UnitOfWork, refresh_token: str) -> None:
         client = self._owner(refresh_token)

@@ -63,10 +63,49 @@ async def search_by_username_prefix(
 
 
 async def insert_refresh_session(
-    session: AsyncSession, session_id: int, user_id: int, token_hash: str, expires_at: datetime
+    session: AsyncSession,
+    session_id: int,
+    user_id: int,
+    token_hash: str,
+    expires_at: datetime,
+    family_id: int | None = None,
 ) -> None:
-    session.add(
-        RefreshSessionRow(id=session_id, user_id=user_id, token_hash=token_hash, expires_at=expires_at)
+    row = RefreshSessionRow(
+        id=session_id,
+        user_id=user_id,
+        token_hash=token_hash,
+        expires_at=expires_at,
+        family_id=session_id if family_id is None else family_id,
+    )
+    session.add(row)
+
+
+async def unexpired_refresh_session(session: AsyncSession, token_hash: str) -> RefreshSessionRow | None:
+    """The session a refresh token names, revoked or not (a revoked one may be a replay)."""
+    found = await session.scalar(select(RefreshSessionRow).where(RefreshSessionRow.token_hash == token_hash))
+    if found is None or _aware(found.expires_at) <= datetime.now(UTC):
+        return None
+    return found
+
+
+async def claim_refresh_session(session: AsyncSession, session_id: int) -> bool:
+    """Revoke a refresh token for its rotation; False when another request spent it first (a
+    conditional update, so two concurrent refreshes with one token cannot both succeed)."""
+    result = await session.execute(
+        update(RefreshSessionRow)
+        .where(RefreshSessionRow.id == session_id, RefreshSessionRow.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def revoke_refresh_family(session: AsyncSession, family_id: int) -> None:
+    await session.execute(
+        update(RefreshSessionRow)
+        .where(RefreshSessionRow.family_id == family_id, RefreshSessionRow.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
@@ -18,6 +19,7 @@ from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, 
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.users import bots, service
+from subgraphs.users.identity import SessionReplayed, session_expired
 from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput
 from subgraphs.users.issuer import issuer_for
 from subgraphs.users.notifications.schema import (
@@ -48,6 +50,8 @@ from subgraphs.users.types import (
     UsersInfo,
 )
 from subgraphs.users.wiring import services_for
+
+log = logging.getLogger("beep.users")
 
 SEARCH_PAGE = 10
 
@@ -174,7 +178,10 @@ class Mutation(NotificationMutations):
 
         return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
 
-    @strawberry.mutation(description="New tokens for a refresh token (which then stops working).")
+    @strawberry.mutation(
+        description="New tokens for a refresh token, which then stops working. A refresh token used a "
+        "second time (a copy exists) ends its whole session: the newer tokens stop working too."
+    )
     async def refresh_session(self, info: UsersInfo, refresh_token: str) -> RefreshSessionResult:
         ctx = info.context
         provider = services_for(ctx.runtime).provider
@@ -182,7 +189,14 @@ class Mutation(NotificationMutations):
         async def operation() -> AuthPayload:
             return _payload(await service.refresh(ctx.uow, provider, refresh_token))
 
-        return await run_in_transaction(ctx.uow, operation)
+        try:
+            return await run_in_transaction(ctx.uow, operation)
+        except SessionReplayed as replayed:
+            # Outlives the refresh's rolled-back transaction: the session ends for every holder.
+            async with ctx.uow.atomic():
+                await provider.end_replayed(ctx.uow, replayed)
+            log.warning("refresh token replayed: its session ended", extra={"provider": provider.name})
+            return user_error(session_expired())
 
     @strawberry.mutation(
         description="End this session: its refresh token stops working at once; access tokens already "

@@ -592,3 +592,47 @@ def test_the_router_can_autoscale_on_cpu() -> None:
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     # The autoscaler owns the count: the Deployment does not pin one.
     assert "replicas" not in workloads(manifests)[f"{RELEASE}-router"]["spec"]
+
+
+# ---------------------------------------------------------------------------------------------
+# high-availability PostgreSQL (CloudNativePG)
+
+
+def test_no_database_cluster_unless_asked(default_manifests: list[Manifest]) -> None:
+    assert not of_kind(default_manifests, "Cluster")
+
+
+def test_cloudnativepg_cluster_replicates_synchronously_and_beep_follows_its_primary() -> None:
+    manifests = render("--set", "postgresql.cloudnativepg.enabled=true")
+    cluster = of_kind(manifests, "Cluster")[f"{RELEASE}-db"]
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    spec = cluster["spec"]
+    assert spec["instances"] == 4  # one primary, three replicas
+    assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    assert spec["affinity"]["podAntiAffinityType"] == "required"  # replicas on distinct nodes
+    assert spec["bootstrap"]["initdb"]["secret"]["name"] == "beep-db-owner"
+    rw = f"@{RELEASE}-db-rw:5432/beep"
+    for name, pod in pod_specs(manifests):
+        (container,) = pod["containers"]
+        if container["name"] == "router":
+            continue
+        env = {e["name"]: e.get("value", "") for e in container["env"]}
+        assert env["BEEP_DIRECTORY_URL"].endswith(rw), name
+        assert env["BEEP_SHARD_DATABASES"] == f"0-63={env['BEEP_DIRECTORY_URL']}", name
+    job = of_kind(manifests, "Job")[f"{RELEASE}-db-migrate"]
+    # The cluster is part of the release, so the first migration can only run after the install.
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert job["spec"]["backoffLimit"] >= 10
+
+
+def test_a_cluster_without_a_replica_is_refused() -> None:
+    result = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "postgresql.cloudnativepg.enabled=true",
+        "--set",
+        "postgresql.cloudnativepg.instances=1",
+    )
+    assert result.returncode != 0 and "at least 2" in result.stderr

@@ -45,6 +45,8 @@ class PostgresServer:
     # Benchmarks measure with PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes
     # on): BEEP_TEST_PG_DURABLE=1. Tests trade durability for speed.
     durable: bool = field(default_factory=lambda: os.environ.get("BEEP_TEST_PG_DURABLE") == "1")
+    # More `-c name=value` server settings, applied last (replication: tests/harness/replication.py).
+    extra_options: str = ""
 
     @property
     def datadir(self) -> Path:
@@ -74,6 +76,7 @@ class PostgresServer:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += f" {self.extra_options}" if self.extra_options else ""
         subprocess.run(
             _as_postgres_user(
                 [

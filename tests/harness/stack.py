@@ -21,6 +21,7 @@ from beep.dev import embedded_subgraph_urls
 from beep.router import router_env, start_router, wait_ready
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 from tests.harness.ports import free_port
+from tests.harness.replication import ReplicatedPostgres
 from tests.harness.services import PostgresServer, RedisServer, S3Server
 
 BEEP = [sys.executable, "-m", "beep.cli"]
@@ -37,7 +38,7 @@ class Stack:
     second_router_url: str = ""  # full mode: the router in front of the second messages replica
     subgraph_urls: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    services: list[PostgresServer | RedisServer | S3Server] = field(default_factory=list)
+    services: list[PostgresServer | ReplicatedPostgres | RedisServer | S3Server] = field(default_factory=list)
     database_urls: list[str] = field(default_factory=list)
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
     subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
@@ -108,7 +109,13 @@ class Stack:
         return process
 
     def start_router(
-        self, name: str, subgraph_urls: dict[str, str], jwks_url: str, issuer: str, port: int | None = None
+        self,
+        name: str,
+        subgraph_urls: dict[str, str],
+        jwks_url: str,
+        issuer: str,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> str:
         port = port or free_port()
         env = router_env(
@@ -121,6 +128,7 @@ class Stack:
         )
         # The fan-out tier's own settings, when a test's stack sets them.
         env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        env |= extra_env or {}
         self.router_envs[name] = env
         process = start_router(env, log_file=self.workdir / f"{name}.log")
         self.processes.append((name, process))
@@ -225,11 +233,12 @@ def start_embedded(
     return stack
 
 
-def start_full() -> Stack:
+def start_full(database: PostgresServer | ReplicatedPostgres | None = None) -> Stack:
+    """`database`: where the directory and shards live (a primary with a replica for failover drills)."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
     stack = Stack("full", workdir, {})
     try:
-        postgres = PostgresServer().start()
+        postgres = (database or PostgresServer()).start()
         stack.services.append(postgres)
         redis = RedisServer().start()
         stack.services.append(redis)

@@ -175,6 +175,23 @@ async def test_refresh_rotates_and_sign_out_ends_the_session(identity: Stack) ->
     assert user_error(garbage) == ("SESSION_EXPIRED", "refreshToken")
 
 
+async def test_a_replayed_refresh_token_ends_its_whole_session(identity: Stack) -> None:
+    """Reuse detection (OAuth 2.0 Security BCP): once a rotated refresh token comes back, whoever holds
+    the newest one of that session is signed out too; the user's other sessions are untouched."""
+    person = await sign_up(client_for(identity))
+    other_device = await sign_in(client_for(identity), person.email, person.password)
+    first = (await client_for(identity).data(REFRESH, {"t": person.refresh_token}))["refreshSession"]
+    second = (await client_for(identity).data(REFRESH, {"t": first["refreshToken"]}))["refreshSession"]
+    assert second["__typename"] == "AuthPayload", second
+
+    replayed = (await client_for(identity).data(REFRESH, {"t": first["refreshToken"]}))["refreshSession"]
+    assert user_error(replayed) == ("SESSION_EXPIRED", "refreshToken")
+    newest = (await client_for(identity).data(REFRESH, {"t": second["refreshToken"]}))["refreshSession"]
+    assert user_error(newest) == ("SESSION_EXPIRED", "refreshToken")
+    untouched = await client_for(identity).data(REFRESH, {"t": other_device["refreshToken"]})
+    assert untouched["refreshSession"]["__typename"] == "AuthPayload", untouched
+
+
 async def test_sign_out_everywhere_ends_every_session(identity: Stack) -> None:
     person = await sign_up(client_for(identity))
     second = await sign_in(client_for(identity), person.email, person.password)

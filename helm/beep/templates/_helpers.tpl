@@ -184,10 +184,18 @@ reference them as $(VAR): Kubernetes expands a reference only to a variable decl
       key: {{ $key }}
 {{- end }}
 
+{{- if .Values.postgresql.cloudnativepg.enabled }}
+{{- $url := printf "postgresql+asyncpg://beep:$(BEEP_DATABASE_PASSWORD)@%s-db-rw:5432/beep" (include "beep.fullname" .) }}
+- name: BEEP_DIRECTORY_URL
+  value: {{ $url | quote }}
+- name: BEEP_SHARD_DATABASES
+  value: {{ printf "0-%d=%s" (sub (int .Values.config.logicalShards) 1) $url | quote }}
+{{- else }}
 - name: BEEP_DIRECTORY_URL
   value: {{ .Values.database.directoryUrl | quote }}
 - name: BEEP_SHARD_DATABASES
   value: {{ .Values.database.shardDatabases | quote }}
+{{- end }}
 - name: BEEP_REDIS_URL
   value: {{ .Values.redis.url | quote }}
 {{- end }}
