@@ -97,6 +97,10 @@ class Database:
         self._engines[url] = engine
         return engine
 
+    def engines(self) -> dict[str, AsyncEngine]:
+        """The engines opened so far, by URL (their pools are reported in /metrics)."""
+        return dict(self._engines)
+
     @property
     def directory_engine(self) -> AsyncEngine:
         return self.engine(self.directory_url)

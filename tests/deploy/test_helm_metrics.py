@@ -1,0 +1,188 @@
+"""The chart's monitoring: every workload scraped once on a port it declares, the router's metrics on an
+internal port no Service publishes, and alerts that name metrics Beep exports, each with a runbook."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.test_helm_chart import (
+    CHART,
+    RELEASE,
+    REPO,
+    Manifest,
+    env_of,
+    helm,
+    of_kind,
+    only_container,
+    render,
+    workloads,
+)
+
+pytestmark = pytest.mark.deploy
+
+MONITORING = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+
+
+@pytest.fixture(scope="module")
+def monitored() -> list[Manifest]:
+    return render(*MONITORING)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator == "DoesNotExist" and key in labels:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "In" and labels.get(key) not in expression["values"]:
+            return False
+        if operator == "NotIn" and labels.get(key) in expression["values"]:
+            return False
+    return True
+
+
+def test_monitoring_resources_are_off_by_default_and_lint_when_on() -> None:
+    defaults = render()
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        assert not of_kind(defaults, kind), f"{kind} rendered without its CRD being asked for"
+    result = helm("lint", "--strict", str(CHART), *MONITORING)
+    assert result.returncode == 0, f"helm lint failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_every_workload_is_scraped_once_at_metrics_on_a_port_it_declares(monitored: list[Manifest]) -> None:
+    services = of_kind(monitored, "Service")
+    scraped: dict[str, list[str]] = {name: [] for name in workloads(monitored)}
+    for name, workload in workloads(monitored).items():
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        container_ports = {p["name"] for p in only_container(workload)["ports"]}
+        for monitor_name, monitor in of_kind(monitored, "ServiceMonitor").items():
+            spec = monitor["spec"]
+            for service_name, service in services.items():
+                if not selects(spec["selector"], service["metadata"]["labels"]):
+                    continue
+                if not service["spec"]["selector"].items() <= pod_labels.items():
+                    continue
+                for endpoint in spec["endpoints"]:
+                    assert endpoint["path"] == "/metrics"
+                    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+                    assert port["targetPort"] in container_ports, f"{service_name} -> {name}"
+                    scraped[name].append(f"ServiceMonitor/{monitor_name} via {service_name}")
+        for monitor_name, monitor in of_kind(monitored, "PodMonitor").items():
+            spec = monitor["spec"]
+            if not selects(spec["selector"], pod_labels):
+                continue
+            for endpoint in spec["podMetricsEndpoints"]:
+                assert endpoint["path"] == "/metrics"
+                assert endpoint["port"] in container_ports, f"PodMonitor/{monitor_name}: {name}"
+                scraped[name].append(f"PodMonitor/{monitor_name}")
+    for name, paths in scraped.items():
+        assert len(paths) == 1, f"{name} is scraped {len(paths)} times: {paths}"
+    # The rules select series by these pod labels.
+    monitors = [*of_kind(monitored, "ServiceMonitor").values(), *of_kind(monitored, "PodMonitor").values()]
+    for monitor in monitors:
+        assert set(monitor["spec"]["podTargetLabels"]) == {
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+        }
+    # One ServiceMonitor per subgraph; the router and the worker by their pods.
+    assert set(of_kind(monitored, "PodMonitor")) == {f"{RELEASE}-router", f"{RELEASE}-worker"}
+
+
+def test_the_routers_metrics_are_on_an_internal_port_no_service_publishes(monitored: list[Manifest]) -> None:
+    router = only_container(workloads(monitored)[f"{RELEASE}-router"])
+    ports = {p["name"]: p["containerPort"] for p in router["ports"]}
+    env = env_of(router)
+    assert env["BEEP_ROUTER_METRICS_PORT"]["value"] == str(ports["metrics"])
+    assert ports["metrics"] != ports["http"]
+    assert env["BEEP_ROUTER_METRICS_HOST"]["value"] == "0.0.0.0"  # the pod's address, for the scraper
+    for name, service in of_kind(monitored, "Service").items():
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] not in ("metrics", ports["metrics"]), f"Service {name} publishes it"
+
+
+def exported_metric_names() -> set[str]:
+    """Every beep_* family Beep's code defines (Python and the router)."""
+    sources = [
+        REPO / "subgraphs" / "kernel" / "metrics.py",
+        REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
+        REPO / "router" / "metrics.ts",
+    ]
+    names = set()
+    for source in sources:
+        names |= set(re.findall(r"[\"'](beep_[a-z0-9_]+)[\"']", source.read_text()))
+    return names
+
+
+def alerts(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
+    (rule,) = of_kind(manifests, "PrometheusRule").values()
+    found = {}
+    for group in rule["spec"]["groups"]:
+        for item in group["rules"]:
+            if "alert" in item:
+                found[item["alert"]] = item
+    return found
+
+
+def test_each_alert_has_a_severity_a_runbook_section_and_names_exported_metrics(
+    monitored: list[Manifest],
+) -> None:
+    (rule,) = of_kind(monitored, "PrometheusRule").values()
+    headings = set(re.findall(r"^### (\w+)$", RUNBOOKS.read_text(), re.M))
+    exported = exported_metric_names()
+    assert {"beep_graphql_requests_total", "beep_router_graphql_requests_total"} <= exported
+    recorded = set()
+    for group in rule["spec"]["groups"]:
+        for item in group["rules"]:
+            expr = item["expr"]
+            assert f'app_kubernetes_io_instance="{RELEASE}"' in expr, item
+            used = set(re.findall(r"\b(beep_[a-z0-9_]+)", expr))
+            for name in used:
+                family = re.sub(r"_(bucket|count|sum)$", "", name)
+                rule_name = item.get("alert") or item.get("record")
+                assert family in exported, f"{rule_name}: {name} is not exported"
+            if "record" in item:
+                recorded.add(item["record"])
+                continue
+            alert = item["alert"]
+            assert item["labels"]["severity"] in ("warning", "critical"), alert
+            assert alert in headings, f"{alert} has no section in docs/runbooks.md"
+            assert item["annotations"]["runbook_url"].endswith(f"docs/runbooks.md#{alert.lower()}")
+            assert item["annotations"]["summary"] and item["annotations"]["description"]
+            for name in re.findall(r"\b(beep:[a-z0-9_:]+)", expr):
+                assert name in recorded, f"{alert} uses {name}, which is recorded after it (or never)"
+    names = set(alerts(monitored))
+    assert {
+        "BeepAvailabilityBudgetFastBurn",
+        "BeepAvailabilityBudgetSlowBurn",
+        "BeepSubgraphErrorRate",
+        "BeepOutboxRelayLagging",
+        "BeepOutboxConsumerLagging",
+        "BeepDatabasePoolExhausted",
+        "BeepProcessRestarting",
+        "BeepTargetDown",
+    } <= names
+    assert names <= headings  # no alert without a runbook; checked above one by one too
+
+
+def test_the_burn_rate_thresholds_follow_the_availability_objective(tmp_path: Path) -> None:
+    def thresholds(manifests: list[Manifest]) -> tuple[list[float], list[float]]:
+        found = alerts(manifests)
+
+        def of(alert: str) -> list[float]:
+            return [float(v) for v in re.findall(r">\s*([0-9.]+)", found[alert]["expr"])]
+
+        return of("BeepAvailabilityBudgetFastBurn"), of("BeepAvailabilityBudgetSlowBurn")
+
+    fast, slow = thresholds(render(*MONITORING))
+    assert fast == pytest.approx([14.4 * 0.01] * 2) and slow == pytest.approx([6 * 0.01] * 2)
+    stricter = ("--set", "metrics.prometheusRule.availabilityObjective=0.999")
+    fast, slow = thresholds(render(*MONITORING, *stricter))
+    assert fast == pytest.approx([14.4 * 0.001] * 2) and slow == pytest.approx([6 * 0.001] * 2)
