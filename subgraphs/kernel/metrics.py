@@ -120,6 +120,7 @@ class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         self._subscribed = False
+        self._kind: str | None = None  # known once executing (on_execute); not when it did not parse
         raised: BaseException | None = None
         try:
             yield
@@ -129,7 +130,7 @@ class OperationMetrics(SchemaExtension):
         finally:
             context = self.execution_context
             subgraph = _subgraph_of(context.context)
-            kind = _operation_type(context)
+            kind = self._kind or _operation_type(context)
             result = context.result
             outcome = _outcome(getattr(result, "errors", None) if result is not None else None)
             if isinstance(raised, GraphQLError):
@@ -145,7 +146,8 @@ class OperationMetrics(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         # For a subscription this hook wraps only its start; on_operation lasts as long as it runs.
-        if _operation_type(self.execution_context) == "subscription":
+        self._kind = _operation_type(self.execution_context)
+        if self._kind == "subscription":
             self._subscribed = True
             child(SUBSCRIPTIONS, _subgraph_of(self.execution_context.context)).inc()
         yield
@@ -233,18 +235,9 @@ def _call(pool: Any, method: str) -> int | None:
 
 
 def database_pools(database: Any) -> list[tuple[str, Any]]:
-    """(label, pool) of each engine a db.engines.Database has opened: the directory, physical-N."""
-    physical = database.shard_map.physical_urls()
-    found = []
-    for url, engine in database.engines().items():
-        if url == database.directory_url:
-            name = "directory"
-        elif url in physical:
-            name = f"physical-{physical.index(url)}"
-        else:
-            name = "other"
-        found.append((name, engine.sync_engine.pool))
-    return found
+    """(label, pool) of each engine a db.engines.Database has opened: the directory, physical-N. (How
+    long checkouts wait is db/engines.py's `beep_db_pool_wait_seconds`.)"""
+    return [(database.pool_name(url), e.sync_engine.pool) for url, e in database.engines().items()]
 
 
 POOLS = PoolCollector()

@@ -327,3 +327,19 @@ async def test_outbox_backlog_and_lag_per_store_and_consumer(database: Database)
     assert 'beep_db_pool_connections_in_use{database="directory"}' in text
     assert 'beep_db_pool_max_connections{database="physical-0"}' in text
     assert check_exposition(text) == []
+
+
+def test_pool_checkouts_are_timed_and_a_recreated_pool_still_reports() -> None:
+    import sqlite3
+
+    from db.engines import POOL_WAIT, TimedPool
+
+    count = "beep_db_pool_wait_seconds_count"
+    before = sample(count, database="physical-7")
+    pool = TimedPool(lambda: sqlite3.connect(":memory:"), pool_size=1, max_overflow=0)
+    pool.wait = POOL_WAIT.labels("physical-7")
+    pool.connect().close()
+    pool.connect().close()
+    fresh = pool.recreate()  # what SQLAlchemy does after a disconnect
+    fresh.connect().close()
+    assert sample(count, database="physical-7") - before == 3
