@@ -4,10 +4,12 @@ internal port no Service publishes, and alerts that name metrics Beep exports, e
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.deploy.test_helm_chart import (
     CHART,
@@ -26,6 +28,16 @@ pytestmark = pytest.mark.deploy
 
 MONITORING = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
 RUNBOOKS = REPO / "docs" / "runbooks.md"
+PROMTOOL = REPO / ".cache" / "bin" / "promtool"
+SERIES = 'namespace="default",app_kubernetes_io_instance="beep"'  # `helm template`'s namespace
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    if not PROMTOOL.is_file():
+        pytest.fail(f"promtool is not installed at {PROMTOOL}: run scripts/install-promtool", pytrace=False)
+    return subprocess.run(
+        [str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +198,108 @@ def test_the_burn_rate_thresholds_follow_the_availability_objective(tmp_path: Pa
     stricter = ("--set", "metrics.prometheusRule.availabilityObjective=0.999")
     fast, slow = thresholds(render(*MONITORING, *stricter))
     assert fast == pytest.approx([14.4 * 0.001] * 2) and slow == pytest.approx([6 * 0.001] * 2)
+
+
+def rule_file(manifests: list[Manifest], directory: Path) -> Path:
+    (rule,) = of_kind(manifests, "PrometheusRule").values()
+    path = directory / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    return path
+
+
+def test_the_alert_rules_pass_promtool_check(monitored: list[Manifest], tmp_path: Path) -> None:
+    result = promtool("check", "rules", str(rule_file(monitored, tmp_path)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def expected(alert: dict[str, Any], labels: dict[str, str], value: str) -> dict[str, Any]:
+    """An alert as promtool reports it: the rule's annotations with these labels and this value."""
+    annotations = {}
+    for key, text in alert["annotations"].items():
+        text = re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
+        text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
+        annotations[key] = text
+    return {"exp_labels": labels | {"severity": alert["labels"]["severity"]}, "exp_annotations": annotations}
+
+
+def test_the_alerts_fire_on_what_they_describe_and_not_on_healthy_numbers(
+    monitored: list[Manifest], tmp_path: Path
+) -> None:
+    rules = rule_file(monitored, tmp_path)
+    by_name = alerts(monitored)
+    release = {"namespace": "default", "app_kubernetes_io_instance": "beep"}
+    router = f'beep_router_graphql_requests_total{{{SERIES},operation_type="query"'
+    down = {"app_kubernetes_io_component": "messages", "pod": "beep-messages-1"}
+    cases = [
+        {  # 20% of operations fail for 90 minutes: the fast burn (14.4 x 1%) pages
+            "interval": "1m",
+            "input_series": [
+                {"series": router + ',outcome="ok"}', "values": "0+80x90"},
+                {"series": router + ',outcome="server_error"}', "values": "0+20x90"},
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "80m",
+                    "alertname": "BeepAvailabilityBudgetFastBurn",
+                    "exp_alerts": [expected(by_name["BeepAvailabilityBudgetFastBurn"], release, "20%")],
+                }
+            ],
+        },
+        {  # 0.5% fail: within the 99% objective, nothing fires
+            "interval": "1m",
+            "input_series": [
+                {"series": router + ',outcome="ok"}', "values": "0+995x400"},
+                {"series": router + ',outcome="server_error"}', "values": "0+5x400"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "390m", "alertname": name, "exp_alerts": []}
+                for name in ("BeepAvailabilityBudgetFastBurn", "BeepAvailabilityBudgetSlowBurn")
+            ],
+        },
+        {  # store 3's oldest unpublished event is 2 minutes old, for 10 minutes; store 4 is fine
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": f'beep_outbox_relay_lag_seconds{{{SERIES},store="3",pod="beep-worker-1"}}',
+                    "values": "120x10",
+                },
+                {
+                    "series": f'beep_outbox_relay_lag_seconds{{{SERIES},store="4",pod="beep-worker-1"}}',
+                    "values": "0x10",
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "10m",
+                    "alertname": "BeepOutboxRelayLagging",
+                    "exp_alerts": [
+                        expected(by_name["BeepOutboxRelayLagging"], release | {"store": "3"}, "2m 0s")
+                    ],
+                }
+            ],
+        },
+        {  # a messages pod down for 6 minutes
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": f'up{{{SERIES},app_kubernetes_io_component="messages",pod="beep-messages-1"}}',
+                    "values": "0x6",
+                },
+                {
+                    "series": f'up{{{SERIES},app_kubernetes_io_component="users",pod="beep-users-1"}}',
+                    "values": "1x6",
+                },
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "6m",
+                    "alertname": "BeepTargetDown",
+                    "exp_alerts": [expected(by_name["BeepTargetDown"], release | down, "0")],
+                }
+            ],
+        },
+    ]
+    tests = tmp_path / "alerts_test.yaml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "tests": cases}, sort_keys=False))
+    result = promtool("test", "rules", str(tests))
+    assert result.returncode == 0, result.stdout + result.stderr

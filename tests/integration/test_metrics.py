@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.test_helm_metrics import promtool
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
@@ -34,6 +35,16 @@ def targets(stack: Stack) -> dict[str, str]:
         base = urlsplit(stack.subgraph_urls["users"])
         found = {"beep-all": f"http://127.0.0.1:{base.port}/metrics"}
     return found | {"router": router_metrics}
+
+
+def only_families(text: str, prefix: str) -> str:
+    """The lines of an exposition that belong to families named `prefix*`."""
+    kept = []
+    for line in text.splitlines():
+        name = line.split(" ")[2] if line.startswith(("# HELP ", "# TYPE ")) else line
+        if name.startswith(prefix):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def scrape(url: str) -> tuple[str, Samples]:
@@ -163,6 +174,9 @@ async def test_every_process_exposes_conventional_bounded_metrics(stack: Stack) 
         prefix = "beep_router_" if name.startswith("router") else "beep_"
         assert prefix in text, name
         assert check_exposition(text, prefix) == [], name
+        ours = only_families(text, prefix)
+        linted = promtool("check", "metrics", stdin=ours)  # Prometheus' own linter
+        assert linted.returncode == 0, (name, linted.stdout + linted.stderr)
         # No client-chosen operation name ("Send", "Events"), no URL, no header as a label.
         for label in ("operationName=", "operation_name=", "url=", "requestHeaders="):
             assert label not in text, (name, label)
