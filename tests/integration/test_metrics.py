@@ -78,9 +78,10 @@ def processes_of(samples: dict[str, Samples], subgraph: str) -> Iterable[str]:
 
 
 def across(
-    before: dict[str, Samples], after: dict[str, Samples], subgraph: str, name: str, **labels: str
+    before: dict[str, Samples], after: dict[str, Samples], serving: str, name: str, **labels: str
 ) -> float:
-    return sum(moved(before[p], after[p], name, **labels) for p in processes_of(after, subgraph))
+    """How much `name` moved over the processes serving the subgraph `serving`."""
+    return sum(moved(before[p], after[p], name, **labels) for p in processes_of(after, serving))
 
 
 async def test_a_request_and_a_subscription_move_every_process_counters(stack: Stack) -> None:
