@@ -30,6 +30,7 @@ MONITORING = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 PROMTOOL = REPO / ".cache" / "bin" / "promtool"
 SERIES = 'namespace="default",app_kubernetes_io_instance="beep"'  # `helm template`'s namespace
+RELEASE_LABELS = {"namespace": "default", "app_kubernetes_io_instance": "beep"}
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -212,6 +213,15 @@ def test_the_alert_rules_pass_promtool_check(monitored: list[Manifest], tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def run_alert_tests(manifests: list[Manifest], directory: Path, cases: list[Any]) -> None:
+    """`promtool test rules` over the rendered rules with these test cases."""
+    tests = directory / "alerts_test.yaml"
+    rules = str(rule_file(manifests, directory))
+    tests.write_text(yaml.safe_dump({"rule_files": [rules], "tests": cases}, sort_keys=False))
+    result = promtool("test", "rules", str(tests))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def expected(alert: dict[str, Any], labels: dict[str, str], value: str) -> dict[str, Any]:
     """An alert as promtool reports it: the rule's annotations with these labels and this value."""
     annotations = {}
@@ -225,9 +235,7 @@ def expected(alert: dict[str, Any], labels: dict[str, str], value: str) -> dict[
 def test_the_alerts_fire_on_what_they_describe_and_not_on_healthy_numbers(
     monitored: list[Manifest], tmp_path: Path
 ) -> None:
-    rules = rule_file(monitored, tmp_path)
-    by_name = alerts(monitored)
-    release = {"namespace": "default", "app_kubernetes_io_instance": "beep"}
+    by_name, release = alerts(monitored), RELEASE_LABELS
     router = f'beep_router_graphql_requests_total{{{SERIES},operation_type="query"'
     down = {"app_kubernetes_io_component": "messages", "pod": "beep-messages-1"}
     cases = [
@@ -299,7 +307,70 @@ def test_the_alerts_fire_on_what_they_describe_and_not_on_healthy_numbers(
             ],
         },
     ]
-    tests = tmp_path / "alerts_test.yaml"
-    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "tests": cases}, sort_keys=False))
-    result = promtool("test", "rules", str(tests))
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_alert_tests(monitored, tmp_path, cases)
+
+
+def test_the_error_lag_pool_and_restart_alerts_fire_on_what_they_describe(
+    monitored: list[Manifest], tmp_path: Path
+) -> None:
+    by_name, release = alerts(monitored), RELEASE_LABELS
+    pod = {"pod": "beep-messages-1"}
+    requests = f'beep_graphql_requests_total{{{SERIES},subgraph="messages",operation_type="query"'
+    pool = f'{{{SERIES},pod="beep-messages-1",database="physical-0"}}'
+
+    def case(alert: str, at: str, series: list[tuple[str, str]], labels: dict[str, str], value: str) -> Any:
+        return {
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series],
+            "alert_rule_test": [
+                {"eval_time": at, "alertname": alert, "exp_alerts": [expected(by_name[alert], labels, value)]}
+            ],
+        }
+
+    cases = [
+        case(  # 10% of the messages subgraph's operations fail
+            "BeepSubgraphErrorRate",
+            "25m",
+            [(requests + ',outcome="ok"}', "0+90x30"), (requests + ',outcome="server_error"}', "0+10x30")],
+            release | {"subgraph": "messages"},
+            "10%",
+        ),
+        case(  # search indexing 1,000 s behind, for 20 minutes
+            "BeepOutboxConsumerLagging",
+            "20m",
+            [(f'beep_outbox_consumer_lag_seconds{{{SERIES},consumer="search-index"}}', "1000x20")],
+            release | {"consumer": "search-index"},
+            "16m 40s",
+        ),
+        case(  # 19 of 20 connections in use
+            "BeepDatabasePoolExhausted",
+            "10m",
+            [
+                (f"beep_db_pool_connections_in_use{pool}", "19x10"),
+                (f"beep_db_pool_max_connections{pool}", "20x10"),
+            ],
+            release | pod | {"database": "physical-0"},
+            "95%",
+        ),
+        case(  # started four times in 20 minutes: three changes of its start time
+            "BeepProcessRestarting",
+            "20m",
+            [(f'process_start_time_seconds{{{SERIES},pod="beep-messages-1"}}', "100x4 400x4 700x4 1000x6")],
+            release | pod,
+            "3",
+        ),
+    ]
+    quiet = {  # healthy numbers: none of them fires
+        "interval": "1m",
+        "input_series": [
+            {"series": requests + ',outcome="ok"}', "values": "0+100x30"},
+            {"series": f"beep_db_pool_connections_in_use{pool}", "values": "5x30"},
+            {"series": f"beep_db_pool_max_connections{pool}", "values": "20x30"},
+            {"series": f'process_start_time_seconds{{{SERIES},pod="beep-messages-1"}}', "values": "100x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "30m", "alertname": name, "exp_alerts": []}
+            for name in ("BeepSubgraphErrorRate", "BeepDatabasePoolExhausted", "BeepProcessRestarting")
+        ],
+    }
+    run_alert_tests(monitored, tmp_path, [*cases, quiet])
