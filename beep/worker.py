@@ -25,7 +25,8 @@ import subgraphs.channels.events
 import subgraphs.servers.events  # noqa: F401
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
-from subgraphs.kernel import outbox, presence
+from subgraphs.kernel import metrics, outbox, presence
+from subgraphs.kernel.outbox_metrics import OutboxGauges
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.settings import Settings
@@ -96,12 +97,17 @@ def prune_notifications(runtime: Runtime) -> Coroutine[None, None, None]:
 @contextlib.asynccontextmanager
 async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIterator[asyncio.Task[None]]:
     """Runs the relay in the background for the duration of the block (restarting it if it fails), and
-    beside it the presence sweep and the notifications' retention."""
+    beside it the presence sweep and the notifications' retention. The outbox's backlog and lag are
+    read into /metrics when it is scraped (kernel/outbox_metrics.py)."""
+    gauges = OutboxGauges(runtime.database, [], [])
+    remove_refresher = metrics.add_refresher(gauges.refresh)
 
     async def supervise() -> None:
         while True:
             try:
-                await build_relay(runtime, relay_owner(port)).run()
+                relay = build_relay(runtime, relay_owner(port))
+                gauges.stores, gauges.consumers = relay.stores, [c.name for c in relay.consumers]
+                await relay.run()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -116,6 +122,7 @@ async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIter
     try:
         yield task
     finally:
+        remove_refresher()
         for running in (*beside, task):
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -123,7 +130,8 @@ async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIter
 
 
 def create_worker_app(settings: Settings, port: int) -> Starlette:
-    """`beep worker`: the relay, with /healthz for the orchestrator (503 once the relay has died)."""
+    """`beep worker`: the relay, with /healthz for the orchestrator (503 once the relay has died) and
+    /metrics for Prometheus, on the same port."""
     state: dict[str, asyncio.Task[None]] = {}
 
     async def healthz(_request: Request) -> Response:
@@ -134,6 +142,7 @@ def create_worker_app(settings: Settings, port: int) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
+        metrics.watch_database(runtime.database)
         try:
             async with running_worker(runtime, port) as task:
                 state["task"] = task
@@ -141,4 +150,4 @@ def create_worker_app(settings: Settings, port: int) -> Starlette:
         finally:
             await runtime.close()
 
-    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    return Starlette(routes=[Route("/healthz", healthz), metrics.metrics_route()], lifespan=lifespan)

@@ -3,17 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import Histogram
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from db.base import SHARD_SCHEMA
 from db.locator import ShardLocator
 from db.shardmap import ShardLocation, ShardMap
 
 QueryHook = Callable[[str, str], None]  # (statement, database URL without password)
+
+POOL_WAIT = Histogram(
+    "beep_db_pool_wait_seconds",
+    "Time a checkout took to get a pooled connection: waiting for a free one, or opening a new one.",
+    ["database"],
+    buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0),
+)
+
+
+class TimedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, reporting each checkout's wait in `beep_db_pool_wait_seconds`
+    (the pool has no event before a checkout waits). `_do_get` is the queue pool's checkout."""
+
+    wait: Any = None  # the histogram's child for this database (Database.engine)
+
+    def _do_get(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            if self.wait is not None:
+                self.wait.observe(time.perf_counter() - started)
+
+    def recreate(self) -> TimedPool:  # after a disconnect: the new pool reports as this one did
+        fresh = super().recreate()
+        assert isinstance(fresh, TimedPool)  # QueuePool.recreate builds self.__class__
+        fresh.wait = self.wait
+        return fresh
 
 
 class SerializedSession(AsyncSession):
@@ -89,13 +120,26 @@ class Database:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=self._pool_size, max_overflow=self._pool_size)
+            kwargs.update(pool_size=self._pool_size, max_overflow=self._pool_size, poolclass=TimedPool)
         engine = create_async_engine(url, **kwargs)
+        if isinstance(engine.sync_engine.pool, TimedPool):
+            engine.sync_engine.pool.wait = POOL_WAIT.labels(self.pool_name(url))
         if url.startswith("sqlite"):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_query)
         self._engines[url] = engine
         return engine
+
+    def pool_name(self, url: str) -> str:
+        """A database's name in metrics: `directory`, or `physical-N` (its place in the shard map)."""
+        if url == self.directory_url:
+            return "directory"
+        physical = self.shard_map.physical_urls()
+        return f"physical-{physical.index(url)}" if url in physical else "other"
+
+    def engines(self) -> dict[str, AsyncEngine]:
+        """The engines opened so far, by URL (their pools are reported in /metrics)."""
+        return dict(self._engines)
 
     @property
     def directory_engine(self) -> AsyncEngine:

@@ -19,6 +19,7 @@ import {
 } from '@graphql-hive/gateway';
 import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
+import { routerMetrics } from './metrics.ts';
 import jsonwebtoken from 'jsonwebtoken';
 import {
   GraphQLError,
@@ -742,6 +743,20 @@ const fanout = fanoutEnabled
   : undefined;
 
 // ---------------------------------------------------------------------------------------------
+// Prometheus metrics on an internal port, never on the public one (metrics.ts)
+
+const metrics = routerMetrics({
+  port: int('BEEP_ROUTER_METRICS_PORT', 0),
+  host: str('BEEP_ROUTER_METRICS_HOST', host)!,
+  publicPort: port,
+  log,
+});
+metrics?.start().catch((e) => {
+  log.error({ error: String(e) }, '[beep-router] the metrics listener could not start');
+  process.exit(1);
+});
+
+// ---------------------------------------------------------------------------------------------
 
 log.info(
   {
@@ -773,6 +788,7 @@ export const gatewayConfig = defineConfig({
   cors,
   graphiql: laboratory,
   transportEntries,
+  ...(metrics ? { prometheus: metrics.prometheus } : {}),
   multipart: true,
   fetchAPI: { Request: uploadFetchAPI.Request, Body: uploadFetchAPI.Body } as any,
 
@@ -813,5 +829,6 @@ export const gatewayConfig = defineConfig({
     useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(fanout ? [useSharedSubscriptions(fanout)] : []),
+    ...(metrics ? [metrics.plugin] : []),
   ],
 });

@@ -24,7 +24,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.federation import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from subgraphs.kernel import i18n, internal, live_access, presence, wellformed
+from subgraphs.kernel import i18n, internal, live_access, metrics, presence, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
@@ -116,6 +116,7 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         runtime = self.holder.runtime
         uow = UnitOfWork(runtime.database, runtime.bus)
         request.scope.setdefault("state", {})[UOW_STATE_KEY] = uow
+        request.scope["state"][metrics.SUBGRAPH_STATE_KEY] = self.definition.name
         principal = None
         if isinstance(request, Request):
             # Already verified by AuthMiddleware (which answers 401 for a bad token).
@@ -326,7 +327,7 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
         upload_cap = max(upload_cap, settings.attachment_max_bytes + 1024 * 1024)
     routes: list[BaseRoute] = [
         Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder), upload_cap), methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", PresenceLifecycle(graphql)),
+        WebSocketRoute("/graphql", metrics.CountWebSockets(PresenceLifecycle(graphql), definition.name)),
         Route("/healthz", _healthz),
         *live_access.routes(holder, definition.live_access),
         *definition.extra_routes(holder),
@@ -350,6 +351,7 @@ def runtime_lifespan(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         holder.set(runtime)
+        metrics.watch_database(runtime.database)
         log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
         tasks = [asyncio.create_task(d.background(runtime)) for d in definitions if d.background]
         try:
@@ -382,10 +384,11 @@ def create_app(
         routes: list[BaseRoute] = [
             Mount(f"/{d.name}", app=build_subgraph(d, holder, settings)) for d in definitions
         ]
-        routes.append(Route("/healthz", _healthz))
+        routes += [Route("/healthz", _healthz), metrics.metrics_route()]
         app = Starlette(routes=routes, lifespan=runtime_lifespan(holder, settings, definitions, background))
     else:
         (definition,) = definitions
         app = build_subgraph(definition, holder, settings)
+        app.router.routes.append(metrics.metrics_route())  # one process, one registry: at the root only
         app.router.lifespan_context = runtime_lifespan(holder, settings, definitions)
     return RequestIdMiddleware(app)

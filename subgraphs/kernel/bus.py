@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from subgraphs.kernel.events import Event, decode, encode
+from subgraphs.kernel.metrics import EVENTS_DELIVERED, SUBSCRIBER_OVERFLOWS
 from subgraphs.kernel.redis_client import redis_client
 
 log = logging.getLogger("beep.bus")
@@ -49,6 +50,8 @@ class _Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
+            if not self.overflowed:
+                SUBSCRIBER_OVERFLOWS.inc()
             self.overflowed = True
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
@@ -69,8 +72,11 @@ class _FanOut:
         self.local: dict[str, set[_Subscription]] = defaultdict(set)
 
     def deliver(self, topic: str, event: Event) -> None:
-        for sub in tuple(self.local.get(topic, ())):
+        subs = tuple(self.local.get(topic, ()))
+        for sub in subs:
             sub.offer(event)
+        if subs:
+            EVENTS_DELIVERED.inc(len(subs))
 
     def add(self, topic: str, sub: _Subscription) -> bool:
         """Registers `sub` for `topic`; True when it is the topic's first local subscriber."""

@@ -307,14 +307,16 @@ class RefuseInvalidText(SchemaExtension):
 
 
 def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
-    """What every subgraph schema runs: operation tracing, masking of unexpected errors, and caches of
-    parsed and validated documents (the router sends the same text for an operation every time; parsing
-    and validation were the largest single cost per request in the benchmarks)."""
+    """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, and
+    caches of parsed and validated documents (the router sends the same text for an operation every time;
+    parsing and validation were the largest single cost per request in the benchmarks)."""
+    from subgraphs.kernel.metrics import OperationMetrics
     from subgraphs.kernel.tracing import OperationTracing
 
     # The cache extensions are built per request; their LRU caches are shared per size across instances.
     return [
         OperationTracing,
+        OperationMetrics,  # before the masking: it leaves the operation after, so it sees masked errors
         MaskUnexpectedErrors,
         RefuseInvalidText,  # before the parser cache: raises on entering the parse hook
         lambda: ParserCache(maxsize=1024),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.metrics import RATE_LIMIT_HITS, child
 from subgraphs.kernel.redis_client import redis_client
 
 
@@ -145,6 +146,7 @@ async def enforce(limiter: RateLimiter, limit: Limit, subject: int | str) -> Non
     """Raise RATE_LIMITED if `subject` (a user id, or a composite such as "user:channel") is over `limit`."""
     wait = await limiter.retry_after(limit, subject)
     if wait is not None:
+        child(RATE_LIMIT_HITS, limit.name).inc()
         seconds = max(1, math.ceil(wait))
         raise BeepGraphQLError(
             f"Too many attempts: at most {limit.describe()}. Try again in {seconds} s.",

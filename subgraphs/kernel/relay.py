@@ -34,6 +34,7 @@ from db.engines import Database
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.events import ACCESS_TOPIC, Event, announces_access_change, decode, stamp
+from subgraphs.kernel.metrics import EVENTS_RELAYED
 from subgraphs.kernel.outbox_probe import stores_with_work
 
 log = logging.getLogger("beep.relay")
@@ -344,6 +345,7 @@ class OutboxRelay:
             if announces_access_change(payload):
                 batch.append((ACCESS_TOPIC, stamped))  # the routers' fan-out tiers (kernel/live_access.py)
         await self.bus.publish_encoded(batch)
+        EVENTS_RELAYED.inc(len(rows))
         async with session.begin():
             await session.execute(
                 sa.update(t.relay)

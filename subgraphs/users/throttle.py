@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from subgraphs.kernel.errors import AuthenticationFailed, ErrorCode
+from subgraphs.kernel.metrics import RATE_LIMIT_HITS, child
 from subgraphs.kernel.redis_client import redis_client
 
 WINDOW_SECONDS = 15 * 60
@@ -92,6 +93,7 @@ class SignInThrottle:
         for key, limit in keys:
             failures, left = await self.store.count(key)
             if failures >= limit:
+                child(RATE_LIMIT_HITS, "sign_in").inc()
                 raise AuthenticationFailed(
                     f"Too many failed sign-ins: try again in {left} seconds.",
                     code=ErrorCode.RATE_LIMITED,

@@ -16,6 +16,7 @@ from typing import Any
 
 from media.attachments import Attachments, StoredAttachment
 from subgraphs.kernel.errors import DomainError, UserError, user_error
+from subgraphs.kernel.metrics import RATE_LIMIT_HITS, child
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.ratelimit import Limit, RateLimiter, Window
 from subgraphs.kernel.settings import Settings
@@ -113,6 +114,7 @@ async def admit(
     row = await service.authenticate(uow, webhook_id, token)
     window = await limiter.hit(execution_limit(settings), row.id)
     if not window.allowed:
+        child(RATE_LIMIT_HITS, window.limit.name).inc()
         raise RateLimited(window)
     return Admitted(row, window)
 

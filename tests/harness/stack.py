@@ -128,6 +128,8 @@ class Stack:
         )
         # The fan-out tier's own settings, when a test's stack sets them.
         env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        # Prometheus metrics on an internal port of the router's own (router/metrics.ts), as deployed.
+        env["BEEP_ROUTER_METRICS_PORT"] = str(free_port())
         env |= extra_env or {}
         self.router_envs[name] = env
         process = start_router(env, log_file=self.workdir / f"{name}.log")
