@@ -68,6 +68,7 @@ const AFTER_VAR = '__fanoutAfter';
 const CURSOR_ALIAS = '__fanoutCursor';
 const CREDENTIAL_TTL_SECONDS = 24 * 3600;
 const ROTATE_SECONDS = 30;
+const UPSTREAM_PATIENCE_MS = 15_000; // how long a failing upstream is reopened before its sockets are told
 
 // ------------------------------------------------------------------------------------------------
 // what the supergraph says: owners of subscription fields, fields marked @viewerDependent
@@ -484,7 +485,10 @@ class SharedStream {
   /** Renders the stream until no listener is left, reopening (from the last cursor) when it ends. */
   async run(subscribe: Subscribe): Promise<void> {
     let failures = 0;
+    let failingSince: number | undefined;
+    let openedAt: number | undefined;
     while (!this.stopped && this.listeners.size > 0) {
+      openedAt = undefined;
       const users = new Set([...this.listeners].map((l) => l.userId));
       const leader = this.leader && users.has(this.leader) ? this.leader : [...users][0]!;
       this.leader = leader;
@@ -499,6 +503,7 @@ class SharedStream {
           ended = result as ExecutionResult;
         } else {
           this.upstream = result[Symbol.asyncIterator]();
+          openedAt = Date.now();
           if (this.stopped) await this.upstream.return?.();
           for (;;) {
             const step = await this.upstream.next();
@@ -513,6 +518,7 @@ class SharedStream {
               break;
             }
             failures = 0;
+            failingSince = undefined;
             this.publish(value);
           }
         }
@@ -538,12 +544,20 @@ class SharedStream {
       // Whoever lost access is told so; the others continue as another subscriber, from the last cursor.
       await this.tier.recheck(this);
       if (ended) {
+        // A subgraph restarting (a pod rescheduled, a process killed) takes seconds, more on a busy node:
+        // keep reopening with backoff for UPSTREAM_PATIENCE_MS before telling the sockets, which then
+        // resume by themselves from their cursors.
+        if (openedAt !== undefined && Date.now() - openedAt > UPSTREAM_PATIENCE_MS) {
+          failures = 0; // it had been up a while: a new outage, with its own patience
+          failingSince = undefined;
+        }
         failures++;
-        if (failures >= 3) {
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince >= UPSTREAM_PATIENCE_MS) {
           for (const listener of [...this.listeners]) listener.fail(ended);
           return;
         }
-        await new Promise((r) => setTimeout(r, 200 * failures));
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** (failures - 1), 2000)));
       }
     }
   }
