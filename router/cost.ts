@@ -66,7 +66,10 @@ export type CostDirectives = {
 
 // The supergraph names them after its @link import (`@listSize`), or with the spec's prefix when not
 // imported (`@cost__listSize`); a subgraph SDL may also carry federation's prefix.
-const NAMES = { listSize: ['listSize', 'cost__listSize', 'federation__listSize'], cost: ['cost', 'cost__cost', 'federation__cost'] };
+const NAMES = {
+  listSize: ['listSize', 'cost__listSize', 'federation__listSize'],
+  cost: ['cost', 'cost__cost', 'federation__cost'],
+};
 
 function literal(node: ValueNode): unknown {
   switch (node.kind) {
@@ -83,14 +86,19 @@ function literal(node: ValueNode): unknown {
   }
 }
 
+function argument(directive: DirectiveNode, name: string): unknown {
+  const found = directive.arguments?.find((a) => a.name.value === name);
+  return found ? literal(found.value) : undefined;
+}
+
 /** The `@listSize` and `@cost` directives of an SDL (the supergraph's). */
 export function costDirectivesOf(sdl: string | DocumentNode): CostDirectives {
   const document = typeof sdl === 'string' ? parse(sdl) : sdl;
   const found: CostDirectives = { listSize: new Map(), fieldWeight: new Map(), typeWeight: new Map() };
   const weightOf = (directives: readonly DirectiveNode[] | undefined) => {
     const cost = directives?.find((d) => NAMES.cost.includes(d.name.value));
-    const weight = cost ? Number(literal(cost.arguments?.find((a) => a.name.value === 'weight')?.value ?? { kind: Kind.NULL })) : NaN;
-    return Number.isFinite(weight) ? weight : undefined;
+    const weight = cost ? argument(cost, 'weight') : undefined;
+    return typeof weight === 'number' && Number.isFinite(weight) ? weight : undefined;
   };
   for (const definition of document.definitions) {
     if (!('name' in definition) || !definition.name || !('directives' in definition)) continue;
@@ -104,9 +112,9 @@ export function costDirectivesOf(sdl: string | DocumentNode): CostDirectives {
       if (weight !== undefined) found.fieldWeight.set(key, weight);
       const listSize = field.directives?.find((d) => NAMES.listSize.includes(d.name.value));
       if (!listSize) continue;
-      const assumed = literal(listSize.arguments?.find((a) => a.name.value === 'assumedSize')?.value ?? { kind: Kind.NULL });
+      const assumed = argument(listSize, 'assumedSize');
       const strings = (name: string) => {
-        const v = literal(listSize.arguments?.find((a) => a.name.value === name)?.value ?? { kind: Kind.NULL });
+        const v = argument(listSize, name);
         return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : undefined;
       };
       found.listSize.set(key, {
@@ -159,17 +167,19 @@ export function estimateCost(
   if (!root) return 0;
   const vars = variables ?? {};
 
+  const count = (value: unknown): number | undefined => {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+    return Number.isFinite(n) && n >= 0 ? n : undefined;
+  };
+  // A slicing argument's value (literal or variable); absent, null or not a count: its default (a page
+  // left null is served at the default size), else undefined (then `assumedSize`).
   const sliced = (field: GraphQLField<unknown, unknown>, node: FieldNode, bound: ListSize): number | undefined => {
     let size: number | undefined;
     for (const name of bound.slicingArguments ?? []) {
-      const def = field.args.find((a) => a.name === name);
       const arg = node.arguments?.find((a) => a.name.value === name);
-      let value: unknown = def?.defaultValue;
-      if (arg) {
-        value = arg.value.kind === Kind.VARIABLE ? (arg.value.name.value in vars ? vars[arg.value.name.value] : def?.defaultValue) : literal(arg.value);
-      }
-      const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
-      if (Number.isFinite(n) && n >= 0) size = Math.max(size ?? 0, n);
+      const given = !arg ? undefined : arg.value.kind === Kind.VARIABLE ? vars[arg.value.name.value] : literal(arg.value);
+      const n = count(given) ?? count(field.args.find((a) => a.name === name)?.defaultValue);
+      if (n !== undefined) size = Math.max(size ?? 0, n);
     }
     return size;
   };
@@ -215,7 +225,7 @@ export function estimateCost(
         size = sized.get(name)!;
       } else if (bound) {
         const slice = sliced(field, selection, bound);
-        const n = slice ?? bound.assumedSize ?? (listDepth(field.type) > 0 ? defaultListSize : 1);
+        const n = slice ?? bound.assumedSize ?? defaultListSize;
         if (bound.sizedFields?.length) childSized = new Map(bound.sizedFields.map((f) => [f, n]));
         else size = n;
       } else if (listDepth(field.type) > 0) {

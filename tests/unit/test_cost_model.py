@@ -59,6 +59,7 @@ def test_lists_multiply_what_is_selected_under_them() -> None:
     # A connection's `first` sizes its edges (the connection itself counts once): literal, variable, default
     page = "query($n: Int) { channel(id: 1) { members(first: $n) { edges { node { user { id } } } } } }"
     assert cost(page, {"n": 10}) == 1 + 1 + 3 * 10
+    assert cost(page, {"n": None}) == cost(page, {}) == 1 + 1 + 3 * 100  # null: the default page
     literal = page.replace("query($n: Int) ", "")
     assert cost(literal.replace("(first: $n)", "(first: 7)")) == 1 + 1 + 3 * 7
     assert cost(literal.replace("(first: $n)", "")) == 1 + 1 + 3 * 100  # the argument's default
