@@ -1,5 +1,5 @@
 // Prints the estimated cost (router/cost.ts) of operations, one JSON object per line on stdin:
-//   {"query": "...", "variables": {...}, "operationName": "..."}  →  {"cost": 1234, "defaultMax": 100000}
+//   {"query": "...", "variables": {...}, "operationName": "..."}   ("variables" optional)  →  {"cost": 1234, "defaultMax": 100000}
 // (or {"error": "..."} for an operation that does not parse or validate).
 // Usage: node router/cost-estimate.mjs [--supergraph <file>] [--default-list-size <n>] < operations.jsonl
 // Operators use it to price a client's queries before choosing BEEP_ROUTER_MAX_COST; the unit tests use it.
@@ -32,12 +32,11 @@ for await (const line of createInterface({ input: process.stdin })) {
     const operation = parse(query);
     const errors = validate(schema, operation);
     if (errors.length) throw new Error(errors.map((e) => e.message).join('; '));
-    process.stdout.write(
-      JSON.stringify({
-        cost: estimateCost(schema, directives, operation, variables, operationName, defaultListSize),
-        defaultMax: DEFAULT_MAX_COST,
-      }) + '\n',
-    );
+    // Without "variables" (an operation read from source code), absent ones are priced at the defaults.
+    const coerce = variables !== undefined;
+    const cost = estimateCost(schema, directives, operation, variables, operationName, defaultListSize, { coerce });
+    if (cost === null) throw new Error('the variables do not coerce to their types');
+    process.stdout.write(JSON.stringify({ cost, defaultMax: DEFAULT_MAX_COST }) + '\n');
   } catch (e) {
     process.stdout.write(JSON.stringify({ error: String(e?.message ?? e) }) + '\n');
   }

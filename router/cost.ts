@@ -24,6 +24,7 @@ import {
   GraphQLError,
   Kind,
   getNamedType,
+  getVariableValues,
   isCompositeType,
   isListType,
   isNonNullType,
@@ -139,8 +140,11 @@ function listDepth(type: GraphQLType): number {
 }
 
 /**
- * The estimated cost of the operation `operationName` (or the only one) of `document`. `defaultListSize`
- * prices a list field that declares no bound (none should: tests/unit/test_list_bounds.py).
+ * The estimated cost of the operation `operationName` (or the only one) of `document`, its variables
+ * coerced as execution would; null when they do not coerce (execution then refuses the request itself,
+ * with its own error: an Int past 32 bits is a 400, not a cost). `defaultListSize` prices a list field
+ * that declares no bound (none should: tests/unit/test_list_bounds.py). `coerce: false` prices the
+ * variables as given (absent ones at their arguments' defaults): an operation read from source code.
  */
 export function estimateCost(
   schema: GraphQLSchema,
@@ -149,7 +153,8 @@ export function estimateCost(
   variables: Record<string, unknown> | null | undefined,
   operationName: string | null | undefined,
   defaultListSize: number,
-): number {
+  { coerce = true }: { coerce?: boolean } = {},
+): number | null {
   const fragments = new Map<string, FragmentDefinitionNode>();
   const operations: OperationDefinitionNode[] = [];
   for (const d of document.definitions) {
@@ -165,7 +170,12 @@ export function estimateCost(
         ? schema.getMutationType()
         : schema.getSubscriptionType();
   if (!root) return 0;
-  const vars = variables ?? {};
+  let vars: Record<string, unknown> = variables ?? {};
+  if (coerce) {
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], vars, { maxErrors: 1 });
+    if (coerced.errors) return null;
+    vars = coerced.coerced;
+  }
 
   const count = (value: unknown): number | undefined => {
     const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
@@ -291,7 +301,7 @@ export function useCostLimit(options: { supergraphPath: string; maxCost: number;
       args.operationName,
       options.defaultListSize,
     );
-    if (estimated > options.maxCost) {
+    if (estimated !== null && estimated > options.maxCost) {
       const context = args.contextValue as { connectionParams?: unknown } | undefined;
       const overWebSocket = !!context && typeof context === 'object' && 'connectionParams' in context;
       stop({ errors: [costError(estimated, options.maxCost, overWebSocket)] });

@@ -34,7 +34,7 @@ def estimate(*operations: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cost(query: str, variables: dict[str, Any] | None = None) -> int:
-    [found] = estimate({"query": query, "variables": variables or {}})
+    [found] = estimate({"query": query, **({"variables": variables} if variables is not None else {})})
     assert "cost" in found, found
     return int(found["cost"])
 
@@ -60,6 +60,10 @@ def test_lists_multiply_what_is_selected_under_them() -> None:
     page = "query($n: Int) { channel(id: 1) { members(first: $n) { edges { node { user { id } } } } } }"
     assert cost(page, {"n": 10}) == 1 + 1 + 3 * 10
     assert cost(page, {"n": None}) == cost(page, {}) == 1 + 1 + 3 * 100  # null: the default page
+    # Variables are priced as execution coerces them; ones that do not coerce are not priced (execution
+    # refuses them itself: an Int past 32 bits is a 400 BAD_USER_INPUT, not a cost)
+    [uncoerced] = estimate({"query": page, "variables": {"n": 2**40}})
+    assert "do not coerce" in uncoerced["error"]
     literal = page.replace("query($n: Int) ", "")
     assert cost(literal.replace("(first: $n)", "(first: 7)")) == 1 + 1 + 3 * 7
     assert cost(literal.replace("(first: $n)", "")) == 1 + 1 + 3 * 100  # the argument's default
