@@ -1,6 +1,6 @@
 // The graphql-http audits (GraphQL over HTTP conformance) of GraphQL endpoints: one JSON line per URL,
 // {"url": ..., "results": [{"id", "name", "status": "ok" | "warn" | "error", "reason"?}]}.
-// Usage: node router/audit.mjs <url> [<url> ...]   (tests/security/test_graphql_over_http.py)
+// Usage: node router/audit.mjs <url> [<url> ...]   (tests/security/test_cors_and_media_types.py)
 import { auditServer } from 'graphql-http';
 
 for (const url of process.argv.slice(2)) {

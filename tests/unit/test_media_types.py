@@ -1,5 +1,5 @@
 """`Accept: application/graphql-response+json` is honoured when the client prefers it (GraphQL over HTTP);
-the subgraphs' answers to it are checked end to end in tests/security/test_exposure.py."""
+the subgraphs' answers to it are checked end to end in tests/security/test_cors_and_media_types.py."""
 
 from __future__ import annotations
 

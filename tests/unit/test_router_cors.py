@@ -1,5 +1,5 @@
 """The router's CORS allow-list (router/cors.ts): which origins get CORS headers; the gateway's answers
-themselves are checked end to end in tests/security/test_exposure.py."""
+themselves are checked end to end in tests/security/test_cors_and_media_types.py."""
 
 from __future__ import annotations
 
