@@ -17,6 +17,8 @@ import {
   type GatewayPlugin,
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
+import { corsPolicy, useVaryOrigin } from './cors.ts';
+import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -87,6 +89,7 @@ const host = str('BEEP_ROUTER_HOST', '127.0.0.1')!;
 const maxDepth = int('BEEP_ROUTER_MAX_DEPTH', 12);
 const maxTokens = int('BEEP_ROUTER_MAX_TOKENS', 2000);
 const maxAliases = int('BEEP_ROUTER_MAX_ALIASES', 30);
+const maxCost = int('BEEP_ROUTER_MAX_COST', DEFAULT_MAX_COST); // demand control: cost.ts
 const dedupe = bool('BEEP_ROUTER_DEDUPE', true);
 const laboratory = bool('BEEP_ROUTER_LABORATORY', true);
 
@@ -116,15 +119,10 @@ for (const [generic, ours, value] of [
   }
 }
 
-// Comma-separated list of allowed browser origins; unset or "*" = reflect any origin (dev).
-const corsOrigins = str('BEEP_ROUTER_CORS_ORIGINS', '*')!
-  .split(',')
-  .map((o) => o.trim())
-  .filter(Boolean);
-const cors =
-  corsOrigins.includes('*') || corsOrigins.length === 0
-    ? undefined // Yoga default: reflect the request's Origin, allow credentials
-    : { origin: corsOrigins, credentials: true, maxAge: 600 };
+// CORS allow-list (cors.ts): BEEP_ROUTER_CORS_ORIGINS, by default only the router's public origin.
+const publicUrl = httpUrl('BEEP_PUBLIC_URL', str('BEEP_PUBLIC_URL') ?? `http://${host}:${port}`);
+const corsSetting = corsPolicy(str('BEEP_ROUTER_CORS_ORIGINS'), publicUrl);
+if (corsSetting.allowed === '*') log.warn('[beep-router] BEEP_ROUTER_CORS_ORIGINS=*: any website may call the API');
 
 // ---------------------------------------------------------------------------------------------
 // subgraph transport: URL overrides, upstream WebSocket subscriptions, dedupe toggle
@@ -766,10 +764,11 @@ log.info(
     maxDepth,
     maxTokens,
     maxAliases,
+    maxCost,
     dedupe,
     fanout: fanout ? { buffer: fanoutBuffer, recheckSeconds: fanoutRecheck } : false,
     uploads: { maxFileBytes, maxFiles, maxMultipartBytes },
-    cors: cors ? corsOrigins : '*',
+    cors: corsSetting.allowed,
     jwks: jwksUrls,
     urlOverrides: Object.fromEntries(
       Object.entries(transportEntries)
@@ -785,7 +784,7 @@ export const gatewayConfig = defineConfig({
   host,
   port,
   logging: log,
-  cors,
+  cors: corsSetting.cors as any, // a per-request factory (the type wants a Yoga server context)
   graphiql: laboratory,
   transportEntries,
   ...(metrics ? { prometheus: metrics.prometheus } : {}),
@@ -824,10 +823,12 @@ export const gatewayConfig = defineConfig({
   plugins: () => [
     useWebhookProxy(), // first: its requests are not GraphQL (no upload guard, no JWT)
     useMediaProxy(), // the same: signed file downloads
+    useVaryOrigin() as GatewayPlugin,
     useUploadGuard(),
     useBeepJwt(),
     useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
+    ...(maxCost ? [useCostLimit({ supergraphPath, maxCost, defaultListSize: DEFAULT_LIST_SIZE, log }) as GatewayPlugin] : []),
     ...(fanout ? [useSharedSubscriptions(fanout)] : []),
     ...(metrics ? [metrics.plugin] : []),
   ],

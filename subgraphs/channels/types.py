@@ -13,17 +13,24 @@ from db.ids import parse_id
 from subgraphs.channels import members
 from subgraphs.channels.loaders import ChannelsLoaders
 from subgraphs.channels.models import ChannelRow, OverwriteRow
+from subgraphs.channels.service import MAX_CHANNELS
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
-from subgraphs.kernel.permission_flags import FLAGS_DESCRIPTION, PermissionFlag, flags_of
+from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
 from subgraphs.kernel.permissions import Permission
 
 if TYPE_CHECKING:
     from subgraphs.channels.voice_schema import VoiceState
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
+
+# List bounds for the router's cost estimate (kernel/federation.py). Overwrites are not capped by a rule:
+# one per role (at most 250) and a member's own, assumed at 500 in all. A call holds at most 100 people
+# (BEEP_VOICE_ROOM_LIMIT's ceiling).
+MAX_OVERWRITES = 500
+MAX_ROOM = 100
 
 
 @strawberry.enum
@@ -46,11 +53,11 @@ class PermissionOverwrite:
     allow: str = strawberry.field(description="Decimal bitset; by name: allowFlags.")
     deny: str = strawberry.field(description="Decimal bitset; by name: denyFlags.")
 
-    @strawberry.field(description=FLAGS_DESCRIPTION)
+    @strawberry.field(description=FLAGS_DESCRIPTION, directives=[FLAG_LIST])
     def allow_flags(self) -> list[PermissionFlag]:
         return flags_of(int(self.allow))
 
-    @strawberry.field(description=FLAGS_DESCRIPTION)
+    @strawberry.field(description=FLAGS_DESCRIPTION, directives=[FLAG_LIST])
     def deny_flags(self) -> list[PermissionFlag]:
         return flags_of(int(self.deny))
 
@@ -133,12 +140,15 @@ class Channel:
         found = await info.context.loaders.channel_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
 
-    @strawberry.field(directives=VIEWER_DEPENDENT, description=FLAGS_DESCRIPTION)
+    @strawberry.field(directives=[*VIEWER_DEPENDENT, FLAG_LIST], description=FLAGS_DESCRIPTION)
     async def my_permission_flags(self, info: ChannelsInfo) -> list[PermissionFlag]:
         found = await info.context.loaders.channel_access.load(int(self.id))
         return flags_of(int(found.permissions)) if found else []
 
-    @strawberry.field(description="This channel's own overwrites (for those with Manage Roles; else empty).")
+    @strawberry.field(
+        description="This channel's own overwrites (for those with Manage Roles; else empty).",
+        directives=[at_most(MAX_OVERWRITES)],
+    )
     async def overwrites(self, info: ChannelsInfo) -> list[PermissionOverwrite]:
         found = await info.context.loaders.channel_access.load(int(self.id))
         if found is None or not found.has(Permission.MANAGE_ROLES):
@@ -157,7 +167,10 @@ class Channel:
         row = await info.context.loaders.visible_channels.load(self.parent_id)
         return Channel.from_row(row) if row else None
 
-    @strawberry.field(description="A folder's channels you can view, in order (empty for other kinds).")
+    @strawberry.field(
+        description="A folder's channels you can view, in order (empty for other kinds).",
+        directives=[at_most(MAX_CHANNELS)],
+    )
     async def children(self, info: ChannelsInfo) -> list[Channel]:
         if self.kind is not ChannelKind.FOLDER:
             return []
@@ -166,7 +179,8 @@ class Channel:
 
     @strawberry.field(
         description="Who is in this voice channel's call now (empty for other kinds and when there is no "
-        "call): what a channel list shows under it. Follow it live with `voiceStateEvents`."
+        "call): what a channel list shows under it. Follow it live with `voiceStateEvents`.",
+        directives=[at_most(MAX_ROOM)],
     )
     async def voice_states(
         self, info: ChannelsInfo
@@ -185,7 +199,8 @@ class Channel:
     @strawberry.field(
         description="The members who can view this channel, by user id, in pages. Each one's connection "
         "status is on the user (`user { connectionStatus status }`). Follow changes with "
-        "`channelMemberEvents`."
+        "`channelMemberEvents`.",
+        directives=[page_of("first")],
     )
     async def members(
         self, info: ChannelsInfo, first: int | None = 100, after: str | None = None
@@ -239,7 +254,8 @@ class Server:
 
     @strawberry.field(
         description="The channels of the server you can view, in display order: each folder followed by its "
-        "channels (members only)."
+        "channels (members only).",
+        directives=[at_most(MAX_CHANNELS)],
     )
     async def channels(self, info: ChannelsInfo) -> list[Channel]:
         rows = await info.context.loaders.server_channels.load(int(self.id))
@@ -262,7 +278,9 @@ CreateChannelResult = Annotated[
 class ChannelDeleted:
     channel_id: strawberry.ID
     server_id: strawberry.ID
-    child_ids: list[strawberry.ID] = strawberry.field(description="A folder's channels, deleted with it.")
+    child_ids: list[strawberry.ID] = strawberry.field(
+        description="A folder's channels, deleted with it.", directives=[at_most(MAX_CHANNELS)]
+    )
 
 
 DeleteChannelResult = Annotated[

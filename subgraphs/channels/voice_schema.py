@@ -13,8 +13,9 @@ import strawberry
 from media.voice.errors import VoiceRefused
 from media.voice.ice import IceServer
 from media.voice.room import ParticipantState
+from media.voice.sdp import MAX_MEDIA_LINES
 from subgraphs.channels import voice_service
-from subgraphs.channels.types import ChannelsInfo
+from subgraphs.channels.types import MAX_ROOM, ChannelsInfo
 from subgraphs.channels.voice_events import VoiceStatesChanged
 from subgraphs.kernel import access, ratelimit
 from subgraphs.kernel.auth import Principal
@@ -28,9 +29,12 @@ from subgraphs.kernel.errors import (
     not_found,
 )
 from subgraphs.kernel.events import AccessChanged, topic_for_channel, topic_for_server
+from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
+
+MAX_ICE = 10  # ICE servers offered, and URLs of each (a few STUN and TURN ones: configured, assumed)
 
 
 @strawberry.type(description="One participant of a call.")
@@ -66,7 +70,7 @@ class VoiceState:
 )
 class VoiceChannelState:
     channel_id: strawberry.ID
-    participants: list[VoiceState]
+    participants: list[VoiceState] = strawberry.field(directives=[at_most(MAX_ROOM)])
 
 
 @strawberry.enum
@@ -85,7 +89,7 @@ class VoiceStream:
 
 @strawberry.type(description="An ICE server for your RTCPeerConnection (TURN with time-limited credentials).")
 class VoiceIceServer:
-    urls: list[str]
+    urls: list[str] = strawberry.field(directives=[at_most(MAX_ICE)])
     username: str | None
     credential: str | None
 
@@ -98,11 +102,11 @@ class VoiceIceServer:
 class VoiceSession:
     channel_id: strawberry.ID
     answer: str | None = strawberry.field(description="The SDP answer (null when no offer was sent).")
-    streams: list[VoiceStream]
+    streams: list[VoiceStream] = strawberry.field(directives=[at_most(MAX_MEDIA_LINES)])
     audio_slots_needed: int = strawberry.field(description="Receive-only audio m-lines to offer to hear all.")
     video_slots_needed: int = strawberry.field(description="Receive-only video m-lines to offer to see all.")
-    ice_servers: list[VoiceIceServer]
-    participants: list[VoiceState]
+    ice_servers: list[VoiceIceServer] = strawberry.field(directives=[at_most(MAX_ICE)])
+    participants: list[VoiceState] = strawberry.field(directives=[at_most(MAX_ROOM)])
 
     @classmethod
     def of(cls, session: voice_service.Session) -> VoiceSession:
@@ -183,7 +187,10 @@ def _channel_state(channel_id: int, states: list[ParticipantState]) -> VoiceChan
 
 @strawberry.type
 class VoiceQuery:
-    @strawberry.field(description="Who is in a voice channel's call (null if you cannot view the channel).")
+    @strawberry.field(
+        description="Who is in a voice channel's call (null if you cannot view the channel).",
+        directives=[at_most(MAX_ROOM)],
+    )
     async def voice_states(self, info: ChannelsInfo, channel_id: strawberry.ID) -> list[VoiceState] | None:
         ctx = info.context
         target = id_argument(str(channel_id), "channelId")

@@ -42,7 +42,7 @@ from subgraphs.kernel.errors import (
     schema_extensions,
 )
 from subgraphs.kernel.events import Event, topic_for_user
-from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -170,7 +170,8 @@ class GroupConversation(Conversation):
         description="Who may remove participants; when they leave, the longest-standing participant."
     )
     participants: list[User] = strawberry.field(
-        description="Everyone in it, you too, longest-standing first."
+        description="Everyone in it, you too, longest-standing first.",
+        directives=[at_most(groups.MAX_PARTICIPANTS)],
     )
 
     @staticmethod
@@ -326,30 +327,51 @@ LeaveGroupConversationResult = Annotated[
 ]
 
 
+# List bounds for the router's cost estimate (kernel/federation.py) where no rule caps a list: requests
+# received, users blocked and conversations are each assumed to be at most 1,000 (friends are capped at
+# 1,000, requests sent at 100).
+MAX_INCOMING_REQUESTS = 1000
+MAX_BLOCKED = 1000
+MAX_CONVERSATIONS = 1000
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="Your friends, most recent first (their `connectionStatus` is their presence).",
+        directives=[at_most(service.MAX_FRIENDS)],
     )
     async def friends(self, info: FriendsInfo) -> list[User]:
         principal = info.context.require_principal()
         ids = await repository.friend_ids(info.context.uow.directory(), principal.user_id)
         return [User(id=_ref_id(i)) for i in ids]
 
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Requests sent to you, newest first.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Requests sent to you, newest first.",
+        directives=[at_most(MAX_INCOMING_REQUESTS)],
+    )
     async def incoming_friend_requests(self, info: FriendsInfo) -> list[FriendRequest]:
         me = info.context.require_principal().user_id
         rows = await repository.incoming_requests(info.context.uow.directory(), me)
         return [FriendRequest.of(row, me) for row in rows]
 
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Requests you sent, newest first.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Requests you sent, newest first.",
+        directives=[at_most(service.MAX_OUTGOING_REQUESTS)],
+    )
     async def outgoing_friend_requests(self, info: FriendsInfo) -> list[FriendRequest]:
         me = info.context.require_principal().user_id
         rows = await repository.outgoing_requests(info.context.uow.directory(), me)
         return [FriendRequest.of(row, me) for row in rows]
 
-    @strawberry.field(permission_classes=[IsAuthenticated], description="Users you blocked, latest first.")
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Users you blocked, latest first.",
+        directives=[at_most(MAX_BLOCKED)],
+    )
     async def blocked_users(self, info: FriendsInfo) -> list[User]:
         me = info.context.require_principal().user_id
         return [User(id=_ref_id(i)) for i in await repository.blocked_ids(info.context.uow.directory(), me)]
@@ -357,6 +379,7 @@ class Query:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="Your direct conversations, the one with the newest message first, with unread counts.",
+        directives=[at_most(MAX_CONVERSATIONS)],
     )
     async def direct_conversations(self, info: FriendsInfo) -> list[DirectConversation]:
         me = info.context.require_principal().user_id
@@ -368,6 +391,7 @@ class Query:
         permission_classes=[IsAuthenticated],
         description="All your conversations, direct and group, latest activity first (the newest message, "
         "or the opening of an empty one), with unread counts.",
+        directives=[at_most(MAX_CONVERSATIONS)],
     )
     async def conversations(self, info: FriendsInfo) -> list[Conversation]:
         me = info.context.require_principal().user_id

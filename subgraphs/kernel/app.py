@@ -22,13 +22,16 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.federation import Schema
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from subgraphs.kernel import i18n, internal, live_access, metrics, presence, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.logging import configure_logging, request_id_var
+from subgraphs.kernel.media_types import GraphQLResponseMedia, wants_graphql_response
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.tracing import configure_tracing
@@ -38,6 +41,7 @@ log = logging.getLogger("beep.app")
 Background = Callable[[Runtime], AbstractAsyncContextManager[Any]]  # runs beside the app (the worker)
 UOW_STATE_KEY = "beep_uow"
 PRESENCE_STATE_KEY = "beep_presence"
+REQUEST_ERROR_KEY = "beep_request_error"  # process_result -> run: answer 400 (media_types.py)
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,28 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
 
     async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().run(request, *args, **kwargs)
+            response = await super().run(request, *args, **kwargs)
         except _MalformedBody as error:  # a 400 the client can read like any GraphQL error
             return _refuse(400, str(error))
+        except HTTPException as error:
+            if not isinstance(request, Request) or not wants_graphql_response(request.headers.get("accept")):
+                raise  # Strawberry's plain-text answer
+            return _refuse(error.status_code, error.reason)  # a GraphQL response (media_types.py)
+        if isinstance(request, Request) and request.scope.get("state", {}).pop(REQUEST_ERROR_KEY, False):
+            response.status_code = 400
+        return response
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Under application/graphql-response+json a request error (no execution: nothing has a path) has
+        no `data` entry and is answered 400 (`run`)."""
+        found = await super().process_result(request, result)
+        errors = result.errors or []
+        request_error = result.data is None and bool(errors) and all(e.path is None for e in errors)
+        wanted = isinstance(request, Request) and wants_graphql_response(request.headers.get("accept"))
+        if request_error and wanted:
+            found.pop("data", None)  # type: ignore[misc]
+            request.scope.setdefault("state", {})[REQUEST_ERROR_KEY] = True
+        return found
 
     def decode_json(self, data: str | bytes) -> object:
         """WebSocket messages: too deep is not JSON either (the connection closes with 4400)."""
@@ -326,7 +349,11 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
     if definition.large_uploads:
         upload_cap = max(upload_cap, settings.attachment_max_bytes + 1024 * 1024)
     routes: list[BaseRoute] = [
-        Route("/graphql", UploadGuard(AuthMiddleware(graphql, holder), upload_cap), methods=["GET", "POST"]),
+        Route(
+            "/graphql",
+            GraphQLResponseMedia(UploadGuard(AuthMiddleware(graphql, holder), upload_cap)),
+            methods=["GET", "POST"],
+        ),
         WebSocketRoute("/graphql", metrics.CountWebSockets(PresenceLifecycle(graphql), definition.name)),
         Route("/healthz", _healthz),
         *live_access.routes(holder, definition.live_access),

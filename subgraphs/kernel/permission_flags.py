@@ -14,6 +14,7 @@ from typing import Any
 import strawberry
 
 from subgraphs.kernel.errors import ValidationFailed
+from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.permissions import Permission, parse_permissions
 
 
@@ -73,3 +74,6 @@ def flags_of(value: int) -> list[PermissionFlag]:
 
 
 FLAGS_DESCRIPTION = "The same permissions by name, in bit order."
+
+
+FLAG_LIST = at_most(len(PermissionFlag))  # a flags list names each permission at most once

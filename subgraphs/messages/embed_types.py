@@ -7,6 +7,9 @@ from typing import Any
 
 import strawberry
 
+from subgraphs.kernel.federation import at_most
+from subgraphs.messages.embeds import MAX_FIELDS
+
 
 @strawberry.type(description="The webhook that posted a message, as it was shown when posted.")
 class WebhookAuthor:
@@ -52,7 +55,7 @@ class Embed:
     image: EmbedMedia | None = None
     thumbnail: EmbedMedia | None = None
     author: EmbedAuthor | None = None
-    fields: list[EmbedField] = strawberry.field(default_factory=list)
+    fields: list[EmbedField] = strawberry.field(default_factory=list, directives=[at_most(MAX_FIELDS)])
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Embed:

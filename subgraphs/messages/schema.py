@@ -26,6 +26,7 @@ from subgraphs.kernel.errors import (
     schema_extensions,
 )
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
+from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
@@ -73,13 +74,16 @@ RECHECK_SECONDS = 30.0
 REPLAY_BATCH = 500  # stored events read per query when a subscriber resumes
 log = logging.getLogger("beep.messages")
 
+MAX_CHANNELS = 500  # a server's channels (the channels context's rule): one read state each
+
 
 @strawberry.type
 class Query(SearchQuery):
     @strawberry.field(
         description="A channel's history, newest first; null if you cannot read the channel. Page with "
         "`before`/`after` (cursors); jump to a message with `around` (its cursor): the page holds it, the "
-        "older half before it and the newer half after it."
+        "older half before it and the newer half after it.",
+        directives=[page_of("first")],
     )
     async def messages(
         self,
@@ -118,7 +122,8 @@ class Query(SearchQuery):
 
     @strawberry.field(
         description="A channel's pinned messages (at most 50), most recently pinned first; null if you "
-        "cannot read the channel."
+        "cannot read the channel.",
+        directives=[at_most(pins.MAX_PINS)],
     )
     async def pins(self, info: MessagesInfo, channel_id: strawberry.ID) -> list[Message] | None:
         ctx = info.context
@@ -127,7 +132,8 @@ class Query(SearchQuery):
 
     @strawberry.field(
         description="Your read state of each text channel of a server you can read (unread and mention "
-        "counts); null unless you are a member."
+        "counts); null unless you are a member.",
+        directives=[at_most(MAX_CHANNELS)],
     )
     async def read_states(self, info: MessagesInfo, server_id: strawberry.ID) -> list[ReadState] | None:
         ctx = info.context

@@ -10,10 +10,12 @@ from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
 from db.ids import parse_id
+from media.attachments import MAX_FILES
 from media.previews.metadata import Preview
+from media.previews.providers import MAX_LINKS
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
 from subgraphs.messages import embeds, markdown, mentions, service
 from subgraphs.messages.attachment_types import Attachment
@@ -22,9 +24,16 @@ from subgraphs.messages.events import MessageCreated as MessageCreatedEvent
 from subgraphs.messages.events import MessageUpdated as MessageUpdatedEvent
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.models import MessageRow
+from subgraphs.messages.reactions import MAX_DISTINCT_EMOJI
 from subgraphs.messages.read_states import ChannelReadState
 
 MessagesInfo = Info[BeepContext[MessagesLoaders], None]
+
+# List bounds for the router's cost estimate (kernel/federation.py). Edits are not capped: a message's
+# history is assumed to hold at most 100. A message of 4,000 characters holds fewer than 200 channel
+# tokens (`<#id>`, an id being 18 digits or more).
+MAX_EDITS = 100
+MAX_CHANNEL_MENTIONS = 200
 
 
 @strawberry.federation.type(keys=REFERENCE_ONLY)
@@ -151,7 +160,8 @@ class Message:
 
     @strawberry.field(
         description="Members this message pings (resolved when it was sent or edited); a user who no "
-        "longer exists is left out."
+        "longer exists is left out.",
+        directives=[at_most(mentions.MAX_USER_MENTIONS)],
     )
     async def mentions(self, info: MessagesInfo) -> list[User]:
         # Only ids that resolve: one the users subgraph cannot answer would be a null in a non-null list
@@ -161,7 +171,7 @@ class Message:
         return [User(id=strawberry.ID(str(i))) for i, name in zip(ids, names, strict=True) if name]
 
     @strawberry.field(
-        directives=VIEWER_DEPENDENT,
+        directives=[*VIEWER_DEPENDENT, at_most(MAX_CHANNEL_MENTIONS)],
         description="Channels of the server this message links to that you can see (a deleted or hidden "
         "one is left out; `html` shows it as #deleted-channel).",
     )
@@ -197,17 +207,22 @@ class Message:
             avatar_url=self.author_avatar_url,
         )
 
-    @strawberry.field(description="Rich embeds (webhook messages; at most 10).")
+    @strawberry.field(
+        description="Rich embeds (webhook messages; at most 10).", directives=[at_most(embeds.MAX_EMBEDS)]
+    )
     def embeds(self) -> list[Embed]:
         return [Embed.from_stored(e) for e in embeds.load(self.embeds_json)]
 
-    @strawberry.field(description="Each emoji reacted with, in the order first used, with its count.")
+    @strawberry.field(
+        description="Each emoji reacted with, in the order first used, with its count.",
+        directives=[at_most(MAX_DISTINCT_EMOJI)],
+    )
     async def reactions(self, info: MessagesInfo) -> list[Reaction]:
         found = await info.context.loaders.reactions.load(int(self.id))
         return [Reaction(emoji=r.emoji, count=r.count, me=r.me) for r in found]
 
     @strawberry.field(
-        directives=VIEWER_DEPENDENT,
+        directives=[*VIEWER_DEPENDENT, at_most(MAX_EDITS)],
         description="Earlier versions of the text, oldest first: for members with Manage Messages in the "
         "channel (null for anyone else).",
     )
@@ -224,7 +239,10 @@ class Message:
             else [MessageEdit(content=e.content, replaced_at=e.edited_at) for e in edits]
         )
 
-    @strawberry.field(description="Its files, in the order sent (short-lived download URLs).")
+    @strawberry.field(
+        description="Its files, in the order sent (short-lived download URLs).",
+        directives=[at_most(MAX_FILES)],
+    )
     async def attachments(self, info: MessagesInfo) -> list[Attachment]:
         loaders = info.context.loaders
         if await loaders.visible_messages.load(int(self.id)) is None:
@@ -264,7 +282,10 @@ class Message:
 
     suppress_embeds: bool = strawberry.field(default=False, description="Its link previews are hidden.")
 
-    @strawberry.field(description="Previews of the links in it (up to 5), once fetched; none if suppressed.")
+    @strawberry.field(
+        description="Previews of the links in it (up to 5), once fetched; none if suppressed.",
+        directives=[at_most(MAX_LINKS)],
+    )
     async def link_previews(self, info: MessagesInfo) -> list[LinkPreview]:
         found = await info.context.loaders.link_previews.load(int(self.id))
         return [LinkPreview.from_preview(p) for p in found]
@@ -424,14 +445,14 @@ class PinChanged:
 
 @strawberry.type(description="Messages deleted at once by a moderator.")
 class MessagesDeleted:
-    message_ids: list[strawberry.ID]
+    message_ids: list[strawberry.ID] = strawberry.field(directives=[at_most(service.MAX_BULK_DELETE)])
     channel_id: strawberry.ID
 
 
 @strawberry.type(description="A message's link previews arrived or changed (the full new list).")
 class MessageLinkPreviewsUpdated:
     message_id: strawberry.ID
-    link_previews: list[LinkPreview]
+    link_previews: list[LinkPreview] = strawberry.field(directives=[at_most(MAX_LINKS)])
     cursor: str | None = strawberry.field(
         default=None, description="Resume `messageEvents` from here (`after`); null for ephemeral events."
     )

@@ -27,7 +27,7 @@ from subgraphs.kernel.errors import (
     user_error,
 )
 from subgraphs.kernel.events import topic_for_server
-from subgraphs.kernel.federation import VIEWER_DEPENDENT
+from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
@@ -98,6 +98,11 @@ from subgraphs.servers.types import (
     visible_server,
 )
 
+# List bounds for the router's cost estimate (kernel/federation.py) where no rule caps a list: a user's
+# servers are assumed to be at most 200 (Discord's limit with Nitro), a server's bans at most 1,000.
+MAX_MY_SERVERS = 200
+MAX_BANS = 1000
+
 
 @strawberry.type
 class Query:
@@ -111,6 +116,7 @@ class Query:
         permission_classes=[IsAuthenticated],
         description="The servers you are a member of, most recently joined first (direct conversations "
         "are listed by the friends context, not here).",
+        directives=[at_most(MAX_MY_SERVERS)],
     )
     async def my_servers(self, info: ServersInfo) -> list[Server]:
         ctx = info.context
@@ -122,6 +128,7 @@ class Query:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="Invitations addressed to you, newest first.",
+        directives=[at_most(invitations.MAX_PENDING_PER_USER)],
     )
     async def my_invitations(self, info: ServersInfo) -> list[Invitation]:
         ctx = info.context
@@ -139,7 +146,8 @@ class Query:
         return InvitePreview.from_preview(preview) if preview else None
 
     @strawberry.field(
-        description="A server's usable invites, newest first; null unless you have Manage Server there."
+        description="A server's usable invites, newest first; null unless you have Manage Server there.",
+        directives=[at_most(invites.MAX_USABLE_INVITES)],
     )
     async def invites(self, info: ServersInfo, server_id: strawberry.ID) -> list[Invite] | None:
         ctx = info.context
@@ -149,7 +157,8 @@ class Query:
     @strawberry.field(
         description="A server's audit log, newest first: who changed what (settings, roles, channels, "
         "members, invites, webhooks), with before and after. Null unless you have View Audit Log there. "
-        "Page back with `before` (an entry's id)."
+        "Page back with `before` (an entry's id).",
+        directives=[page_of("first", sized=None)],
     )
     async def audit_log(
         self,
@@ -174,7 +183,10 @@ class Query:
         )
         return None if found is None else [AuditLogEntry.from_entry(entry) for entry in found]
 
-    @strawberry.field(description="A server's bans, newest first; null unless you have Ban Members there.")
+    @strawberry.field(
+        description="A server's bans, newest first; null unless you have Ban Members there.",
+        directives=[at_most(MAX_BANS)],
+    )
     async def bans(self, info: ServersInfo, server_id: strawberry.ID) -> list[Ban] | None:
         ctx = info.context
         rows = await moderation.list_bans(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))
@@ -184,6 +196,7 @@ class Query:
         permission_classes=[IsAuthenticated],
         description="Public servers whose name or description contains `query` (case-insensitive), names "
         "starting with it first. Private servers and direct conversations never appear.",
+        directives=[page_of("first")],
     )
     async def discover_servers(
         self,

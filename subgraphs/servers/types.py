@@ -15,12 +15,13 @@ from subgraphs.kernel import audit
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT
+from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.pagination import PageInfo
-from subgraphs.kernel.permission_flags import FLAGS_DESCRIPTION, PermissionFlag, flags_of
+from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
 from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
 from subgraphs.servers.models import BanRow, InvitationRow, InviteRow, RoleRow, ServerRow
+from subgraphs.servers.roles import MAX_ROLES
 
 ServersInfo = Info[BeepContext[ServersLoaders], None]
 
@@ -46,7 +47,7 @@ class Role:
     position: int = strawberry.field(description="Higher ranks above lower; @everyone is 0.")
     is_everyone: bool
 
-    @strawberry.field(description=FLAGS_DESCRIPTION)
+    @strawberry.field(description=FLAGS_DESCRIPTION, directives=[FLAG_LIST])
     def permission_flags(self) -> list[PermissionFlag]:
         return flags_of(int(self.permissions))
 
@@ -103,7 +104,7 @@ class Server:
         found = await info.context.loaders.server_access.load(int(self.id))
         return str(int(found.permissions)) if found else "0"
 
-    @strawberry.field(directives=VIEWER_DEPENDENT, description=FLAGS_DESCRIPTION)
+    @strawberry.field(directives=[*VIEWER_DEPENDENT, FLAG_LIST], description=FLAGS_DESCRIPTION)
     async def my_permission_flags(self, info: ServersInfo) -> list[PermissionFlag]:
         found = await info.context.loaders.server_access.load(int(self.id))
         return flags_of(int(found.permissions)) if found else []
@@ -127,7 +128,10 @@ class Server:
         loaders = info.context.loaders
         return await loaders.online_counts(info.context.runtime.presence).load(int(self.id))
 
-    @strawberry.field(description="The roles, highest first, @everyone last (members only).")
+    @strawberry.field(
+        description="The roles, highest first, @everyone last (members only).",
+        directives=[at_most(MAX_ROLES)],
+    )
     async def roles(self, info: ServersInfo) -> list[Role]:
         if not await info.context.loaders.viewer_is_member.load(int(self.id)):
             return []
@@ -301,13 +305,16 @@ class AuditChange:
 AuditActionType = strawberry.enum(AuditAction, name="AuditAction")
 
 
+MAX_AUDIT_CHANGES = 50  # fields one change can touch (a server's settings are the most: about 10)
+
+
 @strawberry.type(description="Who changed what in a server, and when.")
 class AuditLogEntry:
     id: strawberry.ID
     action: AuditActionType  # type: ignore[valid-type]
     target_kind: str = strawberry.field(description="SERVER, ROLE, MEMBER, CHANNEL, INVITE or WEBHOOK.")
     target_id: strawberry.ID | None
-    changes: list[AuditChange]
+    changes: list[AuditChange] = strawberry.field(directives=[at_most(MAX_AUDIT_CHANGES)])
     context: str = strawberry.field(description="JSON object: what identifies the change beyond its target.")
     reason: str | None
     created_at: datetime

@@ -14,8 +14,9 @@ from media.images import PictureKind
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions, user_error
+from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
-from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uploads import commit_swap, store_upload
 from subgraphs.users import bots, service
@@ -85,6 +86,7 @@ class Query(NotificationQueries):
         description=f"Users whose username starts with `prefix` (case-insensitive), alphabetically; "
         f"`first` defaults to {SEARCH_PAGE}, at most 100.",
         permission_classes=[IsAuthenticated],
+        directives=[page_of("first", otherwise=MAX_PAGE)],
     )
     async def search_users(
         self, info: UsersInfo, prefix: str, first: int | None = None, after: str | None = None

@@ -18,11 +18,12 @@ from strawberry.types import Info
 from db.ids import parse_id
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from subgraphs.kernel.federation import VIEWER_DEPENDENT
+from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.presence import INVISIBLE_STATUS
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.models import UserRow
+from subgraphs.users.totp import RECOVERY_CODES
 from subgraphs.users.wiring import services_for
 
 UsersInfo = Info[BeepContext[UsersLoaders], None]
@@ -195,7 +196,9 @@ class TwoFactorSetup:
 
 @strawberry.type(description="Two-factor authentication is on. Keep the recovery codes somewhere safe.")
 class TwoFactorEnabled:
-    recovery_codes: list[str] = strawberry.field(description="Each works once instead of a code; shown once.")
+    recovery_codes: list[str] = strawberry.field(
+        description="Each works once instead of a code; shown once.", directives=[at_most(RECOVERY_CODES)]
+    )
     user: User
 
 

@@ -27,7 +27,7 @@ from subgraphs.kernel.errors import (
     ValidationError,
     schema_extensions,
 )
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -273,6 +273,7 @@ class Query:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
         description="A channel's webhooks (Manage Webhooks); null if you cannot manage them.",
+        directives=[at_most(service.MAX_PER_CHANNEL)],
     )
     async def webhooks(self, info: WebhooksInfo, channel_id: strawberry.ID) -> list[Webhook] | None:
         ctx = info.context
@@ -288,7 +289,10 @@ class Query:
         row = await service.managed_webhook(ctx.uow, ctx.user_id, id_argument(str(id), "id"))
         return Webhook.from_row(row) if row else None
 
-    @strawberry.field(description="A server's bot accounts (Manage Server); null otherwise.")
+    @strawberry.field(
+        description="A server's bot accounts (Manage Server); null otherwise.",
+        directives=[at_most(bots.MAX_BOTS_PER_SERVER)],
+    )
     async def bots(self, info: WebhooksInfo, server_id: strawberry.ID) -> list[Bot] | None:
         ctx = info.context
         rows = await bots.bots_of(ctx.uow, ctx.user_id, id_argument(str(server_id), "serverId"))

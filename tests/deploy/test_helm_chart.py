@@ -561,6 +561,24 @@ def test_webhook_and_file_urls_are_built_on_the_routers_public_url(default_manif
     assert refused.returncode != 0 and "set router.publicUrl" in refused.stderr, refused.stderr
 
 
+def test_cors_answers_the_routers_own_origin_unless_origins_are_listed(
+    default_manifests: list[Manifest],
+) -> None:
+    # By default the router knows its public URL (its CORS allow-list) and lists no other origin
+    router = env_of(only_container(workloads(default_manifests)[f"{RELEASE}-router"]))
+    assert router["BEEP_PUBLIC_URL"]["value"] == f"http://{RELEASE}-router:4000"
+    assert "BEEP_ROUTER_CORS_ORIGINS" not in router
+    # router.corsOrigins is the allow-list
+    listed = "https://app.example.com,https://admin.example.com"
+    escaped = listed.replace(",", "\\,")  # helm --set splits values at unescaped commas
+    configured = render(
+        "--set", "router.publicUrl=https://chat.example.com", "--set", f"router.corsOrigins={escaped}"
+    )
+    router = env_of(only_container(workloads(configured)[f"{RELEASE}-router"]))
+    assert router["BEEP_PUBLIC_URL"]["value"] == "https://chat.example.com"
+    assert router["BEEP_ROUTER_CORS_ORIGINS"]["value"] == listed
+
+
 # ---------------------------------------------------------------------------------------------
 # the fan-out tier: one internal secret for the router and the subgraphs; the router autoscales
 

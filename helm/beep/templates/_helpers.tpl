@@ -82,6 +82,13 @@ Token issuer and JWKS URL: the values, or (auth.issuer empty) the users subgraph
 {{- end }}
 
 {{/*
+Where clients reach the router (BEEP_PUBLIC_URL): router.publicUrl, else the router's Service.
+*/}}
+{{- define "beep.publicUrl" -}}
+{{- .Values.router.publicUrl | default (printf "http://%s:%v" (include "beep.componentName" (dict "root" . "component" "router")) .Values.router.port) -}}
+{{- end }}
+
+{{/*
 Non-secret BEEP_* settings as a flat map (YAML): the ConfigMap's data, and the migration job's env.
 BEEP_ISSUER_URL is what the subgraphs check `iss` against (and the built-in issuer signs with);
 BEEP_JWT_ISSUER is the router's name for the same thing.
@@ -94,7 +101,7 @@ BEEP_ISSUER_URL: {{ include "beep.issuer" . | quote }}
 BEEP_JWT_ISSUER: {{ include "beep.issuer" . | quote }}
 BEEP_JWKS_URL: {{ include "beep.jwksUrl" . | quote }}
 BEEP_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
-BEEP_PUBLIC_URL: {{ .Values.router.publicUrl | default (printf "http://%s:%v" (include "beep.componentName" (dict "root" . "component" "router")) .Values.router.port) | quote }}
+BEEP_PUBLIC_URL: {{ include "beep.publicUrl" . | quote }}
 {{- if .Values.turn.enabled }}
 BEEP_VOICE_TURN_URLS: {{ required "turn.urls: the addresses clients reach coturn at" (join "," .Values.turn.urls) | quote }}
 {{- end }}

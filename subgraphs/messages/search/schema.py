@@ -7,6 +7,7 @@ from datetime import datetime
 
 import strawberry
 
+from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.pagination import PageInfo, page_info
 from subgraphs.messages.search import service
@@ -52,7 +53,8 @@ class SearchQuery:
         f"most {MAX_QUERY_LENGTH} characters), every one required, case and accents ignored; nothing in it "
         "is query syntax. Filters: `author`, `mentions` (every one of them, at most "
         f"{MAX_MENTIONS_FILTER}), `has`, `before`/`after` (creation time). Page with `first` (1-50) and "
-        "`afterCursor`; the first 1,000 results can be reached."
+        "`afterCursor`; the first 1,000 results can be reached.",
+        directives=[page_of("first")],
     )
     async def search_messages(
         self,

@@ -10,11 +10,11 @@ import strawberry
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.events import topic_for_user
-from subgraphs.kernel.federation import VIEWER_DEPENDENT
+from subgraphs.kernel.federation import VIEWER_DEPENDENT, page_of
 from subgraphs.kernel.ids import id_input
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.outbox import Deduplicator
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
+from subgraphs.kernel.pagination import MAX_PAGE, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.notifications import rules, service
@@ -58,6 +58,7 @@ class NotificationQueries:
         description=f"Your notifications, newest first ({PAGE} per page by default, at most 100); "
         "`unreadOnly` skips the read ones.",
         permission_classes=[IsAuthenticated],
+        directives=[page_of("first", otherwise=MAX_PAGE)],
     )
     async def notifications(
         self, info: UsersInfo, first: int | None = None, after: str | None = None, unread_only: bool = False

@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from subgraphs.kernel.errors import NotFoundError, ValidationError
-from subgraphs.kernel.federation import REFERENCE_ONLY
+from subgraphs.kernel.federation import REFERENCE_ONLY, at_most, free
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.users.notifications import rules, service
 from subgraphs.users.notifications.events import NotificationCreated
@@ -171,8 +171,15 @@ class NotificationsMarkedRead:
     counts: NotificationCounts
 
 
+# The settings tree lists at most service.MAX_PREFERENCES scopes in all, read by one query: its entries
+# cost nothing more to the router's estimate (`@cost(weight: 0)`), which would otherwise price servers x
+# channels (1,000 x 500). What is reached through them (`server`, `channel`) is priced as usual.
+SETTINGS_ROW = free()
+
+
 @strawberry.type(
-    description="A channel's or a folder's own setting or snooze (a folder's apply to the channels in it)."
+    description="A channel's or a folder's own setting or snooze (a folder's apply to the channels in it).",
+    directives=[SETTINGS_ROW],
 )
 class ChannelNotificationSettings:
     channel_id: strawberry.ID
@@ -192,7 +199,10 @@ class ChannelNotificationSettings:
         return Channel(id=self.channel_id) if seen.channel else None
 
 
-@strawberry.type
+MAX_CHANNELS = 500  # a server's channels and folders (the channels context's rule)
+
+
+@strawberry.type(directives=[SETTINGS_ROW])
 class ServerNotificationSettings:
     server_id: strawberry.ID
     level: NotificationSetting | None = strawberry.field(  # type: ignore[valid-type]
@@ -201,7 +211,8 @@ class ServerNotificationSettings:
     effective_level: NotificationSetting  # type: ignore[valid-type]
     snoozed_until: datetime | None
     channels: list[ChannelNotificationSettings] = strawberry.field(
-        description="Channels and folders of this server with their own setting or snooze."
+        description="Channels and folders of this server with their own setting or snooze.",
+        directives=[at_most(MAX_CHANNELS)],
     )
 
     @strawberry.field(description="Null when you may not see it.")
@@ -214,7 +225,9 @@ class ServerNotificationSettings:
 class NotificationSettings:
     default_level: NotificationSetting  # type: ignore[valid-type]
     snoozed_until: datetime | None = strawberry.field(description="Everything is snoozed until then.")
-    servers: list[ServerNotificationSettings]
+    servers: list[ServerNotificationSettings] = strawberry.field(
+        directives=[at_most(service.MAX_PREFERENCES)]
+    )
 
     @classmethod
     def of(cls, found: service.Settings) -> NotificationSettings:
