@@ -18,6 +18,7 @@ import {
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
 import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
+import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import jsonwebtoken from 'jsonwebtoken';
 import {
@@ -182,6 +183,9 @@ for (const [key, raw] of Object.entries(env)) {
   }
   transportEntries[name] = { ...transportEntries[name], location: url };
 }
+
+// Every subgraph request carries the internal caller credential (internal.ts); required.
+withCallerCredential(transportEntries, str('BEEP_INTERNAL_SECRET'));
 
 function forwardedFor(incoming: string | undefined, context: unknown): string | undefined {
   const peer = (context as { req?: { socket?: { remoteAddress?: string } } })?.req?.socket?.remoteAddress;
