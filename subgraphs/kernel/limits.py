@@ -30,6 +30,7 @@ from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.graphql import OperationType
 
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.settings import Settings
@@ -136,7 +137,7 @@ def more_tokens_than(query: str, limit: int) -> bool:
 class RequestLimits(SchemaExtension):
     """Refuses a document of too many tokens before it is parsed (a token is at least a character: most
     documents are shorter than the limit and are not lexed here), adds the depth and alias rule to
-    validation, and answers a response over its budget with that error alone (no partial data)."""
+    validation, and answers a query over its response budget with that error alone (no partial data)."""
 
     def on_operation(self) -> Iterator[None]:
         limits = limits_of(self.execution_context.context)
@@ -158,9 +159,16 @@ class RequestLimits(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None) or []
         over = next((e for e in errors if is_over_budget(e)), None)
-        if over is not None and result is not None:
+        # A mutation's writes are done by then: its data stays, so that it does not read as not stored.
+        if over is not None and result is not None and not self._is_mutation():
             result.data = None
             result.errors = [over]
+
+    def _is_mutation(self) -> bool:
+        try:
+            return self.execution_context.operation_type is OperationType.MUTATION
+        except Exception:  # no single operation to speak of: not one that wrote anything
+            return False
 
 
 # --- the response budget --------------------------------------------------------------------------------

@@ -36,8 +36,25 @@ class Query:
         return 1
 
 
+WRITES: list[str] = []
+
+
+@strawberry.type
+class Planted:
+    id: int
+    node: Node | None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def plant(self) -> Planted:
+        WRITES.append("planted")
+        return Planted(id=len(WRITES), node=Node(level=0))
+
+
 schema = strawberry.Schema(
-    query=Query, extensions=schema_extensions(), execution_context_class=BudgetedExecution
+    query=Query, mutation=Mutation, extensions=schema_extensions(), execution_context_class=BudgetedExecution
 )
 
 
@@ -114,6 +131,14 @@ async def test_a_response_past_its_budget_stops_the_work_and_says_so() -> None:
     result = await schema.execute(nested(3), context_value=context(max_response_items=5000))
     assert result.errors is None and result.data is not None
     assert len(result.data["root"]["children"][9]["children"][9]["children"]) == 10
+
+
+async def test_a_mutation_past_the_budget_keeps_its_data_so_its_write_does_not_read_as_failed() -> None:
+    WRITES.clear()
+    query = "mutation { plant { id node { children { children { children { children { level } } } } } } }"
+    result = await schema.execute(query, context_value=context(max_response_items=5000))
+    assert WRITES == ["planted"] and codes(result) == ["RESPONSE_TOO_LARGE"]
+    assert result.data == {"plant": {"id": 1, "node": None}}
 
 
 def test_defaults_are_a_little_above_the_routers() -> None:
