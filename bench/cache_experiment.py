@@ -24,6 +24,7 @@ from pathlib import Path
 from beep.router import ROOT, wait_ready
 from bench.load import Gql, closed_loop, pooled_client
 from bench.procs import CpuMeter
+from subgraphs.kernel import internal
 from tests.harness.ports import free_port
 from tests.integration.flows import SIGN_UP
 
@@ -43,6 +44,8 @@ SEND = """mutation S($input: SendMessageInput!) {
   sendMessage(input: $input) { __typename ... on Message { id } }
 }"""
 
+SECRET = secrets.token_urlsafe(32)  # both processes' internal secret; requests carry its credential
+INTERNAL = {internal.CALLER_HEADER: internal.caller_credential(SECRET)}
 PLAIN = "import sys; from beep.cli import main; main(sys.argv[1:])"
 CACHED = (
     "import sys; import subgraphs.kernel.errors as e; from strawberry.extensions import ParserCache, "
@@ -56,7 +59,7 @@ def start(launcher: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")}
     env |= {"BEEP_DATA_DIR": str(workdir / "data"), "BEEP_PORT": str(port), "PYTHONUNBUFFERED": "1",
-            "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users"}  # fmt: skip
+            "BEEP_ISSUER_URL": f"http://127.0.0.1:{port}/users", "BEEP_INTERNAL_SECRET": SECRET}  # fmt: skip
     subprocess.run([sys.executable, "-m", "beep.cli", "db", "upgrade"], env=env, check=True, cwd=ROOT,
                    capture_output=True)  # fmt: skip
     log = (workdir / "serve.log").open("ab")
@@ -103,7 +106,7 @@ async def experiment(plain: tuple[int, str], cached: tuple[int, str]) -> None:
     async with pooled_client(4) as http:
         variants = {}
         for label, base in (("plain", plain[1]), ("cached", cached[1])):
-            variants[label] = await cases(lambda sub, base=base: Gql(http, f"{base}/{sub}/graphql"))  # type: ignore[misc]
+            variants[label] = await cases(lambda sub, base=base: Gql(http, f"{base}/{sub}/graphql", INTERNAL))  # type: ignore[misc]
         for _round in range(3):
             for case in variants["plain"]:
                 for label in ("plain", "cached"):

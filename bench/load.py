@@ -18,12 +18,13 @@ class GraphQLFailure(Exception):
 class Gql:
     """Posts operations through one `httpx.AsyncClient` (keep-alive pool shared by all workers)."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> None:
         self.http = http
         self.url = url
+        self.headers = headers or {}  # e.g. the internal credential, for a subgraph called directly
 
     async def data(self, query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
+        headers = self.headers | ({"authorization": f"Bearer {token}"} if token else {})
         response = await self.http.post(
             self.url, json={"query": query, "variables": variables}, headers=headers
         )

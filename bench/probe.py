@@ -123,8 +123,8 @@ async def probe(stack: Stack) -> list[dict[str, Any]]:
         user_id = me["me"]["id"]
         for _ in range(60):  # a page of history
             await send_operation(router, data, "probe")(0, 0)
-        direct_users = Gql(http, stack.subgraph_urls["users"])
-        direct_messages = Gql(http, stack.subgraph_urls["messages"])
+        direct_users = Gql(http, stack.subgraph_urls["users"], stack.internal_headers)
+        direct_messages = Gql(http, stack.subgraph_urls["messages"], stack.internal_headers)
         entity = {"r": [{"__typename": "User", "id": user_id}]}
         channel = {"channelId": data.channel_id, "first": 50}
         send_x = {"input": {"channelId": data.channel_id, "content": "x"}}

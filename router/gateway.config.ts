@@ -20,6 +20,7 @@ import {
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
+import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
 import jsonwebtoken from 'jsonwebtoken';
@@ -181,6 +182,9 @@ for (const [key, raw] of Object.entries(env)) {
   }
   transportEntries[name] = { ...transportEntries[name], location: url };
 }
+
+// Every subgraph request carries the internal caller credential (internal.ts); required.
+withCallerCredential(transportEntries, str('BEEP_INTERNAL_SECRET'));
 
 function forwardedFor(incoming: string | undefined, context: unknown): string | undefined {
   const peer = (context as { req?: { socket?: { remoteAddress?: string } } })?.req?.socket?.remoteAddress;

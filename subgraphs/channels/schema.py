@@ -36,6 +36,7 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 
@@ -234,5 +235,6 @@ schema = Schema(
     subscription=Subscription,
     types=[Channel, Server, ChannelDeleted, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

@@ -44,6 +44,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
@@ -643,5 +644,6 @@ schema = Schema(
     subscription=Subscription,
     types=[User, Server, Channel, Message, DirectConversation, GroupConversation, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

@@ -336,6 +336,50 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
+class InternalCallerGuard:
+    """Pure ASGI in front of GraphQL over HTTP and WebSocket: only Beep's own processes (the router, its
+    fan-out tier, tests and tools holding the deployment's secret) may call a subgraph. A request without
+    a valid `Beep-Internal` credential (kernel/internal.py) is refused with 403 FORBIDDEN before anything
+    is parsed; a WebSocket upgrade likewise, before it is accepted. Health checks are other routes."""
+
+    def __init__(self, app: ASGIApp, secret: str) -> None:
+        self.app = app
+        self.secret = secret
+        internal.caller_credential(secret)  # computed once, here, not on the first request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        presented = headers.get(internal.CALLER_HEADER.encode(), b"").decode("latin-1")
+        if internal.caller_credential_valid(self.secret, presented):
+            scope.setdefault("state", {})[internal.CALLER_STATE_KEY] = True
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        log.info(
+            "refused a caller without the internal credential",
+            extra={"peer": client[0] if client else None, "presented": bool(presented)},
+        )
+        refusal = _refuse(403, INTERNAL_ONLY)
+        if scope["type"] == "websocket":
+            # An HTTP 403 with the same body where the server can send one (uvicorn can); else closing
+            # before accepting, which servers answer with a bare 403.
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await WebSocket(scope, receive, send).send_denial_response(refusal)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await refusal(scope, receive, send)
+
+
+INTERNAL_ONLY = (
+    "This service is internal: send requests to the Beep router. (Beep's own processes present the "
+    "deployment's internal credential.)"
+)
+
+
 async def _healthz(_request: Request) -> Response:
     return Response(json.dumps({"status": "ok"}), media_type="application/json")
 
@@ -348,13 +392,16 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
     upload_cap = MAX_MULTIPART_BYTES
     if definition.large_uploads:
         upload_cap = max(upload_cap, settings.attachment_max_bytes + 1024 * 1024)
+    secret = settings.resolved_internal_secret
+    http = InternalCallerGuard(
+        GraphQLResponseMedia(UploadGuard(AuthMiddleware(graphql, holder), upload_cap)), secret
+    )
     routes: list[BaseRoute] = [
-        Route(
+        Route("/graphql", http, methods=["GET", "POST"]),
+        WebSocketRoute(
             "/graphql",
-            GraphQLResponseMedia(UploadGuard(AuthMiddleware(graphql, holder), upload_cap)),
-            methods=["GET", "POST"],
+            InternalCallerGuard(metrics.CountWebSockets(PresenceLifecycle(graphql), definition.name), secret),
         ),
-        WebSocketRoute("/graphql", metrics.CountWebSockets(PresenceLifecycle(graphql), definition.name)),
         Route("/healthz", _healthz),
         *live_access.routes(holder, definition.live_access),
         *definition.extra_routes(holder),

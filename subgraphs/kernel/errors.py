@@ -82,6 +82,9 @@ class TopLevelCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
     CURSOR_EXPIRED = "CURSOR_EXPIRED"  # resume older than the event retention: reload, then resume
+    # A limit on the operation's shape (depth, aliases, tokens: kernel/limits.py); the router's name for it.
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"  # more list items than one response may hold: ask for less
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -307,9 +310,11 @@ class RefuseInvalidText(SchemaExtension):
 
 
 def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
-    """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, and
-    caches of parsed and validated documents (the router sends the same text for an operation every time;
-    parsing and validation were the largest single cost per request in the benchmarks)."""
+    """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, the
+    subgraph's own limits (kernel/limits.py; with its executor, `BudgetedExecution`), and caches of parsed
+    and validated documents (the router sends the same text for an operation every time; parsing and
+    validation were the largest single cost per request in the benchmarks)."""
+    from subgraphs.kernel.limits import RequestLimits
     from subgraphs.kernel.metrics import OperationMetrics
     from subgraphs.kernel.tracing import OperationTracing
 
@@ -318,6 +323,7 @@ def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExten
         OperationTracing,
         OperationMetrics,  # before the masking: it leaves the operation after, so it sees masked errors
         MaskUnexpectedErrors,
+        RequestLimits,  # before parsing (too many tokens), and the depth and alias validation rule
         RefuseInvalidText,  # before the parser cache: raises on entering the parse hook
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     port: int = 4100
     router_port: int = 4000
     allowed_origins: str = ""  # comma-separated browser origins allowed to open subgraph WebSockets
+    # Each subgraph's own limits (kernel/limits.py), a little above the router's (depth 12, 2,000 tokens,
+    # 30 aliases: a subgraph's share of an operation gains `_entities`, keys and __typename), so that a
+    # request reaching a subgraph anyway cannot exhaust its memory. Past one: GRAPHQL_VALIDATION_FAILED;
+    # past the response budget (list items in one response, counted while they are completed):
+    # RESPONSE_TOO_LARGE, and the work stops.
+    max_query_depth: int = Field(default=16, ge=2, le=100)
+    max_query_tokens: int = Field(default=5000, ge=100, le=100_000)
+    max_query_aliases: int = Field(default=60, ge=0, le=1000)
+    max_response_items: int = Field(default=50_000, ge=100, le=10_000_000)
 
     # Observability
     service_name: str = "beep"

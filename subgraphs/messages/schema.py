@@ -28,6 +28,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
@@ -497,5 +498,6 @@ schema = Schema(
     subscription=Subscription,
     types=[Message, User, Channel, Attachment, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

@@ -29,6 +29,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permission_flags import permissions_from_input
@@ -696,5 +697,6 @@ schema = Schema(
     subscription=Subscription,
     types=[Server, User, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

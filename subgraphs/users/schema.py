@@ -11,10 +11,12 @@ from strawberry.file_uploads import Upload
 
 from db.ids import parse_id
 from media.images import PictureKind
+from subgraphs.kernel import internal
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions, user_error
 from subgraphs.kernel.federation import page_of
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -150,7 +152,7 @@ class Mutation(NotificationMutations):
         ctx = info.context
         services = services_for(ctx.runtime)
         peer = ctx.request.client.host if ctx.request.client else None
-        address = client_address(ctx.request.headers.get("x-forwarded-for"), peer)
+        address = client_address(internal.forwarded_for(ctx.request), peer)
 
         async def operation() -> AuthPayload:
             return _payload(
@@ -357,5 +359,6 @@ schema = Schema(
     subscription=Subscription,
     types=[User, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

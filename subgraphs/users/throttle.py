@@ -4,7 +4,8 @@ Limits (fixed windows of 15 minutes): 5 failures for one e-mail address, 30 for 
 either, sign-in answers RATE_LIMITED with the seconds left, whatever the password, until the window ends;
 a successful sign-in clears the account's count. Counters live in Redis in the full mode (shared by every
 users replica) and in memory in the embedded mode. The client address is the last entry of
-X-Forwarded-For, which the router appends (see router/gateway.config.ts), else the peer address.
+X-Forwarded-For, which the router appends (see router/gateway.config.ts) and which is read only from a
+caller holding the internal credential (kernel/internal.py), else the peer address.
 """
 
 from __future__ import annotations

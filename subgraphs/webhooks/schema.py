@@ -29,6 +29,7 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
+from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.messages.embeds import PayloadProblem
@@ -440,5 +441,6 @@ schema = Schema(
     mutation=Mutation,
     types=[Channel, User, Server, Message, *ERROR_TYPES],
     extensions=schema_extensions(),
+    execution_context_class=BudgetedExecution,
     federation_version="2.9",
 )

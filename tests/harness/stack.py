@@ -19,6 +19,7 @@ from pathlib import Path
 
 from beep.dev import embedded_subgraph_urls
 from beep.router import router_env, start_router, wait_ready
+from subgraphs.kernel import internal
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 from tests.harness.ports import free_port
 from tests.harness.replication import ReplicatedPostgres
@@ -43,6 +44,11 @@ class Stack:
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
     subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
     router_envs: dict[str, dict[str, str]] = field(default_factory=dict)  # router name -> its environment
+
+    @property
+    def internal_headers(self) -> dict[str, str]:
+        """What a Beep process sends to call a subgraph directly (subgraphs refuse anyone else)."""
+        return {internal.CALLER_HEADER: internal.caller_credential(self.env["BEEP_INTERNAL_SECRET"])}
 
     def worker_command(self) -> list[str]:
         return [*BEEP, "worker", "--port", str(self.worker_port)]

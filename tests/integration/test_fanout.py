@@ -239,7 +239,10 @@ async def test_the_internal_credential_is_refused_from_outside(stack: Stack) -> 
                 assert not any(a.get("type") == "next" and (a["payload"].get("data") or {}) for a in answers)
         # Subgraphs: a credential without the secret is refused, and so is an unsigned internal request.
         for url in stack.subgraph_urls.values():
-            response = await http.post(url, json=query, headers={"authorization": forged})
+            # (from a caller holding the internal credential, or its lack would be the refusal)
+            response = await http.post(
+                url, json=query, headers={"authorization": forged, **stack.internal_headers}
+            )
             assert response.status_code == 401, (url, response.text)
             base = url.removesuffix("/graphql")
             body = json.dumps(

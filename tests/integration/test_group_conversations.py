@@ -106,7 +106,7 @@ async def entity(stack: Stack, token: str, subgraph: str, typename: str, id_: st
         response = await http.post(
             stack.subgraph_urls[subgraph],
             json={"query": query, "variables": {"r": [{"__typename": typename, "id": id_}]}},
-            headers={"authorization": f"Bearer {token}"},
+            headers={"authorization": f"Bearer {token}", **stack.internal_headers},
         )
     body = response.json()
     assert "errors" not in body, body

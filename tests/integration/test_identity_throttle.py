@@ -36,7 +36,7 @@ async def test_a_client_address_is_locked_after_thirty_failures(stack: Stack) ->
             response = await http.post(
                 stack.subgraph_urls["users"],
                 json={"query": SIGN_IN, "variables": {"input": {"email": email, "password": password}}},
-                headers={"x-forwarded-for": f"10.9.9.9, {via}"},
+                headers={"x-forwarded-for": f"10.9.9.9, {via}", **stack.internal_headers},
             )
         return dict(response.json()["data"]["signIn"])
 

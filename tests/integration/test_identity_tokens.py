@@ -78,7 +78,7 @@ async def test_bad_tokens_are_unauthenticated(identity: Stack, kind: str) -> Non
         direct = await http.post(
             identity.subgraph_urls["users"],
             json={"query": "{ me { id } }"},
-            headers={"authorization": f"Bearer {token}"},
+            headers={"authorization": f"Bearer {token}", **identity.internal_headers},
         )
     assert direct.status_code == 401
     assert direct.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from subgraphs.kernel.app import create_app
 from subgraphs.kernel.settings import Settings
 from tests.harness.ports import free_port
-from tests.integration.test_query_counts import post, sign_up
+from tests.integration.test_query_counts import SECRET, post, sign_up
 
 pytestmark = pytest.mark.embedded
 
@@ -46,7 +46,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir: Path = tmp_path_factory.mktemp("notification-counts")
     port = free_port()
     settings = Settings(
-        data_dir=data_dir, port=port, issuer_url=f"http://127.0.0.1:{port}/users", message_send_limit=10_000
+        data_dir=data_dir,
+        port=port,
+        issuer_url=f"http://127.0.0.1:{port}/users",
+        message_send_limit=10_000,
+        internal_secret=SECRET,  # what `post` signs with
     )
     database = Database(settings.resolved_directory_url, settings.shard_map)
 

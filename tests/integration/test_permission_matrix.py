@@ -377,7 +377,7 @@ async def entities(world: World, subject: Member, subgraph: str, typename_: str,
         response = await http.post(
             world.stack.subgraph_urls[subgraph],
             json={"query": query, "variables": {"r": [{"__typename": typename_, "id": id_}]}},
-            headers={"authorization": f"Bearer {subject.account.token}"},
+            headers={"authorization": f"Bearer {subject.account.token}", **world.stack.internal_headers},
         )
     return dict(response.json())
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from beep.registry import all_definitions
 from db.engines import Database
 from db.migrate import upgrade
+from subgraphs.kernel import internal
 from subgraphs.kernel.app import create_app
 from subgraphs.kernel.settings import Settings
 from tests.harness.ports import free_port
@@ -36,12 +37,17 @@ class StatementCounter:
             self.statements.append(statement)
 
 
+SECRET = "query-counts"  # the app's internal secret: its subgraphs serve only callers holding it
+INTERNAL = {internal.CALLER_HEADER: internal.caller_credential(SECRET)}
+
+
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir: Path = tmp_path_factory.mktemp("counts")
     port = free_port()
     settings = Settings(
         data_dir=data_dir,
+        internal_secret=SECRET,
         port=port,
         issuer_url=f"http://127.0.0.1:{port}/users",
         attachment_sweep_seconds=0,  # no background statements among those counted
@@ -75,7 +81,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def post(
     base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
 ) -> dict:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers = INTERNAL | ({"authorization": f"Bearer {token}"} if token else {})
     response = httpx.post(
         f"{base_url}/{subgraph}/graphql",
         json={"query": query, "variables": variables},
@@ -273,7 +279,7 @@ def test_history_with_attachments_is_constant_in_page_size(base_url: str) -> Non
                 "map": json.dumps({"0": ["variables.files.0"], "1": ["variables.files.1"]}),
             },
             files=[("0", (f"a{i}.txt", b"a", "text/plain")), ("1", (f"b{i}.txt", b"b", "text/plain"))],
-            headers={"authorization": f"Bearer {token}", "GraphQL-Require-Preflight": "1"},
+            headers={"authorization": f"Bearer {token}", "GraphQL-Require-Preflight": "1", **INTERNAL},
             timeout=30,
         )
         assert response.json()["data"]["sendMessage"]["id"], response.text
