@@ -52,7 +52,7 @@ export const COST_CODE = 'COST_ESTIMATED_TOO_EXPENSIVE';
  * previews, the message replied to) about 52,000. The exponential shape of issue 15,
  * `channel { server { channels { server { channels { id } } } } }`, is priced 251,002 at one level.
  */
-export const DEFAULT_MAX_COST = 100_000;
+export const DEFAULT_MAX_COST = 200_000;
 /** Prices a list field that declares no bound (none should: tests/unit/test_list_bounds.py). */
 export const DEFAULT_LIST_SIZE = 100;
 const MUTATION_COST = 10;

@@ -6,6 +6,7 @@ the graphql-http audits (GraphQL over HTTP conformance)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -32,8 +33,9 @@ def post(url: str, origin: str | None = None, **headers: str) -> httpx.Response:
     return httpx.post(url, json={"query": "{ __typename }"}, headers=sent, timeout=30)
 
 
-def preflight(url: str, origin: str) -> httpx.Response:
+def preflight(url: str, origin: str, **extra: str) -> httpx.Response:
     headers = {
+        **extra,
         "origin": origin,
         "access-control-request-method": "POST",
         "access-control-request-headers": "content-type, authorization",
@@ -87,8 +89,14 @@ def test_cors_answers_the_listed_origins(listed_router: str) -> None:
 
 
 def test_subgraphs_send_no_cors_headers(stack: Stack) -> None:
+    internal = stack.internal_headers  # past the subgraphs' internal-caller guard, as the router is
     for name, url in stack.subgraph_urls.items():
-        for response in (post(url, FOREIGN), preflight(url, FOREIGN), post(url, origin_of(stack.router_url))):
+        own = origin_of(stack.router_url)
+        for response in (
+            post(url, FOREIGN, **internal),
+            preflight(url, FOREIGN, **internal),
+            post(url, own, **internal),
+        ):
             assert "access-control-allow-origin" not in response.headers, (name, response.headers)
 
 
@@ -96,9 +104,14 @@ def endpoints(stack: Stack) -> dict[str, str]:
     return {"router": stack.router_url, **stack.subgraph_urls}
 
 
+def caller_headers(stack: Stack, name: str) -> dict[str, str]:
+    """A subgraph serves only Beep's own processes: the test calls it with their credential."""
+    return {} if name == "router" else stack.internal_headers
+
+
 def test_every_graphql_endpoint_answers_graphql_response_json(stack: Stack) -> None:
     for name, url in endpoints(stack).items():
-        wanted = {"accept": f"{GRAPHQL_RESPONSE}, application/json;q=0.9"}
+        wanted = {"accept": f"{GRAPHQL_RESPONSE}, application/json;q=0.9", **caller_headers(stack, name)}
         ok = post(url, **wanted)
         assert ok.status_code == 200 and ok.json() == {"data": {"__typename": "Query"}}, (name, ok.text)
         assert ok.headers["content-type"].startswith(GRAPHQL_RESPONSE), (name, ok.headers)
@@ -119,7 +132,8 @@ def test_every_graphql_endpoint_answers_graphql_response_json(stack: Stack) -> N
         assert unparsable.status_code == 400 and unparsable.json()["errors"], (name, unparsable.text)
 
         # application/json is unchanged: 200 (errors in the body) and its own media type
-        legacy = httpx.post(url, json={"query": "{ noSuchField }"}, headers={"accept": "application/json"})
+        plain = {"accept": "application/json", **caller_headers(stack, name)}
+        legacy = httpx.post(url, json={"query": "{ noSuchField }"}, headers=plain)
         assert legacy.status_code == 200 and legacy.json()["errors"], (name, legacy.text)
         assert legacy.headers["content-type"].startswith("application/json"), (name, legacy.headers)
 
@@ -128,6 +142,7 @@ def test_every_graphql_endpoint_passes_the_graphql_http_audits(stack: Stack) -> 
     urls = list(endpoints(stack).values())
     done = subprocess.run(
         ["node", str(ROUTER_DIR / "audit.mjs"), *urls],
+        env={**os.environ, "BEEP_AUDIT_HEADERS": json.dumps(stack.internal_headers)},
         capture_output=True,
         text=True,
         timeout=300,

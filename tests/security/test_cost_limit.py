@@ -14,7 +14,7 @@ from tests.harness.stack import Stack
 from tests.integration.flows import create_channel, create_server, send, sign_up
 
 COST_CODE = "COST_ESTIMATED_TOO_EXPENSIVE"
-DEFAULT_MAX = 100_000
+DEFAULT_MAX = 200_000
 
 
 def nested(levels: int) -> str:

@@ -140,3 +140,11 @@ def test_no_operation_beep_clients_send_comes_near_the_ceiling() -> None:
 def test_the_default_ceiling_is_the_documented_one() -> None:
     readme = (ROOT / "router" / "README.md").read_text()
     assert f"| `BEEP_ROUTER_MAX_COST` | `{default_max()}` |" in readme
+
+
+def test_a_clients_sidebar_runs_and_the_exponential_shape_does_not() -> None:
+    """Every client loads its servers with their channels first (200 servers x 500 channels at most):
+    the default ceiling lets that through and still refuses one more level of the issue's shape."""
+    sidebar = cost("{ myServers { id name channels { id name kind position } } }")
+    assert sidebar == 100_200 and sidebar <= default_max()
+    assert cost('{ channel(id: "1") { server { channels { server { channels { id } } } } } }') > default_max()
