@@ -3,8 +3,9 @@
 One relay leads each store at a time (a lease in the store's `outbox_relay` row, renewed as it works), so
 positions are handed out by one writer and published in order. Per round and store:
 
-1. in one transaction: take or renew the lease, give the rows without a position the next positions;
-2. publish every positioned row past `published_through`, in order, then record how far it got.
+1. in one transaction: take or renew the lease, give the rows without a position the next positions,
+   and read the positioned rows past `published_through`;
+2. publish them, in order, then record how far it got.
 
 A relay that dies between 1 and 2 (or halfway through 2) leaves rows positioned but unpublished: whoever
 leads next publishes them again, and subscribers drop what they have already seen (kernel/outbox.py
@@ -76,6 +77,13 @@ def relay_owner(port: int | None = None) -> str:
     if port is not None:
         return f"{socket.gethostname()}:{port}"
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class _Positioned:
+    leading: bool  # this relay holds the store's lease
+    positioned: int  # rows it gave a position this round
+    rows: list[tuple[int, str, str]]  # (position, topic, payload) past `published_through`, to publish
 
 
 class OutboxRelay:
@@ -216,18 +224,17 @@ class OutboxRelay:
     async def relay_store(self, store: int) -> bool:
         """One round for one store. True when a batch was full (call again)."""
         async with self._session(store) as session:
-            leading, positioned = await self._position(session, store)
-            if not leading:
+            found = await self._position(session, store, unsettled=store not in self._settled)
+            if not found.leading:
                 self._leading.discard(store)
                 self._settled.discard(store)
                 return False
+            positioned = found.positioned
             newly_leading = store not in self._leading
             if newly_leading:
                 await self._register_consumers(session, store)
             self._leading.add(store)
-            published = 0
-            if positioned or store not in self._settled:
-                published = await self._publish(session, store)
+            published = await self._publish(session, store, found.rows) if found.rows else 0
             if positioned or published or newly_leading:
                 self._settled.discard(store)
                 for runner in self._runners:
@@ -262,7 +269,10 @@ class OutboxRelay:
         async with self._session(store) as session:
             return await self._consume(session, store, consumer)
 
-    async def _position(self, session: AsyncSession, store: int) -> tuple[bool, int]:
+    async def _position(self, session: AsyncSession, store: int, *, unsettled: bool = True) -> _Positioned:
+        """Take or renew the lease and position what was committed; in the same transaction, the
+        positioned rows past `published_through` (when it positioned some, or the store is `unsettled`:
+        not found fully published by this leader)."""
         t = outbox.tables_of(store)
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self.config.lease_seconds)
@@ -282,7 +292,7 @@ class OutboxRelay:
                             lease_expires=lease,
                         )
                     )
-                    next_position, renew = 1, False
+                    next_position, published_through, renew = 1, 0, False
                 else:
                     held_by_other = (
                         state.lease_owner not in (None, self.owner)
@@ -290,8 +300,8 @@ class OutboxRelay:
                         and state.lease_expires > now
                     )
                     if held_by_other:
-                        return False, 0
-                    next_position = state.next_position
+                        return _Positioned(False, 0, [])
+                    next_position, published_through = state.next_position, state.published_through
                     renew = (
                         state.lease_owner != self.owner
                         or state.lease_expires is None
@@ -322,17 +332,14 @@ class OutboxRelay:
                             lease_expires=lease,
                         )
                     )
+                rows = await self._rows_after(session, t, published_through) if ids or unsettled else []
         except IntegrityError:  # another relay created the state row first: it leads
-            return False, 0
-        return True, len(ids)
+            return _Positioned(False, 0, [])
+        return _Positioned(True, len(ids), rows)
 
-    async def _publish(self, session: AsyncSession, store: int) -> int:
+    async def _publish(self, session: AsyncSession, store: int, rows: list[tuple[int, str, str]]) -> int:
+        """Publish positioned rows (read by `_position`), in order, then record how far it got."""
         t = outbox.tables_of(store)
-        async with session.begin():
-            through = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1))
-            rows = await self._rows_after(session, t, through)
-        if not rows:
-            return 0
         batch: list[tuple[str, str]] = []
         for position, topic, payload in rows:
             try:

@@ -84,8 +84,8 @@ async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Datab
     # (0.3 s did once, at the end of a full run), short enough to wait out.
     crashed = relay(database, bus, "crashed", lease_seconds=LEASE)
     async with crashed.database.shard_session(SHARD) as session:
-        leading, positioned = await crashed._position(session, SHARD)  # then it dies before publishing
-    assert (leading, positioned) == (True, 3)
+        found = await crashed._position(session, SHARD)  # then it dies before publishing
+    assert (found.leading, found.positioned, len(found.rows)) == (True, 3, 3)
     successor = relay(database, bus, "successor", lease_seconds=LEASE)
     async with bus.subscribe(TOPIC) as stream:
         await successor.relay_store(SHARD)  # the dead relay's lease still holds: nothing is published
@@ -144,8 +144,8 @@ async def test_only_one_relay_leads_a_store(database: Database) -> None:
     await write(database, 1)
     leader, other = relay(database, bus, "leader"), relay(database, bus, "other")
     async with database.shard_session(SHARD) as session:
-        assert (await leader._position(session, SHARD))[0]
-        assert not (await other._position(session, SHARD))[0]
+        assert (await leader._position(session, SHARD)).leading
+        assert not (await other._position(session, SHARD)).leading
 
 
 async def test_a_consumer_gets_every_event_once_and_retries_after_failing(database: Database) -> None:
