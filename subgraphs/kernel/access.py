@@ -121,6 +121,11 @@ def fenced(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
     `moved_to` (db/tenant_move/mover.py). Reads take no lock. SQLite ignores it (moves are offline there)."""
     if not session.info.get(WRITING):
         return query
+    return fence(query)
+
+
+def fence(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` with the fence of a write transaction (see `fenced`), for statements built once."""
     return query.with_for_update(read=True, key_share=True, of=_servers)
 
 

@@ -129,7 +129,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         raise
     # The author's current name, read once here for the answer and every live event (which carries it),
     # instead of once by each of them.
-    username = (await mentions.usernames(uow.directory(), [principal.user_id])).get(principal.user_id)
+    username = await mentions.username(uow.directory(), principal.user_id)
     announce_created(uow, message, author_username=username, channel_name=target.name)
     return SentMessage(message, username, target.name)
 
