@@ -70,6 +70,21 @@ class UnitOfWork:
         finally:
             await session.close()
 
+    @asynccontextmanager
+    async def reading_directory(self) -> AsyncIterator[AsyncSession]:
+        """As `reading`, for the directory: this request's session if it has one, else a short-lived one.
+        Read this way before a shard transaction starts, a request never holds one pooled connection
+        while waiting for another (with both databases on one server, requests holding a shard
+        connection each could otherwise wait for a directory one until the pool times out)."""
+        if self._directory is not None:
+            yield self._directory
+            return
+        session = self.database.directory_session()
+        try:
+            yield session
+        finally:
+            await session.close()
+
     async def shard_for(self, entity_id: int) -> int:
         """The logical shard holding an entity's tenant: where its ID was minted, unless the tenant
         has moved since (db/locator.py). Mint a tenant's new IDs in this shard."""

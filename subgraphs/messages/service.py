@@ -78,6 +78,10 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         raise ValidationFailed(
             f"nonce must be 1-{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce"
         )
+    # The author's current name, read once here for the answer and every live event (which carries it)
+    # instead of once by each of them; first, before the shard transaction holds a connection.
+    async with uow.reading_directory() as directory:
+        username = await mentions.username(directory, principal.user_id)
     session = await uow.for_entity(data.channel_id)
     # One statement while the server's access version is unchanged (kernel/access_versions.py).
     target = await access_versions.channel_for_send(session, data.channel_id, principal.user_id)
@@ -127,9 +131,6 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
             if existing is not None:
                 return SentMessage(existing)
         raise
-    # The author's current name, read once here for the answer and every live event (which carries it),
-    # instead of once by each of them.
-    username = await mentions.username(uow.directory(), principal.user_id)
     announce_created(uow, message, author_username=username, channel_name=target.name)
     return SentMessage(message, username, target.name)
 
