@@ -115,12 +115,17 @@ def running_timeout(until: datetime | None, now: datetime) -> datetime | None:
 WRITING = "beep.writing"
 
 
-def _fenced(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
+def fenced(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
     """In a write transaction, the servers rows read FOR KEY SHARE (held until commit): a tenant move's
     switch (FOR UPDATE) waits for this transaction, or this one waits for the switch and then sees
     `moved_to` (db/tenant_move/mover.py). Reads take no lock. SQLite ignores it (moves are offline there)."""
     if not session.info.get(WRITING):
         return query
+    return fence(query)
+
+
+def fence(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` with the fence of a write transaction (see `fenced`), for statements built once."""
     return query.with_for_update(read=True, key_share=True, of=_servers)
 
 
@@ -132,10 +137,10 @@ def check_not_moved(server_id: int, moved_to: int | None) -> None:
 
 async def hold_tenant(session: AsyncSession, server_id: int) -> None:
     """For a write that checks no access (the worker's consumers): hold the tenant against a move's switch
-    as access checks do (`_fenced`), and raise `TenantMoved` if this copy is no longer the live one. A
+    as access checks do (`fenced`), and raise `TenantMoved` if this copy is no longer the live one. A
     tenant that is gone (deleted) is left to the caller's own lookups."""
     moved_to = await session.scalar(
-        _fenced(sa.select(_servers.c.moved_to).where(_servers.c.id == server_id), session)
+        fenced(sa.select(_servers.c.moved_to).where(_servers.c.id == server_id), session)
     )
     check_not_moved(server_id, moved_to)
 
@@ -149,7 +154,7 @@ async def server_accesses(
         return {}
     rows = (
         await session.execute(
-            _fenced(
+            fenced(
                 sa.select(
                     _servers.c.id,
                     _servers.c.owner_id,

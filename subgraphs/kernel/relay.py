@@ -3,8 +3,9 @@
 One relay leads each store at a time (a lease in the store's `outbox_relay` row, renewed as it works), so
 positions are handed out by one writer and published in order. Per round and store:
 
-1. in one transaction: take or renew the lease, give the rows without a position the next positions;
-2. publish every positioned row past `published_through`, in order, then record how far it got.
+1. in one transaction: take or renew the lease, give the rows without a position the next positions,
+   and read the positioned rows past `published_through`;
+2. publish them, in order, then record how far it got.
 
 A relay that dies between 1 and 2 (or halfway through 2) leaves rows positioned but unpublished: whoever
 leads next publishes them again, and subscribers drop what they have already seen (kernel/outbox.py
@@ -66,8 +67,12 @@ class RelayConfig:
     # event: its cost per event falls as load rises); an idle consumer answers the first event at once.
     consumer_linger_seconds: float = 0.05
     # The relay's own, much shorter (it is on the live path): under load a round positions and publishes
-    # the commits of several requests (three transactions per round, not per message).
+    # the commits of several requests (two transactions per round, not per message).
     relay_linger_seconds: float = 0.01
+    # A running consumer records its progress in the transaction that reads its next run of events, or
+    # after this long without one: one transaction per run under load, not two. A worker that dies
+    # meanwhile leaves that much handled again by its successor (consumers are at least once).
+    consumer_record_seconds: float = 1.0
 
 
 def relay_owner(port: int | None = None) -> str:
@@ -77,6 +82,13 @@ def relay_owner(port: int | None = None) -> str:
     if port is not None:
         return f"{socket.gethostname()}:{port}"
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class _Positioned:
+    leading: bool  # this relay holds the store's lease
+    positioned: int  # rows it gave a position this round
+    rows: list[tuple[int, str, str]]  # (position, topic, payload) past `published_through`, to publish
 
 
 class OutboxRelay:
@@ -217,18 +229,19 @@ class OutboxRelay:
     async def relay_store(self, store: int) -> bool:
         """One round for one store. True when a batch was full (call again)."""
         async with self._session(store) as session:
-            leading, positioned = await self._position(session, store)
-            if not leading:
+            found = await self._position(session, store, unsettled=store not in self._settled)
+            if not found.leading:
                 self._leading.discard(store)
                 self._settled.discard(store)
                 return False
+            positioned = found.positioned
             newly_leading = store not in self._leading
             if newly_leading:
                 await self._register_consumers(session, store)
+                for runner in self._runners:
+                    runner.forget(store)  # progress kept from an earlier lead: the database's is the truth
             self._leading.add(store)
-            published = 0
-            if positioned or store not in self._settled:
-                published = await self._publish(session, store)
+            published = await self._publish(session, store, found.rows) if found.rows else 0
             if positioned or published or newly_leading:
                 self._settled.discard(store)
                 for runner in self._runners:
@@ -259,11 +272,31 @@ class OutboxRelay:
                 )
 
     async def consume_store(self, store: int, consumer: Consumer) -> int:
-        """One batch of `store`'s events for `consumer`; how many it handled (0 when it failed)."""
+        """One batch of `store`'s events for `consumer`, its progress recorded; how many it handled (0
+        when it failed)."""
         async with self._session(store) as session:
-            return await self._consume(session, store, consumer)
+            handled, through = await self._consume(session, store, consumer, None)
+            if through is not None:
+                await self._record(session, store, consumer, through)
+            return handled
 
-    async def _position(self, session: AsyncSession, store: int) -> tuple[bool, int]:
+    async def consume_batch(
+        self, store: int, consumer: Consumer, unrecorded: int | None
+    ) -> tuple[int, int | None]:
+        """One batch for a running consumer: `unrecorded` (a previous batch's progress, handled but not
+        yet recorded) is recorded in the transaction that reads this one. Returns how many it handled and
+        its progress, to record (None: nothing new). Raises when the read failed: nothing was recorded."""
+        async with self._session(store) as session:
+            return await self._consume(session, store, consumer, unrecorded)
+
+    async def record_progress(self, store: int, consumer: Consumer, through: int) -> None:
+        async with self._session(store) as session:
+            await self._record(session, store, consumer, through)
+
+    async def _position(self, session: AsyncSession, store: int, *, unsettled: bool = True) -> _Positioned:
+        """Take or renew the lease and position what was committed; in the same transaction, the
+        positioned rows past `published_through` (when it positioned some, or the store is `unsettled`:
+        not found fully published by this leader)."""
         t = outbox.tables_of(store)
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self.config.lease_seconds)
@@ -283,7 +316,7 @@ class OutboxRelay:
                             lease_expires=lease,
                         )
                     )
-                    next_position, renew = 1, False
+                    next_position, published_through, renew = 1, 0, False
                 else:
                     held_by_other = (
                         state.lease_owner not in (None, self.owner)
@@ -291,8 +324,8 @@ class OutboxRelay:
                         and state.lease_expires > now
                     )
                     if held_by_other:
-                        return False, 0
-                    next_position = state.next_position
+                        return _Positioned(False, 0, [])
+                    next_position, published_through = state.next_position, state.published_through
                     renew = (
                         state.lease_owner != self.owner
                         or state.lease_expires is None
@@ -323,17 +356,14 @@ class OutboxRelay:
                             lease_expires=lease,
                         )
                     )
+                rows = await self._rows_after(session, t, published_through) if ids or unsettled else []
         except IntegrityError:  # another relay created the state row first: it leads
-            return False, 0
-        return True, len(ids)
+            return _Positioned(False, 0, [])
+        return _Positioned(True, len(ids), rows)
 
-    async def _publish(self, session: AsyncSession, store: int) -> int:
+    async def _publish(self, session: AsyncSession, store: int, rows: list[tuple[int, str, str]]) -> int:
+        """Publish positioned rows (read by `_position`), in order, then record how far it got."""
         t = outbox.tables_of(store)
-        async with session.begin():
-            through = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1))
-            rows = await self._rows_after(session, t, through)
-        if not rows:
-            return 0
         batch: list[tuple[str, str]] = []
         for position, topic, payload in rows:
             try:
@@ -366,20 +396,26 @@ class OutboxRelay:
         )
         return [(row.position, row.topic, row.payload) for row in await session.execute(query)]
 
-    async def _consume(self, session: AsyncSession, store: int, consumer: Consumer) -> int:
+    async def _consume(
+        self, session: AsyncSession, store: int, consumer: Consumer, unrecorded: int | None
+    ) -> tuple[int, int | None]:
         t = outbox.tables_of(store)
         async with session.begin():
-            through = await session.scalar(
-                sa.select(t.consumers.c.through).where(t.consumers.c.name == consumer.name)
-            )
-            if through is None:  # a new consumer starts from now, not from the whole retained log
+            if unrecorded is not None:  # this process handled up to there: record it, read what follows
+                await self._update_progress(session, t, consumer, unrecorded)
+                through: int | None = unrecorded
+            else:
                 through = await session.scalar(
-                    sa.select(t.relay.c.published_through).where(t.relay.c.id == 1)
+                    sa.select(t.consumers.c.through).where(t.consumers.c.name == consumer.name)
                 )
-                await session.execute(sa.insert(t.consumers).values(name=consumer.name, through=through))
+                if through is None:  # a new consumer starts from now, not from the whole retained log
+                    through = await session.scalar(
+                        sa.select(t.relay.c.published_through).where(t.relay.c.id == 1)
+                    )
+                    await session.execute(sa.insert(t.consumers).values(name=consumer.name, through=through))
             rows = await self._rows_after(session, t, through)
         if not rows:
-            return 0
+            return 0, None
         events = []
         for position, _topic, payload in rows:
             with contextlib.suppress(ValueError):
@@ -390,12 +426,23 @@ class OutboxRelay:
             log.exception(
                 "an outbox consumer failed; it retries from the same place", extra={"consumer": consumer.name}
             )
-            return 0
+            return 0, None
+        return len(rows), rows[-1][0]
+
+    async def _record(self, session: AsyncSession, store: int, consumer: Consumer, through: int) -> None:
         async with session.begin():
-            await session.execute(
-                sa.update(t.consumers).where(t.consumers.c.name == consumer.name).values(through=rows[-1][0])
-            )
-        return len(rows)
+            await self._update_progress(session, outbox.tables_of(store), consumer, through)
+
+    @staticmethod
+    async def _update_progress(
+        session: AsyncSession, t: outbox.OutboxTables, consumer: Consumer, through: int
+    ) -> None:
+        """Progress only moves forward (a former leader's late write cannot take it back)."""
+        await session.execute(
+            sa.update(t.consumers)
+            .where(t.consumers.c.name == consumer.name, t.consumers.c.through < through)
+            .values(through=through)
+        )
 
     async def _maybe_prune(self, session: AsyncSession, store: int) -> None:
         """Deletes events older than the retention that everyone has seen: the relay and every consumer."""
@@ -438,10 +485,15 @@ class _ConsumerRunner:
         self.consumer = consumer
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
+        self._unrecorded: dict[int, int] = {}  # store -> handled through, not recorded yet
 
     def poke(self, store: int) -> None:
         self._dirty.add(store)
         self._wake.set()
+
+    def forget(self, store: int) -> None:
+        """Progress kept for a store this relay (again) starts to lead: the recorded one stands."""
+        self._unrecorded.pop(store, None)
 
     async def run(self) -> None:
         """Handles the stores it is poked for: by the relay when it publishes or first leads a store, and
@@ -454,16 +506,42 @@ class _ConsumerRunner:
                 await asyncio.sleep(config.consumer_linger_seconds)  # let a run of events gather
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
-            for store in sorted(dirty & self.relay.leading):
+            leading = self.relay.leading
+            for store in set(self._unrecorded) - leading:  # led elsewhere now: its leader goes on from
+                del self._unrecorded[store]  # the recorded progress (a run may be handled twice)
+            for store in sorted(dirty & leading):
                 try:
-                    handled = await self.relay.consume_store(store, self.consumer)
+                    handled, through = await self.relay.consume_batch(
+                        store, self.consumer, self._unrecorded.get(store)
+                    )
                 except Exception:
                     log.exception("an outbox consumer round failed", extra={"consumer": self.consumer.name})
                     continue
+                self._unrecorded.pop(store, None)  # recorded by that batch's read
+                if through is not None:
+                    self._unrecorded[store] = through
                 if handled:
                     busy_until = loop.time() + 1.0
                 if handled >= config.batch_size:
                     self._dirty.add(store)
             if self._dirty:
                 continue
-            await self._wake.wait()
+            if not self._unrecorded:
+                await self._wake.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=config.consumer_record_seconds)
+            if not self._wake.is_set():
+                await self._record_all()  # no next run came to carry it
+
+    async def _record_all(self) -> None:
+        for store, through in sorted(self._unrecorded.items()):
+            try:
+                await self.relay.record_progress(store, self.consumer, through)
+            except Exception:
+                log.exception(
+                    "recording a consumer's progress failed", extra={"consumer": self.consumer.name}
+                )
+                continue
+            if self._unrecorded.get(store) == through:
+                del self._unrecorded[store]

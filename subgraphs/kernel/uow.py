@@ -11,11 +11,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel import outbox
+from subgraphs.kernel import access_versions, outbox
 from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.errors import TenantMoved
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events import AccessChanged, Event
 
 T = TypeVar("T")
 log = logging.getLogger("beep.uow")
@@ -65,6 +65,21 @@ class UnitOfWork:
             yield existing
             return
         session = self.database.shard_session(shard)
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    @asynccontextmanager
+    async def reading_directory(self) -> AsyncIterator[AsyncSession]:
+        """As `reading`, for the directory: this request's session if it has one, else a short-lived one.
+        Read this way before a shard transaction starts, a request never holds one pooled connection
+        while waiting for another (with both databases on one server, requests holding a shard
+        connection each could otherwise wait for a directory one until the pool times out)."""
+        if self._directory is not None:
+            yield self._directory
+            return
+        session = self.database.directory_session()
         try:
             yield session
         finally:
@@ -134,6 +149,7 @@ class UnitOfWork:
 
     async def _write_outbox(self) -> set[int]:
         pending, self._pending = self._pending, []
+        await self._bump_access_versions(pending)
         by_store: dict[int, list[tuple[str, Event]]] = {}
         for topic, event in pending:
             by_store.setdefault(await self._store_of(topic), []).append((topic, event))
@@ -141,6 +157,18 @@ class UnitOfWork:
             session = self.directory() if store == outbox.DIRECTORY_STORE else self.shard(store)
             await outbox.write(session, store, topic_events)
         return set(by_store)
+
+    async def _bump_access_versions(self, pending: list[tuple[str, Event]]) -> None:
+        """Every server this transaction announces an access change of gets a new access version, in this
+        transaction: processes that keep computed permissions (kernel/access_versions.py) see the change
+        with their next read, as an uncached check would. Last, after the change's own writes, so every
+        writer takes these row locks in the same order."""
+        changed = sorted({event.server_id for _, event in pending if isinstance(event, AccessChanged)})
+        by_shard: dict[int, list[int]] = {}
+        for server_id in changed:
+            by_shard.setdefault(await self.shard_for(server_id), []).append(server_id)
+        for shard, server_ids in sorted(by_shard.items()):
+            await access_versions.bump(self.shard(shard), server_ids)
 
     async def _store_of(self, topic: str) -> int:
         """Every event of a topic goes to one store, so a topic's events are ordered by position: the

@@ -141,7 +141,7 @@ async def send_with_files(
             if data.nonce
             else None
         )
-        message = await service.send_message(ctx.uow, principal, data)
+        message = (await service.send_message(ctx.uow, principal, data)).row
         if retried is not None:
             outcome.append("retried")  # the first send stands, with its own files
             return message

@@ -24,6 +24,10 @@ class MessageCreated(Event):
     author_name: str | None = None
     author_avatar_url: str | None = None
     embeds: str | None = None
+    # Names as the send read them, for live events' `author { username }` and `channel { name }` (None:
+    # an older event, a webhook's, or a replay, which reads the current ones).
+    author_username: str | None = None
+    channel_name: str | None = None
 
 
 @dataclass(frozen=True)

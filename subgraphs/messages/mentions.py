@@ -210,6 +210,13 @@ def mentioned_channel_ids(content: str) -> list[int]:
     return _token_ids(CHANNEL_TOKEN, content)
 
 
+_USERNAME = sa.select(_users.c.username).where(_users.c.id == sa.bindparam("user_id"))  # built once: per send
+
+
+async def username(directory: AsyncSession, user_id: int) -> str | None:
+    return await directory.scalar(_USERNAME, {"user_id": user_id})
+
+
 async def usernames(directory: AsyncSession, user_ids: list[int]) -> dict[int, str]:
     rows = await directory.execute(sa.select(_users.c.id, _users.c.username).where(_users.c.id.in_(user_ids)))
     return {user_id: username for user_id, username in rows}

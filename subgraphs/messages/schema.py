@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -191,7 +192,7 @@ class Mutation:
             return Message.from_row(result) if isinstance(result, MessageRow) else result
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
-            return Message.from_row(await service.send_message(ctx.uow, principal, parse()))
+            return Message.from_sent(await service.send_message(ctx.uow, principal, parse()))
 
         return await signed_in_mutation(info, operation)
 
@@ -428,10 +429,17 @@ class _ChannelStream:
             async with session:
                 batch = await replay(session, topic_for_channel(self.channel), cursor, limit=REPLAY_BATCH)
             for event in batch:
-                yield event
+                yield _without_names(event)
             if len(batch) < REPLAY_BATCH:
                 return
             cursor = Cursor.of(batch[-1]) or cursor
+
+
+def _without_names(event: Event) -> Event:
+    """A replayed message without the names its send read: a replay shows today's names, as history does."""
+    if isinstance(event, events.MessageCreated):
+        return dataclasses.replace(event, author_username=None, channel_name=None)
+    return event
 
 
 async def _store_now(ctx: BeepContext[MessagesLoaders], channel: int) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access, outbox
+from subgraphs.kernel import access, access_versions, outbox
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -40,6 +40,16 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """A sent message, with the names its answer and its live event show, read by the send itself (None:
+    not read, e.g. a retried send's: `@provides` reads them when selected)."""
+
+    row: MessageRow
+    author_username: str | None = None
+    channel_name: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryPage:
     rows: list[MessageRow]
     has_older: bool
@@ -60,7 +70,7 @@ async def check_channel_readable(
     return found if readable(found) else None
 
 
-async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> MessageRow:
+async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> SentMessage:
     min_len = 0 if data.allow_empty else 1
     content = clean_text(data.content, "content", min_len=min_len, max_len=MAX_CONTENT, multiline=True)
     nonce = data.nonce.strip() if data.nonce else None
@@ -68,8 +78,14 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         raise ValidationFailed(
             f"nonce must be 1-{MAX_NONCE} characters.", code=ErrorCode.TOO_LONG, field="nonce"
         )
+    # The author's current name, read once here for the answer and every live event (which carries it)
+    # instead of once by each of them; first, before the shard transaction holds a connection.
+    async with uow.reading_directory() as directory:
+        username = await mentions.username(directory, principal.user_id)
     session = await uow.for_entity(data.channel_id)
-    channel = await access.channel_access(session, data.channel_id, principal.user_id)
+    # One statement while the server's access version is unchanged (kernel/access_versions.py).
+    target = await access_versions.channel_for_send(session, data.channel_id, principal.user_id)
+    channel = target.access
     if channel is None or not channel.can_view:
         raise NotFound("No such channel.", field="channelId")
     if channel.kind not in TEXT_KINDS:
@@ -86,7 +102,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
                 field="nonce",
             )
         if existing is not None:
-            return existing  # a retried send: the first one stands, nothing is announced twice
+            return SentMessage(existing)  # a retried send: the first one stands, nothing is announced twice
     if data.reply_to_id is not None:
         replied = await repository.message_by_id(session, data.reply_to_id)
         if replied is None or replied.channel_id != data.channel_id:
@@ -113,14 +129,21 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         if nonce is not None:
             existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
             if existing is not None:
-                return existing
+                return SentMessage(existing)
         raise
-    announce_created(uow, message)
-    return message
+    announce_created(uow, message, author_username=username, channel_name=target.name)
+    return SentMessage(message, username, target.name)
 
 
-def announce_created(uow: UnitOfWork, message: MessageRow) -> None:
-    """Tell the channel's readers about a new message (a member's or a webhook's)."""
+def announce_created(
+    uow: UnitOfWork,
+    message: MessageRow,
+    *,
+    author_username: str | None = None,
+    channel_name: str | None = None,
+) -> None:
+    """Tell the channel's readers about a new message (a member's or a webhook's), with the names the
+    sender read (for live events; None: read when selected)."""
     uow.emit(
         topic_for_channel(message.channel_id),
         MessageCreated(
@@ -137,6 +160,8 @@ def announce_created(uow: UnitOfWork, message: MessageRow) -> None:
             author_name=message.author_name,
             author_avatar_url=message.author_avatar_url,
             embeds=message.embeds,
+            author_username=author_username,
+            channel_name=channel_name,
         ),
     )
 
@@ -226,7 +251,7 @@ async def start_typing(uow: UnitOfWork, principal: Principal, channel_id: int) -
     """Tell the channel's readers that the caller is typing, for the next 8 seconds (clients repeat it
     while typing). Nothing is stored."""
     session = await uow.for_entity(channel_id)
-    channel = await access.channel_access(session, channel_id, principal.user_id)
+    channel = (await access_versions.channel_for_send(session, channel_id, principal.user_id)).access
     if channel is None or not channel.can_view:
         raise NotFound("No such channel.", field="channelId")
     if channel.kind not in TEXT_KINDS or not channel.has(Permission.SEND_MESSAGES):

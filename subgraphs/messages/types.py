@@ -62,11 +62,14 @@ def _selects(info: MessagesInfo, name: str) -> bool:
     return any(within(field.selections) for field in info.selected_fields)
 
 
-async def provided_user(info: MessagesInfo, user_id: int) -> User | None:
+async def provided_user(info: MessagesInfo, user_id: int, known: str | None = None) -> User | None:
     """A user with the fields this subgraph provides, read only when asked for (`author { id }` costs
-    nothing); None for a user that no longer exists (as the users subgraph answers their reference)."""
+    nothing) and not `known` already (as a send read it); None for a user that no longer exists (as the
+    users subgraph answers their reference)."""
     if not _selects(info, "username"):
         return User(id=strawberry.ID(str(user_id)))
+    if known is not None:
+        return User(id=strawberry.ID(str(user_id)), username=known)
     username = await info.context.loaders.usernames.load(user_id)
     return None if username is None else User(id=strawberry.ID(str(user_id)), username=username)
 
@@ -79,12 +82,12 @@ async def existing_user(info: MessagesInfo, user_id: int) -> User:
     return found
 
 
-async def provided_channel(info: MessagesInfo, channel_id: int) -> Channel:
+async def provided_channel(info: MessagesInfo, channel_id: int, known: str | None = None) -> Channel:
     """A message's own channel, which its reader may view (they read the message). It has a name as long as
     it has messages: deleting a channel deletes them in the same transaction."""
     if not _selects(info, "name"):
         return Channel(id=strawberry.ID(str(channel_id)))
-    name = await info.context.loaders.own_channel_names.load(channel_id)
+    name = known if known is not None else await info.context.loaders.own_channel_names.load(channel_id)
     if name is None:
         raise LookupError(f"channel {channel_id} of a readable message is missing")
     return Channel(id=strawberry.ID(str(channel_id)), name=name)
@@ -194,6 +197,9 @@ class Message:
     author_name: strawberry.Private[str | None] = None
     author_avatar_url: strawberry.Private[str | None] = None
     embeds_json: strawberry.Private[str | None] = None
+    # Names the send read (its answer, its live event): `author` and `channel` need no read of their own.
+    known_username: strawberry.Private[str | None] = None
+    known_channel_name: strawberry.Private[str | None] = None
 
     @strawberry.field(
         description="The webhook that posted it (name and avatar as shown); null for a member's."
@@ -253,7 +259,9 @@ class Message:
         provides=["username"], description="Who wrote it; null for a webhook's message (see `webhook`)."
     )
     async def author(self, info: MessagesInfo) -> User | None:
-        return None if self.webhook_id is not None else await provided_user(info, self.author_id)
+        if self.webhook_id is not None:
+            return None
+        return await provided_user(info, self.author_id, self.known_username)
 
     @strawberry.field(
         directives=VIEWER_DEPENDENT,
@@ -267,7 +275,7 @@ class Message:
 
     @strawberry.federation.field(provides=["name"])
     async def channel(self, info: MessagesInfo) -> Channel:
-        return await provided_channel(info, self.channel_id)
+        return await provided_channel(info, self.channel_id, self.known_channel_name)
 
     @strawberry.field(description="Opaque cursor of this message, for paging and resuming.")
     def cursor(self) -> str:
@@ -328,7 +336,15 @@ class Message:
             author_name=getattr(event, "author_name", None),
             author_avatar_url=getattr(event, "author_avatar_url", None),
             embeds_json=getattr(event, "embeds", None),
+            known_username=getattr(event, "author_username", None),
+            known_channel_name=getattr(event, "channel_name", None),
         )
+
+    @classmethod
+    def from_sent(cls, sent: service.SentMessage) -> Message:
+        found = cls.from_row(sent.row)
+        found.known_username, found.known_channel_name = sent.author_username, sent.channel_name
+        return found
 
     @classmethod
     async def resolve_reference(cls, info: MessagesInfo, id: strawberry.ID) -> Message | None:

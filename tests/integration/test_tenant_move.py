@@ -330,8 +330,8 @@ OWNER = Principal(user_id=7001, username="owner", token_id=None, expires_at=0)
 
 
 async def _send(uow: UnitOfWork, channel_id: int, content: str) -> int:
-    message = await messages.send_message(uow, OWNER, messages.NewMessage(channel_id, content, None, content))
-    return message.id
+    sent = await messages.send_message(uow, OWNER, messages.NewMessage(channel_id, content, None, content))
+    return sent.row.id
 
 
 async def _message_shards(database: Database, message_id: int, shards: tuple[int, int]) -> list[int]:

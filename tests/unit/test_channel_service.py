@@ -12,41 +12,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db import migrate
 from db.engines import Database
 from db.ids import new_id, shard_of
-from db.shardmap import ShardMap
 from subgraphs.channels import repository, service
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.messages.models import MessageRow
 from subgraphs.servers import service as servers
+from tests.harness.sqlite_db import in_transaction, migrated_database
 
 OWNER = Principal(user_id=2001, username="owner", token_id=None, expires_at=0)
 
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(
-        f"sqlite+aiosqlite:///{tmp_path}/directory.db",
-        ShardMap.parse(f"0-0=sqlite+aiosqlite:///{tmp_path}/shard_{{shard}}.db", 1),
-    )
-    await migrate.upgrade(db)
-    yield db
-    await db.dispose()
-
-
-async def _in_transaction(db: Database, operation):  # type: ignore[no-untyped-def]
-    uow = UnitOfWork(db, InProcessBus())
-    try:
-        async with uow.atomic():
-            return await operation(uow)
-    finally:
-        await uow.close()
+    async with migrated_database(tmp_path) as db:
+        yield db
 
 
 async def _server(db: Database) -> int:
@@ -54,7 +38,7 @@ async def _server(db: Database) -> int:
         server = await servers.create_server(uow, OWNER, servers.NewServer("Big", "PRIVATE", None), 1)
         return server.id
 
-    return await _in_transaction(db, create)
+    return await in_transaction(db, create)
 
 
 async def _create(
@@ -64,7 +48,7 @@ async def _create(
         row = await service.create_channel(uow, OWNER, service.NewChannel(server_id, name, kind, parent))
         return row.id
 
-    return await _in_transaction(db, create)
+    return await in_transaction(db, create)
 
 
 async def test_a_server_has_at_most_500_channels(database: Database) -> None:
@@ -89,7 +73,7 @@ async def test_a_server_has_at_most_500_channels(database: Database) -> None:
                 ),
             )
 
-    await _in_transaction(database, fill)
+    await in_transaction(database, fill)
     last = await _create(database, server_id, "the 500th", parent=folder)  # folders count, children too
     with pytest.raises(ValidationFailed) as refused:
         await _create(database, server_id, "one too many")
@@ -97,7 +81,7 @@ async def test_a_server_has_at_most_500_channels(database: Database) -> None:
     with pytest.raises(ValidationFailed):
         await _create(database, server_id, "another folder", "FOLDER")
 
-    await _in_transaction(database, lambda uow: service.delete_channel(uow, OWNER, last))
+    await in_transaction(database, lambda uow: service.delete_channel(uow, OWNER, last))
     assert await _create(database, server_id, "room again")
 
 
@@ -107,7 +91,7 @@ async def test_concurrent_moves_keep_positions_dense(database: Database) -> None
     channels = [await _create(database, server_id, f"c{i}") for i in range(6)]
 
     async def move(channel_id: int, parent: int | None, position: int) -> None:
-        await _in_transaction(
+        await in_transaction(
             database, lambda uow: service.move_channel(uow, OWNER, channel_id, parent, position)
         )
 
@@ -118,7 +102,7 @@ async def test_concurrent_moves_keep_positions_dense(database: Database) -> None
     async def layout(uow: UnitOfWork) -> list[ChannelRow]:
         return await repository.channels_of_servers(await uow.for_entity(server_id), [server_id])
 
-    rows = await _in_transaction(database, layout)
+    rows = await in_transaction(database, layout)
     for parent in (None, folder):
         group = [r for r in rows if r.parent_id == parent]
         assert sorted(r.position for r in group) == list(range(len(group))), parent
@@ -133,19 +117,19 @@ async def test_deleting_a_folder_removes_its_channels_and_their_messages(databas
             r.id for r in await repository.channels_of_servers(await uow.for_entity(server_id), [server_id])
         ]
 
-    defaults = await _in_transaction(database, layout)  # a new server's #general and General
+    defaults = await in_transaction(database, layout)  # a new server's #general and General
     folder = await _create(database, server_id, "folder", "FOLDER")
     inside = [await _create(database, server_id, name, parent=folder) for name in ("x", "y")]
     kept = await _create(database, server_id, "kept")
     for channel_id in [*inside, kept]:
-        await _in_transaction(
+        await in_transaction(
             database,
             lambda uow, c=channel_id: messages.send_message(
                 uow, OWNER, messages.NewMessage(c, "hello", None, None)
             ),
         )
 
-    deleted = await _in_transaction(database, lambda uow: service.delete_channel(uow, OWNER, folder))
+    deleted = await in_transaction(database, lambda uow: service.delete_channel(uow, OWNER, folder))
     assert [c.id for c in deleted.children] == inside
 
     async def stored(uow: UnitOfWork) -> tuple[list[int], list[int]]:
@@ -156,5 +140,5 @@ async def test_deleting_a_folder_removes_its_channels_and_their_messages(databas
         )
         return list(channels), list(by_channel)
 
-    channels, with_messages = await _in_transaction(database, stored)
+    channels, with_messages = await in_transaction(database, stored)
     assert (sorted(channels), with_messages) == (sorted([*defaults, kept]), [kept])

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from db.engines import Database
 from db.migrate import upgrade
@@ -84,8 +86,8 @@ async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Datab
     # (0.3 s did once, at the end of a full run), short enough to wait out.
     crashed = relay(database, bus, "crashed", lease_seconds=LEASE)
     async with crashed.database.shard_session(SHARD) as session:
-        leading, positioned = await crashed._position(session, SHARD)  # then it dies before publishing
-    assert (leading, positioned) == (True, 3)
+        found = await crashed._position(session, SHARD)  # then it dies before publishing
+    assert (found.leading, found.positioned, len(found.rows)) == (True, 3, 3)
     successor = relay(database, bus, "successor", lease_seconds=LEASE)
     async with bus.subscribe(TOPIC) as stream:
         await successor.relay_store(SHARD)  # the dead relay's lease still holds: nothing is published
@@ -144,8 +146,8 @@ async def test_only_one_relay_leads_a_store(database: Database) -> None:
     await write(database, 1)
     leader, other = relay(database, bus, "leader"), relay(database, bus, "other")
     async with database.shard_session(SHARD) as session:
-        assert (await leader._position(session, SHARD))[0]
-        assert not (await other._position(session, SHARD))[0]
+        assert (await leader._position(session, SHARD)).leading
+        assert not (await other._position(session, SHARD)).leading
 
 
 async def test_a_consumer_gets_every_event_once_and_retries_after_failing(database: Database) -> None:
@@ -192,6 +194,67 @@ async def test_the_running_worker_feeds_consumers_in_their_own_task(database: Da
     finally:
         running.cancel()
     assert received == [1, 2, 3]
+
+
+async def recorded_progress(database: Database, name: str) -> int | None:
+    async with database.shard_session(SHARD) as session:
+        consumers = outbox.SHARD_TABLES.consumers
+        return await session.scalar(sa.select(consumers.c.through).where(consumers.c.name == name))
+
+
+async def test_a_running_consumer_records_progress_with_its_next_read_or_when_idle(
+    database: Database,
+) -> None:
+    """Under load a run's progress is recorded by the transaction reading the next run; idle, after
+    `consumer_record_seconds`. A worker that dies before recording loses nothing: its successor handles
+    that run again (at least once) and goes on."""
+    bus = InProcessBus()
+    handled: list[int] = []
+
+    async def handle(_store: int, events: list[Event]) -> None:
+        handled.extend(e.message_id for e in events)  # type: ignore[attr-defined]
+
+    async def until_handled(count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(handled) < count:
+                await asyncio.sleep(0.01)
+
+    def worker(record_seconds: float) -> OutboxRelay:
+        config = RelayConfig(consumer_linger_seconds=0, consumer_record_seconds=record_seconds)
+        return OutboxRelay(
+            database, bus, stores=[SHARD], owner="w", config=config, consumers=[Consumer("lazy", handle)]
+        )
+
+    running = asyncio.create_task(worker(record_seconds=0.5).run())
+    try:
+        await asyncio.sleep(0.3)  # the consumer registers at the head
+        head = await recorded_progress(database, "lazy")
+        assert head is not None
+        for count, message_id in enumerate((1, 2), start=1):
+            await write(database, message_id)
+            await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+            await until_handled(count)
+        await asyncio.sleep(0.1)
+        assert await recorded_progress(database, "lazy") == head + 1  # 1, by the read of 2; 2 not yet
+        await asyncio.sleep(0.6)
+        assert await recorded_progress(database, "lazy") == head + 2  # idle: recorded on its own
+        await write(database, 3)
+        await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        await until_handled(3)
+    finally:
+        running.cancel()  # dies before recording 3
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert await recorded_progress(database, "lazy") == head + 2
+    successor = asyncio.create_task(worker(record_seconds=0.5).run())
+    try:
+        await until_handled(4)  # its lease is the same owner's: it takes over at once
+        await write(database, 4)
+        await bus.publish(outbox.WAKE_TOPIC, outbox.OutboxWritten([SHARD]))
+        await until_handled(5)
+    finally:
+        successor.cancel()
+    assert handled == [1, 2, 3, 3, 4]  # 3 twice (never recorded), nothing lost
 
 
 async def test_an_idle_consumer_answers_at_once_and_a_busy_one_takes_runs_of_events(

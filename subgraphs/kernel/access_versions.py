@@ -1,0 +1,195 @@
+"""Channel permissions kept per process, and the per-server version that says whether they still hold.
+
+Computing a member's permissions in a channel takes four statements (kernel/access.py: the channel, the
+server with membership and timeout, the roles, the overwrites): on the send path that was 11-19% of the
+messages process (issue 16). Every change of who may do what in a server announces `AccessChanged`
+(roles, overwrites, membership, bans, timeouts, channel moves and deletions, ownership, visibility, a
+server's deletion); the unit of work gives that server a new, random `access_versions.version` in the
+same transaction (kernel/uow.py). A send then reads its channel's row, its server's fence and that
+version in one statement, and reuses what this process computed under the same version.
+
+Why it is exact, not eventually right:
+- The version is read from the database on every use, so a change committed by any process (several
+  messages replicas, the servers subgraph) is seen by the next read, as the uncached check would see it.
+- Entries are stored under the version read *before* the permissions were computed: a change racing
+  with the computation leaves an entry under the old version, which no later read matches.
+- Only members' entries are kept. A join announces no `AccessChanged`, and needs none: it changes no
+  other member's permissions, and a non-member has no entry to go stale.
+- The channel's own placement (server, kind, folder, sync with it) is compared on every use, and a
+  running timeout's end bounds its entry's life (a timeout ends without any write).
+- Versions are random 63-bit numbers, not counters: a tenant copied to another shard (`beep tenants move`
+  copies this table like any other) keeps its version and its data together, and two databases (tests)
+  never share a version by accident. A server without a row (none announced since this table exists)
+  reads as version 0, which no bump writes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy import ForeignKey
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import ShardBase
+from subgraphs.kernel import access, tenant_tables
+from subgraphs.kernel.access import WRITING, ChannelAccess, check_not_moved, fence
+
+
+class AccessVersionRow(ShardBase):
+    """A server's access version: replaced in the transaction of every change announced as
+    `AccessChanged`. No row: nothing announced yet (version 0)."""
+
+    __tablename__ = "access_versions"
+
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("shard.servers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    version: Mapped[int]
+
+
+ACCESS_VERSIONS = cast(sa.Table, AccessVersionRow.__table__)
+_channels = tenant_tables.channels
+_servers = tenant_tables.servers
+
+
+async def bump(session: AsyncSession, server_ids: Iterable[int]) -> None:
+    """Give these servers (of this shard session) a new access version, in the caller's transaction. In
+    ascending order, so two transactions bumping the same servers cannot deadlock; a server deleted in
+    this transaction gets no row."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for server_id in sorted(set(server_ids)):
+        version = secrets.randbits(63) or 1  # never 0: that is a server without a row
+        statement = insert(ACCESS_VERSIONS).from_select(
+            ["server_id", "version"],
+            sa.select(sa.literal(server_id, sa.BigInteger), sa.literal(version, sa.BigInteger)).where(
+                sa.exists().where(_servers.c.id == server_id)
+            ),
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ACCESS_VERSIONS.c.server_id],
+                set_={"version": statement.excluded.version},
+            ),
+            execution_options={"synchronize_session": False},
+        )
+
+
+# How long an entry may serve at most, even with its version unchanged: a second line of defence only.
+MAX_AGE_SECONDS = 60.0
+MAX_ENTRIES = 20_000
+
+
+@dataclass(frozen=True)
+class _Placement:
+    server_id: int
+    kind: str
+    parent_id: int | None
+    permissions_synced: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    version: int
+    placement: _Placement
+    access: ChannelAccess
+    until: float  # time.monotonic()
+
+
+class ChannelAccessCache:
+    """Per process: (channel, member) -> permissions computed under an access version. Bounded (least
+    recently used out first)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[int, int], _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[int, int], version: int, placement: _Placement) -> ChannelAccess | None:
+        entry = self._entries.get(key)
+        if (
+            entry is None
+            or entry.version != version
+            or entry.placement != placement
+            or entry.until <= time.monotonic()
+        ):
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry.access
+
+    def put(self, key: tuple[int, int], version: int, placement: _Placement, found: ChannelAccess) -> None:
+        until = time.monotonic() + MAX_AGE_SECONDS
+        timeout_end = found.server.timed_out_until
+        if timeout_end is not None:  # the permissions change when it ends: keep them no longer
+            until = min(until, time.monotonic() + (timeout_end - datetime.now(UTC)).total_seconds())
+        self._entries[key] = _Entry(version, placement, found, until)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+CACHE = ChannelAccessCache()
+
+
+# Built once (a send's statement was ~1/4 construction): the channel's placement and name, its server's
+# tenant-move fence and access version; FOR KEY SHARE OF servers in a write transaction.
+_CHANNEL_FOR_READ = (
+    sa.select(
+        _channels.c.server_id,
+        _channels.c.kind,
+        _channels.c.parent_id,
+        _channels.c.permissions_synced,
+        _channels.c.name,
+        _servers.c.moved_to,
+        ACCESS_VERSIONS.c.version,
+    )
+    .select_from(
+        _channels.join(_servers, _servers.c.id == _channels.c.server_id).outerjoin(
+            ACCESS_VERSIONS, ACCESS_VERSIONS.c.server_id == _channels.c.server_id
+        )
+    )
+    .where(_channels.c.id == sa.bindparam("channel_id"))
+)
+_CHANNEL_FOR_WRITE = fence(_CHANNEL_FOR_READ)
+
+
+@dataclass(frozen=True)
+class ChannelForSend:
+    access: ChannelAccess | None  # None: no such channel (in this shard)
+    name: str | None  # the channel's name, for the `channel { name }` a sender's client asks for
+
+
+async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int) -> ChannelForSend:
+    """A member's access to a channel and its name, in one statement while the server's access version
+    is unchanged (the four of `access.channel_access` otherwise). In a write transaction the server row is
+    read FOR KEY SHARE, as every access check's (the tenant-move fence)."""
+    statement = _CHANNEL_FOR_WRITE if session.info.get(WRITING) else _CHANNEL_FOR_READ
+    row = (await session.execute(statement, {"channel_id": channel_id})).first()
+    if row is None:
+        return ChannelForSend(None, None)
+    if session.info.get(WRITING):
+        check_not_moved(row.server_id, row.moved_to)
+    placement = _Placement(row.server_id, row.kind, row.parent_id, bool(row.permissions_synced))
+    key, version = (channel_id, user_id), row.version or 0
+    kept = CACHE.get(key, version, placement)
+    if kept is not None:
+        return ChannelForSend(kept, row.name)
+    found = await access.channel_access(session, channel_id, user_id)
+    if found is not None and found.server.is_member:
+        CACHE.put(key, version, placement, found)
+    return ChannelForSend(found, row.name)
