@@ -59,6 +59,8 @@ class Stack:
             if process_name == name and process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+        # Killed on purpose: no longer the stack's (a check that every process is alive must not see it).
+        self.processes = [(n, p) for n, p in self.processes if n != name]
 
     def restart_subgraph(self, name: str) -> None:
         """Full mode: SIGKILL a subgraph process (e.g. "messages-2") and start it again on its port."""
