@@ -654,3 +654,46 @@ def test_a_cluster_without_a_replica_is_refused() -> None:
         "postgresql.cloudnativepg.instances=1",
     )
     assert result.returncode != 0 and "at least 2" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the subgraphs are internal on the network too (NetworkPolicy, Istio mutual TLS)
+
+
+def test_no_network_or_mesh_policy_unless_asked(default_manifests: list[Manifest]) -> None:
+    assert not of_kind(default_manifests, "NetworkPolicy")
+    assert not of_kind(default_manifests, "PeerAuthentication")
+
+
+def test_network_policies_admit_only_the_releases_pods_to_each_subgraph() -> None:
+    scraper = '{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}'
+    manifests = render(
+        "--set", "networkPolicy.enabled=true", "--set-json", f"networkPolicy.scrapers=[{scraper}]"
+    )
+    policies = of_kind(manifests, "NetworkPolicy")
+    assert set(policies) == {f"{RELEASE}-{name}" for name in SUBGRAPHS}  # the router stays open
+    for name, policy in policies.items():
+        spec = policy["spec"]
+        subgraph = name.removeprefix(f"{RELEASE}-")
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == subgraph
+        assert spec["policyTypes"] == ["Ingress"]
+        tcp, *rest = spec["ingress"]
+        own = {"app.kubernetes.io/name": "beep", "app.kubernetes.io/instance": RELEASE}
+        assert tcp["from"][0] == {"podSelector": {"matchLabels": own}}
+        assert tcp["from"][1]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "monitoring"
+        }
+        assert [p["protocol"] for p in tcp["ports"]] == ["TCP"]
+        # Only the call hosts take media from anywhere, and only over UDP.
+        assert bool(rest) == (subgraph == "channels")
+        for rule in rest:
+            assert "from" not in rule and {p["protocol"] for p in rule["ports"]} == {"UDP"}
+
+
+def test_istio_mutual_tls_is_strict_on_every_subgraph() -> None:
+    manifests = render("--set", "mesh.istio.enabled=true")
+    policies = of_kind(manifests, "PeerAuthentication")
+    assert set(policies) == {f"{RELEASE}-{name}" for name in SUBGRAPHS}
+    for policy in policies.values():
+        assert policy["apiVersion"] == "security.istio.io/v1"
+        assert policy["spec"]["mtls"] == {"mode": "STRICT"}
