@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
@@ -69,7 +72,23 @@ class Schema:
         return " ".join(parts)
 
 
-async def test_no_secret_field_or_foreign_email_is_reachable(stack: Stack) -> None:
+@pytest.fixture
+def audit_router(stack: Stack) -> Iterator[str]:
+    """The stack behind one more router, without the cost limit: the audit selects every field four
+    levels deep, priced (as a worst case) in the billions; the subgraphs' own limits still hold."""
+    env = next(iter(stack.router_envs.values()))
+    url = stack.start_router(
+        "router-audit",
+        stack.subgraph_urls,
+        env["BEEP_JWKS_URL"],
+        env["BEEP_JWT_ISSUER"],
+        extra_env={"BEEP_ROUTER_MAX_COST": "0"},
+    )
+    yield url
+    stack.kill("router-audit")
+
+
+async def test_no_secret_field_or_foreign_email_is_reachable(stack: Stack, audit_router: str) -> None:
     await fresh_totp_window()
     client = GraphQLClient(stack.router_url)
     viewer, other = await sign_up(client, "viewer"), await sign_up(client, "other")
@@ -107,7 +126,7 @@ async def test_no_secret_field_or_foreign_email_is_reachable(stack: Stack) -> No
       myServers {{ {server_fields} }}
     }}"""
     for reader, subject in ((viewer, other), (other, viewer)):
-        result = await client.with_token(reader.token).execute(
+        result = await GraphQLClient(audit_router, reader.token).execute(
             document, {"id": subject.user_id, "prefix": subject.username}
         )
         assert not result.errors, result.errors
