@@ -23,6 +23,9 @@ _UNAVAILABLE_CLASSES = {
 }
 
 
+_CLOSED_TEXTS = ("connection is closed", "connection was closed")
+
+
 def _chain(error: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [error]
@@ -45,6 +48,10 @@ def database_unavailable(error: BaseException) -> bool:
         if state.startswith("08") or state in _UNAVAILABLE_STATES:
             return True
         if type(link).__name__ in _UNAVAILABLE_CLASSES:
+            return True
+        # A pooled connection whose server went away, used again before the pool noticed: asyncpg says
+        # only this (an InterfaceError, the class of misuse errors too, so the text decides).
+        if _from_database(link) and any(text in str(link) for text in _CLOSED_TEXTS):
             return True
     return False
 

@@ -34,8 +34,17 @@ def _raised_by_driver() -> ConnectionRefusedError:
         _wrapped(asyncpg.exceptions.CannotConnectNowError("the database system is starting up")),
         asyncpg.exceptions.TargetServerAttributeNotMatched("not a primary"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        _wrapped(asyncpg.exceptions.InterfaceError("connection is closed")),
     ],
-    ids=["invalidated", "read-only", "admin-shutdown", "starting-up", "no-primary", "closed-mid-statement"],
+    ids=[
+        "invalidated",
+        "read-only",
+        "admin-shutdown",
+        "starting-up",
+        "no-primary",
+        "closed-mid-statement",
+        "closed-before-statement",
+    ],
 )
 def test_failover_symptoms_are_unavailable(error: BaseException) -> None:
     assert database_unavailable(error)
@@ -52,6 +61,10 @@ def test_a_refused_socket_is_the_databases_only_when_the_driver_raised_it() -> N
         IntegrityError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate key")),
         _wrapped(asyncpg.exceptions.UndefinedTableError("no such table")),
         ValueError("a bug"),
+        _wrapped(
+            asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress")
+        ),
+        ValueError("connection is closed"),  # the words alone, not from the driver
     ],
 )
 def test_other_failures_stay_server_errors(error: BaseException) -> None:
