@@ -34,7 +34,7 @@ from tests.integration.flows import (
 
 pytestmark = pytest.mark.full
 
-HISTORY = """query($c: ID!, $after: String) { messages(channelId: $c, first: 100, after: $after) {
+HISTORY = """query($c: ID!, $before: String) { messages(channelId: $c, first: 100, before: $before) {
   edges { node { id content } } pageInfo { hasNextPage endCursor } } }"""
 SENDERS = 3
 EVENTS = """subscription($c: ID!, $after: String) { messageEvents(channelId: $c, after: $after) {
@@ -115,14 +115,15 @@ class Listener:
 
 
 async def _history(client: GraphQLClient, channel_id: str) -> list[dict[str, Any]]:
+    """The whole history, newest first, page by page towards older messages (`before`)."""
     nodes: list[dict[str, Any]] = []
-    after = None
+    before = None
     while True:
-        page = (await client.data(HISTORY, {"c": channel_id, "after": after}))["messages"]
+        page = (await client.data(HISTORY, {"c": channel_id, "before": before}))["messages"]
         nodes += [edge["node"] for edge in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
+        if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
             return nodes
-        after = page["pageInfo"]["endCursor"]
+        before = page["pageInfo"]["endCursor"]
 
 
 async def test_losing_the_primary_loses_no_acknowledged_message(
