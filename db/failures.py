@@ -39,27 +39,29 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 
 def database_unavailable(error: BaseException) -> bool:
-    for link in _chain(error):
+    chain = _chain(error)
+    from_database = _raised_by_database(chain)
+    for link in chain:
         if isinstance(link, DBAPIError) and link.connection_invalidated:
-            return True
-        if isinstance(link, ConnectionError | asyncio.TimeoutError) and _from_database(error):
             return True
         state = str(getattr(link, "sqlstate", "") or "")
         if state.startswith("08") or state in _UNAVAILABLE_STATES:
             return True
         if type(link).__name__ in _UNAVAILABLE_CLASSES:
             return True
-        # A pooled connection whose server went away, used again before the pool noticed: asyncpg says
-        # only this (an InterfaceError, the class of misuse errors too, so the text decides).
-        if _from_database(link) and any(text in str(link) for text in _CLOSED_TEXTS):
+        # A refused or reset socket, or a pooled connection used again after its server went away (asyncpg
+        # says only "connection is closed", an InterfaceError like misuse errors: the text decides), is
+        # the database's only when its driver raised it; the same OSError from an HTTP call is not.
+        if from_database and (
+            isinstance(link, ConnectionError | asyncio.TimeoutError)
+            or any(text in str(link) for text in _CLOSED_TEXTS)
+        ):
             return True
     return False
 
 
-def _from_database(error: BaseException) -> bool:
-    # A refused or reset socket is the database's only when the database driver raised it; the same
-    # OSError from an HTTP call (link previews, Solr) is somebody else's failure.
-    for link in _chain(error):
+def _raised_by_database(chain: list[BaseException]) -> bool:
+    for link in chain:
         if isinstance(link, DBAPIError):
             return True
         trace = link.__traceback__
