@@ -1,4 +1,4 @@
-"""The `beep` command: run Beep, migrate its databases, keep the API contract current."""
+"""The `beep` command: run Beep, migrate and back up its databases, keep the API contract current."""
 
 from __future__ import annotations
 
@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         "--offline", action="store_true", help="Beep is stopped: no waits (required on SQLite, embedded mode)"
     )
 
+    from beep.backup.cli import add_parser as add_backup_parser
+
+    add_backup_parser(commands)
+
     search = commands.add_parser("search", help="message search")
     search_commands = search.add_subparsers(dest="search_command", required=True)
     reindex = search_commands.add_parser("reindex", help="rebuild a channel's or a server's search documents")
@@ -231,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return _tenants(settings, args)
     if args.command == "search":
         return _search(settings, args)
+    if args.command == "backup":
+        from beep.backup.cli import main as backup_main
+
+        return backup_main(settings, args)
     if args.command == "supergraph":
         from beep import supergraph
 

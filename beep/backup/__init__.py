@@ -1,0 +1,1 @@
+"""`beep backup`: encrypted, consistent backups of every database, verified and restorable."""
