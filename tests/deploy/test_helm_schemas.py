@@ -27,8 +27,10 @@ from tests.deploy.test_helm_chart import CHART, REPO, Manifest, helm, render
 
 pytestmark = pytest.mark.deploy
 
-# The chart's oldest supported Kubernetes (Chart.yaml kubeVersion) and the one helm renders for.
-KUBERNETES_VERSIONS = ("1.27", "1.37")
+# The chart's oldest supported Kubernetes (Chart.yaml kubeVersion: ">=1.27.0-0") and the one helm
+# renders for (scripts/install-helm: client-go's minor + 1).
+OLDEST = re.search(r"kubeVersion:\s*\">=(\d+\.\d+)", (CHART / "Chart.yaml").read_text())
+KUBERNETES_VERSIONS = (OLDEST.group(1) if OLDEST else "unknown", "1.37")
 CRD_GROUPS = ("postgresql.cnpg.io", "monitoring.coreos.com", "security.istio.io", "networking.istio.io")
 
 ALL_ON = (
