@@ -230,3 +230,32 @@ def test_the_nine_node_example_renders_with_everything_it_documents() -> None:
         request = workload["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
         cpu += replicas * (float(request[:-1]) / 1000 if request.endswith("m") else float(request))
     assert 4 <= cpu <= 6, cpu
+
+
+def test_only_beep_its_replicas_and_the_operator_reach_the_charts_database() -> None:
+    cnpg = ("--set", "postgresql.cloudnativepg.enabled=true")
+    assert f"{RELEASE}-db" not in of_kind(render(*cnpg), "NetworkPolicy")  # policies not asked for
+    scraper = '[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]'
+    manifests = render(
+        *cnpg, "--set", "networkPolicy.enabled=true", "--set-json", f"networkPolicy.scrapers={scraper}"
+    )
+    policy = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-db"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"cnpg.io/cluster": f"{RELEASE}-db"}}
+    assert policy["policyTypes"] == ["Ingress"]
+    beep, cluster, scrapers = policy["ingress"]
+    own = {"app.kubernetes.io/name": "beep", "app.kubernetes.io/instance": RELEASE}
+    assert beep == {
+        "from": [{"podSelector": {"matchLabels": own}}],
+        "ports": [{"protocol": "TCP", "port": 5432}],
+    }
+    # Every pod that connects to PostgreSQL carries those labels (the migration job included).
+    for name, workload in workloads(manifests).items():
+        if name != f"{RELEASE}-router":
+            assert own.items() <= workload["spec"]["template"]["metadata"]["labels"].items(), name
+    job = of_kind(manifests, "Job")[f"{RELEASE}-db-migrate"]
+    assert own.items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    peers = cluster["from"]
+    assert peers[0] == {"podSelector": {"matchLabels": {"cnpg.io/cluster": f"{RELEASE}-db"}}}  # replication
+    assert peers[1]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "cnpg-system"}
+    assert {p["port"] for p in cluster["ports"]} == {5432, 8000}
+    assert scrapers["ports"] == [{"protocol": "TCP", "port": 9187}]
