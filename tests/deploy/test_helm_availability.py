@@ -129,7 +129,9 @@ def test_beeps_pods_run_as_their_own_service_account_without_its_token(
 ) -> None:
     (account,) = of_kind(default_manifests, "ServiceAccount").values()
     assert account["metadata"]["name"] == RELEASE and account["automountServiceAccountToken"] is False
-    for name, workload in workloads(default_manifests).items():
+    with_turn = render("--set", "turn.enabled=true", "--set", "turn.realm=x", "--set", "turn.urls={turn:x}")
+    assert f"{RELEASE}-turn" in workloads(with_turn)
+    for name, workload in workloads(with_turn).items():
         spec = workload["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == RELEASE, name
         assert spec["automountServiceAccountToken"] is False, name
