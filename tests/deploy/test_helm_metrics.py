@@ -126,6 +126,7 @@ def exported_metric_names() -> set[str]:
     sources = [
         REPO / "subgraphs" / "kernel" / "metrics.py",
         REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
+        REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
         REPO / "router" / "metrics.ts",
     ]
     names = set()

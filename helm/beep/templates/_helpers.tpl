@@ -287,3 +287,112 @@ Usage: include "beep.voiceNodes" (dict "name" "beep-channels" "service" "beep-ch
 {{- end }}
 {{- join "," $urls }}
 {{- end }}
+
+{{/*
+The ServiceAccount of Beep's long-running pods: their identity in an Istio mesh (the principal the
+AuthorizationPolicies admit). The migration job keeps the namespace's default one: as a pre-install hook
+it runs before this chart's resources exist.
+*/}}
+{{- define "beep.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "beep.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Spreads one component's pods over nodes (topologySpread in values.yaml).
+Usage: include "beep.topologySpread" (dict "root" $ "component" "router")
+*/}}
+{{- define "beep.topologySpread" -}}
+{{- $ctx := . }}
+{{- with .root.Values.topologySpread }}
+{{- if and .enabled .constraints }}
+topologySpreadConstraints:
+  {{- range .constraints }}
+  - topologyKey: {{ required "topologySpread.constraints[].topologyKey" .topologyKey }}
+    maxSkew: {{ .maxSkew | default 1 }}
+    whenUnsatisfiable: {{ .whenUnsatisfiable | default "ScheduleAnyway" }}
+    labelSelector:
+      matchLabels:
+        {{- include "beep.selectorLabels" $ctx | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A HorizontalPodAutoscaler on CPU for one Deployment, its settings the component's `autoscaling` over the
+top-level `autoscaling` defaults; nothing unless enabled.
+Usage: include "beep.hpa" (dict "root" $ "component" "messages" "autoscaling" $subgraph.autoscaling)
+*/}}
+{{- define "beep.hpa" -}}
+{{- /* `enabled` is the component's alone: merge would take a global `true` over a component's `false`. */}}
+{{- $a := merge (deepCopy (.autoscaling | default dict)) (deepCopy .root.Values.autoscaling) }}
+{{- if (.autoscaling | default dict).enabled }}
+{{- $name := include "beep.componentName" . }}
+{{- if or (lt (int $a.minReplicas) 1) (lt (int $a.maxReplicas) (int $a.minReplicas)) }}
+{{- fail (printf "%s autoscaling: need 1 <= minReplicas <= maxReplicas (got %v, %v)" .component $a.minReplicas $a.maxReplicas) }}
+{{- end }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "beep.componentLabels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $name }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+  {{- with $a.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether a component's Deployment leaves its replica count to an autoscaler ("true" or "").
+Usage: include "beep.autoscaled" (dict "autoscaling" $subgraph.autoscaling)
+*/}}
+{{- define "beep.autoscaled" -}}
+{{- if (.autoscaling | default dict).enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+A PodDisruptionBudget for one component (podDisruptionBudget in values.yaml).
+Usage: include "beep.pdb" (dict "root" $ "component" "router")
+*/}}
+{{- define "beep.pdb" -}}
+{{- with .root.Values.podDisruptionBudget }}
+{{- if .enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "beep.componentName" $ }}
+  labels:
+    {{- include "beep.componentLabels" $ | nindent 4 }}
+spec:
+  maxUnavailable: {{ .maxUnavailable }}
+  {{- with .unhealthyPodEvictionPolicy }}
+  unhealthyPodEvictionPolicy: {{ . }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "beep.selectorLabels" $ | nindent 6 }}
+{{- end }}
+{{- end }}
+{{- end }}
