@@ -40,6 +40,11 @@ FROM ${PYTHON_IMAGE} AS runtime
 # Node from the official image (same Debian release, so the same glibc as the prebuilt native
 # modules in node_modules, e.g. the gateway's Rust query planner, expect).
 COPY --from=router /usr/local/bin/node /usr/local/bin/node
+# pg_dump/pg_restore for `beep backup` (the chart's backup CronJob). They must be at least the server's
+# major version: for a newer server than Debian's, install that major's client from apt.postgresql.org.
+ARG POSTGRES_CLIENT_PACKAGE=postgresql-client
+RUN apt-get update && apt-get install -y --no-install-recommends ${POSTGRES_CLIENT_PACKAGE} \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 beep \
     && useradd --system --uid 10001 --gid beep --home-dir /app --no-create-home --shell /usr/sbin/nologin beep
 COPY --from=python-build /opt/venv /opt/venv

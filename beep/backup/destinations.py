@@ -52,16 +52,19 @@ def _parse_s3(url: str) -> _S3Target:
 
 
 @contextlib.asynccontextmanager
-async def _s3_client(settings: Settings) -> AsyncIterator[Any]:
+async def _s3_client(settings: Settings, *, backups: bool = True) -> AsyncIterator[Any]:
+    """The backups' store (`backup_s3_*`, each falling back to the media store's), or the media store."""
     from aiobotocore.session import get_session
     from botocore.config import Config
 
+    own = backups and bool(settings.backup_s3_endpoint_url or settings.backup_s3_access_key_id)
     async with get_session().create_client(
         "s3",
-        region_name=settings.s3_region,
-        endpoint_url=settings.s3_endpoint_url or None,
-        aws_access_key_id=settings.s3_access_key_id or None,
-        aws_secret_access_key=settings.s3_secret_access_key or None,
+        region_name=(backups and settings.backup_s3_region) or settings.s3_region,
+        endpoint_url=(settings.backup_s3_endpoint_url if own else settings.s3_endpoint_url) or None,
+        aws_access_key_id=(settings.backup_s3_access_key_id if own else settings.s3_access_key_id) or None,
+        aws_secret_access_key=(settings.backup_s3_secret_access_key if own else settings.s3_secret_access_key)
+        or None,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     ) as client:
         yield client

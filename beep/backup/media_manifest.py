@@ -23,7 +23,7 @@ async def objects(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         from beep.backup.destinations import _s3_client
 
         prefix = settings.s3_prefix.strip("/") + "/" if settings.s3_prefix.strip("/") else ""
-        async with _s3_client(settings) as client:
+        async with _s3_client(settings, backups=False) as client:
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=settings.s3_bucket, Prefix=prefix):
                 for item in page.get("Contents", []):

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     s3_access_key_id: str = ""  # empty: botocore's usual chain (environment, instance role...)
     s3_secret_access_key: str = ""
     s3_prefix: str = ""
+    # `beep backup` to s3://…: the backups' own store, off-site (empty: the media store's endpoint and
+    # credentials above). Keep them in another account or region than the data they protect.
+    backup_s3_endpoint_url: str = ""
+    backup_s3_region: str = ""
+    backup_s3_access_key_id: str = ""
+    backup_s3_secret_access_key: str = ""
     # Message attachments: all files of one message together at most this many bytes (10 files at most);
     # their download URLs live this long (plus up to a minute of rounding).
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

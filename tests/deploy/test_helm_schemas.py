@@ -55,6 +55,8 @@ ALL_ON = (
     *("--set", "media.s3.endpointUrl=https://s3.example.test", "--set", "media.publicUrl=https://x.test/m"),
     *("--set", "router.corsOrigins=https://app.example.test", "--set", "router.publicUrl=https://x.test"),
     *("--set", "serviceAccount.annotations.team=chat", "--set", "podLabels.team=chat"),
+    *("--set", "backup.enabled=true", "--set", "backup.s3.endpointUrl=https://backups.example.test"),
+    *("--set", "backup.s3.accessKeyIdKey=b-id", "--set", "backup.s3.secretAccessKeyKey=b-secret"),
 )
 ALL_OFF = (
     *("--set", "podDisruptionBudget.enabled=false", "--set", "topologySpread.enabled=false"),
