@@ -27,6 +27,8 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 
+from media.voice import metrics
+
 log = logging.getLogger("beep.voice.forwarding")
 
 AUDIO_CLOCK = 48_000  # Opus
@@ -62,6 +64,7 @@ class Publication:
 
     def push(self, data: bytes, timestamp: int) -> None:
         self.frames_in += 1
+        metrics.RECEIVED[self.kind].inc()
         if self.paused:
             return
         keyframe = self.kind == "video" and is_vp8_keyframe(data)
@@ -130,6 +133,7 @@ class ForwardedTrack(MediaStreamTrack):
         if self._queue.full():
             self._queue.get_nowait()
             self.frames_dropped += 1
+            metrics.DROPPED[self.kind].inc()
             if self.kind == "video":  # a lost delta frame breaks decoding until the next keyframe
                 self._waiting_keyframe = True
                 if self.source is not None:
@@ -152,6 +156,7 @@ class ForwardedTrack(MediaStreamTrack):
         packet.pts = timestamp
         packet.time_base = self._time_base
         self.frames_out += 1
+        metrics.FORWARDED[self.kind].inc()
         return packet
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 
+from media.voice import metrics
 from media.voice.errors import Refusal, VoiceRefused
 from media.voice.room import Answer, ParticipantState, Room, VoiceConfig
 from media.voice.sdp import read_offer
@@ -28,6 +29,7 @@ class VoiceHub:
         self._announce = announce
         self._rooms: dict[int, Room] = {}
         self._calls: dict[int, int] = {}  # user id -> channel id
+        metrics.watch(self)
 
     def channel_of(self, user_id: int) -> int | None:
         return self._calls.get(user_id)
@@ -39,6 +41,10 @@ class VoiceHub:
     def room(self, channel_id: int) -> Room | None:
         return self._rooms.get(channel_id)
 
+    def participant_count(self) -> int:
+        return len(self._calls)
+
+    @metrics.counted_join
     async def join(
         self,
         channel_id: int,

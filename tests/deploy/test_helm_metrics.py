@@ -127,6 +127,8 @@ def exported_metric_names() -> set[str]:
         REPO / "subgraphs" / "kernel" / "metrics.py",
         REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
         REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
+        REPO / "subgraphs" / "kernel" / "access_versions.py",  # beep_access_cache_*
+        REPO / "media" / "voice" / "metrics.py",  # beep_voice_*
         REPO / "router" / "metrics.ts",
     ]
     names = set()
