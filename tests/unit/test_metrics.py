@@ -20,14 +20,14 @@ from subgraphs.kernel import metrics, outbox
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode, schema_extensions
 from subgraphs.kernel.outbox_metrics import OutboxGauges
 from subgraphs.messages.events import MessageDeleted
-from tests.unit import test_outbox
 from tests.unit.metrics_checks import (
     check_exposition,
     sample,
 )
+from tests.unit.sqlite_stores import database
 
 pytestmark = pytest.mark.unit
-database = test_outbox.database  # the fixture: a directory and two shards in SQLite files
+__all__ = ["database"]  # the fixture (sqlite_stores.py)
 
 
 # ---------------------------------------------------------------------------------------------
