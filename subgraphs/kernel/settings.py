@@ -1,4 +1,4 @@
-"""Typed settings, read once from `BEEP_*` environment variables (see the README's table)."""
+"""Typed settings, read once from `BEEP_*` environment variables (the table: docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -292,6 +292,6 @@ async def accept_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     # shard commit then fails (the shard's database goes away, the process dies in between), the use stays
     # spent and nobody joined: the invite has one use fewer than it should, and the user accepts again
     # while uses remain. The other order could admit a member past max_uses, which is worse; the two are
-    # not one distributed transaction (README, "Decisions and known limits").
+    # not one distributed transaction (docs/decisions.md).
     uow.emit(topic_for_server(server.id), MemberJoined(server.id, principal.user_id))
     return server

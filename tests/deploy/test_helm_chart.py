@@ -7,67 +7,38 @@ to a cluster: `helm template` renders the manifests and the tests read them as d
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from tests.deploy.chart import (
+    CHART,
+    RELEASE,
+    Manifest,
+    env_of,
+    helm,
+    of_kind,
+    only_container,
+    render,
+    workloads,
+)
+
 pytestmark = pytest.mark.deploy
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "helm" / "beep"
-HELM = REPO / ".cache" / "bin" / "helm"
-RELEASE = "beep"
 SUBGRAPHS = ("users", "servers", "channels", "messages", "friends", "webhooks")
 HEALTH_PATHS = {"router": {"/healthcheck", "/readiness"}, "subgraph": {"/healthz"}}
-
-Manifest = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
 
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    if not HELM.is_file():
-        pytest.fail(f"helm is not installed at {HELM}: run scripts/install-helm first", pytrace=False)
-    return subprocess.run(
-        [str(HELM), *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def render(*args: str, release: str = RELEASE) -> list[Manifest]:
-    result = helm("template", release, str(CHART), *args)
-    assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
-    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
-
-
 def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
     for m in manifests:
         if m["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
-
-
-def workloads(manifests: list[Manifest]) -> dict[str, Manifest]:
-    """Deployments and StatefulSets (the channels pods, which host calls) by name."""
-    return of_kind(manifests, "Deployment") | of_kind(manifests, "StatefulSet")
-
-
-def env_of(container: Manifest) -> dict[str, Manifest]:
-    return {e["name"]: e for e in container.get("env") or []}
-
-
-def only_container(deployment: Manifest) -> Manifest:
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert isinstance(container, dict)
-    return container
 
 
 def component(m: Manifest) -> str:

@@ -4,14 +4,13 @@ internal port no Service publishes, and alerts that name metrics Beep exports, e
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.test_helm_chart import (
+from tests.deploy.chart import (
     CHART,
     RELEASE,
     REPO,
@@ -20,6 +19,7 @@ from tests.deploy.test_helm_chart import (
     helm,
     of_kind,
     only_container,
+    promtool,
     render,
     workloads,
 )
@@ -28,17 +28,8 @@ pytestmark = pytest.mark.deploy
 
 MONITORING = ("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
 RUNBOOKS = REPO / "docs" / "runbooks.md"
-PROMTOOL = REPO / ".cache" / "bin" / "promtool"
 SERIES = 'namespace="default",app_kubernetes_io_instance="beep"'  # `helm template`'s namespace
 RELEASE_LABELS = {"namespace": "default", "app_kubernetes_io_instance": "beep"}
-
-
-def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    if not PROMTOOL.is_file():
-        pytest.fail(f"promtool is not installed at {PROMTOOL}: run scripts/install-promtool", pytrace=False)
-    return subprocess.run(
-        [str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture(scope="module")

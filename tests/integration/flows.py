@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
+import pytest
+
+from db.engines import Database
+from subgraphs.channels import service as channels
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages import service as messages
+from subgraphs.servers import service as servers
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
 from tests.harness.relayed import wait_relayed
-from tests.harness.stack import serving
+from tests.harness.stack import Stack, serving
 
 SIGN_UP = """
 mutation SignUp($input: SignUpInput!) {
@@ -183,3 +196,150 @@ async def subscribe_settled(
     operation = await connection.subscribe(query, variables)
     await asyncio.sleep(0.5)
     return operation
+
+
+CHANNEL_FIELDS = """__typename ... on Channel { id name topic position permissionsSynced parent { name } }
+  ... on UserError { code field }"""
+
+
+UPDATE_CHANNEL = f"mutation($i: UpdateChannelInput!) {{ updateChannel(input: $i) {{ {CHANNEL_FIELDS} }} }}"
+
+
+MOVE_CHANNEL = f"mutation($i: MoveChannelInput!) {{ moveChannel(input: $i) {{ {CHANNEL_FIELDS} }} }}"
+
+
+DELETE_CHANNEL = """mutation($id: ID!) { deleteChannel(id: $id) {
+  __typename ... on ChannelDeleted { channelId serverId childIds } ... on UserError { code field } } }"""
+
+
+SET_VISIBILITY = f"""mutation($i: SetChannelVisibilityInput!) {{
+  setChannelVisibility(input: $i) {{ {CHANNEL_FIELDS} }} }}"""
+
+
+async def mutate(client: GraphQLClient, query: str, **input_: Any) -> dict[str, Any]:
+    data = await client.data(query, {"i": input_})
+    return next(iter(data.values()))
+
+
+ERROR_FIELDS = "... on UserError { code message field }"
+
+
+INVITE_FIELDS = "inviteCode createdAt expiresAt maxUses uses revoked valid server { id name } creator { id }"
+
+
+CREATE_INVITE = f"""mutation($i: CreateInviteInput!) {{ createInvite(input: $i) {{
+  __typename ... on Invite {{ {INVITE_FIELDS} }} {ERROR_FIELDS} }} }}"""
+
+
+REVOKE_INVITE = f"""mutation($c: String!) {{ revokeInvite(code: $c) {{
+  __typename ... on Invite {{ inviteCode revoked valid }} {ERROR_FIELDS} }} }}"""
+
+
+ACCEPT_INVITE = f"""mutation($c: String!) {{ acceptInvite(code: $c) {{
+  __typename ... on Server {{ id name viewerIsMember memberCount }} {ERROR_FIELDS} }} }}"""
+
+
+LIST_INVITES = "query($s: ID!) { invites(serverId: $s) { inviteCode uses maxUses valid creator { id } } }"
+
+
+MY_SERVERS = "{ myServers { id name } }"
+
+
+DISCOVER = """query($q: String!, $n: Int, $after: String) {
+  discoverServers(query: $q, first: $n, after: $after) {
+    edges { cursor node { id name visibility memberCount viewerIsMember } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
+
+
+CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
+  __typename ... on Role {{ id }} {ERROR_FIELDS} }} }}"""
+
+
+ASSIGN_ROLE = "mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename } }"
+
+
+class Users:
+    """Signed-up accounts and a client for each."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.anonymous = GraphQLClient(stack.router_url)
+
+    async def new(self, prefix: str) -> tuple[Account, GraphQLClient]:
+        account = await sign_up(self.anonymous, prefix)
+        return account, self.anonymous.with_token(account.token)
+
+
+async def invite(client: GraphQLClient, server_id: str, **limits: Any) -> dict[str, Any]:
+    data = await client.data(CREATE_INVITE, {"i": {"serverId": server_id, **limits}})
+    return data["createInvite"]
+
+
+async def accept(client: GraphQLClient, code: str) -> dict[str, Any]:
+    return (await client.data(ACCEPT_INVITE, {"c": code}))["acceptInvite"]
+
+
+async def grant_role(owner: GraphQLClient, server_id: str, user_id: str, *permissions: Permission) -> str:
+    bits = Permission(0)
+    for p in permissions:
+        bits |= p
+    created = await owner.data(
+        CREATE_ROLE, {"i": {"serverId": server_id, "name": "Role", "permissions": str(int(bits))}}
+    )
+    role_id = created["createRole"]["id"]
+    assigned = await owner.data(ASSIGN_ROLE, {"i": {"roleId": role_id, "userId": user_id}})
+    assert assigned["assignRole"]["__typename"] == "Role"
+    return role_id
+
+
+ERRORS = "... on UserError { code message field }"
+
+
+KICK = f"""mutation($s: ID!, $u: ID!, $r: String) {{ kickMember(serverId: $s, userId: $u, reason: $r) {{
+  __typename ... on MemberRemoved {{ serverId userId }} {ERRORS} }} }}"""
+
+
+BAN = f"""mutation($s: ID!, $u: ID!, $r: String) {{ banMember(serverId: $s, userId: $u, reason: $r) {{
+  __typename ... on Ban {{ reason user {{ id }} bannedBy {{ id }} createdAt }} {ERRORS} }} }}"""
+
+
+UNBAN = f"""mutation($s: ID!, $u: ID!) {{ unbanMember(serverId: $s, userId: $u) {{
+  __typename ... on BanLifted {{ serverId userId }} {ERRORS} }} }}"""
+
+
+TIMEOUT = f"""mutation($s: ID!, $u: ID!, $until: DateTime, $seconds: Int) {{
+  timeoutMember(serverId: $s, userId: $u, until: $until, seconds: $seconds) {{
+  __typename ... on MemberTimeout {{ serverId userId until }} {ERRORS} }} }}"""
+
+
+BANS = "query($s: ID!) { bans(serverId: $s) { user { id } reason bannedBy { id } createdAt } }"
+
+
+DELETE = f"""mutation($s: ID!, $n: String!) {{ deleteServer(serverId: $s, confirmName: $n) {{
+  __typename ... on ServerDeletion {{ serverId }} {ERRORS} }} }}"""
+
+
+def _database(stack: Stack) -> Database:
+    with mock.patch.dict(os.environ, stack.env, clear=True):
+        settings = Settings()
+    return Database(settings.resolved_directory_url, settings.shard_map)
+
+
+async def _tenant(
+    db: Database, owner: Principal, shard: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    monkeypatch.setattr(servers, "choose_shard", lambda _n: shard)
+    uow = UnitOfWork(db, InProcessBus())
+    try:
+        async with uow.atomic():
+            server = await servers.create_server(uow, owner, servers.NewServer("Tenant", "PRIVATE", None), 64)
+            channel = await channels.create_channel(
+                uow, owner, channels.NewChannel(server.id, "c", "TEXT", None)
+            )
+        async with uow.atomic():
+            for i in range(3):
+                await messages.send_message(
+                    uow, owner, messages.NewMessage(channel.id, f"{shard}:{i}", None, None)
+                )
+    finally:
+        await uow.close()
+    return server.id, channel.id

@@ -20,7 +20,7 @@ from subgraphs.kernel.runtime import create_storage
 from subgraphs.kernel.settings import Settings
 from subgraphs.messages.models import AttachmentRow, MessageRow
 from tests.harness.stack import Stack
-from tests.integration.test_attachments import community, get, key_of, send_files, upload_first
+from tests.integration.attachment_flows import community, get, key_of, send_files, upload_first
 
 
 @pytest.fixture

@@ -4,38 +4,29 @@ folder takes its channels and their messages), and private channels from setChan
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    DELETE_CHANNEL,
     JOIN_SERVER,
+    MOVE_CHANNEL,
     SEND_MESSAGE,
+    SET_VISIBILITY,
+    UPDATE_CHANNEL,
     Account,
     create_channel,
     create_empty_server,
     create_server,
     default_channel,
+    mutate,
     send,
     sign_up,
 )
-from tests.integration.test_roles_and_overwrites import ASSIGN_ROLE, CREATE_ROLE, VIEW, bits, overwrite, role
+from tests.integration.role_flows import ASSIGN_ROLE, CREATE_ROLE, VIEW, bits, overwrite, role
 
-CHANNEL_FIELDS = """__typename ... on Channel { id name topic position permissionsSynced parent { name } }
-  ... on UserError { code field }"""
-UPDATE_CHANNEL = f"mutation($i: UpdateChannelInput!) {{ updateChannel(input: $i) {{ {CHANNEL_FIELDS} }} }}"
-MOVE_CHANNEL = f"mutation($i: MoveChannelInput!) {{ moveChannel(input: $i) {{ {CHANNEL_FIELDS} }} }}"
-DELETE_CHANNEL = """mutation($id: ID!) { deleteChannel(id: $id) {
-  __typename ... on ChannelDeleted { channelId serverId childIds } ... on UserError { code field } } }"""
-SET_VISIBILITY = f"""mutation($i: SetChannelVisibilityInput!) {{
-  setChannelVisibility(input: $i) {{ {CHANNEL_FIELDS} }} }}"""
 LAYOUT = """query($s: ID!) { server(id: $s) { channels { name position parent { name } } } }"""
-
-
-async def mutate(client: GraphQLClient, query: str, **input_: Any) -> dict[str, Any]:
-    data = await client.data(query, {"i": input_})
-    return next(iter(data.values()))
 
 
 async def layout(client: GraphQLClient, server_id: str) -> list[tuple[str, int, str | None]]:

@@ -8,12 +8,13 @@ from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
 from tests.integration.flows import (
     JOIN_SERVER,
+    Users,
     create_channel,
     create_server,
+    grant_role,
     stream_error_code,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import Users, grant_role
 
 MEMBERS = """query($c: ID!, $first: Int, $after: String) { channel(id: $c) {
   members(first: $first, after: $after) { edges { cursor node { user { id } } }

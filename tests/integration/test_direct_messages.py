@@ -4,28 +4,26 @@ two friends, never listed as servers, and erased from every store with the frien
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import sqlalchemy as sa
 
 import subgraphs.channels.models
 import subgraphs.messages.models
 import subgraphs.servers.models
 import subgraphs.webhooks.models  # noqa: F401 - every tenant table in ShardBase.metadata
-from db.base import ShardBase
-from db.ids import shard_of
-from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import CREATE_CHANNEL, outcome, send, stream_error_code, subscribe_settled
-from tests.integration.test_attachments import get, png, send_files
-from tests.integration.test_friends import BLOCK, REMOVE, befriend
-from tests.integration.test_invites_and_membership import CREATE_ROLE, DISCOVER, MY_SERVERS, Users
-from tests.integration.test_server_lifecycle import _database
+from tests.integration.attachment_flows import get, png, send_files
+from tests.integration.flows import (
+    CREATE_CHANNEL,
+    CREATE_ROLE,
+    DISCOVER,
+    MY_SERVERS,
+    Users,
+    outcome,
+    send,
+    stream_error_code,
+    subscribe_settled,
+)
+from tests.integration.friend_flows import BLOCK, ERRORS, REMOVE, _leftovers, befriend, open_dm
 
-ERRORS = "... on UserError { code message field }"
-OPEN = f"""mutation($u: ID!) {{ openDirectMessage(userId: $u) {{ __typename
-  ... on DirectConversation {{ id server {{ id }} channel {{ id name }} user {{ id username }} }}
-  {ERRORS} }} }}"""
 CONVERSATIONS = (
     """{ directConversations { id user { id } lastMessage { id content } unreadCount mentionCount } }"""
 )
@@ -42,48 +40,6 @@ SERVER = "query($s: ID!) { server(id: $s) { id } }"
 MARK_READ = """mutation($c: ID!) { markRead(channelId: $c) { __typename } }"""
 SEND = f"""mutation($i: SendMessageInput!) {{ sendMessage(input: $i) {{ __typename ... on Message {{ id }}
   {ERRORS} }} }}"""
-
-
-async def _leftovers(
-    stack: Stack, server_id: int, channel_id: int, conversations_table: str = "direct_conversations"
-) -> dict[str, int]:
-    """Rows anywhere that still belong to the conversation: every tenant table of its shard (by server or
-    channel; the outbox, which is the event log, aside) and the directory tables that name it (the
-    conversation's row in `conversations_table`)."""
-    database = _database(stack)
-    found: dict[str, int] = {}
-    try:
-        async with database.shard_session(shard_of(server_id)) as session:
-            for table in ShardBase.metadata.sorted_tables:
-                columns = table.c
-                if "server_id" in columns:
-                    where = columns.server_id == server_id
-                elif "channel_id" in columns:
-                    where = columns.channel_id == channel_id
-                elif table.name == "servers":
-                    where = columns.id == server_id
-                else:
-                    continue  # outbox tables
-                count = await session.scalar(sa.select(sa.func.count()).select_from(table).where(where))
-                found[f"shard.{table.name}"] = int(count or 0)
-        async with database.directory_session() as directory:
-            for name, column in (
-                ("tenants", "id"),
-                ("memberships", "server_id"),
-                (conversations_table, "server_id"),
-                ("relocations", "tenant_id"),
-            ):
-                count = await directory.scalar(
-                    sa.text(f"SELECT count(*) FROM {name} WHERE {column} = :s"), {"s": server_id}
-                )
-                found[name] = int(count or 0)
-    finally:
-        await database.dispose()
-    return found
-
-
-async def open_dm(client: GraphQLClient, user_id: str) -> dict[str, Any]:
-    return (await client.data(OPEN, {"u": user_id}))["openDirectMessage"]
 
 
 async def test_a_direct_conversation_is_a_private_channel_with_every_message_feature(stack: Stack) -> None:

@@ -22,16 +22,12 @@ from subgraphs.kernel import internal
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import (
-    JOIN_SERVER,
     MESSAGE_EVENTS,
-    Account,
-    create_channel,
-    create_server,
     send,
     stream_error_code,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.message_flows import created, guild
 
 BLOCKED_EVENTS = """subscription($channelId: ID!) { messageEvents(channelId: $channelId) {
   __typename ... on MessageCreated { message { id content authorBlocked author { username } } } } }"""
@@ -54,35 +50,6 @@ def streams_opened(stack: Stack, viewer: str | None = None) -> int:
 
 def router_urls(stack: Stack) -> list[str]:
     return [u for u in (stack.router_url, stack.second_router_url) if u]
-
-
-Member = tuple[Account, GraphQLClient]
-
-
-async def guild(stack: Stack, members: int) -> tuple[GraphQLClient, list[Member], str, str]:
-    """An owner, `members` members who joined, the server and a text channel."""
-    users = Users(stack)
-    _owner_account, owner = await users.new("fanowner")
-    server = await create_server(owner, "Fan-out", "PUBLIC")
-    channel = await create_channel(owner, server["id"], "lobby")
-    joined = []
-    for i in range(members):
-        account, client = await users.new(f"fan{i}")
-        data = await client.data(JOIN_SERVER, {"id": server["id"]})
-        assert data["joinServer"]["__typename"] == "Server", data
-        joined.append((account, client))
-    return owner, joined, server["id"], channel["id"]
-
-
-async def created(operation: Operation, count: int) -> list[dict[str, Any]]:
-    found = []
-    while len(found) < count:
-        message = await operation.next(timeout=20)
-        assert message["type"] == "next" and not message["payload"].get("errors"), message
-        event = message["payload"]["data"]["messageEvents"]
-        if event["__typename"] == "MessageCreated":
-            found.append(event)
-    return found
 
 
 async def test_one_rendered_stream_serves_every_socket_every_event_once(stack: Stack) -> None:

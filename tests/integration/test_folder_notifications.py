@@ -11,9 +11,8 @@ from typing import Any
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server, outcome, send, subscribe_settled
-from tests.integration.test_invites_and_membership import Users
-from tests.integration.test_notifications import (
+from tests.integration.flows import Users, create_channel, create_server, outcome, send, subscribe_settled
+from tests.integration.notification_flows import (
     DELETE_CHANNEL,
     LIVE,
     SET,

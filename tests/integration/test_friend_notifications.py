@@ -18,11 +18,9 @@ from typing import Any
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import send, subscribe_settled
-from tests.integration.test_direct_messages import open_dm
-from tests.integration.test_friends import ACCEPT, BLOCK, CANCEL, DECLINE, REMOVE, befriend, request
-from tests.integration.test_invites_and_membership import Users
-from tests.integration.test_notifications import SETTINGS, live_next, set_level, snooze
+from tests.integration.flows import Users, send, subscribe_settled
+from tests.integration.friend_flows import ACCEPT, BLOCK, CANCEL, DECLINE, REMOVE, befriend, open_dm, request
+from tests.integration.notification_flows import SETTINGS, live_next, set_level, snooze
 
 NODE = """id kind level read serverId channelId messageId friendRequestId
   actor { id username displayName avatarUrl email } message { id content }"""

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import Account, create_channel, create_server, outcome, send, subscribe_settled
-from tests.integration.test_invites_and_membership import Users, accept, invite
+from tests.integration.flows import (
+    Users,
+    accept,
+    create_channel,
+    create_server,
+    invite,
+    outcome,
+    send,
+    subscribe_settled,
+)
+from tests.integration.friend_flows import (
+    ACCEPT,
+    BLOCK,
+    CANCEL,
+    DECLINE,
+    ERRORS,
+    REMOVE,
+    SEND_REQUEST,
+    befriend,
+    request,
+)
 
-ERRORS = "... on UserError { code message field }"
-SEND_REQUEST = f"""mutation($u: String!) {{ sendFriendRequest(username: $u) {{ __typename
-  ... on FriendRequest {{ id direction user {{ id username }} }}
-  ... on Friendship {{ user {{ id }} }} {ERRORS} }} }}"""
-ACCEPT = f"""mutation($i: ID!) {{ acceptFriendRequest(id: $i) {{ __typename
-  ... on Friendship {{ user {{ id }} }} {ERRORS} }} }}"""
-DECLINE = f"""mutation($i: ID!) {{ declineFriendRequest(id: $i) {{ __typename
-  ... on FriendRequestRemoved {{ requestId }} {ERRORS} }} }}"""
-CANCEL = f"""mutation($i: ID!) {{ cancelFriendRequest(id: $i) {{ __typename
-  ... on FriendRequestRemoved {{ requestId }} {ERRORS} }} }}"""
-REMOVE = f"""mutation($u: ID!) {{ removeFriend(userId: $u) {{ __typename
-  ... on FriendRemoved {{ userId }} {ERRORS} }} }}"""
-BLOCK = f"""mutation($u: ID!) {{ blockUser(userId: $u) {{ __typename
-  ... on BlockChange {{ userId blocked }} {ERRORS} }} }}"""
 UNBLOCK = f"""mutation($u: ID!) {{ unblockUser(userId: $u) {{ __typename
   ... on BlockChange {{ userId blocked }} {ERRORS} }} }}"""
 INCOMING = """{ incomingFriendRequests { id direction createdAt
@@ -33,23 +37,6 @@ FRIENDS = "{ friends { id username connectionStatus } }"
 BLOCKED = "{ blockedUsers { id } }"
 HISTORY = "query($c: ID!) { messages(channelId: $c) { edges { node { content authorBlocked } } } }"
 FRIEND_EVENTS = """subscription { friendEvents { kind user { id username } requestId conversationId } }"""
-
-
-async def request(client: GraphQLClient, username: str) -> dict[str, Any]:
-    return (await client.data(SEND_REQUEST, {"u": username}))["sendFriendRequest"]
-
-
-async def befriend(
-    stack: Stack, prefix: str = "f"
-) -> tuple[tuple[Account, GraphQLClient], tuple[Account, GraphQLClient]]:
-    """Two new users who are friends."""
-    users = Users(stack)
-    ann, as_ann = await users.new(f"{prefix}a")
-    bob, as_bob = await users.new(f"{prefix}b")
-    sent = await request(as_ann, bob.username)
-    accepted = (await as_bob.data(ACCEPT, {"i": sent["id"]}))["acceptFriendRequest"]
-    assert accepted == {"__typename": "Friendship", "user": {"id": ann.user_id}}, accepted
-    return (ann, as_ann), (bob, as_bob)
 
 
 async def friend_ids(client: GraphQLClient) -> list[str]:

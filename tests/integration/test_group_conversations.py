@@ -14,20 +14,22 @@ from db.ids import DIRECTORY_SHARD, new_id
 from subgraphs.friends.groups import CREATE_GROUP
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
+from tests.integration.attachment_flows import get, png, send_files
 from tests.integration.flows import (
     CREATE_CHANNEL,
+    CREATE_ROLE,
+    DISCOVER,
+    MY_SERVERS,
     Account,
+    Users,
     outcome,
     send,
     stream_error_code,
     subscribe_settled,
 )
-from tests.integration.test_attachments import get, png, send_files
-from tests.integration.test_direct_messages import _leftovers, open_dm
-from tests.integration.test_friends import ACCEPT, BLOCK, request
-from tests.integration.test_invites_and_membership import CREATE_ROLE, DISCOVER, MY_SERVERS, Users
-from tests.integration.test_notifications import until_listed
-from tests.integration.test_search import _documents, eventually, found_ids, no_documents, search
+from tests.integration.friend_flows import ACCEPT, BLOCK, _leftovers, open_dm, request
+from tests.integration.notification_flows import until_listed
+from tests.integration.search_flows import _documents, eventually, found_ids, no_documents, search
 
 ERRORS = "... on UserError { code message field }"
 GROUP_FIELDS = """id name server { id } channel { id }

@@ -6,8 +6,7 @@ from typing import Any
 
 from subgraphs.kernel.permissions import Permission
 from tests.harness.stack import Stack
-from tests.integration.flows import create_server, outcome
-from tests.integration.test_invites_and_membership import Users, grant_role
+from tests.integration.flows import Users, create_server, grant_role, outcome
 
 ERRORS = "... on UserError { code message field }"
 INVITE_USER = f"""mutation($s: ID!, $u: ID!) {{ inviteUser(serverId: $s, userId: $u) {{

@@ -5,79 +5,35 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
-from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    ACCEPT_INVITE,
     CREATE_SERVER,
     DEFAULT_CHANNEL_NAMES,
+    DISCOVER,
+    ERROR_FIELDS,
     JOIN_SERVER,
-    Account,
+    LIST_INVITES,
+    MY_SERVERS,
+    REVOKE_INVITE,
+    Users,
+    accept,
     create_server,
-    sign_up,
+    grant_role,
+    invite,
     unique,
 )
 
-ERROR_FIELDS = "... on UserError { code message field }"
-INVITE_FIELDS = "inviteCode createdAt expiresAt maxUses uses revoked valid server { id name } creator { id }"
-CREATE_INVITE = f"""mutation($i: CreateInviteInput!) {{ createInvite(input: $i) {{
-  __typename ... on Invite {{ {INVITE_FIELDS} }} {ERROR_FIELDS} }} }}"""
-REVOKE_INVITE = f"""mutation($c: String!) {{ revokeInvite(code: $c) {{
-  __typename ... on Invite {{ inviteCode revoked valid }} {ERROR_FIELDS} }} }}"""
-ACCEPT_INVITE = f"""mutation($c: String!) {{ acceptInvite(code: $c) {{
-  __typename ... on Server {{ id name viewerIsMember memberCount }} {ERROR_FIELDS} }} }}"""
 PREVIEW = "query($c: String!) { invite(code: $c) { inviteCode valid expiresAt serverName memberCount } }"
-LIST_INVITES = "query($s: ID!) { invites(serverId: $s) { inviteCode uses maxUses valid creator { id } } }"
-MY_SERVERS = "{ myServers { id name } }"
 LEAVE = f"""mutation($s: ID!) {{ leaveServer(serverId: $s) {{
   __typename ... on ServerLeft {{ serverId }} {ERROR_FIELDS} }} }}"""
 TRANSFER = f"""mutation($s: ID!, $u: ID!) {{ transferOwnership(serverId: $s, userId: $u) {{
   __typename ... on Server {{ id owner {{ id }} myPermissions }} {ERROR_FIELDS} }} }}"""
-DISCOVER = """query($q: String!, $n: Int, $after: String) {
-  discoverServers(query: $q, first: $n, after: $after) {
-    edges { cursor node { id name visibility memberCount viewerIsMember } }
-    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
 SERVER = (
     "query($s: ID!) { server(id: $s) { id name memberCount viewerIsMember myPermissions channels { name } } }"
 )
-CREATE_ROLE = f"""mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{
-  __typename ... on Role {{ id }} {ERROR_FIELDS} }} }}"""
-ASSIGN_ROLE = "mutation($i: MemberRoleInput!) { assignRole(input: $i) { __typename } }"
-
-
-class Users:
-    """Signed-up accounts and a client for each."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.anonymous = GraphQLClient(stack.router_url)
-
-    async def new(self, prefix: str) -> tuple[Account, GraphQLClient]:
-        account = await sign_up(self.anonymous, prefix)
-        return account, self.anonymous.with_token(account.token)
-
-
-async def invite(client: GraphQLClient, server_id: str, **limits: Any) -> dict[str, Any]:
-    data = await client.data(CREATE_INVITE, {"i": {"serverId": server_id, **limits}})
-    return data["createInvite"]
-
-
-async def accept(client: GraphQLClient, code: str) -> dict[str, Any]:
-    return (await client.data(ACCEPT_INVITE, {"c": code}))["acceptInvite"]
-
-
-async def grant_role(owner: GraphQLClient, server_id: str, user_id: str, *permissions: Permission) -> str:
-    bits = Permission(0)
-    for p in permissions:
-        bits |= p
-    created = await owner.data(
-        CREATE_ROLE, {"i": {"serverId": server_id, "name": "Role", "permissions": str(int(bits))}}
-    )
-    role_id = created["createRole"]["id"]
-    assigned = await owner.data(ASSIGN_ROLE, {"i": {"roleId": role_id, "userId": user_id}})
-    assert assigned["assignRole"]["__typename"] == "Role"
-    return role_id
 
 
 async def test_private_server_invite_preview_accept_and_see_channels(stack: Stack) -> None:

@@ -13,8 +13,7 @@ from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, send, subscribe_settled
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import JOIN_SERVER, Users, create_channel, create_server, send, subscribe_settled
 
 PREVIEWS = "linkPreviews { url kind title description siteName imageUrl }"
 EVENTS = f"""subscription($c: ID!) {{ messageEvents(channelId: $c) {{ __typename

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, default_channel, outcome, send
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import (
+    JOIN_SERVER,
+    Users,
+    create_channel,
+    create_server,
+    default_channel,
+    outcome,
+    send,
+)
 
 MESSAGE = """query($m: ID!) { message(id: $m) {
   content html mentionsEveryone mentions { id username } mentionedChannels { id name } } }"""

@@ -9,27 +9,22 @@ from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
     JOIN_SERVER,
+    Users,
     create_channel,
     create_server,
+    grant_role,
     outcome,
     send,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import Users, grant_role
+from tests.integration.message_flows import ADD, EDIT, ERRORS, PIN, REACTIONS
 
-ERRORS = "... on UserError { code message field }"
-REACTIONS = "reactions { emoji count me }"
-ADD = f"""mutation($m: ID!, $e: String!) {{ addReaction(messageId: $m, emoji: $e) {{
-  __typename ... on Message {{ {REACTIONS} }} {ERRORS} }} }}"""
 REMOVE = f"""mutation($m: ID!, $e: String!) {{ removeReaction(messageId: $m, emoji: $e) {{
   __typename ... on Message {{ {REACTIONS} }} {ERRORS} }} }}"""
-PIN = f"""mutation($m: ID!) {{ pinMessage(id: $m) {{
-  __typename ... on Message {{ id pinnedAt }} {ERRORS} }} }}"""
 UNPIN = f"""mutation($m: ID!) {{ unpinMessage(id: $m) {{
   __typename ... on Message {{ pinnedAt }} {ERRORS} }} }}"""
 HISTORY_PAGE = "query($c: ID!) { messages(channelId: $c) { edges { node { id } } } }"
 PINS = "query($c: ID!) { pins(channelId: $c) { id content } }"
-EDIT = f"""mutation($i: EditMessageInput!) {{ editMessage(input: $i) {{ __typename {ERRORS} }} }}"""
 HISTORY = "query($m: ID!) { message(id: $m) { content editHistory { content replacedAt } } }"
 BULK = f"""mutation($c: ID!, $ids: [ID!]!) {{ bulkDeleteMessages(channelId: $c, messageIds: $ids) {{
   __typename ... on MessagesDeleted {{ messageIds }} {ERRORS} }} }}"""

@@ -9,8 +9,7 @@ import pytest
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack, start_embedded
-from tests.integration.flows import JOIN_SERVER, SEND_MESSAGE, create_channel, create_server, send
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import JOIN_SERVER, SEND_MESSAGE, Users, create_channel, create_server, send
 
 pytestmark = pytest.mark.embedded
 

@@ -12,8 +12,15 @@ import pytest
 
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server, send, stream_error_code, subscribe_settled
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import (
+    Users,
+    create_channel,
+    create_server,
+    send,
+    stream_error_code,
+    subscribe_settled,
+)
+from tests.integration.message_flows import DELETE
 
 BURST = 1000
 SENDERS = 4
@@ -25,7 +32,6 @@ EVENTS = """subscription($c: ID!, $after: String) { messageEvents(channelId: $c,
 HEAD = "query($c: ID!) { messages(channelId: $c, first: 1) { eventCursor edges { node { id } } } }"
 SEND = """mutation($i: SendMessageInput!) { sendMessage(input: $i) { __typename ... on Message { id } } }"""
 EDIT = """mutation($i: EditMessageInput!) { editMessage(input: $i) { __typename } }"""
-DELETE = """mutation($id: ID!) { deleteMessage(id: $id) { __typename } }"""
 
 
 def position(cursor: str) -> tuple[int, int]:

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.test_helm_metrics import promtool
+from tests.deploy.chart import promtool
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
-from tests.integration.test_fanout import created, guild
-from tests.unit.test_metrics import check_exposition
+from tests.integration.message_flows import created, guild
+from tests.unit.metrics_checks import check_exposition
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

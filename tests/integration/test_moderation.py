@@ -11,9 +11,15 @@ from subgraphs.kernel.permissions import Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    BAN,
+    BANS,
+    ERRORS,
     JOIN_SERVER,
+    KICK,
     MESSAGE_EVENTS,
     SEND_MESSAGE,
+    TIMEOUT,
+    UNBAN,
     Account,
     create_channel,
     create_server,
@@ -24,17 +30,6 @@ from tests.integration.flows import (
     subscribe_settled,
 )
 
-ERRORS = "... on UserError { code message field }"
-KICK = f"""mutation($s: ID!, $u: ID!, $r: String) {{ kickMember(serverId: $s, userId: $u, reason: $r) {{
-  __typename ... on MemberRemoved {{ serverId userId }} {ERRORS} }} }}"""
-BAN = f"""mutation($s: ID!, $u: ID!, $r: String) {{ banMember(serverId: $s, userId: $u, reason: $r) {{
-  __typename ... on Ban {{ reason user {{ id }} bannedBy {{ id }} createdAt }} {ERRORS} }} }}"""
-UNBAN = f"""mutation($s: ID!, $u: ID!) {{ unbanMember(serverId: $s, userId: $u) {{
-  __typename ... on BanLifted {{ serverId userId }} {ERRORS} }} }}"""
-TIMEOUT = f"""mutation($s: ID!, $u: ID!, $until: DateTime, $seconds: Int) {{
-  timeoutMember(serverId: $s, userId: $u, until: $until, seconds: $seconds) {{
-  __typename ... on MemberTimeout {{ serverId userId until }} {ERRORS} }} }}"""
-BANS = "query($s: ID!) { bans(serverId: $s) { user { id } reason bannedBy { id } createdAt } }"
 CREATE_INVITE = f"""mutation($i: CreateInviteInput!) {{ createInvite(input: $i) {{
   __typename ... on Invite {{ inviteCode uses }} {ERRORS} }} }}"""
 ACCEPT_INVITE = (

@@ -22,7 +22,7 @@ from db.migrate import upgrade
 from subgraphs.kernel.app import create_app
 from subgraphs.kernel.settings import Settings
 from tests.harness.ports import free_port
-from tests.integration.test_query_counts import SECRET, post, sign_up
+from tests.integration.message_flows import SECRET, post, sign_up
 
 pytestmark = pytest.mark.embedded
 

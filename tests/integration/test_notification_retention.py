@@ -25,7 +25,7 @@ from subgraphs.users.notifications.models import NotificationRow
 from tests.harness.services import PostgresServer
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import send
-from tests.integration.test_notifications import community, listed, until_listed
+from tests.integration.notification_flows import community, listed, until_listed
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SEQUENCE = itertools.count()  # the low bits of made-up IDs: two made at one moment never collide

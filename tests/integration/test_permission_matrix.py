@@ -30,32 +30,38 @@ from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack
 from tests.harness.voice_api import LEAVE as LEAVE_VOICE
 from tests.harness.voice_peers import VoicePeer
+from tests.integration.attachment_flows import File, send_files, upload_first
 from tests.integration.flows import (
+    BAN,
+    BANS,
+    CREATE_INVITE,
+    DELETE_CHANNEL,
+    KICK,
+    LIST_INVITES,
     MESSAGE_EVENTS,
+    MOVE_CHANNEL,
+    REVOKE_INVITE,
     SEND_MESSAGE,
     SIGN_IN,
+    TIMEOUT,
+    UNBAN,
+    UPDATE_CHANNEL,
     Account,
+    accept,
     create_channel,
+    invite,
+    mutate,
     send,
     sign_up,
+    stream_error_code,
     subscribe_settled,
 )
-from tests.integration.test_attachments import File, send_files, upload_first
-from tests.integration.test_channel_management import DELETE_CHANNEL, MOVE_CHANNEL, UPDATE_CHANNEL, mutate
-from tests.integration.test_invites_and_membership import (
-    CREATE_INVITE,
-    LIST_INVITES,
-    REVOKE_INVITE,
-    accept,
-    invite,
-)
-from tests.integration.test_message_features import ADD as ADD_REACTION
-from tests.integration.test_message_features import PIN
-from tests.integration.test_moderation import BAN, BANS, KICK, TIMEOUT, UNBAN, stream_error_code
-from tests.integration.test_role_concurrency import DELETE_ROLE
-from tests.integration.test_roles_and_overwrites import (
+from tests.integration.message_flows import ADD as ADD_REACTION
+from tests.integration.message_flows import PIN
+from tests.integration.role_flows import (
     ASSIGN_ROLE,
     CREATE_ROLE,
+    DELETE_ROLE,
     UPDATE_ROLE,
     bits,
     overwrite,

@@ -18,11 +18,10 @@ from sqlalchemy.engine import Engine
 from beep.registry import all_definitions
 from db.engines import Database
 from db.migrate import upgrade
-from subgraphs.kernel import internal
 from subgraphs.kernel.app import create_app
 from subgraphs.kernel.settings import Settings
 from tests.harness.ports import free_port
-from tests.integration.flows import SIGN_UP
+from tests.integration.message_flows import INTERNAL, SECRET, post, sign_up
 
 pytestmark = pytest.mark.embedded
 
@@ -35,10 +34,6 @@ class StatementCounter:
         # The shard locator refreshes its per-process cache every 2 s (db/locator.py): not per-request work.
         if "tenant_moves" not in statement:
             self.statements.append(statement)
-
-
-SECRET = "query-counts"  # the app's internal secret: its subgraphs serve only callers holding it
-INTERNAL = {internal.CALLER_HEADER: internal.caller_credential(SECRET)}
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +73,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def post(
-    base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
-) -> dict:
-    headers = INTERNAL | ({"authorization": f"Bearer {token}"} if token else {})
-    response = httpx.post(
-        f"{base_url}/{subgraph}/graphql",
-        json={"query": query, "variables": variables},
-        headers=headers,
-        timeout=30,
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
 def counted(
     base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
 ) -> tuple[dict, int]:
@@ -103,24 +83,6 @@ def counted(
     finally:
         event.remove(Engine, "before_cursor_execute", counter)
     return data, len(counter.statements)
-
-
-def sign_up(base_url: str, name: str) -> tuple[str, str]:
-    data = post(
-        base_url,
-        "users",
-        SIGN_UP,
-        {
-            "input": {
-                "firstName": "N",
-                "lastName": "Q",
-                "username": name,
-                "email": f"{name}@example.test",
-                "password": "pass-word-1",
-            }
-        },
-    )
-    return data["signUp"]["accessToken"], data["signUp"]["user"]["id"]
 
 
 def test_user_references_are_one_query_whatever_their_number(base_url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from subgraphs.kernel.ratelimit import CREATE_SERVER
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_SERVER as CREATE_SERVER_MUTATION
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import Users
 
 
 async def test_creating_servers_too_fast_is_refused_with_retry_after(stack: Stack) -> None:

@@ -20,9 +20,10 @@ from tests.harness.client import GraphQLClient
 from tests.harness.relayed import database_of
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, Account, create_server, sign_up
-from tests.integration.test_roles_and_overwrites import (
+from tests.integration.role_flows import (
     ASSIGN_ROLE,
     CREATE_ROLE,
+    DELETE_ROLE,
     ROLE_FIELDS,
     UPDATE_ROLE,
     bits,
@@ -32,7 +33,6 @@ from tests.integration.test_roles_and_overwrites import (
 ROUNDS = 25
 OPS_PER_ADMIN = 3
 TYPED = {"Role", "ValidationError", "NotFoundError", "PermissionError", "ConflictError"}
-DELETE_ROLE = f"mutation($id: ID!) {{ deleteRole(id: $id) {{ {ROLE_FIELDS} }} }}"
 UNASSIGN_ROLE = f"mutation($i: MemberRoleInput!) {{ unassignRole(input: $i) {{ {ROLE_FIELDS} }} }}"
 ROLES = "query($s: ID!) { server(id: $s) { roles { id name permissions position isEveryone } } }"
 MINE = "query($s: ID!) { server(id: $s) { myPermissions } }"

@@ -4,7 +4,6 @@ references and subscriptions (Discord's evaluation order; folder channels pass t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
 from tests.harness.client import GraphQLClient
@@ -21,35 +20,16 @@ from tests.integration.flows import (
     sign_up,
     subscribe_settled,
 )
-
-ROLE_FIELDS = "__typename ... on Role { id name permissions position } ... on UserError { code field }"
-CREATE_ROLE = f"mutation($i: CreateRoleInput!) {{ createRole(input: $i) {{ {ROLE_FIELDS} }} }}"
-UPDATE_ROLE = f"mutation($i: UpdateRoleInput!) {{ updateRole(input: $i) {{ {ROLE_FIELDS} }} }}"
-ASSIGN_ROLE = f"mutation($i: MemberRoleInput!) {{ assignRole(input: $i) {{ {ROLE_FIELDS} }} }}"
-SET_OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) {
-  __typename ... on Channel { id permissionsSynced } ... on UserError { code field } } }"""
-VIEW = str(int(Permission.VIEW_CHANNEL))
-
-
-def bits(*permissions: Permission) -> str:
-    value = Permission(0)
-    for p in permissions:
-        value |= p
-    return str(int(value))
-
-
-async def overwrite(
-    client: GraphQLClient, channel_id: str, kind: str, target: str, **allow_deny: str
-) -> dict:
-    result = await client.data(
-        SET_OVERWRITE, {"i": {"channelId": channel_id, "targetKind": kind, "targetId": target, **allow_deny}}
-    )
-    return result["setChannelOverwrite"]
-
-
-async def role(client: GraphQLClient, query: str, **input_: Any) -> dict:
-    data = await client.data(query, {"i": input_})
-    return next(iter(data.values()))
+from tests.integration.role_flows import (
+    ASSIGN_ROLE,
+    CREATE_ROLE,
+    ROLE_FIELDS,
+    UPDATE_ROLE,
+    VIEW,
+    bits,
+    overwrite,
+    role,
+)
 
 
 async def test_private_folder_moderator_role_and_member_overwrite(stack: Stack) -> None:

@@ -8,8 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -17,29 +16,35 @@ import sqlalchemy as sa
 
 from db.ids import shard_of
 from subgraphs.kernel.permissions import Permission
-from subgraphs.messages.search.models import SearchDocumentRow
 from subgraphs.messages.search.solr import SolrSearchBackend
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, send
-from tests.integration.test_channel_management import DELETE_CHANNEL, SET_VISIBILITY, mutate
-from tests.integration.test_invites_and_membership import Users
-from tests.integration.test_message_features import EDIT
-from tests.integration.test_message_resume import DELETE
-from tests.integration.test_moderation import KICK
-from tests.integration.test_server_lifecycle import DELETE as DELETE_SERVER
-from tests.integration.test_server_lifecycle import _database
-from tests.unit.test_search_sql import HOSTILE
+from tests.integration.flows import DELETE as DELETE_SERVER
+from tests.integration.flows import (
+    DELETE_CHANNEL,
+    JOIN_SERVER,
+    KICK,
+    SET_VISIBILITY,
+    Users,
+    _database,
+    create_channel,
+    create_server,
+    mutate,
+    send,
+)
+from tests.integration.message_flows import DELETE, EDIT
+from tests.integration.search_flows import (
+    DOCUMENTS,
+    SEARCH,
+    _documents,
+    found_ids,
+    ids,
+    no_documents,
+    search,
+)
+from tests.unit.search_cases import HOSTILE
 
-SEARCH = """query($s: ID!, $c: ID, $q: String, $a: ID, $m: [ID!], $h: [SearchHas!], $b: DateTime,
-  $af: DateTime, $f: Int, $cur: String) {
-  searchMessages(serverId: $s, channelId: $c, query: $q, author: $a, mentions: $m, has: $h, before: $b,
-    after: $af, first: $f, afterCursor: $cur) {
-    edges { cursor highlight node { id content channel { id } } }
-    pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
-WAIT = 20.0
-DOCUMENTS = cast(sa.Table, SearchDocumentRow.__table__)
 
 
 @pytest.fixture(scope="session", params=["embedded", "full", "solr"])
@@ -47,31 +52,6 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     """The search contract runs on the SQL backend in both modes and on Solr (the embedded stack with
     BEEP_SEARCH_BACKEND=solr and a real Solr node)."""
     return request.getfixturevalue(f"{request.param}_stack")
-
-
-async def search(client: GraphQLClient, server_id: str, **args: Any) -> dict[str, Any] | None:
-    data = await client.data(SEARCH, {"s": server_id, **args})
-    return data["searchMessages"]
-
-
-def ids(found: dict[str, Any] | None) -> list[str]:
-    assert found is not None
-    return [e["node"]["id"] for e in found["edges"]]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    """The index follows the outbox: poll until it has caught up."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "the search index did not catch up"
-        await asyncio.sleep(0.2)
-
-
-async def found_ids(client: GraphQLClient, server_id: str, want: set[str], **args: Any) -> None:
-    async def check() -> bool:
-        return set(ids(await search(client, server_id, **args))) == want
-
-    await eventually(check)
 
 
 async def error_of(client: GraphQLClient, server_id: str, **args: Any) -> dict[str, Any]:
@@ -187,37 +167,6 @@ async def test_edits_deletes_and_deleted_channels_reach_the_index(stack: Stack) 
     await no_documents(stack, s)
 
 
-async def _documents(stack: Stack, server_id: str, channel_id: str | None = None) -> int:
-    """How many documents the stack's backend holds for a server (or one of its channels)."""
-    solr_url = stack.env.get("BEEP_SEARCH_SOLR_URL")
-    if solr_url:
-        backend = SolrSearchBackend(solr_url)
-        cores = sorted(
-            core
-            for core in await backend.cores(refresh=True)
-            if core.startswith(f"s{server_id}_c")
-            and (channel_id is None or core == f"s{server_id}_c{channel_id}")
-        )
-        total = 0
-        async with httpx.AsyncClient() as client:
-            for core in cores:
-                found = await client.get(f"{solr_url}/{core}/select", params={"q": "*:*", "rows": "0"})
-                if found.status_code != 404:  # unloaded since it was listed: nothing left in it
-                    total += int(found.json()["response"]["numFound"])
-        return total
-    database = _database(stack)
-    where = DOCUMENTS.c.server_id == int(server_id)
-    if channel_id is not None:
-        where = DOCUMENTS.c.channel_id == int(channel_id)
-    try:
-        session = database.shard_session(shard_of(int(server_id)))
-        async with session:
-            query = sa.select(sa.func.count()).select_from(DOCUMENTS).where(where)
-            return int(await session.scalar(query) or 0)
-    finally:
-        await database.dispose()
-
-
 async def _wipe(stack: Stack, server_id: str) -> None:
     """Lose a server's documents behind Beep's back (what `beep search reindex` repairs)."""
     solr_url = stack.env.get("BEEP_SEARCH_SOLR_URL")
@@ -239,13 +188,6 @@ async def _wipe(stack: Stack, server_id: str) -> None:
             await session.execute(sa.delete(DOCUMENTS).where(DOCUMENTS.c.server_id == int(server_id)))
     finally:
         await database.dispose()
-
-
-async def no_documents(stack: Stack, server_id: str, channel_id: str | None = None) -> None:
-    async def check() -> bool:
-        return await _documents(stack, server_id, channel_id) == 0
-
-    await eventually(check)
 
 
 async def test_hostile_queries_never_leave_the_channel_filter(stack: Stack) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
-from tests.integration.test_fanout import created, guild
+from tests.integration.message_flows import created, guild
 
 SENT = """mutation($input: SendMessageInput!) { sendMessage(input: $input) {
   __typename ... on Message { id author { id username } channel { id name } } } }"""

@@ -7,8 +7,15 @@ from typing import Any
 
 from tests.harness.client import Operation
 from tests.harness.stack import Stack
-from tests.integration.flows import create_channel, create_server, stream_error_code, subscribe_settled
-from tests.integration.test_invites_and_membership import Users, accept, invite
+from tests.integration.flows import (
+    Users,
+    accept,
+    create_channel,
+    create_server,
+    invite,
+    stream_error_code,
+    subscribe_settled,
+)
 
 SERVER_EVENTS = """subscription($s: ID!) { serverEvents(serverId: $s) {
   __typename

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
-from unittest import mock
 
 import sqlalchemy as sa
 
@@ -16,28 +14,29 @@ import subgraphs.messages.search.models
 import subgraphs.servers.models
 import subgraphs.webhooks.models  # noqa: F401 - every shard table in ShardBase.metadata
 from db.base import ShardBase
-from db.engines import Database
 from db.ids import shard_of
 from db.tenant_move.plan import IGNORED_TABLES
 from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.settings import Settings
 from tests.harness.stack import Stack
 from tests.integration.flows import (
+    DELETE,
+    ERRORS,
     JOIN_SERVER,
     MESSAGE_EVENTS,
+    Users,
+    _database,
+    accept,
     create_channel,
     create_server,
+    grant_role,
+    invite,
     outcome,
     send,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
-ERRORS = "... on UserError { code message field }"
 UPDATE = f"""mutation($i: UpdateServerInput!) {{ updateServer(input: $i) {{
   __typename ... on Server {{ id name description visibility }} {ERRORS} }} }}"""
-DELETE = f"""mutation($s: ID!, $n: String!) {{ deleteServer(serverId: $s, confirmName: $n) {{
-  __typename ... on ServerDeletion {{ serverId }} {ERRORS} }} }}"""
 AUDIT = """query($s: ID!, $first: Int, $before: ID, $action: AuditAction) {
   auditLog(serverId: $s, first: $first, before: $before, action: $action) {
     id action targetKind targetId reason context actor { id } changes { field before after } } }"""
@@ -173,12 +172,6 @@ async def test_audit_log_records_who_changed_what(stack: Stack) -> None:
     assert (await as_bob.data(AUDIT, {"s": server["id"], "first": 1}))["auditLog"][0]["action"] == (
         "MEMBER_ROLE_ADD"
     )
-
-
-def _database(stack: Stack) -> Database:
-    with mock.patch.dict(os.environ, stack.env, clear=True):
-        settings = Settings()
-    return Database(settings.resolved_directory_url, settings.shard_map)
 
 
 async def _leftovers(stack: Stack, server_id: int, channel_ids: list[int]) -> dict[str, int]:

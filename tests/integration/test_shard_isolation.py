@@ -16,14 +16,13 @@ from db.engines import Database
 from db.ids import shard_of
 from db.shardmap import ShardMap
 from db.tenants import Tenant
-from subgraphs.channels import service as channels
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.messages.models import MessageRow
-from subgraphs.servers import service as servers
 from tests.harness.stack import Stack
+from tests.integration.flows import _tenant
 
 SHARD_A, SHARD_B = 3, 40
 ALICE = Principal(user_id=1001, username="alice", token_id=None, expires_at=0)
@@ -44,27 +43,6 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await migrate.upgrade(db)
     yield db
     await db.dispose()
-
-
-async def _tenant(
-    db: Database, owner: Principal, shard: int, monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, int]:
-    monkeypatch.setattr(servers, "choose_shard", lambda _n: shard)
-    uow = UnitOfWork(db, InProcessBus())
-    try:
-        async with uow.atomic():
-            server = await servers.create_server(uow, owner, servers.NewServer("Tenant", "PRIVATE", None), 64)
-            channel = await channels.create_channel(
-                uow, owner, channels.NewChannel(server.id, "c", "TEXT", None)
-            )
-        async with uow.atomic():
-            for i in range(3):
-                await messages.send_message(
-                    uow, owner, messages.NewMessage(channel.id, f"{shard}:{i}", None, None)
-                )
-    finally:
-        await uow.close()
-    return server.id, channel.id
 
 
 async def test_a_tenants_queries_touch_only_its_shard(

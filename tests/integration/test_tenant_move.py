@@ -39,13 +39,13 @@ from tests.integration.flows import (
     SEND_MESSAGE,
     create_channel,
     create_server,
+    grant_role,
     send,
     sign_up,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import grant_role
-from tests.integration.test_roles_and_overwrites import VIEW, bits, overwrite
-from tests.integration.test_shard_isolation import _tenant as seeded_tenant
+from tests.integration.flows import _tenant as seeded_tenant
+from tests.integration.role_flows import VIEW, bits, overwrite
 
 pytestmark = pytest.mark.full
 

@@ -13,8 +13,7 @@ from tests.harness.nat import OneToOneNat, host_candidates, private_address, wit
 from tests.harness.stack import Stack, start_embedded
 from tests.harness.voice_api import JOIN, LEAVE, to_answer
 from tests.harness.voice_peers import VoicePeer, wait_until
-from tests.integration.flows import create_channel, create_server
-from tests.integration.test_invites_and_membership import Users
+from tests.integration.flows import Users, create_channel, create_server
 
 pytestmark = pytest.mark.embedded
 

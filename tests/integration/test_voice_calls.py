@@ -22,12 +22,15 @@ from tests.harness.voice_api import JOIN, LEAVE, STATE_EVENTS, STATES, UPDATE, j
 from tests.harness.voice_peers import VoicePeer, wait_until
 from tests.integration.flows import (
     Account,
+    Users,
+    accept,
     create_channel,
     create_server,
+    grant_role,
+    invite,
     stream_error_code,
     subscribe_settled,
 )
-from tests.integration.test_invites_and_membership import Users, accept, grant_role, invite
 
 TONES = {"ada": 440.0, "bob": 660.0, "cy": 990.0}
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""

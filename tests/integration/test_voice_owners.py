@@ -21,8 +21,7 @@ from tests.harness.ports import free_port
 from tests.harness.stack import BEEP, Stack
 from tests.harness.voice_api import JOIN, LEAVE, STATES, join_call, renegotiate
 from tests.harness.voice_peers import VoicePeer, wait_until
-from tests.integration.flows import create_channel, create_server, sign_up
-from tests.integration.test_invites_and_membership import accept, invite
+from tests.integration.flows import accept, create_channel, create_server, invite, sign_up
 
 pytestmark = pytest.mark.full
 

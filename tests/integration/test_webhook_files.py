@@ -19,9 +19,9 @@ from subgraphs.kernel.permissions import Permission
 from tests.harness.client import Operation
 from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack
+from tests.integration.attachment_flows import get, key_of, png
 from tests.integration.flows import create_channel, sign_up, subscribe_settled
-from tests.integration.test_attachments import get, key_of, png
-from tests.integration.test_webhooks import base_url, create_webhook, setup
+from tests.integration.webhook_flows import base_url, create_webhook, setup
 
 ATTACHMENT = "id filename size contentType width height url thumbnailUrl"
 READ = f"""query($id: ID!) {{ message(id: $id) {{ id content webhook {{ name }}

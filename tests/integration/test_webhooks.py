@@ -12,12 +12,9 @@ import httpx
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
-from tests.integration.flows import JOIN_SERVER, create_channel, create_server, sign_up, subscribe_settled
+from tests.integration.flows import create_channel, create_server, sign_up, subscribe_settled
+from tests.integration.webhook_flows import CREATE, WEBHOOK_FIELDS, base_url, create_webhook, setup
 
-WEBHOOK_FIELDS = "id name avatarUrl channel { id } creator { id }"
-CREATE = f"""mutation($i: CreateWebhookInput!) {{ createWebhook(input: $i) {{ __typename
-  ... on WebhookSecret {{ token url webhook {{ {WEBHOOK_FIELDS} }} }}
-  ... on UserError {{ code field }} }} }}"""
 UPDATE = f"""mutation($i: UpdateWebhookInput!) {{ updateWebhook(input: $i) {{ __typename
   ... on Webhook {{ {WEBHOOK_FIELDS} }} ... on UserError {{ code field }} }} }}"""
 REGENERATE = """mutation($id: ID!) { regenerateWebhookToken(id: $id) { __typename
@@ -91,10 +88,6 @@ ALERT = {
 }
 
 
-def base_url(stack: Stack) -> str:
-    return stack.router_url.removesuffix("/graphql")
-
-
 async def post(
     stack: Stack, path: str, body: Any = None, *, retry_limited: bool = True, **kwargs: Any
 ) -> httpx.Response:
@@ -127,22 +120,6 @@ async def next_created(operation: Any) -> dict[str, Any]:
     event = message["payload"]["data"]["messageEvents"]
     assert event["__typename"] == "MessageCreated", event
     return event["message"]
-
-
-async def setup(stack: Stack) -> tuple[Any, ...]:
-    anonymous = GraphQLClient(stack.router_url)
-    owner, bob = await sign_up(anonymous, "hookowner"), await sign_up(anonymous, "hookbob")
-    as_owner, as_bob = anonymous.with_token(owner.token), anonymous.with_token(bob.token)
-    server = await create_server(as_owner, "Hooks")
-    channel = await create_channel(as_owner, server["id"], "deploys")
-    await as_bob.data(JOIN_SERVER, {"id": server["id"]})
-    return anonymous, owner, bob, as_owner, as_bob, server, channel
-
-
-async def create_webhook(client: GraphQLClient, channel_id: str, name: str = "CI") -> dict[str, Any]:
-    created = (await client.data(CREATE, {"i": {"channelId": channel_id, "name": name}}))["createWebhook"]
-    assert created["__typename"] == "WebhookSecret", created
-    return created
 
 
 async def test_webhook_lifecycle_with_discord_payloads(stack: Stack) -> None:

@@ -13,7 +13,7 @@ import httpx
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, Account, create_channel, create_server, sign_up
-from tests.integration.test_webhooks import base_url, create_webhook
+from tests.integration.webhook_flows import base_url, create_webhook
 
 SEND = """mutation($i: SendMessageInput!) { sendMessage(input: $i) { __typename
   ... on Message { id } ... on UserError { code field } } }"""

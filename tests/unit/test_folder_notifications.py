@@ -22,7 +22,7 @@ from subgraphs.channels.events import ChannelDeleted
 from subgraphs.channels.models import ChannelRow
 from subgraphs.users.notifications import repository
 from subgraphs.users.notifications.models import NotificationPreferenceRow
-from tests.unit.test_notification_consumer import (
+from tests.unit.notification_consumer_helpers import (
     SHARD,
     Tenant,
     handle,
@@ -32,7 +32,7 @@ from tests.unit.test_notification_consumer import (
     tenant,
 )
 
-__all__ = ["tenant"]  # the fixture, shared with test_notification_consumer
+__all__ = ["tenant"]  # the fixture (notification_consumer_helpers.py)
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from subgraphs.messages.events import MessageCreated
 from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import consumer
 from subgraphs.users.notifications.models import NotificationPreferenceRow, NotificationRow
-from tests.unit.test_notification_consumer import (
+from tests.unit.notification_consumer_helpers import (
     SHARD,
     Tenant,
     add_server,
@@ -32,7 +32,7 @@ from tests.unit.test_notification_consumer import (
     tenant,
 )
 
-__all__ = ["tenant"]  # the fixture, shared with test_notification_consumer
+__all__ = ["tenant"]  # the fixture (notification_consumer_helpers.py)
 
 
 async def handle(t: Tenant, *events: Event) -> int:

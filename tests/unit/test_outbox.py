@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from db.engines import Database
-from db.migrate import upgrade
-from db.shardmap import ShardMap
 from subgraphs.kernel import outbox
 from subgraphs.kernel.bus import QUEUE_LIMIT, InProcessBus
 from subgraphs.kernel.errors import BeepGraphQLError
@@ -21,19 +18,13 @@ from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged, Event
 from subgraphs.kernel.outbox import Cursor, Deduplicator
 from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.messages.events import MessageDeleted
+from tests.unit.sqlite_stores import database
+
+__all__ = ["database"]  # the fixture (sqlite_stores.py)
 
 SHARD = 0
 TOPIC = "channel:7"
 LEASE = 1.5  # seconds: the lease of the relays that take over from a dead one
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    shard_map = ShardMap.parse(f"0-1=sqlite+aiosqlite:///{tmp_path}/shard_{{shard}}.db", 2)
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/directory.db", shard_map)
-    await upgrade(db)
-    yield db
-    await db.dispose()
 
 
 async def write(database: Database, *message_ids: int, topic: str = TOPIC, store: int = SHARD) -> None:

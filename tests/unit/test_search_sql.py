@@ -30,21 +30,11 @@ from subgraphs.messages.search.documents import (
 from subgraphs.messages.search.solr import SolrSearchBackend, lucene_query
 from subgraphs.messages.search.sql import SqlSearchBackend, fts5_match, tsquery
 from tests.harness.solr import solr_node
+from tests.unit.search_cases import HOSTILE
 
 SERVER = 1 << 22  # shard 0 of the id layout: 41 bits of time, 10 of shard, 12 of sequence
 CHANNEL, OTHER_CHANNEL = SERVER + 1, SERVER + 2
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-HOSTILE = [
-    'x" OR 1=1 --',
-    "a NEAR(b c) d*",
-    "channel_id:123 OR *",
-    "{!lucene}channel_id:*",
-    "content:* OR server_id:[* TO *]",
-    "a & !b | c:* <-> d",
-    "\"'; DROP TABLE search_documents; --",
-    "^start col:term (group) + - ~ \\",
-]
 
 
 def test_queries_become_plain_folded_words_and_phrases() -> None:
