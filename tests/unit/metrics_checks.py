@@ -7,11 +7,16 @@ import re
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from media.voice.errors import Refusal
+
 # Every label a Beep metric may carry, and what its values may be (None: checked by `bounded_value`).
 LABELS: dict[str, set[str] | None] = {
     "subgraph": {"users", "servers", "channels", "messages", "friends", "webhooks", "unknown"},
     "operation_type": {"query", "mutation", "subscription", "unknown"},
-    "outcome": {"ok", "user_error", "server_error"},
+    # GraphQL operations; voice joins (media/voice/metrics.py): ok, error or a refusal's code
+    "outcome": {"ok", "user_error", "server_error", "error", *(r.value for r in Refusal)},
+    "result": {"hit", "miss"},  # cache lookups
+    "kind": {"audio", "video"},  # voice frames
     "limit": None,
     "database": None,
     "store": None,
