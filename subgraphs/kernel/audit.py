@@ -135,7 +135,7 @@ async def record(
         "actor_id": str(actor_id),
         "target_kind": target_kind,
         "target_id": None if target_id is None else str(target_id),
-        "fields": [change["field"] for change in payload["changes"]],
+        "fields": [change.field for change in diff(before, after)],
     }
     uow.after_commit(lambda: stream.info("audit %s", action.value, extra=line))
     await session.execute(

@@ -95,7 +95,8 @@ def test_formatters_write_personal_fields_and_addresses_only_as_tokens(tokens: L
     assert entry["message"] == f"sign-in for {tokens.token('carol@example.net')} failed"
     assert tokens.token("carol@example.net") in entry["exception"]
     assert entry["stream"] == "audit"
-    assert {"level", "timestamp", "service", "container_id", "trace_id", "span_id", "request_id"} <= set(entry)
+    standard = {"level", "timestamp", "service", "container_id", "trace_id", "span_id", "request_id"}
+    assert standard <= set(entry)
 
 
 def test_without_a_key_a_formatter_still_writes_no_clear_text() -> None:
