@@ -145,11 +145,13 @@ def _text_value(value: Any) -> str:
 
 
 def _not_for_people(record: logging.LogRecord) -> bool:
-    """httpx's line per request (readiness polls, JWKS fetches); uvicorn's "connection open", which follows
-    its "WebSocket ... [accepted]" line."""
+    """httpx's line per request (readiness polls, JWKS fetches), the access log's (the router's log has
+    them); uvicorn's "connection open", which follows its "WebSocket ... [accepted]" line."""
     if record.levelno >= logging.WARNING:
         return True
-    return record.name != "httpx" and not (record.name == "uvicorn.error" and record.msg == "connection open")
+    if record.name in ("httpx", ACCESS_LOGGER):
+        return False
+    return not (record.name == "uvicorn.error" and record.msg == "connection open")
 
 
 def configure_logging(
