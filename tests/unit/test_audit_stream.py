@@ -30,7 +30,9 @@ class Undone(Exception):
     pass
 
 
-async def test_an_entry_is_logged_after_commit_only(database: Database, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_entry_is_logged_after_commit_only(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     async def create(uow: UnitOfWork) -> int:
         return (await servers.create_server(uow, OWNER, servers.NewServer("Guild", "PRIVATE", None), 1)).id
 
