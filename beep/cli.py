@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--channel", help="a channel ID")
     target.add_argument("--server", help="a server ID")
 
+    from beep import logs
+
+    logs.add_parser(commands)
+
     sg = commands.add_parser("supergraph", help="the API contract (subgraph SDLs and the supergraph)")
     sg_commands = sg.add_subparsers(dest="sg_command", required=True)
     sg_commands.add_parser("export", help="write each subgraph's SDL from code")
@@ -239,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         from beep.backup.cli import main as backup_main
 
         return backup_main(settings, args)
+    if args.command == "logs":
+        return logs.run(settings, args)
     if args.command == "supergraph":
         from beep import supergraph
 

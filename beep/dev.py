@@ -71,6 +71,7 @@ async def _run(settings: Settings) -> int:
         audience=settings.jwt_audience,
         internal_secret=settings.resolved_internal_secret,
     )
+    env["BEEP_LOG_TOKEN_KEY"] = settings.resolved_log_token_key  # the router's tokens match the app's
     if settings.log_format == "text" and "BEEP_ROUTER_LOG_FORMAT" not in env:
         env |= {"BEEP_ROUTER_LOG_FORMAT": "pretty", "NO_COLOR": "1"}  # readable; no colour codes in a file
     router_log = settings.data_dir / "router.log"

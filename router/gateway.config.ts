@@ -7,10 +7,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ConsoleLogWriter,
   createRemoteJwksSigningKeyProvider,
   defineConfig,
-  JSONLogWriter,
   Logger,
   useJWT,
   type ExtractTokenFunction,
@@ -23,6 +21,8 @@ import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
+import { BeepJsonLogWriter, TokenizingConsoleWriter, useAccessLog } from './logging.ts';
+import { generateKey, LogTokenizer } from './logtokens.ts';
 import jsonwebtoken from 'jsonwebtoken';
 import {
   GraphQLError,
@@ -103,10 +103,18 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
   throw new Error(`[beep-router] BEEP_ROUTER_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 }
+// Personal data in logs as tokens (logging.ts, docs/logging.md), with the key every Beep process holds.
+const logTokenKey = str('BEEP_LOG_TOKEN_KEY');
+const logTokens = new LogTokenizer(logTokenKey ?? generateKey());
 const log = new Logger({
   ...(logLevel ? { level: logLevel as (typeof LOG_LEVELS)[number] } : {}),
-  writers: [logFormat === 'json' ? new JSONLogWriter() : new ConsoleLogWriter()],
+  writers: [
+    logFormat === 'json'
+      ? new BeepJsonLogWriter(`${str('BEEP_SERVICE_NAME', 'beep')}-router`, logTokens)
+      : new TokenizingConsoleWriter(logTokens),
+  ],
 });
+if (!logTokenKey) log.warn('[beep-router] BEEP_LOG_TOKEN_KEY is not set: this process\'s log tokens cannot be revealed');
 
 // The hive-gateway CLI also reads the generic PORT / HOST variables (and --port / --host), and
 // those win over this file. Say so instead of silently listening somewhere else.
@@ -186,8 +194,12 @@ for (const [key, raw] of Object.entries(env)) {
 // Every subgraph request carries the internal caller credential (internal.ts); required.
 withCallerCredential(transportEntries, str('BEEP_INTERNAL_SECRET'));
 
+function clientAddress(context: unknown): string | undefined {
+  return (context as { req?: { socket?: { remoteAddress?: string } } })?.req?.socket?.remoteAddress;
+}
+
 function forwardedFor(incoming: string | undefined, context: unknown): string | undefined {
-  const peer = (context as { req?: { socket?: { remoteAddress?: string } } })?.req?.socket?.remoteAddress;
+  const peer = clientAddress(context);
   if (!peer) return incoming;
   return incoming ? `${incoming}, ${peer}` : peer;
 }
@@ -825,6 +837,7 @@ export const gatewayConfig = defineConfig({
   },
 
   plugins: () => [
+    useAccessLog(clientAddress), // before the proxies: their requests are logged too
     useWebhookProxy(), // first: its requests are not GraphQL (no upload guard, no JWT)
     useMediaProxy(), // the same: signed file downloads
     useVaryOrigin() as GatewayPlugin,

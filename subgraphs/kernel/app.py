@@ -26,7 +26,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from subgraphs.kernel import i18n, internal, live_access, metrics, presence, wellformed
+from subgraphs.kernel import access_log, i18n, internal, live_access, metrics, presence, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
@@ -95,7 +95,9 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
         """As Strawberry's, but nesting too deep for the decoder is a 400 too, not a RecursionError (a
         500). Lone surrogates pass here and are refused as BAD_USER_INPUT (errors.RefuseInvalidText)."""
         try:
-            return wellformed.loads(data, text=False)
+            parsed = wellformed.loads(data, text=False)
+            access_log.note_operation(parsed)
+            return parsed
         except json.JSONDecodeError as error:
             raise HTTPException(400, "Unable to parse request body as JSON") from error
         except wellformed.MalformedJSON as error:
@@ -221,7 +223,7 @@ class PresenceLifecycle:
 
 class RequestIdMiddleware:
     """Pure ASGI (BaseHTTPMiddleware would break contextvars): request id in logs and response headers,
-    and the request's sessions closed once the response is sent."""
+    a line in the access log per request, and the request's sessions closed once the response is sent."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -234,10 +236,17 @@ class RequestIdMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        entry = access_log.Entry.start(scope)
+        operation_token = access_log.operation_var.set(entry)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                entry.status = message["status"]
+            elif message["type"] == "websocket.accept":
+                entry.status = 101
+            elif message["type"] == "websocket.close" and entry.status is None:
+                entry.status = 403  # refused before it was accepted
             await send(message)
 
         try:
@@ -246,6 +255,8 @@ class RequestIdMiddleware:
             uow = scope.get("state", {}).get(UOW_STATE_KEY)
             if uow is not None:
                 await uow.close()
+            entry.write()
+            access_log.operation_var.reset(operation_token)
             request_id_var.reset(token)
 
 
@@ -411,7 +422,7 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
 
 def configure_process(settings: Settings, component: str) -> None:
     service = f"{settings.service_name}-{component}"
-    configure_logging(service, settings.log_level, settings.log_format)
+    configure_logging(service, settings.log_level, settings.log_format, settings.resolved_log_token_key)
     configure_tracing(service, settings.otel_exporter, settings.otel_endpoint)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import ShardBase
 from db.ids import new_id
+from subgraphs.kernel.logging import AUDIT_LOGGER
 from subgraphs.kernel.uow import UnitOfWork
+
+# The audit stream (docs/logging.md): each entry once more as a log line, once its change is committed,
+# for an operator's log search across tenants. Which fields changed, not their values (names, topics...).
+stream = logging.getLogger(AUDIT_LOGGER)
 
 
 class AuditAction(enum.Enum):
@@ -123,6 +129,15 @@ async def record(
     }
     session = await uow.for_entity(server_id)
     target_kind, target_id = target
+    line = {
+        "action": action.value,
+        "server_id": str(server_id),
+        "actor_id": str(actor_id),
+        "target_kind": target_kind,
+        "target_id": None if target_id is None else str(target_id),
+        "fields": [change.field for change in diff(before, after)],
+    }
+    uow.after_commit(lambda: stream.info("audit %s", action.value, extra=line))
     await session.execute(
         sa.insert(AuditLogRow).values(
             id=new_id(await uow.shard_for(server_id)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.shardmap import ShardMap
 from media.voice.announce import parse_address, parse_addresses
+from subgraphs.kernel.logtokens import generate_key as generate_log_token_key
 
 SUBGRAPH_NAMES = ("users", "servers", "channels", "messages", "friends", "webhooks")
 
@@ -103,6 +105,10 @@ class Settings(BaseSettings):
     service_name: str = "beep"
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # Personal data in logs is written as tokens made with this key (kernel/logtokens.py; `beep logs
+    # new-key` makes one, `beep logs reveal` reads tokens back). Every process of a deployment and the
+    # router hold the same value; empty: one kept in <data_dir>/log-token-key (one machine: `beep dev`).
+    log_token_key: str = ""
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str = ""
 
@@ -194,9 +200,15 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_internal_secret(self) -> str:
-        if self.internal_secret:
-            return self.internal_secret
-        path = self.data_dir / "internal-secret"
+        return self.internal_secret or self._kept_secret("internal-secret", lambda: secrets.token_urlsafe(32))
+
+    @cached_property
+    def resolved_log_token_key(self) -> str:
+        return self.log_token_key or self._kept_secret("log-token-key", generate_log_token_key)
+
+    def _kept_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret in <data_dir>/`name`, made by the first process of this machine that needs it."""
+        path = self.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -205,7 +217,7 @@ class Settings(BaseSettings):
                 pass
             else:
                 with os.fdopen(fd, "w") as out:
-                    out.write(secrets.token_urlsafe(32))
+                    out.write(make())
         return path.read_text().strip()
 
     @cached_property

@@ -38,6 +38,7 @@ class UnitOfWork:
         self._shards: dict[int, AsyncSession] = {}
         self._pending: list[tuple[str, Event]] = []
         self._ephemeral: list[tuple[str, Event]] = []
+        self._committed: list[Callable[[], None]] = []
         self._depth = 0
         self._located: dict[int, int] = {}
 
@@ -119,6 +120,13 @@ class UnitOfWork:
             raise RuntimeError("events can only be recorded inside uow.atomic()")
         self._ephemeral.append((topic, event))
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): the audit stream's
+        log lines, which must name only changes that happened."""
+        if self._depth == 0:
+            raise RuntimeError("after_commit can only be used inside uow.atomic()")
+        self._committed.append(callback)
+
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[UnitOfWork]:
         self._depth += 1
@@ -132,11 +140,15 @@ class UnitOfWork:
             if self._depth == 0:
                 self._pending.clear()
                 self._ephemeral.clear()
+                self._committed.clear()
                 await self._rollback()
             raise
         self._depth -= 1
         if self._depth == 0:
             await self._commit()
+            committed, self._committed = self._committed, []
+            for callback in committed:
+                callback()
             ephemeral, self._ephemeral = self._ephemeral, []
             if stores:
                 ephemeral.append((outbox.WAKE_TOPIC, outbox.OutboxWritten(sorted(stores))))

@@ -8,6 +8,7 @@ rolls the row back; what the provider created before a later failure is undone b
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +26,16 @@ from subgraphs.kernel.errors import (
     ValidationFailed,
 )
 from subgraphs.kernel.events import PresenceChanged
+from subgraphs.kernel.logging import AUDIT_LOGGER
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
 from subgraphs.users import repository, totp
 from subgraphs.users.identity import IdentityProvider, SignedIn, wrong_credentials, wrong_totp
 from subgraphs.users.models import UserRow
 from subgraphs.users.throttle import SignInThrottle
+
+# Accounts in the audit stream (docs/logging.md); e-mail, username and address are tokenised there.
+audit_log = logging.getLogger(AUDIT_LOGGER)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,30}[A-Za-z0-9_])?$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -190,11 +195,22 @@ async def sign_up_compensated(
     created: list[UserRow] = []
     try:
         async with commit():
-            return await sign_up(uow, provider, data, created)
+            result = await sign_up(uow, provider, data, created)
     except BaseException:
         for user in created:
             await provider.delete_identity(user)
         raise
+    for user in created:
+        audit_log.info(
+            "account created",
+            extra={
+                "action": "ACCOUNT_CREATE",
+                "user_id": str(user.id),
+                "username": user.username,
+                "email": user.email,
+            },
+        )
+    return result
 
 
 async def sign_in(
@@ -216,6 +232,10 @@ async def sign_in(
     except AuthenticationFailed as error:
         if error.code != ErrorCode.TOTP_REQUIRED:  # the password was right: not a guess
             await throttle.failed(email, address)
+            audit_log.warning(
+                "sign-in failed",
+                extra={"action": "SIGN_IN_FAIL", "code": error.code.value, "email": email, "ip": address},
+            )
         raise
     await throttle.succeeded(email)
     return await _signed_in_user(uow, provider, signed_in)

@@ -566,6 +566,17 @@ def test_the_router_and_every_subgraph_share_the_internal_secret(default_manifes
     assert {(r["name"], r["key"]) for r in refs.values()} == {("beep-secrets", "internal-secret")}
 
 
+def test_the_router_and_every_subgraph_share_the_log_token_key(default_manifests: list[Manifest]) -> None:
+    """One key for every process's log tokens (docs/logging.md), or one person's tokens differ by pod."""
+    refs = {}
+    for name, spec in pod_specs(default_manifests):
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert "BEEP_LOG_TOKEN_KEY" in env, f"{name} lacks BEEP_LOG_TOKEN_KEY"
+        refs[name] = env["BEEP_LOG_TOKEN_KEY"]["valueFrom"]["secretKeyRef"]
+    assert f"Deployment/{RELEASE}-router" in refs and f"Deployment/{RELEASE}-worker" in refs
+    assert {(r["name"], r["key"]) for r in refs.values()} == {("beep-secrets", "log-token-key")}
+
+
 def test_the_router_can_autoscale_on_cpu() -> None:
     assert not of_kind(render(), "HorizontalPodAutoscaler")
     manifests = render(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from beep.dev import embedded_subgraph_urls
 from beep.router import router_env, start_router, wait_ready
-from subgraphs.kernel import internal
+from subgraphs.kernel import internal, logtokens
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 from tests.harness.ports import free_port
 from tests.harness.replication import ReplicatedPostgres
@@ -134,8 +134,9 @@ class Stack:
             audience="beep",
             internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
-        # The fan-out tier's own settings, when a test's stack sets them.
+        # The fan-out tier's own settings, when a test's stack sets them; the key of the logs' tokens.
         env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        env["BEEP_LOG_TOKEN_KEY"] = self.env["BEEP_LOG_TOKEN_KEY"]
         # Prometheus metrics on an internal port of the router's own (router/metrics.ts), as deployed.
         env["BEEP_ROUTER_METRICS_PORT"] = str(free_port())
         env |= extra_env or {}
@@ -200,6 +201,8 @@ def _base_env(workdir: Path) -> dict[str, str]:
     env.update(BEEP_DATA_DIR=str(workdir / "data"), BEEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
     # Shared by the subgraphs and the routers' fan-out tier (kernel/internal.py).
     env.update(BEEP_INTERNAL_SECRET=secrets.token_urlsafe(32))
+    # Personal data in the logs is tokenised with this key (tests/integration/test_log_privacy.py).
+    env.update(BEEP_LOG_TOKEN_KEY=logtokens.generate_key())
     # Tests send bursts (1,000 messages to resume from); the default send limit has its own stack
     # (test_message_rate_limit.py).
     env.update(BEEP_MESSAGE_SEND_LIMIT="100000")

@@ -22,7 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 # Generated or installed, never committed: a doc may name them, they need not exist in a checkout.
 GENERATED = ("router/node_modules", "search/solr/lib", ".venv", ".cache", "var")
 # Where settings are read or set: the code, the chart, the scripts, the realm, the test harness.
-CODE_DIRS = ("subgraphs", "beep", "db", "media", "router", "helm", "scripts", "keycloak", "tests", ".ci", "bench")
+CODE_DIRS = (
+    "subgraphs",
+    "beep",
+    "db",
+    "media",
+    "router",
+    "helm",
+    "scripts",
+    "keycloak",
+    "tests",
+    ".ci",
+    "bench",
+)
 CODE_SUFFIXES = {"", ".py", ".ts", ".mjs", ".js", ".yaml", ".yml", ".tpl", ".json", ".txt", ".sh", ".toml"}
 
 _FENCE = re.compile(r"^(```|~~~)")

@@ -76,6 +76,7 @@ def test_json_stays_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
         # a person is not shown every outgoing request, nor uvicorn's second line per socket
         assert not handler.filter(record("httpx", logging.INFO, "HTTP Request: GET http://x/readiness"))
         assert not handler.filter(record("uvicorn.error", logging.INFO, "connection open"))
+        assert not handler.filter(record("beep.access", logging.INFO, "POST /users/graphql 200"))
         assert handler.filter(record("httpx", logging.WARNING, "retrying"))
         assert handler.filter(record("beep.app", logging.INFO, "runtime started"))
     finally:

@@ -178,6 +178,13 @@ reference them as $(VAR): Kubernetes expands a reference only to a variable decl
     secretKeyRef:
       name: {{ required "secrets.existingSecret must name an existing Secret" .Values.secrets.existingSecret }}
       key: {{ required "secrets.internalSecretKey: the router and the subgraphs share the internal secret" .Values.secrets.internalSecretKey }}
+{{- if .Values.secrets.logTokenKeyKey }}
+- name: BEEP_LOG_TOKEN_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.existingSecret }}
+      key: {{ .Values.secrets.logTokenKeyKey }}
+{{- end }}
 {{- end }}
 
 {{- define "beep.connectionEnv" -}}
