@@ -47,6 +47,7 @@ import {
   type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
+import { deliveredInTrace } from './tracing.ts';
 
 type Log = {
   info: (...args: any[]) => void;
@@ -570,6 +571,19 @@ class SharedStream {
   }
 
   private publish(result: ExecutionResult): void {
+    const traceparent = result.extensions?.traceparent;
+    if (typeof traceparent !== 'string') return this.render(result);
+    // The subgraph's delivery context (kernel/tracing.py): continued here, never sent to clients.
+    const extensions = { ...result.extensions };
+    delete extensions.traceparent;
+    const untraced: ExecutionResult = { ...result };
+    if (Object.keys(extensions).length > 0) untraced.extensions = extensions;
+    else delete untraced.extensions;
+    const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size };
+    deliveredInTrace(traceparent, attributes, () => this.render(untraced));
+  }
+
+  private render(result: ExecutionResult): void {
     const [cursor, clean] = splitCursor(result, this.responseKey);
     if (cursor !== undefined) {
       if (!isAfter(cursor, this.lastCursor)) return; // replayed twice across a reopen

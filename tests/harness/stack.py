@@ -135,7 +135,7 @@ class Stack:
             internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
         # The fan-out tier's own settings, when a test's stack sets them.
-        env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        env |= {k: v for k, v in self.env.items() if k.startswith(("BEEP_FANOUT", "BEEP_OTEL"))}
         # Prometheus metrics on an internal port of the router's own (router/metrics.ts), as deployed.
         env["BEEP_ROUTER_METRICS_PORT"] = str(free_port())
         env |= extra_env or {}
@@ -243,8 +243,11 @@ def start_embedded(
     return stack
 
 
-def start_full(database: PostgresServer | ReplicatedPostgres | None = None) -> Stack:
-    """`database`: where the directory and shards live (a primary with a replica for failover drills)."""
+def start_full(
+    database: PostgresServer | ReplicatedPostgres | None = None, extra_env: dict[str, str] | None = None
+) -> Stack:
+    """`database`: where the directory and shards live (a primary with a replica for failover drills);
+    `extra_env`: settings for every process (the routers take its BEEP_OTEL_* and BEEP_FANOUT_*)."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
     stack = Stack("full", workdir, {})
     try:
@@ -277,6 +280,7 @@ def start_full(database: PostgresServer | ReplicatedPostgres | None = None) -> S
                 "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
             }
             | stack.s3.env()
+            | (extra_env or {})
         )
         subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
         second_messages = free_port()
