@@ -25,7 +25,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import event
@@ -60,13 +66,39 @@ def configure_tracing(service: str, exporter: str, endpoint: str = "", sampling_
         )
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(sampling_ratio)),
+        sampler=ParentBased(_RootSampler(sampling_ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=1000))
     trace.set_tracer_provider(provider)
     _instrument_clients()
     ACTIVE = True
     return True
+
+
+class _RootSampler(Sampler):
+    """New traces at the ratio, except those a client call (a statement, a Redis command) would start:
+    outside a request's or an event's trace they are background polling (the relay's sweep, leases), noise
+    that would fill the trace store."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind == SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return self._ratio.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"BeepRoot{{{self._ratio.get_description()}}}"
 
 
 def _instrument_clients() -> None:
