@@ -415,6 +415,9 @@ class SharedStream {
   servers = new Set<string>();
   lastCursor: string | undefined;
   private upstream: AsyncIterator<ExecutionResult> | undefined;
+  // The trace context of the upstream event being rendered (tracing.ts): the subgraph sends it in its
+  // result's extensions, which the gateway drops; `useSharedSubscriptions` catches it on the way in.
+  private readonly trace: TraceCarrier = {};
   private leader: string | undefined;
   private stopped = false;
   private reopening = false;
@@ -477,6 +480,7 @@ class SharedStream {
       headers: { authorization: credential },
       connectionParams: { authorization: credential },
       request: new Request('http://fanout.internal/graphql', { method: 'POST', headers: { authorization: credential } }),
+      [TRACE_CARRIER]: this.trace,
       req: undefined,
       socket: undefined,
       jwt: undefined,
@@ -571,16 +575,12 @@ class SharedStream {
   }
 
   private publish(result: ExecutionResult): void {
-    const traceparent = result.extensions?.traceparent;
-    if (typeof traceparent !== 'string') return this.render(result);
-    // The subgraph's delivery context (kernel/tracing.py): continued here, never sent to clients.
-    const extensions = { ...result.extensions };
-    delete extensions.traceparent;
-    const untraced: ExecutionResult = { ...result };
-    if (Object.keys(extensions).length > 0) untraced.extensions = extensions;
-    else delete untraced.extensions;
+    const traceparent = this.trace.traceparent;
+    if (traceparent === undefined) return this.render(result);
+    this.trace.traceparent = undefined;
+    // The subgraph's delivery context (kernel/tracing.py), continued here.
     const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size };
-    deliveredInTrace(traceparent, attributes, () => this.render(untraced));
+    deliveredInTrace(traceparent, attributes, () => this.render(result));
   }
 
   private render(result: ExecutionResult): void {
@@ -973,11 +973,34 @@ export class FanoutTier {
   }
 }
 
+const TRACE_CARRIER = '__beepFanoutTrace';
+interface TraceCarrier {
+  traceparent?: string;
+}
+
 /** The gateway plugin: every subscription goes through the tier. */
 export function useSharedSubscriptions(tier: FanoutTier): any {
   return {
     onSubscribe({ subscribeFn, setSubscribeFn }: { subscribeFn: Subscribe; setSubscribeFn: (fn: Subscribe) => void }) {
       setSubscribeFn((args: ExecutionArgs) => tier.subscribe(args, subscribeFn));
+    },
+    // A shared stream's upstream events: their `extensions.traceparent` (present only when the subgraph
+    // traces) is kept for the stream's delivery span, and taken out.
+    onSubgraphExecute({ executionRequest }: { executionRequest: { context?: Record<string, unknown> } }) {
+      const carrier = executionRequest.context?.[TRACE_CARRIER] as TraceCarrier | undefined;
+      if (carrier === undefined) return undefined;
+      return ({ result }: { result: unknown }) => {
+        if (!isAsyncIterable(result)) return undefined;
+        return {
+          onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
+            const traceparent = next.extensions?.traceparent;
+            if (typeof traceparent !== 'string') return;
+            carrier.traceparent = traceparent;
+            const { traceparent: _taken, ...extensions } = next.extensions!;
+            setResult({ ...next, extensions });
+          },
+        };
+      };
     },
   };
 }
