@@ -576,9 +576,8 @@ class SharedStream {
 
   private publish(result: ExecutionResult): void {
     const traceparent = this.trace.traceparent;
-    if (traceparent === undefined) return this.render(result);
     this.trace.traceparent = undefined;
-    // The subgraph's delivery context (kernel/tracing.py), continued here.
+    // The subgraph's delivery context (kernel/tracing.py), continued here; none: outside any trace.
     const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size };
     deliveredInTrace(traceparent, attributes, () => this.render(result));
   }
@@ -993,10 +992,8 @@ export function useSharedSubscriptions(tier: FanoutTier): any {
         if (!isAsyncIterable(result)) return undefined;
         return {
           onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
-            const traceparent = next.extensions?.traceparent;
-            if (typeof traceparent !== 'string') return;
-            carrier.traceparent = traceparent;
-            const { traceparent: _taken, ...extensions } = next.extensions!;
+            const { traceparent, ...extensions } = next.extensions ?? {};
+            carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
             setResult({ ...next, extensions });
           },
         };

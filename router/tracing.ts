@@ -66,7 +66,13 @@ const tracer = trace.getTracer('beep-router');
 
 /** Runs `deliver` (the fan-out tier writing one event to its sockets) in a span continuing the
  * delivery's trace, whose context the subgraph put in the event's `extensions.traceparent`. */
-export function deliveredInTrace(traceparent: string, attributes: Record<string, string | number>, deliver: () => void): void {
+export function deliveredInTrace(
+  traceparent: string | undefined,
+  attributes: Record<string, string | number>,
+  deliver: () => void,
+): void {
+  // Untraced: outside whatever context the stream was opened in (a sampled-out subscriber's).
+  if (traceparent === undefined) return otelContext.with(ROOT_CONTEXT, deliver);
   const parent = propagation.extract(ROOT_CONTEXT, { traceparent });
   const span = tracer.startSpan('fanout.deliver', { kind: SpanKind.CONSUMER, attributes }, parent);
   try {

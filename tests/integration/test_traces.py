@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from tests.harness.client import GraphQLClient
 from tests.harness.ports import free_port
 from tests.harness.stack import Stack, start_embedded, start_full
-from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
+from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, send, subscribe_settled
 from tests.integration.test_fanout import created, guild
 
 
@@ -180,6 +180,10 @@ async def test_a_message_is_one_trace_from_the_router_through_the_outbox_to_its_
     _account, listener = members[0]
     async with listener.subscriptions() as connection:
         operation = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel})
+        # Unsampled (ratio 0, no caller's context): delivered as ever, with no trace to continue.
+        await send(owner, channel, "untraced")
+        (untraced,) = await created(operation, 1)
+        assert untraced["message"]["content"] == "untraced"
         trace_id = secrets.token_hex(16)
         # The client starts the trace (sampled), so that only this message's trace is kept (ratio 0).
         sender = GraphQLClient(traced_stack.router_url, owner.token)
