@@ -147,7 +147,10 @@ def current_traceparent() -> str | None:
     nothing to continue)."""
     if not ACTIVE:
         return None
-    context = trace.get_current_span().get_span_context()
+    return _traceparent_of(trace.get_current_span().get_span_context())
+
+
+def _traceparent_of(context: trace.SpanContext) -> str | None:
     if not context.is_valid or not context.trace_flags.sampled:
         return None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
@@ -222,9 +225,9 @@ def _relay_spans(store: int, rows: Sequence[tuple[int, str, str | None]]) -> Ite
                 },
             )
             spans.append(span)
-            context = span.get_span_context()
-            if context.trace_flags.sampled:
-                relayed[position] = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+            traceparent_now = _traceparent_of(span.get_span_context())
+            if traceparent_now is not None:
+                relayed[position] = traceparent_now
         yield relayed
     finally:
         for span in spans:
