@@ -47,6 +47,7 @@ import {
   type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
+import { deliveredInTrace } from './tracing.ts';
 
 type Log = {
   info: (...args: any[]) => void;
@@ -414,6 +415,9 @@ class SharedStream {
   servers = new Set<string>();
   lastCursor: string | undefined;
   private upstream: AsyncIterator<ExecutionResult> | undefined;
+  // The trace context of the upstream event being rendered (tracing.ts): the subgraph sends it in its
+  // result's extensions, which the gateway drops; `useSharedSubscriptions` catches it on the way in.
+  private readonly trace: TraceCarrier = {};
   private leader: string | undefined;
   private stopped = false;
   private reopening = false;
@@ -476,6 +480,7 @@ class SharedStream {
       headers: { authorization: credential },
       connectionParams: { authorization: credential },
       request: new Request('http://fanout.internal/graphql', { method: 'POST', headers: { authorization: credential } }),
+      [TRACE_CARRIER]: this.trace,
       req: undefined,
       socket: undefined,
       jwt: undefined,
@@ -570,6 +575,14 @@ class SharedStream {
   }
 
   private publish(result: ExecutionResult): void {
+    const traceparent = this.trace.traceparent;
+    this.trace.traceparent = undefined;
+    // The subgraph's delivery context (kernel/tracing.py), continued here; none: outside any trace.
+    const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size };
+    deliveredInTrace(traceparent, attributes, () => this.render(result));
+  }
+
+  private render(result: ExecutionResult): void {
     const [cursor, clean] = splitCursor(result, this.responseKey);
     if (cursor !== undefined) {
       if (!isAfter(cursor, this.lastCursor)) return; // replayed twice across a reopen
@@ -959,11 +972,32 @@ export class FanoutTier {
   }
 }
 
+const TRACE_CARRIER = '__beepFanoutTrace';
+interface TraceCarrier {
+  traceparent?: string;
+}
+
 /** The gateway plugin: every subscription goes through the tier. */
 export function useSharedSubscriptions(tier: FanoutTier): any {
   return {
     onSubscribe({ subscribeFn, setSubscribeFn }: { subscribeFn: Subscribe; setSubscribeFn: (fn: Subscribe) => void }) {
       setSubscribeFn((args: ExecutionArgs) => tier.subscribe(args, subscribeFn));
+    },
+    // A shared stream's upstream events: their `extensions.traceparent` (present only when the subgraph
+    // traces) is kept for the stream's delivery span, and taken out.
+    onSubgraphExecute({ executionRequest }: { executionRequest: { context?: Record<string, unknown> } }) {
+      const carrier = executionRequest.context?.[TRACE_CARRIER] as TraceCarrier | undefined;
+      if (carrier === undefined) return undefined;
+      return ({ result }: { result: unknown }) => {
+        if (!isAsyncIterable(result)) return undefined;
+        return {
+          onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
+            const { traceparent, ...extensions } = next.extensions ?? {};
+            carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+            setResult({ ...next, extensions });
+          },
+        };
+      };
     },
   };
 }

@@ -23,6 +23,7 @@ import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
 import { BeepJsonLogWriter, TokenizingConsoleWriter, useAccessLog } from './logging.ts';
 import { generateKey, LogTokenizer } from './logtokens.ts';
+import { setUpTracing, tracingSettings } from './tracing.ts';
 import jsonwebtoken from 'jsonwebtoken';
 import {
   GraphQLError,
@@ -795,6 +796,9 @@ log.info(
   '[beep-router] configuration',
 );
 
+// Traces (tracing.ts): off unless BEEP_OTEL_EXPORTER says otherwise; then set up before the gateway.
+const openTelemetry = await setUpTracing(tracingSettings(env));
+
 export const gatewayConfig = defineConfig({
   supergraph: supergraphPath,
   host,
@@ -804,6 +808,7 @@ export const gatewayConfig = defineConfig({
   graphiql: laboratory,
   transportEntries,
   ...(metrics ? { prometheus: metrics.prometheus } : {}),
+  ...(openTelemetry ? { openTelemetry } : {}),
   multipart: true,
   fetchAPI: { Request: uploadFetchAPI.Request, Body: uploadFetchAPI.Body } as any,
 

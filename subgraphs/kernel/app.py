@@ -34,7 +34,7 @@ from subgraphs.kernel.logging import configure_logging, request_id_var
 from subgraphs.kernel.media_types import GraphQLResponseMedia, wants_graphql_response
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.tracing import configure_tracing
+from subgraphs.kernel.tracing import TraceRequests, configure_tracing
 from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.app")
@@ -423,7 +423,7 @@ def build_subgraph(definition: SubgraphDefinition, holder: RuntimeHolder, settin
 def configure_process(settings: Settings, component: str) -> None:
     service = f"{settings.service_name}-{component}"
     configure_logging(service, settings.log_level, settings.log_format, settings.resolved_log_token_key)
-    configure_tracing(service, settings.otel_exporter, settings.otel_endpoint)
+    configure_tracing(service, settings.otel_exporter, settings.otel_endpoint, settings.otel_sampling_ratio)
 
 
 def runtime_lifespan(
@@ -476,4 +476,6 @@ def create_app(
         app = build_subgraph(definition, holder, settings)
         app.router.routes.append(metrics.metrics_route())  # one process, one registry: at the root only
         app.router.lifespan_context = runtime_lifespan(holder, settings, definitions)
-    return RequestIdMiddleware(app)
+    # Off, not even the middleware: nothing to pay per request.
+    served: ASGIApp = TraceRequests(app) if settings.otel_exporter != "none" else app
+    return RequestIdMiddleware(served)

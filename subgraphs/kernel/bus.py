@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from subgraphs.kernel import tracing
 from subgraphs.kernel.events import Event, decode, encode
 from subgraphs.kernel.metrics import EVENTS_DELIVERED, SUBSCRIBER_OVERFLOWS
 from subgraphs.kernel.redis_client import redis_client
@@ -64,6 +66,7 @@ class _Subscription:
                 if self.overflowed:
                     raise SubscriberOverflow("too many undelivered events")
                 return
+            tracing.delivering(event.trace_parent)
             yield event
 
 
@@ -73,10 +76,23 @@ class _FanOut:
 
     def deliver(self, topic: str, event: Event) -> None:
         subs = tuple(self.local.get(topic, ()))
-        for sub in subs:
-            sub.offer(event)
+        if subs and tracing.ACTIVE and event.trace_parent:
+            self._deliver_traced(topic, event, subs)
+        else:
+            for sub in subs:
+                sub.offer(event)
         if subs:
             EVENTS_DELIVERED.inc(len(subs))
+
+    @staticmethod
+    def _deliver_traced(topic: str, event: Event, subs: tuple[_Subscription, ...]) -> None:
+        """This process's delivery of an event to its local subscribers, in the event's trace; they render
+        it carrying the delivery's context (on to the router's fan-out)."""
+        with tracing.continued("bus.deliver", event.trace_parent, **{"beep.topic": topic}) as span:
+            span.set_attribute("beep.subscribers", len(subs))
+            event = dataclasses.replace(event, trace_parent=tracing.current_traceparent())
+            for sub in subs:
+                sub.offer(event)
 
     def add(self, topic: str, sub: _Subscription) -> bool:
         """Registers `sub` for `topic`; True when it is the topic's first local subscriber."""

@@ -19,11 +19,13 @@ class Event:
 
     A durable event (written to the outbox, kernel/outbox.py) is published with its place in its store's
     sequence: `outbox_store` and `outbox_position`, set by the relay. Ephemeral ones (typing, presence)
-    carry None there."""
+    carry None there. `trace_parent` is the W3C trace context to continue when delivering it (set by the
+    relay when the request that wrote it was traced: kernel/tracing.py)."""
 
     type_name: ClassVar[str]
     outbox_store: int | None = dataclasses.field(default=None, kw_only=True, compare=False)
     outbox_position: int | None = dataclasses.field(default=None, kw_only=True, compare=False)
+    trace_parent: str | None = dataclasses.field(default=None, kw_only=True, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -53,6 +55,8 @@ def topic_for_user(user_id: int) -> str:
 
 def encode(event: Event) -> str:
     fields = {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    if fields["trace_parent"] is None:
+        del fields["trace_parent"]  # untraced (tracing off): the payload stays as it was
     return json.dumps({"type": event.type_name, "data": fields}, separators=(",", ":"))
 
 
@@ -61,11 +65,13 @@ def announces_access_change(raw: str) -> bool:
     return raw.startswith('{"type":"AccessChanged"')
 
 
-def stamp(raw: str, store: int, position: int) -> str:
-    """An encoded event with its outbox place set, without decoding it: the relay need not know every
-    event type (a newer release's included)."""
+def stamp(raw: str, store: int, position: int, trace_parent: str | None = None) -> str:
+    """An encoded event with its outbox place (and the trace context to continue) set, without decoding
+    it: the relay need not know every event type (a newer release's included)."""
     payload = json.loads(raw)
     payload["data"].update(outbox_store=store, outbox_position=position)
+    if trace_parent is not None:
+        payload["data"]["trace_parent"] = trace_parent
     return json.dumps(payload, separators=(",", ":"))
 
 

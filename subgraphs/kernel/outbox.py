@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.base import SHARD_SCHEMA, DirectoryBase, ShardBase, UtcDateTime
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode, bad_user_input
 from subgraphs.kernel.events import Event, decode, encode
+from subgraphs.kernel.tracing import current_traceparent
 
 DIRECTORY_STORE = -1  # the directory's outbox; logical shards are 0..N-1
 WAKE_TOPIC = "outbox:wake"
@@ -52,6 +53,8 @@ def _tables(metadata: sa.MetaData, schema: str | None) -> OutboxTables:
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
+        # The writing request's W3C traceparent (kernel/tracing.py); null when it was not traced.
+        sa.Column("trace_context", sa.String(55), nullable=True),
         # Replay walks one topic by position; the relay finds rows without a position.
         sa.Index("ix_outbox_topic_position", "topic", "position"),
         sa.Index("ix_outbox_position", "position", unique=True),
@@ -122,7 +125,11 @@ def stamped(event: Event, store: int, position: int) -> Event:
 
 def rows_for(topic_events: Sequence[tuple[str, Event]]) -> list[dict[str, object]]:
     now = datetime.now(UTC)
-    return [{"topic": topic, "payload": encode(event), "created_at": now} for topic, event in topic_events]
+    traceparent = current_traceparent()
+    return [
+        {"topic": topic, "payload": encode(event), "created_at": now, "trace_context": traceparent}
+        for topic, event in topic_events
+    ]
 
 
 async def write(session: AsyncSession, store: int, topic_events: Sequence[tuple[str, Event]]) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel import outbox
+from subgraphs.kernel import outbox, tracing
 from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.events import ACCESS_TOPIC, Event, announces_access_change, decode, stamp
 from subgraphs.kernel.metrics import EVENTS_RELAYED
@@ -88,7 +88,15 @@ def relay_owner(port: int | None = None) -> str:
 class _Positioned:
     leading: bool  # this relay holds the store's lease
     positioned: int  # rows it gave a position this round
-    rows: list[tuple[int, str, str]]  # (position, topic, payload) past `published_through`, to publish
+    rows: list[_Row]  # past `published_through`, to publish
+
+
+@dataclass(frozen=True)
+class _Row:
+    position: int
+    topic: str
+    payload: str
+    trace_context: str | None  # the writing request's traceparent (kernel/tracing.py)
 
 
 class OutboxRelay:
@@ -361,40 +369,43 @@ class OutboxRelay:
             return _Positioned(False, 0, [])
         return _Positioned(True, len(ids), rows)
 
-    async def _publish(self, session: AsyncSession, store: int, rows: list[tuple[int, str, str]]) -> int:
+    async def _publish(self, session: AsyncSession, store: int, rows: list[_Row]) -> int:
         """Publish positioned rows (read by `_position`), in order, then record how far it got."""
         t = outbox.tables_of(store)
         batch: list[tuple[str, str]] = []
-        for position, topic, payload in rows:
-            try:
-                stamped = stamp(payload, store, position)
-            except (ValueError, KeyError, TypeError):
-                log.error("skipped a malformed outbox row", extra={"store": store, "position": position})
-                continue
-            batch.append((topic, stamped))
-            if announces_access_change(payload):
-                batch.append((ACCESS_TOPIC, stamped))  # the routers' fan-out tiers (kernel/live_access.py)
-        await self.bus.publish_encoded(batch)
+        with tracing.relaying(store, [(r.position, r.topic, r.trace_context) for r in rows]) as relayed:
+            for row in rows:
+                try:
+                    stamped = stamp(row.payload, store, row.position, relayed.get(row.position))
+                except (ValueError, KeyError, TypeError):
+                    log.error(
+                        "skipped a malformed outbox row", extra={"store": store, "position": row.position}
+                    )
+                    continue
+                batch.append((row.topic, stamped))
+                if announces_access_change(row.payload):
+                    batch.append((ACCESS_TOPIC, stamped))  # the routers' fan-out tiers (live_access.py)
+            await self.bus.publish_encoded(batch)
         EVENTS_RELAYED.inc(len(rows))
         async with session.begin():
             await session.execute(
                 sa.update(t.relay)
                 .where(t.relay.c.id == 1, t.relay.c.lease_owner == self.owner)
-                .values(published_through=rows[-1][0])
+                .values(published_through=rows[-1].position)
             )
         return len(rows)
 
     async def _rows_after(
         self, session: AsyncSession, t: outbox.OutboxTables, through: int | None
-    ) -> list[tuple[int, str, str]]:
-        """The next batch of positioned rows after `through`: (position, topic, payload)."""
+    ) -> list[_Row]:
+        """The next batch of positioned rows after `through`."""
         query = (
-            sa.select(t.outbox.c.position, t.outbox.c.topic, t.outbox.c.payload)
+            sa.select(t.outbox.c.position, t.outbox.c.topic, t.outbox.c.payload, t.outbox.c.trace_context)
             .where(t.outbox.c.position > (through or 0))
             .order_by(t.outbox.c.position)
             .limit(self.config.batch_size)
         )
-        return [(row.position, row.topic, row.payload) for row in await session.execute(query)]
+        return [_Row(r.position, r.topic, r.payload, r.trace_context) for r in await session.execute(query)]
 
     async def _consume(
         self, session: AsyncSession, store: int, consumer: Consumer, unrecorded: int | None
@@ -417,17 +428,21 @@ class OutboxRelay:
         if not rows:
             return 0, None
         events = []
-        for position, _topic, payload in rows:
+        for row in rows:
             with contextlib.suppress(ValueError):
-                events.append(outbox.stamped(decode(payload), store, position))
+                events.append(outbox.stamped(decode(row.payload), store, row.position))
         try:
-            await consumer.handle(store, events)
+            # One event's consumption continues its trace; a batch's links to each event's.
+            with tracing.covering(
+                f"outbox.consume {consumer.name}", [r.trace_context for r in rows], store=store
+            ):
+                await consumer.handle(store, events)
         except Exception:
             log.exception(
                 "an outbox consumer failed; it retries from the same place", extra={"consumer": consumer.name}
             )
             return 0, None
-        return len(rows), rows[-1][0]
+        return len(rows), rows[-1].position
 
     async def _record(self, session: AsyncSession, store: int, consumer: Consumer, through: int) -> None:
         async with session.begin():

@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     # router hold the same value; empty: one kept in <data_dir>/log-token-key (one machine: `beep dev`).
     log_token_key: str = ""
     otel_exporter: Literal["none", "console", "otlp"] = "none"
+    # The OTLP collector's base URL (traces go to <endpoint>/v1/traces, HTTP/protobuf); empty: the
+    # OpenTelemetry default (OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318).
     otel_endpoint: str = ""
+    # The share of new traces kept (a caller's decision, e.g. the router's, is followed).
+    otel_sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     # Files
     media_dir: Path | None = None

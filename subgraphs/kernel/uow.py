@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel import access_versions, outbox
+from subgraphs.kernel import access_versions, outbox, tracing
 from subgraphs.kernel.access import WRITING
 from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.errors import TenantMoved
@@ -127,8 +127,20 @@ class UnitOfWork:
             raise RuntimeError("after_commit can only be used inside uow.atomic()")
         self._committed.append(callback)
 
+    def atomic(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        if self._depth or not tracing.ACTIVE:
+            return self._atomic()
+        return self._traced_atomic()
+
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[UnitOfWork]:
+    async def _traced_atomic(self) -> AsyncIterator[UnitOfWork]:
+        """The outermost transaction as a span (its statements, commit included, are its children)."""
+        with tracing.tracer.start_as_current_span("transaction"):
+            async with self._atomic() as uow:
+                yield uow
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[UnitOfWork]:
         self._depth += 1
         stores: set[int] = set()
         try:

@@ -134,8 +134,8 @@ class Stack:
             audience="beep",
             internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
-        # The fan-out tier's own settings, when a test's stack sets them; the key of the logs' tokens.
-        env |= {k: v for k, v in self.env.items() if k.startswith("BEEP_FANOUT")}
+        # The fan-out tier's and tracing's settings, when a test's stack sets them; the logs' token key.
+        env |= {k: v for k, v in self.env.items() if k.startswith(("BEEP_FANOUT", "BEEP_OTEL"))}
         env["BEEP_LOG_TOKEN_KEY"] = self.env["BEEP_LOG_TOKEN_KEY"]
         # Prometheus metrics on an internal port of the router's own (router/metrics.ts), as deployed.
         env["BEEP_ROUTER_METRICS_PORT"] = str(free_port())
@@ -246,8 +246,11 @@ def start_embedded(
     return stack
 
 
-def start_full(database: PostgresServer | ReplicatedPostgres | None = None) -> Stack:
-    """`database`: where the directory and shards live (a primary with a replica for failover drills)."""
+def start_full(
+    database: PostgresServer | ReplicatedPostgres | None = None, extra_env: dict[str, str] | None = None
+) -> Stack:
+    """`database`: where the directory and shards live (a primary with a replica for failover drills);
+    `extra_env`: settings for every process (the routers take its BEEP_OTEL_* and BEEP_FANOUT_*)."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
     stack = Stack("full", workdir, {})
     try:
@@ -280,6 +283,7 @@ def start_full(database: PostgresServer | ReplicatedPostgres | None = None) -> S
                 "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
             }
             | stack.s3.env()
+            | (extra_env or {})
         )
         subprocess.run([*BEEP, "db", "upgrade"], env=stack.env, check=True, capture_output=True)
         second_messages = free_port()

@@ -93,6 +93,24 @@ Non-secret BEEP_* settings as a flat map (YAML): the ConfigMap's data, and the m
 BEEP_ISSUER_URL is what the subgraphs check `iss` against (and the built-in issuer signs with);
 BEEP_JWT_ISSUER is the router's name for the same thing.
 */}}
+{{/*
+Traces (docs/tracing.md): the OTLP settings every process reads, as NAME: "value" lines; none when
+tracing.otlpEndpoint is empty.
+*/}}
+{{- define "beep.tracingConfig" -}}
+{{- with .Values.tracing }}
+{{- if .otlpEndpoint }}
+{{- $ratio := float64 .samplingRatio }}
+{{- if or (lt $ratio 0.0) (gt $ratio 1.0) }}
+{{- fail "tracing.samplingRatio: a share of traces, from 0 to 1" }}
+{{- end }}
+BEEP_OTEL_EXPORTER: "otlp"
+BEEP_OTEL_ENDPOINT: {{ .otlpEndpoint | quote }}
+BEEP_OTEL_SAMPLING_RATIO: {{ .samplingRatio | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "beep.sharedConfig" -}}
 BEEP_MODE: {{ .Values.config.mode | quote }}
 BEEP_LOGICAL_SHARDS: {{ .Values.config.logicalShards | quote }}
@@ -106,6 +124,9 @@ BEEP_PUBLIC_URL: {{ include "beep.publicUrl" . | quote }}
 BEEP_VOICE_TURN_URLS: {{ required "turn.urls: the addresses clients reach coturn at" (join "," .Values.turn.urls) | quote }}
 {{- end }}
 BEEP_SEARCH_BACKEND: {{ .Values.search.backend | quote }}
+{{- with include "beep.tracingConfig" . | trim }}
+{{ . }}
+{{- end }}
 BEEP_SEARCH_SOLR_URL: {{ .Values.search.solrUrl | quote }}
 {{- if .Values.search.sharedCoreBelowMessages }}
 {{- fail "search.sharedCoreBelowMessages (a shared Solr core for small channels) is not implemented yet" }}
