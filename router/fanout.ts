@@ -132,6 +132,8 @@ interface Denial {
 }
 interface Verdict {
   shared: boolean;
+  /** Every event of the field is its whole current state (a snapshot first): see SharedStream.latest. */
+  state: boolean;
   allowed: Set<string>;
   denied: Map<string, Denial>;
   servers: Set<string>;
@@ -443,11 +445,19 @@ class SharedStream {
     // subgraph's own checks are exact for it and end it as before (e.g. serverEvents sends the member's
     // own KICKED event, then FORBIDDEN). The tier then passes the end through instead of re-checking.
     readonly perUser: boolean,
+    // A field whose every event is the whole current state (voiceStateEvents: the call's participants,
+    // a snapshot first): a socket that joins the running stream gets the last state written to the
+    // others at once, as its own execution would have started with a snapshot. Nothing older can follow
+    // it: it was written last, and later events come after it.
+    readonly state: boolean,
   ) {}
+
+  latest: ExecutionResult | undefined;
 
   add(listener: Listener): void {
     this.listeners.add(listener);
     listener.onClose = () => this.remove(listener);
+    if (this.latest) listener.offer(undefined, this.latest);
   }
 
   private remove(listener: Listener): void {
@@ -571,7 +581,12 @@ class SharedStream {
     if (--this.holds > 0) return;
     const held = this.held;
     this.held = [];
-    for (const [cursor, result] of held) for (const listener of this.listeners) listener.offer(cursor, result);
+    for (const [cursor, result] of held) this.broadcast(cursor, result);
+  }
+
+  private broadcast(cursor: string | undefined, result: ExecutionResult): void {
+    if (this.state) this.latest = result;
+    for (const listener of this.listeners) listener.offer(cursor, result);
   }
 
   private publish(result: ExecutionResult): void {
@@ -589,7 +604,7 @@ class SharedStream {
       this.lastCursor = cursor;
     }
     if (this.holds > 0) this.held.push([cursor, clean]);
-    else for (const listener of this.listeners) listener.offer(cursor, clean);
+    else this.broadcast(cursor, clean);
     if (cursor !== undefined && this.openedAfter === undefined && this.hasAfter) this.reopen();
   }
 }
@@ -725,6 +740,7 @@ export class FanoutTier {
     const denied = new Map<string, Denial>(Object.entries(answer.denied ?? {}) as [string, Denial][]);
     return {
       shared: answer.shared === true,
+      state: answer.state === true,
       allowed: new Set<string>(answer.allowed ?? []),
       denied,
       servers: new Set<string>(answer.servers ?? []),
@@ -747,6 +763,7 @@ export class FanoutTier {
       const answers = await Promise.all(slices);
       verdict = {
         shared: true,
+        state: stream.state,
         allowed: new Set(answers.flatMap((a) => [...a.allowed])),
         denied: new Map(answers.flatMap((a) => [...a.denied])),
         servers: new Set(answers.flatMap((a) => [...a.servers])),
@@ -908,6 +925,7 @@ export class FanoutTier {
         hasAfter,
         this,
         perViewer,
+        verdict.state,
       );
       this.streams.set(key, stream);
     }

@@ -805,7 +805,10 @@ export const gatewayConfig = defineConfig({
   port,
   logging: log,
   cors: corsSetting.cors as any, // a per-request factory (the type wants a Yoga server context)
-  graphiql: laboratory,
+  // The Laboratory runs subscriptions over SSE: its WebSocket client sends the Headers tab's
+  // `authorization` in each operation's `extensions`, which no gateway reads (a WebSocket carries it in
+  // connection_init), so a signed-in subscription would be refused. Over SSE it is a real header.
+  graphiql: laboratory ? { subscriptionsProtocol: 'SSE' } : false,
   transportEntries,
   ...(metrics ? { prometheus: metrics.prometheus } : {}),
   ...(openTelemetry ? { openTelemetry } : {}),

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.federation import Schema
 
 import subgraphs.servers.events  # noqa: F401 - decodes the membership events of the server's topic
-from subgraphs.channels import members, overwrites, service, visibility
+from subgraphs.channels import live, overwrites, service, visibility
 from subgraphs.channels.inputs import (
     ChannelOverwriteInput,
     CreateChannelInput,
@@ -29,12 +29,10 @@ from subgraphs.channels.types import (
     Server,
 )
 from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubscription
-from subgraphs.kernel import access, attachment_files, ratelimit
-from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
-from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation
@@ -180,10 +178,6 @@ class Mutation(VoiceMutation):
         return await signed_in_mutation(info, operation)
 
 
-async def _fresh_access(ctx: BeepContext[Any], channel_id: int) -> ChannelAccess | None:
-    return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
-
-
 @strawberry.type
 class Subscription(VoiceSubscription):
     # As messageEvents: no permission_classes (the router would mask their error); errors are raised
@@ -198,35 +192,9 @@ class Subscription(VoiceSubscription):
     ) -> AsyncGenerator[ChannelMemberEvent, None]:
         ctx = info.context
         ctx.require_principal()
-        target = id_argument(str(channel_id), "channelId")
-        found = await _fresh_access(ctx, target)
-        if found is None or not found.can_view:
-            raise not_found("No such channel.")
-        stream = members.ChannelMemberStream(
-            target,
-            viewers=lambda user_ids: ctx.read_fresh(
-                target, lambda s: access.channel_viewers(s, target, user_ids)
-            ),
-            own_access=lambda: _fresh_access(ctx, target),
-            parent_id=found.parent_id,
-        )
-        # Subscribed first, then checked again: nothing between the check and the subscription is lost.
-        async with ctx.runtime.bus.subscribe(topic_for_server(found.server.server_id)) as events:
-            again = await _fresh_access(ctx, target)
-            if again is None or not again.can_view:
-                raise not_found("No such channel.")
-            async for event in events:
-                try:
-                    views = await stream.handle(event)
-                except members.ChannelGone:
-                    raise not_found("This channel was deleted.") from None
-                except members.ViewLost:
-                    raise forbidden("You can no longer view this channel.") from None
-                for view in views:
-                    yield ChannelMemberEvent(
-                        change=view.change, connected=view.connected, status=view.status, user_id=view.user_id
-                    )
-                    await ctx.release()
+        stream = await live.member_stream(ctx, id_argument(str(channel_id), "channelId"))
+        async for event in streams.follow(stream, ctx.runtime.bus, ctx.release):
+            yield event
 
 
 schema = Schema(

@@ -10,14 +10,12 @@ from typing import Annotated, Any
 
 import strawberry
 
-from media.voice.errors import VoiceRefused
 from media.voice.ice import IceServer
 from media.voice.room import ParticipantState
 from media.voice.sdp import MAX_MEDIA_LINES
-from subgraphs.channels import voice_service
+from subgraphs.channels import live, voice_service
 from subgraphs.channels.types import MAX_ROOM, ChannelsInfo
-from subgraphs.channels.voice_events import VoiceStatesChanged
-from subgraphs.kernel import access, ratelimit
+from subgraphs.kernel import ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
@@ -25,10 +23,7 @@ from subgraphs.kernel.errors import (
     NotFoundError,
     PermissionError,
     ValidationError,
-    forbidden,
-    not_found,
 )
-from subgraphs.kernel.events import AccessChanged, topic_for_channel, topic_for_server
 from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.mutations import signed_in_mutation
@@ -280,11 +275,6 @@ class VoiceMutation:
         return await signed_in_mutation(info, operation)
 
 
-async def _can_view(ctx: BeepContext[Any], channel_id: int) -> access.ChannelAccess | None:
-    found = await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
-    return found if found is not None and found.can_view else None
-
-
 @strawberry.type
 class VoiceSubscription:
     @strawberry.subscription(
@@ -298,25 +288,6 @@ class VoiceSubscription:
         ctx = info.context
         ctx.require_principal()
         target = id_argument(str(channel_id), "channelId")
-        found = await _can_view(ctx, target)
-        if found is None:
-            raise not_found("No such channel.")
-        owner = voice_service.directory_for(ctx.runtime).owner(target)
-        topics = (topic_for_channel(target), topic_for_server(found.server.server_id))
-        async with ctx.runtime.bus.subscribe(*topics) as events:
-            try:
-                now = await owner.states(target)
-            except VoiceRefused:
-                now = []
-            yield _channel_state(target, now)
-            async for event in events:
-                if isinstance(event, AccessChanged):
-                    if await _can_view(ctx, target) is None:
-                        raise forbidden("You can no longer view this channel.")
-                    continue
-                if not isinstance(event, VoiceStatesChanged) or event.channel_id != target:
-                    continue
-                if await _can_view(ctx, target) is None:
-                    raise forbidden("You can no longer view this channel.")
-                yield _channel_state(target, event.states())
-                await ctx.release()
+        stream = await live.voice_stream(ctx, target)
+        async for states in streams.follow(stream, ctx.runtime.bus, ctx.release):
+            yield _channel_state(target, states)

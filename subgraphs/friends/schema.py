@@ -29,7 +29,7 @@ from subgraphs.friends.events import (
 )
 from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.friends.models import DirectConversationRow, FriendRequestRow
-from subgraphs.kernel import attachment_files, ratelimit
+from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
@@ -631,11 +631,11 @@ class Subscription:
     async def friend_events(self, info: FriendsInfo) -> AsyncGenerator[FriendEvent, None]:
         ctx = info.context
         me = ctx.require_principal().user_id
-        async with ctx.runtime.bus.subscribe(topic_for_user(me)) as events:
-            async for event in events:
-                view = friend_event(event, me)
-                if view is not None:
-                    yield view
+        stream = streams.LiveStream(
+            topics=(topic_for_user(me),), render=streams.mapped(lambda event: friend_event(event, me))
+        )
+        async for view in streams.follow(stream, ctx.runtime.bus, ctx.release):
+            yield view
 
 
 schema = Schema(

@@ -59,7 +59,9 @@ class SubgraphDefinition:
     check_settings: Callable[[Settings], None] | None = None
     # Subscription fields the router's fan-out tier may share between sockets, with the check that says
     # who may receive them (kernel/live_access.py). A field not listed is executed per subscriber.
-    live_access: Mapping[str, live_access.LiveAccessCheck] = field(default_factory=dict)
+    live_access: Mapping[str, live_access.LiveAccessCheck | live_access.StateStream] = field(
+        default_factory=dict
+    )
 
 
 def _authorization_value(raw: Any) -> str | None:

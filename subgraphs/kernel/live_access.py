@@ -71,6 +71,14 @@ class Verdict:
 LiveAccessCheck = Callable[[Runtime, Mapping[str, Any], Sequence[int], bool], Awaitable[Verdict]]
 
 
+@dataclass(frozen=True)
+class StateStream:
+    """A shared field whose every event is the whole current state, starting with a snapshot
+    (voiceStateEvents): the tier gives a socket that joins a running stream its last event at once."""
+
+    check: LiveAccessCheck
+
+
 def everyone_denied(user_ids: Sequence[int], code: TopLevelCode, message: str) -> Verdict:
     return Verdict(frozenset(), {u: Denial(code.value, message) for u in user_ids})
 
@@ -166,7 +174,7 @@ def _signed(holder: RuntimeHolder, handler: InternalHandler) -> Callable[[Reques
     return endpoint
 
 
-def routes(holder: RuntimeHolder, checks: Mapping[str, LiveAccessCheck]) -> list[BaseRoute]:
+def routes(holder: RuntimeHolder, checks: Mapping[str, LiveAccessCheck | StateStream]) -> list[BaseRoute]:
     async def live_access(runtime: Runtime, body: bytes) -> Response:
         try:
             asked = json.loads(body)
@@ -178,15 +186,17 @@ def routes(holder: RuntimeHolder, checks: Mapping[str, LiveAccessCheck]) -> list
             return _refused(400, "Expected {field, arguments, users}.")
         if not isinstance(name, str) or not isinstance(arguments, dict) or len(users) > MAX_USERS_PER_CHECK:
             return _refused(400, "Expected {field, arguments, users}.")
-        check = checks.get(name)
-        if check is None:
+        declared = checks.get(name)
+        if declared is None:
             return JSONResponse({"shared": False})
+        state = isinstance(declared, StateStream)
+        check = declared.check if isinstance(declared, StateStream) else declared
         try:
             verdict = await check(runtime, arguments, users, renewal)
         except BeepGraphQLError as error:
             code = (error.extensions or {}).get("code", TopLevelCode.BAD_USER_INPUT.value)
             verdict = everyone_denied(users, TopLevelCode(code), error.message)
-        return JSONResponse({"shared": True, **verdict.as_json()})
+        return JSONResponse({"shared": True, "state": state, **verdict.as_json()})
 
     async def access_changes(runtime: Runtime, _body: bytes) -> Response:
         async def lines() -> AsyncIterator[bytes]:

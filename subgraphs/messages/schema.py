@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -12,33 +10,24 @@ import strawberry
 from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
-from subgraphs.kernel import access, ratelimit
-from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel import ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import SubscriberOverflow
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
-    BeepGraphQLError,
-    TopLevelCode,
     bad_user_input,
-    forbidden,
-    not_found,
     schema_extensions,
 )
-from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation
-from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
+from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments, events, link_previews, pins, reactions, read_states, service
+from subgraphs.messages import attachments, link_previews, live, pins, reactions, read_states, service
 from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttachmentResult
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
-from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.models import AttachmentRow, MessageRow
 from subgraphs.messages.search.schema import SearchQuery
 from subgraphs.messages.types import (
@@ -46,34 +35,24 @@ from subgraphs.messages.types import (
     Channel,
     DeleteMessageResult,
     EditMessageResult,
-    LinkPreview,
     Message,
     MessageConnection,
-    MessageCreated,
     MessageDeleted,
     MessageEdge,
     MessageEvent,
-    MessageLinkPreviewsUpdated,
     MessagesDeleted,
     MessagesInfo,
-    MessageUpdated,
-    PinChanged,
     PinResult,
-    ReactionChanged,
     ReactionResult,
     ReadState,
     ReadStateResult,
     SendMessageResult,
     SuppressEmbedsResult,
     Typing,
-    TypingEvent,
     TypingResult,
     User,
 )
 
-# Safety net behind AccessChanged announcements (see message_events).
-RECHECK_SECONDS = 30.0
-REPLAY_BATCH = 500  # stored events read per query when a subscriber resumes
 log = logging.getLogger("beep.messages")
 
 MAX_CHANNELS = 500  # a server's channels (the channels context's rule): one read state each
@@ -343,113 +322,6 @@ async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) ->
     return await signed_in_mutation(info, operation)
 
 
-async def _channel_access(ctx: BeepContext[MessagesLoaders], channel_id: int) -> ChannelAccess | None:
-    return await ctx.read_fresh(channel_id, lambda s: access.channel_access(s, channel_id, ctx.user_id))
-
-
-def _to_graphql(event: Event) -> MessageEvent | None:
-    found = Cursor.of(event)
-    cursor = str(found) if found is not None else None
-    if isinstance(event, events.MessageCreated):
-        return MessageCreated(message=Message.from_event(event), cursor=cursor)
-    if isinstance(event, events.MessageUpdated):
-        return MessageUpdated(message=Message.from_event(event), cursor=cursor)
-    if isinstance(event, events.MessageDeleted):
-        return MessageDeleted(
-            message_id=strawberry.ID(str(event.message_id)),
-            channel_id=strawberry.ID(str(event.channel_id)),
-            cursor=cursor,
-        )
-    if isinstance(event, events.ReactionChanged):
-        return ReactionChanged(
-            message_id=strawberry.ID(str(event.message_id)),
-            emoji=event.emoji,
-            added=event.added,
-            user_id=event.user_id,
-            cursor=cursor,
-        )
-    if isinstance(event, events.TypingStarted):
-        return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
-    if isinstance(event, link_previews.LinkPreviewsChanged):
-        return MessageLinkPreviewsUpdated(
-            message_id=strawberry.ID(str(event.message_id)),
-            link_previews=[LinkPreview.from_preview(p) for p in link_previews.from_json(event.previews)],
-            cursor=cursor,
-        )
-    if isinstance(event, events.PinChanged):
-        return PinChanged(message_id=strawberry.ID(str(event.message_id)), pinned=event.pinned, cursor=cursor)
-    return None
-
-
-class _ChannelStream:
-    """One subscriber's view of a channel: what it has seen (to drop repeats), when access was checked."""
-
-    def __init__(self, ctx: BeepContext[MessagesLoaders], channel: int, after: Cursor | None) -> None:
-        self.ctx = ctx
-        self.channel = channel
-        self.seen = Deduplicator(after)
-        self.checked_at = time.monotonic()
-
-    async def check(self) -> None:
-        found = await _channel_access(self.ctx, self.channel)
-        if found is None:
-            raise not_found("This channel was deleted.")
-        if not service.readable(found):
-            raise forbidden("You no longer have access to this channel.")
-        self.checked_at = time.monotonic()
-
-    async def payload(self, event: Event) -> MessageEvent | None:
-        """What to send for `event`, or None (a repeat, another channel's access change, an unknown type)."""
-        if not self.seen.fresh(event):
-            return None
-        if isinstance(event, AccessChanged):
-            if event.channel_id in (None, self.channel):
-                await self.check()
-            return None
-        # Every access change is announced (AccessChanged, above, now relayed from the outbox); the
-        # periodic re-check is a second line of defence.
-        if time.monotonic() - self.checked_at > RECHECK_SECONDS:
-            await self.check()
-        return _to_graphql(event)
-
-    async def backfill(self) -> AsyncGenerator[Event, None]:
-        """Stored events of the channel after the cursor, oldest first, page by page."""
-        cursor = self.seen.cursor
-        if cursor is None:
-            return
-        if cursor.store != await _store_now(self.ctx, self.channel):
-            raise BeepGraphQLError(
-                "This channel has moved since that cursor: reload the history, then resume from its cursor.",
-                TopLevelCode.CURSOR_EXPIRED,
-            )
-        database = self.ctx.runtime.database
-        while True:
-            session = database.directory_session() if cursor.store == DIRECTORY_STORE else None
-            session = session or database.shard_session(cursor.store)
-            async with session:
-                batch = await replay(session, topic_for_channel(self.channel), cursor, limit=REPLAY_BATCH)
-            for event in batch:
-                yield _without_names(event)
-            if len(batch) < REPLAY_BATCH:
-                return
-            cursor = Cursor.of(batch[-1]) or cursor
-
-
-def _without_names(event: Event) -> Event:
-    """A replayed message without the names its send read: a replay shows today's names, as history does."""
-    if isinstance(event, events.MessageCreated):
-        return dataclasses.replace(event, author_username=None, channel_name=None)
-    return event
-
-
-async def _store_now(ctx: BeepContext[MessagesLoaders], channel: int) -> int:
-    uow = UnitOfWork(ctx.runtime.database, ctx.runtime.bus)
-    try:
-        return await uow.shard_for(channel)
-    finally:
-        await uow.close()
-
-
 @strawberry.type
 class Subscription:
     # No permission_classes here on purpose: a permission failure is a pre-execution error, sent as a
@@ -469,35 +341,9 @@ class Subscription:
         ctx.require_principal()
         channel = id_argument(str(channel_id), "channelId")
         cursor = Cursor.parse(after) if after is not None else None
-        found = await _channel_access(ctx, channel)
-        if found is None or not service.readable(found):
-            raise not_found("No such channel.")
-        # The channel's topic for its events, the server's for AccessChanged (roles, membership).
-        topics = (topic_for_channel(channel), topic_for_server(found.server.server_id))
-        stream_state = _ChannelStream(ctx, channel, cursor)
-        while True:
-            try:
-                # Subscribe first, then check access and replay: nothing that happens in between is lost,
-                # and whatever arrives both ways is dropped the second time (by its position).
-                async with ctx.runtime.bus.subscribe(*topics) as stream:
-                    if not service.readable(await _channel_access(ctx, channel)):
-                        raise not_found("No such channel.")
-                    async for event in stream_state.backfill():
-                        payload = await stream_state.payload(event)
-                        if payload is not None:
-                            yield payload
-                            await ctx.release()
-                    async for event in stream:
-                        payload = await stream_state.payload(event)
-                        if payload is not None:
-                            yield payload
-                            await ctx.release()
-                    return
-            except SubscriberOverflow:
-                # This subscriber fell more than a queue behind: catch up from storage instead of failing.
-                if stream_state.seen.cursor is None:
-                    raise
-                log.info("a message stream fell behind; replaying from its cursor")
+        stream = await live.message_stream(ctx, channel, cursor)
+        async for payload in streams.follow(stream, ctx.runtime.bus, ctx.release):
+            yield payload
 
 
 schema = Schema(

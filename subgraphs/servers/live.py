@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from subgraphs.channels import events as channel_events
-from subgraphs.kernel import tenant_tables
+from subgraphs.kernel import access, streams, tenant_tables
 from subgraphs.kernel.access import ServerAccess
-from subgraphs.kernel.errors import TopLevelCode
-from subgraphs.kernel.events import AccessChanged, Event
+from subgraphs.kernel.context import BeepContext
+from subgraphs.kernel.errors import TopLevelCode, forbidden, not_found
+from subgraphs.kernel.events import AccessChanged, Event, topic_for_server
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.live_access import Verdict, everyone_denied, tenant_reading, verdict_of
 from subgraphs.kernel.runtime import Runtime
@@ -181,3 +182,47 @@ async def server_events_access(
         return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
     lost = "You are no longer a member of this server."
     return verdict_of(user_ids, found, {server}, renewal=renewal, lost=lost, missing="No such server.")
+
+
+async def _server_access(ctx: BeepContext[Any], server_id: int) -> ServerAccess | None:
+    return await ctx.read_fresh(server_id, lambda s: access.server_access(s, server_id, ctx.user_id))
+
+
+async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
+    return await ctx.read_fresh(
+        server_id, lambda s: access.visible_channels_of_server(s, server_id, ctx.user_id)
+    )
+
+
+def server_stream(ctx: BeepContext[Any], server_id: int) -> streams.LiveStream[View]:
+    """One member's stream of a server (kernel/streams.py): NOT_FOUND unless a member once subscribed,
+    FORBIDDEN on leaving or removal, NOT_FOUND when the server is gone; it ends after ServerDeletedView."""
+    rules = ServerStream(
+        server_id,
+        server_access=lambda: _server_access(ctx, server_id),
+        visible_channels=lambda: _visible_channels(ctx, server_id),
+        visible=set(),
+    )
+
+    async def opened() -> list[View]:
+        # Subscribed first, then the starting state read: nothing between the two is missed.
+        found = await _server_access(ctx, server_id)
+        if found is None or not found.is_member:
+            raise not_found("No such server.")
+        rules.visible = await _visible_channels(ctx, server_id)
+        return []
+
+    async def render(event: Event) -> list[View]:
+        try:
+            return await rules.handle(event)
+        except AccessLost as lost:
+            if lost.server_gone:
+                raise not_found("This server was deleted.") from None
+            raise forbidden("You are no longer a member of this server.") from None
+
+    return streams.LiveStream(
+        topics=(topic_for_server(server_id),),
+        render=render,
+        opened=opened,
+        last=lambda view: isinstance(view, ServerDeletedView),
+    )

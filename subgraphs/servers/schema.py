@@ -13,20 +13,17 @@ from strawberry.file_uploads import Upload
 import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
-from subgraphs.kernel import access, attachment_files, ratelimit
-from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     DomainError,
     bad_user_input,
-    forbidden,
     not_found,
     schema_extensions,
     user_error,
 )
-from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
@@ -618,16 +615,6 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
     return await signed_in_mutation(info, operation)
 
 
-async def _server_access(ctx: BeepContext[Any], server_id: int) -> ServerAccess | None:
-    return await ctx.read_fresh(server_id, lambda s: access.server_access(s, server_id, ctx.user_id))
-
-
-async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
-    return await ctx.read_fresh(
-        server_id, lambda s: access.visible_channels_of_server(s, server_id, ctx.user_id)
-    )
-
-
 def _event_view(view: live.View, server_id: int) -> ServerEvent:
     if isinstance(view, live.ServerChangedView):
         return ServerUpdatedEvent(server_id=strawberry.ID(str(view.server_id)))
@@ -665,30 +652,8 @@ class Subscription:
         target = id_argument(str(server_id), "serverId")
         if target is None:
             raise not_found("No such server.")
-        stream = live.ServerStream(
-            target,
-            server_access=lambda: _server_access(ctx, target),
-            visible_channels=lambda: _visible_channels(ctx, target),
-            visible=set(),
-        )
-        # Subscribe first, then read the starting state: nothing between the two is missed.
-        async with ctx.runtime.bus.subscribe(topic_for_server(target)) as events:
-            found = await _server_access(ctx, target)
-            if found is None or not found.is_member:
-                raise not_found("No such server.")
-            stream.visible = await _visible_channels(ctx, target)
-            async for event in events:
-                try:
-                    views = await stream.handle(event)
-                except live.AccessLost as lost:
-                    if lost.server_gone:
-                        raise not_found("This server was deleted.") from None
-                    raise forbidden("You are no longer a member of this server.") from None
-                for view in views:
-                    yield _event_view(view, target)
-                    await ctx.release()
-                    if isinstance(view, live.ServerDeletedView):
-                        return
+        async for view in streams.follow(live.server_stream(ctx, target), ctx.runtime.bus, ctx.release):
+            yield _event_view(view, target)
 
 
 schema = Schema(

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Request, Response, Route, expect, sync_playwright
+from playwright.sync_api import Locator, Page, Request, Response, Route, expect, sync_playwright
 
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_CHANNEL, CREATE_SERVER, MESSAGE_EVENTS, SEND_MESSAGE, SIGN_UP
@@ -362,52 +362,122 @@ async ([url, token, query, channelId]) => {
 """
 
 
+@dataclass
+class Guild:
+    """A signed-up user's private server with one text channel, and HTTP calls to the router."""
+
+    http: httpx.Client
+    url: str
+    token: str
+    channel_id: str
+
+    def run(self, query: str, variables: dict[str, object], token: str | None = None) -> dict[str, object]:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        body = self.http.post(self.url, json={"query": query, "variables": variables}, headers=headers).json()
+        assert not body.get("errors"), body
+        return body["data"]  # type: ignore[no-any-return]
+
+    def send(self, content: str) -> dict[str, object]:
+        sent = self.run(
+            SEND_MESSAGE, {"input": {"channelId": self.channel_id, "content": content}}, self.token
+        )
+        return sent["sendMessage"]  # type: ignore[return-value]
+
+
+@contextmanager
+def guild(url: str) -> Iterator[Guild]:
+    with httpx.Client(timeout=30) as http:
+        made = Guild(http, url, "", "")
+        name = f"browser{uuid.uuid4().hex[:8]}"
+        account = {
+            "firstName": "B",
+            "lastName": "Rowser",
+            "username": name,
+            "email": f"{name}@example.test",
+            "password": f"pw-{uuid.uuid4().hex}",
+        }
+        made.token = made.run(SIGN_UP, {"input": account})["signUp"]["accessToken"]  # type: ignore[index]
+        server = made.run(CREATE_SERVER, {"input": {"name": "Browsers", "visibility": "PRIVATE"}}, made.token)
+        server_id = server["createServer"]["id"]  # type: ignore[index]
+        channel = made.run(CREATE_CHANNEL, {"input": {"serverId": server_id, "name": "live"}}, made.token)
+        made.channel_id = channel["createChannel"]["id"]  # type: ignore[index]
+        yield made
+
+
 def test_a_browser_page_receives_a_shared_live_event(embedded_stack: Stack, tmp_path: Path) -> None:
     """Chromium, on the router's own page (so its WebSocket carries that Origin), subscribes to a channel
     through the fan-out tier and receives a message sent over HTTP: one URL for both."""
     url = embedded_stack.router_url
-    with httpx.Client(timeout=30) as http:
-
-        def run(query: str, variables: dict[str, object], token: str | None = None) -> dict[str, object]:
-            headers = {"authorization": f"Bearer {token}"} if token else {}
-            body = http.post(url, json={"query": query, "variables": variables}, headers=headers).json()
-            assert not body.get("errors"), body
-            return body["data"]
-
-        name = f"browser{uuid.uuid4().hex[:8]}"
-        signed = run(
-            SIGN_UP,
-            {
-                "input": {
-                    "firstName": "B",
-                    "lastName": "Rowser",
-                    "username": name,
-                    "email": f"{name}@example.test",
-                    "password": f"pw-{uuid.uuid4().hex}",
-                }
-            },
-        )["signUp"]
-        token = signed["accessToken"]  # type: ignore[index]
-        server = run(CREATE_SERVER, {"input": {"name": "Browsers", "visibility": "PRIVATE"}}, token)
-        server_id = server["createServer"]["id"]  # type: ignore[index]
-        channel = run(CREATE_CHANNEL, {"input": {"serverId": server_id, "name": "live"}}, token)
-        channel_id = channel["createChannel"]["id"]  # type: ignore[index]
-
-        with laboratory_browser(tmp_path / "browser-live.png") as (page, traffic):
-            page.goto(url, wait_until="load")
-            pending = page.evaluate_handle(
-                "(args) => { window.__result = (" + BROWSER_SUBSCRIBE + ")(args); return true; }",
-                [url.replace("http://", "ws://"), token, MESSAGE_EVENTS, channel_id],
-            )
-            pending.dispose()
-            page.wait_for_function("window.__subscribed === true")
-            page.wait_for_timeout(500)  # the shared stream subscribes upstream
-            sent = run(SEND_MESSAGE, {"input": {"channelId": channel_id, "content": "hello, browser"}}, token)
-            result = page.evaluate("window.__result")
-            traffic.assert_stayed_on_host()
+    with guild(url) as made, laboratory_browser(tmp_path / "browser-live.png") as (page, traffic):
+        page.goto(url, wait_until="load")
+        pending = page.evaluate_handle(
+            "(args) => { window.__result = (" + BROWSER_SUBSCRIBE + ")(args); return true; }",
+            [url.replace("http://", "ws://"), made.token, MESSAGE_EVENTS, made.channel_id],
+        )
+        pending.dispose()
+        page.wait_for_function("window.__subscribed === true")
+        page.wait_for_timeout(500)  # the shared stream subscribes upstream
+        sent = made.send("hello, browser")
+        result = page.evaluate("window.__result")
+        traffic.assert_stayed_on_host()
     event = result["payload"]["data"]["messageEvents"]
     assert event["__typename"] == "MessageCreated", result
-    assert event["message"]["id"] == sent["sendMessage"]["id"]  # type: ignore[index]
+    assert event["message"]["id"] == sent["id"]
     assert event["message"]["content"] == "hello, browser"
     assert event["message"]["channel"]["name"] == "live"
     assert any(urlsplit(ws).path == "/graphql" for ws in traffic.websockets)
+
+
+# --- a subscription run from the Laboratory itself ---------------------------------------------------
+
+
+def editor(page: Page, uri: str) -> Locator:
+    return page.locator(f'.monaco-editor[data-uri^="{uri}"]')
+
+
+def replace_text(page: Page, target: Locator, text: str) -> None:
+    target.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.insert_text(text)  # as a paste: typing would fight Monaco's bracket auto-closing
+
+
+@pytest.mark.browser
+def test_a_laboratory_subscription_shows_a_live_message(embedded_stack: Stack, tmp_path: Path) -> None:
+    """A developer runs `messageEvents` in the router's Laboratory, signed in through its Headers tab, and
+    sees a message that someone sends over HTTP appear in the page (through the fan-out tier)."""
+    url = embedded_stack.router_url
+    with guild(url) as made, laboratory_browser(tmp_path / "laboratory-live.png") as (page, traffic):
+        # given: the Laboratory with a subscription and the developer's token in its Headers tab
+        page.goto(url, wait_until="load")
+        page.get_by_role("button", name="Add operation").first.click()
+        subscription = (
+            f'subscription {{ messageEvents(channelId: "{made.channel_id}") '
+            "{ __typename ... on MessageCreated { message { id content channel { name } } } } }"
+        )
+        operation = editor(page, "file:///operation_")
+        expect(operation).to_be_visible(timeout=UI_TIMEOUT_MS)
+        replace_text(page, operation, subscription)
+        page.get_by_role("tab", name="Headers").click()
+        headers = editor(page, "file:///headers.json")
+        expect(headers).to_be_visible()
+        replace_text(page, headers, json.dumps({"authorization": f"Bearer {made.token}"}))
+
+        # when: they run it, and a message is sent over HTTP once it listens
+        def is_the_subscription(request: Request) -> bool:
+            return urlsplit(request.url).path == "/graphql" and "messageEvents" in unquote(request.url) + (
+                request.post_data or ""
+            )
+
+        with page.expect_request(is_the_subscription) as asked:
+            page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.get_by_text("Listening", exact=True)).to_be_visible()
+        assert asked.value.headers.get("authorization") == f"Bearer {made.token}"
+        page.wait_for_timeout(500)  # the shared stream subscribes upstream
+        sent = made.send("hello, laboratory")
+
+        # then: the event appears in the page
+        shown = page.locator(".monaco-editor .view-lines").filter(has_text="hello, laboratory")
+        expect(shown.first).to_be_visible()
+        text = shown.first.inner_text().replace("\xa0", " ")
+        assert str(sent["id"]) in text and '"__typename": "MessageCreated"' in text, text
+        traffic.assert_stayed_on_host()

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from subgraphs.kernel import streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.events import topic_for_user
+from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, page_of
 from subgraphs.kernel.ids import id_input
 from subgraphs.kernel.mutations import signed_in_mutation
@@ -157,8 +158,12 @@ class NotificationSubscriptions:
         ctx = info.context
         user_id = ctx.require_principal().user_id
         seen = Deduplicator(None)  # the relay may publish an event twice after a crash
-        async with ctx.runtime.bus.subscribe(topic_for_user(user_id)) as stream:
-            async for event in stream:
-                if isinstance(event, NotificationCreated) and event.user_id == user_id and seen.fresh(event):
-                    yield Notification.from_event(event)
-                    await ctx.release()
+
+        def mine(event: Event) -> Notification | None:
+            if isinstance(event, NotificationCreated) and event.user_id == user_id and seen.fresh(event):
+                return Notification.from_event(event)
+            return None
+
+        stream = streams.LiveStream(topics=(topic_for_user(user_id),), render=streams.mapped(mine))
+        async for notification in streams.follow(stream, ctx.runtime.bus, ctx.release):
+            yield notification
