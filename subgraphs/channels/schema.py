@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from strawberry.federation import Schema
 
-import subgraphs.servers.events  # noqa: F401 - decodes the membership events of the server's topic
 from subgraphs.channels import members, overwrites, service, visibility
 from subgraphs.channels.inputs import (
     ChannelOverwriteInput,
@@ -33,8 +32,9 @@ from subgraphs.kernel import access, attachment_files, ratelimit
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found, schema_extensions
+from subgraphs.kernel.errors import ERROR_TYPES, forbidden, not_found
 from subgraphs.kernel.events import topic_for_server
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation

@@ -11,7 +11,7 @@ import logging
 
 from media.voice.errors import VoiceRefused
 from media.voice.node import Owner
-from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.events import Event, PresenceChanged, topic_for_channel, topic_for_server
 from subgraphs.kernel.permissions import Permission

@@ -18,7 +18,7 @@ from media.voice.ice import IceServer, client_ice_servers, parse_urls
 from media.voice.node import INTERNAL_PATH, VoiceDirectory, internal_endpoint
 from media.voice.room import Answer, ParticipantState, VoiceConfig
 from subgraphs.channels import voice_guard
-from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal

@@ -24,9 +24,9 @@ from subgraphs.kernel.errors import (
     bad_user_input,
     forbidden,
     not_found,
-    schema_extensions,
 )
 from subgraphs.kernel.events import AccessChanged, Event, topic_for_channel, topic_for_server
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
@@ -370,7 +370,7 @@ def _to_graphql(event: Event) -> MessageEvent | None:
         )
     if isinstance(event, events.TypingStarted):
         return TypingEvent(expires_at=event.expires_at, user_id=event.user_id)
-    if isinstance(event, link_previews.LinkPreviewsChanged):
+    if isinstance(event, events.LinkPreviewsChanged):
         return MessageLinkPreviewsUpdated(
             message_id=strawberry.ID(str(event.message_id)),
             link_previews=[LinkPreview.from_preview(p) for p in link_previews.from_json(event.previews)],

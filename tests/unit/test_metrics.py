@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from db.engines import Database
 from subgraphs.kernel import metrics, outbox
-from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode, schema_extensions
+from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.outbox_metrics import OutboxGauges
 from subgraphs.messages.events import MessageDeleted
 from tests.unit import test_outbox
