@@ -20,9 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-# The search indexer drops deleted channels and servers: their events must decode in this process.
-import subgraphs.channels.events
-import subgraphs.servers.events  # noqa: F401
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
 from subgraphs.kernel import metrics, outbox, presence
@@ -38,8 +35,7 @@ log = logging.getLogger("beep.worker")
 
 
 def consumers(runtime: Runtime) -> list[Consumer]:
-    """The durable consumers this distribution ships (each keeps its own progress per store). Importing
-    them registers the event types they decode (the worker process imports nothing else)."""
+    """The durable consumers this distribution ships (each keeps its own progress per store)."""
     from subgraphs.users.notifications import consumer as notifications
 
     found: list[Consumer] = [notifications.consumer(runtime)]

@@ -48,9 +48,9 @@ SECRET = secrets.token_urlsafe(32)  # both processes' internal secret; requests 
 INTERNAL = {internal.CALLER_HEADER: internal.caller_credential(SECRET)}
 PLAIN = "import sys; from beep.cli import main; main(sys.argv[1:])"
 CACHED = (
-    "import sys; import subgraphs.kernel.errors as e; from strawberry.extensions import ParserCache, "
-    "ValidationCache; base = e.schema_extensions; "
-    "e.schema_extensions = lambda: [*base(), ParserCache(maxsize=256), ValidationCache(maxsize=256)]; "
+    "import sys; import subgraphs.kernel.extensions as x; from strawberry.extensions import ParserCache, "
+    "ValidationCache; base = x.schema_extensions; "
+    "x.schema_extensions = lambda: [*base(), ParserCache(maxsize=256), ValidationCache(maxsize=256)]; "
     "from beep.cli import main; main(sys.argv[1:])"
 )
 

@@ -1,10 +1,16 @@
-"""Events the channels context publishes."""
+"""Events the channels context publishes (VoiceStatesChanged: a call's owner, after every change of its
+participants, on `channel:{id}`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from subgraphs.kernel.events import Event
+
+if TYPE_CHECKING:
+    from media.voice.room import ParticipantState
 
 
 @dataclass(frozen=True)
@@ -48,3 +54,21 @@ class ChannelDeleted(Event):
     channel_id: int
     server_id: int
     parent_id: int | None
+
+
+@dataclass(frozen=True)
+class VoiceStatesChanged(Event):
+    """Everyone in the call after the change (`[]`: the call ended), as JSON, so that every process's
+    subscribers serve it without asking the owner."""
+
+    channel_id: int
+    states_json: str
+
+    @classmethod
+    def of(cls, channel_id: int, states: list[ParticipantState]) -> VoiceStatesChanged:
+        return cls(channel_id, json.dumps([asdict(s) for s in states], separators=(",", ":")))
+
+    def states(self) -> list[ParticipantState]:
+        from media.voice.room import ParticipantState  # here, not above: decoding needs no aiortc
+
+        return [ParticipantState(**item) for item in json.loads(self.states_json)]

@@ -7,8 +7,8 @@ from typing import Any
 from media.voice.errors import VoiceRefused
 from media.voice.room import ParticipantState
 from subgraphs.channels import members, voice_service
+from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.channels.types import ChannelMemberEvent
-from subgraphs.channels.voice_events import VoiceStatesChanged
 from subgraphs.kernel import access, streams
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.context import BeepContext

@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from strawberry.federation import Schema
 
-import subgraphs.servers.events  # noqa: F401 - decodes the membership events of the server's topic
 from subgraphs.channels import live, overwrites, service, visibility
 from subgraphs.channels.inputs import (
     ChannelOverwriteInput,
@@ -32,7 +31,8 @@ from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubs
 from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES, schema_extensions
+from subgraphs.kernel.errors import ERROR_TYPES
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import signed_in_mutation

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
-from subgraphs.channels import members
+from subgraphs.channels import members, voice_service
 from subgraphs.channels.loaders import ChannelsLoaders
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.channels.service import MAX_CHANNELS
+from subgraphs.channels.voice_types import VoiceState
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
 from subgraphs.kernel.permissions import Permission
-
-if TYPE_CHECKING:
-    from subgraphs.channels.voice_schema import VoiceState
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
 
@@ -182,13 +180,9 @@ class Channel:
         "call): what a channel list shows under it. Follow it live with `voiceStateEvents`.",
         directives=[at_most(MAX_ROOM)],
     )
-    async def voice_states(
-        self, info: ChannelsInfo
-    ) -> list[Annotated[VoiceState, strawberry.lazy("subgraphs.channels.voice_schema")]]:
+    async def voice_states(self, info: ChannelsInfo) -> list[VoiceState]:
         if self.kind is not ChannelKind.VOICE:
             return []
-        from subgraphs.channels import voice_service  # it imports this module's types
-        from subgraphs.channels.voice_schema import VoiceState
 
         found = await info.context.loaders.channel_access.load(int(self.id))  # batched over a list
         if found is None or not found.can_view:

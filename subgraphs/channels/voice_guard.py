@@ -11,7 +11,7 @@ import logging
 
 from media.voice.errors import VoiceRefused
 from media.voice.node import Owner
-from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.events import Event, PresenceChanged, topic_for_channel, topic_for_server
 from subgraphs.kernel.permissions import Permission
@@ -21,14 +21,24 @@ from subgraphs.kernel.uow import UnitOfWork
 log = logging.getLogger("beep.voice")
 
 RECHECK_SECONDS = 30.0
-_guards: dict[tuple[int, int], asyncio.Task[None]] = {}
+
+
+class Guards:
+    """The running guard of each call this runtime owns, by channel (kept on the runtime: Runtime.part)."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[int, asyncio.Task[None]] = {}
+
+
+def _guards(runtime: Runtime) -> dict[int, asyncio.Task[None]]:
+    return runtime.part(Guards, lambda _: Guards()).by_channel
 
 
 def ensure_guard(runtime: Runtime, owner: Owner, channel_id: int, server_id: int) -> None:
-    key = (id(runtime), channel_id)
-    task = _guards.get(key)
+    guards = _guards(runtime)
+    task = guards.get(channel_id)
     if task is None or task.done():
-        _guards[key] = asyncio.ensure_future(_guard(runtime, owner, channel_id, server_id))
+        guards[channel_id] = asyncio.ensure_future(_guard(runtime, owner, channel_id, server_id))
 
 
 async def recheck(runtime: Runtime, owner: Owner, channel_id: int) -> None:
@@ -83,4 +93,4 @@ async def _guard(runtime: Runtime, owner: Owner, channel_id: int, server_id: int
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pumping
-        _guards.pop((id(runtime), channel_id), None)
+        _guards(runtime).pop(channel_id, None)

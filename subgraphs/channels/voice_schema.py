@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import strawberry
@@ -15,6 +14,7 @@ from media.voice.room import ParticipantState
 from media.voice.sdp import MAX_MEDIA_LINES
 from subgraphs.channels import live, voice_service
 from subgraphs.channels.types import MAX_ROOM, ChannelsInfo
+from subgraphs.channels.voice_types import VoiceState
 from subgraphs.kernel import ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
@@ -30,33 +30,6 @@ from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 
 MAX_ICE = 10  # ICE servers offered, and URLs of each (a few STUN and TURN ones: configured, assumed)
-
-
-@strawberry.type(description="One participant of a call.")
-class VoiceState:
-    user_id: strawberry.ID
-    self_mute: bool = strawberry.field(description="Muted by themselves.")
-    self_deaf: bool = strawberry.field(
-        description="Deafened by themselves: they hear no one, and are not heard while deafened."
-    )
-    server_mute: bool = strawberry.field(description="Muted by a moderator (Mute Members).")
-    suppressed: bool = strawberry.field(description="May not speak here (no Speak): not heard.")
-    camera: bool
-    screen: bool = strawberry.field(description="Sharing their screen.")
-    joined_at: datetime
-
-    @classmethod
-    def of(cls, state: ParticipantState) -> VoiceState:
-        return cls(
-            user_id=strawberry.ID(str(state.user_id)),
-            self_mute=state.self_mute,
-            self_deaf=state.self_deaf,
-            server_mute=state.server_mute,
-            suppressed=state.suppressed,
-            camera=state.camera,
-            screen=state.screen,
-            joined_at=datetime.fromtimestamp(state.joined_at, UTC),
-        )
 
 
 @strawberry.type(

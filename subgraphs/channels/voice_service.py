@@ -18,7 +18,7 @@ from media.voice.ice import IceServer, client_ice_servers, parse_urls
 from media.voice.node import INTERNAL_PATH, VoiceDirectory, internal_endpoint
 from media.voice.room import Answer, ParticipantState, VoiceConfig
 from subgraphs.channels import voice_guard
-from subgraphs.channels.voice_events import VoiceStatesChanged
+from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
@@ -38,8 +38,6 @@ from subgraphs.kernel.settings import Settings, UnusableSettings
 from subgraphs.kernel.uow import UnitOfWork
 
 log = logging.getLogger("beep.voice")
-
-_hubs: dict[int, VoiceHub] = {}
 
 # Longer than a join can take (the owner's 10 s negotiation limit, within the internal API's 20 s
 # timeout), so the lease never lapses under a join still running.
@@ -79,39 +77,36 @@ def check_voice_settings(settings: Settings) -> None:
 
 
 def hub_for(runtime: Runtime) -> VoiceHub:
-    """The calls this process owns (one hub per runtime, created on first use)."""
-    hub = _hubs.get(id(runtime))
-    if hub is None:
-        settings = runtime.settings
-        servers = parse_urls(settings.voice_ice_servers)
-        config = VoiceConfig(
-            ice_servers=tuple(IceServer((url,)).for_aiortc() for url in servers),
-            room_limit=settings.voice_room_limit,
-            disconnect_timeout=settings.voice_disconnect_seconds,
-            announce=announcement(settings),
-        )
-
-        async def announce(channel_id: int, states: list[ParticipantState]) -> None:
-            await runtime.bus.publish(
-                topic_for_channel(channel_id), VoiceStatesChanged.of(channel_id, states)
-            )
-
-        hub = _hubs[id(runtime)] = VoiceHub(config, announce)
-    return hub
+    """The calls this process owns (the runtime's one hub, created on first use)."""
+    return runtime.part(VoiceHub, _build_hub)
 
 
-_directories: dict[int, VoiceDirectory] = {}
+def _build_hub(runtime: Runtime) -> VoiceHub:
+    settings = runtime.settings
+    servers = parse_urls(settings.voice_ice_servers)
+    config = VoiceConfig(
+        ice_servers=tuple(IceServer((url,)).for_aiortc() for url in servers),
+        room_limit=settings.voice_room_limit,
+        disconnect_timeout=settings.voice_disconnect_seconds,
+        announce=announcement(settings),
+    )
+
+    async def announce(channel_id: int, states: list[ParticipantState]) -> None:
+        await runtime.bus.publish(topic_for_channel(channel_id), VoiceStatesChanged.of(channel_id, states))
+
+    return VoiceHub(config, announce)
 
 
 def directory_for(runtime: Runtime) -> VoiceDirectory:
     """Which process owns each call (all of them this one's unless BEEP_VOICE_NODES lists several)."""
-    directory = _directories.get(id(runtime))
-    if directory is None:
+
+    def build(runtime: Runtime) -> VoiceDirectory:
         s = runtime.settings
-        directory = _directories[id(runtime)] = VoiceDirectory(
+        return VoiceDirectory(
             hub_for(runtime), parse_urls(s.voice_nodes), s.voice_node_url, s.voice_internal_secret
         )
-    return directory
+
+    return runtime.part(VoiceDirectory, build)
 
 
 def internal_routes(holder: RuntimeHolder) -> list[BaseRoute]:

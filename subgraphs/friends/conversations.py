@@ -35,7 +35,7 @@ from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFaile
 from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
 from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages.read_states import read_states_in
+from subgraphs.messages.api import read_states_in
 from subgraphs.servers.events import ServerDeleted
 
 DM_NAME = "Direct messages"  # never listed; a server name is required (2-100 characters)

@@ -16,14 +16,10 @@ from subgraphs.friends.models import (
     FriendshipRow,
     GroupConversationRow,
 )
+from subgraphs.kernel import directory_tables
 
-# Light reference to the users context's table (read-only here): usernames are how requests find people.
-_users = sa.table(
-    "users",
-    sa.column("id", sa.BigInteger),
-    sa.column("username_key", sa.String),
-    sa.column("bot", sa.Boolean),
-)
+# The users context's table (kernel/directory_tables.py): usernames are how requests find people.
+_users = directory_tables.users
 
 
 def ordered(a: int, b: int) -> tuple[int, int]:

@@ -39,9 +39,9 @@ from subgraphs.kernel.errors import (
     PermissionError,
     UserError,
     ValidationError,
-    schema_extensions,
 )
 from subgraphs.kernel.events import Event, topic_for_user
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution

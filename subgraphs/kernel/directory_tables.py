@@ -1,10 +1,16 @@
-"""Light references to the friends context's directory tables that other contexts read: one set, shared
-(the directory counterpart of kernel/tenant_tables.py).
+"""Light references to the directory tables that more than their owner reads or writes: one set, shared
+(the directory counterpart of kernel/tenant_tables.py), and the only one: no other module redeclares
+them (tests/unit/test_table_declarations.py).
 
-Presence tells a user's friends (`kernel/presence.py`), messages flag the authors a reader blocked
-(`messages/repository.py`), and the notifications consumer checks that a friend request or friendship
-still stands and skips whoever blocked an author (`users/notifications/repository.py`). The friends
-context's models stay the source of truth for DDL; these name only the columns those reads need, in a
+The friends context's tables: presence tells a user's friends (`kernel/presence.py`), messages flag the
+authors a reader blocked (`messages/repository.py`), and the notifications consumer checks that a friend
+request or friendship still stands and skips whoever blocked an author (`users/notifications/repository.py`).
+The users context's `users`: presence reads a chosen status, messages resolve @mentions
+(`messages/mentions.py`), friends find people by username and lock a pair (`friends/repository.py`),
+servers check an invitee exists (`servers/invitations.py`), and the webhooks context creates a bot's user
+(`webhooks/bots.py`). The webhooks context's `bots`: the users context signs a bot in (`users/bots.py`).
+
+The owners' models stay the source of truth for DDL; these name only the columns those uses need, in a
 metadata of their own so neither Alembic nor the owner's metadata sees them.
 """
 
@@ -26,4 +32,23 @@ user_blocks = sa.Table(
     _refs,
     sa.Column("blocker_id", sa.BigInteger, primary_key=True),
     sa.Column("blocked_id", sa.BigInteger, primary_key=True),
+)
+users = sa.Table(
+    "users",
+    _refs,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("username", sa.String),
+    sa.Column("username_key", sa.String),
+    sa.Column("email", sa.String),
+    sa.Column("password_hash", sa.String),
+    sa.Column("first_name", sa.String),
+    sa.Column("last_name", sa.String),
+    sa.Column("bot", sa.Boolean),
+    sa.Column("status", sa.String),
+)
+bots = sa.Table(
+    "bots",
+    _refs,
+    sa.Column("user_id", sa.BigInteger, primary_key=True),
+    sa.Column("token_hash", sa.String),
 )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError, VariableDefinitionNode
-from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from db.failures import database_unavailable
 from subgraphs.kernel.i18n import translate
@@ -307,24 +307,3 @@ class RefuseInvalidText(SchemaExtension):
                     argument=name,
                 )
         yield
-
-
-def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
-    """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, the
-    subgraph's own limits (kernel/limits.py; with its executor, `BudgetedExecution`), and caches of parsed
-    and validated documents (the router sends the same text for an operation every time; parsing and
-    validation were the largest single cost per request in the benchmarks)."""
-    from subgraphs.kernel.limits import RequestLimits
-    from subgraphs.kernel.metrics import OperationMetrics
-    from subgraphs.kernel.tracing import OperationTracing
-
-    # The cache extensions are built per request; their LRU caches are shared per size across instances.
-    return [
-        OperationTracing,
-        OperationMetrics,  # before the masking: it leaves the operation after, so it sees masked errors
-        MaskUnexpectedErrors,
-        RequestLimits,  # before parsing (too many tokens), and the depth and alias validation rule
-        RefuseInvalidText,  # before the parser cache: raises on entering the parse hook
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
-    ]

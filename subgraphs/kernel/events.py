@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,9 +76,34 @@ def stamp(raw: str, store: int, position: int, trace_parent: str | None = None) 
     return json.dumps(payload, separators=(",", ":"))
 
 
+def catalogue_modules() -> tuple[str, ...]:
+    """The one event catalogue: a context publishes its events from `subgraphs/<context>/events.py`, the
+    kernel its own from this module and kernel/outbox.py. Named by string, as plugins are, so that the
+    kernel imports no context (docs/architecture-boundaries.md)."""
+    from subgraphs.kernel.settings import SUBGRAPH_NAMES
+
+    return (*(f"subgraphs.{name}.events" for name in SUBGRAPH_NAMES), "subgraphs.kernel.outbox")
+
+
+def load_catalogue() -> None:
+    """Register every event type, whichever modules this process imported (idempotent: imports are cached)."""
+    for module in catalogue_modules():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            if missing.name != module:  # a module it imports is missing: a real fault
+                raise
+            # a context that publishes no events (webhooks today) has no events module
+
+
 def decode(raw: str | bytes) -> Event:
+    """The event `encode` wrote. A type this process has not met yet loads the catalogue first, so only a
+    type no module here defines (a newer release's, during an upgrade) raises ValueError."""
     payload = json.loads(raw)
     cls = _REGISTRY.get(payload.get("type"))
+    if cls is None:
+        load_catalogue()
+        cls = _REGISTRY.get(payload.get("type"))
     if cls is None:
         raise ValueError(f"unknown event type {payload.get('type')!r}")
     hints = {f.name: f.type for f in dataclasses.fields(cls)}

@@ -37,10 +37,11 @@ log = logging.getLogger("beep.presence")
 # The status a user chose that makes them look disconnected to others (they still see themselves).
 INVISIBLE_STATUS = "MYSTERIOUS"
 
-# Light references to other contexts' tables (read-only; the kernel owns no tables).
-_users = sa.table("users", sa.column("id", sa.BigInteger), sa.column("status", sa.String))
+# Other owners' tables, read-only: the users context's and friends' (kernel/directory_tables.py), the
+# directory's memberships (db/tenants.py).
+_users = directory_tables.users
 _friendships = directory_tables.friendships
-_memberships = sa.table("memberships", sa.column("user_id", sa.BigInteger), sa.column("server_id"))
+_memberships = tenants.Membership.__table__
 
 
 class Touched(NamedTuple):

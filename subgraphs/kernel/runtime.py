@@ -3,7 +3,9 @@ the presence store, the rate limiter, the leases."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from db.engines import Database
 from db.ids import configure_logical_shards
@@ -18,6 +20,8 @@ from subgraphs.kernel.presence import PresenceStore, create_presence_store
 from subgraphs.kernel.ratelimit import RateLimiter, create_rate_limiter
 from subgraphs.kernel.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class Runtime:
@@ -30,6 +34,19 @@ class Runtime:
     pictures: Pictures
     attachments: Attachments
     leases: Leases
+    # What a context builds once per process on top of these (the users context's identity provider and
+    # token issuer, the channels context's voice hub): built on first use, kept here so that it lives and
+    # dies with this runtime (see `part`).
+    _parts: dict[type, Any] = field(default_factory=dict, repr=False)
+
+    def part(self, kind: type[T], build: Callable[[Runtime], T]) -> T:
+        """This runtime's one `kind`, built by `build` on first use. The kernel knows no context: a context
+        keys its own parts by their class (no module-level cache keyed by `id(runtime)`, which a later
+        runtime may reuse)."""
+        found = self._parts.get(kind)
+        if found is None:
+            found = self._parts[kind] = build(self)
+        return found  # type: ignore[no-any-return]
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:

@@ -77,3 +77,23 @@ class TypingStarted(Event):
     server_id: int
     user_id: int
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LinkPreviewsChanged(Event):
+    """A message's previews arrived (or were removed): `previews` is the full new list, as JSON."""
+
+    message_id: int
+    channel_id: int
+    server_id: int
+    previews: str
+
+
+@dataclass(frozen=True)
+class LinkPreviewsRequested(Event):
+    """Previews were asked for again (unsuppressed): for the previewer only, clients never see it."""
+
+    message_id: int
+    channel_id: int
+    server_id: int
+    content: str

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 
 import sqlalchemy as sa
@@ -35,7 +35,12 @@ from subgraphs.kernel.bus import EventBus
 from subgraphs.kernel.events import Event, topic_for_channel
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork, retrying_moves
-from subgraphs.messages.events import MessageCreated, MessageUpdated
+from subgraphs.messages.events import (
+    LinkPreviewsChanged,
+    LinkPreviewsRequested,
+    MessageCreated,
+    MessageUpdated,
+)
 from subgraphs.messages.models import MessageRow
 from subgraphs.messages.service import own_or_moderated
 
@@ -54,26 +59,6 @@ class LinkPreviewRow(ShardBase):
     server_id: Mapped[int] = mapped_column()
     url: Mapped[str] = mapped_column(String(2048))
     data: Mapped[str] = mapped_column(Text)  # the Preview as JSON
-
-
-@dataclass(frozen=True)
-class LinkPreviewsChanged(Event):
-    """A message's previews arrived (or were removed): `previews` is the full new list, as JSON."""
-
-    message_id: int
-    channel_id: int
-    server_id: int
-    previews: str
-
-
-@dataclass(frozen=True)
-class LinkPreviewsRequested(Event):
-    """Previews were asked for again (unsuppressed): for the previewer only, clients never see it."""
-
-    message_id: int
-    channel_id: int
-    server_id: int
-    content: str
 
 
 def to_json(previews: Sequence[Preview]) -> str:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import parse_id
-from subgraphs.kernel import access, tenant_tables
+from subgraphs.kernel import access, directory_tables, tenant_tables
 from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.permissions import Permission
@@ -41,7 +41,7 @@ UNKNOWN_CHANNEL = "#unknown-channel"
 
 # Light references to other contexts' tables (read-only): users here (the directory), channels through
 # the kernel's shared set of tenant-table references.
-_users = sa.table("users", sa.column("id", sa.BigInteger), sa.column("username", sa.String))
+_users = directory_tables.users
 _channels = tenant_tables.channels
 
 

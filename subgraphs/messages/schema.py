@@ -16,8 +16,8 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     bad_user_input,
-    schema_extensions,
 )
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from db.ids import DIRECTORY_SHARD, new_id
-from subgraphs.kernel import audit
+from subgraphs.kernel import audit, directory_tables
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
@@ -27,7 +27,7 @@ from subgraphs.servers.models import InvitationRow, ServerRow
 MAX_PENDING_PER_USER = 200  # invitations a user may have waiting; more are refused (LIMIT_REACHED)
 
 # Whether a user exists: the one thing read from the users context's table (by id only).
-_users = sa.table("users", sa.column("id"))
+_users = directory_tables.users
 
 
 async def invite_user(

@@ -10,7 +10,6 @@ import strawberry
 from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
-import subgraphs.channels.events  # noqa: F401 - decodes the channel events of the server's topic
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
 from subgraphs.kernel import attachment_files, ratelimit, streams
@@ -21,9 +20,9 @@ from subgraphs.kernel.errors import (
     DomainError,
     bad_user_input,
     not_found,
-    schema_extensions,
     user_error,
 )
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution

@@ -15,13 +15,13 @@ import hmac
 
 import sqlalchemy as sa
 
+from subgraphs.kernel import directory_tables
 from subgraphs.kernel.errors import AuthenticationFailed
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users.issuer import Issuer
 from subgraphs.users.models import UserRow
 
-# Light reference to the webhooks context's table (read-only).
-_bots = sa.table("bots", sa.column("user_id", sa.BigInteger), sa.column("token_hash", sa.String))
+_bots = directory_tables.bots  # the webhooks context's table (read-only here)
 
 
 async def bot_sign_in(uow: UnitOfWork, issuer: Issuer, token: str, ttl_seconds: int) -> tuple[str, UserRow]:

@@ -116,16 +116,9 @@ class Issuer:
         }
 
 
-_issuers: dict[int, Issuer] = {}
-
-
 def issuer_for(runtime: Runtime) -> Issuer:
-    """One issuer per runtime (the key file is read once per process)."""
-    found = _issuers.get(id(runtime))
-    if found is None:
-        _issuers.clear()
-        found = _issuers[id(runtime)] = Issuer(runtime.settings)
-    return found
+    """The runtime's one issuer (the key file is read once per process)."""
+    return runtime.part(Issuer, lambda runtime: Issuer(runtime.settings))
 
 
 def issuer_routes(holder: RuntimeHolder) -> list[BaseRoute]:

@@ -14,7 +14,8 @@ from media.images import PictureKind
 from subgraphs.kernel import internal
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, schema_extensions, user_error
+from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, user_error
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation

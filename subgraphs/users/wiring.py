@@ -18,20 +18,17 @@ class UsersServices:
     throttle: SignInThrottle
 
 
-_services: dict[int, UsersServices] = {}
-
-
 def services_for(runtime: Runtime) -> UsersServices:
-    """One set per runtime (as issuer_for): BEEP_IDENTITY picks the provider."""
-    found = _services.get(id(runtime))
-    if found is None:
-        settings = runtime.settings
-        provider: IdentityProvider = (
-            KeycloakProvider(settings)
-            if settings.identity == "keycloak"
-            else BuiltinProvider(issuer_for(runtime), settings.refresh_token_ttl_seconds)
-        )
-        counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
-        _services.clear()
-        found = _services[id(runtime)] = UsersServices(provider, SignInThrottle(counters))
-    return found
+    """The runtime's one set (as issuer_for): BEEP_IDENTITY picks the provider."""
+    return runtime.part(UsersServices, _build)
+
+
+def _build(runtime: Runtime) -> UsersServices:
+    settings = runtime.settings
+    provider: IdentityProvider = (
+        KeycloakProvider(settings)
+        if settings.identity == "keycloak"
+        else BuiltinProvider(issuer_for(runtime), settings.refresh_token_ttl_seconds)
+    )
+    counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+    return UsersServices(provider, SignInThrottle(counters))

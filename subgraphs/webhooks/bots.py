@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.ids import DIRECTORY_SHARD, new_id
 from db.tenants import index_membership
-from subgraphs.kernel import access, tenant_tables
+from subgraphs.kernel import access, directory_tables, tenant_tables
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events import topic_for_server
@@ -43,17 +43,7 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,30}[A-Za-z0-9_])?$")
 MAX_BOTS_PER_SERVER = 50
 BOT_EMAIL_DOMAIN = "bots.beep.invalid"  # .invalid never resolves: no mail can reach it
 
-_users = sa.table(
-    "users",
-    sa.column("id", sa.BigInteger),
-    sa.column("username", sa.String),
-    sa.column("username_key", sa.String),
-    sa.column("email", sa.String),
-    sa.column("password_hash", sa.String),
-    sa.column("first_name", sa.String),
-    sa.column("last_name", sa.String),
-    sa.column("bot", sa.Boolean),
-)
+_users = directory_tables.users  # the users context's table: a bot is a user
 
 
 @dataclass(frozen=True)

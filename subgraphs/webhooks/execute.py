@@ -21,11 +21,8 @@ from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.ratelimit import Limit, RateLimiter, Window
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments as message_files
-from subgraphs.messages import embeds as embed_rules
-from subgraphs.messages import webhook_posts
-from subgraphs.messages.embeds import PayloadProblem
-from subgraphs.messages.models import MessageRow
+from subgraphs.messages import api as messages
+from subgraphs.messages.api import MessageRow, PayloadProblem
 from subgraphs.webhooks import service
 from subgraphs.webhooks.models import WebhookRow
 
@@ -43,7 +40,7 @@ class Payload:
     username: str | None
     avatar_url: str | None
     embeds: list[dict[str, Any]]
-    allowed: webhook_posts.AllowedMentions
+    allowed: messages.AllowedMentions
     suppress_embeds: bool = False
 
 
@@ -52,28 +49,28 @@ def parse(raw: Any, *, with_files: bool = False) -> Payload:
     with files (`with_files`) may have neither content nor embeds, as on Discord."""
     if not isinstance(raw, dict):
         raise PayloadProblem(("_body",), "Must be a JSON object.", kind="BASE_TYPE_BAD_TYPE")
-    content = webhook_posts.content_text(raw.get("content"))
-    username = embed_rules.text(raw.get("username"), ("username",), MAX_USERNAME)
+    content = messages.content_text(raw.get("content"))
+    username = messages.text(raw.get("username"), ("username",), MAX_USERNAME)
     if username is not None:
         username = username.strip()
         if not username:
-            raise embed_rules.required(("username",))
+            raise messages.required(("username",))
         if "clyde" in username.lower() or "discord" in username.lower():
             raise PayloadProblem(
                 ("username",), 'Cannot contain "clyde" or "discord".', kind="USERNAME_INVALID"
             )
-    avatar_url = embed_rules.url(raw.get("avatar_url"), ("avatar_url",))
-    embeds = embed_rules.validate(raw.get("embeds"))
+    avatar_url = messages.url(raw.get("avatar_url"), ("avatar_url",))
+    embeds = messages.validate_embeds(raw.get("embeds"))
     if raw.get("embed") is not None and not embeds:  # Discord's legacy single `embed`
-        embeds = embed_rules.validate([raw.get("embed")], ("embed",))
-    allowed = webhook_posts.allowed_mentions(raw.get("allowed_mentions"))
+        embeds = messages.validate_embeds([raw.get("embed")], ("embed",))
+    allowed = messages.allowed_mentions(raw.get("allowed_mentions"))
     if not content and not embeds and not with_files:
         raise PayloadProblem(("content",), "Cannot send an empty message.", kind="EMPTY_MESSAGE")
     flags = raw.get("flags")
     if isinstance(flags, str) and flags.isdigit():  # a form field
         flags = int(flags)
     if flags is not None and (not isinstance(flags, int) or isinstance(flags, bool) or flags < 0):
-        raise embed_rules.wrong_type(("flags",), "a non-negative integer")
+        raise messages.wrong_type(("flags",), "a non-negative integer")
     return Payload(content, username, avatar_url, embeds, allowed, bool((flags or 0) & SUPPRESS_EMBEDS))
 
 
@@ -131,9 +128,9 @@ async def post(
     """Post the admitted webhook's message, with files already stored (inside the caller's transaction).
     Raises a validation error (too many mentions) or NotFound (its channel is gone)."""
     row = admitted.webhook
-    message, attached = await webhook_posts.post(
+    message, attached = await messages.post_as_webhook(
         uow,
-        webhook_posts.WebhookPost(
+        messages.WebhookPost(
             channel_id=row.channel_id,
             webhook_id=row.id,
             name=payload.username or row.name,
@@ -145,7 +142,7 @@ async def post(
             suppress_embeds=payload.suppress_embeds,
         ),
     )
-    discord = await webhook_posts.discord_shape(uow, message, attached, attachments) if want_message else None
+    discord = await messages.discord_shape(uow, message, attached, attachments) if want_message else None
     return Executed(message, admitted.window, discord)
 
 
@@ -187,7 +184,7 @@ async def execute_with_files(
     if not isinstance(admitted, Admitted):
         return admitted  # type: ignore[no-any-return]
     try:
-        stored = await message_files.store_files(
+        stored = await messages.store_files(
             attachments, admitted.webhook.server_id, admitted.webhook.channel_id, files
         )
     except DomainError as error:
@@ -207,8 +204,8 @@ async def execute_with_files(
     try:
         result = await run_in_transaction(uow, write)
     except BaseException:
-        await message_files.discard(attachments, stored)
+        await messages.discard_files(attachments, stored)
         raise
     if not isinstance(result, Executed):
-        await message_files.discard(attachments, stored)
+        await messages.discard_files(attachments, stored)
     return result  # type: ignore[no-any-return]

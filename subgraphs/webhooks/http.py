@@ -58,8 +58,7 @@ from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.ratelimit import Window
 from subgraphs.kernel.runtime import RuntimeHolder
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments
-from subgraphs.messages.embeds import PayloadProblem
+from subgraphs.messages.api import FILES_FIELD, PayloadProblem
 from subgraphs.webhooks import execute, service
 
 log = logging.getLogger("beep.webhooks.http")
@@ -311,7 +310,7 @@ def webhook_routes(holder: RuntimeHolder) -> list[BaseRoute]:
             return _error(401, 50027, "Invalid Webhook Token")
         if isinstance(result, NotFoundError):
             return _error(404, 10015, "Unknown Webhook")
-        if isinstance(result, ValidationError) and result.field == attachments.FIELD:
+        if isinstance(result, ValidationError) and result.field == FILES_FIELD:
             if result.code == ErrorCode.FILE_TOO_LARGE:
                 return _error(413, 40005, result.message, field="files")
             return _files_refused(result.code.value, result.message).response

@@ -25,14 +25,14 @@ from subgraphs.kernel.errors import (
     PermissionError,
     TopLevelCode,
     ValidationError,
-    schema_extensions,
 )
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
 from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.messages.embeds import PayloadProblem
+from subgraphs.messages.api import PayloadProblem
 from subgraphs.webhooks import bots, execute, service
 from subgraphs.webhooks.loaders import WebhooksLoaders
 from subgraphs.webhooks.models import BotRow, WebhookRow

@@ -32,7 +32,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.kernel.validation import clean_text
-from subgraphs.messages import embeds as embed_rules
+from subgraphs.messages import api as messages
 from subgraphs.webhooks import repository
 from subgraphs.webhooks.models import WebhookRow
 
@@ -69,8 +69,8 @@ def _avatar(raw: str | None, field: str = "avatarUrl") -> str | None:
     if raw is None or not raw.strip():
         return None
     try:
-        return embed_rules.url(raw.strip(), (field,))
-    except embed_rules.PayloadProblem as problem:
+        return messages.url(raw.strip(), (field,))
+    except messages.PayloadProblem as problem:
         raise ValidationFailed(problem.message, code=problem.code, field=field) from problem
 
 

@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY, generate_latest
 
 from db.engines import Database
 from subgraphs.kernel import metrics, outbox
-from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode, schema_extensions
+from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.outbox_metrics import OutboxGauges
 from subgraphs.messages.events import MessageDeleted
 from tests.unit.metrics_checks import (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import strawberry
 
-from subgraphs.kernel.errors import schema_extensions
+from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.limits import BudgetedExecution, limits_of, more_tokens_than
 
 RESOLVED: list[int] = []  # node resolutions, to prove the work stops

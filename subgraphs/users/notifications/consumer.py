@@ -48,11 +48,11 @@ from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.relay import Consumer
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.messages.api import mentioned_user_ids, only_here
 from subgraphs.messages.events import MessageCreated, MessageDeleted
-from subgraphs.messages.mentions import mentioned_user_ids, only_here
 from subgraphs.servers.events import ServerDeleted
+from subgraphs.users.events import NotificationCreated
 from subgraphs.users.notifications import repository, rules
-from subgraphs.users.notifications.events import NotificationCreated
 
 log = logging.getLogger("beep.notifications")
 

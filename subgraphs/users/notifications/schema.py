@@ -17,9 +17,9 @@ from subgraphs.kernel.mutations import signed_in_mutation
 from subgraphs.kernel.outbox import Deduplicator
 from subgraphs.kernel.pagination import MAX_PAGE, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.users.events import NotificationCreated
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.notifications import rules, service
-from subgraphs.users.notifications.events import NotificationCreated
 from subgraphs.users.notifications.types import (
     MarkNotificationsReadInput,
     MarkNotificationsReadResult,

@@ -11,8 +11,8 @@ import strawberry
 from subgraphs.kernel.errors import NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most, free
 from subgraphs.kernel.pagination import PageInfo
+from subgraphs.users.events import NotificationCreated
 from subgraphs.users.notifications import rules, service
-from subgraphs.users.notifications.events import NotificationCreated
 from subgraphs.users.notifications.loaders import Refs, Visible
 from subgraphs.users.notifications.models import NotificationRow
 from subgraphs.users.types import User, UsersInfo

@@ -1,5 +1,7 @@
-"""The event a stored notification publishes on its recipient's topic (`user:{id}`), through the
-directory's outbox, when it is pushed (not while a snooze holds it back)."""
+"""Events the users context publishes.
+
+NotificationCreated: a stored notification, on its recipient's topic (`user:{id}`), through the directory's
+outbox, when it is pushed (not while a snooze holds it back)."""
 
 from __future__ import annotations
 
