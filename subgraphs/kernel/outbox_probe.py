@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +36,14 @@ def _store_has_work(store: int, schema: str | None, consumers: Sequence[str]) ->
     return sa.select(sa.literal(store).label("store")).where(sa.or_(*conditions))
 
 
+@lru_cache(maxsize=64)
+def _probe(members: tuple[tuple[int, str | None], ...], consumers: tuple[str, ...]) -> sa.Executable:
+    """One database's probe, built once per set of stores: building the union of 32 branches, and its
+    cache key, was ~5% of the worker's CPU (py-spy); a reused statement's cache key is memoized."""
+    branches = [_store_has_work(s, schema, consumers) for s, schema in members]
+    return branches[0] if len(branches) == 1 else sa.union_all(*branches)
+
+
 async def stores_with_work(database: Database, stores: Sequence[int], consumers: Sequence[str]) -> set[int]:
     """Of `stores`, those with events to number, to publish, or for a consumer to handle."""
     by_database: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
@@ -46,8 +55,7 @@ async def stores_with_work(database: Database, stores: Sequence[int], consumers:
             by_database[location.url].append((store, location.schema))
     found: set[int] = set()
     for url, members in by_database.items():
-        branches = [_store_has_work(s, schema, consumers) for s, schema in members]
-        statement = branches[0] if len(branches) == 1 else sa.union_all(*branches)
+        statement = _probe(tuple(members), tuple(consumers))
         async with database.engine(url).connect() as conn:
             found.update(int(row.store) for row in await conn.execute(statement))
     return found

@@ -65,7 +65,7 @@ class UnitOfWork:
         if existing is not None:
             yield existing
             return
-        session = self.database.shard_session(shard)
+        session = self.database.shard_reader(shard)
         try:
             yield session
         finally:
@@ -80,7 +80,7 @@ class UnitOfWork:
         if self._directory is not None:
             yield self._directory
             return
-        session = self.database.directory_session()
+        session = self.database.directory_reader()
         try:
             yield session
         finally:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import directory_tables
@@ -49,6 +50,17 @@ async def page(
 
 def add_message(session: AsyncSession, message: MessageRow) -> None:
     session.add(message)
+
+
+_MESSAGES = cast(Table, MessageRow.__table__)
+_INSERT_MESSAGE = insert(_MESSAGES)  # built once: no statement construction or cache key per send
+
+
+async def insert_message(session: AsyncSession, message: MessageRow) -> None:
+    """Write a new message now, as one Core INSERT: the ORM's flush (unit-of-work bookkeeping for a row
+    nothing else in the request changes) was ~6% of the messages process on the send path. `message`
+    stays outside the session; every column is taken from it (unset ones are NULL)."""
+    await session.execute(_INSERT_MESSAGE, {c.key: getattr(message, c.key) for c in _MESSAGES.columns})
 
 
 async def delete_messages(session: AsyncSession, message_ids: Sequence[int]) -> None:

@@ -119,9 +119,8 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         created_at=datetime.now(UTC),
         suppress_embeds=data.suppress_embeds,
     )
-    repository.add_message(session, message)
     try:
-        await session.flush()
+        await repository.insert_message(session, message)
     except IntegrityError:
         # The same nonce raced in from a concurrent retry and won: answer with that one. (Nothing else was
         # written in this transaction, so rolling it back loses nothing; SQLite has no usable savepoints.)

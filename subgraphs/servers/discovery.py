@@ -22,7 +22,7 @@ from subgraphs.servers.models import ServerRow
 MAX_QUERY_LENGTH = 100
 # A page's servers may lie in as many shards as it has servers, and resolving their fields elsewhere (the
 # channels subgraph's Server.channels, say) opens one request-long session per shard; 20 keeps that
-# within one physical database's default pool (BEEP_DB_POOL_SIZE 10 + 10 overflow).
+# within one physical database's default pool (twice BEEP_DB_POOL_SIZE: 20 connections).
 MAX_PAGE = 20
 DEFAULT_PAGE = 20
 
