@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from subgraphs.kernel import tracing
 from subgraphs.kernel.events import Event, decode, encode
@@ -180,7 +180,7 @@ class RedisBus:
     reconnects (to the new master, with a Sentinel URL) and issues SUBSCRIBE again for every topic. What
     was published in between is gone from pub/sub, not from the outbox: every local subscription of a
     topic whose connection broke ends with BusInterrupted, and its owner resumes from its cursor (the
-    stored events replay). A confirmation nobody here asked for is how a silent reconnect shows."""
+    stored events replay). redis-py may reconnect inside a read, unseen: its connect callback tells."""
 
     def __init__(self, url: str) -> None:
         self._redis = redis_client(url)
@@ -189,6 +189,22 @@ class RedisBus:
         self._confirmations: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._live: set[str] = set()  # topics Redis confirmed on the current connection
+        # redis-py calls it on every reconnect (a bound method: it keeps a weak reference).
+        self._resubscribe = self._pubsub.on_connect
+        self._pubsub.on_connect = self._on_reconnect  # type: ignore[method-assign]
+
+    async def _on_reconnect(self, connection: Any) -> None:
+        self._connection_lost("redis pub/sub reconnected")
+        await self._resubscribe(connection)
+
+    def _connection_lost(self, why: str) -> None:
+        """What the topics confirmed on the lost connection carried meanwhile is gone: end their
+        subscriptions (BusInterrupted) so that their owners replay from their cursors."""
+        lost, self._live = self._live, set()
+        ended = self._fanout.interrupt(sorted(lost))
+        if ended:
+            log.warning(why, extra={"subscriptions_ended": ended})
 
     async def publish(self, topic: str, event: Event) -> None:
         await self._redis.publish(topic, encode(event))
@@ -243,11 +259,8 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                ended = self._fanout.interrupt()
-                log.warning(
-                    "redis pub/sub read failed; reconnecting",
-                    extra={"error": repr(error), "subscriptions_ended": ended},
-                )
+                log.warning("redis pub/sub read failed; reconnecting", extra={"error": repr(error)})
+                self._connection_lost("redis pub/sub connection lost")
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -264,10 +277,9 @@ class RedisBus:
                     del self._confirmations[topic]
                 if fut is not None and not fut.done():
                     fut.set_result(None)
-                if fut is None:  # a resubscription after a reconnect: the gap may have lost events
-                    ended = self._fanout.interrupt([topic])
-                    if ended:
-                        log.warning("redis pub/sub resubscribed", extra={"topic": topic, "ended": ended})
+                self._live.add(topic)
+            elif kind == b"unsubscribe" or kind == "unsubscribe":
+                self._live.discard(topic)
             elif kind == b"message" or kind == "message":
                 try:
                     event = decode(message["data"])

@@ -19,11 +19,42 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from subgraphs.kernel.bus import BusInterrupted, RedisBus
+from subgraphs.kernel.outbox import OutboxWritten
+from subgraphs.kernel.redis_client import redis_client
 from tests.harness.redis_sentinel import SentinelRedis
+from tests.harness.services import RedisServer
 from tests.harness.stack import Stack, start_full
 from tests.integration.drills import Drill, Listener, check_outcome, longest_pause, set_scene
 
 pytestmark = pytest.mark.full
+
+
+async def test_a_broken_bus_connection_ends_its_subscriptions() -> None:
+    """What the drill may not catch (its gap is usually empty): an event published while the bus's
+    pub/sub connection is down never arrives, so the subscription must end (BusInterrupted, and a stream
+    with a cursor replays) rather than wait for ever. The connection is cut with CLIENT KILL and the
+    event published at once, before redis-py has reconnected and subscribed again."""
+    server = RedisServer().start()
+    bus, operator = RedisBus(server.url), redis_client(server.url)
+    try:
+        async with bus.subscribe("t") as stream:
+            await operator.publish("t", "{}")  # undecodable: dropped, but proves the line is up
+            await operator.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await operator.publish("t", '{"type":"OutboxWritten","data":{"stores":[1]}}')
+            events = stream.__aiter__()
+            with pytest.raises(BusInterrupted):
+                while True:
+                    assert await asyncio.wait_for(events.__anext__(), 10) != OutboxWritten(stores=[1]), (
+                        "delivered after all: the test no longer opens a gap"
+                    )
+        async with bus.subscribe("t") as stream:  # and subscribing again works
+            await operator.publish("t", '{"type":"OutboxWritten","data":{"stores":[2]}}')
+            assert await asyncio.wait_for(stream.__aiter__().__anext__(), 10) == OutboxWritten(stores=[2])
+    finally:
+        await bus.close()
+        await operator.aclose()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
