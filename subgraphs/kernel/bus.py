@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from subgraphs.kernel import tracing
 from subgraphs.kernel.events import Event, decode, encode
@@ -26,6 +26,11 @@ QUEUE_LIMIT = 1000  # a subscriber this far behind is cut off rather than let me
 
 class SubscriberOverflow(Exception):
     """The subscriber fell too far behind; it should reconnect and resume from its cursor."""
+
+
+class BusInterrupted(SubscriberOverflow):
+    """The bus lost its connection (a Redis failover, a restart): events published meanwhile may never
+    arrive, so the subscriber resumes from its cursor, as after an overflow."""
 
 
 class EventBus(Protocol):
@@ -47,6 +52,11 @@ class _Subscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
+        self.interrupted = False
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.offer(None)
 
     def offer(self, event: Event | None) -> None:
         try:
@@ -65,6 +75,8 @@ class _Subscription:
             if event is None:
                 if self.overflowed:
                     raise SubscriberOverflow("too many undelivered events")
+                if self.interrupted:
+                    raise BusInterrupted("the event bus lost its connection")
                 return
             tracing.delivering(event.trace_parent)
             yield event
@@ -110,6 +122,16 @@ class _FanOut:
             return True
         return False
 
+    def interrupt(self, topics: Sequence[str] | None = None) -> int:
+        """Ends these topics' subscriptions (all when None) with BusInterrupted; how many were ended."""
+        ended = 0
+        for topic in list(self.local) if topics is None else topics:
+            for sub in tuple(self.local.get(topic, ())):
+                if not sub.interrupted:
+                    sub.interrupt()
+                    ended += 1
+        return ended
+
     def close_all(self) -> None:
         for subs in self.local.values():
             for sub in subs:
@@ -152,7 +174,13 @@ class InProcessBus:
 
 class RedisBus:
     """Redis pub/sub shared by every process and replica. Subscribing waits for Redis to confirm, so an
-    event published after `subscribe()` returns is never missed."""
+    event published after `subscribe()` returns is never missed.
+
+    When the pub/sub connection breaks (the master lost, Sentinel promoting a replica), redis-py
+    reconnects (to the new master, with a Sentinel URL) and issues SUBSCRIBE again for every topic. What
+    was published in between is gone from pub/sub, not from the outbox: every local subscription of a
+    topic whose connection broke ends with BusInterrupted, and its owner resumes from its cursor (the
+    stored events replay). redis-py may reconnect inside a read, unseen: its connect callback tells."""
 
     def __init__(self, url: str) -> None:
         self._redis = redis_client(url)
@@ -161,6 +189,22 @@ class RedisBus:
         self._confirmations: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._live: set[str] = set()  # topics Redis confirmed on the current connection
+        # redis-py calls it on every reconnect (a bound method: it keeps a weak reference).
+        self._resubscribe = self._pubsub.on_connect
+        self._pubsub.on_connect = self._on_reconnect  # type: ignore[method-assign]
+
+    async def _on_reconnect(self, connection: Any) -> None:
+        self._connection_lost("redis pub/sub reconnected")
+        await self._resubscribe(connection)
+
+    def _connection_lost(self, why: str) -> None:
+        """What the topics confirmed on the lost connection carried meanwhile is gone: end their
+        subscriptions (BusInterrupted) so that their owners replay from their cursors."""
+        lost, self._live = self._live, set()
+        ended = self._fanout.interrupt(sorted(lost))
+        if ended:
+            log.warning(why, extra={"subscriptions_ended": ended})
 
     async def publish(self, topic: str, event: Event) -> None:
         await self._redis.publish(topic, encode(event))
@@ -175,24 +219,34 @@ class RedisBus:
     async def subscribe(self, *topics: str) -> AsyncIterator[AsyncIterator[Event]]:
         sub = _Subscription()
         confirmations: list[asyncio.Future[None]] = []
-        async with self._lock:
-            for topic in topics:
-                if self._fanout.add(topic, sub):
-                    confirmed = asyncio.get_running_loop().create_future()
-                    self._confirmations[topic].append(confirmed)
-                    confirmations.append(confirmed)
-                    await self._pubsub.subscribe(topic)
-            if confirmations:
-                self._ensure_reader()
-        if confirmations:
-            await asyncio.wait_for(asyncio.gather(*confirmations), timeout=10)
         try:
+            async with self._lock:
+                for topic in topics:
+                    if self._fanout.add(topic, sub):
+                        confirmed = asyncio.get_running_loop().create_future()
+                        self._confirmations[topic].append(confirmed)
+                        confirmations.append(confirmed)
+                        try:
+                            await self._pubsub.subscribe(topic)
+                        except BaseException:
+                            self._confirmations[topic].remove(confirmed)  # no SUBSCRIBE went out
+                            raise
+                if confirmations:
+                    self._ensure_reader()
+            if confirmations:
+                try:
+                    await asyncio.wait_for(asyncio.gather(*confirmations), timeout=10)
+                except TimeoutError as slow:
+                    raise BusInterrupted("the event bus did not confirm a subscription") from slow
             yield sub.events()
         finally:
+            for fut in confirmations:
+                fut.cancel()  # answered already, or never will be (Redis went away meanwhile)
             async with self._lock:
                 for topic in topics:
                     if self._fanout.remove(topic, sub):
-                        await self._pubsub.unsubscribe(topic)
+                        with contextlib.suppress(Exception):  # a lost connection unsubscribes anyway
+                            await self._pubsub.unsubscribe(topic)
 
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():
@@ -204,8 +258,9 @@ class RedisBus:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("redis pub/sub read failed; retrying")
+            except Exception as error:
+                log.warning("redis pub/sub read failed; reconnecting", extra={"error": repr(error)})
+                self._connection_lost("redis pub/sub connection lost")
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -215,9 +270,16 @@ class RedisBus:
             topic = message["channel"].decode()
             kind = message["type"]
             if kind == b"subscribe" or kind == "subscribe":
-                for fut in self._confirmations.pop(topic, []):
-                    if not fut.done():
-                        fut.set_result(None)
+                # One confirmation per SUBSCRIBE sent, in order: it answers the oldest one waiting.
+                waiting = self._confirmations.get(topic)
+                fut = waiting.pop(0) if waiting else None
+                if waiting is not None and not waiting:
+                    del self._confirmations[topic]
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+                self._live.add(topic)
+            elif kind == b"unsubscribe" or kind == "unsubscribe":
+                self._live.discard(topic)
             elif kind == b"message" or kind == "message":
                 try:
                     event = decode(message["data"])

@@ -17,7 +17,9 @@ from graphql import GraphQLError, VariableDefinitionNode
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from db.failures import database_unavailable
+from subgraphs.kernel.bus import BusInterrupted
 from subgraphs.kernel.i18n import translate
+from subgraphs.kernel.redis_client import redis_unavailable
 from subgraphs.kernel.wellformed import INVALID_TEXT, invalid_text_path
 
 log = logging.getLogger("beep.errors")
@@ -265,6 +267,15 @@ class MaskUnexpectedErrors(MaskErrors):
             )
             return GraphQLError(
                 "The database is unavailable for a moment: try again.",
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": TopLevelCode.UNAVAILABLE.value},
+            )
+        if original is not None and (redis_unavailable(original) or isinstance(original, BusInterrupted)):
+            # Redis lost or failing over: a live stream without a cursor to resume from ends here too.
+            log.warning("redis unavailable", extra={"path": list(error.path or []), "error": repr(original)})
+            return GraphQLError(
+                "The event bus is unavailable for a moment: try again (resume a stream from its cursor).",
                 nodes=error.nodes,
                 path=error.path,
                 extensions={"code": TopLevelCode.UNAVAILABLE.value},

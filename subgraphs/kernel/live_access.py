@@ -34,6 +34,7 @@ from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.redis_client import redis_unavailable
 from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -165,11 +166,11 @@ def _signed(holder: RuntimeHolder, handler: InternalHandler) -> Callable[[Reques
         try:
             return await handler(runtime, body)
         except Exception as error:
-            if not database_unavailable(error):
+            if not (database_unavailable(error) or redis_unavailable(error)):
                 raise
             # A failover in progress: the router's fan-out tier asks again (its own retry), no traceback.
-            log.warning("internal request: database unavailable", extra={"error": repr(error)})
-            return _refused(503, "The database is unavailable for a moment: try again.")
+            log.warning("internal request: database or Redis unavailable", extra={"error": repr(error)})
+            return _refused(503, "The database or Redis is unavailable for a moment: try again.")
 
     return endpoint
 

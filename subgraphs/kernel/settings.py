@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.shardmap import ShardMap
 from media.voice.announce import parse_address, parse_addresses
 from subgraphs.kernel.logtokens import generate_key as generate_log_token_key
+from subgraphs.kernel.redis_client import SENTINEL_SCHEME, parse_sentinel_url
 
 SUBGRAPH_NAMES = ("users", "servers", "channels", "messages", "friends", "webhooks")
 
@@ -35,7 +36,8 @@ class Settings(BaseSettings):
     logical_shards: int = Field(default=64, ge=1, le=1024)
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
-    # Event bus: Redis when set, in-process otherwise (one process only).
+    # Event bus: Redis when set, in-process otherwise (one process only). `redis://host:port/db`, or
+    # `redis+sentinel://host:port,host:port/MASTER[/db]` for a Sentinel-managed master (docs/redis-ha.md).
     redis_url: str = ""
 
     # Identity: the built-in issuer's URL (its tokens' `iss`); tokens are verified against its JWKS (or
@@ -191,6 +193,13 @@ class Settings(BaseSettings):
         if self.voice_node_url and self.voice_node_url.rstrip("/") not in nodes:
             raise ValueError("BEEP_VOICE_NODE_URL must be one of BEEP_VOICE_NODES (or empty: host no call)")
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value.startswith(f"{SENTINEL_SCHEME}://"):
+            parse_sentinel_url(value)  # InvalidRedisUrl (a ValueError): refused at start, not at first use
+        return value
 
     @field_validator("voice_announced_address")
     @classmethod

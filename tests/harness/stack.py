@@ -22,6 +22,7 @@ from beep.router import router_env, start_router, wait_ready
 from subgraphs.kernel import internal, logtokens
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 from tests.harness.ports import free_port
+from tests.harness.redis_sentinel import SentinelRedis
 from tests.harness.replication import ReplicatedPostgres
 from tests.harness.services import PostgresServer, RedisServer, S3Server
 
@@ -39,7 +40,9 @@ class Stack:
     second_router_url: str = ""  # full mode: the router in front of the second messages replica
     subgraph_urls: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    services: list[PostgresServer | ReplicatedPostgres | RedisServer | S3Server] = field(default_factory=list)
+    services: list[PostgresServer | ReplicatedPostgres | RedisServer | SentinelRedis | S3Server] = field(
+        default_factory=list
+    )
     database_urls: list[str] = field(default_factory=list)
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
     subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
@@ -247,17 +250,20 @@ def start_embedded(
 
 
 def start_full(
-    database: PostgresServer | ReplicatedPostgres | None = None, extra_env: dict[str, str] | None = None
+    database: PostgresServer | ReplicatedPostgres | None = None,
+    extra_env: dict[str, str] | None = None,
+    redis: RedisServer | SentinelRedis | None = None,
 ) -> Stack:
     """`database`: where the directory and shards live (a primary with a replica for failover drills);
-    `extra_env`: settings for every process (the routers take its BEEP_OTEL_* and BEEP_FANOUT_*)."""
+    `extra_env`: settings for every process (the routers take its BEEP_OTEL_* and BEEP_FANOUT_*);
+    `redis`: the event bus's Redis (a Sentinel-managed master and replica for Redis failover drills)."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
     stack = Stack("full", workdir, {})
     try:
         postgres = (database or PostgresServer()).start()
         stack.services.append(postgres)
-        redis = RedisServer().start()
-        stack.services.append(redis)
+        bus = (redis or RedisServer()).start()
+        stack.services.append(bus)
         stack.s3 = S3Server().start()
         stack.services.append(stack.s3)
         run = secrets.token_hex(4)
@@ -274,7 +280,7 @@ def start_full(
                 "BEEP_MODE": "full",
                 "BEEP_DIRECTORY_URL": directory,
                 "BEEP_SHARD_DATABASES": f"0-31={shards_a};32-63={shards_b}",
-                "BEEP_REDIS_URL": redis.url,
+                "BEEP_REDIS_URL": bus.url,
                 "BEEP_ISSUER_URL": issuer,
                 "BEEP_PUBLIC_URL": f"http://127.0.0.1:{router_port}",
                 "BEEP_ISSUER_KEY_FILE": str(workdir / "issuer-key.pem"),

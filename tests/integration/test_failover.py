@@ -11,34 +11,17 @@ the README's figures."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
-from tests.harness.client import GraphQLClient
 from tests.harness.replication import ReplicatedPostgres
 from tests.harness.stack import Stack, start_full
-from tests.integration.flows import (
-    JOIN_SERVER,
-    SEND_MESSAGE,
-    create_server,
-    default_channel,
-    sign_up,
-    subscribe_settled,
-)
+from tests.integration.drills import Drill, Listener, check_outcome, longest_pause, set_scene
 
 pytestmark = pytest.mark.full
-
-HISTORY = """query($c: ID!, $before: String) { messages(channelId: $c, first: 100, before: $before) {
-  edges { node { id content } } pageInfo { hasNextPage endCursor } } }"""
-SENDERS = 3
-EVENTS = """subscription($c: ID!, $after: String) { messageEvents(channelId: $c, after: $after) {
-  __typename ... on MessageCreated { cursor message { id author { username } channel { name } } } } }"""
 
 
 @pytest.fixture(scope="module")
@@ -49,100 +32,19 @@ def replicated() -> Iterator[tuple[Stack, ReplicatedPostgres]]:
     stack.stop()
 
 
-class Drill:
-    def __init__(self) -> None:
-        self.acked: dict[str, tuple[str, float]] = {}  # content -> (message id, when acknowledged)
-        self.errors: Counter[str] = Counter()
-        self.stop = asyncio.Event()
-
-    async def send_until_acked(self, client: GraphQLClient, channel_id: str, content: str) -> None:
-        variables = {"input": {"channelId": channel_id, "content": content, "nonce": content}}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            result = await client.execute(SEND_MESSAGE, variables)  # the router itself stays up
-            payload = (result.data or {}).get("sendMessage")
-            if payload and payload["__typename"] == "Message":
-                self.acked[content] = (payload["id"], time.monotonic())
-                return
-            codes = [str((e.get("extensions") or {}).get("code")) for e in result.errors] or [str(payload)]
-            self.errors.update(codes)
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{content} was never acknowledged in 60 s; errors so far: {self.errors}")
-
-    async def sender(self, client: GraphQLClient, channel_id: str, name: str) -> None:
-        n = 0
-        while not self.stop.is_set():
-            await self.send_until_acked(client, channel_id, f"{name}-{n}")
-            n += 1
-            await asyncio.sleep(0.05)
-
-
-class Listener:
-    """A client following the channel live as a real one does: when its stream ends (an error, a
-    completion, a dropped socket), it subscribes again from the last cursor it saw."""
-
-    def __init__(self, client: GraphQLClient, channel_id: str) -> None:
-        self.client, self.channel_id = client, channel_id
-        self.delivered: Counter[str] = Counter()
-        self.cursor: str | None = None
-        self.endings: Counter[str] = Counter()
-
-    async def follow(self, ready: asyncio.Event) -> None:
-        while True:
-            try:
-                async with self.client.subscriptions() as connection:
-                    variables = {"c": self.channel_id, "after": self.cursor}
-                    operation = await subscribe_settled(connection, EVENTS, variables)
-                    ready.set()
-                    while True:
-                        message = await operation.next(timeout=3600)
-                        events = (message.get("payload") or {}).get("data") or {}
-                        event = events.get("messageEvents") if message["type"] == "next" else None
-                        if event and event["__typename"] == "MessageCreated":
-                            self.delivered[event["message"]["id"]] += 1
-                            self.cursor = event["cursor"]
-                        if message["type"] != "next" or (message.get("payload") or {}).get("errors"):
-                            self.endings[message["type"]] += 1
-                            break
-            except Exception as error:  # a dropped socket, a refused subscribe: try again, as a client does
-                self.endings[type(error).__name__] += 1
-            await asyncio.sleep(0.5)
-
-
-async def _history(client: GraphQLClient, channel_id: str) -> list[dict[str, Any]]:
-    """The whole history, newest first, page by page towards older messages (`before`)."""
-    nodes: list[dict[str, Any]] = []
-    before = None
-    while True:
-        page = (await client.data(HISTORY, {"c": channel_id, "before": before}))["messages"]
-        nodes += [edge["node"] for edge in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"] or not page["edges"]:
-            return nodes
-        before = page["pageInfo"]["endCursor"]
-
-
 async def test_losing_the_primary_loses_no_acknowledged_message(
     replicated: tuple[Stack, ReplicatedPostgres],
 ) -> None:
     stack, database = replicated
-    owner = await sign_up(GraphQLClient(stack.router_url), "failover")
-    as_owner = GraphQLClient(stack.router_url, owner.token)
-    server = await create_server(as_owner, "Failover drill", "PUBLIC")
-    channel_id = (await default_channel(as_owner, server["id"]))["id"]
-    senders = [as_owner]
-    for _ in range(SENDERS - 1):
-        member = await sign_up(GraphQLClient(stack.router_url), "failover")
-        client = GraphQLClient(stack.router_url, member.token)
-        await client.data(JOIN_SERVER, {"id": server["id"]})
-        senders.append(client)
-
+    scene = await set_scene(stack, "failover")
     drill = Drill()
-    listener = Listener(as_owner, channel_id)
+    listener = Listener(scene.owner, scene.channel_id)
     ready = asyncio.Event()
     following = asyncio.create_task(listener.follow(ready))
     await asyncio.wait_for(ready.wait(), 30)
     tasks = [
-        asyncio.create_task(drill.sender(client, channel_id, f"s{i}")) for i, client in enumerate(senders)
+        asyncio.create_task(drill.sender(client, scene.channel_id, f"s{i}"))
+        for i, client in enumerate(scene.senders)
     ]
     await asyncio.sleep(3)
     crashed_at = time.monotonic()
@@ -158,32 +60,8 @@ async def test_losing_the_primary_loses_no_acknowledged_message(
     drill.stop.set()
     await asyncio.gather(*tasks)
 
-    # Every acknowledged message reaches the live client, once (resuming from its cursor when its
-    # stream ended during the outage).
-    acked_ids = {mid for mid, _when in drill.acked.values()}
-    deadline = time.monotonic() + 60
-    while not acked_ids <= set(listener.delivered) and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    following.cancel()
-    undelivered = acked_ids - set(listener.delivered)
-    assert not undelivered, (
-        f"{len(undelivered)} of {len(acked_ids)} acknowledged messages never delivered live; "
-        f"stream endings {dict(listener.endings)}; client errors {dict(drill.errors)}"
-    )
-    assert not [mid for mid, count in listener.delivered.items() if count > 1], "delivered twice"
-
-    history = await _history(as_owner, channel_id)
-    contents = Counter(node["content"] for node in history)
-    ids = {node["id"] for node in history}
-    missing = [content for content, (mid, _) in drill.acked.items() if mid not in ids]
-    assert not missing, f"acknowledged but lost: {missing[:10]} of {len(missing)}"
-    twice = [content for content, count in contents.items() if count > 1]
-    assert not twice, f"stored twice: {twice[:10]}"
-    assert set(drill.errors) <= {"UNAVAILABLE"}, drill.errors
-
-    acks = sorted(when for _mid, when in drill.acked.values())
-    pause = max((b - a for a, b in itertools.pairwise(acks) if b > crashed_at - 1), default=0.0)
-    after_crash = [when for when in acks if when > crashed_at]
+    await check_outcome(scene, drill, listener, following)
+    pause, after_crash = longest_pause(drill, crashed_at)
     print(
         f"\nfailover drill: {len(drill.acked)} messages acknowledged, all stored once; longest pause "
         f"between acknowledgements {pause:.1f} s (replica promoted {promoted_at - crashed_at:.1f} s after "

@@ -232,7 +232,7 @@ reference them as $(VAR): Kubernetes expands a reference only to a variable decl
   value: {{ .Values.database.shardDatabases | quote }}
 {{- end }}
 - name: BEEP_REDIS_URL
-  value: {{ .Values.redis.url | quote }}
+  value: {{ include "beep.redisUrl" . | quote }}
 {{- end }}
 
 {{/*
@@ -422,5 +422,20 @@ spec:
     matchLabels:
       {{- include "beep.selectorLabels" $ | nindent 6 }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+BEEP_REDIS_URL: redis.url, or a redis+sentinel:// URL naming redis.sentinel's Sentinels and master.
+*/}}
+{{- define "beep.redisUrl" -}}
+{{- $sentinel := .Values.redis.sentinel | default dict }}
+{{- if $sentinel.sentinels }}
+{{- $master := required "redis.sentinel.masterName is required with redis.sentinel.sentinels" $sentinel.masterName }}
+{{- $auth := ternary ":$(BEEP_REDIS_PASSWORD)@" "" (eq (toString $sentinel.password) "true") }}
+{{- $query := ternary "?sentinel_password=$(BEEP_REDIS_PASSWORD)" "" (eq (toString $sentinel.sentinelPassword) "true") }}
+{{- printf "redis+sentinel://%s%s/%s/%d%s" $auth (join "," $sentinel.sentinels) $master (int ($sentinel.db | default 0)) $query }}
+{{- else }}
+{{- .Values.redis.url }}
 {{- end }}
 {{- end }}
