@@ -280,6 +280,7 @@ async def test_a_slow_socket_is_cut_off_without_slowing_the_others_and_resumes(
     async with GraphQLClient(stack.router_url, fast_user.token).subscriptions() as fast:
         keeper = await subscribe_settled(fast, RESUMABLE, {"c": channel})
         slow = await _stalled_socket(stack.router_url, slow_user.token, channel)
+        # The stalled socket cannot be read, so no event can show its subscription is live: a fixed wait.
         await asyncio.sleep(0.5)
         sent = [(await send(owner, channel, f"{i} {body}"))["id"] for i in range(TOTAL)]
         # The fast socket has everything at once: the stalled one did not hold it back.

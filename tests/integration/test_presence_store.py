@@ -50,7 +50,7 @@ async def test_a_departure_is_handed_to_one_sweeper_once(stores: tuple[PresenceS
     assert await holder.touch(user, "b", TTL) == (2, True)
     assert await holder.touch(user, "a", TTL) == (2, False)  # a renewal
     assert user not in await sweeper.departed()  # connected: nothing to announce
-    await asyncio.sleep(TTL * 1.5)  # the holder died: nobody renews
+    await asyncio.sleep(TTL * 1.5)  # the holder died: nobody renews (the TTL expiry is under test)
     assert await sweeper.connected([user]) == set()
     claims = await asyncio.gather(holder.departed(), sweeper.departed(), sweeper.departed())
     assert sum(user in found for found in claims) == 1

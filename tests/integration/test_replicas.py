@@ -29,6 +29,7 @@ async def test_subscriber_on_one_replica_receives_message_sent_through_the_other
     ):
         heard_on_2 = await on_replica_2.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
         heard_on_1 = await on_replica_1.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
+        # No "ready" message in the protocol: give both replicas' subgraphs time to subscribe to the bus.
         await asyncio.sleep(0.5)
 
         sent_via_1 = await send(via_a.with_token(ada.token), channel["id"], "from replica 1")

@@ -257,7 +257,7 @@ async def test_reindex_rebuilds_and_a_stopped_indexer_catches_up(stack: Stack) -
         return
     stack.kill("worker")  # a crash: messages committed meanwhile wait in the outbox
     later = [await send(as_owner, channel["id"], f"durian later {n}") for n in range(5)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # a window that proves nothing is indexed while the worker is down: keep
     assert ids(await search(as_bob, s, q="later")) == []
     stack.restart_worker()
     await found_ids(as_bob, s, {m["id"] for m in later}, q="durian later")

@@ -210,7 +210,6 @@ async def test_a_tenant_moves_online_while_members_send_messages(
 
     async with as_owner.subscriptions() as connection:
         live = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": general["id"]})
-        await asyncio.sleep(0.5)  # subscribed upstream before the first send
         # ...when it moves while every member keeps sending...
         stop = asyncio.Event()
         senders = [
@@ -375,7 +374,7 @@ async def test_a_writer_holding_the_tenant_delays_the_switch_and_is_copied(
     mover = TenantMover(Database(database.directory_url, database.shard_map), settle_seconds=0.1)
     moving = asyncio.create_task(mover.move(server_id, 41))
     await _switch_waiting_for_a_lock(database, 7)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # proves the switch stays blocked for a while: keep
     assert not moving.done(), "the switch must wait for the writer's transaction"
     release.set()
     message_id = await writer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
@@ -64,7 +62,6 @@ async def test_two_users_chat_live_and_page_history(stack: Stack) -> None:
 
     async with as_bob.subscriptions() as connection:
         events = await subscribe_settled(connection, MESSAGE_EVENTS, {"channelId": channel["id"]})
-        await asyncio.sleep(0.5)  # the router opens its upstream subscription
         sent = [await send(as_ada, channel["id"], f"note {i}") for i in range(3)]
 
         received = [await events.next() for _ in sent]

@@ -423,7 +423,7 @@ async def test_webhook_bad_requests(stack: Stack) -> None:
             break
     assert graphql_limited is not None and graphql_limited["extensions"]["code"] == "RATE_LIMITED"
     assert graphql_limited["extensions"]["retryAfter"] >= 1
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(2.1)  # the rate-limit window under test runs out
     assert (await post(stack, path, PLAIN, retry_limited=False)).status_code == 204
 
     # another server's manager cannot touch this webhook (not found, as if it did not exist)
