@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ HELM = REPO / ".cache" / "bin" / "helm"
 
 
 RELEASE = "beep"
+SUBGRAPHS = ("users", "servers", "channels", "messages", "friends", "webhooks")
 
 
 Manifest = dict[str, Any]
@@ -66,3 +69,25 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
     return subprocess.run(
         [str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for m in manifests:
+        if m["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
+
+
+def exported_metric_names() -> set[str]:
+    """Every beep_* family Beep's code defines (Python and the router)."""
+    sources = [
+        REPO / "subgraphs" / "kernel" / "metrics.py",
+        REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
+        REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
+        REPO / "subgraphs" / "kernel" / "access_versions.py",  # beep_access_cache_*
+        REPO / "media" / "voice" / "metrics.py",  # beep_voice_*
+        REPO / "router" / "metrics.ts",
+    ]
+    names = set()
+    for source in sources:
+        names |= set(re.findall(r"[\"'](beep_[a-z0-9_]+)[\"']", source.read_text()))
+    return names

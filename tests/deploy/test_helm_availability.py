@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.test_helm_chart import (
+from tests.deploy.chart import (
     CHART,
     RELEASE,
     SUBGRAPHS,

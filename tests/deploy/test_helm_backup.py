@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.deploy.test_helm_chart import CHART, HELM, env_of, of_kind, render
+from tests.deploy.chart import CHART, HELM, env_of, of_kind, render
 
 pytestmark = pytest.mark.deploy
 

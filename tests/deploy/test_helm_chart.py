@@ -7,7 +7,6 @@ to a cluster: `helm template` renders the manifests and the tests read them as d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,29 +15,24 @@ import yaml
 from tests.deploy.chart import (
     CHART,
     RELEASE,
+    SUBGRAPHS,
     Manifest,
     env_of,
     helm,
     of_kind,
     only_container,
+    pod_specs,
     render,
     workloads,
 )
 
 pytestmark = pytest.mark.deploy
 
-SUBGRAPHS = ("users", "servers", "channels", "messages", "friends", "webhooks")
 HEALTH_PATHS = {"router": {"/healthcheck", "/readiness"}, "subgraph": {"/healthz"}}
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
-    for m in manifests:
-        if m["kind"] in ("Deployment", "StatefulSet", "Job"):
-            yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
 
 
 def component(m: Manifest) -> str:

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from tests.deploy.test_helm_chart import CHART, RELEASE, REPO, of_kind, render
-from tests.deploy.test_helm_metrics import exported_metric_names, promtool
+from tests.deploy.chart import CHART, RELEASE, REPO, exported_metric_names, of_kind, promtool, render
 
 pytestmark = pytest.mark.deploy
 

@@ -16,6 +16,7 @@ from tests.deploy.chart import (
     REPO,
     Manifest,
     env_of,
+    exported_metric_names,
     helm,
     of_kind,
     only_container,
@@ -110,22 +111,6 @@ def test_the_routers_metrics_are_on_an_internal_port_no_service_publishes(monito
     for name, service in of_kind(monitored, "Service").items():
         for port in service["spec"]["ports"]:
             assert port["targetPort"] not in ("metrics", ports["metrics"]), f"Service {name} publishes it"
-
-
-def exported_metric_names() -> set[str]:
-    """Every beep_* family Beep's code defines (Python and the router)."""
-    sources = [
-        REPO / "subgraphs" / "kernel" / "metrics.py",
-        REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
-        REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
-        REPO / "subgraphs" / "kernel" / "access_versions.py",  # beep_access_cache_*
-        REPO / "media" / "voice" / "metrics.py",  # beep_voice_*
-        REPO / "router" / "metrics.ts",
-    ]
-    names = set()
-    for source in sources:
-        names |= set(re.findall(r"[\"'](beep_[a-z0-9_]+)[\"']", source.read_text()))
-    return names
 
 
 def alerts(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:

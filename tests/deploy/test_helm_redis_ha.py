@@ -7,7 +7,7 @@ import pytest
 
 from subgraphs.kernel.redis_client import parse_sentinel_url
 from subgraphs.kernel.settings import Settings
-from tests.deploy.test_helm_chart import env_of, helm, pod_specs, render
+from tests.deploy.chart import env_of, helm, pod_specs, render
 
 pytestmark = pytest.mark.deploy
 

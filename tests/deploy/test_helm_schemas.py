@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import referencing
 
-from tests.deploy.test_helm_chart import CHART, REPO, Manifest, helm, render
+from tests.deploy.chart import CHART, REPO, Manifest, helm, render
 
 pytestmark = pytest.mark.deploy
 

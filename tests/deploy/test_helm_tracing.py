@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.test_helm_chart import Manifest, env_of, helm, of_kind, render, workloads
+from tests.deploy.chart import Manifest, env_of, helm, of_kind, render, workloads
 
 pytestmark = pytest.mark.deploy
 

@@ -97,3 +97,17 @@ def sign_up(base_url: str, name: str) -> tuple[str, str]:
         },
     )
     return data["signUp"]["accessToken"], data["signUp"]["user"]["id"]
+
+
+def streams_opened(stack: Stack, viewer: str | None = None) -> int:
+    """How many shared streams the stack's routers have opened so far (their log says each)."""
+    count = 0
+    for log in stack.workdir.glob("router*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "[beep-fanout] stream opened" in line and (viewer is None or f'"viewer":"{viewer}"' in line):
+                count += 1
+    return count
+
+
+def router_urls(stack: Stack) -> list[str]:
+    return [u for u in (stack.router_url, stack.second_router_url) if u]

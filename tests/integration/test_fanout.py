@@ -27,7 +27,7 @@ from tests.integration.flows import (
     stream_error_code,
     subscribe_settled,
 )
-from tests.integration.message_flows import created, guild
+from tests.integration.message_flows import created, guild, router_urls, streams_opened
 
 BLOCKED_EVENTS = """subscription($channelId: ID!) { messageEvents(channelId: $channelId) {
   __typename ... on MessageCreated { message { id content authorBlocked author { username } } } } }"""
@@ -36,20 +36,6 @@ RESUMABLE = """subscription($c: ID!, $after: String) { messageEvents(channelId: 
 HEAD = "query($c: ID!) { messages(channelId: $c, first: 1) { eventCursor } }"
 BLOCK = "mutation($u: ID!) { blockUser(userId: $u) { __typename } }"
 KICK = """mutation($s: ID!, $u: ID!) { kickMember(serverId: $s, userId: $u) { __typename } }"""
-
-
-def streams_opened(stack: Stack, viewer: str | None = None) -> int:
-    """How many shared streams the stack's routers have opened so far (their log says each)."""
-    count = 0
-    for log in stack.workdir.glob("router*.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            if "[beep-fanout] stream opened" in line and (viewer is None or f'"viewer":"{viewer}"' in line):
-                count += 1
-    return count
-
-
-def router_urls(stack: Stack) -> list[str]:
-    return [u for u in (stack.router_url, stack.second_router_url) if u]
 
 
 async def test_one_rendered_stream_serves_every_socket_every_event_once(stack: Stack) -> None:

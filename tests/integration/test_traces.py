@@ -33,7 +33,7 @@ from tests.harness.client import GraphQLClient
 from tests.harness.ports import free_port
 from tests.harness.stack import Stack, start_embedded, start_full
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, send, subscribe_settled
-from tests.integration.test_fanout import created, guild
+from tests.integration.message_flows import created, guild
 
 
 @dataclass(frozen=True)

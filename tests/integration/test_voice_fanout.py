@@ -10,9 +10,16 @@ from tests.harness.client import Operation
 from tests.harness.stack import Stack
 from tests.harness.voice_api import LEAVE, STATE_EVENTS, UPDATE, join_call
 from tests.harness.voice_peers import VoicePeer
-from tests.integration.flows import create_channel, create_server, stream_error_code, subscribe_settled
-from tests.integration.test_fanout import streams_opened
-from tests.integration.test_invites_and_membership import Users, accept, invite
+from tests.integration.flows import (
+    Users,
+    accept,
+    create_channel,
+    create_server,
+    invite,
+    stream_error_code,
+    subscribe_settled,
+)
+from tests.integration.message_flows import streams_opened
 
 OVERWRITE = """mutation($i: ChannelOverwriteInput!) { setChannelOverwrite(input: $i) { __typename } }"""
 
