@@ -228,9 +228,13 @@ class SealedReader:
             meta = json.loads(body)
             entry = Entry(str(meta.pop("name")), meta)
             state: dict[str, Any] = {"done": False}
-            yield entry, self._chunks(entry, state)
+            chunks = self._chunks(entry, state)
+            yield entry, chunks
+            # A consumer that stopped early (pg_restore --list exits once it has the table of contents)
+            # leaves the rest of the entry unread: read it through the same iterator, so the entry's size
+            # and SHA-256 are still checked over all of it.
             if not state["done"]:
-                async for _ in self._chunks(entry, state):
+                async for _ in chunks:
                     pass
 
     async def _chunks(self, entry: Entry, state: dict[str, Any]) -> AsyncIterator[bytes]:

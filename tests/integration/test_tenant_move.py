@@ -129,11 +129,13 @@ async def _tenant_rows(database: Database, shard: int, server_id: int) -> dict[s
 
 
 async def _bulk_history(database: Database, shard: int, server_id: int, channel_id: int, author: int) -> None:
-    """ARCHIVED messages older than the channel (IDs a few ms apart below its own, in its shard)."""
+    """ARCHIVED messages a day older than the channel (IDs 1 ms apart, in its shard): older than anything
+    the suite writes, so they cannot take a real message's ID (same shard bits, same 12-bit sequence)."""
     location = database.location(shard)
     insert = sa.text(
         f'INSERT INTO "{location.schema}".messages (id, channel_id, server_id, author_id, content) '
-        "SELECT c - CAST(g AS BIGINT) * 4194304, c, CAST(:s AS BIGINT), CAST(:a AS BIGINT), 'archived ' || g "
+        "SELECT c - (CAST(g AS BIGINT) + 86400000) * 4194304, c, CAST(:s AS BIGINT), CAST(:a AS BIGINT), "
+        "'archived ' || g "
         "FROM generate_series(1, :n) g, CAST(:c AS BIGINT) c"
     )
     async with database.engine(location.url).begin() as conn:

@@ -151,3 +151,24 @@ def test_keys_are_32_bytes_in_hex_or_base64() -> None:
     for bad in ("", "abc", KEY.hex()[:-2], base64.b64encode(KEY[:16]).decode()):
         with pytest.raises(BackupError):
             parse_key(bad)
+
+
+def test_an_entry_left_half_read_is_still_read_whole_and_checked() -> None:
+    """A consumer may stop early (pg_restore --list exits once it has a dump's table of contents): the
+    rest of the entry is read through, and the next entries and the summary still check out."""
+    blob = seal(ENTRIES)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield blob
+
+    async def run() -> tuple[list[str], dict[str, object] | None]:
+        reader = SealedReader(KEY, source())
+        names = []
+        async for entry, chunks in reader.entries():
+            names.append(entry.name)
+            async for _chunk in chunks:
+                break  # stop after the first chunk
+        return names, reader.summary
+
+    names, summary = asyncio.run(run())
+    assert names == list(ENTRIES) and summary is not None
