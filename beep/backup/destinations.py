@@ -2,7 +2,7 @@
 
 A backup becomes visible only once complete: on disk it is written as `NAME.partial`, flushed and renamed;
 on S3 it is a multipart upload, completed after the last part (and aborted on failure), so a reader
-never mistakes half a backup for one. Names sort by time (`beep-backup-20261205T001500Z.bkp`), which is
+never mistakes half a backup for one. Names sort by time (`beep-backup-20261205T001500.123Z.bkp`), which is
 what retention (`keep`) relies on.
 """
 
@@ -26,7 +26,9 @@ _PART = 8 << 20  # S3 multipart parts (the minimum is 5 MiB, but for the last)
 
 
 def new_name() -> str:
-    return f"{PREFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}{SUFFIX}"
+    """To the millisecond: two backups in one second must not share a name (S3 would overwrite the first)."""
+    now = time.time()
+    return f"{PREFIX}{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now * 1000) % 1000:03d}Z{SUFFIX}"
 
 
 class Destination(Protocol):
@@ -52,7 +54,7 @@ def _parse_s3(url: str) -> _S3Target:
 
 
 @contextlib.asynccontextmanager
-async def _s3_client(settings: Settings, *, backups: bool = True) -> AsyncIterator[Any]:
+async def s3_client(settings: Settings, *, backups: bool = True) -> AsyncIterator[Any]:
     """The backups' store (`backup_s3_*`, each falling back to the media store's), or the media store."""
     from aiobotocore.session import get_session
     from botocore.config import Config
@@ -153,7 +155,7 @@ async def open_destination(location: str, settings: Settings) -> AsyncIterator[D
     """A new backup at `location` (a directory or s3://BUCKET/PREFIX), committed only if the body ends."""
     name = new_name()
     if location.startswith("s3://"):
-        async with _s3_client(settings) as client:
+        async with s3_client(settings) as client:
             upload = S3Upload(client, _parse_s3(location), name)
             try:
                 yield upload
@@ -176,7 +178,7 @@ async def open_source(location: str, settings: Settings) -> AsyncIterator[AsyncI
     """The bytes of one backup (a file path or s3://BUCKET/KEY)."""
     if location.startswith("s3://"):
         target = _parse_s3(location)
-        async with _s3_client(settings) as client:
+        async with s3_client(settings) as client:
             try:
                 response = await client.get_object(Bucket=target.bucket, Key=target.key)
             except client.exceptions.NoSuchKey:
@@ -211,7 +213,7 @@ async def prune(location: str, settings: Settings, keep: int) -> list[str]:
     if location.startswith("s3://"):
         target = _parse_s3(location)
         prefix = target.key.rstrip("/") + "/" if target.key.strip("/") else ""
-        async with _s3_client(settings) as client:
+        async with s3_client(settings) as client:
             keys: list[str] = []
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=target.bucket, Prefix=prefix + PREFIX):

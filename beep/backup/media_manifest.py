@@ -20,10 +20,10 @@ _META_SUFFIX = ".meta.json"  # media.storage's sidecar: {"key", "size", "sha256"
 
 async def objects(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     if settings.media_storage == "s3":
-        from beep.backup.destinations import _s3_client
+        from beep.backup.destinations import s3_client
 
         prefix = settings.s3_prefix.strip("/") + "/" if settings.s3_prefix.strip("/") else ""
-        async with _s3_client(settings, backups=False) as client:
+        async with s3_client(settings, backups=False) as client:
             paginator = client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=settings.s3_bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
