@@ -9,7 +9,7 @@ from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import directory_tables
-from subgraphs.messages.models import MessageRow
+from subgraphs.messages.models import MessageEditRow, MessageRow
 
 
 async def messages_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, MessageRow]:
@@ -87,3 +87,11 @@ async def blocked_among(directory: AsyncSession, viewer_id: int, author_ids: Seq
         )
     )
     return set(rows)
+
+
+async def edits_of(session: AsyncSession, message_id: int) -> list[MessageEditRow]:
+    """A message's earlier versions, oldest first."""
+    rows = await session.scalars(
+        select(MessageEditRow).where(MessageEditRow.message_id == message_id).order_by(MessageEditRow.id)
+    )
+    return list(rows)

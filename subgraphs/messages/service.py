@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -302,10 +301,7 @@ async def edit_history(
     channel = await access.channel_access(session, message.channel_id, user_id)
     if channel is None or not readable(channel) or not channel.has(Permission.MANAGE_MESSAGES):
         return None
-    rows = await session.scalars(
-        sa.select(MessageEditRow).where(MessageEditRow.message_id == message.id).order_by(MessageEditRow.id)
-    )
-    return list(rows)
+    return await repository.edits_of(session, message.id)
 
 
 async def history(

@@ -13,10 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from subgraphs.channels import events as channel_events
-from subgraphs.kernel import access, streams, tenant_tables
+from subgraphs.kernel import access, streams
 from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode, forbidden, not_found
@@ -25,6 +23,7 @@ from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.live_access import Verdict, everyone_denied, tenant_reading, verdict_of
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.servers import events as server_events
+from subgraphs.servers import repository
 
 CHANNEL_CHANGES = (
     channel_events.ChannelUpdated,
@@ -167,17 +166,9 @@ async def server_events_access(
     its members. The field is `@viewerDependent` (each member sees the channels they can see), so the
     tier renders it per user and shares it only between that user's sockets."""
     server = id_argument(str(arguments.get("serverId", "")), "serverId")
-    servers, members = tenant_tables.servers, tenant_tables.members
     async with tenant_reading(runtime, server) as session:
-        exists = await session.scalar(sa.select(servers.c.id).where(servers.c.id == server))
-        found = set(
-            await session.scalars(
-                sa.select(members.c.user_id).where(
-                    members.c.server_id == server, members.c.user_id.in_(user_ids)
-                )
-            )
-        )
-    if exists is None:
+        found = await repository.members_among(session, server, user_ids)
+    if found is None:
         gone = "This server was deleted." if renewal else "No such server."
         return everyone_denied(user_ids, TopLevelCode.NOT_FOUND, gone)
     lost = "You are no longer a member of this server."

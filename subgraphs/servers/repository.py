@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access
+from db.ids import new_id, shard_of
+from subgraphs.kernel import access, tenant_tables
 from subgraphs.kernel.permissions import Permission
 from subgraphs.servers.models import (
     BanRow,
@@ -297,3 +298,34 @@ async def bans_of_server(session: AsyncSession, server_id: int) -> list[BanRow]:
         select(BanRow).where(BanRow.server_id == server_id).order_by(BanRow.created_at.desc(), BanRow.user_id)
     )
     return list(rows)
+
+
+async def add_channel(
+    session: AsyncSession, server_id: int, name: str, kind: str, position: int, now: datetime
+) -> None:
+    """A top-level channel of a new server (its defaults). The channels context owns the table; it is
+    written through the kernel's shared reference, as a conversation's channel is
+    (friends/conversations.py)."""
+    await session.execute(
+        insert(tenant_tables.channels).values(
+            id=new_id(shard_of(server_id)),  # a tenant's rows share its shard
+            server_id=server_id,
+            name=name,
+            kind=kind,
+            parent_id=None,
+            position=position,
+            permissions_synced=True,
+            created_at=now,
+        )
+    )
+
+
+async def members_among(session: AsyncSession, server_id: int, user_ids: Sequence[int]) -> set[int] | None:
+    """Which of these users are members of the server; None when the server does not exist."""
+    servers, members = tenant_tables.servers, tenant_tables.members
+    if await session.scalar(select(servers.c.id).where(servers.c.id == server_id)) is None:
+        return None
+    found = await session.scalars(
+        select(members.c.user_id).where(members.c.server_id == server_id, members.c.user_id.in_(user_ids))
+    )
+    return set(found)

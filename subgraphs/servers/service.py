@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.ids import new_id, shard_of
+from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
-from subgraphs.kernel import access, tenant_tables
+from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound
 from subgraphs.kernel.events import topic_for_server, topic_for_user
@@ -66,18 +65,7 @@ async def add_default_channels(session: AsyncSession, server_id: int, now: datet
     written through the kernel's shared table reference, as a conversation's channel is
     (friends/conversations.py). Nobody can watch the server yet, so no event announces them."""
     for position, (name, kind) in enumerate(DEFAULT_CHANNELS):
-        await session.execute(
-            sa.insert(tenant_tables.channels).values(
-                id=new_id(shard_of(server_id)),  # a tenant's rows share its shard
-                server_id=server_id,
-                name=name,
-                kind=kind,
-                parent_id=None,
-                position=position,
-                permissions_synced=True,
-                created_at=now,
-            )
-        )
+        await repository.add_channel(session, server_id, name, kind, position, now)
 
 
 def everyone_role(server_id: int, now: datetime) -> RoleRow:
