@@ -288,7 +288,9 @@ class Tier:
             op = next(o for o in ops if operation_name is None or (o.name and o.name.value == operation_name))
             (root,) = op.selection_set.selections
             assert op.operation == OperationType.SUBSCRIPTION and isinstance(root, FieldNode)
-            arguments = {a.name.value: value_from_ast_untyped(a.value, variables) for a in root.arguments}
+            arguments = {
+                a.name.value: value_from_ast_untyped(a.value, variables) for a in root.arguments or ()
+            }
             denial = await self.checks.denial(root.name.value, arguments, client.user_id)
         except (KeyError, StopIteration, ValueError, AssertionError, httpx.HTTPError) as exc:
             denial = {"code": "BAD_USER_INPUT", "message": f"Not a subscription the spike serves: {exc}"}

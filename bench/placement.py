@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.delivery import STACK_ROLES, DeliveryRun, DeliverySettings, refresh_tokens, seed_delivery
-from bench.live import NodeReceiver, Subscriber
-from bench.load import Gql, pooled_client
+from bench.live import NodeReceiver, Subscriber, SubscriberLog
+from bench.load import Gql, latency_summary, pooled_client
 from bench.procs import ROOT, _process_table
 from bench.run import RESULTS, run_mode
 from tests.harness.stack import Stack
@@ -40,6 +40,29 @@ class Spike:
     name: str
     url: str
     process: asyncio.subprocess.Process
+
+
+class KeepingReceiver(NodeReceiver):
+    """bench/listeners.mjs, keeping the last step's per-socket arrivals for `fanout_spread`."""
+
+    logs: list[SubscriberLog] | None = None
+
+    async def finish(
+        self, sent: int, drain_s: float, per_channel: dict[str, int] | None = None
+    ) -> list[SubscriberLog]:
+        self.logs = await super().finish(sent, drain_s, per_channel)
+        return self.logs
+
+
+def fanout_spread(logs: list[SubscriberLog]) -> dict[str, float | int]:
+    """Per message and tier instance: the last socket's arrival minus the first one's. Unlike send ->
+    receive, it leaves out the send path (which the machine's load stretches to seconds here) and measures
+    the tier's own write-out to its sockets (with the receiver's reading)."""
+    arrivals: dict[tuple[str, int], list[float]] = {}
+    for log in logs:
+        for seq, at in log.received:
+            arrivals.setdefault((log.url, seq), []).append(at)
+    return latency_summary([max(v) - min(v) for v in arrivals.values() if len(v) > 1])
 
 
 def free_spike_port(taken: set[int]) -> int:
@@ -178,9 +201,12 @@ async def placement_body(
     for placement in ("gateway", "python"):
         rows = [r["summary"] for r in runs if r["placement"] == placement and "summary" in r]
         summary[placement] = {
-            key: round(statistics.median(r[key] for r in rows), 4)
-            for key in ("routers_ms", "spikes_ms", "messages_ms", "stack_ms", "p50_ms", "p99_ms")
-            if rows
+            key: round(statistics.median(values), 4)
+            for key in (
+                *("routers_ms", "spikes_ms", "messages_ms", "stack_ms"),
+                *("p50_ms", "p99_ms", "spread_p50_ms", "spread_p99_ms"),
+            )
+            if (values := [r[key] for r in rows if r.get(key) is not None])
         } | {
             "runs": len(rows),
             "lost": sum(r["lost"] for r in rows),
@@ -210,7 +236,7 @@ async def one_run(
         Subscriber(urls[i % len(urls)], seed.listeners[i % len(seed.listeners)].token) for i in range(n)
     ]
     log = run.stack.workdir / f"listeners-{placement}-{k}.log"
-    receiver = NodeReceiver(subscribers, MESSAGE_EVENTS, seed.channel_id, "unused ", log)
+    receiver = KeepingReceiver(subscribers, MESSAGE_EVENTS, seed.channel_id, "unused ", log)
     out: dict[str, Any] = {"placement": placement, "run": k, "urls": urls}
     try:
         await receiver.start(s.drain_s)
@@ -226,6 +252,8 @@ async def one_run(
         out["other_processes_top"] = other_processes(before, window, roots)
         out["step"] = step
         out["summary"] = tier_summary(step)
+        spread = fanout_spread(receiver.logs or [])
+        out["summary"] |= {"spread_p50_ms": spread.get("p50_ms"), "spread_p99_ms": spread.get("p99_ms")}
         print(f"  {placement} run {k}: {json.dumps(out['summary'])}", flush=True)
         print(f"    busiest other processes: {out['other_processes_top']}", flush=True)
     finally:
