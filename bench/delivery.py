@@ -396,6 +396,23 @@ class DeliveryRun:
         )
         return result
 
+    async def prime(self, receiver: NodeReceiver, sender: str, n: int, out: dict[str, Any]) -> bool:
+        """Sends probe messages until every socket has had an event (the subscriptions are live end to
+        end); probe errors go to `out["probe_errors"]`."""
+        for attempt in range(20):
+            try:
+                await self.gql.data(
+                    SEND_MESSAGE,
+                    {"input": {"channelId": self.channel_id, "content": f"probe {n} {attempt}"}},
+                    sender,
+                )
+            except (GraphQLFailure, httpx.HTTPError) as exc:  # e.g. a pooled connection the router closed
+                out.setdefault("probe_errors", []).append(f"{type(exc).__name__}: {exc}"[:200])
+                continue
+            if await receiver.wait_primed(max(2.0, n / 20)):
+                return True
+        return False
+
     async def for_subscribers(self, n: int, seed: DeliverySeed, target_only: bool = False) -> dict[str, Any]:
         s = self.s
         refreshed = await refresh_tokens(self.gql, [*seed.senders, *seed.listeners], older_than_s=60.0)
@@ -421,20 +438,7 @@ class DeliveryRun:
             assert receiver.pid is not None
             self.meter.add("listeners-node", receiver.pid)
             out["connect_s"] = round(time.monotonic() - began, 2)
-            primed = False
-            for attempt in range(20):
-                try:
-                    await self.gql.data(
-                        SEND_MESSAGE,
-                        {"input": {"channelId": self.channel_id, "content": f"probe {n} {attempt}"}},
-                        senders[0],
-                    )
-                except (GraphQLFailure, httpx.HTTPError) as exc:  # e.g. a pooled connection the router closed
-                    out.setdefault("probe_errors", []).append(f"{type(exc).__name__}: {exc}"[:200])
-                    continue
-                if await receiver.wait_primed(max(2.0, n / 20)):
-                    primed = True
-                    break
+            primed = await self.prime(receiver, senders[0], n, out)
             out["primed"] = primed
             out["setup_s"] = round(time.monotonic() - began, 2)
             print(
