@@ -47,7 +47,7 @@ import {
   type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
-import { deliveredInTrace } from './tracing.ts';
+import { SHARED_DELIVERY, TRACE_CARRIER, deliveredInTrace, type TraceCarrier } from './tracing.ts';
 
 type Log = {
   info: (...args: any[]) => void;
@@ -293,6 +293,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult
 // one socket's subscription
 
 class Listener implements AsyncIterableIterator<ExecutionResult> {
+  readonly [SHARED_DELIVERY] = true;
   private queue: ExecutionResult[] = [];
   private wake: ((r: IteratorResult<ExecutionResult>) => void) | undefined;
   private finished = false;
@@ -593,7 +594,7 @@ class SharedStream {
     const traceparent = this.trace.traceparent;
     this.trace.traceparent = undefined;
     // The subgraph's delivery context (kernel/tracing.py), continued here; none: outside any trace.
-    const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size };
+    const attributes = { 'beep.field': this.field, 'beep.sockets': this.listeners.size, 'beep.shared': true };
     deliveredInTrace(traceparent, attributes, () => this.render(result));
   }
 
@@ -990,32 +991,12 @@ export class FanoutTier {
   }
 }
 
-const TRACE_CARRIER = '__beepFanoutTrace';
-interface TraceCarrier {
-  traceparent?: string;
-}
-
-/** The gateway plugin: every subscription goes through the tier. */
+/** The gateway plugin: every subscription goes through the tier. (Its shared streams' delivery contexts
+ * come in through tracing.ts's useDeliveryContexts.) */
 export function useSharedSubscriptions(tier: FanoutTier): any {
   return {
     onSubscribe({ subscribeFn, setSubscribeFn }: { subscribeFn: Subscribe; setSubscribeFn: (fn: Subscribe) => void }) {
       setSubscribeFn((args: ExecutionArgs) => tier.subscribe(args, subscribeFn));
-    },
-    // A shared stream's upstream events: their `extensions.traceparent` (present only when the subgraph
-    // traces) is kept for the stream's delivery span, and taken out.
-    onSubgraphExecute({ executionRequest }: { executionRequest: { context?: Record<string, unknown> } }) {
-      const carrier = executionRequest.context?.[TRACE_CARRIER] as TraceCarrier | undefined;
-      if (carrier === undefined) return undefined;
-      return ({ result }: { result: unknown }) => {
-        if (!isAsyncIterable(result)) return undefined;
-        return {
-          onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
-            const { traceparent, ...extensions } = next.extensions ?? {};
-            carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
-            setResult({ ...next, extensions });
-          },
-        };
-      };
     },
   };
 }

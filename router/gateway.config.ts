@@ -23,7 +23,12 @@ import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
 import { BeepJsonLogWriter, TokenizingConsoleWriter, useAccessLog } from './logging.ts';
 import { generateKey, LogTokenizer } from './logtokens.ts';
-import { setUpTracing, tracingSettings } from './tracing.ts';
+import {
+  setUpTracing,
+  tracingSettings,
+  useDeliveryContexts,
+  usePerSubscriberDeliveryTracing,
+} from './tracing.ts';
 import jsonwebtoken from 'jsonwebtoken';
 import {
   GraphQLError,
@@ -854,6 +859,10 @@ export const gatewayConfig = defineConfig({
     useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(maxCost ? [useCostLimit({ supergraphPath, maxCost, defaultListSize: DEFAULT_LIST_SIZE, log }) as GatewayPlugin] : []),
+    // Each subscription event's delivery context, for its delivery span (tracing.ts): shared streams'
+    // (fan-out) and, when tracing, per-subscriber executions' too.
+    ...(fanout || openTelemetry ? [useDeliveryContexts()] : []),
+    ...(openTelemetry ? [usePerSubscriberDeliveryTracing()] : []),
     ...(fanout ? [useSharedSubscriptions(fanout)] : []),
     ...(metrics ? [metrics.plugin] : []),
   ],

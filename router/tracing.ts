@@ -10,6 +10,7 @@ import {
   propagation,
   trace,
 } from '@opentelemetry/api';
+import { getOperationAST, type ExecutionArgs, type ExecutionResult } from 'graphql';
 
 export interface TracingSettings {
   exporter: 'none' | 'otlp' | 'console';
@@ -68,7 +69,7 @@ const tracer = trace.getTracer('beep-router');
  * delivery's trace, whose context the subgraph put in the event's `extensions.traceparent`. */
 export function deliveredInTrace(
   traceparent: string | undefined,
-  attributes: Record<string, string | number>,
+  attributes: Record<string, string | number | boolean>,
   deliver: () => void,
 ): void {
   // Untraced: outside whatever context the stream was opened in (a sampled-out subscriber's).
@@ -80,4 +81,77 @@ export function deliveredInTrace(
   } finally {
     span.end();
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the delivery context of each subscription event
+//
+// A tracing subgraph sends each event it renders with its delivery's context in the result's
+// `extensions.traceparent` (kernel/tracing.py). An execution whose context holds a carrier gets it
+// there, taken out of the result: the fan-out tier's shared streams (fanout.ts) have one each, and so
+// does every subscription executed once per subscriber (usePerSubscriberDeliveryTracing).
+
+export const TRACE_CARRIER = '__beepDeliveryTrace';
+export interface TraceCarrier {
+  traceparent?: string;
+}
+/** Marks the fan-out tier's listeners: what they deliver is covered by their shared stream's span. */
+export const SHARED_DELIVERY = Symbol('beep.sharedDelivery');
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
+  return value != null && typeof (value as any)[Symbol.asyncIterator] === 'function';
+}
+
+/** The gateway plugin taking each subscription event's delivery context into its execution's carrier. */
+export function useDeliveryContexts(): any {
+  return {
+    onSubgraphExecute({ executionRequest }: { executionRequest: { context?: Record<string, unknown> } }) {
+      const carrier = executionRequest.context?.[TRACE_CARRIER] as TraceCarrier | undefined;
+      if (carrier === undefined) return undefined;
+      return ({ result }: { result: unknown }) => {
+        if (!isAsyncIterable(result)) return undefined;
+        return {
+          onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
+            const { traceparent, ...extensions } = next.extensions ?? {};
+            carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+            setResult({ ...next, extensions });
+          },
+        };
+      };
+    },
+  };
+}
+
+/** Subscriptions the fan-out tier does not share (a field without an access check, the check failing,
+ * BEEP_FANOUT=0) are executed once per subscriber: each event's delivery to its one socket gets the
+ * span a shared stream's delivery gets, `fanout.deliver` with the same attributes, so one query finds
+ * both. Installed only when tracing is on. */
+export function usePerSubscriberDeliveryTracing(): any {
+  return {
+    onSubscribe({ args }: { args: ExecutionArgs }) {
+      const context = args.contextValue as Record<string, unknown> | undefined;
+      if (context == null || typeof context !== 'object') return undefined;
+      const carrier: TraceCarrier = {};
+      context[TRACE_CARRIER] = carrier; // this operation's own context (one per subscribe message)
+      const root = getOperationAST(args.document, args.operationName)?.selectionSet.selections[0];
+      const attributes = {
+        'beep.field': root?.kind === 'Field' ? root.name.value : '',
+        'beep.sockets': 1,
+        'beep.shared': false,
+      };
+      return {
+        onSubscribeResult({ result }: { result: unknown }) {
+          if ((result as any)?.[SHARED_DELIVERY]) return undefined;
+          return {
+            onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
+              const traceparent = carrier.traceparent;
+              if (traceparent === undefined) return;
+              carrier.traceparent = undefined;
+              deliveredInTrace(traceparent, attributes, () => setResult(next));
+            },
+          };
+        },
+      };
+    },
+  };
 }

@@ -10,6 +10,7 @@ import pytest
 from tests.harness.keycloak import KeycloakServer
 from tests.harness.solr import solr_node
 from tests.harness.stack import Stack, start_embedded, start_full
+from tests.harness.traces import TraceReceiver
 
 os.environ.setdefault("BEEP_LOG_FORMAT", "json")
 
@@ -22,8 +23,18 @@ def embedded_stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def full_stack() -> Iterator[Stack]:
-    stack = start_full()
+def trace_receiver() -> Iterator[TraceReceiver]:
+    receiver = TraceReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def full_stack(trace_receiver: TraceReceiver) -> Iterator[Stack]:
+    """Traces on, as deployed, exported to the tests' receiver; sampled only where a test sends its own
+    sampled `traceparent` (ratio 0), so a message's trace is asserted without a stack of its own
+    (tests/integration/test_traces.py)."""
+    stack = start_full(extra_env=trace_receiver.settings())
     yield stack
     stack.stop()
 

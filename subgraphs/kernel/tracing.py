@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import MappingProxyType
@@ -65,7 +66,8 @@ def configure_tracing(service: str, exporter: str, endpoint: str = "", sampling_
             OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces") if endpoint else OTLPSpanExporter()
         )
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service}),
+        # The process (semantic conventions' process.pid): replicas of one service are told apart by it.
+        resource=Resource.create({"service.name": service, "process.pid": os.getpid()}),
         sampler=ParentBased(_RootSampler(sampling_ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=1000))
@@ -228,7 +230,14 @@ def _relay_spans(store: int, rows: Sequence[tuple[int, str, str | None]]) -> Ite
             traceparent_now = _traceparent_of(span.get_span_context())
             if traceparent_now is not None:
                 relayed[position] = traceparent_now
-        yield relayed
+        # The batch goes out in one round trip: the bus publish (a Redis PUBLISH) is the relay span's
+        # child when the batch holds one traced row; one covering several traces is none's.
+        token = otel_context.attach(trace.set_span_in_context(spans[0])) if len(spans) == 1 else None
+        try:
+            yield relayed
+        finally:
+            if token is not None:
+                otel_context.detach(token)
     finally:
         for span in spans:
             span.end()
