@@ -17,7 +17,7 @@ import {
 } from '@graphql-hive/gateway';
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
-import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
+import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -165,6 +165,8 @@ const transportEntries: TransportEntryAdditions = {
         options: {
           connectionParams: {
             authorization: '{context.headers.authorization}',
+            // The live signal (fanout.ts): set by the router itself, never by a client.
+            'beep-live-signal': `{context.${LIVE_CONTEXT_KEY}}`,
           },
         },
       },
@@ -854,7 +856,7 @@ export const gatewayConfig = defineConfig({
     useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(maxCost ? [useCostLimit({ supergraphPath, maxCost, defaultListSize: DEFAULT_LIST_SIZE, log }) as GatewayPlugin] : []),
-    ...(fanout ? [useSharedSubscriptions(fanout)] : []),
+    useSharedSubscriptions(fanout), // without the tier, for the live signal alone
     ...(metrics ? [metrics.plugin] : []),
   ],
 });
