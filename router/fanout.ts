@@ -24,6 +24,16 @@
 // A socket that falls BEEP_FANOUT_BUFFER events behind is cut off: its subscription ends with
 // SLOW_CONSUMER, and the client resumes from its last cursor. The sockets holding shared streams count
 // for their users' presence (`POST <subgraph>/internal/presence`, renewed every ttl/3).
+//
+// The live signal (docs/live-signal.md): a client that sends `extensions: {"liveSignal": true}` with its
+// subscription gets one result `{"extensions": {"live": true}}` (no data) once live delivery is
+// established: every event published after it reaches the client. It is a result of the operation and
+// not a field's value because it must exist for every subscription field, and four of them return an
+// object type (a new union member would break every existing selection); a graphql-transport-ws message
+// of a new type would make standard clients close the socket (4400). Without the opt-in, nothing changes.
+// Per socket: one joining a live shared stream is live at once; one starting a stream (or joining one
+// that is not live yet) when the upstream is, which the subgraph announces (kernel/live_signal.py: every
+// stream's upstream asks for it); an unshared subscription asks its subgraph only when its client did.
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
@@ -70,6 +80,11 @@ const CURSOR_ALIAS = '__fanoutCursor';
 const CREDENTIAL_TTL_SECONDS = 24 * 3600;
 const ROTATE_SECONDS = 30;
 const UPSTREAM_PATIENCE_MS = 15_000; // how long a failing upstream is reopened before its sockets are told
+const LIVE_REQUEST = 'liveSignal'; // the client's opt-in, in its request's `extensions`
+const LIVE_RESULT: ExecutionResult = { extensions: { live: true } }; // what an opted-in client receives
+// Read by the subgraph transport's connection parameters (gateway.config.ts): non-empty, the upstream
+// connection asks its subgraph for the signal.
+export const LIVE_CONTEXT_KEY = 'beepLiveSignal';
 
 // ------------------------------------------------------------------------------------------------
 // what the supergraph says: owners of subscription fields, fields marked @viewerDependent
@@ -289,6 +304,40 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult
   return value != null && typeof (value as any)[Symbol.asyncIterator] === 'function';
 }
 
+/** Whether the client asked for the live signal (its request's extensions; the WebSocket subscribe
+ * message's and an HTTP request's both land in `params`). */
+function wantsLiveSignal(context: any): boolean {
+  return context?.params?.extensions?.[LIVE_REQUEST] === true;
+}
+
+/** A subscription executed for its client alone (not through a shared stream): with the live signal when
+ * the client asked, the subgraph's answer turned into the client's. */
+export function unshared(args: ExecutionArgs, original: Subscribe): any {
+  const context = args.contextValue as any;
+  if (!wantsLiveSignal(context)) return original(args);
+  // The per-subscriber tracing plugin may have put a carrier there first: share it.
+  const carrier: TraceCarrier = (context[TRACE_CARRIER] ??= {});
+  context[LIVE_CONTEXT_KEY] = '1';
+  const signalled = (result: unknown): unknown => {
+    if (!isAsyncIterable(result)) return result;
+    const source = result[Symbol.asyncIterator]();
+    // Not an async generator: `return` must reach the upstream at once, not after its next event.
+    const iterator: AsyncIterableIterator<ExecutionResult> = {
+      async next() {
+        const step = await source.next();
+        if (step.done || !carrier.live) return step;
+        carrier.live = false;
+        return { value: LIVE_RESULT, done: false };
+      },
+      return: () => source.return?.() ?? Promise.resolve({ value: undefined, done: true }),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  };
+  const result = original(args);
+  return typeof result?.then === 'function' ? result.then(signalled) : signalled(result);
+}
+
 // ------------------------------------------------------------------------------------------------
 // one socket's subscription
 
@@ -302,11 +351,20 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
   lastCursor: string | undefined;
   onClose: (() => void) | undefined;
   onJoin: (() => void) | undefined;
+  private liveSent = false;
 
   constructor(
     readonly userId: string,
     private readonly limit: number,
+    private readonly wantsLive = false,
   ) {}
+
+  /** The stream this socket reads is live: tell the client, once, if it asked. */
+  signalLive(): void {
+    if (!this.wantsLive || this.liveSent || this.finished) return;
+    this.liveSent = true;
+    this.push(LIVE_RESULT);
+  }
 
   get closed(): boolean {
     return this.finished;
@@ -432,6 +490,8 @@ class SharedStream {
   // a socket whose access is in question before the subgraph has answered.
   holds = 0;
   private held: [string | undefined, ExecutionResult][] = [];
+  // The upstream has announced it is live (the live signal): a socket that joins now is live at once.
+  private live = false;
 
   constructor(
     readonly key: string,
@@ -458,6 +518,7 @@ class SharedStream {
   add(listener: Listener): void {
     this.listeners.add(listener);
     listener.onClose = () => this.remove(listener);
+    if (this.live) listener.signalLive();
     if (this.latest) listener.offer(undefined, this.latest);
   }
 
@@ -492,6 +553,7 @@ class SharedStream {
       connectionParams: { authorization: credential },
       request: new Request('http://fanout.internal/graphql', { method: 'POST', headers: { authorization: credential } }),
       [TRACE_CARRIER]: this.trace,
+      [LIVE_CONTEXT_KEY]: '1', // the upstream announces when it is live (see `run`)
       req: undefined,
       socket: undefined,
       jwt: undefined,
@@ -528,6 +590,13 @@ class SharedStream {
               break;
             }
             const value = step.value;
+            if (this.trace.live) {
+              // The subgraph's live signal (no data): not an event; the sockets waiting for it are live.
+              this.trace.live = false;
+              this.live = true;
+              for (const listener of this.listeners) listener.signalLive();
+              continue;
+            }
             const payload = (value.data as any)?.[this.responseKey];
             if (value.errors?.length && (payload === null || payload === undefined)) {
               ended = value;
@@ -543,6 +612,10 @@ class SharedStream {
         this.tier.log.warn({ err: String(e), field: this.field }, '[beep-fanout] upstream failed');
       }
       this.upstream = undefined;
+      this.trace.live = false;
+      // Until the next upstream is live, a socket that joins waits for it, unless that upstream replays
+      // from this stream's last cursor (what is published meanwhile is replayed: no gap).
+      this.live = this.hasAfter && this.lastCursor !== undefined;
       if (this.stopped) return;
       if (this.reopening) {
         this.reopening = false;
@@ -870,11 +943,11 @@ export class FanoutTier {
     const context = args.contextValue as any;
     const userId = context?.jwt?.payload?.beep_user_id;
     const owner = field ? this.facts.owners.get(field.name.value) : undefined;
-    if (!op || !field || !owner || userId == null || this.notShared.has(field.name.value)) return original(args);
+    if (!op || !field || !owner || userId == null || this.notShared.has(field.name.value)) return unshared(args, original);
     const name = field.name.value;
     const schema = args.schema;
     const def = schema.getSubscriptionType()?.getFields()[name];
-    if (!def) return original(args);
+    if (!def) return unshared(args, original);
     const values = getArgumentValues(def, field, args.variableValues ?? {});
     const { after, ...rest } = values as Record<string, unknown>;
     const afterArgument = field.arguments?.find((a) => a.name.value === 'after');
@@ -887,11 +960,11 @@ export class FanoutTier {
       verdict = await this.checks.add(JSON.stringify([owner, name, rest]), String(userId));
     } catch (e) {
       this.log.warn({ err: String(e), field: name }, '[beep-fanout] access check failed; executing per subscriber');
-      return original(args);
+      return unshared(args, original);
     }
     if (!verdict.shared) {
       this.notShared.add(name);
-      return original(args);
+      return unshared(args, original);
     }
     const denial = verdict.denied.get(String(userId));
     if (denial || !verdict.allowed.has(String(userId))) {
@@ -912,7 +985,7 @@ export class FanoutTier {
     const key = stable([print(document), args.operationName ?? null, variables, perViewer ? `user:${userId}` : 'shared']);
     const responseKey = field.alias?.value ?? name;
 
-    const listener = new Listener(String(userId), this.options.bufferLimit);
+    const listener = new Listener(String(userId), this.options.bufferLimit, wantsLiveSignal(context));
     let stream = this.streams.get(key);
     const fresh = !stream;
     if (!stream) {
@@ -991,12 +1064,13 @@ export class FanoutTier {
   }
 }
 
-/** The gateway plugin: every subscription goes through the tier. (Its shared streams' delivery contexts
- * come in through tracing.ts's useDeliveryContexts.) */
-export function useSharedSubscriptions(tier: FanoutTier): any {
+/** The gateway plugin: every subscription goes through the tier; without one (BEEP_FANOUT=false), each
+ * is executed for its client alone, still with the live signal when asked. (Each event's delivery context
+ * — trace context, live-signal mark — comes in through tracing.ts's useDeliveryContexts.) */
+export function useSharedSubscriptions(tier: FanoutTier | undefined): any {
   return {
     onSubscribe({ subscribeFn, setSubscribeFn }: { subscribeFn: Subscribe; setSubscribeFn: (fn: Subscribe) => void }) {
-      setSubscribeFn((args: ExecutionArgs) => tier.subscribe(args, subscribeFn));
+      setSubscribeFn((args: ExecutionArgs) => (tier ? tier.subscribe(args, subscribeFn) : unshared(args, subscribeFn)));
     },
   };
 }

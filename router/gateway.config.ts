@@ -17,7 +17,7 @@ import {
 } from '@graphql-hive/gateway';
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
-import { FanoutTier, useSharedSubscriptions } from './fanout.ts';
+import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -170,6 +170,8 @@ const transportEntries: TransportEntryAdditions = {
         options: {
           connectionParams: {
             authorization: '{context.headers.authorization}',
+            // The live signal (fanout.ts): set by the router itself, never by a client.
+            'beep-live-signal': `{context.${LIVE_CONTEXT_KEY}}`,
           },
         },
       },
@@ -859,11 +861,11 @@ export const gatewayConfig = defineConfig({
     useJsonDepthLimit(),
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(maxCost ? [useCostLimit({ supergraphPath, maxCost, defaultListSize: DEFAULT_LIST_SIZE, log }) as GatewayPlugin] : []),
-    // Each subscription event's delivery context, for its delivery span (tracing.ts): shared streams'
-    // (fan-out) and, when tracing, per-subscriber executions' too.
-    ...(fanout || openTelemetry ? [useDeliveryContexts()] : []),
+    // Each subscription event's delivery context (tracing.ts): its trace context for the delivery span,
+    // and the subgraph's live-signal mark (docs/live-signal.md), for shared and per-subscriber executions.
+    useDeliveryContexts(),
     ...(openTelemetry ? [usePerSubscriberDeliveryTracing()] : []),
-    ...(fanout ? [useSharedSubscriptions(fanout)] : []),
+    useSharedSubscriptions(fanout), // without the tier, for the live signal alone
     ...(metrics ? [metrics.plugin] : []),
   ],
 });

@@ -94,7 +94,11 @@ export function deliveredInTrace(
 export const TRACE_CARRIER = '__beepDeliveryTrace';
 export interface TraceCarrier {
   traceparent?: string;
+  /** The upstream result being handled is the subgraph's live signal (fanout.ts, docs/live-signal.md). */
+  live?: boolean;
 }
+/** The subgraph's mark on its live-signal answer (kernel/live_signal.py), taken out with the trace context. */
+export const UPSTREAM_LIVE = 'beepLive';
 /** Marks the fan-out tier's listeners: what they deliver is covered by their shared stream's span. */
 export const SHARED_DELIVERY = Symbol('beep.sharedDelivery');
 
@@ -102,7 +106,8 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult
   return value != null && typeof (value as any)[Symbol.asyncIterator] === 'function';
 }
 
-/** The gateway plugin taking each subscription event's delivery context into its execution's carrier. */
+/** The gateway plugin taking each subscription event's delivery context (its trace context and the live
+ * signal's mark) into its execution's carrier. Always installed: the live signal needs it without tracing. */
 export function useDeliveryContexts(): any {
   return {
     onSubgraphExecute({ executionRequest }: { executionRequest: { context?: Record<string, unknown> } }) {
@@ -112,8 +117,9 @@ export function useDeliveryContexts(): any {
         if (!isAsyncIterable(result)) return undefined;
         return {
           onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
-            const { traceparent, ...extensions } = next.extensions ?? {};
+            const { traceparent, [UPSTREAM_LIVE]: live, ...extensions } = next.extensions ?? {};
             carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+            carrier.live = live === true;
             setResult({ ...next, extensions });
           },
         };

@@ -193,7 +193,7 @@ class Subscription(VoiceSubscription):
         ctx = info.context
         ctx.require_principal()
         stream = await live.member_stream(ctx, id_argument(str(channel_id), "channelId"))
-        async for event in streams.follow(stream, ctx.runtime.bus, ctx.release):
+        async for event in streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal):
             yield event
 
 

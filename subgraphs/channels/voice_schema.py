@@ -15,7 +15,7 @@ from media.voice.sdp import MAX_MEDIA_LINES
 from subgraphs.channels import live, voice_service
 from subgraphs.channels.types import MAX_ROOM, ChannelsInfo
 from subgraphs.channels.voice_types import VoiceState
-from subgraphs.kernel import ratelimit, streams
+from subgraphs.kernel import live_signal, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
@@ -262,5 +262,6 @@ class VoiceSubscription:
         ctx.require_principal()
         target = id_argument(str(channel_id), "channelId")
         stream = await live.voice_stream(ctx, target)
-        async for states in streams.follow(stream, ctx.runtime.bus, ctx.release):
-            yield _channel_state(target, states)
+        following = streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal)
+        async for states in following:
+            yield live_signal.passing(states, lambda s: _channel_state(target, s))

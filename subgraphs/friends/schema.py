@@ -634,7 +634,7 @@ class Subscription:
         stream = streams.LiveStream(
             topics=(topic_for_user(me),), render=streams.mapped(lambda event: friend_event(event, me))
         )
-        async for view in streams.follow(stream, ctx.runtime.bus, ctx.release):
+        async for view in streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal):
             yield view
 
 

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import unauthenticated
+from subgraphs.kernel.live_signal import wanted as live_signal_wanted
 from subgraphs.kernel.runtime import Runtime
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -81,6 +82,11 @@ class BeepContext(Generic[L]):
         finally:
             _OPERATION.set(previous)
             await operation.uow.close()
+
+    @property
+    def live_signal(self) -> bool:
+        """Whether this connection's subscriptions send the live signal (kernel/live_signal.py)."""
+        return live_signal_wanted(self.connection_params)
 
     @property
     def user_id(self) -> int | None:

@@ -9,13 +9,15 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
 from subgraphs.kernel.errors import MaskUnexpectedErrors, RefuseInvalidText
 from subgraphs.kernel.limits import RequestLimits
+from subgraphs.kernel.live_signal import LiveSignalResult
 from subgraphs.kernel.metrics import OperationMetrics
 from subgraphs.kernel.tracing import OperationTracing
 
 
 def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, the
-    subgraph's own limits (kernel/limits.py; with its executor, `BudgetedExecution`), and caches of parsed
+    subgraph's own limits (kernel/limits.py; with its executor, `BudgetedExecution`), the live signal's
+    mark (kernel/live_signal.py), and caches of parsed
     and validated documents (the router sends the same text for an operation every time; parsing and
     validation were the largest single cost per request in the benchmarks)."""
     # The cache extensions are built per request; their LRU caches are shared per size across instances.
@@ -27,4 +29,5 @@ def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExten
         RefuseInvalidText,  # before the parser cache: raises on entering the parse hook
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
+        LiveSignalResult,  # marks the result that answers a subscription's live signal
     ]

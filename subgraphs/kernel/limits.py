@@ -33,6 +33,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.graphql import OperationType
 
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
+from subgraphs.kernel.live_signal import event_result
 from subgraphs.kernel.settings import Settings
 
 
@@ -226,6 +227,11 @@ class BudgetedExecution(StrawberryGraphQLCoreExecutionContext):
         executor.response_budget = _Budget(self.response_budget.limit)
         executor.collected_errors = _Errors()
         return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        # The live signal is no event: nothing to resolve (kernel/live_signal.py).
+        signalled = event_result(self.root_value)
+        return signalled if signalled is not None else super().execute_operation(serially)
 
     def complete_list_value(  # type: ignore[override]
         self, return_type: Any, field_details_list: Any, info: Any, path: Any, result: Any, *rest: Any

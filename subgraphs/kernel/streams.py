@@ -6,7 +6,8 @@ client receives, how the subscriber's access is re-checked, what is replayed) an
 1. Subscribe to the bus first, then `opened()`: the access check again and the starting state (a
    snapshot), then the replay of stored events after the client's cursor. Nothing published between the
    check and the subscription is lost; whatever arrives both stored and live is dropped the second time,
-   by its cursor.
+   by its cursor. With `signal`, the live signal (`live_signal.LIVE`) comes right after the check, before
+   the starting state: from then on every event published reaches the stream (kernel/live_signal.py).
 2. Live events follow. An `AccessChanged` of the stream's scope runs the guard's check, which raises the
    error that ends the stream (FORBIDDEN, NOT_FOUND); so may `render`. Before a delivery the guard
    re-checks when its period has passed (a second line behind the announcements).
@@ -33,6 +34,7 @@ from db.engines import Database
 from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.events import AccessChanged, Event
+from subgraphs.kernel.live_signal import marker
 from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
 
 T = TypeVar("T")
@@ -113,14 +115,19 @@ def mapped(convert: Callable[[Event], T | None]) -> Callable[[Event], Awaitable[
 
 
 async def follow(
-    stream: LiveStream[T], bus: EventBus, release: Callable[[], Awaitable[None]]
+    stream: LiveStream[T], bus: EventBus, release: Callable[[], Awaitable[None]], *, signal: bool = False
 ) -> AsyncGenerator[T, None]:
-    """Runs `stream` for one subscriber until it ends (an error raised, a final item, the bus closed)."""
+    """Runs `stream` for one subscriber until it ends (an error raised, a final item, the bus closed).
+    With `signal` (the router asked: `BeepContext.live_signal`), yields the live signal once."""
     seen = Deduplicator(stream.after) if stream.replay is not None else None
     while True:
         try:
             async with bus.subscribe(*stream.topics) as live:
-                for item in await stream.opened():
+                starting = await stream.opened()
+                if signal:
+                    signal = False  # once: a start over after an overflow is not news to the client
+                    yield marker()
+                for item in starting:
                     yield item
                     await release()
                     if stream.last(item):

@@ -342,7 +342,7 @@ class Subscription:
         channel = id_argument(str(channel_id), "channelId")
         cursor = Cursor.parse(after) if after is not None else None
         stream = await live.message_stream(ctx, channel, cursor)
-        async for payload in streams.follow(stream, ctx.runtime.bus, ctx.release):
+        async for payload in streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal):
             yield payload
 
 

@@ -12,7 +12,7 @@ from strawberry.file_uploads import Upload
 
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
-from subgraphs.kernel import attachment_files, ratelimit, streams
+from subgraphs.kernel import attachment_files, live_signal, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
@@ -651,8 +651,9 @@ class Subscription:
         target = id_argument(str(server_id), "serverId")
         if target is None:
             raise not_found("No such server.")
-        async for view in streams.follow(live.server_stream(ctx, target), ctx.runtime.bus, ctx.release):
-            yield _event_view(view, target)
+        stream = live.server_stream(ctx, target)
+        async for view in streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal):
+            yield live_signal.passing(view, lambda v: _event_view(v, target))
 
 
 schema = Schema(

@@ -101,15 +101,29 @@ class SubscriptionConnection:
             if not self.closed.done():
                 self.closed.set_result((self._ws.close_code, self._ws.close_reason))
 
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> Operation:
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, *, live_signal: bool = False
+    ) -> Operation:
+        """`live_signal`: ask for the router's live signal (docs/live-signal.md), which `Operation.live`
+        awaits."""
         op_id = str(next(self._ids))
         self._queues[op_id] = asyncio.Queue()
-        await self._ws.send(
-            json.dumps(
-                {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
-            )
-        )
+        payload: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if live_signal:
+            payload["extensions"] = {"liveSignal": True}
+        await self._ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
         return Operation(self, op_id, self._queues[op_id])
+
+
+def is_live_signal(message: dict[str, Any]) -> bool:
+    """The router's live signal: a result with no data, `extensions.live` (docs/live-signal.md)."""
+    payload = message.get("payload")
+    return (
+        message.get("type") == "next"
+        and isinstance(payload, dict)
+        and "data" not in payload
+        and (payload.get("extensions") or {}).get("live") is True
+    )
 
 
 @dataclass
@@ -117,12 +131,29 @@ class Operation:
     connection: SubscriptionConnection
     id: str
     queue: asyncio.Queue[dict[str, Any]]
+    held: list[dict[str, Any]] = field(default_factory=list)  # read while awaiting the live signal
 
     async def next(self, timeout: float = 15.0) -> dict[str, Any]:
         """The next message for this operation: {'type': 'next'|'error'|'complete', 'payload': ...}."""
+        if self.held:
+            return self.held.pop(0)
         return await asyncio.wait_for(self.queue.get(), timeout)
 
+    async def live(self, timeout: float = 15.0) -> bool:
+        """Awaits the live signal (subscribed with `live_signal`): True once it came, False if the
+        operation ended first. Whatever came before it (an error, a snapshot) is left for `next`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.queue.get()
+                if is_live_signal(message):
+                    return True
+                self.held.append(message)
+                if message["type"] in ("error", "complete"):
+                    return False
+
     async def expect_nothing(self, within: float) -> None:
+        if self.held:
+            raise AssertionError(f"expected no message, got {self.held[0]}")
         try:
             message = await asyncio.wait_for(self.queue.get(), within)
         except TimeoutError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from dataclasses import dataclass
@@ -188,13 +187,14 @@ def stream_error_code(message: dict[str, Any]) -> str:
 async def subscribe_settled(
     connection: SubscriptionConnection, query: str, variables: dict[str, Any]
 ) -> Operation:
-    """Subscribe once nothing of the test's set-up is still on its way, and give the subgraph a moment to
-    subscribe to the bus (the protocol has no "ready" message, so an event published at once could
-    precede the subscription). Set-up events are relayed after their mutations answer: the relay must
-    have published them all first, or one could arrive as the stream's first event."""
+    """Subscribe once nothing of the test's set-up is still on its way, and return once the subscription
+    is live (the router's live signal, docs/live-signal.md): an event published from then on reaches it.
+    Set-up events are relayed after their mutations answer: the relay must have published them all
+    first, or one could arrive as the stream's first event. A subscription refused at once is returned
+    with its error left for `next`."""
     await wait_relayed(serving(connection.url))
-    operation = await connection.subscribe(query, variables)
-    await asyncio.sleep(0.5)
+    operation = await connection.subscribe(query, variables, live_signal=True)
+    await operation.live()
     return operation
 
 

@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from subgraphs.kernel import internal
-from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection
+from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection, is_live_signal
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import (
     MESSAGE_EVENTS,
@@ -251,8 +251,14 @@ async def _stalled_socket(url: str, token: str, channel: str) -> websockets.Clie
     await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     for n in range(COPIES):
-        payload = {"query": RESUMABLE, "variables": {"c": channel}}
+        payload = {"query": RESUMABLE, "variables": {"c": channel}, "extensions": {"liveSignal": True}}
         await ws.send(json.dumps({"id": f"s{n}", "type": "subscribe", "payload": payload}))
+    # Every subscription is live once its signal came (small frames, read before the socket stalls).
+    live = 0
+    while live < COPIES:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert is_live_signal(message) or message["type"] == "ping", message
+        live += is_live_signal(message)
     return ws
 
 
@@ -266,8 +272,6 @@ async def test_a_slow_socket_is_cut_off_without_slowing_the_others_and_resumes(
     async with GraphQLClient(stack.router_url, fast_user.token).subscriptions() as fast:
         keeper = await subscribe_settled(fast, RESUMABLE, {"c": channel})
         slow = await _stalled_socket(stack.router_url, slow_user.token, channel)
-        # The stalled socket cannot be read, so no event can show its subscription is live: a fixed wait.
-        await asyncio.sleep(0.5)
         sent = [(await send(owner, channel, f"{i} {body}"))["id"] for i in range(TOTAL)]
         # The fast socket has everything at once: the stalled one did not hold it back.
         assert [e["message"]["id"] for e in await created(keeper, TOTAL)] == sent

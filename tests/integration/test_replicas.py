@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.harness.client import GraphQLClient
@@ -27,10 +25,11 @@ async def test_subscriber_on_one_replica_receives_message_sent_through_the_other
         via_b.with_token(bob.token).subscriptions() as on_replica_2,
         via_a.with_token(ada.token).subscriptions() as on_replica_1,
     ):
-        heard_on_2 = await on_replica_2.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
-        heard_on_1 = await on_replica_1.subscribe(MESSAGE_EVENTS, {"channelId": channel["id"]})
-        # No "ready" message in the protocol: give both replicas' subgraphs time to subscribe to the bus.
-        await asyncio.sleep(0.5)
+        variables = {"channelId": channel["id"]}
+        heard_on_2 = await on_replica_2.subscribe(MESSAGE_EVENTS, variables, live_signal=True)
+        heard_on_1 = await on_replica_1.subscribe(MESSAGE_EVENTS, variables, live_signal=True)
+        # Both replicas' subgraphs have subscribed to the bus once their live signals came.
+        assert await heard_on_2.live() and await heard_on_1.live()
 
         sent_via_1 = await send(via_a.with_token(ada.token), channel["id"], "from replica 1")
         sent_via_2 = await send(via_b.with_token(bob.token), channel["id"], "from replica 2")

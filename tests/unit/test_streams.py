@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from subgraphs.kernel import bus as bus_module
-from subgraphs.kernel import streams
+from subgraphs.kernel import live_signal, streams
 from subgraphs.kernel.bus import InProcessBus, SubscriberOverflow
 from subgraphs.kernel.errors import BeepGraphQLError, forbidden
 from subgraphs.kernel.events import AccessChanged, Event
@@ -213,3 +213,24 @@ async def test_without_a_cursor_falling_behind_is_an_error(monkeypatch: pytest.M
         bus._fanout.deliver(TOPIC, note(n))
     with pytest.raises(SubscriberOverflow):
         await asyncio.wait_for(pending, 2)
+
+
+async def test_the_live_signal_comes_once_after_the_check_before_the_starting_state() -> None:
+    bus = InProcessBus()
+    checked: list[str] = []
+
+    async def opened() -> Sequence[int]:
+        checked.append("checked")
+        return [0]
+
+    stream = streams.LiveStream((TOPIC,), as_numbers, opened=opened)
+    live = streams.follow(stream, bus, Releases(), signal=True)
+    signal = await asyncio.wait_for(anext(live), 2)
+    assert live_signal.is_live(signal) and checked == ["checked"]
+    await bus.publish(TOPIC, note(1))  # published right after the signal: delivered
+    assert await take(live, 2) == [0, 1]
+    await live.aclose()
+
+    quiet = streams.follow(streams.LiveStream((TOPIC,), as_numbers, opened=opened), bus, Releases())
+    assert await asyncio.wait_for(anext(quiet), 2) == 0  # without `signal`, the stream is what it was
+    await quiet.aclose()

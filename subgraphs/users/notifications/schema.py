@@ -165,5 +165,6 @@ class NotificationSubscriptions:
             return None
 
         stream = streams.LiveStream(topics=(topic_for_user(user_id),), render=streams.mapped(mine))
-        async for notification in streams.follow(stream, ctx.runtime.bus, ctx.release):
+        following = streams.follow(stream, ctx.runtime.bus, ctx.release, signal=ctx.live_signal)
+        async for notification in following:
             yield notification
