@@ -190,7 +190,7 @@ _SHAPES: dict[type[DomainError], type] = {
 
 def user_error(error: DomainError) -> Any:
     shape = next(s for cls, s in _SHAPES.items() if isinstance(error, cls))
-    return shape(code=error.code, message=translate(error.message), field=error.field)
+    return shape(code=error.code, message=translate(error.message, code=error.code.value), field=error.field)
 
 
 # --- top-level errors ---------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def user_error(error: DomainError) -> Any:
 
 class BeepGraphQLError(GraphQLError):
     def __init__(self, message: str, code: TopLevelCode, **extensions: Any) -> None:
-        super().__init__(translate(message), extensions={"code": code.value, **extensions})
+        super().__init__(translate(message, code=code.value), extensions={"code": code.value, **extensions})
 
 
 def unauthenticated(message: str = "Sign in to do this.") -> BeepGraphQLError:
@@ -286,6 +286,7 @@ class MaskUnexpectedErrors(MaskErrors):
             extra={"path": list(error.path or [])},
         )
         masked = super().anonymise_error(error)
+        masked.message = translate(masked.message, code=TopLevelCode.INTERNAL_SERVER_ERROR.value)
         masked.extensions = {"code": TopLevelCode.INTERNAL_SERVER_ERROR.value}
         return masked
 
