@@ -31,7 +31,7 @@ from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubs
 from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES
+from subgraphs.kernel.errors import ERROR_TYPES, NotFoundError, PermissionError, ValidationError, error_types
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
@@ -63,7 +63,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await service.create_channel(ctx.uow, principal, data))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -75,7 +77,9 @@ class Mutation(VoiceMutation):
             row = await service.update_channel(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -90,7 +94,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -112,7 +118,9 @@ class Mutation(VoiceMutation):
                 child_ids=[strawberry.ID(str(child.id)) for child in deleted.children],
             )
 
-        result = await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
         if isinstance(result, ChannelDeleted):  # committed: the channels' attachment files go too
             runtime = info.context.runtime
             await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
@@ -135,7 +143,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await visibility.set_visibility(ctx.uow, principal, change))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -152,7 +162,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await overwrites.set_overwrite(ctx.uow, principal, spec))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -175,7 +187,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 @strawberry.type

@@ -23,6 +23,7 @@ from subgraphs.kernel.errors import (
     NotFoundError,
     PermissionError,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
@@ -188,7 +189,9 @@ class VoiceMutation:
             )
             return VoiceSession.of(session)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -206,14 +209,16 @@ class VoiceMutation:
             )
             return VoiceSession.of(session)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Leave your call.")
     async def leave_voice(self, info: ChannelsInfo) -> LeaveVoiceResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceLeft:
             return VoiceLeft(channel_id=strawberry.ID(str(await voice_service.leave(ctx.runtime, principal))))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Mute or unmute a member in a call (Mute Members)."
@@ -229,7 +234,9 @@ class VoiceMutation:
             )
             return _channel_state(channel_id, states)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Move a member out of a call (Move Members)."
@@ -245,7 +252,9 @@ class VoiceMutation:
             )
             return _channel_state(channel, states)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 @strawberry.type

@@ -35,10 +35,12 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     ConflictError,
+    ErrorTypes,
     NotFoundError,
     PermissionError,
     UserError,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.extensions import schema_extensions
@@ -51,6 +53,7 @@ from subgraphs.kernel.uow import UnitOfWork
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
 T = TypeVar("T")
+E = TypeVar("E", bound=UserError)
 
 
 def _ref_id(value: int) -> strawberry.ID:
@@ -420,8 +423,9 @@ async def _with_purges(
     user_id: strawberry.ID,
     end: Callable[[UnitOfWork, Principal, int], Awaitable[list[int]]],
     result: Callable[[strawberry.ID], T],
+    errors: ErrorTypes[E],
     field: str = "userId",
-) -> T | Any:
+) -> T | E:
     """Run `end` (which may erase a conversation) in one transaction; once committed, the attachment
     purge jobs it recorded run (the sweeper retries one that fails)."""
     jobs: list[int] = []
@@ -431,7 +435,7 @@ async def _with_purges(
         jobs.extend(await end(ctx.uow, principal, target))
         return result(_ref_id(target))
 
-    outcome = await signed_in_mutation(info, operation)
+    outcome = await signed_in_mutation(info, operation, errors)
     if jobs and not isinstance(outcome, UserError):
         runtime = info.context.runtime
         await attachment_files.run_jobs(runtime.database, runtime.attachments, jobs)
@@ -442,7 +446,7 @@ async def _changing_group(
     info: FriendsInfo,
     conversation_id: strawberry.ID,
     change: Callable[[UnitOfWork, Principal, int], Awaitable[groups.GroupView]],
-) -> GroupConversation | Any:
+) -> GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError:
     """Run a change of a group in one transaction; the group as it is after it. Other ID inputs are parsed
     inside `change`, so a malformed one is a typed INVALID_ID too."""
 
@@ -450,7 +454,8 @@ async def _changing_group(
         group = id_input(str(conversation_id), "conversationId")
         return GroupConversation.of(await change(ctx.uow, principal, group))
 
-    return await signed_in_mutation(info, operation)
+    errors = error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+    return await signed_in_mutation(info, operation, errors)
 
 
 @strawberry.type
@@ -469,7 +474,9 @@ class Mutation:
                 return Friendship(user=User(id=_ref_id(result.friend_id)))
             return FriendRequest.of(result, principal.user_id)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept a request sent to you.")
     async def accept_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> AcceptFriendRequestResult:
@@ -477,7 +484,7 @@ class Mutation:
             friend = await service.accept_request(ctx.uow, principal, id_input(str(id), "id"))
             return Friendship(user=User(id=_ref_id(friend)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline a request sent to you.")
     async def decline_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
@@ -486,7 +493,7 @@ class Mutation:
             await service.decline_request(ctx.uow, principal, request_id)
             return FriendRequestRemoved(request_id=_ref_id(request_id))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Withdraw a request you sent.")
     async def cancel_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
@@ -495,7 +502,7 @@ class Mutation:
             await service.cancel_request(ctx.uow, principal, request_id)
             return FriendRequestRemoved(request_id=_ref_id(request_id))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -504,7 +511,11 @@ class Mutation:
     )
     async def remove_friend(self, info: FriendsInfo, user_id: strawberry.ID) -> RemoveFriendResult:
         return await _with_purges(
-            info, user_id, service.remove_friend, lambda target: FriendRemoved(user_id=target)
+            info,
+            user_id,
+            service.remove_friend,
+            lambda target: FriendRemoved(user_id=target),
+            error_types(ValidationError, NotFoundError),
         )
 
     @strawberry.mutation(
@@ -514,7 +525,11 @@ class Mutation:
     )
     async def block_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
         return await _with_purges(
-            info, user_id, service.block, lambda target: BlockChange(user_id=target, blocked=True)
+            info,
+            user_id,
+            service.block,
+            lambda target: BlockChange(user_id=target, blocked=True),
+            error_types(ValidationError, NotFoundError),
         )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unblock a user you blocked.")
@@ -524,7 +539,7 @@ class Mutation:
             await service.unblock(ctx.uow, principal, target)
             return BlockChange(user_id=_ref_id(target), blocked=False)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -538,7 +553,7 @@ class Mutation:
             )
             return DirectConversation.opened(row, principal.user_id)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, PermissionError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -556,7 +571,9 @@ class Mutation:
             )
             return GroupConversation.of(view)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -615,6 +632,7 @@ class Mutation:
             conversation_id,
             groups.leave,
             lambda target: GroupConversationLeft(conversation_id=target),
+            error_types(ValidationError, NotFoundError),
             field="conversationId",
         )
 

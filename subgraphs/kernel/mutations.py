@@ -9,19 +9,30 @@ from strawberry.types import Info
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import BeepGraphQLError, DomainError, TenantMoved, TopLevelCode, user_error
+from subgraphs.kernel.errors import (
+    BeepGraphQLError,
+    DomainError,
+    ErrorTypes,
+    TenantMoved,
+    TopLevelCode,
+    UserError,
+)
 from subgraphs.kernel.uow import UnitOfWork, retrying_moves
 
 T = TypeVar("T")
+E = TypeVar("E", bound=UserError)
 
 
-async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[T]]) -> T | Any:
-    """Commit on success (then publish events); on a domain error roll back and return its GraphQL shape.
-    When the tenant moved shard under the transaction, it starts over on the new shard (`retrying_moves`)."""
+async def run_in_transaction(
+    uow: UnitOfWork, operation: Callable[[], Awaitable[T]], errors: ErrorTypes[E]
+) -> T | E:
+    """Commit on success (then publish events); on a domain error roll back and return its GraphQL shape,
+    one of `errors` (the result union's error types). When the tenant moved shard under the transaction, it
+    starts over on the new shard (`retrying_moves`)."""
     try:
         return await retrying_moves(uow, operation)
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
     except TenantMoved as moved:
         message = "This server is moving to another shard; try again."
         raise BeepGraphQLError(message, TopLevelCode.UNAVAILABLE) from moved
@@ -30,9 +41,10 @@ async def run_in_transaction(uow: UnitOfWork, operation: Callable[[], Awaitable[
 async def signed_in_mutation(
     info: Info[BeepContext[Any], None],
     operation: Callable[[BeepContext[Any], Principal], Awaitable[T]],
-) -> T | Any:
+    errors: ErrorTypes[E],
+) -> T | E:
     """The shape of every mutation that needs a signed-in caller: the principal (UNAUTHENTICATED
     otherwise), then `operation` in one transaction with its domain errors mapped to the payload's types."""
     ctx = info.context
     principal = ctx.require_principal()
-    return await run_in_transaction(ctx.uow, lambda: operation(ctx, principal))
+    return await run_in_transaction(ctx.uow, lambda: operation(ctx, principal), errors)

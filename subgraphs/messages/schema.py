@@ -15,7 +15,11 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
     bad_user_input,
+    error_types,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import at_most, page_of
@@ -167,13 +171,16 @@ class Mutation:
                 parse,
                 lambda: [id_input(str(i), "attachmentIds") for i in pending],
                 files or [],
+                error_types(ValidationError, NotFoundError, PermissionError),
             )
             return Message.from_row(result) if isinstance(result, MessageRow) else result
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             return Message.from_sent(await service.send_message(ctx.uow, principal, parse()))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -185,7 +192,11 @@ class Mutation:
     ) -> UploadAttachmentResult:
         ctx = info.context
         result = await attachments.upload_pending(
-            ctx, ctx.require_principal(), lambda: id_input(str(channel_id), "channelId"), file
+            ctx,
+            ctx.require_principal(),
+            lambda: id_input(str(channel_id), "channelId"),
+            file,
+            error_types(ValidationError, NotFoundError, PermissionError),
         )
         return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
@@ -195,7 +206,9 @@ class Mutation:
             row = await service.edit_message(ctx.uow, principal, id_input(str(input.id), "id"), input.content)
             return Message.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -214,7 +227,8 @@ class Mutation:
         def target() -> int:
             return id_input(str(id), "id")
 
-        return await attachments.with_file_purge(ctx, target, lambda: [target()], operation)
+        errors = error_types(NotFoundError, PermissionError, ValidationError)
+        return await attachments.with_file_purge(ctx, target, lambda: [target()], operation, errors)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -225,7 +239,9 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await reactions.add_reaction(ctx.uow, principal, target, emoji))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Take back one of your reactions.")
     async def remove_reaction(
@@ -235,7 +251,9 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await reactions.remove_reaction(ctx.uow, principal, target, emoji))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -272,6 +290,7 @@ class Mutation:
             lambda: id_input(str(channel_id), "channelId"),
             lambda: [id_input(str(i), "messageIds") for i in message_ids],
             operation,
+            error_types(ValidationError, NotFoundError, PermissionError),
         )
 
     @strawberry.mutation(
@@ -284,7 +303,7 @@ class Mutation:
             channel = id_input(str(channel_id), "channelId")
             return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -297,7 +316,7 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await link_previews.set_suppressed(ctx.uow, principal, target, suppress))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -311,7 +330,7 @@ class Mutation:
             message = id_input(str(message_id), "messageId") if message_id is not None else None
             return ReadState.from_state(await read_states.mark_read(ctx.uow, principal, channel, message))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
 
 async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) -> PinResult:
@@ -319,7 +338,9 @@ async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) ->
         target = id_input(str(id), "id")
         return Message.from_row(await pins.set_pinned(ctx.uow, principal, target, pinned=pinned))
 
-    return await signed_in_mutation(info, operation)
+    return await signed_in_mutation(
+        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+    )
 
 
 @strawberry.type

@@ -17,10 +17,14 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    ConflictError,
     DomainError,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
     bad_user_input,
+    error_types,
     not_found,
-    user_error,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
@@ -254,7 +258,7 @@ class Mutation:
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -272,7 +276,9 @@ class Mutation:
             row = await administration.update_server(ctx.uow, principal, server_id, changes)
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -291,7 +297,9 @@ class Mutation:
             purges.append(await attachment_files.purge_server_later(ctx.uow, target))
             return ServerDeletion(server_id=strawberry.ID(str(target)))
 
-        result = await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
         if isinstance(result, ServerDeletion):  # committed: its files go too (attachments by scope)
             runtime = info.context.runtime
             await runtime.pictures.delete(*files)
@@ -340,7 +348,9 @@ class Mutation:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.SEND_INVITATION, principal.user_id)
             return Invitation.from_row(await invitations.invite_user(ctx.uow, principal, server, invitee))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept an invitation: join.")
     async def accept_invitation(self, info: ServersInfo, id: strawberry.ID) -> AcceptInvitationResult:
@@ -348,7 +358,9 @@ class Mutation:
             invitation = id_input(str(id), "id")
             return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline an invitation.")
     async def decline_invitation(self, info: ServersInfo, id: strawberry.ID) -> DeclineInvitationResult:
@@ -357,7 +369,7 @@ class Mutation:
             await invitations.decline_invitation(ctx.uow, principal, invitation)
             return InvitationDeclined(invitation_id=strawberry.ID(str(invitation)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Join a public server.")
     async def join_server(self, info: ServersInfo, server_id: strawberry.ID) -> JoinServerResult:
@@ -365,7 +377,9 @@ class Mutation:
             row = await service.join_server(ctx.uow, principal, id_input(str(server_id), "serverId"))
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(NotFoundError, ConflictError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -382,7 +396,9 @@ class Mutation:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_INVITE, principal.user_id)
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -392,7 +408,9 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Invite:
             return Invite.from_row(await invites.revoke_invite(ctx.uow, principal, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -402,7 +420,9 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             return Server.from_row(await invites.accept_invite(ctx.uow, principal, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, ConflictError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -414,7 +434,7 @@ class Mutation:
             await membership.leave_server(ctx.uow, principal, parsed)
             return ServerLeft(server_id=strawberry.ID(str(parsed)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -429,7 +449,9 @@ class Mutation:
             )
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
@@ -445,7 +467,9 @@ class Mutation:
                 )
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -464,14 +488,18 @@ class Mutation:
                 await roles.update_role(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Delete a role (Manage Roles).")
     async def delete_role(self, info: ServersInfo, id: strawberry.ID) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             return Role.from_row(await roles.delete_role(ctx.uow, principal, id_input(str(id), "id")))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Give a member a role (Manage Roles)."
@@ -503,7 +531,9 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -523,7 +553,9 @@ class Mutation:
             )
             return Ban.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Lift a ban (Ban Members).")
     async def unban_member(
@@ -539,7 +571,9 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -568,7 +602,9 @@ class Mutation:
                 until=ends,
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 async def _change_picture(
@@ -580,24 +616,25 @@ async def _change_picture(
     principal = ctx.require_principal()
     target = id_input(str(server_id), "serverId")
     store = ctx.runtime.pictures
+    errors = error_types(ValidationError, NotFoundError, PermissionError)
     if file is not None:
         # Refused before the file is read, so a non-manager cannot make the server store anything.
         refused = await run_in_transaction(
-            ctx.uow, lambda: pictures.check_manager(ctx.uow, principal, target)
+            ctx.uow, lambda: pictures.check_manager(ctx.uow, principal, target), errors
         )
         if refused is not None:
-            return refused  # type: ignore[no-any-return]
+            return refused
     try:
         key = await store_upload(store, kind, pictures.scope_of(target), file, "file") if file else None
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
 
     async def operation(replaced: list[str | None]) -> Server:
         row, previous = await pictures.set_server_picture(ctx.uow, principal, target, slot, key)
         replaced.append(previous)
         return Server.from_row(row)
 
-    return await commit_swap(ctx.uow, store, key, operation)
+    return await commit_swap(ctx.uow, store, key, operation, errors)
 
 
 async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigned: bool) -> RoleResult:
@@ -611,7 +648,9 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
         )
         return Role.from_row(row)
 
-    return await signed_in_mutation(info, operation)
+    return await signed_in_mutation(
+        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+    )
 
 
 def _event_view(view: live.View, server_id: int) -> ServerEvent:

@@ -14,7 +14,16 @@ from media.images import PictureKind
 from subgraphs.kernel import internal
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, user_error
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    AuthenticationError,
+    ConflictError,
+    DomainError,
+    NotFoundError,
+    ValidationError,
+    bad_user_input,
+    error_types,
+)
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.limits import BudgetedExecution
@@ -138,7 +147,7 @@ class Mutation(NotificationMutations):
             return _payload(await service.sign_up_compensated(ctx.uow, provider, data, ctx.uow.atomic))
         except DomainError as error:
             await pictures.delete(avatar_key)
-            return user_error(error)
+            return error_types(ValidationError, ConflictError).shape(error)
         except BaseException:
             await pictures.delete(avatar_key)
             raise
@@ -167,7 +176,7 @@ class Mutation(NotificationMutations):
                 )
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError, ValidationError))
 
     @strawberry.mutation(
         description="A bot signs in: its bot token (from createBot) for a short-lived access token "
@@ -181,7 +190,7 @@ class Mutation(NotificationMutations):
             access_token, user = await bots.bot_sign_in(ctx.uow, issuer_for(ctx.runtime), token, ttl)
             return BotSession(access_token=access_token, expires_in=ttl, user=User.from_row(user))
 
-        return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
+        return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError))
 
     @strawberry.mutation(
         description="New tokens for a refresh token, which then stops working. A refresh token used a "
@@ -195,13 +204,13 @@ class Mutation(NotificationMutations):
             return _payload(await service.refresh(ctx.uow, provider, refresh_token))
 
         try:
-            return await run_in_transaction(ctx.uow, operation)
+            return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError))
         except SessionReplayed as replayed:
             # Outlives the refresh's rolled-back transaction: the session ends for every holder.
             async with ctx.uow.atomic():
                 await provider.end_replayed(ctx.uow, replayed)
             log.warning("refresh token replayed: its session ended", extra={"provider": provider.name})
-            return user_error(session_expired())
+            return error_types(AuthenticationError).shape(session_expired())
 
     @strawberry.mutation(
         description="End this session: its refresh token stops working at once; access tokens already "
@@ -234,7 +243,11 @@ class Mutation(NotificationMutations):
             user = await service.complete_first_sign_in(ctx.uow, provider, ctx.runtime.verifier, access_token)
             return FirstSignInPayload(user=User.from_row(user))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await run_in_transaction(
+            ctx.uow,
+            operation,
+            error_types(AuthenticationError, ConflictError, ValidationError, NotFoundError),
+        )
 
     @strawberry.mutation(description="Start turning two-factor authentication on.")
     async def begin_two_factor_setup(self, info: UsersInfo) -> TwoFactorSetupResult:
@@ -244,7 +257,7 @@ class Mutation(NotificationMutations):
             )
             return TwoFactorSetup(secret=setup.secret, otpauth_uri=setup.uri, qr_code_png=setup.qr_code)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ConflictError, NotFoundError))
 
     @strawberry.mutation(description="Finish turning two-factor authentication on with a code from the app.")
     async def confirm_two_factor(self, info: UsersInfo, code: str) -> ConfirmTwoFactorResult:
@@ -254,7 +267,9 @@ class Mutation(NotificationMutations):
             user = await ctx.loaders.users.load(principal.user_id)
             return TwoFactorEnabled(recovery_codes=codes, user=User.from_row(user))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, AuthenticationError, NotFoundError)
+        )
 
     @strawberry.mutation(description="Turn two-factor authentication off (password and a current code).")
     async def disable_two_factor(self, info: UsersInfo, password: str, code: str) -> ProfileResult:
@@ -262,7 +277,9 @@ class Mutation(NotificationMutations):
             provider = services_for(ctx.runtime).provider
             return _profile(await service.disable_totp(ctx.uow, provider, principal.user_id, password, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
     @strawberry.mutation(description="Change names, username, biography, status, language or devices.")
     async def update_profile(self, info: UsersInfo, input: UpdateProfileInput) -> ProfileResult:
@@ -284,7 +301,9 @@ class Mutation(NotificationMutations):
                 await service.update_profile(ctx.uow, provider, store, principal.user_id, changes)
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
     @strawberry.mutation(description="Change your e-mail address (your password confirms it is you).")
     async def change_email(self, info: UsersInfo, email: str, password: str) -> ProfileResult:
@@ -292,7 +311,9 @@ class Mutation(NotificationMutations):
             provider = services_for(ctx.runtime).provider
             return _profile(await service.change_email(ctx.uow, provider, principal.user_id, email, password))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
     @strawberry.mutation(description="Change your password (the current one is required; 8-128 characters).")
     async def change_password(self, info: UsersInfo, old_password: str, new_password: str) -> ProfileResult:
@@ -303,7 +324,9 @@ class Mutation(NotificationMutations):
             )
             return _profile(user)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
     @strawberry.mutation(
         description=f"Set your profile picture (GraphQL multipart upload): {PictureKind.AVATAR.describe()}"
@@ -336,17 +359,18 @@ async def _change_picture(
     ctx = info.context
     principal = ctx.require_principal()
     pictures = ctx.runtime.pictures
+    errors = error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
     try:
         new_key = await store_upload(pictures, kind, USER_SCOPE, file, "file") if file is not None else None
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
 
     async def operation(replaced: list[str | None]) -> ProfilePayload:
         user, previous = await service.set_picture(ctx.uow, principal.user_id, slot, new_key)
         replaced.append(previous)
         return _profile(user)
 
-    return await commit_swap(ctx.uow, pictures, new_key, operation)
+    return await commit_swap(ctx.uow, pictures, new_key, operation, errors)
 
 
 @strawberry.type

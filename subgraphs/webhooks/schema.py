@@ -25,6 +25,7 @@ from subgraphs.kernel.errors import (
     PermissionError,
     TopLevelCode,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
@@ -316,7 +317,9 @@ class Mutation:
                 url=_public_url(info, created.row, created.token),
             )
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(description="Rename a webhook, change its avatar or move it to another channel.")
     async def update_webhook(self, info: WebhooksInfo, input: UpdateWebhookInput) -> UpdateWebhookResult:
@@ -334,7 +337,9 @@ class Mutation:
             )
             return Webhook.from_row(row)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
     @strawberry.mutation(description="A new secret token; the old URL stops working at once.")
     async def regenerate_webhook_token(
@@ -348,7 +353,7 @@ class Mutation:
                 url=_public_url(info, done.row, done.token),
             )
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(description="Delete a webhook; its URL then answers 404.")
     async def delete_webhook(self, info: WebhooksInfo, id: strawberry.ID) -> DeleteWebhookResult:
@@ -356,7 +361,7 @@ class Mutation:
             row = await service.delete_webhook(ctx.uow, principal, id_input(str(id), "id"))
             return WebhookDeleted(id=_id(row.id))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(
         description="Post as a webhook, with its id and token (no account needed): the GraphQL twin of "
@@ -396,7 +401,9 @@ class Mutation:
             )
 
         try:
-            return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
+            return await run_in_transaction(
+                ctx.uow, operation, error_types(ValidationError, NotFoundError, AuthenticationError)
+            )
         except execute.RateLimited as limited:
             raise BeepGraphQLError(
                 f"This webhook posts at most {limited.window.limit.describe()}. "
@@ -416,7 +423,9 @@ class Mutation:
             )
             return BotSecret(bot=Bot.from_row(created.row), token=created.token)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
     @strawberry.mutation(description="A new bot token (Manage Server); the old one stops working at once.")
     async def regenerate_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> BotTokenResult:
@@ -426,14 +435,14 @@ class Mutation:
             row = await bots.managed_bot(ctx.uow, principal, bot_user)
             return BotSecret(bot=Bot.from_row(row), token=token)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(description="Revoke a bot's token (Manage Server): it can no longer sign in.")
     async def revoke_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> RevokeBotTokenResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Bot:
             return Bot.from_row(await bots.revoke_token(ctx.uow, principal, id_input(str(bot_id), "botId")))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
 schema = Schema(

@@ -10,6 +10,7 @@ import strawberry
 from subgraphs.kernel import streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
+from subgraphs.kernel.errors import NotFoundError, ValidationError, error_types
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, page_of
 from subgraphs.kernel.ids import id_input
@@ -102,7 +103,7 @@ class NotificationMutations:
             marked = await service.mark_read(ctx.uow, principal.user_id, ids, input.all)
             return NotificationsMarkedRead(marked=marked, counts=await _counts(ctx, principal.user_id))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError))
 
     @strawberry.mutation(
         description="Set what a server, folder or channel notifies you of (a channel's setting overrides "
@@ -122,7 +123,7 @@ class NotificationMutations:
             )
             return await _settings(ctx, principal.user_id)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @strawberry.mutation(
         description="Snooze notifications until a time: everywhere, or for one server, folder or channel. "
@@ -143,7 +144,7 @@ class NotificationMutations:
             )
             return await _settings(ctx, principal.user_id)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
 @strawberry.type
