@@ -31,11 +31,18 @@ from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubs
 from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES, NotFoundError, PermissionError, ValidationError, error_types
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    ErrorCode,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
+    error_types,
+)
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 
 
@@ -49,6 +56,18 @@ class Query(VoiceQuery):
 
 @strawberry.type
 class Mutation(VoiceMutation):
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PARENT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
     )
@@ -67,6 +86,16 @@ class Mutation(VoiceMutation):
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename a channel or set its topic (Manage Channels in it).",
@@ -81,6 +110,13 @@ class Mutation(VoiceMutation):
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PARENT,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Reorder a channel or move it into or out of a folder (Manage Channels in it and in the "
@@ -98,6 +134,7 @@ class Mutation(VoiceMutation):
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete a channel and its messages; a folder's channels go with it (Manage Channels in "
@@ -126,6 +163,14 @@ class Mutation(VoiceMutation):
             await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
         return result
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Make a channel private (visible to the given roles and members) or public again, "
@@ -147,6 +192,14 @@ class Mutation(VoiceMutation):
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Allow or deny permissions in a channel for a role or a member (Manage Roles).",
@@ -166,6 +219,7 @@ class Mutation(VoiceMutation):
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Remove a role's or member's overwrite (Manage Roles).",

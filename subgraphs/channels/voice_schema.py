@@ -20,6 +20,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     ValidationError,
@@ -27,7 +28,7 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 
 MAX_ICE = 10  # ICE servers offered, and URLs of each (a few STUN and TURN ones: configured, assumed)
@@ -169,6 +170,18 @@ class VoiceQuery:
 
 @strawberry.type
 class VoiceMutation:
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Join a voice channel's call (Connect) with an SDP offer; returns the answer. One call "
@@ -193,6 +206,15 @@ class VoiceMutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Renegotiate (a new offer: more receive slots, camera or screen on or off) and/or mute, "
@@ -213,6 +235,15 @@ class VoiceMutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Leave your call.")
     async def leave_voice(self, info: ChannelsInfo) -> LeaveVoiceResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceLeft:
@@ -220,6 +251,18 @@ class VoiceMutation:
 
         return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Mute or unmute a member in a call (Mute Members)."
     )
@@ -238,6 +281,18 @@ class VoiceMutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Move a member out of a call (Move Members)."
     )

@@ -35,6 +35,7 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     ConflictError,
+    ErrorCode,
     ErrorTypes,
     NotFoundError,
     PermissionError,
@@ -47,7 +48,7 @@ from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
 
@@ -460,6 +461,14 @@ async def _changing_group(
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.ALREADY_FRIENDS,
+        ErrorCode.BLOCKED,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Ask someone to be your friend, by username. If they already asked you, you are friends "
@@ -478,6 +487,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept a request sent to you.")
     async def accept_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> AcceptFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Friendship:
@@ -486,6 +496,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline a request sent to you.")
     async def decline_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
@@ -495,6 +506,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Withdraw a request you sent.")
     async def cancel_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
@@ -504,6 +516,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FRIENDS)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="End a friendship. Your direct conversation is erased for both of you: its messages, "
@@ -518,6 +531,7 @@ class Mutation:
             error_types(ValidationError, NotFoundError),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Block a user: no friend requests either way, no direct messages (a friendship ends, "
@@ -532,6 +546,7 @@ class Mutation:
             error_types(ValidationError, NotFoundError),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unblock a user you blocked.")
     async def unblock_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> BlockChange:
@@ -541,6 +556,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FRIENDS)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Your direct conversation with a friend, created on first use (idempotent).",
@@ -555,6 +571,18 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, PermissionError))
 
+    @error_codes(
+        ErrorCode.DUPLICATE_ID,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_FRIENDS,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description=f"Start a group conversation with {groups.MIN_OTHERS} to {groups.MAX_PARTICIPANTS - 1} "
@@ -575,6 +603,16 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.DUPLICATE_ID,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_FRIENDS,
+        ErrorCode.REQUIRED,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description=f"Add friends of yours to a group you take part in (at most {groups.MAX_PARTICIPANTS} "
@@ -591,6 +629,13 @@ class Mutation:
             ),
         )
 
+    @error_codes(
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_OWNER,
+        ErrorCode.NOT_PARTICIPANT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="The group's owner removes a participant, who loses access at once.",
@@ -606,6 +651,14 @@ class Mutation:
             ),
         )
 
+    @error_codes(
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Name a group you take part in (null: no name).",
@@ -619,6 +672,7 @@ class Mutation:
             lambda uow, principal, group: groups.rename(uow, principal, group, name),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Leave a group. If you own it, the longest-standing participant does next; the last one "

@@ -15,6 +15,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     ValidationError,
@@ -25,7 +26,7 @@ from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -133,6 +134,22 @@ class Query(SearchQuery):
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        ErrorCode.CONTENT_TYPE_MISMATCH,
+        ErrorCode.EMPTY_FILE,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NONCE_REUSED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_MANY_FILES,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Send a message to a text channel, with files (GraphQL multipart upload: `files`) and/or "
@@ -182,6 +199,17 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.CONTENT_TYPE_MISMATCH,
+        ErrorCode.EMPTY_FILE,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOO_MANY_FILES,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Upload a file for a message to come (Attach Files), then send it with "
@@ -200,6 +228,16 @@ class Mutation:
         )
         return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
     async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
@@ -210,6 +248,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete one of your messages, or anyone's with Manage Messages.",
@@ -230,6 +269,13 @@ class Mutation:
         errors = error_types(NotFoundError, PermissionError, ValidationError)
         return await attachments.with_file_purge(ctx, target, lambda: [target()], operation, errors)
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="React with one unicode emoji (Add Reactions); at most 20 different emoji per message.",
@@ -243,6 +289,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.INVALID_FORMAT, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Take back one of your reactions.")
     async def remove_reaction(
         self, info: MessagesInfo, message_id: strawberry.ID, emoji: str
@@ -255,6 +302,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Pin a message (Pin Messages or Manage Messages); at most 50 per channel.",
@@ -262,10 +310,12 @@ class Mutation:
     async def pin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
         return await _set_pinned(info, id, pinned=True)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unpin a message.")
     async def unpin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
         return await _set_pinned(info, id, pinned=False)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete up to 100 messages of a channel at once (Manage Messages). Ids that are not "
@@ -293,6 +343,7 @@ class Mutation:
             error_types(ValidationError, NotFoundError, PermissionError),
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Show the channel that you are typing (for 8 s; repeat while typing). Not stored.",
@@ -305,6 +356,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Hide (or bring back) a message's link previews: its author, or Manage Messages.",
@@ -318,6 +370,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Mark a channel read up to a message (default: its newest). Never moves backwards.",

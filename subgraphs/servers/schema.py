@@ -19,6 +19,7 @@ from subgraphs.kernel.errors import (
     ERROR_TYPES,
     ConflictError,
     DomainError,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     ValidationError,
@@ -30,7 +31,7 @@ from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permission_flags import permissions_from_input
 from subgraphs.kernel.permissions import IsAuthenticated, Permission
@@ -245,6 +246,13 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Create a server; you own it. It starts with a text channel #general and a voice "
@@ -260,6 +268,16 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError))
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Change a server's name, description or visibility (Manage Server).",
@@ -280,6 +298,9 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.CONFIRMATION_MISMATCH, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Destroy a server with all its channels, messages, roles, invites and files. Owner only; "
@@ -306,6 +327,16 @@ class Mutation:
             await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
         return result
 
+    @error_codes(
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+        ErrorCode.IMAGE_UNDECODABLE,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Set a server's picture (Manage Server; GraphQL multipart upload): "
@@ -316,10 +347,21 @@ class Mutation:
     ) -> UpdateServerResult:
         return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, file)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's picture.")
     async def remove_server_picture(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
         return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, None)
 
+    @error_codes(
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+        ErrorCode.IMAGE_UNDECODABLE,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Set a server's banner (Manage Server; GraphQL multipart upload): "
@@ -330,10 +372,20 @@ class Mutation:
     ) -> UpdateServerResult:
         return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, file)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's banner.")
     async def remove_server_banner(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
         return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, None)
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Invite a user to a server directly: they see it in `myInvitations`. The same members "
@@ -352,6 +404,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept an invitation: join.")
     async def accept_invitation(self, info: ServersInfo, id: strawberry.ID) -> AcceptInvitationResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
@@ -362,6 +415,7 @@ class Mutation:
             info, operation, error_types(NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline an invitation.")
     async def decline_invitation(self, info: ServersInfo, id: strawberry.ID) -> DeclineInvitationResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> InvitationDeclined:
@@ -371,6 +425,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
+    @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Join a public server.")
     async def join_server(self, info: ServersInfo, server_id: strawberry.ID) -> JoinServerResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
@@ -381,6 +436,13 @@ class Mutation:
             info, operation, error_types(NotFoundError, ConflictError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Create an invite link. Public server: any member (Create Invite, which @everyone has "
@@ -400,6 +462,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_FORMAT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Revoke an invite (its creator, or Manage Server). Revoking twice is harmless.",
@@ -412,6 +475,13 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.BANNED,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Join a server (public or private) through an invite code.",
@@ -424,6 +494,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, ConflictError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Leave a server; your roles there go too. The owner must transfer ownership first.",
@@ -436,6 +507,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Hand your server over to another member (owner only).",
@@ -453,6 +525,19 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
@@ -471,6 +556,18 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename, re-permission or move a role (Manage Roles).",
@@ -492,6 +589,13 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Delete a role (Manage Roles).")
     async def delete_role(self, info: ServersInfo, id: strawberry.ID) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
@@ -501,18 +605,43 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Give a member a role (Manage Roles)."
     )
     async def assign_role(self, info: ServersInfo, input: MemberRoleInput) -> RoleResult:
         return await _set_member_role(info, input, assigned=True)
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Take a role from a member (Manage Roles)."
     )
     async def unassign_role(self, info: ServersInfo, input: MemberRoleInput) -> RoleResult:
         return await _set_member_role(info, input, assigned=False)
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Remove a member (Kick Members; their highest role must be below yours). They may join "
@@ -535,6 +664,17 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Ban a user (Ban Members; a member's highest role must be below yours): they are "
@@ -557,6 +697,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Lift a ban (Ban Members).")
     async def unban_member(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
@@ -575,6 +716,13 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Time a member out (Moderate Members; their highest role must be below yours): until "

@@ -19,6 +19,7 @@ from subgraphs.kernel.errors import (
     AuthenticationError,
     ConflictError,
     DomainError,
+    ErrorCode,
     NotFoundError,
     ValidationError,
     bad_user_input,
@@ -27,7 +28,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uploads import commit_swap, store_upload
@@ -127,6 +128,22 @@ def _profile(row: Any) -> ProfilePayload:
 
 @strawberry.type
 class Mutation(NotificationMutations):
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+        ErrorCode.IMAGE_UNDECODABLE,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="Create an account and sign in. `avatar`, optional, is a profile picture sent as a "
         f"GraphQL multipart upload: {PictureKind.AVATAR.describe()}"
@@ -152,6 +169,18 @@ class Mutation(NotificationMutations):
             await pictures.delete(avatar_key)
             raise
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_TOTP_CODE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.TOTP_REQUIRED,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="Sign in with e-mail and password. With two-factor authentication on, the first "
         "attempt answers TOTP_REQUIRED: send the same input again with `totpCode` (or `recoveryCode`). "
@@ -178,6 +207,7 @@ class Mutation(NotificationMutations):
 
         return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError, ValidationError))
 
+    @error_codes(ErrorCode.INVALID_CREDENTIALS)
     @strawberry.mutation(
         description="A bot signs in: its bot token (from createBot) for a short-lived access token "
         "(no refresh token: exchange again when it expires). A wrong or revoked token: INVALID_CREDENTIALS."
@@ -192,6 +222,15 @@ class Mutation(NotificationMutations):
 
         return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError))
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="New tokens for a refresh token, which then stops working. A refresh token used a "
         "second time (a copy exists) ends its whole session: the newer tokens stop working too."
@@ -212,6 +251,7 @@ class Mutation(NotificationMutations):
             log.warning("refresh token replayed: its session ended", extra={"provider": provider.name})
             return error_types(AuthenticationError).shape(session_expired())
 
+    @error_codes()
     @strawberry.mutation(
         description="End this session: its refresh token stops working at once; access tokens already "
         "issued expire on their own (at most 15 minutes with the built-in issuer, 5 with Keycloak)."
@@ -223,6 +263,7 @@ class Mutation(NotificationMutations):
             await service.sign_out(ctx.uow, provider, refresh_token)
         return True
 
+    @error_codes(ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="End every session of yours, on every device.")
     async def sign_out_everywhere(self, info: UsersInfo) -> bool:
         ctx = info.context
@@ -231,6 +272,15 @@ class Mutation(NotificationMutations):
             await service.sign_out_everywhere(ctx.uow, services_for(ctx.runtime).provider, principal.user_id)
         return True
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="After signing in through Keycloak's pages (Google, LDAP): the Beep user of that "
         "identity, created from its claims the first time. Refresh the token afterwards."
@@ -249,6 +299,7 @@ class Mutation(NotificationMutations):
             error_types(AuthenticationError, ConflictError, ValidationError, NotFoundError),
         )
 
+    @error_codes(ErrorCode.NOT_FOUND, ErrorCode.TOTP_ALREADY_ENABLED)
     @strawberry.mutation(description="Start turning two-factor authentication on.")
     async def begin_two_factor_setup(self, info: UsersInfo) -> TwoFactorSetupResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorSetup:
@@ -259,6 +310,7 @@ class Mutation(NotificationMutations):
 
         return await signed_in_mutation(info, operation, error_types(ConflictError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_TOTP_CODE, ErrorCode.NOT_FOUND, ErrorCode.TOTP_NOT_ENABLED)
     @strawberry.mutation(description="Finish turning two-factor authentication on with a code from the app.")
     async def confirm_two_factor(self, info: UsersInfo, code: str) -> ConfirmTwoFactorResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorEnabled:
@@ -271,6 +323,7 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, AuthenticationError, NotFoundError)
         )
 
+    @error_codes(ErrorCode.INVALID_TOTP_CODE, ErrorCode.NOT_FOUND, ErrorCode.TOTP_NOT_ENABLED)
     @strawberry.mutation(description="Turn two-factor authentication off (password and a current code).")
     async def disable_two_factor(self, info: UsersInfo, password: str, code: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
@@ -281,6 +334,18 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change names, username, biography, status, language or devices.")
     async def update_profile(self, info: UsersInfo, input: UpdateProfileInput) -> ProfileResult:
         changes = ProfileChanges(
@@ -305,6 +370,15 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change your e-mail address (your password confirms it is you).")
     async def change_email(self, info: UsersInfo, email: str, password: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
@@ -315,6 +389,14 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
         )
 
+    @error_codes(
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOO_LONG,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change your password (the current one is required; 8-128 characters).")
     async def change_password(self, info: UsersInfo, old_password: str, new_password: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
@@ -328,22 +410,42 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
         )
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+        ErrorCode.IMAGE_UNDECODABLE,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    )
     @strawberry.mutation(
         description=f"Set your profile picture (GraphQL multipart upload): {PictureKind.AVATAR.describe()}"
     )
     async def set_avatar(self, info: UsersInfo, file: Upload) -> ProfileResult:
         return await _change_picture(info, "avatar", PictureKind.AVATAR, file)
 
+    @error_codes(ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Remove your profile picture.")
     async def remove_avatar(self, info: UsersInfo) -> ProfileResult:
         return await _change_picture(info, "avatar", PictureKind.AVATAR, None)
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+        ErrorCode.IMAGE_UNDECODABLE,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    )
     @strawberry.mutation(
         description=f"Set your profile banner (GraphQL multipart upload): {PictureKind.BANNER.describe()}"
     )
     async def set_banner(self, info: UsersInfo, file: Upload) -> ProfileResult:
         return await _change_picture(info, "banner", PictureKind.BANNER, file)
 
+    @error_codes(ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Remove your profile banner.")
     async def remove_banner(self, info: UsersInfo) -> ProfileResult:
         return await _change_picture(info, "banner", PictureKind.BANNER, None)

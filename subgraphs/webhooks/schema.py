@@ -21,6 +21,7 @@ from subgraphs.kernel.errors import (
     AuthenticationError,
     BeepGraphQLError,
     ConflictError,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     TopLevelCode,
@@ -31,7 +32,7 @@ from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.messages.api import PayloadProblem
 from subgraphs.webhooks import bots, execute, service
@@ -303,6 +304,17 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(
         description="Create a webhook in a text channel (Manage Webhooks); its URL is shown once."
     )
@@ -321,6 +333,17 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+        ErrorCode.TOO_SHORT,
+    )
     @strawberry.mutation(description="Rename a webhook, change its avatar or move it to another channel.")
     async def update_webhook(self, info: WebhooksInfo, input: UpdateWebhookInput) -> UpdateWebhookResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Webhook:
@@ -341,6 +364,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError)
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="A new secret token; the old URL stops working at once.")
     async def regenerate_webhook_token(
         self, info: WebhooksInfo, id: strawberry.ID
@@ -355,6 +379,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Delete a webhook; its URL then answers 404.")
     async def delete_webhook(self, info: WebhooksInfo, id: strawberry.ID) -> DeleteWebhookResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> WebhookDeleted:
@@ -363,6 +388,15 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+    )
     @strawberry.mutation(
         description="Post as a webhook, with its id and token (no account needed): the GraphQL twin of "
         "POST /webhooks/{id}/{token}. Over the webhook's rate limit: the top-level RATE_LIMITED error."
@@ -413,6 +447,14 @@ class Mutation:
                 limit=limited.window.limit.name,
             ) from None
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+    )
     @strawberry.mutation(
         description="Create a bot account in a server (Manage Server); its token is shown once."
     )
@@ -427,6 +469,7 @@ class Mutation:
             info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="A new bot token (Manage Server); the old one stops working at once.")
     async def regenerate_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> BotTokenResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> BotSecret:
@@ -437,6 +480,7 @@ class Mutation:
 
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Revoke a bot's token (Manage Server): it can no longer sign in.")
     async def revoke_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> RevokeBotTokenResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Bot:
