@@ -33,6 +33,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     ErrorCode,
     NotFoundError,
     PermissionError,
@@ -57,16 +58,13 @@ class Query(VoiceQuery):
 @strawberry.type
 class Mutation(VoiceMutation):
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.INVALID_PARENT,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
@@ -87,14 +85,7 @@ class Mutation(VoiceMutation):
         )
 
     @error_codes(
-        ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
-        ErrorCode.INVALID_ID,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],

@@ -34,6 +34,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     ConflictError,
     ErrorCode,
     ErrorTypes,
@@ -572,16 +573,13 @@ class Mutation:
         return await signed_in_mutation(info, operation, error_types(ValidationError, PermissionError))
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.DUPLICATE_ID,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NOT_FOUND,
         ErrorCode.NOT_FRIENDS,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -651,14 +649,7 @@ class Mutation:
             ),
         )
 
-    @error_codes(
-        ErrorCode.INVALID_FORMAT,
-        ErrorCode.INVALID_ID,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
-    )
+    @error_codes(*TEXT_CODES, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Name a group you take part in (null: no name).",

@@ -75,6 +75,17 @@ class ErrorCode(enum.Enum):
     NOT_OWNER = "NOT_OWNER"
 
 
+# Codes that travel together, for a mutation's `@error_codes(…)` (kernel/mutations.py): the rules of a text
+# input (kernel/validation.py `clean_text`) and the checks of an uploaded picture (kernel/uploads.py).
+TEXT_CODES = (ErrorCode.REQUIRED, ErrorCode.TOO_SHORT, ErrorCode.TOO_LONG, ErrorCode.INVALID_FORMAT)
+PICTURE_CODES = (
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    ErrorCode.IMAGE_UNDECODABLE,
+    ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+)
+
+
 class TopLevelCode(enum.StrEnum):
     """`extensions.code` of top-level errors."""
 

@@ -15,6 +15,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     ErrorCode,
     NotFoundError,
     PermissionError,
@@ -135,20 +136,17 @@ class Query(SearchQuery):
 @strawberry.type
 class Mutation:
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.CONTENT_TYPE_MISMATCH,
         ErrorCode.EMPTY_FILE,
         ErrorCode.FILE_TOO_LARGE,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NONCE_REUSED,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
         ErrorCode.TOO_MANY_FILES,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -229,14 +227,7 @@ class Mutation:
         return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
     @error_codes(
-        ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
-        ErrorCode.INVALID_ID,
-        ErrorCode.LIMIT_REACHED,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND
     )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
     async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:

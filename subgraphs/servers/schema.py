@@ -17,6 +17,8 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    PICTURE_CODES,
+    TEXT_CODES,
     ConflictError,
     DomainError,
     ErrorCode,
@@ -246,13 +248,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @error_codes(
-        ErrorCode.INVALID_FORMAT,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
-    )
+    @error_codes(*TEXT_CODES, ErrorCode.INVALID_INPUT)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Create a server; you own it. It starts with a text channel #general and a voice "
@@ -269,14 +265,7 @@ class Mutation:
         return await signed_in_mutation(info, operation, error_types(ValidationError))
 
     @error_codes(
-        ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
-        ErrorCode.INVALID_ID,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -328,14 +317,11 @@ class Mutation:
         return result
 
     @error_codes(
-        ErrorCode.FILE_TOO_LARGE,
+        *PICTURE_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
-        ErrorCode.IMAGE_UNDECODABLE,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
-        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -353,14 +339,11 @@ class Mutation:
         return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, None)
 
     @error_codes(
-        ErrorCode.FILE_TOO_LARGE,
+        *PICTURE_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
-        ErrorCode.IMAGE_UNDECODABLE,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
-        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -526,17 +509,14 @@ class Mutation:
         )
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.INVALID_PERMISSIONS,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
         ErrorCode.ROLE_HIERARCHY,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
@@ -557,16 +537,13 @@ class Mutation:
         )
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.INVALID_PERMISSIONS,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
         ErrorCode.ROLE_HIERARCHY,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -632,15 +609,12 @@ class Mutation:
         return await _set_member_role(info, input, assigned=False)
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
         ErrorCode.ROLE_HIERARCHY,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -665,15 +639,12 @@ class Mutation:
         )
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
         ErrorCode.ROLE_HIERARCHY,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],

@@ -16,6 +16,8 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    PICTURE_CODES,
+    TEXT_CODES,
     AuthenticationError,
     ConflictError,
     DomainError,
@@ -129,18 +131,12 @@ def _profile(row: Any) -> ProfilePayload:
 @strawberry.type
 class Mutation(NotificationMutations):
     @error_codes(
+        *TEXT_CODES,
+        *PICTURE_CODES,
         ErrorCode.ALREADY_EXISTS,
         ErrorCode.EMAIL_TAKEN,
-        ErrorCode.FILE_TOO_LARGE,
-        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
-        ErrorCode.IMAGE_UNDECODABLE,
         ErrorCode.INVALID_CREDENTIALS,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_INPUT,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
-        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
         ErrorCode.USERNAME_TAKEN,
         ErrorCode.WEAK_PASSWORD,
     )
@@ -335,14 +331,11 @@ class Mutation(NotificationMutations):
         )
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.ALREADY_EXISTS,
         ErrorCode.EMAIL_TAKEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_INPUT,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
         ErrorCode.USERNAME_TAKEN,
         ErrorCode.WEAK_PASSWORD,
     )
@@ -410,15 +403,7 @@ class Mutation(NotificationMutations):
             info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
         )
 
-    @error_codes(
-        ErrorCode.ALREADY_EXISTS,
-        ErrorCode.FILE_TOO_LARGE,
-        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
-        ErrorCode.IMAGE_UNDECODABLE,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
-    )
+    @error_codes(*PICTURE_CODES, ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         description=f"Set your profile picture (GraphQL multipart upload): {PictureKind.AVATAR.describe()}"
     )
@@ -430,15 +415,7 @@ class Mutation(NotificationMutations):
     async def remove_avatar(self, info: UsersInfo) -> ProfileResult:
         return await _change_picture(info, "avatar", PictureKind.AVATAR, None)
 
-    @error_codes(
-        ErrorCode.ALREADY_EXISTS,
-        ErrorCode.FILE_TOO_LARGE,
-        ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
-        ErrorCode.IMAGE_UNDECODABLE,
-        ErrorCode.INVALID_INPUT,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.UNSUPPORTED_IMAGE_TYPE,
-    )
+    @error_codes(*PICTURE_CODES, ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         description=f"Set your profile banner (GraphQL multipart upload): {PictureKind.BANNER.describe()}"
     )

@@ -18,6 +18,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     AuthenticationError,
     BeepGraphQLError,
     ConflictError,
@@ -305,15 +306,12 @@ class Query:
 @strawberry.type
 class Mutation:
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(
         description="Create a webhook in a text channel (Manage Webhooks); its URL is shown once."
@@ -334,15 +332,12 @@ class Mutation:
         )
 
     @error_codes(
+        *TEXT_CODES,
         ErrorCode.FORBIDDEN,
-        ErrorCode.INVALID_FORMAT,
         ErrorCode.INVALID_ID,
         ErrorCode.INVALID_INPUT,
         ErrorCode.LIMIT_REACHED,
         ErrorCode.NOT_FOUND,
-        ErrorCode.REQUIRED,
-        ErrorCode.TOO_LONG,
-        ErrorCode.TOO_SHORT,
     )
     @strawberry.mutation(description="Rename a webhook, change its avatar or move it to another channel.")
     async def update_webhook(self, info: WebhooksInfo, input: UpdateWebhookInput) -> UpdateWebhookResult:

@@ -149,10 +149,10 @@ def _media_classes(tree: ast.Module) -> dict[str, str]:
 _CONSTANTS: dict[str, list[str]] = {}  # text constants of every module, filled by message_sites()
 
 
-def _assigned_texts(tree: ast.Module) -> dict[str, list[str]]:
-    """`message = "…"` (or a choice of literals) anywhere in the module, by name."""
+def _assigned_texts(scope: ast.AST, *, nested: bool = True) -> dict[str, list[str]]:
+    """`message = "…"` (or a choice of literals) in `scope` (with `nested`, in its functions too), by name."""
     names: dict[str, list[str]] = {}
-    for node in ast.walk(tree):
+    for node in ast.walk(scope) if nested else getattr(scope, "body", []):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             texts = _texts(node.value)
             if texts:
@@ -174,7 +174,12 @@ def _error_classes(trees: list[ast.Module]) -> dict[str, str]:
 
 def _sites_in(path: Path, tree: ast.Module, error_codes: dict[str, str]) -> Iterator[Site]:
     where_of = str(path.relative_to(ROOT))
-    names = _assigned_texts(tree)
+    module_names = _assigned_texts(tree, nested=False)
+    scope_of: dict[int, dict[str, list[str]]] = {}  # a call -> the names its innermost function sees
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
+        names = module_names | _assigned_texts(function)
+        for node in ast.walk(function):
+            scope_of[id(node)] = names
     media = _media_classes(tree)
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in media):
         if cls.name in INTERNAL_MEDIA or media[cls.name] not in MEDIA_CODES:
@@ -209,7 +214,7 @@ def _sites_in(path: Path, tree: ast.Module, error_codes: dict[str, str]) -> Iter
             message, codes = call.args[1], [VOICE_CODES.get(reason or "")]
         if message is None:
             continue
-        for text in _texts(message, names) or ():
+        for text in _texts(message, scope_of.get(id(call), module_names)) or ():
             for code in codes:
                 yield Site(text, code, f"{where_of}:{call.lineno}")
 
