@@ -31,11 +31,19 @@ from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubs
 from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.errors import ERROR_TYPES
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    TEXT_CODES,
+    ErrorCode,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
+    error_types,
+)
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
 
 
@@ -49,6 +57,15 @@ class Query(VoiceQuery):
 
 @strawberry.type
 class Mutation(VoiceMutation):
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PARENT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Create a channel (Manage Channels)."
     )
@@ -63,8 +80,13 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await service.create_channel(ctx.uow, principal, data))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename a channel or set its topic (Manage Channels in it).",
@@ -75,8 +97,17 @@ class Mutation(VoiceMutation):
             row = await service.update_channel(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PARENT,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Reorder a channel or move it into or out of a folder (Manage Channels in it and in the "
@@ -90,8 +121,11 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete a channel and its messages; a folder's channels go with it (Manage Channels in "
@@ -112,12 +146,22 @@ class Mutation(VoiceMutation):
                 child_ids=[strawberry.ID(str(child.id)) for child in deleted.children],
             )
 
-        result = await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
         if isinstance(result, ChannelDeleted):  # committed: the channels' attachment files go too
             runtime = info.context.runtime
             await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
         return result
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+        ErrorCode.TOO_LONG,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Make a channel private (visible to the given roles and members) or public again, "
@@ -135,8 +179,18 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await visibility.set_visibility(ctx.uow, principal, change))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Allow or deny permissions in a channel for a role or a member (Manage Roles).",
@@ -152,8 +206,11 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(await overwrites.set_overwrite(ctx.uow, principal, spec))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Remove a role's or member's overwrite (Manage Roles).",
@@ -175,7 +232,9 @@ class Mutation(VoiceMutation):
             )
             return Channel.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 @strawberry.type

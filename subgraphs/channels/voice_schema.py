@@ -20,13 +20,15 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 
 MAX_ICE = 10  # ICE servers offered, and URLs of each (a few STUN and TURN ones: configured, assumed)
@@ -168,6 +170,18 @@ class VoiceQuery:
 
 @strawberry.type
 class VoiceMutation:
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Join a voice channel's call (Connect) with an SDP offer; returns the answer. One call "
@@ -188,8 +202,19 @@ class VoiceMutation:
             )
             return VoiceSession.of(session)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Renegotiate (a new offer: more receive slots, camera or screen on or off) and/or mute, "
@@ -206,15 +231,38 @@ class VoiceMutation:
             )
             return VoiceSession.of(session)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Leave your call.")
     async def leave_voice(self, info: ChannelsInfo) -> LeaveVoiceResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> VoiceLeft:
             return VoiceLeft(channel_id=strawberry.ID(str(await voice_service.leave(ctx.runtime, principal))))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Mute or unmute a member in a call (Mute Members)."
     )
@@ -229,8 +277,22 @@ class VoiceMutation:
             )
             return _channel_state(channel_id, states)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_IN_CALL,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_SDP,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.MEDIA_UNAVAILABLE,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_IN_CALL,
+        ErrorCode.NO_AUDIO,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Move a member out of a call (Move Members)."
     )
@@ -245,7 +307,9 @@ class VoiceMutation:
             )
             return _channel_state(channel, states)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 @strawberry.type

@@ -34,23 +34,28 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     ConflictError,
+    ErrorCode,
+    ErrorTypes,
     NotFoundError,
     PermissionError,
     UserError,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uow import UnitOfWork
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
 T = TypeVar("T")
+E = TypeVar("E", bound=UserError)
 
 
 def _ref_id(value: int) -> strawberry.ID:
@@ -420,8 +425,9 @@ async def _with_purges(
     user_id: strawberry.ID,
     end: Callable[[UnitOfWork, Principal, int], Awaitable[list[int]]],
     result: Callable[[strawberry.ID], T],
+    errors: ErrorTypes[E],
     field: str = "userId",
-) -> T | Any:
+) -> T | E:
     """Run `end` (which may erase a conversation) in one transaction; once committed, the attachment
     purge jobs it recorded run (the sweeper retries one that fails)."""
     jobs: list[int] = []
@@ -431,7 +437,7 @@ async def _with_purges(
         jobs.extend(await end(ctx.uow, principal, target))
         return result(_ref_id(target))
 
-    outcome = await signed_in_mutation(info, operation)
+    outcome = await signed_in_mutation(info, operation, errors)
     if jobs and not isinstance(outcome, UserError):
         runtime = info.context.runtime
         await attachment_files.run_jobs(runtime.database, runtime.attachments, jobs)
@@ -442,7 +448,7 @@ async def _changing_group(
     info: FriendsInfo,
     conversation_id: strawberry.ID,
     change: Callable[[UnitOfWork, Principal, int], Awaitable[groups.GroupView]],
-) -> GroupConversation | Any:
+) -> GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError:
     """Run a change of a group in one transaction; the group as it is after it. Other ID inputs are parsed
     inside `change`, so a malformed one is a typed INVALID_ID too."""
 
@@ -450,11 +456,20 @@ async def _changing_group(
         group = id_input(str(conversation_id), "conversationId")
         return GroupConversation.of(await change(ctx.uow, principal, group))
 
-    return await signed_in_mutation(info, operation)
+    errors = error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+    return await signed_in_mutation(info, operation, errors)
 
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.ALREADY_FRIENDS,
+        ErrorCode.BLOCKED,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Ask someone to be your friend, by username. If they already asked you, you are friends "
@@ -469,16 +484,20 @@ class Mutation:
                 return Friendship(user=User(id=_ref_id(result.friend_id)))
             return FriendRequest.of(result, principal.user_id)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept a request sent to you.")
     async def accept_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> AcceptFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Friendship:
             friend = await service.accept_request(ctx.uow, principal, id_input(str(id), "id"))
             return Friendship(user=User(id=_ref_id(friend)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline a request sent to you.")
     async def decline_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
@@ -486,8 +505,9 @@ class Mutation:
             await service.decline_request(ctx.uow, principal, request_id)
             return FriendRequestRemoved(request_id=_ref_id(request_id))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Withdraw a request you sent.")
     async def cancel_friend_request(self, info: FriendsInfo, id: strawberry.ID) -> RemoveFriendRequestResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> FriendRequestRemoved:
@@ -495,8 +515,9 @@ class Mutation:
             await service.cancel_request(ctx.uow, principal, request_id)
             return FriendRequestRemoved(request_id=_ref_id(request_id))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FRIENDS)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="End a friendship. Your direct conversation is erased for both of you: its messages, "
@@ -504,9 +525,14 @@ class Mutation:
     )
     async def remove_friend(self, info: FriendsInfo, user_id: strawberry.ID) -> RemoveFriendResult:
         return await _with_purges(
-            info, user_id, service.remove_friend, lambda target: FriendRemoved(user_id=target)
+            info,
+            user_id,
+            service.remove_friend,
+            lambda target: FriendRemoved(user_id=target),
+            error_types(ValidationError, NotFoundError),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Block a user: no friend requests either way, no direct messages (a friendship ends, "
@@ -514,9 +540,14 @@ class Mutation:
     )
     async def block_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
         return await _with_purges(
-            info, user_id, service.block, lambda target: BlockChange(user_id=target, blocked=True)
+            info,
+            user_id,
+            service.block,
+            lambda target: BlockChange(user_id=target, blocked=True),
+            error_types(ValidationError, NotFoundError),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unblock a user you blocked.")
     async def unblock_user(self, info: FriendsInfo, user_id: strawberry.ID) -> BlockResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> BlockChange:
@@ -524,8 +555,9 @@ class Mutation:
             await service.unblock(ctx.uow, principal, target)
             return BlockChange(user_id=_ref_id(target), blocked=False)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FRIENDS)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Your direct conversation with a friend, created on first use (idempotent).",
@@ -538,8 +570,17 @@ class Mutation:
             )
             return DirectConversation.opened(row, principal.user_id)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError, PermissionError))
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.DUPLICATE_ID,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_FRIENDS,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description=f"Start a group conversation with {groups.MIN_OTHERS} to {groups.MAX_PARTICIPANTS - 1} "
@@ -556,8 +597,20 @@ class Mutation:
             )
             return GroupConversation.of(view)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.DUPLICATE_ID,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_FRIENDS,
+        ErrorCode.REQUIRED,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description=f"Add friends of yours to a group you take part in (at most {groups.MAX_PARTICIPANTS} "
@@ -574,6 +627,13 @@ class Mutation:
             ),
         )
 
+    @error_codes(
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_OWNER,
+        ErrorCode.NOT_PARTICIPANT,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="The group's owner removes a participant, who loses access at once.",
@@ -589,6 +649,7 @@ class Mutation:
             ),
         )
 
+    @error_codes(*TEXT_CODES, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Name a group you take part in (null: no name).",
@@ -602,6 +663,7 @@ class Mutation:
             lambda uow, principal, group: groups.rename(uow, principal, group, name),
         )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Leave a group. If you own it, the longest-standing participant does next; the last one "
@@ -615,6 +677,7 @@ class Mutation:
             conversation_id,
             groups.leave,
             lambda target: GroupConversationLeft(conversation_id=target),
+            error_types(ValidationError, NotFoundError),
             field="conversationId",
         )
 

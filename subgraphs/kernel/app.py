@@ -334,10 +334,14 @@ class AuthMiddleware:
         try:
             principal = await principal_for(self.holder.runtime, raw)
         except InvalidToken:
+            # No principal yet, so no user setting: the language is the request's Accept-Language.
+            language = i18n.negotiate(None, headers.get(b"accept-language", b"").decode("latin-1"))
             body = {
                 "errors": [
                     {
-                        "message": "Invalid or expired access token.",
+                        "message": i18n.translate(
+                            "Invalid or expired access token.", language, code=TopLevelCode.UNAUTHENTICATED
+                        ),
                         "extensions": {"code": TopLevelCode.UNAUTHENTICATED.value},
                     }
                 ]

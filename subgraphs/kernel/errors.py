@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, NoReturn, TypeVar, cast, overload
 
 import strawberry
 from graphql import GraphQLError, VariableDefinitionNode
@@ -72,6 +73,17 @@ class ErrorCode(enum.Enum):
     DUPLICATE_ID = "DUPLICATE_ID"
     NOT_PARTICIPANT = "NOT_PARTICIPANT"
     NOT_OWNER = "NOT_OWNER"
+
+
+# Codes that travel together, for a mutation's `@error_codes(…)` (kernel/mutations.py): the rules of a text
+# input (kernel/validation.py `clean_text`) and the checks of an uploaded picture (kernel/uploads.py).
+TEXT_CODES = (ErrorCode.REQUIRED, ErrorCode.TOO_SHORT, ErrorCode.TOO_LONG, ErrorCode.INVALID_FORMAT)
+PICTURE_CODES = (
+    ErrorCode.FILE_TOO_LARGE,
+    ErrorCode.UNSUPPORTED_IMAGE_TYPE,
+    ErrorCode.IMAGE_UNDECODABLE,
+    ErrorCode.IMAGE_DIMENSIONS_TOO_LARGE,
+)
 
 
 class TopLevelCode(enum.StrEnum):
@@ -188,9 +200,70 @@ _SHAPES: dict[type[DomainError], type] = {
 }
 
 
-def user_error(error: DomainError) -> Any:
+def user_error(error: DomainError) -> UserError:
+    """The GraphQL shape of a domain error, its message in the caller's language."""
     shape = next(s for cls, s in _SHAPES.items() if isinstance(error, cls))
-    return shape(code=error.code, message=translate(error.message), field=error.field)
+    found: UserError = shape(
+        code=error.code, message=translate(error.message, code=error.code.value), field=error.field
+    )
+    return found
+
+
+E = TypeVar("E", bound=UserError, covariant=True)
+E1 = TypeVar("E1", bound=UserError)
+E2 = TypeVar("E2", bound=UserError)
+E3 = TypeVar("E3", bound=UserError)
+E4 = TypeVar("E4", bound=UserError)
+E5 = TypeVar("E5", bound=UserError)
+
+
+class UndeclaredErrorType(Exception):
+    """A mutation met a domain error whose GraphQL type its result union does not hold: a bug. The client
+    sees INTERNAL_SERVER_ERROR (as it would when GraphQL failed to resolve the union); the log names it."""
+
+
+@dataclass(frozen=True)
+class ErrorTypes(Generic[E]):
+    """The error types of a mutation's result union, written where the mutation runs
+    (`error_types(NotFoundError, ValidationError)`): the helpers that map domain errors return `T | E`,
+    so mypy checks the result against the union the resolver declares, and `shape` refuses at run time a
+    domain error of any other type."""
+
+    types: tuple[type[UserError], ...]
+
+    def shape(self, error: DomainError) -> E:
+        found = user_error(error)
+        if not isinstance(found, self.types):
+            held = ", ".join(t.__name__ for t in self.types) or "no error types"
+            raise UndeclaredErrorType(
+                f"{type(error).__name__}({error.message!r}, code={error.code.value}) is a "
+                f"{type(found).__name__}; this mutation's union holds {held}"
+            ) from error
+        return cast(E, found)
+
+
+@overload
+def error_types() -> ErrorTypes[NoReturn]: ...
+@overload
+def error_types(a: type[E1], /) -> ErrorTypes[E1]: ...
+@overload
+def error_types(a: type[E1], b: type[E2], /) -> ErrorTypes[E1 | E2]: ...
+@overload
+def error_types(a: type[E1], b: type[E2], c: type[E3], /) -> ErrorTypes[E1 | E2 | E3]: ...
+@overload
+def error_types(a: type[E1], b: type[E2], c: type[E3], d: type[E4], /) -> ErrorTypes[E1 | E2 | E3 | E4]: ...
+@overload
+def error_types(
+    a: type[E1], b: type[E2], c: type[E3], d: type[E4], e: type[E5], /
+) -> ErrorTypes[E1 | E2 | E3 | E4 | E5]: ...
+def error_types(*types: type[UserError]) -> ErrorTypes[Any]:
+    return ErrorTypes(types)
+
+
+# Where no union limits the result (the webhooks' REST endpoint answers any user error as JSON).
+ANY_ERROR_TYPE = error_types(
+    ValidationError, NotFoundError, PermissionError, ConflictError, AuthenticationError
+)
 
 
 # --- top-level errors ---------------------------------------------------------------------------------
@@ -198,7 +271,7 @@ def user_error(error: DomainError) -> Any:
 
 class BeepGraphQLError(GraphQLError):
     def __init__(self, message: str, code: TopLevelCode, **extensions: Any) -> None:
-        super().__init__(translate(message), extensions={"code": code.value, **extensions})
+        super().__init__(translate(message, code=code.value), extensions={"code": code.value, **extensions})
 
 
 def unauthenticated(message: str = "Sign in to do this.") -> BeepGraphQLError:
@@ -286,6 +359,7 @@ class MaskUnexpectedErrors(MaskErrors):
             extra={"path": list(error.path or [])},
         )
         masked = super().anonymise_error(error)
+        masked.message = translate(masked.message, code=TopLevelCode.INTERNAL_SERVER_ERROR.value)
         masked.extensions = {"code": TopLevelCode.INTERNAL_SERVER_ERROR.value}
         return masked
 

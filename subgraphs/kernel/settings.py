@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BEEP_", frozen=True, extra="ignore")
 
     mode: Literal["embedded", "full"] = "embedded"
+    # A mutation returning an error code it does not declare fails instead of only logging it
+    # (kernel/mutations.py `DeclaredErrors`); the test harness turns it on.
+    strict_errors: bool = False
     data_dir: Path = Path("var")
 
     # Storage: empty means the embedded SQLite files under data_dir.

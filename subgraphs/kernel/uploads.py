@@ -15,11 +15,12 @@ from starlette.datastructures import UploadFile
 from media.errors import MediaError
 from media.images import MiB, PictureKind
 from media.pictures import Pictures
-from subgraphs.kernel.errors import ErrorCode, UserError, ValidationFailed
+from subgraphs.kernel.errors import ErrorCode, ErrorTypes, UserError, ValidationFailed
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.uow import UnitOfWork
 
 T = TypeVar("T")
+E = TypeVar("E", bound=UserError)
 
 
 async def store_upload(pictures: Pictures, kind: PictureKind, scope: str, upload: Any, field: str) -> str:
@@ -45,12 +46,13 @@ async def commit_swap(
     pictures: Pictures,
     new_key: str | None,
     operation: Callable[[list[str | None]], Awaitable[T]],
-) -> T | Any:
+    errors: ErrorTypes[E],
+) -> T | E:
     """Run `operation` (which appends the keys it stops referencing to its list) in one transaction; then
     delete those keys, or `new_key` if the transaction did not commit."""
     replaced: list[str | None] = []
     try:
-        result = await run_in_transaction(uow, lambda: operation(replaced))
+        result = await run_in_transaction(uow, lambda: operation(replaced), errors)
     except BaseException:
         await pictures.delete(new_key)
         raise

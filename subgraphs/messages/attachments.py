@@ -30,11 +30,11 @@ from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     DomainError,
     ErrorCode,
+    ErrorTypes,
     NotFound,
     PermissionDenied,
     UserError,
     ValidationFailed,
-    user_error,
 )
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.permissions import Permission
@@ -43,6 +43,7 @@ from subgraphs.messages import repository, service
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
 T = TypeVar("T")
+E = TypeVar("E", bound=UserError)
 MAX_PENDING_PER_USER = 20  # uploads waiting to be attached, per member and channel
 FIELD = "files"
 
@@ -107,7 +108,8 @@ async def send_with_files(
     parse: Callable[[], service.NewMessage],
     pending_ids: Callable[[], list[int]],
     files: Sequence[Any],
-) -> Any:
+    errors: ErrorTypes[E],
+) -> MessageRow | E:
     """`sendMessage` with files and/or uploads attached by id; the payload (a Message row) or an error."""
     runtime = ctx.runtime
     checked: list[ChannelAccess] = []
@@ -117,11 +119,11 @@ async def send_with_files(
         pending_ids()
         checked.append(await check_can_attach(ctx.uow, principal, data.channel_id))
 
-    refused = await run_in_transaction(ctx.uow, check)
+    refused = await run_in_transaction(ctx.uow, check, errors)
     if refused is not None:
         return refused
-    stored = await _store(ctx, checked[-1], files)
-    if isinstance(stored, UserError):
+    stored = await _store(ctx, checked[-1], files, errors)
+    if not isinstance(stored, list):
         return stored
 
     async def write() -> MessageRow:
@@ -154,7 +156,7 @@ async def send_with_files(
 
     outcome: list[str] = []
     try:
-        result = await run_in_transaction(ctx.uow, write)
+        result = await run_in_transaction(ctx.uow, write, errors)
     except BaseException:
         await runtime.attachments.delete(*_keys(stored))
         raise
@@ -164,8 +166,12 @@ async def send_with_files(
 
 
 async def upload_pending(
-    ctx: BeepContext[Any], principal: Principal, parse_channel: Callable[[], int], file: Any
-) -> Any:
+    ctx: BeepContext[Any],
+    principal: Principal,
+    parse_channel: Callable[[], int],
+    file: Any,
+    errors: ErrorTypes[E],
+) -> AttachmentRow | E:
     """`uploadAttachment`: one file stored for a message to come; its row, or an error."""
     runtime = ctx.runtime
     checked: list[ChannelAccess] = []
@@ -173,11 +179,11 @@ async def upload_pending(
     async def check() -> None:
         checked.append(await check_can_attach(ctx.uow, principal, parse_channel()))
 
-    refused = await run_in_transaction(ctx.uow, check)
+    refused = await run_in_transaction(ctx.uow, check, errors)
     if refused is not None:
         return refused
-    stored = await _store(ctx, checked[-1], [file])
-    if isinstance(stored, UserError):
+    stored = await _store(ctx, checked[-1], [file], errors)
+    if not isinstance(stored, list):
         return stored
 
     async def write() -> AttachmentRow:
@@ -212,7 +218,7 @@ async def upload_pending(
         return row
 
     try:
-        result = await run_in_transaction(ctx.uow, write)
+        result = await run_in_transaction(ctx.uow, write, errors)
     except BaseException:
         await runtime.attachments.delete(*_keys(stored))
         raise
@@ -226,7 +232,8 @@ async def with_file_purge(
     locate: Callable[[], int],
     message_ids: Callable[[], list[int]],
     delete: Callable[[], Awaitable[T]],
-) -> Any:
+    errors: ErrorTypes[E],
+) -> T | E:
     """Run a deletion of messages (`delete`, in the shard of the entity `locate` names) with a purge job
     for their attachments' files, and run the job right after the commit (kernel/attachment_files.py)."""
     jobs: list[int | None] = []
@@ -239,19 +246,19 @@ async def with_file_purge(
             jobs.append(await attachment_files.purge_keys_later(ctx.uow, server_id, keys))
         return result
 
-    result = await run_in_transaction(ctx.uow, operation)
+    result = await run_in_transaction(ctx.uow, operation, errors)
     if not isinstance(result, UserError):
         await attachment_files.run_jobs(ctx.runtime.database, ctx.runtime.attachments, jobs)
     return result
 
 
 async def _store(
-    ctx: BeepContext[Any], channel: ChannelAccess, files: Sequence[Any]
-) -> list[StoredAttachment] | Any:
+    ctx: BeepContext[Any], channel: ChannelAccess, files: Sequence[Any], errors: ErrorTypes[E]
+) -> list[StoredAttachment] | E:
     try:
         return await store_files(ctx.runtime.attachments, channel.server.server_id, channel.channel_id, files)
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
 
 
 async def store_files(

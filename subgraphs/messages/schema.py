@@ -15,13 +15,19 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
+    ErrorCode,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
     bad_user_input,
+    error_types,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -129,6 +135,19 @@ class Query(SearchQuery):
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.CONTENT_TYPE_MISMATCH,
+        ErrorCode.EMPTY_FILE,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NONCE_REUSED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOO_MANY_FILES,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Send a message to a text channel, with files (GraphQL multipart upload: `files`) and/or "
@@ -167,14 +186,28 @@ class Mutation:
                 parse,
                 lambda: [id_input(str(i), "attachmentIds") for i in pending],
                 files or [],
+                error_types(ValidationError, NotFoundError, PermissionError),
             )
             return Message.from_row(result) if isinstance(result, MessageRow) else result
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             return Message.from_sent(await service.send_message(ctx.uow, principal, parse()))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.CONTENT_TYPE_MISMATCH,
+        ErrorCode.EMPTY_FILE,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOO_MANY_FILES,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Upload a file for a message to come (Attach Files), then send it with "
@@ -185,18 +218,28 @@ class Mutation:
     ) -> UploadAttachmentResult:
         ctx = info.context
         result = await attachments.upload_pending(
-            ctx, ctx.require_principal(), lambda: id_input(str(channel_id), "channelId"), file
+            ctx,
+            ctx.require_principal(),
+            lambda: id_input(str(channel_id), "channelId"),
+            file,
+            error_types(ValidationError, NotFoundError, PermissionError),
         )
         return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
+    @error_codes(
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Edit one of your messages.")
     async def edit_message(self, info: MessagesInfo, input: EditMessageInput) -> EditMessageResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
             row = await service.edit_message(ctx.uow, principal, id_input(str(input.id), "id"), input.content)
             return Message.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete one of your messages, or anyone's with Manage Messages.",
@@ -214,8 +257,16 @@ class Mutation:
         def target() -> int:
             return id_input(str(id), "id")
 
-        return await attachments.with_file_purge(ctx, target, lambda: [target()], operation)
+        errors = error_types(NotFoundError, PermissionError, ValidationError)
+        return await attachments.with_file_purge(ctx, target, lambda: [target()], operation, errors)
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="React with one unicode emoji (Add Reactions); at most 20 different emoji per message.",
@@ -225,8 +276,11 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await reactions.add_reaction(ctx.uow, principal, target, emoji))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.INVALID_FORMAT, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Take back one of your reactions.")
     async def remove_reaction(
         self, info: MessagesInfo, message_id: strawberry.ID, emoji: str
@@ -235,8 +289,11 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await reactions.remove_reaction(ctx.uow, principal, target, emoji))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Pin a message (Pin Messages or Manage Messages); at most 50 per channel.",
@@ -244,10 +301,12 @@ class Mutation:
     async def pin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
         return await _set_pinned(info, id, pinned=True)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Unpin a message.")
     async def unpin_message(self, info: MessagesInfo, id: strawberry.ID) -> PinResult:
         return await _set_pinned(info, id, pinned=False)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Delete up to 100 messages of a channel at once (Manage Messages). Ids that are not "
@@ -272,8 +331,10 @@ class Mutation:
             lambda: id_input(str(channel_id), "channelId"),
             lambda: [id_input(str(i), "messageIds") for i in message_ids],
             operation,
+            error_types(ValidationError, NotFoundError, PermissionError),
         )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Show the channel that you are typing (for 8 s; repeat while typing). Not stored.",
@@ -284,8 +345,9 @@ class Mutation:
             channel = id_input(str(channel_id), "channelId")
             return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Hide (or bring back) a message's link previews: its author, or Manage Messages.",
@@ -297,8 +359,9 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await link_previews.set_suppressed(ctx.uow, principal, target, suppress))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Mark a channel read up to a message (default: its newest). Never moves backwards.",
@@ -311,7 +374,7 @@ class Mutation:
             message = id_input(str(message_id), "messageId") if message_id is not None else None
             return ReadState.from_state(await read_states.mark_read(ctx.uow, principal, channel, message))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
 
 async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) -> PinResult:
@@ -319,7 +382,9 @@ async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) ->
         target = id_input(str(id), "id")
         return Message.from_row(await pins.set_pinned(ctx.uow, principal, target, pinned=pinned))
 
-    return await signed_in_mutation(info, operation)
+    return await signed_in_mutation(
+        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+    )
 
 
 @strawberry.type

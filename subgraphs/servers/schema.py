@@ -17,16 +17,23 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    PICTURE_CODES,
+    TEXT_CODES,
+    ConflictError,
     DomainError,
+    ErrorCode,
+    NotFoundError,
+    PermissionError,
+    ValidationError,
     bad_user_input,
+    error_types,
     not_found,
-    user_error,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import page_info
 from subgraphs.kernel.permission_flags import permissions_from_input
 from subgraphs.kernel.permissions import IsAuthenticated, Permission
@@ -241,6 +248,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    @error_codes(*TEXT_CODES, ErrorCode.INVALID_INPUT)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Create a server; you own it. It starts with a text channel #general and a voice "
@@ -254,8 +262,11 @@ class Mutation:
             row = await service.create_server(ctx.uow, principal, data, ctx.runtime.settings.logical_shards)
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ValidationError))
 
+    @error_codes(
+        *TEXT_CODES, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Change a server's name, description or visibility (Manage Server).",
@@ -272,8 +283,13 @@ class Mutation:
             row = await administration.update_server(ctx.uow, principal, server_id, changes)
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.CONFIRMATION_MISMATCH, ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Destroy a server with all its channels, messages, roles, invites and files. Owner only; "
@@ -291,13 +307,22 @@ class Mutation:
             purges.append(await attachment_files.purge_server_later(ctx.uow, target))
             return ServerDeletion(server_id=strawberry.ID(str(target)))
 
-        result = await signed_in_mutation(info, operation)
+        result = await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
         if isinstance(result, ServerDeletion):  # committed: its files go too (attachments by scope)
             runtime = info.context.runtime
             await runtime.pictures.delete(*files)
             await attachment_files.run_jobs(runtime.database, runtime.attachments, purges)
         return result
 
+    @error_codes(
+        *PICTURE_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Set a server's picture (Manage Server; GraphQL multipart upload): "
@@ -308,10 +333,18 @@ class Mutation:
     ) -> UpdateServerResult:
         return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, file)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's picture.")
     async def remove_server_picture(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
         return await _change_picture(info, server_id, "picture", PictureKind.SERVER_PICTURE, None)
 
+    @error_codes(
+        *PICTURE_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Set a server's banner (Manage Server; GraphQL multipart upload): "
@@ -322,10 +355,20 @@ class Mutation:
     ) -> UpdateServerResult:
         return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, file)
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Remove a server's banner.")
     async def remove_server_banner(self, info: ServersInfo, server_id: strawberry.ID) -> UpdateServerResult:
         return await _change_picture(info, server_id, "banner", PictureKind.SERVER_BANNER, None)
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Invite a user to a server directly: they see it in `myInvitations`. The same members "
@@ -340,16 +383,22 @@ class Mutation:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.SEND_INVITATION, principal.user_id)
             return Invitation.from_row(await invitations.invite_user(ctx.uow, principal, server, invitee))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Accept an invitation: join.")
     async def accept_invitation(self, info: ServersInfo, id: strawberry.ID) -> AcceptInvitationResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             invitation = id_input(str(id), "id")
             return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Decline an invitation.")
     async def decline_invitation(self, info: ServersInfo, id: strawberry.ID) -> DeclineInvitationResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> InvitationDeclined:
@@ -357,16 +406,26 @@ class Mutation:
             await invitations.decline_invitation(ctx.uow, principal, invitation)
             return InvitationDeclined(invitation_id=strawberry.ID(str(invitation)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError))
 
+    @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Join a public server.")
     async def join_server(self, info: ServersInfo, server_id: strawberry.ID) -> JoinServerResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             row = await service.join_server(ctx.uow, principal, id_input(str(server_id), "serverId"))
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(NotFoundError, ConflictError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Create an invite link. Public server: any member (Create Invite, which @everyone has "
@@ -382,8 +441,11 @@ class Mutation:
             await ratelimit.enforce(ctx.runtime.rate_limiter, ratelimit.CREATE_INVITE, principal.user_id)
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_FORMAT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Revoke an invite (its creator, or Manage Server). Revoking twice is harmless.",
@@ -392,8 +454,17 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Invite:
             return Invite.from_row(await invites.revoke_invite(ctx.uow, principal, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_MEMBER,
+        ErrorCode.BANNED,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Join a server (public or private) through an invite code.",
@@ -402,8 +473,11 @@ class Mutation:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Server:
             return Server.from_row(await invites.accept_invite(ctx.uow, principal, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, ConflictError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Leave a server; your roles there go too. The owner must transfer ownership first.",
@@ -414,8 +488,9 @@ class Mutation:
             await membership.leave_server(ctx.uow, principal, parsed)
             return ServerLeft(server_id=strawberry.ID(str(parsed)))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Hand your server over to another member (owner only).",
@@ -429,8 +504,20 @@ class Mutation:
             )
             return Server.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Create a role (Manage Roles).")
     async def create_role(self, info: ServersInfo, input: CreateRoleInput) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
@@ -445,8 +532,19 @@ class Mutation:
                 )
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.INVALID_PERMISSIONS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Rename, re-permission or move a role (Manage Roles).",
@@ -464,27 +562,60 @@ class Mutation:
                 await roles.update_role(ctx.uow, principal, id_input(str(input.id), "id"), changes)
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Delete a role (Manage Roles).")
     async def delete_role(self, info: ServersInfo, id: strawberry.ID) -> RoleResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Role:
             return Role.from_row(await roles.delete_role(ctx.uow, principal, id_input(str(id), "id")))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Give a member a role (Manage Roles)."
     )
     async def assign_role(self, info: ServersInfo, input: MemberRoleInput) -> RoleResult:
         return await _set_member_role(info, input, assigned=True)
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated], description="Take a role from a member (Manage Roles)."
     )
     async def unassign_role(self, info: ServersInfo, input: MemberRoleInput) -> RoleResult:
         return await _set_member_role(info, input, assigned=False)
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Remove a member (Kick Members; their highest role must be below yours). They may join "
@@ -503,8 +634,18 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Ban a user (Ban Members; a member's highest role must be below yours): they are "
@@ -523,8 +664,11 @@ class Mutation:
             )
             return Ban.from_row(row)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Lift a ban (Ban Members).")
     async def unban_member(
         self, info: ServersInfo, server_id: strawberry.ID, user_id: strawberry.ID
@@ -539,8 +683,17 @@ class Mutation:
                 server_id=strawberry.ID(str(parsed_server)), user_id=strawberry.ID(str(parsed_user))
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ROLE_HIERARCHY,
+    )
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
         description="Time a member out (Moderate Members; their highest role must be below yours): until "
@@ -568,7 +721,9 @@ class Mutation:
                 until=ends,
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
 
 async def _change_picture(
@@ -580,24 +735,25 @@ async def _change_picture(
     principal = ctx.require_principal()
     target = id_input(str(server_id), "serverId")
     store = ctx.runtime.pictures
+    errors = error_types(ValidationError, NotFoundError, PermissionError)
     if file is not None:
         # Refused before the file is read, so a non-manager cannot make the server store anything.
         refused = await run_in_transaction(
-            ctx.uow, lambda: pictures.check_manager(ctx.uow, principal, target)
+            ctx.uow, lambda: pictures.check_manager(ctx.uow, principal, target), errors
         )
         if refused is not None:
-            return refused  # type: ignore[no-any-return]
+            return refused
     try:
         key = await store_upload(store, kind, pictures.scope_of(target), file, "file") if file else None
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
 
     async def operation(replaced: list[str | None]) -> Server:
         row, previous = await pictures.set_server_picture(ctx.uow, principal, target, slot, key)
         replaced.append(previous)
         return Server.from_row(row)
 
-    return await commit_swap(ctx.uow, store, key, operation)
+    return await commit_swap(ctx.uow, store, key, operation, errors)
 
 
 async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigned: bool) -> RoleResult:
@@ -611,7 +767,9 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
         )
         return Role.from_row(row)
 
-    return await signed_in_mutation(info, operation)
+    return await signed_in_mutation(
+        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+    )
 
 
 def _event_view(view: live.View, server_id: int) -> ServerEvent:

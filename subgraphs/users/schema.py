@@ -14,11 +14,23 @@ from media.images import PictureKind
 from subgraphs.kernel import internal
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ERROR_TYPES, DomainError, bad_user_input, user_error
+from subgraphs.kernel.errors import (
+    ERROR_TYPES,
+    PICTURE_CODES,
+    TEXT_CODES,
+    AuthenticationError,
+    ConflictError,
+    DomainError,
+    ErrorCode,
+    NotFoundError,
+    ValidationError,
+    bad_user_input,
+    error_types,
+)
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.kernel.uploads import commit_swap, store_upload
@@ -118,6 +130,16 @@ def _profile(row: Any) -> ProfilePayload:
 
 @strawberry.type
 class Mutation(NotificationMutations):
+    @error_codes(
+        *TEXT_CODES,
+        *PICTURE_CODES,
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="Create an account and sign in. `avatar`, optional, is a profile picture sent as a "
         f"GraphQL multipart upload: {PictureKind.AVATAR.describe()}"
@@ -138,11 +160,23 @@ class Mutation(NotificationMutations):
             return _payload(await service.sign_up_compensated(ctx.uow, provider, data, ctx.uow.atomic))
         except DomainError as error:
             await pictures.delete(avatar_key)
-            return user_error(error)
+            return error_types(ValidationError, ConflictError).shape(error)
         except BaseException:
             await pictures.delete(avatar_key)
             raise
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_TOTP_CODE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.TOTP_REQUIRED,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="Sign in with e-mail and password. With two-factor authentication on, the first "
         "attempt answers TOTP_REQUIRED: send the same input again with `totpCode` (or `recoveryCode`). "
@@ -167,8 +201,9 @@ class Mutation(NotificationMutations):
                 )
             )
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError, ValidationError))
 
+    @error_codes(ErrorCode.INVALID_CREDENTIALS)
     @strawberry.mutation(
         description="A bot signs in: its bot token (from createBot) for a short-lived access token "
         "(no refresh token: exchange again when it expires). A wrong or revoked token: INVALID_CREDENTIALS."
@@ -181,8 +216,17 @@ class Mutation(NotificationMutations):
             access_token, user = await bots.bot_sign_in(ctx.uow, issuer_for(ctx.runtime), token, ttl)
             return BotSession(access_token=access_token, expires_in=ttl, user=User.from_row(user))
 
-        return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
+        return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError))
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.SESSION_EXPIRED,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="New tokens for a refresh token, which then stops working. A refresh token used a "
         "second time (a copy exists) ends its whole session: the newer tokens stop working too."
@@ -195,14 +239,15 @@ class Mutation(NotificationMutations):
             return _payload(await service.refresh(ctx.uow, provider, refresh_token))
 
         try:
-            return await run_in_transaction(ctx.uow, operation)
+            return await run_in_transaction(ctx.uow, operation, error_types(AuthenticationError))
         except SessionReplayed as replayed:
             # Outlives the refresh's rolled-back transaction: the session ends for every holder.
             async with ctx.uow.atomic():
                 await provider.end_replayed(ctx.uow, replayed)
             log.warning("refresh token replayed: its session ended", extra={"provider": provider.name})
-            return user_error(session_expired())
+            return error_types(AuthenticationError).shape(session_expired())
 
+    @error_codes()
     @strawberry.mutation(
         description="End this session: its refresh token stops working at once; access tokens already "
         "issued expire on their own (at most 15 minutes with the built-in issuer, 5 with Keycloak)."
@@ -214,6 +259,7 @@ class Mutation(NotificationMutations):
             await service.sign_out(ctx.uow, provider, refresh_token)
         return True
 
+    @error_codes(ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="End every session of yours, on every device.")
     async def sign_out_everywhere(self, info: UsersInfo) -> bool:
         ctx = info.context
@@ -222,6 +268,15 @@ class Mutation(NotificationMutations):
             await service.sign_out_everywhere(ctx.uow, services_for(ctx.runtime).provider, principal.user_id)
         return True
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(
         description="After signing in through Keycloak's pages (Google, LDAP): the Beep user of that "
         "identity, created from its claims the first time. Refresh the token afterwards."
@@ -234,8 +289,13 @@ class Mutation(NotificationMutations):
             user = await service.complete_first_sign_in(ctx.uow, provider, ctx.runtime.verifier, access_token)
             return FirstSignInPayload(user=User.from_row(user))
 
-        return await run_in_transaction(ctx.uow, operation)
+        return await run_in_transaction(
+            ctx.uow,
+            operation,
+            error_types(AuthenticationError, ConflictError, ValidationError, NotFoundError),
+        )
 
+    @error_codes(ErrorCode.NOT_FOUND, ErrorCode.TOTP_ALREADY_ENABLED)
     @strawberry.mutation(description="Start turning two-factor authentication on.")
     async def begin_two_factor_setup(self, info: UsersInfo) -> TwoFactorSetupResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorSetup:
@@ -244,8 +304,9 @@ class Mutation(NotificationMutations):
             )
             return TwoFactorSetup(secret=setup.secret, otpauth_uri=setup.uri, qr_code_png=setup.qr_code)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(info, operation, error_types(ConflictError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_TOTP_CODE, ErrorCode.NOT_FOUND, ErrorCode.TOTP_NOT_ENABLED)
     @strawberry.mutation(description="Finish turning two-factor authentication on with a code from the app.")
     async def confirm_two_factor(self, info: UsersInfo, code: str) -> ConfirmTwoFactorResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> TwoFactorEnabled:
@@ -254,16 +315,30 @@ class Mutation(NotificationMutations):
             user = await ctx.loaders.users.load(principal.user_id)
             return TwoFactorEnabled(recovery_codes=codes, user=User.from_row(user))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, AuthenticationError, NotFoundError)
+        )
 
+    @error_codes(ErrorCode.INVALID_TOTP_CODE, ErrorCode.NOT_FOUND, ErrorCode.TOTP_NOT_ENABLED)
     @strawberry.mutation(description="Turn two-factor authentication off (password and a current code).")
     async def disable_two_factor(self, info: UsersInfo, password: str, code: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
             provider = services_for(ctx.runtime).provider
             return _profile(await service.disable_totp(ctx.uow, provider, principal.user_id, password, code))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change names, username, biography, status, language or devices.")
     async def update_profile(self, info: UsersInfo, input: UpdateProfileInput) -> ProfileResult:
         changes = ProfileChanges(
@@ -284,16 +359,37 @@ class Mutation(NotificationMutations):
                 await service.update_profile(ctx.uow, provider, store, principal.user_id, changes)
             )
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
+    @error_codes(
+        ErrorCode.ALREADY_EXISTS,
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change your e-mail address (your password confirms it is you).")
     async def change_email(self, info: UsersInfo, email: str, password: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
             provider = services_for(ctx.runtime).provider
             return _profile(await service.change_email(ctx.uow, provider, principal.user_id, email, password))
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
+    @error_codes(
+        ErrorCode.EMAIL_TAKEN,
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.TOO_LONG,
+        ErrorCode.USERNAME_TAKEN,
+        ErrorCode.WEAK_PASSWORD,
+    )
     @strawberry.mutation(description="Change your password (the current one is required; 8-128 characters).")
     async def change_password(self, info: UsersInfo, old_password: str, new_password: str) -> ProfileResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> ProfilePayload:
@@ -303,24 +399,30 @@ class Mutation(NotificationMutations):
             )
             return _profile(user)
 
-        return await signed_in_mutation(info, operation)
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
+        )
 
+    @error_codes(*PICTURE_CODES, ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         description=f"Set your profile picture (GraphQL multipart upload): {PictureKind.AVATAR.describe()}"
     )
     async def set_avatar(self, info: UsersInfo, file: Upload) -> ProfileResult:
         return await _change_picture(info, "avatar", PictureKind.AVATAR, file)
 
+    @error_codes(ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Remove your profile picture.")
     async def remove_avatar(self, info: UsersInfo) -> ProfileResult:
         return await _change_picture(info, "avatar", PictureKind.AVATAR, None)
 
+    @error_codes(*PICTURE_CODES, ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         description=f"Set your profile banner (GraphQL multipart upload): {PictureKind.BANNER.describe()}"
     )
     async def set_banner(self, info: UsersInfo, file: Upload) -> ProfileResult:
         return await _change_picture(info, "banner", PictureKind.BANNER, file)
 
+    @error_codes(ErrorCode.ALREADY_EXISTS, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Remove your profile banner.")
     async def remove_banner(self, info: UsersInfo) -> ProfileResult:
         return await _change_picture(info, "banner", PictureKind.BANNER, None)
@@ -336,17 +438,18 @@ async def _change_picture(
     ctx = info.context
     principal = ctx.require_principal()
     pictures = ctx.runtime.pictures
+    errors = error_types(ValidationError, ConflictError, AuthenticationError, NotFoundError)
     try:
         new_key = await store_upload(pictures, kind, USER_SCOPE, file, "file") if file is not None else None
     except DomainError as error:
-        return user_error(error)
+        return errors.shape(error)
 
     async def operation(replaced: list[str | None]) -> ProfilePayload:
         user, previous = await service.set_picture(ctx.uow, principal.user_id, slot, new_key)
         replaced.append(previous)
         return _profile(user)
 
-    return await commit_swap(ctx.uow, pictures, new_key, operation)
+    return await commit_swap(ctx.uow, pictures, new_key, operation, errors)
 
 
 @strawberry.type

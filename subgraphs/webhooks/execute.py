@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from media.attachments import Attachments, StoredAttachment
-from subgraphs.kernel.errors import DomainError, UserError, user_error
+from subgraphs.kernel.errors import ANY_ERROR_TYPE, DomainError, UserError
 from subgraphs.kernel.metrics import RATE_LIMIT_HITS, child
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.ratelimit import Limit, RateLimiter, Window
@@ -180,15 +180,17 @@ async def execute_with_files(
     (all or nothing); a second transaction checks the token again (it may have been regenerated
     meanwhile) and writes the message with its attachments. If that does not commit, the files are
     deleted. Returns a user error (ValidationError for a refused file) or raises RateLimited."""
-    admitted = await run_in_transaction(uow, lambda: admit(uow, limiter, settings, webhook_id, token))
+    admitted = await run_in_transaction(
+        uow, lambda: admit(uow, limiter, settings, webhook_id, token), ANY_ERROR_TYPE
+    )
     if not isinstance(admitted, Admitted):
-        return admitted  # type: ignore[no-any-return]
+        return admitted
     try:
         stored = await messages.store_files(
             attachments, admitted.webhook.server_id, admitted.webhook.channel_id, files
         )
     except DomainError as error:
-        return user_error(error)  # type: ignore[no-any-return]
+        return ANY_ERROR_TYPE.shape(error)
 
     async def write() -> Executed:
         again = await service.authenticate(uow, webhook_id, token)
@@ -202,10 +204,10 @@ async def execute_with_files(
         )
 
     try:
-        result = await run_in_transaction(uow, write)
+        result = await run_in_transaction(uow, write, ANY_ERROR_TYPE)
     except BaseException:
         await messages.discard_files(attachments, stored)
         raise
     if not isinstance(result, Executed):
         await messages.discard_files(attachments, stored)
-    return result  # type: ignore[no-any-return]
+    return result

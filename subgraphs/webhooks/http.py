@@ -48,6 +48,7 @@ from db.ids import parse_id
 from media.attachments import MAX_FILES
 from subgraphs.kernel import wellformed
 from subgraphs.kernel.errors import (
+    ANY_ERROR_TYPE,
     AuthenticationError,
     AuthenticationFailed,
     ErrorCode,
@@ -291,6 +292,7 @@ def webhook_routes(holder: RuntimeHolder) -> list[BaseRoute]:
                         payload,
                         want_message=wait,
                     ),
+                    ANY_ERROR_TYPE,
                 )
         except execute.RateLimited as limited:
             bucket = hashlib.sha256(f"webhook:{limited.window.limit.name}".encode()).hexdigest()[:32]

@@ -18,19 +18,22 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
+    TEXT_CODES,
     AuthenticationError,
     BeepGraphQLError,
     ConflictError,
+    ErrorCode,
     NotFoundError,
     PermissionError,
     TopLevelCode,
     ValidationError,
+    error_types,
 )
 from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import run_in_transaction, signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.permissions import IsAuthenticated
 from subgraphs.messages.api import PayloadProblem
 from subgraphs.webhooks import bots, execute, service
@@ -302,6 +305,14 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(
         description="Create a webhook in a text channel (Manage Webhooks); its URL is shown once."
     )
@@ -316,8 +327,18 @@ class Mutation:
                 url=_public_url(info, created.row, created.token),
             )
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(
+        *TEXT_CODES,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_ID,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+    )
     @strawberry.mutation(description="Rename a webhook, change its avatar or move it to another channel.")
     async def update_webhook(self, info: WebhooksInfo, input: UpdateWebhookInput) -> UpdateWebhookResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Webhook:
@@ -334,8 +355,11 @@ class Mutation:
             )
             return Webhook.from_row(row)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        )
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="A new secret token; the old URL stops working at once.")
     async def regenerate_webhook_token(
         self, info: WebhooksInfo, id: strawberry.ID
@@ -348,16 +372,26 @@ class Mutation:
                 url=_public_url(info, done.row, done.token),
             )
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Delete a webhook; its URL then answers 404.")
     async def delete_webhook(self, info: WebhooksInfo, id: strawberry.ID) -> DeleteWebhookResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> WebhookDeleted:
             row = await service.delete_webhook(ctx.uow, principal, id_input(str(id), "id"))
             return WebhookDeleted(id=_id(row.id))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(
+        ErrorCode.INVALID_CREDENTIALS,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_INPUT,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.REQUIRED,
+        ErrorCode.TOO_LONG,
+    )
     @strawberry.mutation(
         description="Post as a webhook, with its id and token (no account needed): the GraphQL twin of "
         "POST /webhooks/{id}/{token}. Over the webhook's rate limit: the top-level RATE_LIMITED error."
@@ -396,7 +430,9 @@ class Mutation:
             )
 
         try:
-            return await run_in_transaction(ctx.uow, operation)  # type: ignore[no-any-return]
+            return await run_in_transaction(
+                ctx.uow, operation, error_types(ValidationError, NotFoundError, AuthenticationError)
+            )
         except execute.RateLimited as limited:
             raise BeepGraphQLError(
                 f"This webhook posts at most {limited.window.limit.describe()}. "
@@ -406,6 +442,14 @@ class Mutation:
                 limit=limited.window.limit.name,
             ) from None
 
+    @error_codes(
+        ErrorCode.FORBIDDEN,
+        ErrorCode.INVALID_FORMAT,
+        ErrorCode.INVALID_ID,
+        ErrorCode.LIMIT_REACHED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.USERNAME_TAKEN,
+    )
     @strawberry.mutation(
         description="Create a bot account in a server (Manage Server); its token is shown once."
     )
@@ -416,8 +460,11 @@ class Mutation:
             )
             return BotSecret(bot=Bot.from_row(created.row), token=created.token)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+        )
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="A new bot token (Manage Server); the old one stops working at once.")
     async def regenerate_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> BotTokenResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> BotSecret:
@@ -426,14 +473,15 @@ class Mutation:
             row = await bots.managed_bot(ctx.uow, principal, bot_user)
             return BotSecret(bot=Bot.from_row(row), token=token)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(description="Revoke a bot's token (Manage Server): it can no longer sign in.")
     async def revoke_bot_token(self, info: WebhooksInfo, bot_id: strawberry.ID) -> RevokeBotTokenResult:
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Bot:
             return Bot.from_row(await bots.revoke_token(ctx.uow, principal, id_input(str(bot_id), "botId")))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
 schema = Schema(

@@ -211,6 +211,8 @@ def _base_env(workdir: Path) -> dict[str, str]:
     env.update(BEEP_MESSAGE_SEND_LIMIT="100000")
     # Link previews may fetch the tests' local site (tests/harness/preview_site.py); nothing else private.
     env.update(BEEP_PREVIEW_ALLOWED_NETWORKS="127.0.0.1/32")
+    # A mutation returning an error code it does not declare fails the test (kernel/mutations.py).
+    env.update(BEEP_STRICT_ERRORS="1")
     return env
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_SERVER, SIGN_IN, sign_up
@@ -57,3 +59,21 @@ async def test_the_users_language_setting_wins_over_accept_language(stack: Stack
     payload = result.data["updateProfile"]
     assert (payload["code"], payload["field"]) == ("TOO_LONG", "bio")
     assert payload["message"] == "bio doit contenir au plus 190 caractères."
+
+
+async def test_a_refused_token_is_answered_in_the_requests_language(stack: Stack) -> None:
+    # Refused before any user is known (kernel/app.py AuthMiddleware): only Accept-Language can choose.
+    async with httpx.AsyncClient(timeout=15) as http:
+        refused = await http.post(
+            stack.subgraph_urls["servers"],
+            json={"query": "{ __typename }"},
+            headers={
+                "authorization": "Bearer not-a-token",
+                "accept-language": "fr",
+                **stack.internal_headers,
+            },
+        )
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["errors"] == [
+        {"message": "Jeton d'accès invalide ou expiré.", "extensions": {"code": "UNAUTHENTICATED"}}
+    ]

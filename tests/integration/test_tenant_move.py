@@ -26,6 +26,7 @@ from db.tenant_move import MoveError, MoveReport, TenantMover
 from db.tenants import Tenant
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.bus import InProcessBus
+from subgraphs.kernel.errors import error_types
 from subgraphs.kernel.mutations import run_in_transaction
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
@@ -371,7 +372,7 @@ async def test_a_writer_holding_the_tenant_delays_the_switch_and_is_copied(
         return message_id
 
     uow = UnitOfWork(database, InProcessBus())
-    writer = asyncio.create_task(run_in_transaction(uow, slow_send))
+    writer = asyncio.create_task(run_in_transaction(uow, slow_send, error_types()))
     await inside.wait()
     mover = TenantMover(Database(database.directory_url, database.shard_map), settle_seconds=0.1)
     moving = asyncio.create_task(mover.move(server_id, 41))
@@ -400,7 +401,7 @@ async def test_a_writer_that_located_the_old_copy_is_refused_there_and_retried(
     report = MoveReport(server_id, 8, 42, resumed=False)
     await mover._switch(plan, journal, report)  # switched; the source copy is fenced, not yet deleted
 
-    message_id = await run_in_transaction(uow, lambda: _send(uow, channel_id, "late"))
+    message_id = await run_in_transaction(uow, lambda: _send(uow, channel_id, "late"), error_types())
     await uow.close()
     assert shard_of(message_id) == 42  # retried on the new shard, so minted there
     assert await _message_shards(database, message_id, (8, 42)) == [42]

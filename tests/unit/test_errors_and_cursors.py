@@ -9,8 +9,11 @@ from subgraphs.kernel.errors import (
     ErrorCode,
     NotFound,
     NotFoundError,
+    PermissionDenied,
+    UndeclaredErrorType,
     ValidationError,
     ValidationFailed,
+    error_types,
     user_error,
 )
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_size
@@ -22,6 +25,16 @@ def test_domain_errors_map_to_their_graphql_shapes() -> None:
     assert (shaped.code, shaped.message, shaped.field) == (ErrorCode.TOO_LONG, "bad", "name")
     assert isinstance(user_error(NotFound("gone")), NotFoundError)
     assert not isinstance(user_error(NotFound("gone")), ConflictError)
+
+
+def test_a_mutation_returns_only_the_error_types_of_its_union() -> None:
+    errors = error_types(ValidationError, NotFoundError)
+    assert isinstance(errors.shape(NotFound("gone")), NotFoundError)
+    assert isinstance(errors.shape(ValidationFailed("bad")), ValidationError)
+    with pytest.raises(UndeclaredErrorType, match=r"union holds ValidationError, NotFoundError$"):
+        errors.shape(PermissionDenied("no"))
+    with pytest.raises(UndeclaredErrorType, match="holds no error types"):
+        error_types().shape(NotFound("gone"))
 
 
 def test_cursors_round_trip_and_reject_garbage() -> None:

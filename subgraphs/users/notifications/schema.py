@@ -10,10 +10,11 @@ import strawberry
 from subgraphs.kernel import streams
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
+from subgraphs.kernel.errors import ErrorCode, NotFoundError, ValidationError, error_types
 from subgraphs.kernel.events import Event, topic_for_user
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, page_of
 from subgraphs.kernel.ids import id_input
-from subgraphs.kernel.mutations import signed_in_mutation
+from subgraphs.kernel.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.outbox import Deduplicator
 from subgraphs.kernel.pagination import MAX_PAGE, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permissions import IsAuthenticated
@@ -93,6 +94,7 @@ class NotificationQueries:
 
 @strawberry.type
 class NotificationMutations:
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.REQUIRED)
     @strawberry.mutation(description="Mark some of your notifications read (`ids`, at most 100) or `all`.")
     async def mark_notifications_read(
         self, info: UsersInfo, input: MarkNotificationsReadInput
@@ -102,8 +104,9 @@ class NotificationMutations:
             marked = await service.mark_read(ctx.uow, principal.user_id, ids, input.all)
             return NotificationsMarkedRead(marked=marked, counts=await _counts(ctx, principal.user_id))
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND, ErrorCode.REQUIRED)
     @strawberry.mutation(
         description="Set what a server, folder or channel notifies you of (a channel's setting overrides "
         "its folder's, which overrides its server's); a null level inherits again."
@@ -122,8 +125,9 @@ class NotificationMutations:
             )
             return await _settings(ctx, principal.user_id)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
+    @error_codes(ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
         description="Snooze notifications until a time: everywhere, or for one server, folder or channel. "
         "While snoozed they are still stored (and counted) but not pushed live. A null `until` ends the "
@@ -143,7 +147,7 @@ class NotificationMutations:
             )
             return await _settings(ctx, principal.user_id)
 
-        return await signed_in_mutation(info, operation)  # type: ignore[no-any-return]
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
 @strawberry.type
