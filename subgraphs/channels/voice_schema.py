@@ -20,8 +20,8 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     ValidationError,
 )
 from subgraphs.kernel.federation import at_most
@@ -131,12 +131,12 @@ class MuteVoiceMemberInput:
 
 
 VoiceSessionResult = Annotated[
-    VoiceSession | ValidationError | NotFoundError | PermissionError | ConflictError,
+    VoiceSession | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("VoiceSessionResult"),
 ]
 LeaveVoiceResult = Annotated[VoiceLeft | NotFoundError, strawberry.union("LeaveVoiceResult")]
 VoiceModerationResult = Annotated[
-    VoiceChannelState | ValidationError | NotFoundError | PermissionError,
+    VoiceChannelState | ValidationError | NotFoundError | ForbiddenError,
     strawberry.union("VoiceModerationResult"),
 ]
 

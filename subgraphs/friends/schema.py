@@ -35,8 +35,8 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     UserError,
     ValidationError,
 )
@@ -303,7 +303,7 @@ _GROUP_KINDS = {
 
 
 SendFriendRequestResult = Annotated[
-    FriendRequest | Friendship | ValidationError | NotFoundError | PermissionError | ConflictError,
+    FriendRequest | Friendship | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("SendFriendRequestResult"),
 ]
 AcceptFriendRequestResult = Annotated[
@@ -317,10 +317,10 @@ RemoveFriendResult = Annotated[
 ]
 BlockResult = Annotated[BlockChange | ValidationError | NotFoundError, strawberry.union("BlockResult")]
 OpenDirectMessageResult = Annotated[
-    DirectConversation | ValidationError | PermissionError, strawberry.union("OpenDirectMessageResult")
+    DirectConversation | ValidationError | ForbiddenError, strawberry.union("OpenDirectMessageResult")
 ]
 GroupConversationResult = Annotated[
-    GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    GroupConversation | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("GroupConversationResult"),
 ]
 LeaveGroupConversationResult = Annotated[

@@ -156,8 +156,12 @@ class NotFoundError(UserError):
     pass
 
 
-@strawberry.federation.type(shareable=True, description="You can see it but may not do this.")
-class PermissionError(UserError):
+# Named ForbiddenError in Python (PermissionError is a built-in it would shadow); the schema keeps the
+# name clients already branch on.
+@strawberry.federation.type(
+    name="PermissionError", shareable=True, description="You can see it but may not do this."
+)
+class ForbiddenError(UserError):
     pass
 
 
@@ -174,7 +178,7 @@ class AuthenticationError(UserError):
 ERROR_TYPES: tuple[type, ...] = (
     ValidationError,
     NotFoundError,
-    PermissionError,
+    ForbiddenError,
     ConflictError,
     AuthenticationError,
 )
@@ -182,7 +186,7 @@ ERROR_TYPES: tuple[type, ...] = (
 _SHAPES: dict[type[DomainError], type] = {
     ValidationFailed: ValidationError,
     NotFound: NotFoundError,
-    PermissionDenied: PermissionError,
+    PermissionDenied: ForbiddenError,
     Conflict: ConflictError,
     AuthenticationFailed: AuthenticationError,
 }

@@ -21,8 +21,8 @@ from subgraphs.kernel.errors import (
     AuthenticationError,
     BeepGraphQLError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     TopLevelCode,
     ValidationError,
 )
@@ -239,10 +239,10 @@ def _camel(part: str | int) -> str:
 
 
 CreateWebhookResult = Annotated[
-    WebhookSecret | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateWebhookResult")
+    WebhookSecret | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CreateWebhookResult")
 ]
 UpdateWebhookResult = Annotated[
-    Webhook | ValidationError | NotFoundError | PermissionError, strawberry.union("UpdateWebhookResult")
+    Webhook | ValidationError | NotFoundError | ForbiddenError, strawberry.union("UpdateWebhookResult")
 ]
 RegenerateWebhookTokenResult = Annotated[
     WebhookSecret | ValidationError | NotFoundError, strawberry.union("RegenerateWebhookTokenResult")
@@ -255,7 +255,7 @@ ExecuteWebhookResult = Annotated[
     strawberry.union("ExecuteWebhookResult"),
 ]
 CreateBotResult = Annotated[
-    BotSecret | ValidationError | NotFoundError | PermissionError | ConflictError,
+    BotSecret | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("CreateBotResult"),
 ]
 BotTokenResult = Annotated[BotSecret | ValidationError | NotFoundError, strawberry.union("BotTokenResult")]
