@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from subgraphs.channels import events as channel_events
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import access_channel, or_none
 from subgraphs.kernel.events import AccessChanged, Event, PresenceChanged
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.servers import events as server_events
@@ -33,10 +34,10 @@ async def list_members(
     uow: UnitOfWork, viewer_id: int | None, channel_id: int, *, first: int, after_user_id: int
 ) -> MemberPage | None:
     """A page of the channel's members (ascending user id); None if the viewer cannot view it."""
-    session = await uow.for_entity(channel_id)
-    found = await access.channel_access(session, channel_id, viewer_id)
-    if found is None or not found.can_view:
+    found = await or_none(access_channel(uow, viewer_id, channel_id))
+    if found is None:
         return None
+    session = await uow.for_entity(channel_id)
     picked: list[int] = []
     cursor = after_user_id
     while len(picked) <= first:

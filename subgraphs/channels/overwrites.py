@@ -16,6 +16,7 @@ from subgraphs.channels import repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.kernel import access, audit
+from subgraphs.kernel.access_checks import check_channel
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -44,12 +45,14 @@ async def managed_channel(
     if server_id is None:
         raise NotFound("No such channel.", field="channelId")
     await access.lock_tenant(session, server_id)
-    found = await access.channel_access(session, channel_id, principal.user_id)
-    channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
-    if found is None or channel is None:
+    found = check_channel(
+        await access.channel_access(session, channel_id, principal.user_id),
+        needs=Permission.MANAGE_ROLES,
+        refusal="You need the Manage Roles permission in this channel.",
+    )
+    channel = await repository.channel_by_id(session, channel_id)
+    if channel is None:  # seen by the access just computed, under the tenant's lock: not reached
         raise NotFound("No such channel.", field="channelId")
-    if not found.has(Permission.MANAGE_ROLES):
-        raise PermissionDenied("You need the Manage Roles permission in this channel.", field="channelId")
     return channel, found.permissions
 
 

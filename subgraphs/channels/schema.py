@@ -35,8 +35,8 @@ from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
     ErrorCode,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     ValidationError,
     error_types,
 )
@@ -81,7 +81,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(await service.create_channel(ctx.uow, principal, data))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -98,7 +98,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -122,7 +122,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -147,7 +147,7 @@ class Mutation(VoiceMutation):
             )
 
         result = await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
         if isinstance(result, ChannelDeleted):  # committed: the channels' attachment files go too
             runtime = info.context.runtime
@@ -180,7 +180,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(await visibility.set_visibility(ctx.uow, principal, change))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -207,7 +207,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(await overwrites.set_overwrite(ctx.uow, principal, spec))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -233,7 +233,7 @@ class Mutation(VoiceMutation):
             return Channel.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
 

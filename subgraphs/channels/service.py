@@ -19,6 +19,7 @@ from subgraphs.channels.events import ChannelCreated, ChannelDeleted, ChannelMov
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import access_server, check_channel
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -79,12 +80,15 @@ async def managed_channel(
     if server_id is None:
         raise NotFound("No such channel.", field=field)
     await access.lock_tenant(session, server_id)
-    found = await access.channel_access(session, channel_id, principal.user_id)
-    channel = await repository.channel_by_id(session, channel_id) if found and found.can_view else None
-    if found is None or channel is None:
+    check_channel(
+        await access.channel_access(session, channel_id, principal.user_id),
+        needs=Permission.MANAGE_CHANNELS,
+        refusal="You need the Manage Channels permission in this channel.",
+        field=field,
+    )
+    channel = await repository.channel_by_id(session, channel_id)
+    if channel is None:  # seen by the access just computed, under the tenant's lock: not reached
         raise NotFound("No such channel.", field=field)
-    if not found.has(Permission.MANAGE_CHANNELS):
-        raise PermissionDenied("You need the Manage Channels permission in this channel.", field=field)
     return channel
 
 
@@ -120,12 +124,14 @@ async def create_channel(uow: UnitOfWork, principal: Principal, data: NewChannel
     name = _clean_name(data.name)
     if data.kind not in KINDS:
         raise ValidationFailed("Kind must be TEXT, VOICE or FOLDER.", field="kind")
+    await access_server(
+        uow,
+        principal.user_id,
+        data.server_id,
+        needs=Permission.MANAGE_CHANNELS,
+        refusal="You need the Manage Channels permission.",
+    )
     session = await uow.for_entity(data.server_id)
-    server = await access.server_access(session, data.server_id, principal.user_id)
-    if server is None or not server.is_member:
-        raise NotFound("No such server.", field="serverId")
-    if not server.has(Permission.MANAGE_CHANNELS):
-        raise PermissionDenied("You need the Manage Channels permission.", field="serverId")
     await access.lock_tenant(session, data.server_id)
     if await repository.count_channels(session, data.server_id) >= MAX_CHANNELS:
         raise ValidationFailed(

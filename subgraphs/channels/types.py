@@ -16,7 +16,7 @@ from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.channels.service import MAX_CHANNELS
 from subgraphs.channels.voice_types import VoiceState
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.errors import ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
@@ -261,10 +261,10 @@ class Server:
 
 
 ChannelResult = Annotated[
-    Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("ChannelResult")
+    Channel | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ChannelResult")
 ]
 CreateChannelResult = Annotated[
-    Channel | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateChannelResult")
+    Channel | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CreateChannelResult")
 ]
 
 
@@ -278,6 +278,6 @@ class ChannelDeleted:
 
 
 DeleteChannelResult = Annotated[
-    ChannelDeleted | ValidationError | NotFoundError | PermissionError,
+    ChannelDeleted | ValidationError | NotFoundError | ForbiddenError,
     strawberry.union("DeleteChannelResult"),
 ]

@@ -21,8 +21,8 @@ from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
     ErrorCode,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     ValidationError,
     error_types,
 )
@@ -133,12 +133,12 @@ class MuteVoiceMemberInput:
 
 
 VoiceSessionResult = Annotated[
-    VoiceSession | ValidationError | NotFoundError | PermissionError | ConflictError,
+    VoiceSession | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("VoiceSessionResult"),
 ]
 LeaveVoiceResult = Annotated[VoiceLeft | NotFoundError, strawberry.union("LeaveVoiceResult")]
 VoiceModerationResult = Annotated[
-    VoiceChannelState | ValidationError | NotFoundError | PermissionError,
+    VoiceChannelState | ValidationError | NotFoundError | ForbiddenError,
     strawberry.union("VoiceModerationResult"),
 ]
 
@@ -203,7 +203,7 @@ class VoiceMutation:
             return VoiceSession.of(session)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(
@@ -232,7 +232,7 @@ class VoiceMutation:
             return VoiceSession.of(session)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(
@@ -278,7 +278,7 @@ class VoiceMutation:
             return _channel_state(channel_id, states)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -308,7 +308,7 @@ class VoiceMutation:
             return _channel_state(channel, states)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
 

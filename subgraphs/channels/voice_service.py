@@ -21,6 +21,7 @@ from subgraphs.channels import voice_guard
 from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel import access
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import access_channel, or_none
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     Conflict,
@@ -148,12 +149,9 @@ def _ice_for(runtime: Runtime, user_id: int) -> list[IceServer]:
 
 
 async def _voice_channel(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
-    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
-    if found is None or not found.can_view:
-        raise NotFound("No such channel.", field="channelId")
-    if found.kind != "VOICE":
-        raise ValidationFailed("Calls happen in voice channels.", field="channelId")
-    return found
+    return await access_channel(
+        uow, principal.user_id, channel_id, kinds=("VOICE",), wrong_kind="Calls happen in voice channels."
+    )
 
 
 def _domain(refused: VoiceRefused) -> DomainError:
@@ -294,8 +292,7 @@ async def moderate(
 async def states(
     runtime: Runtime, uow: UnitOfWork, user_id: int | None, channel_id: int
 ) -> list[ParticipantState] | None:
-    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-    if found is None or not found.can_view:
+    if await or_none(access_channel(uow, user_id, channel_id)) is None:
         return None
     return await current_states(runtime, channel_id)
 

@@ -38,8 +38,8 @@ from subgraphs.kernel.errors import (
     ConflictError,
     ErrorCode,
     ErrorTypes,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     UserError,
     ValidationError,
     error_types,
@@ -308,7 +308,7 @@ _GROUP_KINDS = {
 
 
 SendFriendRequestResult = Annotated[
-    FriendRequest | Friendship | ValidationError | NotFoundError | PermissionError | ConflictError,
+    FriendRequest | Friendship | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("SendFriendRequestResult"),
 ]
 AcceptFriendRequestResult = Annotated[
@@ -322,10 +322,10 @@ RemoveFriendResult = Annotated[
 ]
 BlockResult = Annotated[BlockChange | ValidationError | NotFoundError, strawberry.union("BlockResult")]
 OpenDirectMessageResult = Annotated[
-    DirectConversation | ValidationError | PermissionError, strawberry.union("OpenDirectMessageResult")
+    DirectConversation | ValidationError | ForbiddenError, strawberry.union("OpenDirectMessageResult")
 ]
 GroupConversationResult = Annotated[
-    GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    GroupConversation | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("GroupConversationResult"),
 ]
 LeaveGroupConversationResult = Annotated[
@@ -448,7 +448,7 @@ async def _changing_group(
     info: FriendsInfo,
     conversation_id: strawberry.ID,
     change: Callable[[UnitOfWork, Principal, int], Awaitable[groups.GroupView]],
-) -> GroupConversation | ValidationError | NotFoundError | PermissionError | ConflictError:
+) -> GroupConversation | ValidationError | NotFoundError | ForbiddenError | ConflictError:
     """Run a change of a group in one transaction; the group as it is after it. Other ID inputs are parsed
     inside `change`, so a malformed one is a typed INVALID_ID too."""
 
@@ -456,7 +456,7 @@ async def _changing_group(
         group = id_input(str(conversation_id), "conversationId")
         return GroupConversation.of(await change(ctx.uow, principal, group))
 
-    errors = error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+    errors = error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
     return await signed_in_mutation(info, operation, errors)
 
 
@@ -485,7 +485,7 @@ class Mutation:
             return FriendRequest.of(result, principal.user_id)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
@@ -570,7 +570,7 @@ class Mutation:
             )
             return DirectConversation.opened(row, principal.user_id)
 
-        return await signed_in_mutation(info, operation, error_types(ValidationError, PermissionError))
+        return await signed_in_mutation(info, operation, error_types(ValidationError, ForbiddenError))
 
     @error_codes(
         *TEXT_CODES,
@@ -598,7 +598,7 @@ class Mutation:
             return GroupConversation.of(view)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(

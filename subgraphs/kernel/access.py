@@ -85,6 +85,11 @@ class ChannelAccess:
     def can_view(self) -> bool:
         return self.server.is_member and self.has(Permission.VIEW_CHANNEL)
 
+    @property
+    def can_read(self) -> bool:
+        """Whether its holder may read the channel's messages (View Channel and Read Message History)."""
+        return self.can_view and self.has(Permission.READ_MESSAGE_HISTORY)
+
 
 def _member_flag(user_id: int | None) -> sa.ColumnElement[bool]:
     if user_id is None:

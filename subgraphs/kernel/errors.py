@@ -168,8 +168,12 @@ class NotFoundError(UserError):
     pass
 
 
-@strawberry.federation.type(shareable=True, description="You can see it but may not do this.")
-class PermissionError(UserError):
+# Named ForbiddenError in Python (PermissionError is a built-in it would shadow); the schema keeps the
+# name clients already branch on.
+@strawberry.federation.type(
+    name="PermissionError", shareable=True, description="You can see it but may not do this."
+)
+class ForbiddenError(UserError):
     pass
 
 
@@ -186,7 +190,7 @@ class AuthenticationError(UserError):
 ERROR_TYPES: tuple[type, ...] = (
     ValidationError,
     NotFoundError,
-    PermissionError,
+    ForbiddenError,
     ConflictError,
     AuthenticationError,
 )
@@ -194,7 +198,7 @@ ERROR_TYPES: tuple[type, ...] = (
 _SHAPES: dict[type[DomainError], type] = {
     ValidationFailed: ValidationError,
     NotFound: NotFoundError,
-    PermissionDenied: PermissionError,
+    PermissionDenied: ForbiddenError,
     Conflict: ConflictError,
     AuthenticationFailed: AuthenticationError,
 }
@@ -262,7 +266,7 @@ def error_types(*types: type[UserError]) -> ErrorTypes[Any]:
 
 # Where no union limits the result (the webhooks' REST endpoint answers any user error as JSON).
 ANY_ERROR_TYPE = error_types(
-    ValidationError, NotFoundError, PermissionError, ConflictError, AuthenticationError
+    ValidationError, NotFoundError, ForbiddenError, ConflictError, AuthenticationError
 )
 
 

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from media.attachments import DEFAULT_MAX_BYTES, MAX_FILES
-from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.errors import ForbiddenError, NotFoundError, ValidationError
 from subgraphs.messages.models import AttachmentRow
 
 LIMITS = (
@@ -60,5 +60,5 @@ class Attachment:
 
 
 UploadAttachmentResult = Annotated[
-    Attachment | ValidationError | NotFoundError | PermissionError, strawberry.union("UploadAttachmentResult")
+    Attachment | ValidationError | NotFoundError | ForbiddenError, strawberry.union("UploadAttachmentResult")
 ]

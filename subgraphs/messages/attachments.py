@@ -23,8 +23,9 @@ from starlette.datastructures import UploadFile
 from db.ids import new_id
 from media.attachments import MAX_FILES, Attachments, StoredAttachment, attachment_scope
 from media.errors import MediaError
-from subgraphs.kernel import access, attachment_files
+from subgraphs.kernel import attachment_files
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import access_channel
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
@@ -32,7 +33,6 @@ from subgraphs.kernel.errors import (
     ErrorCode,
     ErrorTypes,
     NotFound,
-    PermissionDenied,
     UserError,
     ValidationFailed,
 )
@@ -58,16 +58,17 @@ class Upload:
 # --- checks ----------------------------------------------------------------------------------------
 
 
-async def check_can_attach(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
-    session = await uow.for_entity(channel_id)
-    channel = await access.channel_access(session, channel_id, principal.user_id)
-    if channel is None or not channel.can_view:
-        raise NotFound("No such channel.", field="channelId")
-    if channel.kind not in service.TEXT_KINDS:
-        raise ValidationFailed("Messages can only be sent to text channels.", field="channelId")
-    if not channel.has(Permission.SEND_MESSAGES) or not channel.has(Permission.ATTACH_FILES):
-        raise PermissionDenied("You may not attach files in this channel.", field="channelId")
-    return channel
+async def access_to_attach(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
+    """A text channel where the caller may send messages with files (both transactions check it)."""
+    return await access_channel(
+        uow,
+        principal.user_id,
+        channel_id,
+        needs=Permission.SEND_MESSAGES | Permission.ATTACH_FILES,
+        refusal="You may not attach files in this channel.",
+        kinds=service.TEXT_KINDS,
+        wrong_kind=service.NOT_TEXT,
+    )
 
 
 async def read_uploads(files: Sequence[Any], max_bytes: int) -> list[Upload]:
@@ -117,7 +118,7 @@ async def send_with_files(
     async def check() -> None:
         data = parse()  # ids parsed inside the operation: a bad one is a typed INVALID_ID
         pending_ids()
-        checked.append(await check_can_attach(ctx.uow, principal, data.channel_id))
+        checked.append(await access_to_attach(ctx.uow, principal, data.channel_id))
 
     refused = await run_in_transaction(ctx.uow, check, errors)
     if refused is not None:
@@ -129,7 +130,7 @@ async def send_with_files(
     async def write() -> MessageRow:
         data = replace(parse(), allow_empty=True)
         ids = pending_ids()
-        await check_can_attach(ctx.uow, principal, data.channel_id)
+        await access_to_attach(ctx.uow, principal, data.channel_id)
         session = await ctx.uow.for_entity(data.channel_id)
         pending = await _pending_rows(session, principal.user_id, data.channel_id, ids)
         if len(pending) + len(stored) > MAX_FILES:
@@ -177,7 +178,7 @@ async def upload_pending(
     checked: list[ChannelAccess] = []
 
     async def check() -> None:
-        checked.append(await check_can_attach(ctx.uow, principal, parse_channel()))
+        checked.append(await access_to_attach(ctx.uow, principal, parse_channel()))
 
     refused = await run_in_transaction(ctx.uow, check, errors)
     if refused is not None:
@@ -187,7 +188,7 @@ async def upload_pending(
         return stored
 
     async def write() -> AttachmentRow:
-        channel = await check_can_attach(ctx.uow, principal, parse_channel())
+        channel = await access_to_attach(ctx.uow, principal, parse_channel())
         session = await ctx.uow.for_entity(channel.channel_id)
         waiting = await session.scalar(
             sa.select(sa.func.count())

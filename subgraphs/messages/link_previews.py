@@ -42,7 +42,7 @@ from subgraphs.messages.events import (
     MessageUpdated,
 )
 from subgraphs.messages.models import MessageRow
-from subgraphs.messages.service import own_or_moderated
+from subgraphs.messages.service import access_message_to_change
 
 log = logging.getLogger("beep.link_previews")
 CONCURRENT_FETCHES = 8
@@ -190,8 +190,8 @@ async def set_suppressed(
     uow: UnitOfWork, principal: Principal, message_id: int, suppress: bool
 ) -> MessageRow:
     """Hide a message's previews (they are deleted) or bring them back (fetched again)."""
-    message = await own_or_moderated(
-        uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
+    message, _channel = await access_message_to_change(  # its errors name "id", not messageId: as ever
+        uow, principal.user_id, message_id, moderators=Permission.MANAGE_MESSAGES
     )
     if message.suppress_embeds == suppress:
         return message

@@ -17,7 +17,7 @@ from subgraphs.kernel.live_access import channel_members_holding
 from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import events, link_previews, service
+from subgraphs.messages import events, link_previews
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.types import (
     LinkPreview,
@@ -101,18 +101,19 @@ async def message_stream(
     """The subscriber's stream of a channel they can read (NOT_FOUND otherwise): its events, replayed
     after `after` first; FORBIDDEN once they lose access, NOT_FOUND once the channel is deleted."""
     found = await channel_access(ctx, channel)
-    if found is None or not service.readable(found):
+    if found is None or not found.can_read:
         raise not_found("No such channel.")
 
     async def check() -> None:
         now = await channel_access(ctx, channel)
         if now is None:
             raise not_found("This channel was deleted.")
-        if not service.readable(now):
+        if not now.can_read:
             raise forbidden("You no longer have access to this channel.")
 
     async def opened() -> list[MessageEvent]:
-        if not service.readable(await channel_access(ctx, channel)):
+        now = await channel_access(ctx, channel)
+        if now is None or not now.can_read:
             raise not_found("No such channel.")
         return []
 

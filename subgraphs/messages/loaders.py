@@ -11,7 +11,7 @@ from media.previews.metadata import Preview
 from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import attachments, link_previews, mentions, reactions, repository, service
+from subgraphs.messages import attachments, link_previews, mentions, reactions, repository
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
 
@@ -40,7 +40,7 @@ def build_loaders(uow: UnitOfWork, principal: Principal | None) -> MessagesLoade
                 channels = sorted({r.channel_id for r in rows.values()})
                 accesses = await access.channel_accesses(session, channels, user_id) if user_id else {}
             # Read Message History, as for a page of history: a message id is no way around it.
-            readable = {cid for cid, found in accesses.items() if service.readable(found)}
+            readable = {cid for cid, found in accesses.items() if found.can_read}
             found.update({i: r for i, r in rows.items() if r.channel_id in readable})
         return [found.get(i) for i in ids]
 

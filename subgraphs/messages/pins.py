@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from subgraphs.kernel.access_checks import READ, access_channel, or_none
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
@@ -20,9 +21,14 @@ MAX_PINS = 50
 
 
 async def set_pinned(uow: UnitOfWork, principal: Principal, message_id: int, *, pinned: bool) -> MessageRow:
-    message, channel = await service.readable_message(uow, principal, message_id)
-    if not (channel.has(Permission.PIN_MESSAGES) or channel.has(Permission.MANAGE_MESSAGES)):
-        raise PermissionDenied("You need Pin Messages or Manage Messages in this channel.", field="id")
+    message, _channel = await service.access_message(
+        uow,
+        principal.user_id,
+        message_id,
+        needs=(Permission.PIN_MESSAGES, Permission.MANAGE_MESSAGES),
+        refusal="You need Pin Messages or Manage Messages in this channel.",
+        refusal_field="id",  # "not found" names messageId, as it always has
+    )
     if (message.pinned_at is not None) == pinned:
         return message  # already so
     session = await uow.for_entity(message_id)
@@ -50,7 +56,7 @@ async def set_pinned(uow: UnitOfWork, principal: Principal, message_id: int, *, 
 
 async def pins_of(uow: UnitOfWork, user_id: int | None, channel_id: int) -> list[MessageRow] | None:
     """A channel's pins, most recently pinned first; None if the user cannot read the channel."""
-    if await service.check_channel_readable(uow, user_id, channel_id) is None:
+    if await or_none(access_channel(uow, user_id, channel_id, seen_with=READ)) is None:
         return None
     session = await uow.for_entity(channel_id)
     rows = await session.scalars(

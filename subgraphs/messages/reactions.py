@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import ErrorCode, ValidationFailed
 from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
@@ -40,16 +40,15 @@ def check_emoji(raw: str) -> str:
     return value
 
 
-async def _reactable(uow: UnitOfWork, principal: Principal, message_id: int) -> MessageRow:
-    message, channel = await service.readable_message(uow, principal, message_id)
-    if not channel.has(Permission.ADD_REACTIONS):
-        raise PermissionDenied("You may not add reactions in this channel.", field="messageId")
-    return message
-
-
 async def add_reaction(uow: UnitOfWork, principal: Principal, message_id: int, raw_emoji: str) -> MessageRow:
     value = check_emoji(raw_emoji)
-    message = await _reactable(uow, principal, message_id)
+    message, _channel = await service.access_message(
+        uow,
+        principal.user_id,
+        message_id,
+        needs=Permission.ADD_REACTIONS,
+        refusal="You may not add reactions in this channel.",
+    )
     session = await uow.for_entity(message_id)
     key = (message.id, principal.user_id, value)
     if await session.get(ReactionRow, key) is not None:
@@ -84,7 +83,7 @@ async def remove_reaction(
 ) -> MessageRow:
     """Your own reaction; removing one you did not add changes nothing."""
     value = check_emoji(raw_emoji)
-    message, _channel = await service.readable_message(uow, principal, message_id)
+    message, _channel = await service.access_message(uow, principal.user_id, message_id)
     session = await uow.for_entity(message_id)
     row = await session.get(ReactionRow, (message.id, principal.user_id, value))
     if row is not None:

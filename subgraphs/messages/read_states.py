@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import access
+from subgraphs.kernel.access_checks import READ, access_channel
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import service
 from subgraphs.messages.models import MessageRow, ReadStateRow
 
 COUNT_CAP = 1000
@@ -33,9 +33,7 @@ async def mark_read(
     uow: UnitOfWork, principal: Principal, channel_id: int, message_id: int | None
 ) -> ChannelReadState:
     """Read up to `message_id` (default: the newest message). Never moves backwards."""
-    found = await service.check_channel_readable(uow, principal.user_id, channel_id)
-    if found is None:
-        raise NotFound("No such channel.", field="channelId")
+    found = await access_channel(uow, principal.user_id, channel_id, seen_with=READ)
     session = await uow.for_entity(channel_id)
     if message_id is not None:
         message = await session.get(MessageRow, message_id)
@@ -79,7 +77,7 @@ async def read_states_in(
     readable = [
         channel_id
         for channel_id, found in (await access.channel_accesses(session, sorted(visible), user_id)).items()
-        if found.kind == "TEXT" and service.readable(found)
+        if found.kind == "TEXT" and found.can_read
     ]
     return await _states(session, sorted(readable), user_id)
 

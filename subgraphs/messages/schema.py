@@ -17,8 +17,8 @@ from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
     ErrorCode,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     ValidationError,
     bad_user_input,
     error_types,
@@ -186,7 +186,7 @@ class Mutation:
                 parse,
                 lambda: [id_input(str(i), "attachmentIds") for i in pending],
                 files or [],
-                error_types(ValidationError, NotFoundError, PermissionError),
+                error_types(ValidationError, NotFoundError, ForbiddenError),
             )
             return Message.from_row(result) if isinstance(result, MessageRow) else result
 
@@ -194,7 +194,7 @@ class Mutation:
             return Message.from_sent(await service.send_message(ctx.uow, principal, parse()))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -222,7 +222,7 @@ class Mutation:
             ctx.require_principal(),
             lambda: id_input(str(channel_id), "channelId"),
             file,
-            error_types(ValidationError, NotFoundError, PermissionError),
+            error_types(ValidationError, NotFoundError, ForbiddenError),
         )
         return Attachment.from_row(result) if isinstance(result, AttachmentRow) else result
 
@@ -236,7 +236,7 @@ class Mutation:
             return Message.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -257,7 +257,7 @@ class Mutation:
         def target() -> int:
             return id_input(str(id), "id")
 
-        errors = error_types(NotFoundError, PermissionError, ValidationError)
+        errors = error_types(NotFoundError, ForbiddenError, ValidationError)
         return await attachments.with_file_purge(ctx, target, lambda: [target()], operation, errors)
 
     @error_codes(
@@ -277,7 +277,7 @@ class Mutation:
             return Message.from_row(await reactions.add_reaction(ctx.uow, principal, target, emoji))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.INVALID_FORMAT, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -290,7 +290,7 @@ class Mutation:
             return Message.from_row(await reactions.remove_reaction(ctx.uow, principal, target, emoji))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.LIMIT_REACHED, ErrorCode.NOT_FOUND)
@@ -331,7 +331,7 @@ class Mutation:
             lambda: id_input(str(channel_id), "channelId"),
             lambda: [id_input(str(i), "messageIds") for i in message_ids],
             operation,
-            error_types(ValidationError, NotFoundError, PermissionError),
+            error_types(ValidationError, NotFoundError, ForbiddenError),
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -345,7 +345,7 @@ class Mutation:
             channel = id_input(str(channel_id), "channelId")
             return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -359,7 +359,7 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await link_previews.set_suppressed(ctx.uow, principal, target, suppress))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -383,7 +383,7 @@ async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) ->
         return Message.from_row(await pins.set_pinned(ctx.uow, principal, target, pinned=pinned))
 
     return await signed_in_mutation(
-        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
     )
 
 

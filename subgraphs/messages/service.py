@@ -10,10 +10,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access, access_versions, outbox
+from subgraphs.kernel import access, outbox
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import (
+    READ,
+    VIEW,
+    Need,
+    access_channel,
+    access_channel_to_send,
+    holds,
+    or_none,
+    refused,
+    sees,
+)
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.events import topic_for_channel
 from subgraphs.kernel.outbox import Cursor
 from subgraphs.kernel.permissions import Permission
@@ -56,17 +67,34 @@ class HistoryPage:
     event_cursor: Cursor | None = None  # read before the rows: resuming from it misses nothing after them
 
 
-def readable(found: ChannelAccess | None) -> bool:
-    """Whether this access lets its holder read the channel's messages."""
-    return found is not None and found.can_view and found.has(Permission.READ_MESSAGE_HISTORY)
+NOT_TEXT = "Messages can only be sent to text channels."
+MAY_NOT_SEND = "You may not send messages in this channel."
+NEED_MANAGE_MESSAGES = "You need Manage Messages in this channel."
 
 
-async def check_channel_readable(
-    uow: UnitOfWork, user_id: int | None, channel_id: int
-) -> ChannelAccess | None:
-    """The channel's access if the user may read its history; None for missing and forbidden alike."""
-    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-    return found if readable(found) else None
+async def access_message(
+    uow: UnitOfWork,
+    viewer: int | None,
+    message_id: int,
+    *,
+    seen_with: Permission = READ,
+    needs: Need | None = None,
+    or_own: bool = False,
+    refusal: str = "",
+    field: str = "messageId",
+    refusal_field: str | None = None,
+) -> tuple[MessageRow, ChannelAccess]:
+    """A message the viewer sees (its channel `seen_with`: READ by default) and may act on (`needs`, or
+    being its author with `or_own`), with their access to its channel (kernel/access_checks.py).
+    "No such message." for missing and hidden alike; `refusal` for the rest."""
+    session = await uow.for_entity(message_id)
+    message = await repository.message_by_id(session, message_id)
+    channel = await access.channel_access(session, message.channel_id, viewer) if message else None
+    if message is None or channel is None or not sees(channel, seen_with):
+        raise NotFound("No such message.", field=field)
+    if not (holds(channel, needs) or (or_own and message.author_id == viewer)):
+        raise refused(refusal, refusal_field or field)
+    return message, channel
 
 
 async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) -> SentMessage:
@@ -81,16 +109,17 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
     # instead of once by each of them; first, before the shard transaction holds a connection.
     async with uow.reading_directory() as directory:
         username = await mentions.username(directory, principal.user_id)
-    session = await uow.for_entity(data.channel_id)
     # One statement while the server's access version is unchanged (kernel/access_versions.py).
-    target = await access_versions.channel_for_send(session, data.channel_id, principal.user_id)
-    channel = target.access
-    if channel is None or not channel.can_view:
-        raise NotFound("No such channel.", field="channelId")
-    if channel.kind not in TEXT_KINDS:
-        raise ValidationFailed("Messages can only be sent to text channels.", field="channelId")
-    if not channel.has(Permission.SEND_MESSAGES):
-        raise PermissionDenied("You may not send messages in this channel.", field="channelId")
+    channel, channel_name = await access_channel_to_send(
+        uow,
+        principal.user_id,
+        data.channel_id,
+        needs=Permission.SEND_MESSAGES,
+        refusal=MAY_NOT_SEND,
+        kinds=TEXT_KINDS,
+        wrong_kind=NOT_TEXT,
+    )
+    session = await uow.for_entity(data.channel_id)
     resolved = await mentions.resolve(uow.directory(), session, channel, principal.user_id, content)
     if nonce is not None:
         existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
@@ -129,8 +158,8 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
             if existing is not None:
                 return SentMessage(existing)
         raise
-    announce_created(uow, message, author_username=username, channel_name=target.name)
-    return SentMessage(message, username, target.name)
+    announce_created(uow, message, author_username=username, channel_name=channel_name)
+    return SentMessage(message, username, channel_name)
 
 
 def announce_created(
@@ -164,39 +193,28 @@ def announce_created(
     )
 
 
-async def readable_message(
-    uow: UnitOfWork, principal: Principal, message_id: int, field: str = "messageId"
+async def access_message_to_change(
+    uow: UnitOfWork, viewer: int, message_id: int, *, moderators: Permission | None
 ) -> tuple[MessageRow, ChannelAccess]:
-    """The message and the caller's access to its channel, if they may read it; "not found" otherwise."""
-    session = await uow.for_entity(message_id)
-    message = await repository.message_by_id(session, message_id)
-    channel = await access.channel_access(session, message.channel_id, principal.user_id) if message else None
-    if message is None or channel is None or not readable(channel):
-        raise NotFound("No such message.", field=field)
-    return message, channel
-
-
-async def own_or_moderated(
-    uow: UnitOfWork, principal: Principal, message_id: int, *, moderator_permission: Permission | None
-) -> MessageRow:
-    session = await uow.for_entity(message_id)
-    message = await repository.message_by_id(session, message_id)
-    channel = await access.channel_access(session, message.channel_id, principal.user_id) if message else None
-    if message is None or channel is None or not channel.can_view:
-        raise NotFound("No such message.", field="id")
-    if message.author_id != principal.user_id and not (
-        moderator_permission is not None and channel.has(moderator_permission)
-    ):
-        raise PermissionDenied("You may not change this message.", field="id")
-    return message
+    """`access_message` for changing a message (edit, delete, suppress its previews): its author, or a
+    holder of `moderators` (None: nobody else). Seen with View Channel alone: changing one's own message
+    does not need Read Message History."""
+    return await access_message(
+        uow,
+        viewer,
+        message_id,
+        seen_with=VIEW,
+        needs=() if moderators is None else moderators,
+        or_own=True,
+        refusal="You may not change this message.",
+        field="id",
+    )
 
 
 async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, content: str) -> MessageRow:
     text = clean_text(content, "content", min_len=1, max_len=MAX_CONTENT, multiline=True)
-    message = await own_or_moderated(uow, principal, message_id, moderator_permission=None)
+    message, channel = await access_message_to_change(uow, principal.user_id, message_id, moderators=None)
     session = await uow.for_entity(message_id)
-    channel = await access.channel_access(session, message.channel_id, principal.user_id)
-    assert channel is not None  # checked by own_or_moderated
     resolved = await mentions.resolve(uow.directory(), session, channel, principal.user_id, text)
     if resolved.content == message.content:
         return message  # nothing changes, nothing is announced
@@ -231,8 +249,8 @@ async def edit_message(uow: UnitOfWork, principal: Principal, message_id: int, c
 
 
 async def delete_message(uow: UnitOfWork, principal: Principal, message_id: int) -> MessageRow:
-    message = await own_or_moderated(
-        uow, principal, message_id, moderator_permission=Permission.MANAGE_MESSAGES
+    message, _channel = await access_message_to_change(
+        uow, principal.user_id, message_id, moderators=Permission.MANAGE_MESSAGES
     )
     await repository.delete_message(await uow.for_entity(message_id), message)
     uow.emit(
@@ -248,12 +266,14 @@ TYPING_SECONDS = 8
 async def start_typing(uow: UnitOfWork, principal: Principal, channel_id: int) -> datetime:
     """Tell the channel's readers that the caller is typing, for the next 8 seconds (clients repeat it
     while typing). Nothing is stored."""
-    session = await uow.for_entity(channel_id)
-    channel = (await access_versions.channel_for_send(session, channel_id, principal.user_id)).access
-    if channel is None or not channel.can_view:
-        raise NotFound("No such channel.", field="channelId")
-    if channel.kind not in TEXT_KINDS or not channel.has(Permission.SEND_MESSAGES):
-        raise PermissionDenied("You may not send messages in this channel.", field="channelId")
+    channel, _name = await access_channel_to_send(  # a channel of another kind: refused, not invalid
+        uow,
+        principal.user_id,
+        channel_id,
+        needs=Permission.SEND_MESSAGES,
+        refusal=MAY_NOT_SEND,
+        kinds=TEXT_KINDS,
+    )
     expires_at = datetime.now(UTC) + timedelta(seconds=TYPING_SECONDS)
     uow.announce(
         topic_for_channel(channel_id),
@@ -275,12 +295,15 @@ async def bulk_delete(
         raise ValidationFailed(
             f"Give 1 to {MAX_BULK_DELETE} message ids.", code=ErrorCode.LIMIT_REACHED, field="messageIds"
         )
+    await access_channel(
+        uow,
+        principal.user_id,
+        channel_id,
+        seen_with=READ,
+        needs=Permission.MANAGE_MESSAGES,
+        refusal=NEED_MANAGE_MESSAGES,
+    )
     session = await uow.for_entity(channel_id)
-    channel = await access.channel_access(session, channel_id, principal.user_id)
-    if channel is None or not readable(channel):
-        raise NotFound("No such channel.", field="channelId")
-    if not channel.has(Permission.MANAGE_MESSAGES):
-        raise PermissionDenied("You need Manage Messages in this channel.", field="channelId")
     found = [
         m for m in (await repository.messages_by_ids(session, wanted)).values() if m.channel_id == channel_id
     ]
@@ -297,11 +320,17 @@ async def edit_history(
     uow: UnitOfWork, user_id: int | None, message: MessageRow
 ) -> list[MessageEditRow] | None:
     """Earlier versions of a message, oldest first, for those with Manage Messages in its channel."""
-    session = await uow.for_entity(message.id)
-    channel = await access.channel_access(session, message.channel_id, user_id)
-    if channel is None or not readable(channel) or not channel.has(Permission.MANAGE_MESSAGES):
+    moderator = access_channel(
+        uow,
+        user_id,
+        message.channel_id,
+        seen_with=READ,
+        needs=Permission.MANAGE_MESSAGES,
+        refusal=NEED_MANAGE_MESSAGES,
+    )
+    if await or_none(moderator) is None:
         return None
-    return await repository.edits_of(session, message.id)
+    return await repository.edits_of(await uow.for_entity(message.id), message.id)
 
 
 async def history(
@@ -314,7 +343,7 @@ async def history(
     limit: int,
     around: int | None = None,
 ) -> HistoryPage | None:
-    if await check_channel_readable(uow, user_id, channel_id) is None:
+    if await or_none(access_channel(uow, user_id, channel_id, seen_with=READ)) is None:
         return None
     session = await uow.for_entity(channel_id)
     head = await outbox.head(session, await uow.shard_for(channel_id))  # first: the rows are at least as new

@@ -14,7 +14,7 @@ from media.attachments import MAX_FILES
 from media.previews.metadata import Preview
 from media.previews.providers import MAX_LINKS
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.errors import ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.pagination import PageInfo, encode_cursor
 from subgraphs.messages import embeds, markdown, mentions, service
@@ -485,26 +485,26 @@ MessageEvent = Annotated[
     strawberry.union("MessageEvent"),
 ]
 ReadStateResult = Annotated[ReadState | NotFoundError, strawberry.union("ReadStateResult")]
-TypingResult = Annotated[Typing | NotFoundError | PermissionError, strawberry.union("TypingResult")]
+TypingResult = Annotated[Typing | NotFoundError | ForbiddenError, strawberry.union("TypingResult")]
 ReactionResult = Annotated[
-    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("ReactionResult")
+    Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ReactionResult")
 ]
 PinResult = Annotated[
-    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("PinResult")
+    Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("PinResult")
 ]
 BulkDeleteResult = Annotated[
-    MessagesDeleted | ValidationError | NotFoundError | PermissionError, strawberry.union("BulkDeleteResult")
+    MessagesDeleted | ValidationError | NotFoundError | ForbiddenError, strawberry.union("BulkDeleteResult")
 ]
 SuppressEmbedsResult = Annotated[
-    Message | NotFoundError | PermissionError, strawberry.union("SuppressEmbedsResult")
+    Message | NotFoundError | ForbiddenError, strawberry.union("SuppressEmbedsResult")
 ]
 SendMessageResult = Annotated[
-    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("SendMessageResult")
+    Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("SendMessageResult")
 ]
 EditMessageResult = Annotated[
-    Message | ValidationError | NotFoundError | PermissionError, strawberry.union("EditMessageResult")
+    Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("EditMessageResult")
 ]
 DeleteMessageResult = Annotated[
-    MessageDeleted | NotFoundError | PermissionError | ValidationError,
+    MessageDeleted | NotFoundError | ForbiddenError | ValidationError,
     strawberry.union("DeleteMessageResult"),
 ]

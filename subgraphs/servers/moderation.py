@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.access_checks import check_server
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -86,10 +87,9 @@ async def _moderator(
     await access.lock_tenant(session, server_id)
     server = await repository.server_by_id(session, server_id)
     found = await access.server_access(session, server_id, principal.user_id)
-    if server is None or server.kind != "SERVER" or found is None or not found.is_member:
+    if server is None or server.kind != "SERVER":  # a conversation has no moderators: as if missing
         raise NotFound("No such server.", field="serverId")
-    if not found.has(permission):
-        raise PermissionDenied(f"You need the {name} permission.", field="serverId")
+    found = check_server(found, needs=permission, refusal=f"You need the {name} permission.")
     rank = (
         1 << 62
         if found.is_owner

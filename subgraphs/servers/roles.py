@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.ids import new_id
 from subgraphs.kernel import access, audit
 from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.access_checks import check_server
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
@@ -58,11 +59,11 @@ class Actor:
 async def _actor(session: AsyncSession, principal: Principal, server_id: int) -> Actor:
     # Serialise role edits per server (two admins reordering at once cannot interleave the position shifts).
     await access.lock_tenant(session, server_id)
-    found = await access.server_access(session, server_id, principal.user_id)
-    if found is None or not found.is_member:
-        raise NotFound("No such server.", field="serverId")
-    if not found.has(Permission.MANAGE_ROLES):
-        raise PermissionDenied("You need the Manage Roles permission.", field="serverId")
+    found = check_server(
+        await access.server_access(session, server_id, principal.user_id),
+        needs=Permission.MANAGE_ROLES,
+        refusal="You need the Manage Roles permission.",
+    )
     rank = (
         1 << 62
         if found.is_owner

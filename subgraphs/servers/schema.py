@@ -22,8 +22,8 @@ from subgraphs.kernel.errors import (
     ConflictError,
     DomainError,
     ErrorCode,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     ValidationError,
     bad_user_input,
     error_types,
@@ -284,7 +284,7 @@ class Mutation:
             return Server.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -308,7 +308,7 @@ class Mutation:
             return ServerDeletion(server_id=strawberry.ID(str(target)))
 
         result = await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
         if isinstance(result, ServerDeletion):  # committed: its files go too (attachments by scope)
             runtime = info.context.runtime
@@ -384,7 +384,7 @@ class Mutation:
             return Invitation.from_row(await invitations.invite_user(ctx.uow, principal, server, invitee))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -395,7 +395,7 @@ class Mutation:
             return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
 
         return await signed_in_mutation(
-            info, operation, error_types(NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -416,7 +416,7 @@ class Mutation:
             return Server.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(NotFoundError, ConflictError, PermissionError)
+            info, operation, error_types(NotFoundError, ConflictError, ForbiddenError)
         )
 
     @error_codes(
@@ -442,7 +442,7 @@ class Mutation:
             return Invite.from_row(await invites.create_invite(ctx.uow, principal, data))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_FORMAT, ErrorCode.NOT_FOUND)
@@ -455,7 +455,7 @@ class Mutation:
             return Invite.from_row(await invites.revoke_invite(ctx.uow, principal, code))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -474,7 +474,7 @@ class Mutation:
             return Server.from_row(await invites.accept_invite(ctx.uow, principal, code))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, ConflictError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ConflictError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -488,7 +488,7 @@ class Mutation:
             await membership.leave_server(ctx.uow, principal, parsed)
             return ServerLeft(server_id=strawberry.ID(str(parsed)))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, PermissionError))
+        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -505,7 +505,7 @@ class Mutation:
             return Server.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -533,7 +533,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -563,7 +563,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -579,7 +579,7 @@ class Mutation:
             return Role.from_row(await roles.delete_role(ctx.uow, principal, id_input(str(id), "id")))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -635,7 +635,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -665,7 +665,7 @@ class Mutation:
             return Ban.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -684,7 +684,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -722,7 +722,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
 
@@ -735,7 +735,7 @@ async def _change_picture(
     principal = ctx.require_principal()
     target = id_input(str(server_id), "serverId")
     store = ctx.runtime.pictures
-    errors = error_types(ValidationError, NotFoundError, PermissionError)
+    errors = error_types(ValidationError, NotFoundError, ForbiddenError)
     if file is not None:
         # Refused before the file is read, so a non-manager cannot make the server store anything.
         refused = await run_in_transaction(
@@ -768,7 +768,7 @@ async def _set_member_role(info: ServersInfo, input: MemberRoleInput, *, assigne
         return Role.from_row(row)
 
     return await signed_in_mutation(
-        info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+        info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
     )
 
 

@@ -14,7 +14,7 @@ from db.ids import parse_id
 from subgraphs.kernel import audit
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.context import BeepContext
-from subgraphs.kernel.errors import ConflictError, NotFoundError, PermissionError, ValidationError
+from subgraphs.kernel.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.pagination import PageInfo
 from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
@@ -453,11 +453,11 @@ class InvitationDeclined:
 
 
 InviteUserResult = Annotated[
-    Invitation | ValidationError | NotFoundError | PermissionError | ConflictError,
+    Invitation | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("InviteUserResult"),
 ]
 AcceptInvitationResult = Annotated[
-    Server | NotFoundError | PermissionError | ConflictError, strawberry.union("AcceptInvitationResult")
+    Server | NotFoundError | ForbiddenError | ConflictError, strawberry.union("AcceptInvitationResult")
 ]
 DeclineInvitationResult = Annotated[
     InvitationDeclined | NotFoundError, strawberry.union("DeclineInvitationResult")
@@ -465,40 +465,40 @@ DeclineInvitationResult = Annotated[
 
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
 JoinServerResult = Annotated[
-    Server | NotFoundError | ConflictError | PermissionError, strawberry.union("JoinServerResult")
+    Server | NotFoundError | ConflictError | ForbiddenError, strawberry.union("JoinServerResult")
 ]
 InviteResult = Annotated[
-    Invite | ValidationError | NotFoundError | PermissionError, strawberry.union("InviteResult")
+    Invite | ValidationError | NotFoundError | ForbiddenError, strawberry.union("InviteResult")
 ]
 AcceptInviteResult = Annotated[
-    Server | ValidationError | NotFoundError | ConflictError | PermissionError,
+    Server | ValidationError | NotFoundError | ConflictError | ForbiddenError,
     strawberry.union("AcceptInviteResult"),
 ]
 LeaveServerResult = Annotated[
-    ServerLeft | NotFoundError | PermissionError, strawberry.union("LeaveServerResult")
+    ServerLeft | NotFoundError | ForbiddenError, strawberry.union("LeaveServerResult")
 ]
 TransferOwnershipResult = Annotated[
-    Server | ValidationError | NotFoundError | PermissionError, strawberry.union("TransferOwnershipResult")
+    Server | ValidationError | NotFoundError | ForbiddenError, strawberry.union("TransferOwnershipResult")
 ]
 RoleResult = Annotated[
-    Role | ValidationError | NotFoundError | PermissionError, strawberry.union("RoleResult")
+    Role | ValidationError | NotFoundError | ForbiddenError, strawberry.union("RoleResult")
 ]
 KickMemberResult = Annotated[
-    MemberRemoved | ValidationError | NotFoundError | PermissionError, strawberry.union("KickMemberResult")
+    MemberRemoved | ValidationError | NotFoundError | ForbiddenError, strawberry.union("KickMemberResult")
 ]
 BanMemberResult = Annotated[
-    Ban | ValidationError | NotFoundError | PermissionError, strawberry.union("BanMemberResult")
+    Ban | ValidationError | NotFoundError | ForbiddenError, strawberry.union("BanMemberResult")
 ]
 UnbanMemberResult = Annotated[
-    BanLifted | ValidationError | NotFoundError | PermissionError, strawberry.union("UnbanMemberResult")
+    BanLifted | ValidationError | NotFoundError | ForbiddenError, strawberry.union("UnbanMemberResult")
 ]
 UpdateServerResult = Annotated[
-    Server | ValidationError | NotFoundError | PermissionError, strawberry.union("UpdateServerResult")
+    Server | ValidationError | NotFoundError | ForbiddenError, strawberry.union("UpdateServerResult")
 ]
 DeleteServerResult = Annotated[
-    ServerDeletion | ValidationError | NotFoundError | PermissionError, strawberry.union("DeleteServerResult")
+    ServerDeletion | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DeleteServerResult")
 ]
 TimeoutMemberResult = Annotated[
-    MemberTimeout | ValidationError | NotFoundError | PermissionError,
+    MemberTimeout | ValidationError | NotFoundError | ForbiddenError,
     strawberry.union("TimeoutMemberResult"),
 ]

@@ -29,8 +29,10 @@ from sqlalchemy.exc import IntegrityError
 from db.ids import DIRECTORY_SHARD, new_id
 from db.tenants import index_membership
 from subgraphs.kernel import access, directory_tables, tenant_tables
+from subgraphs.kernel.access import ServerAccess
+from subgraphs.kernel.access_checks import access_server, or_none
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
+from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.events import topic_for_server
 from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.uow import UnitOfWork
@@ -66,12 +68,15 @@ def split_token(token: str) -> tuple[int, str] | None:
     return int(head), secret
 
 
-async def _managed_server(uow: UnitOfWork, principal: Principal, server_id: int) -> None:
-    found = await access.server_access(await uow.for_entity(server_id), server_id, principal.user_id)
-    if found is None or not found.is_member:
-        raise NotFound("No such server.", field="serverId")
-    if not found.has(Permission.MANAGE_SERVER):
-        raise PermissionDenied("You need Manage Server to manage bots.", field="serverId")
+async def _managed_server(uow: UnitOfWork, user_id: int | None, server_id: int) -> ServerAccess:
+    """A server where the user holds Manage Server (bots are its managers' to see and change)."""
+    return await access_server(
+        uow,
+        user_id,
+        server_id,
+        needs=Permission.MANAGE_SERVER,
+        refusal="You need Manage Server to manage bots.",
+    )
 
 
 async def create_bot(uow: UnitOfWork, principal: Principal, server_id: int, username: str) -> BotWithToken:
@@ -82,7 +87,7 @@ async def create_bot(uow: UnitOfWork, principal: Principal, server_id: int, user
             code=ErrorCode.INVALID_FORMAT,
             field="username",
         )
-    await _managed_server(uow, principal, server_id)
+    await _managed_server(uow, principal.user_id, server_id)
     directory = uow.directory()
     if len(await repository.bots_of_server(directory, server_id)) >= MAX_BOTS_PER_SERVER:
         raise ValidationFailed(
@@ -132,10 +137,8 @@ async def managed_bot(uow: UnitOfWork, principal: Principal, bot_id: int) -> Bot
     row = await repository.bot_by_id(uow.directory(), bot_id)
     if row is None:
         raise NotFound("No such bot.", field="botId")
-    try:
-        await _managed_server(uow, principal, row.server_id)
-    except (NotFound, PermissionDenied) as error:
-        raise NotFound("No such bot.", field="botId") from error
+    if await or_none(_managed_server(uow, principal.user_id, row.server_id)) is None:
+        raise NotFound("No such bot.", field="botId")  # a bot is seen only by its server's managers
     return row
 
 
@@ -153,7 +156,6 @@ async def revoke_token(uow: UnitOfWork, principal: Principal, bot_id: int) -> Bo
 
 async def bots_of(uow: UnitOfWork, user_id: int | None, server_id: int) -> list[BotRow] | None:
     """A server's bots, for its managers (Manage Server); None for anyone else."""
-    found = await access.server_access(await uow.for_entity(server_id), server_id, user_id)
-    if found is None or not found.is_member or not found.has(Permission.MANAGE_SERVER):
+    if await or_none(_managed_server(uow, user_id, server_id)) is None:
         return None
     return await repository.bots_of_server(uow.directory(), server_id)

@@ -23,8 +23,8 @@ from subgraphs.kernel.errors import (
     BeepGraphQLError,
     ConflictError,
     ErrorCode,
+    ForbiddenError,
     NotFoundError,
-    PermissionError,
     TopLevelCode,
     ValidationError,
     error_types,
@@ -242,10 +242,10 @@ def _camel(part: str | int) -> str:
 
 
 CreateWebhookResult = Annotated[
-    WebhookSecret | ValidationError | NotFoundError | PermissionError, strawberry.union("CreateWebhookResult")
+    WebhookSecret | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CreateWebhookResult")
 ]
 UpdateWebhookResult = Annotated[
-    Webhook | ValidationError | NotFoundError | PermissionError, strawberry.union("UpdateWebhookResult")
+    Webhook | ValidationError | NotFoundError | ForbiddenError, strawberry.union("UpdateWebhookResult")
 ]
 RegenerateWebhookTokenResult = Annotated[
     WebhookSecret | ValidationError | NotFoundError, strawberry.union("RegenerateWebhookTokenResult")
@@ -258,7 +258,7 @@ ExecuteWebhookResult = Annotated[
     strawberry.union("ExecuteWebhookResult"),
 ]
 CreateBotResult = Annotated[
-    BotSecret | ValidationError | NotFoundError | PermissionError | ConflictError,
+    BotSecret | ValidationError | NotFoundError | ForbiddenError | ConflictError,
     strawberry.union("CreateBotResult"),
 ]
 BotTokenResult = Annotated[BotSecret | ValidationError | NotFoundError, strawberry.union("BotTokenResult")]
@@ -328,7 +328,7 @@ class Mutation:
             )
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(
@@ -356,7 +356,7 @@ class Mutation:
             return Webhook.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
         )
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -461,7 +461,7 @@ class Mutation:
             return BotSecret(bot=Bot.from_row(created.row), token=created.token)
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, PermissionError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)

@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access, audit
+from subgraphs.kernel import audit
 from subgraphs.kernel.access import ChannelAccess
+from subgraphs.kernel.access_checks import READ, access_channel, or_none
 from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     AuthenticationFailed,
     ErrorCode,
     NotFound,
-    PermissionDenied,
     ValidationFailed,
 )
 from subgraphs.kernel.permissions import Permission
@@ -74,13 +74,21 @@ def _avatar(raw: str | None, field: str = "avatarUrl") -> str | None:
         raise ValidationFailed(problem.message, code=problem.code, field=field) from problem
 
 
+NEED_MANAGE_WEBHOOKS = "You need Manage Webhooks in this channel."
+
+
+async def access_webhooks_channel(
+    uow: UnitOfWork, user_id: int | None, channel_id: int, field: str = "channelId"
+) -> ChannelAccess:
+    """A channel where the user holds Manage Webhooks; "not found" when they cannot see it."""
+    return await access_channel(
+        uow, user_id, channel_id, needs=Permission.MANAGE_WEBHOOKS, refusal=NEED_MANAGE_WEBHOOKS, field=field
+    )
+
+
 async def _managed_channel(uow: UnitOfWork, user_id: int, channel_id: int, field: str) -> ChannelAccess:
-    """A text channel where the user holds Manage Webhooks; "not found" when they cannot see it."""
-    channel = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-    if channel is None or not channel.can_view:
-        raise NotFound("No such channel.", field=field)
-    if not channel.has(Permission.MANAGE_WEBHOOKS):
-        raise PermissionDenied("You need Manage Webhooks in this channel.", field=field)
+    """A text channel where the user holds Manage Webhooks (its kind checked after the permission)."""
+    channel = await access_webhooks_channel(uow, user_id, channel_id, field)
     if channel.kind != "TEXT":
         raise ValidationFailed("Webhooks post in text channels only.", field=field)
     return channel
@@ -92,43 +100,36 @@ async def managed_channel_or_none(
     """The channel's access if the user may manage its webhooks; None for missing and forbidden alike."""
     if user_id is None:
         return None
-    channel = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-    if channel is None or not channel.can_view or not channel.has(Permission.MANAGE_WEBHOOKS):
-        return None
-    return channel
+    return await or_none(access_webhooks_channel(uow, user_id, channel_id))
 
 
 async def can_read(uow: UnitOfWork, user_id: int | None, channel_id: int) -> bool:
     """Whether the user may read the channel's messages (to resolve a posted message for them)."""
     if user_id is None:
         return False
-    channel = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-    return channel is not None and channel.can_view and channel.has(Permission.READ_MESSAGE_HISTORY)
+    return await or_none(access_channel(uow, user_id, channel_id, seen_with=READ)) is not None
 
 
 async def webhooks_of_channel(uow: UnitOfWork, channel_id: int) -> list[WebhookRow]:
     return await repository.webhooks_of_channel(await uow.for_entity(channel_id), channel_id)
 
 
-async def managed_webhook(uow: UnitOfWork, user_id: int | None, webhook_id: int) -> WebhookRow | None:
-    """A live webhook the user manages (Manage Webhooks in its channel); None for missing and forbidden."""
-    if user_id is None:
-        return None
-    session = await uow.for_entity(webhook_id)
-    row = await repository.webhook_by_id(session, webhook_id)
+async def access_webhook(uow: UnitOfWork, user_id: int | None, webhook_id: int) -> WebhookRow:
+    """A live webhook the user manages (Manage Webhooks in its channel); "No such webhook." for missing
+    and forbidden alike (a webhook is seen only by its managers)."""
+    row = await repository.webhook_by_id(await uow.for_entity(webhook_id), webhook_id)
     if row is None or row.deleted_at is not None:
-        return None
-    channel = await access.channel_access(session, row.channel_id, user_id)
-    if channel is None or not channel.can_view or not channel.has(Permission.MANAGE_WEBHOOKS):
-        return None
-    return row
-
-
-async def _require_managed(uow: UnitOfWork, principal: Principal, webhook_id: int) -> WebhookRow:
-    row = await managed_webhook(uow, principal.user_id, webhook_id)
-    if row is None:
+        raise NotFound("No such webhook.", field="id")
+    if await or_none(access_webhooks_channel(uow, user_id, row.channel_id)) is None:
         raise NotFound("No such webhook.", field="id")
     return row
+
+
+async def managed_webhook(uow: UnitOfWork, user_id: int | None, webhook_id: int) -> WebhookRow | None:
+    """`access_webhook` for a query: None for missing and forbidden."""
+    if user_id is None:
+        return None
+    return await or_none(access_webhook(uow, user_id, webhook_id))
 
 
 def _snapshot(row: WebhookRow) -> dict[str, Any]:
@@ -188,7 +189,7 @@ async def update_webhook(
 ) -> WebhookRow:
     """Change what is given: the name, the avatar (None or "" removes it), the channel (a text channel of
     the same server where the caller holds Manage Webhooks too)."""
-    row = await _require_managed(uow, principal, webhook_id)
+    row = await access_webhook(uow, principal.user_id, webhook_id)
     before = _snapshot(row)
     if name is not None:
         row.name = _name(name)
@@ -209,14 +210,14 @@ async def update_webhook(
 
 async def regenerate_token(uow: UnitOfWork, principal: Principal, webhook_id: int) -> WebhookWithToken:
     """A new secret; the old one stops working at once."""
-    row = await _require_managed(uow, principal, webhook_id)
+    row = await access_webhook(uow, principal.user_id, webhook_id)
     token, row.token_hash = new_token()
     await _audit(uow, principal, row, AuditAction.WEBHOOK_UPDATE, context={"token": "regenerated"})
     return WebhookWithToken(row, token)
 
 
 async def delete_webhook(uow: UnitOfWork, principal: Principal, webhook_id: int) -> WebhookRow:
-    row = await _require_managed(uow, principal, webhook_id)
+    row = await access_webhook(uow, principal.user_id, webhook_id)
     row.deleted_at = datetime.now(UTC)
     await _audit(uow, principal, row, AuditAction.WEBHOOK_DELETE, before=_snapshot(row))
     return row

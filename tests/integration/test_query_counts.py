@@ -73,16 +73,43 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def counted(
+def executed(
     base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
-) -> tuple[dict, int]:
+) -> tuple[dict, list[str]]:
+    """The answer and the SQL statements the request ran."""
     counter = StatementCounter()
     event.listen(Engine, "before_cursor_execute", counter)
     try:
         data = post(base_url, subgraph, query, variables, token)
     finally:
         event.remove(Engine, "before_cursor_execute", counter)
-    return data, len(counter.statements)
+    return data, counter.statements
+
+
+def counted(
+    base_url: str, subgraph: str, query: str, variables: dict[str, object], token: str | None = None
+) -> tuple[dict, int]:
+    data, statements = executed(base_url, subgraph, query, variables, token)
+    return data, len(statements)
+
+
+def server_with_channel(base_url: str, token: str, name: str, **server: object) -> tuple[dict, dict]:
+    """A new server of the user's and a text channel in it (ids only)."""
+    created = post(
+        base_url,
+        "servers",
+        "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }",
+        {"input": {"name": name, **server}},
+        token,
+    )["createServer"]
+    channel = post(
+        base_url,
+        "channels",
+        "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }",
+        {"i": {"serverId": created["id"], "name": name.lower()}},
+        token,
+    )["createChannel"]
+    return created, channel
 
 
 def test_user_references_are_one_query_whatever_their_number(base_url: str) -> None:
@@ -160,13 +187,7 @@ def test_a_page_of_50_messages_with_authors_replies_and_reactions_is_constant(ba
     router resolves with one users `_entities` call: test_user_references_are_one_query_whatever...)"""
     token, _ = sign_up(base_url, "pager")
     other_token, other_id = sign_up(base_url, "reactor")
-    server = post(
-        base_url,
-        "servers",
-        "mutation($input: CreateServerInput!) { createServer(input: $input) { ... on Server { id } } }",
-        {"input": {"name": "Pages", "visibility": "PUBLIC"}},
-        token,
-    )["createServer"]
+    server, channel = server_with_channel(base_url, token, "Pages", visibility="PUBLIC")
     post(
         base_url,
         "servers",
@@ -174,13 +195,6 @@ def test_a_page_of_50_messages_with_authors_replies_and_reactions_is_constant(ba
         {"s": server["id"]},
         other_token,
     )
-    channel = post(
-        base_url,
-        "channels",
-        "mutation($i: CreateChannelInput!) { createChannel(input: $i) { ... on Channel { id } } }",
-        {"i": {"serverId": server["id"], "name": "pages"}},
-        token,
-    )["createChannel"]
     send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { ... on Message { id } } }"
     react = "mutation($m: ID!, $e: String!) { addReaction(messageId: $m, emoji: $e) { __typename } }"
     previous = None
@@ -258,3 +272,24 @@ def test_history_with_attachments_is_constant_in_page_size(base_url: str) -> Non
     # channel access (4), the outbox head (eventCursor), the page, the messages' visibility again
     # (1 + 4), their attachments (1)
     assert small_count == large_count <= 12
+
+
+def test_editing_a_message_computes_its_access_once(base_url: str) -> None:
+    """`access_message` hands the edit the access it checked: the channel's permissions are computed once
+    (the edit used to compute them a second time for its mentions)."""
+    token, _ = sign_up(base_url, "editor")
+    _server, channel = server_with_channel(base_url, token, "Edits")
+    sent = post(
+        base_url,
+        "messages",
+        "mutation($i: SendMessageInput!) { sendMessage(input: $i) { ... on Message { id } } }",
+        {"i": {"channelId": channel["id"], "content": "first"}},
+        token,
+    )["sendMessage"]
+    edit = "mutation($i: EditMessageInput!) { editMessage(input: $i) { ... on Message { content } } }"
+    data, statements = executed(
+        base_url, "messages", edit, {"i": {"id": sent["id"], "content": "second"}}, token
+    )
+    assert data["editMessage"] == {"content": "second"}
+    # One access computation: one read of the channel's overwrites (the last of its four statements).
+    assert sum("channel_overwrites" in s for s in statements) == 1, statements

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from subgraphs.kernel import access
+from subgraphs.kernel.access_checks import access_server, or_none
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.messages import service
 from subgraphs.messages.search.backend import SearchBackend, SearchHit
 from subgraphs.messages.search.documents import (
     MAX_MENTIONS_FILTER,
@@ -120,15 +120,14 @@ async def searchable_channels(
     uow: UnitOfWork, user_id: int, server_id: int, channel_id: int | None
 ) -> set[int] | None:
     """The channels of the server the user may search (view + read history); None unless a member."""
-    session = await uow.for_entity(server_id)
-    server = await access.server_access(session, server_id, user_id)
-    if server is None or not server.is_member:
+    if await or_none(access_server(uow, user_id, server_id)) is None:
         return None
+    session = await uow.for_entity(server_id)
     visible = await access.visible_channels_of_server(session, server_id, user_id)
     if channel_id is not None:
         visible &= {channel_id}
     found = await access.channel_accesses(session, sorted(visible), user_id)
-    return {cid for cid, channel in found.items() if service.readable(channel)}
+    return {cid for cid, channel in found.items() if channel.can_read}
 
 
 async def search_messages(

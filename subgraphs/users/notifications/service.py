@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from subgraphs.kernel import access
+from subgraphs.kernel.access_checks import access_channel, access_server
 from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.uow import UnitOfWork
 from subgraphs.users.notifications import repository, rules
@@ -89,19 +90,13 @@ async def scope_of(uow: UnitOfWork, user_id: int, server_id: int | None, channel
     """The scope named by these ids, if the user may set anything there: a server they are a member of,
     a channel or folder they can view. Missing and hidden are the same NOT_FOUND."""
     if channel_id is not None:
-        channel = await access.channel_access(await uow.for_entity(channel_id), channel_id, user_id)
-        if (
-            channel is None
-            or not channel.can_view
-            or (server_id is not None and channel.server.server_id != server_id)
-        ):
-            raise NotFound("No such channel.", field="channelId")
+        channel = await access_channel(uow, user_id, channel_id)
+        if server_id is not None and channel.server.server_id != server_id:
+            raise NotFound("No such channel.", field="channelId")  # as if missing: not in that server
         kind = FOLDER_SCOPE if channel.kind == "FOLDER" else "CHANNEL"
         return Scope(kind, channel_id, channel.server.server_id)
     if server_id is not None:
-        server = await access.server_access(await uow.for_entity(server_id), server_id, user_id)
-        if server is None or not server.is_member:
-            raise NotFound("No such server.", field="serverId")
+        await access_server(uow, user_id, server_id)
         return Scope("SERVER", server_id, server_id)
     return Scope("GLOBAL", GLOBAL_SCOPE, None)
 
