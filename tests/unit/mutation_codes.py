@@ -168,10 +168,54 @@ def _read() -> Program:
     return program
 
 
+# The access checks (kernel/access_checks.py, and messages' `access_message` built the same way) raise by
+# their arguments, not by their body: NOT_FOUND always; FORBIDDEN with `needs`, or with `kinds` but no
+# `wrong_kind`; INVALID_INPUT with `kinds` and a `wrong_kind`. Read at each call instead of followed.
+# A call under `or_none(…)` (a query's form: it turns NOT_FOUND and FORBIDDEN into null) is not read or
+# followed at all: the checks and their wrappers raise nothing else.
+ACCESS_CHECKS = {
+    *(
+        f"subgraphs.kernel.access_checks:{name}"
+        for name in (
+            "access_channel",
+            "check_channel",
+            "access_channel_to_send",
+            "access_server",
+            "check_server",
+        )
+    ),
+    "subgraphs.messages.service:access_message",
+}
+
+
+def _access_codes(call: ast.Call) -> set[str]:
+    given = {kw.arg for kw in call.keywords}
+    codes = {"NOT_FOUND"}
+    if "needs" in given:
+        codes.add("FORBIDDEN")
+    if "kinds" in given:
+        codes.add("INVALID_INPUT" if "wrong_kind" in given else "FORBIDDEN")
+    return codes
+
+
 def _summarise(program: Program, module: Module, function: Function, methods: dict[str, list[str]]) -> None:
     cls = function.name.split(".")[0] if "." in function.name else None
     called_attributes = {id(n.func) for n in ast.walk(function.node) if isinstance(n, ast.Call)}
+    calls = [n for n in ast.walk(function.node) if isinstance(n, ast.Call)]
+    guarded = {
+        id(arg)
+        for n in calls
+        if getattr(n.func, "id", getattr(n.func, "attr", "")) == "or_none"
+        for arg in n.args
+    }
+    checks = {id(n.func): n for n in calls if _target(program, module, cls, n.func) in ACCESS_CHECKS}
+    for call in checks.values():
+        if id(call) not in guarded:
+            function.codes |= _access_codes(call)
+    skipped = set(checks) | {id(n.func) for n in calls if id(n) in guarded}
     for node in ast.walk(function.node):
+        if id(node) in skipped:
+            continue  # an access check, read above by its arguments; or a call under `or_none`
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)
