@@ -79,7 +79,7 @@ def _tenants(settings: Settings, args: argparse.Namespace) -> int:
 def _search(settings: Settings, args: argparse.Namespace) -> int:
     """`beep search reindex --channel ID | --server ID`: rebuild documents from the messages table."""
     from db.ids import configure_logical_shards, parse_id
-    from subgraphs.kernel.runtime import Runtime
+    from subgraphs.kernel.web.runtime import Runtime
     from subgraphs.messages.search.backends import backend_for
     from subgraphs.messages.search.indexer import reindex, server_of_channel
 
@@ -117,7 +117,7 @@ KEEP_ALIVE_SECONDS = 75
 def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     from beep.registry import all_definitions, definition
     from beep.worker import running_worker
-    from subgraphs.kernel.app import configure_process, create_app
+    from subgraphs.kernel.web.app import configure_process, create_app
 
     try:
         if name == "all":  # the embedded mode: the worker (outbox relay) runs in this process too
@@ -141,7 +141,7 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
 
 def _work(settings: Settings, host: str, port: int) -> None:
     from beep.worker import create_worker_app
-    from subgraphs.kernel.app import configure_process
+    from subgraphs.kernel.web.app import configure_process
 
     configure_process(settings, "worker")
     uvicorn.run(create_worker_app(settings, port), host=host, port=port, log_config=None, lifespan="on")

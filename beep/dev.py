@@ -19,8 +19,8 @@ from beep.router import router_env, start_router, wait_ready
 from beep.worker import running_worker
 from db.engines import Database
 from db.migrate import upgrade
-from subgraphs.kernel.app import configure_process, create_app
 from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings, UnusableSettings
+from subgraphs.kernel.web.app import configure_process, create_app
 
 
 def embedded_subgraph_urls(host: str, port: int) -> dict[str, str]:

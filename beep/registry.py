@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from subgraphs.kernel.app import SubgraphDefinition
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
+from subgraphs.kernel.web.app import SubgraphDefinition
 
 
 def definition(name: str) -> SubgraphDefinition:

@@ -22,11 +22,13 @@ from starlette.routing import Route
 
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
-from subgraphs.kernel import metrics, outbox, presence
-from subgraphs.kernel.outbox_metrics import OutboxGauges
-from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel import metrics
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.outbox_metrics import OutboxGauges
+from subgraphs.kernel.events.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web import presence
+from subgraphs.kernel.web.runtime import Runtime
 from subgraphs.messages.link_previews import LinkPreviewer
 from subgraphs.messages.search.backends import backend_for
 from subgraphs.messages.search.indexer import SearchIndexer
@@ -70,7 +72,7 @@ def build_relay(runtime: Runtime, owner: str | None = None) -> OutboxRelay:
 
 
 def sweep_presence(runtime: Runtime) -> Coroutine[None, None, None]:
-    """Announces offline the users whose process died (kernel/presence.py), three times per expiry."""
+    """Announces offline the users whose process died (kernel/web/presence.py), three times per expiry."""
 
     async def announce_offline(user_id: int) -> None:
         async with runtime.database.directory_session() as session:
@@ -94,7 +96,7 @@ def prune_notifications(runtime: Runtime) -> Coroutine[None, None, None]:
 async def running_worker(runtime: Runtime, port: int | None = None) -> AsyncIterator[asyncio.Task[None]]:
     """Runs the relay in the background for the duration of the block (restarting it if it fails), and
     beside it the presence sweep and the notifications' retention. The outbox's backlog and lag are
-    read into /metrics when it is scraped (kernel/outbox_metrics.py)."""
+    read into /metrics when it is scraped (kernel/events/outbox_metrics.py)."""
     gauges = OutboxGauges(runtime.database, [], [])
     remove_refresher = metrics.add_refresher(gauges.refresh)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from beep.router import ROOT, wait_ready
 from bench.load import Gql, closed_loop, pooled_client
 from bench.procs import CpuMeter
-from subgraphs.kernel import internal
+from subgraphs.kernel.web import internal
 from tests.harness.ports import free_port
 from tests.integration.flows import SIGN_UP
 
@@ -48,7 +48,7 @@ SECRET = secrets.token_urlsafe(32)  # both processes' internal secret; requests 
 INTERNAL = {internal.CALLER_HEADER: internal.caller_credential(SECRET)}
 PLAIN = "import sys; from beep.cli import main; main(sys.argv[1:])"
 CACHED = (
-    "import sys; import subgraphs.kernel.extensions as x; from strawberry.extensions import ParserCache, "
+    "import sys; import subgraphs.kernel.web.extensions as x; from strawberry.extensions import ParserCache, "
     "ValidationCache; base = x.schema_extensions; "
     "x.schema_extensions = lambda: [*base(), ParserCache(maxsize=256), ValidationCache(maxsize=256)]; "
     "from beep.cli import main; main(sys.argv[1:])"

@@ -7,7 +7,7 @@ What it does, as the plugin does: accepts graphql-transport-ws sockets (the clie
 subgraphs' own TokenVerifier), asks the owner subgraph once per batch of subscribers whether they may
 receive the stream (`/internal/live-access`, signed), shares one upstream subscription per operation key
 (printed document, operation name, variables) to the messages subgraph (the caller credential on the
-upgrade, a fan-out credential for the first subscriber in connection_init: kernel/internal.py), renders
+upgrade, a fan-out credential for the first subscriber in connection_init: kernel/web/internal.py), renders
 each event once and writes one frame per socket with that socket's subscription id, through a bounded
 per-socket queue (a socket BUFFER frames behind is closed).
 
@@ -47,7 +47,6 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from subgraphs.kernel import internal
 from subgraphs.kernel.auth import (
     InvalidToken,
     JwksCache,
@@ -55,6 +54,7 @@ from subgraphs.kernel.auth import (
     bearer_token,
     connection_authorization,
 )
+from subgraphs.kernel.web import internal
 
 log = logging.getLogger("beep.fanout_spike")
 PROTOCOL = Subprotocol("graphql-transport-ws")

@@ -8,14 +8,14 @@
 // touches a field the schema marks `@viewerDependent`, the user otherwise.
 //
 // The gateway never decides access itself. The subgraph that owns the subscription field answers "who
-// of these users may receive it" (`POST <subgraph>/internal/live-access`, kernel/live_access.py): at
+// of these users may receive it" (`POST <subgraph>/internal/live-access`, kernel/web/live_access.py): at
 // subscribe time, for every socket of a stream when one of its servers announces an access change (the
 // subgraph's `/internal/access-changes` feed), and every BEEP_FANOUT_RECHECK_SECONDS as a second line.
 // A socket that loses access gets its error (FORBIDDEN, or NOT_FOUND once the channel is gone) and
 // completes. A field whose subgraph declares no check is executed once per subscriber, as before.
 //
 // The stream runs as one of its subscribers: a fan-out credential for that user, signed with the
-// deployment's internal secret (kernel/internal.py), which clients cannot present (the JWT plugin
+// deployment's internal secret (kernel/web/internal.py), which clients cannot present (the JWT plugin
 // takes only `Bearer`). If that user leaves or loses access, the stream reopens as another subscriber
 // from its last cursor. A client that subscribes with `after` first gets what it missed from its own
 // execution (its own token), then joins the shared stream at the first event seen both ways: no gap,
@@ -32,7 +32,7 @@
 // object type (a new union member would break every existing selection); a graphql-transport-ws message
 // of a new type would make standard clients close the socket (4400). Without the opt-in, nothing changes.
 // Per socket: one joining a live shared stream is live at once; one starting a stream (or joining one
-// that is not live yet) when the upstream is, which the subgraph announces (kernel/live_signal.py: every
+// that is not live yet) when the upstream is, which the subgraph announces (kernel/web/live_signal.py: every
 // stream's upstream asks for it); an unshared subscription asks its subgraph only when its client did.
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';

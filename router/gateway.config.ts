@@ -495,7 +495,7 @@ function useJsonDepthLimit(): GatewayPlugin {
 // gateway, also cuts every body at 25,000,000 bytes (its default, which the gateway does not expose), so
 // values past that have no effect. A browser can send
 // multipart/form-data cross-site without a CORS preflight (an HTML form can), so a multipart request must
-// carry one of PREFLIGHT_HEADERS, which a form cannot set; subgraphs check the same (kernel/app.py).
+// carry one of PREFLIGHT_HEADERS, which a form cannot set; subgraphs check the same (kernel/web/app.py).
 // Any other POST body (a JSON GraphQL request: at most 2,000 tokens and a message's variables) declared
 // larger than BEEP_ROUTER_MAX_JSON_BYTES (1 MiB) is refused before it is read. A body that arrives more
 // slowly than BEEP_ROUTER_REQUEST_TIMEOUT_SECONDS (60: a 20 MiB upload needs ~3 Mbit/s) allow for the

@@ -1,4 +1,4 @@
-// The internal caller credential: subgraphs serve only Beep's own processes (subgraphs/kernel/internal.py,
+// The internal caller credential: subgraphs serve only Beep's own processes (subgraphs/kernel/web/internal.py,
 // InternalCallerGuard), and this router proves it is one on every request it sends them.
 //
 // `Beep-Internal: v1.<hex HMAC-SHA256(BEEP_INTERNAL_SECRET, "beep-internal-caller.v1")>`, on HTTP fetches

@@ -97,7 +97,7 @@ export interface TraceCarrier {
   /** The upstream result being handled is the subgraph's live signal (fanout.ts, docs/live-signal.md). */
   live?: boolean;
 }
-/** The subgraph's mark on its live-signal answer (kernel/live_signal.py), taken out with the trace context. */
+/** The subgraph's mark on its live-signal answer (kernel/web/live_signal.py), taken out with the trace context. */
 export const UPSTREAM_LIVE = 'beepLive';
 /** Marks the fan-out tier's listeners: what they deliver is covered by their shared stream's span. */
 export const SHARED_DELIVERY = Symbol('beep.sharedDelivery');

@@ -7,12 +7,12 @@ The journal (`tenant_moves`) says where a move is; every step can be re-run:
    tenant, so they keep landing on the source copy.
 2. The tenant's rows are copied to the target shard (bulk, then a catch-up pass), without locks.
 3. The switch: the tenant's `servers` row is locked FOR UPDATE on the source. Every write transaction of
-   the tenant takes a shared lock on that row and checks `moved_to` (kernel/access.py), so from here no
-   write of the tenant commits on the source. Under the lock: what changed since the copy is synced,
+   the tenant takes a shared lock on that row and checks `moved_to` (kernel/tenancy/access.py), so from here
+   no write of the tenant commits on the source. Under the lock: what changed since the copy is synced,
    both copies are compared table by table (keys and row digests), the target commits, then the source
    is fenced (`moved_to`) and commits, then the directory commits the relocations, `tenants.shard` and
    SWITCHED. Writers that waited on the lock see `moved_to`, roll back and retry on the target
-   (kernel/mutations.py). The pause is the length of this step.
+   (kernel/web/mutations.py). The pause is the length of this step.
 4. After another refresh interval (a reader that located the tenant just before the switch reads the old,
    consistent copy meanwhile), the source rows are deleted in batches and the move is DONE.
 

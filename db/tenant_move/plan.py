@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from db.base import SHARD_SCHEMA
 
 TENANT_TABLE = "servers"
-# Not tenant data: the shard's event log stays behind and is relayed from here (kernel/outbox.py).
+# Not tenant data: the shard's event log stays behind and is relayed from here (kernel/events/outbox.py).
 IGNORED_TABLES = frozenset(
     {"alembic_version", "outbox", "outbox_relay", "outbox_consumers"}
     # SQLite's FTS5 index of search documents (s0080) and its shadow tables: triggers fill it from

@@ -5,9 +5,9 @@ from __future__ import annotations
 from subgraphs.channels.loaders import build_loaders
 from subgraphs.channels.schema import schema
 from subgraphs.channels.voice_service import check_voice_settings, internal_routes
-from subgraphs.kernel.app import SubgraphDefinition
-from subgraphs.kernel.live_access import StateStream, channel_members_holding
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.web.app import SubgraphDefinition
+from subgraphs.kernel.web.live_access import StateStream, channel_members_holding
 
 VIEW_LOST = "You can no longer view this channel."
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events.catalogue import Event
 
 if TYPE_CHECKING:
     from media.voice.room import ParticipantState

@@ -1,4 +1,4 @@
-"""One subscriber's live streams of a channel (kernel/streams.py): its member list, its voice call."""
+"""One subscriber's live streams of a channel (kernel/web/streams.py): its member list, its voice call."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from media.voice.room import ParticipantState
 from subgraphs.channels import members, voice_service
 from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.channels.types import ChannelMemberEvent
-from subgraphs.kernel import access, streams
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import forbidden, not_found
-from subgraphs.kernel.events import Event, topic_for_channel, topic_for_server
+from subgraphs.kernel.events.catalogue import Event, topic_for_channel, topic_for_server
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.web import streams
+from subgraphs.kernel.web.context import BeepContext
 
 
 async def fresh_access(ctx: BeepContext[Any], channel_id: int) -> ChannelAccess | None:

@@ -9,10 +9,10 @@ from aiodataloader import DataLoader
 
 from subgraphs.channels import positions, repository
 from subgraphs.channels.models import ChannelRow, OverwriteRow
-from subgraphs.kernel import access
-from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from subgraphs.channels import events as channel_events
-from subgraphs.kernel import access
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import access_channel, or_none
-from subgraphs.kernel.events import AccessChanged, Event, PresenceChanged
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import AccessChanged, Event, PresenceChanged
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import access_channel, or_none
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import events as server_events
 
 SCAN_BATCH = 500  # members evaluated per query round while filling a page

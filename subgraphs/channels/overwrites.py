@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from subgraphs.channels import repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow, OverwriteRow
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.access_checks import check_channel
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.access_checks import check_channel
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 TARGET_KINDS = ("ROLE", "MEMBER")
 

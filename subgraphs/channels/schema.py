@@ -28,9 +28,7 @@ from subgraphs.channels.types import (
     Server,
 )
 from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubscription
-from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
@@ -40,11 +38,14 @@ from subgraphs.kernel.errors import (
     ValidationError,
     error_types,
 )
-from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, signed_in_mutation
-from subgraphs.kernel.permissions import IsAuthenticated, parse_permissions
+from subgraphs.kernel.tenancy import attachment_files
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated, parse_permissions
+from subgraphs.kernel.web import ratelimit, streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
 
 
 @strawberry.type

@@ -17,16 +17,16 @@ from db.ids import new_id
 from subgraphs.channels import overwrites, positions, repository
 from subgraphs.channels.events import ChannelCreated, ChannelDeleted, ChannelMoved, ChannelUpdated
 from subgraphs.channels.models import ChannelRow
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import access_server, check_channel
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import access_server, check_channel
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 
 KINDS = ("TEXT", "VOICE", "FOLDER")
 MAX_CHANNELS = 500  # per server, folders included

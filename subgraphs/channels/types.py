@@ -15,12 +15,12 @@ from subgraphs.channels.loaders import ChannelsLoaders
 from subgraphs.channels.models import ChannelRow, OverwriteRow
 from subgraphs.channels.service import MAX_CHANNELS
 from subgraphs.channels.voice_types import VoiceState
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most, page_of
-from subgraphs.kernel.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
-from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.pagination import PageInfo, decode_cursor, encode_cursor, page_info, page_size
 
 ChannelsInfo = Info[BeepContext[ChannelsLoaders], None]
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from subgraphs.channels import overwrites, repository
 from subgraphs.channels.events import ChannelPermissionsChanged
 from subgraphs.channels.models import ChannelRow
-from subgraphs.kernel import access
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_server
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 VIEW = Permission.VIEW_CHANNEL
 MAX_ROLES = 250  # a server's role limit

@@ -12,11 +12,11 @@ import logging
 from media.voice.errors import VoiceRefused
 from media.voice.node import Owner
 from subgraphs.channels.events import VoiceStatesChanged
-from subgraphs.kernel import access
-from subgraphs.kernel.events import Event, PresenceChanged, topic_for_channel, topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.runtime import Runtime
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import Event, PresenceChanged, topic_for_channel, topic_for_server
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.runtime import Runtime
 
 log = logging.getLogger("beep.voice")
 

@@ -15,9 +15,7 @@ from media.voice.sdp import MAX_MEDIA_LINES
 from subgraphs.channels import live, voice_service
 from subgraphs.channels.types import MAX_ROOM, ChannelsInfo
 from subgraphs.channels.voice_types import VoiceState
-from subgraphs.kernel import live_signal, ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ConflictError,
     ErrorCode,
@@ -28,8 +26,10 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.federation import at_most
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.mutations import error_codes, signed_in_mutation
-from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.web import live_signal, ratelimit, streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
 
 MAX_ICE = 10  # ICE servers offered, and URLs of each (a few STUN and TURN ones: configured, assumed)
 

@@ -19,9 +19,6 @@ from media.voice.node import INTERNAL_PATH, VoiceDirectory, internal_endpoint
 from media.voice.room import Answer, ParticipantState, VoiceConfig
 from subgraphs.channels import voice_guard
 from subgraphs.channels.events import VoiceStatesChanged
-from subgraphs.kernel import access
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import access_channel, or_none
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     Conflict,
@@ -31,12 +28,15 @@ from subgraphs.kernel.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from subgraphs.kernel.events import topic_for_channel
+from subgraphs.kernel.events.catalogue import topic_for_channel
 from subgraphs.kernel.leases import LeaseBusy
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.settings import Settings, UnusableSettings
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import access_channel, or_none
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
 
 log = logging.getLogger("beep.voice")
 

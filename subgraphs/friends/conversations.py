@@ -5,11 +5,11 @@ use and erased with the friendship; a group is erased when its last participant 
 
 Cross-context writes, as webhooks/bots.py does for bot members, in one place for both kinds
 (`create_tenant`, `add_members`, `remove_member`, `erase_tenant`): the server, member, @everyone role and
-channel rows are written through the kernel's shared light table references (kernel/tenant_tables.py,
-the ones kernel/access.py reads) in the tenant's shard, the tenant and its membership index through
+channel rows are written through the kernel's shared light table references (kernel/tenancy/tenant_tables.py,
+the ones kernel/tenancy/access.py reads) in the tenant's shard, the tenant and its membership index through
 db/tenants.py; erasing deletes the server row (every tenant row cascades from it, messages and their
 attachment rows too), the tenant row (cascading to the membership index and the conversation's row),
-records an attachment purge job (kernel/attachment_files.py) and announces the servers and channels
+records an attachment purge job (kernel/tenancy/attachment_files.py) and announces the servers and channels
 contexts' ChannelDeleted and ServerDeleted, on which live streams end and the search consumer drops the
 conversation's documents.
 """
@@ -28,13 +28,13 @@ from subgraphs.channels.events import ChannelDeleted
 from subgraphs.friends import repository
 from subgraphs.friends.events import DirectConversationOpened
 from subgraphs.friends.models import DirectConversationRow
-from subgraphs.kernel import access, attachment_files
-from subgraphs.kernel import tenant_tables as tables
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
-from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server, topic_for_user
+from subgraphs.kernel.tenancy import access, attachment_files
+from subgraphs.kernel.tenancy import tenant_tables as tables
+from subgraphs.kernel.tenancy.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.api import read_states_in
 from subgraphs.servers.events import ServerDeleted
 
@@ -137,7 +137,8 @@ async def remove_member(uow: UnitOfWork, server_id: int, user_id: int) -> None:
 
 
 async def set_owner(uow: UnitOfWork, server_id: int, owner_id: int) -> None:
-    """Keep the server row's owner (`Server.owner`) the group's; it grants nothing (kernel/access.py)."""
+    """Keep the server row's owner (`Server.owner`) the group's; it grants nothing
+    (kernel/tenancy/access.py)."""
     session = await uow.for_entity(server_id)
     await session.execute(
         sa.update(tables.servers).where(tables.servers.c.id == server_id).values(owner_id=owner_id)

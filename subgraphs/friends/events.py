@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events.catalogue import Event
 
 
 @dataclass(frozen=True)

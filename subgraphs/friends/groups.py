@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from subgraphs.friends import conversations, repository
 from subgraphs.friends.events import GroupConversationChanged
 from subgraphs.friends.models import GroupConversationRow
-from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import topic_for_user
-from subgraphs.kernel.ratelimit import Limit
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.events.catalogue import topic_for_user
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.ratelimit import Limit
+from subgraphs.kernel.web.validation import clean_text
 
 KIND = "GROUP_DM"
 SERVER_NAME = "Group conversation"  # the server row's; the group's own name is GroupConversationRow.name

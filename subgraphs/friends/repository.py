@@ -16,9 +16,9 @@ from subgraphs.friends.models import (
     FriendshipRow,
     GroupConversationRow,
 )
-from subgraphs.kernel import directory_tables
+from subgraphs.kernel.tenancy import directory_tables
 
-# The users context's table (kernel/directory_tables.py): usernames are how requests find people.
+# The users context's table (kernel/tenancy/directory_tables.py): usernames are how requests find people.
 _users = directory_tables.users
 
 

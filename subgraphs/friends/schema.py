@@ -29,9 +29,7 @@ from subgraphs.friends.events import (
 )
 from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.friends.models import DirectConversationRow, FriendRequestRow
-from subgraphs.kernel import attachment_files, ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
@@ -44,14 +42,17 @@ from subgraphs.kernel.errors import (
     ValidationError,
     error_types,
 )
-from subgraphs.kernel.events import Event, topic_for_user
-from subgraphs.kernel.extensions import schema_extensions
+from subgraphs.kernel.events.catalogue import Event, topic_for_user
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, signed_in_mutation
-from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import attachment_files
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web import ratelimit, streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
 T = TypeVar("T")

@@ -23,9 +23,9 @@ from subgraphs.friends.events import (
 from subgraphs.friends.models import BlockRow, FriendRequestRow, FriendshipRow
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import Event, topic_for_user
-from subgraphs.kernel.ratelimit import Limit
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import Event, topic_for_user
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.ratelimit import Limit
 
 MAX_FRIENDS = 1000
 MAX_OUTGOING_REQUESTS = 100

@@ -28,7 +28,7 @@ class Principal:
     expires_at: int
     locale: str | None = None  # the user's language setting, when the token carries it
     issuer: str | None = None
-    # Acting for this user on behalf of the router's fan-out tier (kernel/internal.py): the stream it
+    # Acting for this user on behalf of the router's fan-out tier (kernel/web/internal.py): the stream it
     # opens is shared by many sockets, so it is not the user's own connection (no presence).
     fanout: bool = False
 

@@ -1,4 +1,5 @@
-"""Errors: domain errors raised by services, their GraphQL shapes, and masking of the unexpected.
+"""Errors: domain errors raised by services, their GraphQL shapes, and the top-level errors (the masking
+of the unexpected: kernel/web/error_masking.py).
 
 Expected failures are part of the schema: a mutation returns a union of its success type and error types
 implementing `UserError { code message field }`. Failures that are not the caller's to handle in the UI
@@ -9,19 +10,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar, cast, overload
 
 import strawberry
-from graphql import GraphQLError, VariableDefinitionNode
-from strawberry.extensions import MaskErrors, SchemaExtension
+from graphql import GraphQLError
 
-from db.failures import database_unavailable
-from subgraphs.kernel.bus import BusInterrupted
 from subgraphs.kernel.i18n import translate
-from subgraphs.kernel.redis_client import redis_unavailable
-from subgraphs.kernel.wellformed import INVALID_TEXT, invalid_text_path
 
 log = logging.getLogger("beep.errors")
 
@@ -75,8 +70,9 @@ class ErrorCode(enum.Enum):
     NOT_OWNER = "NOT_OWNER"
 
 
-# Codes that travel together, for a mutation's `@error_codes(…)` (kernel/mutations.py): the rules of a text
-# input (kernel/validation.py `clean_text`) and the checks of an uploaded picture (kernel/uploads.py).
+# Codes that travel together, for a mutation's `@error_codes(…)` (kernel/web/mutations.py): the rules of a
+# text input (kernel/web/validation.py `clean_text`) and the checks of an uploaded picture
+# (kernel/web/uploads.py).
 TEXT_CODES = (ErrorCode.REQUIRED, ErrorCode.TOO_SHORT, ErrorCode.TOO_LONG, ErrorCode.INVALID_FORMAT)
 PICTURE_CODES = (
     ErrorCode.FILE_TOO_LARGE,
@@ -96,7 +92,8 @@ class TopLevelCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
     CURSOR_EXPIRED = "CURSOR_EXPIRED"  # resume older than the event retention: reload, then resume
-    # A limit on the operation's shape (depth, aliases, tokens: kernel/limits.py); the router's name for it.
+    # A limit on the operation's shape (depth, aliases, tokens: kernel/web/limits.py); the router's name for
+    # it.
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"  # more list items than one response may hold: ask for less
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -293,106 +290,3 @@ def not_found(message: str) -> BeepGraphQLError:
 
 def forbidden(message: str) -> BeepGraphQLError:
     return BeepGraphQLError(message, TopLevelCode.FORBIDDEN)
-
-
-def _is_expected(error: GraphQLError) -> bool:
-    original = error.original_error
-    if original is None:  # syntax and validation errors carry no exception
-        return True
-    return isinstance(original, GraphQLError) and bool((original.extensions or {}).get("code"))
-
-
-def _is_bad_request(error: GraphQLError, pre_execution: list[GraphQLError]) -> bool:
-    """An error about the request itself rather than a resolver: a variable value its type refuses
-    (`DateTime` "not-a-date", an Int beyond 32 bits; graphql-core names the variable's definition), or
-    a literal refused while parsing or validating the document. Either way the sender's to fix."""
-    if error.path is not None or error.original_error is None:
-        return False
-    if any(isinstance(node, VariableDefinitionNode) for node in error.nodes or ()):
-        return True
-    return any(error is seen for seen in pre_execution)
-
-
-class MaskUnexpectedErrors(MaskErrors):
-    """Hides bugs' details from clients (logged with a stack trace instead), keeping the error code.
-    Errors in the request itself (see `_is_bad_request`) are the caller's: BAD_USER_INPUT, never masked."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            should_mask_error=lambda e: not _is_expected(e), error_message="Internal server error"
-        )
-
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        # MaskErrors' own loop (a private hook), with the request's errors set apart: should_mask_error
-        # sees one error, and telling them apart needs the operation's pre-execution errors too.
-        pre_execution = list(self.execution_context.pre_execution_errors or ())
-        return [
-            _as_bad_input(error)
-            if _is_bad_request(error, pre_execution)
-            else self.anonymise_error(error)
-            if self.should_mask_error(error)
-            else error
-            for error in errors
-        ]
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if original is not None and database_unavailable(original):
-            # A failover or a restart in progress: the client's cue to retry, not a bug.
-            log.warning(
-                "database unavailable", extra={"path": list(error.path or []), "error": repr(original)}
-            )
-            return GraphQLError(
-                "The database is unavailable for a moment: try again.",
-                nodes=error.nodes,
-                path=error.path,
-                extensions={"code": TopLevelCode.UNAVAILABLE.value},
-            )
-        if original is not None and (redis_unavailable(original) or isinstance(original, BusInterrupted)):
-            # Redis lost or failing over: a live stream without a cursor to resume from ends here too.
-            log.warning("redis unavailable", extra={"path": list(error.path or []), "error": repr(original)})
-            return GraphQLError(
-                "The event bus is unavailable for a moment: try again (resume a stream from its cursor).",
-                nodes=error.nodes,
-                path=error.path,
-                extensions={"code": TopLevelCode.UNAVAILABLE.value},
-            )
-        log.error(
-            "unexpected error in resolver",
-            exc_info=(type(original), original, original.__traceback__) if original else None,
-            extra={"path": list(error.path or [])},
-        )
-        masked = super().anonymise_error(error)
-        masked.message = translate(masked.message, code=TopLevelCode.INTERNAL_SERVER_ERROR.value)
-        masked.extensions = {"code": TopLevelCode.INTERNAL_SERVER_ERROR.value}
-        return masked
-
-
-def _as_bad_input(error: GraphQLError) -> GraphQLError:
-    if (error.extensions or {}).get("code"):
-        return error
-    return GraphQLError(
-        error.message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        extensions={"code": TopLevelCode.BAD_USER_INPUT.value},
-    )
-
-
-class RefuseInvalidText(SchemaExtension):
-    """Variables holding a lone UTF-16 surrogate (`"\\ud800"` in the JSON) or a NUL are refused before
-    parsing: no Unicode text can hold the first, PostgreSQL no NUL, so storing or comparing them could only
-    fail later, as a server error (kernel/wellformed.py)."""
-
-    def on_parse(self) -> Iterator[None]:
-        variables = self.execution_context.variables or {}
-        for name, value in variables.items():
-            path = invalid_text_path(value)
-            if path is not None:
-                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-                raise bad_user_input(
-                    f"Variable ${name}{where} holds {INVALID_TEXT}.",
-                    argument=name,
-                )
-        yield

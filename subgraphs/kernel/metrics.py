@@ -8,7 +8,7 @@ Labels are bounded by the code or the configuration, never by data:
 - `subgraph`: the six subgraph names; `operation_type`: query, mutation, subscription (or unknown when
   the document did not parse); `outcome`: ok, user_error (an expected error with a code: bad input,
   forbidden, rate limited...), server_error (a masked unexpected error).
-- `limit`: the rate limits' names (kernel/ratelimit.py and the sign-in throttle).
+- `limit`: the rate limits' names (kernel/web/ratelimit.py and the sign-in throttle).
 - `database`: directory, or physical-N (the position of the database's URL in the shard map).
 - `store`: directory or a logical shard's number (at most BEEP_LOGICAL_SHARDS values);
   `consumer`: the durable consumers this distribution ships.
@@ -52,7 +52,7 @@ log = logging.getLogger("beep.metrics")
 # does not need them (it sees resets on its own).
 disable_created_metrics()
 
-SUBGRAPH_STATE_KEY = "beep_subgraph"  # set on the request's scope by the subgraph app (kernel/app.py)
+SUBGRAPH_STATE_KEY = "beep_subgraph"  # set on the request's scope by the subgraph app (kernel/web/app.py)
 INTERNAL_ERROR_CODE = "INTERNAL_SERVER_ERROR"
 
 # Latency buckets of a chat API: most operations take milliseconds; 10 s is a timeout in all but name.
@@ -79,7 +79,7 @@ EVENTS_DELIVERED = Counter(
 )
 SUBSCRIBER_OVERFLOWS = Counter(
     "beep_bus_subscriber_overflows_total",
-    "Subscriptions cut off because they fell too far behind their events (kernel/bus.py QUEUE_LIMIT).",
+    "Subscriptions cut off because they fell too far behind their events (kernel/events/bus.py QUEUE_LIMIT).",
 )
 EVENTS_RELAYED = Counter("beep_outbox_events_relayed_total", "Outbox events the relay published on the bus.")
 RATE_LIMIT_HITS = Counter(

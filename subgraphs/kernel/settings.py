@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     mode: Literal["embedded", "full"] = "embedded"
     # A mutation returning an error code it does not declare fails instead of only logging it
-    # (kernel/mutations.py `DeclaredErrors`); the test harness turns it on.
+    # (kernel/web/mutations.py `DeclaredErrors`); the test harness turns it on.
     strict_errors: bool = False
     data_dir: Path = Path("var")
 
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     port: int = 4100
     router_port: int = 4000
     allowed_origins: str = ""  # comma-separated browser origins allowed to open subgraph WebSockets
-    # Each subgraph's own limits (kernel/limits.py), a little above the router's (depth 12, 2,000 tokens,
+    # Each subgraph's own limits (kernel/web/limits.py), a little above the router's (depth 12, 2,000 tokens,
     # 30 aliases: a subgraph's share of an operation gains `_entities`, keys and __typename), so that a
     # request reaching a subgraph anyway cannot exhaust its memory. Past one: GRAPHQL_VALIDATION_FAILED;
     # past the response budget (list items in one response, counted while they are completed):
@@ -148,7 +148,8 @@ class Settings(BaseSettings):
     # their download URLs live this long (plus up to a minute of rounding).
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     attachment_url_ttl_seconds: int = Field(default=300, ge=30, le=3600)
-    # How often each messages process runs purge jobs left behind (kernel/attachment_files.py); 0: never.
+    # How often each messages process runs purge jobs left behind (kernel/tenancy/attachment_files.py); 0:
+    # never.
     attachment_sweep_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     # Webhooks: executions per webhook per window (Discord's bucket is 5 per 2 s); bot access tokens'
@@ -182,7 +183,7 @@ class Settings(BaseSettings):
     voice_node_url: str = ""
     voice_internal_secret: str = ""
     # Signs what Beep's own processes say to each other: the router's fan-out tier asking the subgraphs
-    # who may receive a shared stream, and the credential it opens that stream with (kernel/internal.py).
+    # who may receive a shared stream, and the credential it opens that stream with (kernel/web/internal.py).
     # Every subgraph and router of a deployment holds the same value; empty: a random one is kept in
     # <data_dir>/internal-secret (one machine: `beep dev`).
     internal_secret: str = ""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from subgraphs.kernel.app import SubgraphDefinition
-from subgraphs.kernel.attachment_files import sweeper
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.tenancy.attachment_files import sweeper
+from subgraphs.kernel.web.app import SubgraphDefinition
+from subgraphs.kernel.web.runtime import Runtime
 from subgraphs.messages.live import message_events_access
 from subgraphs.messages.loaders import build_loaders
 from subgraphs.messages.schema import schema

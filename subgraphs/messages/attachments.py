@@ -23,11 +23,7 @@ from starlette.datastructures import UploadFile
 from db.ids import new_id
 from media.attachments import MAX_FILES, Attachments, StoredAttachment, attachment_scope
 from media.errors import MediaError
-from subgraphs.kernel import attachment_files
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import access_channel
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     DomainError,
     ErrorCode,
@@ -36,9 +32,13 @@ from subgraphs.kernel.errors import (
     UserError,
     ValidationFailed,
 )
-from subgraphs.kernel.mutations import run_in_transaction
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import attachment_files
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import access_channel
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.mutations import run_in_transaction
 from subgraphs.messages import repository, service
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
@@ -236,7 +236,8 @@ async def with_file_purge(
     errors: ErrorTypes[E],
 ) -> T | E:
     """Run a deletion of messages (`delete`, in the shard of the entity `locate` names) with a purge job
-    for their attachments' files, and run the job right after the commit (kernel/attachment_files.py)."""
+    for their attachments' files, and run the job right after the commit
+    (kernel/tenancy/attachment_files.py)."""
     jobs: list[int | None] = []
 
     async def operation() -> T:

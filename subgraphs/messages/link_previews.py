@@ -1,8 +1,8 @@
 """Link previews of messages: stored per message, produced after the send by the worker. (Discord calls
 them link embeds; Beep's `embeds` are the rich embeds webhooks and bots post, subgraphs/messages/embeds.py.)
 
-`LinkPreviewer` is a durable outbox consumer (kernel/relay.py): for each sent or edited message it finds
-the links (media/previews/providers.py), fetches their previews with the SSRF-safe fetcher, replaces the
+`LinkPreviewer` is a durable outbox consumer (kernel/events/relay.py): for each sent or edited message it
+finds the links (media/previews/providers.py), fetches their previews with the SSRF-safe fetcher, replaces the
 message's previews and announces `LinkPreviewsChanged` on the channel, so open clients update it live.
 No previews when the author lacks Embed Links in the channel (a server switches previews off by taking
 the permission from @everyone), when the message suppresses them, or when it changed since the event. A
@@ -29,12 +29,12 @@ from db.engines import Database
 from media.previews.metadata import Preview
 from media.previews.providers import links_to_preview
 from media.previews.service import PreviewService
-from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import EventBus
-from subgraphs.kernel.events import Event, topic_for_channel
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork, retrying_moves
+from subgraphs.kernel.events.bus import EventBus
+from subgraphs.kernel.events.catalogue import Event, topic_for_channel
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork, retrying_moves
 from subgraphs.messages.events import (
     LinkPreviewsChanged,
     LinkPreviewsRequested,

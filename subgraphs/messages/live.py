@@ -1,5 +1,5 @@
 """A channel's live message events: who may receive the shared `messageEvents` stream (the router's
-fan-out tier asks, kernel/live_access.py), and one subscriber's stream (kernel/streams.py)."""
+fan-out tier asks, kernel/web/live_access.py), and one subscriber's stream (kernel/web/streams.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 
 import strawberry
 
-from subgraphs.kernel import access, streams
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import forbidden, not_found
-from subgraphs.kernel.events import Event, topic_for_channel, topic_for_server
-from subgraphs.kernel.live_access import channel_members_holding
-from subgraphs.kernel.outbox import Cursor
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import Event, topic_for_channel, topic_for_server
+from subgraphs.kernel.events.outbox import Cursor
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web import streams
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.live_access import channel_members_holding
 from subgraphs.messages import events, link_previews
 from subgraphs.messages.loaders import MessagesLoaders
 from subgraphs.messages.types import (

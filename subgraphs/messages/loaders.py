@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from aiodataloader import DataLoader
 
 from media.previews.metadata import Preview
-from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import attachments, link_previews, mentions, reactions, repository
 from subgraphs.messages.models import AttachmentRow, MessageRow
 

@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import parse_id
-from subgraphs.kernel import access, directory_tables, tenant_tables
-from subgraphs.kernel.access import ChannelAccess
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy import access, directory_tables, tenant_tables
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.permissions import Permission
 
 MAX_USER_MENTIONS = 20  # distinct members pinged by one message
 

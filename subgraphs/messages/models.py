@@ -84,7 +84,7 @@ class AttachmentRow(ShardBase):
     """A file of a message (subgraphs/messages/attachments.py); media/ holds its bytes under `storage_key`.
 
     `message_id` is None while an upload waits to be attached (upload first, send later): such rows
-    belong to their uploader and expire after an hour (kernel/attachment_files.py)."""
+    belong to their uploader and expire after an hour (kernel/tenancy/attachment_files.py)."""
 
     __tablename__ = "attachments"
     __table_args__ = (

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from subgraphs.kernel.access_checks import READ, access_channel, or_none
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.events import topic_for_channel
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_channel
+from subgraphs.kernel.tenancy.access_checks import READ, access_channel, or_none
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service
 from subgraphs.messages.events import PinChanged
 from subgraphs.messages.models import MessageRow

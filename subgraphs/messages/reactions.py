@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.events import topic_for_channel
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_channel
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service
 from subgraphs.messages.events import ReactionChanged
 from subgraphs.messages.models import MessageRow, ReactionRow

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access
-from subgraphs.kernel.access_checks import READ, access_channel
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access_checks import READ, access_channel
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.models import MessageRow, ReadStateRow
 
 COUNT_CAP = 1000

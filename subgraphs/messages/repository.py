@@ -8,7 +8,7 @@ from typing import cast
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import directory_tables
+from subgraphs.kernel.tenancy import directory_tables
 from subgraphs.messages.models import MessageEditRow, MessageRow
 
 
@@ -75,7 +75,8 @@ async def delete_message(session: AsyncSession, message: MessageRow) -> None:
     await session.delete(message)
 
 
-# The friends context's blocks (directory), through the shared light reference (kernel/directory_tables.py).
+# The friends context's blocks (directory), through the shared light reference
+# (kernel/tenancy/directory_tables.py).
 _user_blocks = directory_tables.user_blocks
 
 

@@ -10,9 +10,7 @@ import strawberry
 from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
-from subgraphs.kernel import ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
@@ -23,14 +21,16 @@ from subgraphs.kernel.errors import (
     bad_user_input,
     error_types,
 )
-from subgraphs.kernel.extensions import schema_extensions
+from subgraphs.kernel.events.outbox import Cursor
 from subgraphs.kernel.federation import at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, signed_in_mutation
-from subgraphs.kernel.outbox import Cursor
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_info, page_size
-from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.web import ratelimit, streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
+from subgraphs.kernel.web.pagination import decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.messages import attachments, link_previews, live, pins, reactions, read_states, service
 from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttachmentResult
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput

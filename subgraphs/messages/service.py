@@ -10,9 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import access, outbox
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import (
+from subgraphs.kernel.auth import Principal
+from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.catalogue import topic_for_channel
+from subgraphs.kernel.events.outbox import Cursor
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import (
     READ,
     VIEW,
     Need,
@@ -23,13 +28,9 @@ from subgraphs.kernel.access_checks import (
     refused,
     sees,
 )
-from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
-from subgraphs.kernel.events import topic_for_channel
-from subgraphs.kernel.outbox import Cursor
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.messages import mentions, repository
 from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated, TypingStarted
 from subgraphs.messages.models import MessageEditRow, MessageRow
@@ -85,7 +86,7 @@ async def access_message(
     refusal_field: str | None = None,
 ) -> tuple[MessageRow, ChannelAccess]:
     """A message the viewer sees (its channel `seen_with`: READ by default) and may act on (`needs`, or
-    being its author with `or_own`), with their access to its channel (kernel/access_checks.py).
+    being its author with `or_own`), with their access to its channel (kernel/tenancy/access_checks.py).
     "No such message." for missing and hidden alike; `refusal` for the rest."""
     session = await uow.for_entity(message_id)
     message = await repository.message_by_id(session, message_id)
@@ -109,7 +110,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
     # instead of once by each of them; first, before the shard transaction holds a connection.
     async with uow.reading_directory() as directory:
         username = await mentions.username(directory, principal.user_id)
-    # One statement while the server's access version is unchanged (kernel/access_versions.py).
+    # One statement while the server's access version is unchanged (kernel/tenancy/access_versions.py).
     channel, channel_name = await access_channel_to_send(
         uow,
         principal.user_id,

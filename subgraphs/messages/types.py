@@ -13,10 +13,10 @@ from db.ids import parse_id
 from media.attachments import MAX_FILES
 from media.previews.metadata import Preview
 from media.previews.providers import MAX_LINKS
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
-from subgraphs.kernel.pagination import PageInfo, encode_cursor
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.pagination import PageInfo, encode_cursor
 from subgraphs.messages import embeds, markdown, mentions, service
 from subgraphs.messages.attachment_types import Attachment
 from subgraphs.messages.embed_types import Embed, WebhookAuthor

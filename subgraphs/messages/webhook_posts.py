@@ -23,9 +23,9 @@ from typing import Any
 
 from db.ids import new_id, parse_id
 from media.attachments import Attachments, StoredAttachment
-from subgraphs.kernel import access
 from subgraphs.kernel.errors import ErrorCode, NotFound
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import attachments, mentions, repository, service
 from subgraphs.messages import embeds as embed_rules
 from subgraphs.messages.embeds import PayloadProblem

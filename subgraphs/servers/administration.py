@@ -8,14 +8,14 @@ from sqlalchemy import delete
 
 from db.locator import Relocation
 from db.tenants import Tenant
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.servers import repository
 from subgraphs.servers.events import ServerDeleted, ServerUpdated
 from subgraphs.servers.models import ServerRow

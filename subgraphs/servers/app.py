@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.web.app import SubgraphDefinition
 from subgraphs.servers.live import server_events_access
 from subgraphs.servers.loaders import build_loaders
 from subgraphs.servers.schema import schema

@@ -13,9 +13,9 @@ import base64
 from dataclasses import dataclass
 
 from db.ids import parse_id
-from subgraphs.kernel import access
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.servers import repository
 from subgraphs.servers.models import ServerRow
 

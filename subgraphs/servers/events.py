@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events.catalogue import Event
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from subgraphs.kernel.permission_flags import PermissionFlag
+from subgraphs.kernel.tenancy.permission_flags import PermissionFlag
 from subgraphs.servers.types import ServerVisibility
 
 

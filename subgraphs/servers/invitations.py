@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from db.ids import DIRECTORY_SHARD, new_id
-from subgraphs.kernel import audit, directory_tables
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from subgraphs.kernel.events import topic_for_server, topic_for_user
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_server, topic_for_user
+from subgraphs.kernel.tenancy import audit, directory_tables
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import membership, repository
 from subgraphs.servers.events import InvitationReceived, MemberJoined
 from subgraphs.servers.invites import inviter_access

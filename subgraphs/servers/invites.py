@@ -16,9 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.access import ServerAccess
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     ErrorCode,
@@ -26,9 +23,12 @@ from subgraphs.kernel.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from subgraphs.kernel.events import topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_server
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import membership, repository
 from subgraphs.servers.events import MemberJoined
 from subgraphs.servers.models import InviteRow, ServerRow

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from subgraphs.channels import events as channel_events
-from subgraphs.kernel import access, streams
-from subgraphs.kernel.access import ServerAccess
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode, forbidden, not_found
-from subgraphs.kernel.events import AccessChanged, Event, topic_for_server
+from subgraphs.kernel.events.catalogue import AccessChanged, Event, topic_for_server
 from subgraphs.kernel.ids import id_argument
-from subgraphs.kernel.live_access import Verdict, everyone_denied, tenant_reading, verdict_of
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.web import streams
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.live_access import Verdict, everyone_denied, tenant_reading, verdict_of
+from subgraphs.kernel.web.runtime import Runtime
 from subgraphs.servers import events as server_events
 from subgraphs.servers import repository
 
@@ -162,7 +163,7 @@ class ServerStream:
 async def server_events_access(
     runtime: Runtime, arguments: Mapping[str, Any], user_ids: Sequence[int], renewal: bool
 ) -> Verdict:
-    """Who may receive a server's `serverEvents` (the router's fan-out tier asks, kernel/live_access.py):
+    """Who may receive a server's `serverEvents` (the router's fan-out tier asks, kernel/web/live_access.py):
     its members. The field is `@viewerDependent` (each member sees the channels they can see), so the
     tier renders it per user and shares it only between that user's sockets."""
     server = id_argument(str(arguments.get("serverId", "")), "serverId")
@@ -186,7 +187,7 @@ async def _visible_channels(ctx: BeepContext[Any], server_id: int) -> set[int]:
 
 
 def server_stream(ctx: BeepContext[Any], server_id: int) -> streams.LiveStream[View]:
-    """One member's stream of a server (kernel/streams.py): NOT_FOUND unless a member once subscribed,
+    """One member's stream of a server (kernel/web/streams.py): NOT_FOUND unless a member once subscribed,
     FORBIDDEN on leaving or removal, NOT_FOUND when the server is gone; it ends after ServerDeletedView."""
     rules = ServerStream(
         server_id,

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from aiodataloader import DataLoader
 
-from subgraphs.kernel import access
-from subgraphs.kernel.access import ServerAccess
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.presence import PresenceStore, shown_online
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.presence import PresenceStore, shown_online
 from subgraphs.servers import repository
 from subgraphs.servers.models import RoleRow, ServerRow
 

@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tenants import index_membership, unindex_membership
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import repository
 from subgraphs.servers.events import MemberLeft, OwnershipTransferred
 from subgraphs.servers.models import MemberRow, ServerRow

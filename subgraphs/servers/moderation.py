@@ -12,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel import access, audit
-from subgraphs.kernel.access import ServerAccess
-from subgraphs.kernel.access_checks import check_server
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.events import access_changed, topic_for_server, topic_for_user
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.events.catalogue import access_changed, topic_for_server, topic_for_user
+from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.tenancy.access_checks import check_server
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.servers import membership, repository
 from subgraphs.servers.events import MemberBanned, MemberKicked, MemberTimedOut, MemberUnbanned
 from subgraphs.servers.models import BanRow, ServerRow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers.administration import managed_server, record_update
 from subgraphs.servers.models import ServerRow
 

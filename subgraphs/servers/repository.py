@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id, shard_of
-from subgraphs.kernel import access, tenant_tables
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy import access, tenant_tables
+from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.servers.models import (
     BanRow,
     InviteRow,

@@ -12,9 +12,7 @@ from strawberry.file_uploads import Upload
 
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
-from subgraphs.kernel import attachment_files, live_signal, ratelimit, streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     PICTURE_CODES,
@@ -29,15 +27,18 @@ from subgraphs.kernel.errors import (
     error_types,
     not_found,
 )
-from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most, page_of
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
-from subgraphs.kernel.pagination import page_info
-from subgraphs.kernel.permission_flags import permissions_from_input
-from subgraphs.kernel.permissions import IsAuthenticated, Permission
-from subgraphs.kernel.uploads import commit_swap, store_upload
+from subgraphs.kernel.tenancy import attachment_files
+from subgraphs.kernel.tenancy.permission_flags import permissions_from_input
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated, Permission
+from subgraphs.kernel.web import live_signal, ratelimit, streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
+from subgraphs.kernel.web.pagination import page_info
+from subgraphs.kernel.web.uploads import commit_swap, store_upload
 from subgraphs.servers import (
     administration,
     discovery,

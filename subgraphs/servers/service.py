@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
 from db.tenants import choose_shard, register_tenant
-from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound
-from subgraphs.kernel.events import topic_for_server, topic_for_user
-from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_server, topic_for_user
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.permissions import DEFAULT_MEMBER_PERMISSIONS
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import administration, membership, repository
 from subgraphs.servers.events import MemberJoined, ServerCreated
 from subgraphs.servers.models import RoleRow, ServerRow

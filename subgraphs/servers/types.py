@@ -11,13 +11,13 @@ import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
-from subgraphs.kernel import audit
-from subgraphs.kernel.audit import AuditAction
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, VIEWER_DEPENDENT, at_most
-from subgraphs.kernel.pagination import PageInfo
-from subgraphs.kernel.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
+from subgraphs.kernel.tenancy import audit
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permission_flags import FLAG_LIST, FLAGS_DESCRIPTION, PermissionFlag, flags_of
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.pagination import PageInfo
 from subgraphs.servers import invites, live
 from subgraphs.servers.loaders import ServersLoaders
 from subgraphs.servers.models import BanRow, InvitationRow, InviteRow, RoleRow, ServerRow

@@ -9,10 +9,10 @@ from functools import partial
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from subgraphs.kernel.app import SubgraphDefinition
-from subgraphs.kernel.attachment_files import attachment_is_live
-from subgraphs.kernel.live_access import own_stream
-from subgraphs.kernel.runtime import Runtime, RuntimeHolder
+from subgraphs.kernel.tenancy.attachment_files import attachment_is_live
+from subgraphs.kernel.web.app import SubgraphDefinition
+from subgraphs.kernel.web.live_access import own_stream
+from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
 from subgraphs.users.issuer import issuer_routes
 from subgraphs.users.loaders import build_loaders
 from subgraphs.users.schema import schema

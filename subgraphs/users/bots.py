@@ -15,9 +15,9 @@ import hmac
 
 import sqlalchemy as sa
 
-from subgraphs.kernel import directory_tables
 from subgraphs.kernel.errors import AuthenticationFailed
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import directory_tables
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users.issuer import Issuer
 from subgraphs.users.models import UserRow
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from db.ids import DIRECTORY_SHARD, new_id
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users import repository, totp
 from subgraphs.users.identity import (
     SessionReplayed,

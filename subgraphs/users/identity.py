@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from subgraphs.kernel.errors import AuthenticationFailed, ErrorCode
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users.models import UserRow
 
 

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
 
 
 @dataclass(frozen=True)

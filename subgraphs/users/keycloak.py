@@ -23,7 +23,7 @@ from keycloak.exceptions import KeycloakAuthenticationError, KeycloakError, Keyc
 from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from subgraphs.kernel.errors import Conflict, ErrorCode, ValidationFailed
 from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users import totp
 from subgraphs.users.identity import (
     SessionReplayed,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from aiodataloader import DataLoader
 
-from subgraphs.kernel import presence
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web import presence
 from subgraphs.users import repository
 from subgraphs.users.models import UserRow
 from subgraphs.users.notifications.loaders import Refs, Visible, visible_refs_loader

@@ -11,9 +11,7 @@ from strawberry.file_uploads import Upload
 
 from db.ids import parse_id
 from media.images import PictureKind
-from subgraphs.kernel import internal
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     PICTURE_CODES,
@@ -27,13 +25,15 @@ from subgraphs.kernel.errors import (
     bad_user_input,
     error_types,
 )
-from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import page_of
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
-from subgraphs.kernel.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
-from subgraphs.kernel.permissions import IsAuthenticated
-from subgraphs.kernel.uploads import commit_swap, store_upload
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.web import internal
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
+from subgraphs.kernel.web.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.web.uploads import commit_swap, store_upload
 from subgraphs.users import bots, service
 from subgraphs.users.identity import SessionReplayed, session_expired
 from subgraphs.users.inputs import SignInInput, SignUpInput, UpdateProfileInput

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.ids import DIRECTORY_SHARD, new_id
-from subgraphs.kernel import presence
 from subgraphs.kernel.auth import InvalidToken, TokenVerifier
 from subgraphs.kernel.errors import (
     AuthenticationFailed,
@@ -25,10 +24,11 @@ from subgraphs.kernel.errors import (
     NotFound,
     ValidationFailed,
 )
-from subgraphs.kernel.events import PresenceChanged
+from subgraphs.kernel.events.catalogue import PresenceChanged
 from subgraphs.kernel.logging import AUDIT_LOGGER
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web import presence
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.users import repository, totp
 from subgraphs.users.identity import IdentityProvider, SignedIn, wrong_credentials, wrong_totp
 from subgraphs.users.models import UserRow
@@ -452,7 +452,7 @@ async def update_profile(
     if synced:
         await provider.sync_profile(user)
     if status_changed:
-        # A chosen status reaches the same audience as connection changes (kernel/presence.py).
+        # A chosen status reaches the same audience as connection changes (kernel/web/presence.py).
         online = user.id in await store.connected([user.id]) and user.status != presence.INVISIBLE_STATUS
         event = PresenceChanged(user.id, online, user.status)
         for topic in await presence.audience_topics(uow.directory(), user.id):

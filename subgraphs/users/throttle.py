@@ -5,7 +5,7 @@ either, sign-in answers RATE_LIMITED with the seconds left, whatever the passwor
 a successful sign-in clears the account's count. Counters live in Redis in the full mode (shared by every
 users replica) and in memory in the embedded mode. The client address is the last entry of
 X-Forwarded-For, which the router appends (see router/gateway.config.ts) and which is read only from a
-caller holding the internal credential (kernel/internal.py), else the peer address.
+caller holding the internal credential (kernel/web/internal.py), else the peer address.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ import strawberry
 from strawberry.types import Info
 
 from db.ids import parse_id
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, at_most
-from subgraphs.kernel.pagination import PageInfo
-from subgraphs.kernel.presence import INVISIBLE_STATUS
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.pagination import PageInfo
+from subgraphs.kernel.web.presence import INVISIBLE_STATUS
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.models import UserRow
 from subgraphs.users.totp import RECOVERY_CODES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.web.runtime import Runtime
 from subgraphs.users.builtin import BuiltinProvider
 from subgraphs.users.identity import IdentityProvider
 from subgraphs.users.issuer import issuer_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from subgraphs.kernel.app import SubgraphDefinition
+from subgraphs.kernel.web.app import SubgraphDefinition
 from subgraphs.webhooks.http import webhook_routes
 from subgraphs.webhooks.loaders import build_loaders
 from subgraphs.webhooks.schema import schema

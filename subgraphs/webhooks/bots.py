@@ -10,10 +10,10 @@ The token is exchanged for a short-lived access token of the built-in issuer wit
 other. Regenerating or revoking the token stops new exchanges at once; an access token already issued
 lives out its lifetime (BEEP_BOT_ACCESS_TOKEN_TTL_SECONDS, 300 s by default).
 
-Cross-context writes, as `kernel/access.py` and `kernel/audit.py` do for reads and the audit log: the
-user row (users context, in the directory) through a light table reference here, the member row (servers
-context, in the tenant's shard) through the shared `kernel/tenant_tables.py`; the arrival is announced
-with the servers context's published MemberJoined event.
+Cross-context writes, as `kernel/tenancy/access.py` and `kernel/tenancy/audit.py` do for reads and the audit
+log: the user row (users context, in the directory) through a light table reference here, the member row
+(servers context, in the tenant's shard) through the shared `kernel/tenancy/tenant_tables.py`; the arrival is
+announced with the servers context's published MemberJoined event.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from sqlalchemy.exc import IntegrityError
 
 from db.ids import DIRECTORY_SHARD, new_id
 from db.tenants import index_membership
-from subgraphs.kernel import access, directory_tables, tenant_tables
-from subgraphs.kernel.access import ServerAccess
-from subgraphs.kernel.access_checks import access_server, or_none
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from subgraphs.kernel.events import topic_for_server
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import topic_for_server
+from subgraphs.kernel.tenancy import access, directory_tables, tenant_tables
+from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.tenancy.access_checks import access_server, or_none
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers.events import MemberJoined
 from subgraphs.webhooks import repository
 from subgraphs.webhooks.models import BotRow

@@ -17,10 +17,10 @@ from typing import Any
 from media.attachments import Attachments, StoredAttachment
 from subgraphs.kernel.errors import ANY_ERROR_TYPE, DomainError, UserError
 from subgraphs.kernel.metrics import RATE_LIMIT_HITS, child
-from subgraphs.kernel.mutations import run_in_transaction
-from subgraphs.kernel.ratelimit import Limit, RateLimiter, Window
 from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.mutations import run_in_transaction
+from subgraphs.kernel.web.ratelimit import Limit, RateLimiter, Window
 from subgraphs.messages import api as messages
 from subgraphs.messages.api import MessageRow, PayloadProblem
 from subgraphs.webhooks import service

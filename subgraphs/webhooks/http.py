@@ -55,10 +55,10 @@ from subgraphs.kernel.errors import (
     NotFoundError,
     ValidationError,
 )
-from subgraphs.kernel.mutations import run_in_transaction
-from subgraphs.kernel.ratelimit import Window
-from subgraphs.kernel.runtime import RuntimeHolder
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.mutations import run_in_transaction
+from subgraphs.kernel.web.ratelimit import Window
+from subgraphs.kernel.web.runtime import RuntimeHolder
 from subgraphs.messages.api import FILES_FIELD, PayloadProblem
 from subgraphs.webhooks import execute, service
 

@@ -15,7 +15,6 @@ from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     ERROR_TYPES,
     TEXT_CODES,
@@ -29,12 +28,13 @@ from subgraphs.kernel.errors import (
     ValidationError,
     error_types,
 )
-from subgraphs.kernel.extensions import schema_extensions
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
-from subgraphs.kernel.limits import BudgetedExecution
-from subgraphs.kernel.mutations import error_codes, run_in_transaction, signed_in_mutation
-from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
+from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.messages.api import PayloadProblem
 from subgraphs.webhooks import bots, execute, service
 from subgraphs.webhooks.loaders import WebhooksLoaders

@@ -18,10 +18,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
-from subgraphs.kernel import audit
-from subgraphs.kernel.access import ChannelAccess
-from subgraphs.kernel.access_checks import READ, access_channel, or_none
-from subgraphs.kernel.audit import AuditAction
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
     AuthenticationFailed,
@@ -29,9 +25,13 @@ from subgraphs.kernel.errors import (
     NotFound,
     ValidationFailed,
 )
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.tenancy import audit
+from subgraphs.kernel.tenancy.access import ChannelAccess
+from subgraphs.kernel.tenancy.access_checks import READ, access_channel, or_none
+from subgraphs.kernel.tenancy.audit import AuditAction
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.messages import api as messages
 from subgraphs.webhooks import repository
 from subgraphs.webhooks.models import WebhookRow

@@ -1,6 +1,6 @@
 """The chart's Grafana dashboards: shipped as ConfigMaps for Grafana's sidecar, and every PromQL expression
 in them parses (promtool, over the expressions wrapped as recording rules) and names only metrics that a
-Beep process exports: Beep's own (kernel/metrics.py, kernel/outbox_metrics.py, db/engines.py,
+Beep process exports: Beep's own (kernel/metrics.py, kernel/events/outbox_metrics.py, db/engines.py,
 router/metrics.ts), the client libraries' default process metrics, and Prometheus' `up`."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Wait until the outbox relay has published every committed event (a barrier for tests).
 
-Mutations answer before their events are relayed (subgraphs/kernel/relay.py), so an event of a test's
+Mutations answer before their events are relayed (subgraphs/kernel/events/relay.py), so an event of a test's
 set-up can reach a subscription opened after it. A test that subscribes and then expects the *next*
 event to be its own first waits here: once every store's outbox is published, nothing older is left
 to arrive (events of one topic leave the relay in order).
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from db.engines import Database
 from db.shardmap import ShardMap
-from subgraphs.kernel import outbox
+from subgraphs.kernel.events import outbox
 from tests.harness.stack import Stack
 
 LOGICAL_SHARDS = 64

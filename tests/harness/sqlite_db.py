@@ -11,8 +11,8 @@ from typing import TypeVar
 from db import migrate
 from db.engines import Database
 from db.shardmap import ShardMap
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 T = TypeVar("T")
 

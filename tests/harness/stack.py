@@ -19,8 +19,9 @@ from pathlib import Path
 
 from beep.dev import embedded_subgraph_urls
 from beep.router import router_env, start_router, wait_ready
-from subgraphs.kernel import internal, logtokens
+from subgraphs.kernel import logtokens
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
+from subgraphs.kernel.web import internal
 from tests.harness.ports import free_port
 from tests.harness.redis_sentinel import SentinelRedis
 from tests.harness.replication import ReplicatedPostgres
@@ -202,7 +203,7 @@ def serving(url: str) -> Stack:
 def _base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEP_")}
     env.update(BEEP_DATA_DIR=str(workdir / "data"), BEEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
-    # Shared by the subgraphs and the routers' fan-out tier (kernel/internal.py).
+    # Shared by the subgraphs and the routers' fan-out tier (kernel/web/internal.py).
     env.update(BEEP_INTERNAL_SECRET=secrets.token_urlsafe(32))
     # Personal data in the logs is tokenised with this key (tests/integration/test_log_privacy.py).
     env.update(BEEP_LOG_TOKEN_KEY=logtokens.generate_key())
@@ -211,7 +212,7 @@ def _base_env(workdir: Path) -> dict[str, str]:
     env.update(BEEP_MESSAGE_SEND_LIMIT="100000")
     # Link previews may fetch the tests' local site (tests/harness/preview_site.py); nothing else private.
     env.update(BEEP_PREVIEW_ALLOWED_NETWORKS="127.0.0.1/32")
-    # A mutation returning an error code it does not declare fails the test (kernel/mutations.py).
+    # A mutation returning an error code it does not declare fails the test (kernel/web/mutations.py).
     env.update(BEEP_STRICT_ERRORS="1")
     return env
 

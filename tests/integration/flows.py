@@ -13,10 +13,10 @@ import pytest
 from db.engines import Database
 from subgraphs.channels import service as channels
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.events.bus import InProcessBus
 from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.servers import service as servers
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from subgraphs.kernel import internal
+from subgraphs.kernel.web import internal
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
 from tests.integration.flows import JOIN_SERVER, SIGN_UP, Account, Users, create_channel, create_server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.client import GraphQLClient
 
 ROLE_FIELDS = "__typename ... on Role { id name permissions position } ... on UserError { code field }"

@@ -1,6 +1,6 @@
 """The purge jobs' recovery paths, which a normal request never takes: a process that died between the
 commit and the files' deletion, a deletion that rolled back, and uploads never attached. The stack's own
-databases and storage are driven with the sweeper's code (kernel/attachment_files.py), as the messages
+databases and storage are driven with the sweeper's code (kernel/tenancy/attachment_files.py), as the messages
 process's background task runs it."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from db.engines import Database
 from media.attachments import Attachments
-from subgraphs.kernel import attachment_files
-from subgraphs.kernel.attachment_files import MediaPurgeRow
-from subgraphs.kernel.runtime import create_storage
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.tenancy import attachment_files
+from subgraphs.kernel.tenancy.attachment_files import MediaPurgeRow
+from subgraphs.kernel.web.runtime import create_storage
 from subgraphs.messages.models import AttachmentRow, MessageRow
 from tests.harness.stack import Stack
 from tests.integration.attachment_flows import community, get, key_of, send_files, upload_first

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from PIL import Image
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.stack import Stack
 from tests.integration.attachment_flows import (
     MESSAGE,

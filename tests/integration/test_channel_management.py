@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (

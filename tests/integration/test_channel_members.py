@@ -3,7 +3,7 @@ through the router on both stacks."""
 
 from __future__ import annotations
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.client import GraphQLClient, Operation
 from tests.harness.stack import Stack
 from tests.integration.flows import (

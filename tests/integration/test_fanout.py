@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from subgraphs.kernel import internal
+from subgraphs.kernel.web import internal
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection, is_live_signal
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import (

@@ -62,7 +62,7 @@ async def test_the_users_language_setting_wins_over_accept_language(stack: Stack
 
 
 async def test_a_refused_token_is_answered_in_the_requests_language(stack: Stack) -> None:
-    # Refused before any user is known (kernel/app.py AuthMiddleware): only Accept-Language can choose.
+    # Refused before any user is known (kernel/web/app.py AuthMiddleware): only Accept-Language can choose.
     async with httpx.AsyncClient(timeout=15) as http:
         refused = await http.post(
             stack.subgraph_urls["servers"],

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from subgraphs.kernel.bus import create_bus
-from subgraphs.kernel.events import PresenceChanged, topic_for_server
+from subgraphs.kernel.events.bus import create_bus
+from subgraphs.kernel.events.catalogue import PresenceChanged, topic_for_server
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (
@@ -113,7 +113,7 @@ async def test_presence_changes_are_published_to_the_users_servers(full_stack: S
 
 HOLD_CONNECTION = """
 import asyncio, sys
-from subgraphs.kernel.presence import PresenceSession, RedisPresence
+from subgraphs.kernel.web.presence import PresenceSession, RedisPresence
 
 async def main() -> None:
     async def announce(user_id: int, connected: bool) -> None:

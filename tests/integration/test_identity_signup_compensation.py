@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from db.engines import Database
-from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.errors import Conflict
+from subgraphs.kernel.events.bus import InProcessBus
 from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users import service
 from subgraphs.users.identity import SignedIn
 from subgraphs.users.keycloak import KeycloakProvider

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
 from tests.harness.stack import Stack
 from tests.integration.flows import (
     ACCEPT_INVITE,

@@ -19,8 +19,8 @@ from beep.registry import all_definitions
 from beep.worker import running_worker
 from db.engines import Database
 from db.migrate import upgrade
-from subgraphs.kernel.app import create_app
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web.app import create_app
 from tests.harness.ports import free_port
 from tests.integration.message_flows import SECRET, post, sign_up
 

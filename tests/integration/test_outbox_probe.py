@@ -1,4 +1,4 @@
-"""The relay's sweep asks each physical database once which stores have work (kernel/outbox_probe.py):
+"""The relay's sweep asks each physical database once which stores have work (kernel/events/outbox_probe.py):
 on SQLite (a file per store) and on PostgreSQL (a schema per store, one UNION ALL per database)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from db.engines import Database
 from db.migrate import upgrade
 from db.shardmap import ShardMap
-from subgraphs.kernel import outbox
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.events import Event
-from subgraphs.kernel.outbox_probe import stores_with_work
-from subgraphs.kernel.relay import Consumer, OutboxRelay
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.events.catalogue import Event
+from subgraphs.kernel.events.outbox_probe import stores_with_work
+from subgraphs.kernel.events.relay import Consumer, OutboxRelay
 from subgraphs.messages.events import MessageDeleted
 from tests.harness.services import PostgresServer
 from tests.harness.stack import Stack

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from subgraphs.kernel.permissions import ALL_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.permissions import ALL_PERMISSIONS, Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack

@@ -1,4 +1,4 @@
-"""The presence store (kernel/presence.py) in the process and on real Redis: a connection counts until it
+"""The presence store (kernel/web/presence.py) in the process and on real Redis: a connection counts until it
 expires or says goodbye; a user whose last connection expired without a goodbye (their process died) is
 handed to exactly one sweeper, once; a goodbye is never handed over again; a renewal that comes after
 its own expiry reads as new (the user is announced back)."""
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from subgraphs.kernel.presence import InProcessPresence, PresenceStore, RedisPresence, sweep_departures
+from subgraphs.kernel.web.presence import InProcessPresence, PresenceStore, RedisPresence, sweep_departures
 from tests.harness.stack import Stack
 
 TTL = 0.4  # seconds: short, so expiries happen within the test

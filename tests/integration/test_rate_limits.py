@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from subgraphs.kernel.ratelimit import CREATE_SERVER
+from subgraphs.kernel.web.ratelimit import CREATE_SERVER
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_SERVER as CREATE_SERVER_MUTATION
 from tests.integration.flows import Users

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from subgraphs.kernel.bus import BusInterrupted, RedisBus
-from subgraphs.kernel.outbox import OutboxWritten
+from subgraphs.kernel.events.bus import BusInterrupted, RedisBus
+from subgraphs.kernel.events.outbox import OutboxWritten
 from subgraphs.kernel.redis_client import redis_client
 from tests.harness.redis_sentinel import SentinelRedis
 from tests.harness.services import RedisServer

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from db.ids import shard_of
-from subgraphs.kernel.permissions import MemberGrant, Permission, base_permissions
+from subgraphs.kernel.tenancy.permissions import MemberGrant, Permission, base_permissions
 from subgraphs.servers.models import MemberRoleRow, MemberRow, RoleRow
 from subgraphs.servers.roles import MAX_ROLES
 from tests.harness.client import GraphQLClient

@@ -3,7 +3,7 @@ references and subscriptions (Discord's evaluation order; folder channels pass t
 
 from __future__ import annotations
 
-from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import (

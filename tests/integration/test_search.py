@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from db.ids import shard_of
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.messages.search.solr import SolrSearchBackend
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import subgraphs.channels.models
-import subgraphs.kernel.audit
+import subgraphs.kernel.tenancy.audit
 import subgraphs.messages.models
 import subgraphs.messages.search.models
 import subgraphs.servers.models
@@ -16,7 +16,7 @@ import subgraphs.webhooks.models  # noqa: F401 - every shard table in ShardBase.
 from db.base import ShardBase
 from db.ids import shard_of
 from db.tenant_move.plan import IGNORED_TABLES
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.stack import Stack
 from tests.integration.flows import (
     DELETE,

@@ -17,8 +17,8 @@ from db.ids import shard_of
 from db.shardmap import ShardMap
 from db.tenants import Tenant
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.messages.models import MessageRow
 from tests.harness.stack import Stack

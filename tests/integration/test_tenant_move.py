@@ -25,11 +25,11 @@ from db.shardmap import ShardMap
 from db.tenant_move import MoveError, MoveReport, TenantMover
 from db.tenants import Tenant
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.bus import InProcessBus
 from subgraphs.kernel.errors import error_types
-from subgraphs.kernel.mutations import run_in_transaction
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.mutations import run_in_transaction
 from subgraphs.messages import service as messages
 from subgraphs.messages.models import MessageRow
 from tests.harness.client import GraphQLClient

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.ratelimit import VOICE_NEGOTIATION
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.web.ratelimit import VOICE_NEGOTIATION
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.harness.voice_api import JOIN, LEAVE, STATE_EVENTS, STATES, UPDATE, join_call, renegotiate

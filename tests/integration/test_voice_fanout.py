@@ -5,7 +5,7 @@ member who loses the view is told FORBIDDEN and gets nothing after."""
 
 from __future__ import annotations
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.client import Operation
 from tests.harness.stack import Stack
 from tests.harness.voice_api import LEAVE, STATE_EVENTS, UPDATE, join_call

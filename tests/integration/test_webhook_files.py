@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.permissions import Permission
 from tests.harness.client import Operation
 from tests.harness.preview_site import serve_preview_site
 from tests.harness.stack import Stack

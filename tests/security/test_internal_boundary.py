@@ -1,7 +1,7 @@
 """Subgraphs are internal (issue 15): a subgraph's GraphQL endpoint serves only callers holding the
-deployment's internal credential (kernel/internal.py), over HTTP and WebSocket, `_entities` and `_service`
+deployment's internal credential (kernel/web/internal.py), over HTTP and WebSocket, `_entities` and `_service`
 included; forwarding headers count only from them; and what reaches a subgraph anyway meets its own depth,
-alias, token and response limits (kernel/limits.py) without taking the process down. Sent as an attacker
+alias, token and response limits (kernel/web/limits.py) without taking the process down. Sent as an attacker
 on the network would: straight at the subgraph ports, bypassing the router."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import httpx
 import pytest
 import websockets
 
-from subgraphs.kernel import internal
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
+from subgraphs.kernel.web import internal
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import create_channel, create_server, sign_up, subscribe_settled, unique

@@ -45,7 +45,7 @@ VOICE_CODES = {
     "ROOM_FULL": "LIMIT_REACHED",
     "CONNECTION_FAILED": "MEDIA_UNAVAILABLE",
 }
-# Media errors whose code has no ErrorCode of the same name become INVALID_INPUT (kernel/uploads.py).
+# Media errors whose code has no ErrorCode of the same name become INVALID_INPUT (kernel/web/uploads.py).
 MEDIA_CODES = {
     "FILE_TOO_LARGE",
     "UNSUPPORTED_IMAGE_TYPE",

@@ -9,7 +9,7 @@ of that name in the caller's context and the kernel: more than one may run, so a
 maps errors by value (`ErrorCode.__members__`, a media error's code) is listed in DYNAMIC by hand.
 
 Reading the source this way can miss a path the code takes (a call through a variable holding a function)
-and can count one it never takes; the runtime check (kernel/mutations.py `DeclaredErrors`, strict under
+and can count one it never takes; the runtime check (kernel/web/mutations.py `DeclaredErrors`, strict under
 the tests) catches what it misses.
 """
 
@@ -48,7 +48,7 @@ UNREACHABLE: dict[str, frozenset[str]] = {
 }
 RESOLVER_CLASSES = ("Query", "Mutation", "Mutations", "Subscription", "Subscriptions")
 DYNAMIC: dict[str, frozenset[str]] = {
-    "subgraphs.kernel.uploads:store_upload": IMAGE_CODES,  # Pictures.store: media/images.py
+    "subgraphs.kernel.web.uploads:store_upload": IMAGE_CODES,  # Pictures.store: media/images.py
     "subgraphs.messages.attachments:read_uploads": FILE_CODES,  # media/attachments.py
     "subgraphs.messages.attachments:store_files": FILE_CODES,
 }
@@ -168,14 +168,14 @@ def _read() -> Program:
     return program
 
 
-# The access checks (kernel/access_checks.py, and messages' `access_message` built the same way) raise by
-# their arguments, not by their body: NOT_FOUND always; FORBIDDEN with `needs`, or with `kinds` but no
+# The access checks (kernel/tenancy/access_checks.py, and messages' `access_message` built the same way) raise
+# by their arguments, not by their body: NOT_FOUND always; FORBIDDEN with `needs`, or with `kinds` but no
 # `wrong_kind`; INVALID_INPUT with `kinds` and a `wrong_kind`. Read at each call instead of followed.
 # A call under `or_none(…)` (a query's form: it turns NOT_FOUND and FORBIDDEN into null) is not read or
 # followed at all: the checks and their wrappers raise nothing else.
 ACCESS_CHECKS = {
     *(
-        f"subgraphs.kernel.access_checks:{name}"
+        f"subgraphs.kernel.tenancy.access_checks:{name}"
         for name in (
             "access_channel",
             "check_channel",

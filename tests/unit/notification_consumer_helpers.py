@@ -16,11 +16,11 @@ from db.migrate import upgrade
 from db.shardmap import ShardMap
 from db.tenants import register_tenant
 from subgraphs.channels.models import ChannelRow
-from subgraphs.kernel import outbox
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.events import Event
-from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.events.catalogue import Event
+from subgraphs.kernel.tenancy.permissions import DEFAULT_MEMBER_PERMISSIONS
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated
 from subgraphs.servers.models import MemberRow, RoleRow, ServerRow
 from subgraphs.users.models import UserRow

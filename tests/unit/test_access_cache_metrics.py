@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from subgraphs.kernel import access_versions
+from subgraphs.kernel.tenancy import access_versions
 
 pytestmark = pytest.mark.unit
 

@@ -1,14 +1,14 @@
-"""The rules every `access_*` applies (kernel/access_checks.py): what the viewer may not see is "not
+"""The rules every `access_*` applies (kernel/tenancy/access_checks.py): what the viewer may not see is "not
 found", whatever exists; what they see but may not do is refused with the caller's words."""
 
 from __future__ import annotations
 
 import pytest
 
-from subgraphs.kernel.access import ChannelAccess, ServerAccess
-from subgraphs.kernel.access_checks import READ, check_channel, check_server, holds, or_none
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.permissions import Permission
+from subgraphs.kernel.tenancy.access import ChannelAccess, ServerAccess
+from subgraphs.kernel.tenancy.access_checks import READ, check_channel, check_server, holds, or_none
+from subgraphs.kernel.tenancy.permissions import Permission
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,5 @@
-"""The send path's kept channel permissions (kernel/access_versions.py) are never stale: every change of
-who may send, made through the services in a transaction of its own (as another process would make it),
+"""The send path's kept channel permissions (kernel/tenancy/access_versions.py) are never stale: every change
+of who may send, made through the services in a transaction of its own (as another process would make it),
 is refused on the very next send, with the permissions of the send before it kept in this process.
 
 Against a throwaway SQLite database, through the services (the integration tests prove the same through
@@ -21,11 +21,11 @@ from db.engines import Database
 from subgraphs.channels import overwrites
 from subgraphs.channels import repository as channels_repository
 from subgraphs.channels import service as channels
-from subgraphs.kernel import access_versions
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import NotFound, PermissionDenied
-from subgraphs.kernel.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access_versions
+from subgraphs.kernel.tenancy.permissions import DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.servers import administration, membership, moderation, roles
 from subgraphs.servers import service as servers

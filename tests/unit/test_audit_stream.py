@@ -11,8 +11,8 @@ import pytest
 from db.engines import Database
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.logging import AUDIT_LOGGER
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import roles
 from subgraphs.servers import service as servers
 from tests.harness.sqlite_db import in_transaction, migrated_database

@@ -18,7 +18,7 @@ from subgraphs.channels import repository, service
 from subgraphs.channels.models import ChannelRow
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages import service as messages
 from subgraphs.messages.models import MessageRow
 from subgraphs.servers import service as servers

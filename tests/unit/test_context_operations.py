@@ -12,10 +12,10 @@ from starlette.websockets import WebSocket
 
 from db.engines import Database
 from db.shardmap import ShardMap
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.context import BeepContext, own_operation
-from subgraphs.kernel.runtime import Runtime
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.runtime import Runtime
 
 
 @pytest.fixture

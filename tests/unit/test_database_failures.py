@@ -8,7 +8,7 @@ from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.failures import database_unavailable
-from subgraphs.kernel.errors import MaskUnexpectedErrors
+from subgraphs.kernel.web.error_masking import MaskUnexpectedErrors
 
 
 def _wrapped(orig: BaseException, *, invalidated: bool = False) -> DBAPIError:

@@ -148,9 +148,9 @@ def _roots() -> set[str]:
 
 
 def repository_path(span: str) -> str | None:
-    """The repository path a code span names (`subgraphs/kernel/limits.py`, `kernel/access.py: lock_tenant`,
-    `db/migrations/shard/versions/`), or None when it names something else or a pattern (`<name>`, `{a,b}`,
-    `*`, `…`)."""
+    """The repository path a code span names (`subgraphs/kernel/web/limits.py`, `kernel/tenancy/access.py:
+    lock_tenant`, `db/migrations/shard/versions/`), or None when it names something else or a pattern
+    (`<name>`, `{a,b}`, `*`, `…`)."""
     words = span.split()
     if not words:
         return None
@@ -254,7 +254,9 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert broken_link(page, "nowhere.md") == "nowhere.md: no such file"
     assert broken_link(page, "../README.md#no-such-heading") is not None
     assert broken_link(page, "../README.md#the-two-commands") is None
-    assert repository_path("subgraphs/kernel/limits.py: RequestLimits") == "subgraphs/kernel/limits.py"
+    assert (
+        repository_path("subgraphs/kernel/web/limits.py: RequestLimits") == "subgraphs/kernel/web/limits.py"
+    )
     assert repository_path("kernel/gone.py") == "subgraphs/kernel/gone.py"
     assert not (ROOT / "subgraphs/kernel/gone.py").exists()
     assert setting_is_known("BEEP_INTERNAL_SECRET", family=False)

@@ -16,7 +16,7 @@ from subgraphs.kernel.errors import (
     error_types,
     user_error,
 )
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.web.pagination import decode_cursor, encode_cursor, page_size
 
 
 def test_domain_errors_map_to_their_graphql_shapes() -> None:

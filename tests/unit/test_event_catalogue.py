@@ -16,15 +16,19 @@ from typing import Any
 import pytest
 
 import subgraphs
-from subgraphs.kernel.events import Event, catalogue_modules, decode, encode
+from subgraphs.kernel.events.catalogue import Event, catalogue_modules, decode, encode
 from subgraphs.kernel.settings import SUBGRAPH_NAMES
 
 pytestmark = pytest.mark.unit
 
 # The processes that decode events: the least of them (the kernel alone), each subgraph (its subscriptions
-# and the fan-out tier's internal endpoints, kernel/live_access.py, are served by it) and the worker (relay
-# and durable consumers).
-PROCESSES = ("subgraphs.kernel.events", *(f"subgraphs.{name}.app" for name in SUBGRAPH_NAMES), "beep.worker")
+# and the fan-out tier's internal endpoints, kernel/web/live_access.py, are served by it) and the worker
+# (relay and durable consumers).
+PROCESSES = (
+    "subgraphs.kernel.events.catalogue",
+    *(f"subgraphs.{name}.app" for name in SUBGRAPH_NAMES),
+    "beep.worker",
+)
 
 SAMPLES: dict[str, Any] = {
     "int": 41,
@@ -64,7 +68,7 @@ def sample(cls: type[Event]) -> Event:
 
 
 def test_every_event_type_is_in_the_catalogue() -> None:
-    homes = {*catalogue_modules(), "subgraphs.kernel.events"}
+    homes = {*catalogue_modules(), "subgraphs.kernel.events.catalogue"}
     strays = [f"{cls.__module__}.{cls.__name__}" for cls in every_event_type() if cls.__module__ not in homes]
     assert not strays, f"define these in their context's events.py: {strays}"
 
@@ -81,7 +85,7 @@ def test_every_event_type_round_trips_here() -> None:
 CHILD = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])
-from subgraphs.kernel.events import decode, encode
+from subgraphs.kernel.events.catalogue import decode, encode
 print(json.dumps([[decode(raw).type_name, encode(decode(raw))] for raw in json.load(sys.stdin)]))
 """
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from subgraphs.kernel.bus import QUEUE_LIMIT, InProcessBus, SubscriberOverflow
-from subgraphs.kernel.events import decode, encode
+from subgraphs.kernel.events.bus import QUEUE_LIMIT, InProcessBus, SubscriberOverflow
+from subgraphs.kernel.events.catalogue import decode, encode
 from subgraphs.messages.events import MessageCreated, MessageDeleted
 
 

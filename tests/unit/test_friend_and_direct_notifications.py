@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from db.ids import DIRECTORY_SHARD, new_id
 from subgraphs.friends.events import FriendRequestRemoved, FriendRequestSent, FriendshipStarted
 from subgraphs.friends.models import BlockRow, FriendRequestRow, FriendshipRow
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.events import Event
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.events.catalogue import Event
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.events import MessageCreated
 from subgraphs.servers.events import ServerDeleted
 from subgraphs.users.notifications import consumer

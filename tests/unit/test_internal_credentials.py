@@ -1,12 +1,12 @@
-"""The credentials between Beep's own processes (kernel/internal.py): the fan-out credential a router's
+"""The credentials between Beep's own processes (kernel/web/internal.py): the fan-out credential a router's
 tier opens a shared stream with, and the signature on its internal requests."""
 
 from __future__ import annotations
 
 import pytest
 
-from subgraphs.kernel import internal
 from subgraphs.kernel.auth import InvalidToken
+from subgraphs.kernel.web import internal
 
 SECRET = "s3cret-of-this-deployment"
 
@@ -80,7 +80,7 @@ async def _call_guarded(headers: dict[str, str], kind: str = "http") -> tuple[in
 
     from starlette.requests import HTTPConnection
 
-    from subgraphs.kernel.app import InternalCallerGuard
+    from subgraphs.kernel.web.app import InternalCallerGuard
 
     seen: dict[str, object] = {}
 

@@ -9,7 +9,7 @@ import pytest
 
 from db.ids import IdGenerator
 from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
-from subgraphs.kernel.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
+from subgraphs.kernel.tenancy.permissions import ALL_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, Permission
 from subgraphs.servers import discovery, invites
 from subgraphs.servers.invites import InviteState
 from subgraphs.servers.models import InviteRow

@@ -1,5 +1,5 @@
-"""The live signal's subgraph side (kernel/live_signal.py): a subscription that yields the marker sends one
-result with no data and `extensions.beepLive`, through the executor and extensions every subgraph runs;
+"""The live signal's subgraph side (kernel/web/live_signal.py): a subscription that yields the marker sends
+one result with no data and `extensions.beepLive`, through the executor and extensions every subgraph runs;
 every other event is executed as before, without the mark."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from subgraphs.kernel import live_signal
-from subgraphs.kernel.extensions import schema_extensions
-from subgraphs.kernel.limits import BudgetedExecution
+from subgraphs.kernel.web import live_signal
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution
 
 
 @strawberry.type

@@ -1,5 +1,5 @@
-"""Prometheus metrics (kernel/metrics.py, kernel/outbox_metrics.py): what moves when operations run, and
-that every `beep_*` series follows Prometheus' naming conventions with no unbounded label value (no user,
+"""Prometheus metrics (kernel/metrics.py, kernel/events/outbox_metrics.py): what moves when operations run,
+and that every `beep_*` series follows Prometheus' naming conventions with no unbounded label value (no user,
 channel, message or server id, no client-chosen operation name).
 
 `check_exposition` is also what the integration test applies to every process's real /metrics."""
@@ -16,10 +16,11 @@ import strawberry
 from prometheus_client import REGISTRY, generate_latest
 
 from db.engines import Database
-from subgraphs.kernel import metrics, outbox
+from subgraphs.kernel import metrics
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.extensions import schema_extensions
-from subgraphs.kernel.outbox_metrics import OutboxGauges
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.outbox_metrics import OutboxGauges
+from subgraphs.kernel.web.extensions import schema_extensions
 from subgraphs.messages.events import MessageDeleted
 from tests.unit.metrics_checks import (
     check_exposition,
@@ -174,8 +175,8 @@ def test_the_checker_fails_on_ids_operation_names_and_convention_breaks() -> Non
 
 
 async def test_rate_limit_hits_and_bus_deliveries_move() -> None:
-    from subgraphs.kernel.bus import InProcessBus
-    from subgraphs.kernel.ratelimit import CREATE_SERVER, InProcessRateLimiter, enforce
+    from subgraphs.kernel.events.bus import InProcessBus
+    from subgraphs.kernel.web.ratelimit import CREATE_SERVER, InProcessRateLimiter, enforce
 
     hits = sample("beep_rate_limit_hits_total", limit="create_server")
     delivered = sample("beep_bus_events_delivered_total")
@@ -215,8 +216,8 @@ async def test_outbox_backlog_and_lag_per_store_and_consumer(database: Database)
     assert sample("beep_outbox_consumer_backlog_events", consumer="search-index") == 0  # not registered
 
     # Relayed: nothing waits for the bus; the consumer (registered at 0) has all three to handle.
-    from subgraphs.kernel.bus import InProcessBus
-    from subgraphs.kernel.relay import Consumer, OutboxRelay
+    from subgraphs.kernel.events.bus import InProcessBus
+    from subgraphs.kernel.events.relay import Consumer, OutboxRelay
 
     async def never(_store: int, _events: list[Any]) -> None:
         raise RuntimeError("not yet")

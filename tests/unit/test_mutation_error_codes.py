@@ -14,7 +14,7 @@ import strawberry
 from strawberry.types.field import StrawberryField
 
 from subgraphs.kernel.errors import ERROR_TYPES, ErrorCode, NotFoundError, ValidationError
-from subgraphs.kernel.mutations import declared_codes, error_codes, errors_line
+from subgraphs.kernel.web.mutations import declared_codes, error_codes, errors_line
 from tests.unit.mutation_codes import codes_of_mutations
 
 SUBGRAPHS = ("users", "servers", "channels", "messages", "friends", "webhooks")

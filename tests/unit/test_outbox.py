@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from db.engines import Database
-from subgraphs.kernel import outbox
-from subgraphs.kernel.bus import QUEUE_LIMIT, InProcessBus
 from subgraphs.kernel.errors import BeepGraphQLError
-from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged, Event
-from subgraphs.kernel.outbox import Cursor, Deduplicator
-from subgraphs.kernel.relay import Consumer, OutboxRelay, RelayConfig
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.bus import QUEUE_LIMIT, InProcessBus
+from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, AccessChanged, Event
+from subgraphs.kernel.events.outbox import Cursor, Deduplicator
+from subgraphs.kernel.events.relay import Consumer, OutboxRelay, RelayConfig
 from subgraphs.messages.events import MessageDeleted
 from tests.unit.sqlite_stores import database
 
@@ -331,7 +331,7 @@ def test_stores_named_by_a_commit_hint_are_relayed_before_a_sweep_of_the_rest(da
 
 async def test_the_relay_also_announces_access_changes_to_the_fanout_tiers(database: Database) -> None:
     """One outbox row, in its tenant's shard: the relay publishes it on its topic and on `access`, which
-    the routers' fan-out tiers follow (kernel/live_access.py); nothing else goes there."""
+    the routers' fan-out tiers follow (kernel/web/live_access.py); nothing else goes there."""
     bus = InProcessBus()
     session = database.shard_session(SHARD)
     async with session, session.begin():

@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from subgraphs.kernel.access import running_timeout
 from subgraphs.kernel.errors import ValidationFailed
-from subgraphs.kernel.permission_flags import PermissionFlag, flags_of, permissions_from_input
-from subgraphs.kernel.permissions import (
+from subgraphs.kernel.tenancy.access import running_timeout
+from subgraphs.kernel.tenancy.permission_flags import PermissionFlag, flags_of, permissions_from_input
+from subgraphs.kernel.tenancy.permissions import (
     ALL_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
     TIMED_OUT_PERMISSIONS,

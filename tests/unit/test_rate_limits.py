@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from subgraphs.kernel import ratelimit
 from subgraphs.kernel.errors import BeepGraphQLError
-from subgraphs.kernel.ratelimit import InProcessRateLimiter, Limit
+from subgraphs.kernel.web import ratelimit
+from subgraphs.kernel.web.ratelimit import InProcessRateLimiter, Limit
 
 
 async def test_allows_up_to_the_count_then_says_when_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:

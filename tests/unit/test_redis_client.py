@@ -9,8 +9,8 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 
-from subgraphs.kernel.bus import BusInterrupted, SubscriberOverflow, _FanOut, _Subscription
-from subgraphs.kernel.events import Event
+from subgraphs.kernel.events.bus import BusInterrupted, SubscriberOverflow, _FanOut, _Subscription
+from subgraphs.kernel.events.catalogue import Event
 from subgraphs.kernel.redis_client import (
     InvalidRedisUrl,
     SentinelTarget,

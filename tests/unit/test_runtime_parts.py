@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from subgraphs.kernel.runtime import Runtime
+from subgraphs.kernel.web.runtime import Runtime
 
 pytestmark = pytest.mark.unit
 

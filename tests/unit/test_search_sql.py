@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from db.engines import Database
 from db.migrate import upgrade
 from db.shardmap import ShardMap
-from subgraphs.kernel.bus import InProcessBus
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.bus import InProcessBus
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.search.backend import SearchBackend
 from subgraphs.messages.search.documents import (
     ParsedQuery,

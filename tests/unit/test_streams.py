@@ -1,4 +1,4 @@
-"""The resumable live stream every subscription resolver runs (subgraphs/kernel/streams.py), with the
+"""The resumable live stream every subscription resolver runs (subgraphs/kernel/web/streams.py), with the
 real in-process bus: subscribe before checking, replay then live with no gap and no duplicate, access
 re-checks that end the stream, release after each delivery, resume after falling behind."""
 
@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from subgraphs.kernel import bus as bus_module
-from subgraphs.kernel import live_signal, streams
-from subgraphs.kernel.bus import InProcessBus, SubscriberOverflow
 from subgraphs.kernel.errors import BeepGraphQLError, forbidden
-from subgraphs.kernel.events import AccessChanged, Event
-from subgraphs.kernel.outbox import Cursor, stamped
+from subgraphs.kernel.events import bus as bus_module
+from subgraphs.kernel.events.bus import InProcessBus, SubscriberOverflow
+from subgraphs.kernel.events.catalogue import AccessChanged, Event
+from subgraphs.kernel.events.outbox import Cursor, stamped
+from subgraphs.kernel.web import live_signal, streams
 
 TOPIC = "channel:7"
 STORE = 3

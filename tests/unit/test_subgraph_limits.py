@@ -1,4 +1,4 @@
-"""A subgraph's own limits (kernel/limits.py): depth, aliases and tokens as the router counts them, and a
+"""A subgraph's own limits (kernel/web/limits.py): depth, aliases and tokens as the router counts them, and a
 response budget that stops the work once it is spent, on a schema whose answer grows as 10^depth."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import strawberry
 
-from subgraphs.kernel.extensions import schema_extensions
-from subgraphs.kernel.limits import BudgetedExecution, limits_of, more_tokens_than
+from subgraphs.kernel.web.extensions import schema_extensions
+from subgraphs.kernel.web.limits import BudgetedExecution, limits_of, more_tokens_than
 
 RESOLVED: list[int] = []  # node resolutions, to prove the work stops
 

@@ -1,6 +1,7 @@
 """One declaration per table: its owner's (an ORM model, or a Table where no model fits), and at most one
-light reference for the other contexts, in kernel/directory_tables.py or kernel/tenant_tables.py. Read
-from the source, so a redeclared table fails here before it drifts from its migration."""
+light reference for the other contexts, in kernel/tenancy/directory_tables.py or
+kernel/tenancy/tenant_tables.py. Read from the source, so a redeclared table fails here before it drifts from
+its migration."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = {"subgraphs/kernel/directory_tables.py", "subgraphs/kernel/tenant_tables.py"}
+SHARED = {"subgraphs/kernel/tenancy/directory_tables.py", "subgraphs/kernel/tenancy/tenant_tables.py"}
 # Copies of the kernel's own outbox tables qualified by a physical schema each, to ask every store in one
-# statement; to be folded into kernel/outbox.py when the kernel is split (docs/architecture-boundaries.md).
-SCHEMA_QUALIFIED_COPIES = {"subgraphs/kernel/outbox_probe.py", "subgraphs/kernel/outbox_metrics.py"}
+# statement; to be folded into kernel/events/outbox.py when the kernel is split
+# (docs/architecture-boundaries.md).
+SCHEMA_QUALIFIED_COPIES = {
+    "subgraphs/kernel/events/outbox_probe.py",
+    "subgraphs/kernel/events/outbox_metrics.py",
+}
 
 
 def declarations() -> dict[str, list[str]]:

@@ -12,10 +12,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from subgraphs.kernel import outbox, tracing
-from subgraphs.kernel.app import create_app
-from subgraphs.kernel.events import decode, encode, stamp
+from subgraphs.kernel import tracing
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.catalogue import decode, encode, stamp
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web.app import create_app
 from subgraphs.messages.events import MessageDeleted
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -52,9 +53,10 @@ ON = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from subgraphs.kernel import outbox, tracing
-    from subgraphs.kernel.bus import InProcessBus
-    from subgraphs.kernel.events import encode, stamp
+    from subgraphs.kernel.events import outbox
+    from subgraphs.kernel import tracing
+    from subgraphs.kernel.events.bus import InProcessBus
+    from subgraphs.kernel.events.catalogue import encode, stamp
     from subgraphs.messages.events import MessageDeleted
 
     exported = InMemorySpanExporter()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from subgraphs.kernel.errors import ErrorCode, ValidationFailed
-from subgraphs.kernel.validation import clean_text
+from subgraphs.kernel.web.validation import clean_text
 from subgraphs.users.service import validate_email, validate_password, validate_username
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 import strawberry
 
-from subgraphs.kernel.extensions import schema_extensions
+from subgraphs.kernel.web.extensions import schema_extensions
 from subgraphs.kernel.wellformed import MalformedJSON, depth_of, invalid_text_path, is_unstorable, loads
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.search.documents import SearchDocument, SearchRequest
 
 

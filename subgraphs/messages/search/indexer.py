@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel.access import hold_tenant
-from subgraphs.kernel.bus import EventBus
-from subgraphs.kernel.events import Event
-from subgraphs.kernel.uow import UnitOfWork, retrying_moves
+from subgraphs.kernel.events.bus import EventBus
+from subgraphs.kernel.events.catalogue import Event
+from subgraphs.kernel.tenancy.access import hold_tenant
+from subgraphs.kernel.tenancy.uow import UnitOfWork, retrying_moves
 from subgraphs.messages.events import MessageCreated, MessageDeleted, MessageUpdated
 from subgraphs.messages.models import AttachmentRow, MessageRow
 from subgraphs.messages.search.backend import SearchBackend

@@ -9,7 +9,7 @@ import strawberry
 
 from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.ids import id_argument
-from subgraphs.kernel.pagination import PageInfo, page_info
+from subgraphs.kernel.web.pagination import PageInfo, page_info
 from subgraphs.messages.search import service
 from subgraphs.messages.search.backends import backend_for
 from subgraphs.messages.search.documents import (

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from subgraphs.kernel import access
-from subgraphs.kernel.access_checks import access_server, or_none
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access_checks import access_server, or_none
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.search.backend import SearchBackend, SearchHit
 from subgraphs.messages.search.documents import (
     MAX_MENTIONS_FILTER,

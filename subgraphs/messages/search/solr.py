@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.search.backend import SearchHit
 from subgraphs.messages.search.documents import ParsedQuery, SearchDocument, SearchRequest
 

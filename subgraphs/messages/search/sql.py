@@ -15,7 +15,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.messages.search.backend import SearchHit
 from subgraphs.messages.search.documents import ParsedQuery, SearchDocument, SearchRequest
 from subgraphs.messages.search.models import SearchDocumentRow, SearchMentionRow

@@ -1,6 +1,7 @@
 """The durable consumer that turns message and friend events into notifications (run by `beep worker`).
 
-It reads every store's outbox at least once, in order (kernel/relay.py `Consumer`). For a MessageCreated:
+It reads every store's outbox at least once, in order (kernel/events/relay.py `Consumer`). For a
+MessageCreated:
 
 1. candidates: the members mentioned (`<@id>` tokens), the author of the message replied to, the channel's
    followers (ALL_MESSAGES on the channel or its server: one indexed query, at most MAX_FOLLOWERS, which
@@ -9,7 +10,7 @@ It reads every store's outbox at least once, in order (kernel/relay.py `Consumer
    members (at most MAX_DIRECT_MEMBERS: they follow it by default), and for an allowed @everyone the
    server's members, MEMBER_PAGE at a time, at most MAX_EVERYONE — for an @here only those connected now
    (the presence store, one call per page), who alone count it as their @everyone;
-2. of those, the members who can view the channel now (kernel/access.py, five queries per page of
+2. of those, the members who can view the channel now (kernel/tenancy/access.py, five queries per page of
    candidates), never the author nor anyone who blocked the author (one directory query per page);
 3. their settings and snoozes for the server, the folder the channel is in when the message is handled
    (one primary-key read of the channel on the shard, per message: a channel moved out of a folder stops
@@ -43,11 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.ids import DIRECTORY_SHARD, new_id
 from subgraphs.channels.events import ChannelDeleted
 from subgraphs.friends.events import FriendRequestRemoved, FriendRequestSent, FriendshipStarted
-from subgraphs.kernel import access
-from subgraphs.kernel.events import Event, topic_for_user
-from subgraphs.kernel.relay import Consumer
-from subgraphs.kernel.runtime import Runtime
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.events.catalogue import Event, topic_for_user
+from subgraphs.kernel.events.relay import Consumer
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.runtime import Runtime
 from subgraphs.messages.api import mentioned_user_ids, only_here
 from subgraphs.messages.events import MessageCreated, MessageDeleted
 from subgraphs.servers.events import ServerDeleted

@@ -2,8 +2,8 @@
 
 A notification points at a server, a channel and a message of a tenant shard; their subgraphs resolve
 them, but an entity they refuse (a message deleted or in a channel the reader lost) would reach the client
-as an error. So the references are checked here first, with the same rules (kernel/access.py): a page of
-notifications costs about seven queries per shard it touches, not per notification."""
+as an error. So the references are checked here first, with the same rules (kernel/tenancy/access.py): a page
+of notifications costs about seven queries per shard it touches, not per notification."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
-from subgraphs.kernel import access
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users.notifications import repository
 
 

@@ -1,5 +1,5 @@
 """SQL of notifications and notification preferences (directory), plus the few reads the consumer needs
-from other contexts, through light read-only references to their tables (as kernel/access.py reads
+from other contexts, through light read-only references to their tables (as kernel/tenancy/access.py reads
 membership): the author of the message a reply points at and the folder a channel is in (tenant shard),
 the kind of a tenant (the directory's tenant table), whether a friend request or friendship still stands
 and who blocked whom (friends' tables)."""
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tenants import Tenant
-from subgraphs.kernel import directory_tables, tenant_tables
+from subgraphs.kernel.tenancy import directory_tables, tenant_tables
 from subgraphs.users.notifications import rules
 from subgraphs.users.notifications.models import (
     FOLDER_SCOPE,
@@ -24,7 +24,7 @@ from subgraphs.users.notifications.models import (
     NotificationRow,
 )
 
-# The friends context's tables (kernel/directory_tables.py) and the tenant directory (db/tenants.py).
+# The friends context's tables (kernel/tenancy/directory_tables.py) and the tenant directory (db/tenants.py).
 _friend_requests = directory_tables.friend_requests
 _friendships = directory_tables.friendships
 _user_blocks = directory_tables.user_blocks

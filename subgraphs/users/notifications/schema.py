@@ -7,17 +7,17 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from subgraphs.kernel import streams
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext, own_operation
 from subgraphs.kernel.errors import ErrorCode, NotFoundError, ValidationError, error_types
-from subgraphs.kernel.events import Event, topic_for_user
+from subgraphs.kernel.events.catalogue import Event, topic_for_user
+from subgraphs.kernel.events.outbox import Deduplicator
 from subgraphs.kernel.federation import VIEWER_DEPENDENT, page_of
 from subgraphs.kernel.ids import id_input
-from subgraphs.kernel.mutations import error_codes, signed_in_mutation
-from subgraphs.kernel.outbox import Deduplicator
-from subgraphs.kernel.pagination import MAX_PAGE, decode_cursor, encode_cursor, page_info, page_size
-from subgraphs.kernel.permissions import IsAuthenticated
+from subgraphs.kernel.tenancy.permissions import IsAuthenticated
+from subgraphs.kernel.web import streams
+from subgraphs.kernel.web.context import BeepContext, own_operation
+from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
+from subgraphs.kernel.web.pagination import MAX_PAGE, decode_cursor, encode_cursor, page_info, page_size
 from subgraphs.users.events import NotificationCreated
 from subgraphs.users.loaders import UsersLoaders
 from subgraphs.users.notifications import rules, service

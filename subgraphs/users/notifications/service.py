@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from subgraphs.kernel import access
-from subgraphs.kernel.access_checks import access_channel, access_server
 from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access_checks import access_channel, access_server
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.users.notifications import repository, rules
 from subgraphs.users.notifications.models import (
     FOLDER_SCOPE,

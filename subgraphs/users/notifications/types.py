@@ -10,7 +10,7 @@ import strawberry
 
 from subgraphs.kernel.errors import NotFoundError, ValidationError
 from subgraphs.kernel.federation import REFERENCE_ONLY, at_most, free
-from subgraphs.kernel.pagination import PageInfo
+from subgraphs.kernel.web.pagination import PageInfo
 from subgraphs.users.events import NotificationCreated
 from subgraphs.users.notifications import rules, service
 from subgraphs.users.notifications.loaders import Refs, Visible

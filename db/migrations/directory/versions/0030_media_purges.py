@@ -1,4 +1,5 @@
-"""Directory: purge jobs for attachment files whose rows are being deleted (kernel/attachment_files.py).
+"""Directory: purge jobs for attachment files whose rows are being deleted
+(kernel/tenancy/attachment_files.py).
 
 Revision ID: d0030
 Revises: d0021

@@ -14,8 +14,8 @@ depends_on = None
 
 S = "shard"
 NOW = sa.text("CURRENT_TIMESTAMP")
-# subgraphs.kernel.permissions.DEFAULT_MEMBER_PERMISSIONS when this migration was written (frozen here:
-# a migration must not change meaning when the code does).
+# subgraphs.kernel.tenancy.permissions.DEFAULT_MEMBER_PERMISSIONS when this migration was written (frozen
+# here: a migration must not change meaning when the code does).
 DEFAULT_EVERYONE = 70372929
 
 

@@ -1,6 +1,6 @@
 """Access versions: a server's, replaced in the transaction of every access change (AccessChanged), so
 processes may keep computed channel permissions and check them with one read
-(subgraphs/kernel/access_versions.py). No rows at first: a server gets one with its first change.
+(subgraphs/kernel/tenancy/access_versions.py). No rows at first: a server gets one with its first change.
 
 Revision ID: s0090
 Revises: s0080

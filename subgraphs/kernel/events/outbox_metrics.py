@@ -3,7 +3,7 @@
 Per store: the events not yet published on the bus (`beep_outbox_backlog_events`) and the age of the
 oldest of them (`beep_outbox_relay_lag_seconds`, 0 when there is none). Per durable consumer (search
 indexing, link previews, notifications), over every store: the events it has not handled yet and the age
-of the oldest. One statement per physical database (like kernel/outbox_probe.py), at most once per
+of the oldest. One statement per physical database (like kernel/events/outbox_probe.py), at most once per
 `min_interval` seconds, and only when someone scrapes: an idle instance nobody monitors pays nothing.
 
 Every worker reports the same numbers (they read the same tables): aggregate with `max by (store)`.
@@ -22,7 +22,7 @@ from prometheus_client import Gauge
 
 from db.base import UtcDateTime
 from db.engines import Database
-from subgraphs.kernel.outbox import DIRECTORY_STORE
+from subgraphs.kernel.events.outbox import DIRECTORY_STORE
 
 BACKLOG = Gauge(
     "beep_outbox_backlog_events", "Committed outbox events not yet published on the bus.", ["store"]

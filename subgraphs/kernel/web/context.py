@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import unauthenticated
-from subgraphs.kernel.live_signal import wanted as live_signal_wanted
-from subgraphs.kernel.runtime import Runtime
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.live_signal import wanted as live_signal_wanted
+from subgraphs.kernel.web.runtime import Runtime
 
 L = TypeVar("L")
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class BeepContext(Generic[L]):
 
     @property
     def live_signal(self) -> bool:
-        """Whether this connection's subscriptions send the live signal (kernel/live_signal.py)."""
+        """Whether this connection's subscriptions send the live signal (kernel/web/live_signal.py)."""
         return live_signal_wanted(self.connection_params)
 
     @property

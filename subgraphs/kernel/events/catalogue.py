@@ -18,10 +18,10 @@ E = TypeVar("E", bound="Event")
 class Event:
     """Base of every event: subclasses are frozen dataclasses of JSON-friendly fields (int, str, datetime).
 
-    A durable event (written to the outbox, kernel/outbox.py) is published with its place in its store's
-    sequence: `outbox_store` and `outbox_position`, set by the relay. Ephemeral ones (typing, presence)
-    carry None there. `trace_parent` is the W3C trace context to continue when delivering it (set by the
-    relay when the request that wrote it was traced: kernel/tracing.py)."""
+    A durable event (written to the outbox, kernel/events/outbox.py) is published with its place in its
+    store's sequence: `outbox_store` and `outbox_position`, set by the relay. Ephemeral ones (typing,
+    presence) carry None there. `trace_parent` is the W3C trace context to continue when delivering it (set by
+    the relay when the request that wrote it was traced: kernel/tracing.py)."""
 
     type_name: ClassVar[str]
     outbox_store: int | None = dataclasses.field(default=None, kw_only=True, compare=False)
@@ -38,7 +38,7 @@ class Event:
 
 # The relay also publishes every AccessChanged here (one outbox row, in its tenant's shard: see
 # `announces_access_change`): the routers' fan-out tiers re-check the sockets of the streams it touches
-# (kernel/live_access.py), whichever servers they are.
+# (kernel/web/live_access.py), whichever servers they are.
 ACCESS_TOPIC = "access"
 
 
@@ -78,11 +78,11 @@ def stamp(raw: str, store: int, position: int, trace_parent: str | None = None) 
 
 def catalogue_modules() -> tuple[str, ...]:
     """The one event catalogue: a context publishes its events from `subgraphs/<context>/events.py`, the
-    kernel its own from this module and kernel/outbox.py. Named by string, as plugins are, so that the
+    kernel its own from this module and kernel/events/outbox.py. Named by string, as plugins are, so that the
     kernel imports no context (docs/architecture-boundaries.md)."""
     from subgraphs.kernel.settings import SUBGRAPH_NAMES
 
-    return (*(f"subgraphs.{name}.events" for name in SUBGRAPH_NAMES), "subgraphs.kernel.outbox")
+    return (*(f"subgraphs.{name}.events" for name in SUBGRAPH_NAMES), "subgraphs.kernel.events.outbox")
 
 
 def load_catalogue() -> None:

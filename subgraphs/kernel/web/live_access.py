@@ -6,7 +6,7 @@ subscription field, here, for many users at once (at subscribe time, on every ac
 stream's servers, and periodically). A subgraph declares a check per field it shares
 (`SubgraphDefinition.live_access`); a field without one is executed once per subscriber, as before.
 
-Routes (kernel/app.py mounts them on every subgraph; each request is signed, kernel/internal.py):
+Routes (kernel/web/app.py mounts them on every subgraph; each request is signed, kernel/web/internal.py):
   POST /internal/live-access      {"field", "arguments", "users": [id...]} -> a Verdict as JSON
   GET  /internal/access-changes   newline-delimited JSON: {"serverId", "channelId"} per AccessChanged
   POST /internal/presence         {"touch": [[user, connection]...], "drop": [...]}: the tier's sockets
@@ -29,14 +29,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from db.failures import database_unavailable
-from subgraphs.kernel import access, internal, presence, tenant_tables
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.events import ACCESS_TOPIC, AccessChanged
+from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, AccessChanged
 from subgraphs.kernel.ids import id_argument
-from subgraphs.kernel.permissions import Permission
 from subgraphs.kernel.redis_client import redis_unavailable
-from subgraphs.kernel.runtime import Runtime, RuntimeHolder
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access, tenant_tables
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web import internal, presence
+from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
 
 log = logging.getLogger("beep.live_access")
 MAX_USERS_PER_CHECK = 5000

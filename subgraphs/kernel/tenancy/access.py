@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import UtcDateTime
-from subgraphs.kernel import tenant_tables
 from subgraphs.kernel.errors import TenantMoved
-from subgraphs.kernel.permissions import (
+from subgraphs.kernel.tenancy import tenant_tables
+from subgraphs.kernel.tenancy.permissions import (
     MemberGrant,
     Overwrite,
     Permission,
@@ -29,7 +29,7 @@ from subgraphs.kernel.permissions import (
     channel_permissions,
 )
 
-# The shared light references (kernel/tenant_tables.py), named as this module always has.
+# The shared light references (kernel/tenancy/tenant_tables.py), named as this module always has.
 _servers = tenant_tables.servers
 _members = tenant_tables.members
 _timeouts = tenant_tables.member_timeouts

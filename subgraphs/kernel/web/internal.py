@@ -9,7 +9,7 @@ internal requests (who may receive a stream, access changes, presence) carry a s
 
 Every request to a subgraph's GraphQL endpoint (HTTP or WebSocket) carries the *caller credential*
 (`Beep-Internal: v1.<hex HMAC-SHA256 of "beep-internal-caller.v1">`): subgraphs serve only Beep's own
-processes (kernel/app.py, InternalCallerGuard), and trust forwarding headers only from them.
+processes (kernel/web/app.py, InternalCallerGuard), and trust forwarding headers only from them.
 """
 
 from __future__ import annotations

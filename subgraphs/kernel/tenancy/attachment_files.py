@@ -4,7 +4,7 @@ Files cannot join a database transaction, so deleting a message, a channel or a 
 through a **purge job** (the directory's `media_purges`):
 
 1. The deleting transaction records a job (what to purge: some keys, a channel's scope or a server's)
-   in the directory, which commits before the shards (kernel/uow.py).
+   in the directory, which commits before the shards (kernel/tenancy/uow.py).
 2. Right after the commit the resolver runs the job: it checks that the rows are really gone (the
    attachments no longer name the keys, the channel or server row no longer exists), deletes the files,
    then the job. A rolled-back deletion leaves a job whose rows still exist: it is dropped, files kept.
@@ -18,8 +18,8 @@ tenant's shard, so a signed URL stops working the moment the deletion commits, w
 is gone yet.
 
 This module is a kernel one because channel and server deletions (channels and servers subgraphs) need
-it and subgraphs do not import each other; like kernel/access.py it reads other contexts' tables
-(attachments, channels, servers) through the shared light table references of kernel/tenant_tables.py,
+it and subgraphs do not import each other; like kernel/tenancy/access.py it reads other contexts' tables
+(attachments, channels, servers) through the shared light table references of kernel/tenancy/tenant_tables.py,
 within the tenant's shard only.
 """
 
@@ -40,8 +40,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import DirectoryBase, UtcDateTime
 from db.engines import Database
 from media.attachments import Attachments, attachment_scope, channel_scope_prefix
-from subgraphs.kernel import tenant_tables
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import tenant_tables
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 log = logging.getLogger("beep.attachment_files")
 
@@ -67,7 +67,7 @@ class MediaPurgeRow(DirectoryBase):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# The shared light references (kernel/tenant_tables.py), named as this module always has.
+# The shared light references (kernel/tenancy/tenant_tables.py), named as this module always has.
 _servers = tenant_tables.servers
 _channels = tenant_tables.channels
 _attachments = tenant_tables.attachments

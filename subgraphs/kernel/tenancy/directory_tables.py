@@ -1,8 +1,8 @@
 """Light references to the directory tables that more than their owner reads or writes: one set, shared
-(the directory counterpart of kernel/tenant_tables.py), and the only one: no other module redeclares
+(the directory counterpart of kernel/tenancy/tenant_tables.py), and the only one: no other module redeclares
 them (tests/unit/test_table_declarations.py).
 
-The friends context's tables: presence tells a user's friends (`kernel/presence.py`), messages flag the
+The friends context's tables: presence tells a user's friends (`kernel/web/presence.py`), messages flag the
 authors a reader blocked (`messages/repository.py`), and the notifications consumer checks that a friend
 request or friendship still stands and skips whoever blocked an author (`users/notifications/repository.py`).
 The users context's `users`: presence reads a chosen status, messages resolve @mentions

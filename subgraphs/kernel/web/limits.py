@@ -33,8 +33,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.graphql import OperationType
 
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.live_signal import event_result
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web.live_signal import event_result
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class BudgetedExecution(StrawberryGraphQLCoreExecutionContext):
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        # The live signal is no event: nothing to resolve (kernel/live_signal.py).
+        # The live signal is no event: nothing to resolve (kernel/web/live_signal.py).
         signalled = event_result(self.root_value)
         return signalled if signalled is not None else super().execute_operation(serially)
 

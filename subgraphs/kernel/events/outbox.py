@@ -1,7 +1,7 @@
 """The transactional outbox: every durable event is a row written in the transaction of the change.
 
 Each store (every logical shard, and the directory for user-level events) keeps an `outbox` table. The
-relay (kernel/relay.py, one leader per store) gives committed rows their `position` — a gap-free,
+relay (kernel/events/relay.py, one leader per store) gives committed rows their `position` — a gap-free,
 increasing number per store, in the order the relay saw them — commits, then publishes them on the bus.
 Because positions are handed out by a single writer after commit, a reader that subscribes first and then
 reads every row past its cursor sees each event exactly once: rows it read are dropped when they also arrive
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import SHARD_SCHEMA, DirectoryBase, ShardBase, UtcDateTime
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode, bad_user_input
-from subgraphs.kernel.events import Event, decode, encode
+from subgraphs.kernel.events.catalogue import Event, decode, encode
 from subgraphs.kernel.tracing import current_traceparent
 
 DIRECTORY_STORE = -1  # the directory's outbox; logical shards are 0..N-1

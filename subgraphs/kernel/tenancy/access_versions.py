@@ -1,11 +1,11 @@
 """Channel permissions kept per process, and the per-server version that says whether they still hold.
 
-Computing a member's permissions in a channel takes four statements (kernel/access.py: the channel, the
-server with membership and timeout, the roles, the overwrites): on the send path that was 11-19% of the
+Computing a member's permissions in a channel takes four statements (kernel/tenancy/access.py: the channel,
+the server with membership and timeout, the roles, the overwrites): on the send path that was 11-19% of the
 messages process (issue 16). Every change of who may do what in a server announces `AccessChanged`
 (roles, overwrites, membership, bans, timeouts, channel moves and deletions, ownership, visibility, a
 server's deletion); the unit of work gives that server a new, random `access_versions.version` in the
-same transaction (kernel/uow.py). A send then reads its channel's row, its server's fence and that
+same transaction (kernel/tenancy/uow.py). A send then reads its channel's row, its server's fence and that
 version in one statement, and reuses what this process computed under the same version.
 
 Why it is exact, not eventually right:
@@ -43,8 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import ShardBase
-from subgraphs.kernel import access, tenant_tables
-from subgraphs.kernel.access import WRITING, ChannelAccess, check_not_moved, fence
+from subgraphs.kernel.tenancy import access, tenant_tables
+from subgraphs.kernel.tenancy.access import WRITING, ChannelAccess, check_not_moved, fence
 
 
 class AccessVersionRow(ShardBase):

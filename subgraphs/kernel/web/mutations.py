@@ -13,7 +13,6 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import (
     BeepGraphQLError,
     DomainError,
@@ -23,7 +22,8 @@ from subgraphs.kernel.errors import (
     TopLevelCode,
     UserError,
 )
-from subgraphs.kernel.uow import UnitOfWork, retrying_moves
+from subgraphs.kernel.tenancy.uow import UnitOfWork, retrying_moves
+from subgraphs.kernel.web.context import BeepContext
 
 log = logging.getLogger("beep.errors")
 

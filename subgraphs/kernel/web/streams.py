@@ -7,7 +7,7 @@ client receives, how the subscriber's access is re-checked, what is replayed) an
    snapshot), then the replay of stored events after the client's cursor. Nothing published between the
    check and the subscription is lost; whatever arrives both stored and live is dropped the second time,
    by its cursor. With `signal`, the live signal (`live_signal.LIVE`) comes right after the check, before
-   the starting state: from then on every event published reaches the stream (kernel/live_signal.py).
+   the starting state: from then on every event published reaches the stream (kernel/web/live_signal.py).
 2. Live events follow. An `AccessChanged` of the stream's scope runs the guard's check, which raises the
    error that ends the stream (FORBIDDEN, NOT_FOUND); so may `render`. Before a delivery the guard
    re-checks when its period has passed (a second line behind the announcements).
@@ -17,7 +17,7 @@ client receives, how the subscriber's access is re-checked, what is replayed) an
    cursor when the stream can replay, instead of failing.
 
 The router's fan-out tier (router/fanout.ts) runs these same resolvers as one of a shared stream's
-subscribers (a fan-out credential, kernel/internal.py): nothing here knows or needs to.
+subscribers (a fan-out credential, kernel/web/internal.py): nothing here knows or needs to.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.events import AccessChanged, Event
-from subgraphs.kernel.live_signal import marker
-from subgraphs.kernel.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
+from subgraphs.kernel.events.bus import EventBus, SubscriberOverflow
+from subgraphs.kernel.events.catalogue import AccessChanged, Event
+from subgraphs.kernel.events.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
+from subgraphs.kernel.web.live_signal import marker
 
 T = TypeVar("T")
 log = logging.getLogger("beep.streams")

@@ -1,6 +1,6 @@
 """Presence: a user is connected while one of their live subscription connections is open.
 
-Every subgraph's WebSocket connection of a signed-in user registers here (kernel/app.py) and renews a
+Every subgraph's WebSocket connection of a signed-in user registers here (kernel/web/app.py) and renews a
 heartbeat every `ttl / 3` seconds; a connection whose heartbeat is older than `ttl` no longer counts, so a
 process that dies takes its users offline within `ttl` (default 30 s) without anyone cleaning up. The store
 is Redis in the full mode (shared by every process and replica: one sorted set per user, members are
@@ -27,17 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import tenants
-from subgraphs.kernel import directory_tables
-from subgraphs.kernel.bus import EventBus
-from subgraphs.kernel.events import PresenceChanged, topic_for_server, topic_for_user
+from subgraphs.kernel.events.bus import EventBus
+from subgraphs.kernel.events.catalogue import PresenceChanged, topic_for_server, topic_for_user
 from subgraphs.kernel.redis_client import redis_client
+from subgraphs.kernel.tenancy import directory_tables
 
 log = logging.getLogger("beep.presence")
 
 # The status a user chose that makes them look disconnected to others (they still see themselves).
 INVISIBLE_STATUS = "MYSTERIOUS"
 
-# Other owners' tables, read-only: the users context's and friends' (kernel/directory_tables.py), the
+# Other owners' tables, read-only: the users context's and friends' (kernel/tenancy/directory_tables.py), the
 # directory's memberships (db/tenants.py).
 _users = directory_tables.users
 _friendships = directory_tables.friendships
@@ -306,7 +306,7 @@ class _Announcer(Protocol):
 
 
 class _PresenceRuntime(Protocol):
-    """What sockets_changed uses of the process's Runtime (kernel/runtime.py imports this module)."""
+    """What sockets_changed uses of the process's Runtime (kernel/web/runtime.py imports this module)."""
 
     @property
     def settings(self) -> Any: ...
@@ -321,7 +321,7 @@ class _PresenceRuntime(Protocol):
 async def sockets_changed(
     runtime: _PresenceRuntime, touch: Sequence[tuple[int, str]], drop: Sequence[tuple[int, str]]
 ) -> None:
-    """The router's fan-out tier holds client sockets that reach no subgraph (kernel/live_access.py): it
+    """The router's fan-out tier holds client sockets that reach no subgraph (kernel/web/live_access.py): it
     registers each signed-in one here and renews them every ttl/3, as PresenceSession does for a
     subgraph's own connection; a tier that dies stops renewing and the worker's sweep announces it."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from db.engines import Database
-from subgraphs.kernel.outbox import DIRECTORY_STORE
+from subgraphs.kernel.events.outbox import DIRECTORY_STORE
 
 
 def _store_has_work(store: int, schema: str | None, consumers: Sequence[str]) -> sa.Select[Any]:

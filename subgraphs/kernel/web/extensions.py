@@ -1,5 +1,4 @@
-"""The schema extensions every subgraph runs, in order. Apart from kernel/errors.py, which they use (the
-limits raise its errors), so that no kernel module imports another that imports it back."""
+"""The schema extensions every subgraph runs, in order."""
 
 from __future__ import annotations
 
@@ -7,17 +6,17 @@ from collections.abc import Callable
 
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 
-from subgraphs.kernel.errors import MaskUnexpectedErrors, RefuseInvalidText
-from subgraphs.kernel.limits import RequestLimits
-from subgraphs.kernel.live_signal import LiveSignalResult
 from subgraphs.kernel.metrics import OperationMetrics
 from subgraphs.kernel.tracing import OperationTracing
+from subgraphs.kernel.web.error_masking import MaskUnexpectedErrors, RefuseInvalidText
+from subgraphs.kernel.web.limits import RequestLimits
+from subgraphs.kernel.web.live_signal import LiveSignalResult
 
 
 def schema_extensions() -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     """What every subgraph schema runs: operation tracing and metrics, masking of unexpected errors, the
-    subgraph's own limits (kernel/limits.py; with its executor, `BudgetedExecution`), the live signal's
-    mark (kernel/live_signal.py), and caches of parsed
+    subgraph's own limits (kernel/web/limits.py; with its executor, `BudgetedExecution`), the live signal's
+    mark (kernel/web/live_signal.py), and caches of parsed
     and validated documents (the router sends the same text for an operation every time; parsing and
     validation were the largest single cost per request in the benchmarks)."""
     # The cache extensions are built per request; their LRU caches are shared per size across instances.

@@ -14,11 +14,11 @@ from media.pictures import Pictures, load_or_create_signing_keys
 from media.signing import UrlSigner
 from media.storage import FileStorage, LocalDiskStorage
 from subgraphs.kernel.auth import JwksCache, TokenVerifier
-from subgraphs.kernel.bus import EventBus, create_bus
+from subgraphs.kernel.events.bus import EventBus, create_bus
 from subgraphs.kernel.leases import Leases, create_leases
-from subgraphs.kernel.presence import PresenceStore, create_presence_store
-from subgraphs.kernel.ratelimit import RateLimiter, create_rate_limiter
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.web.presence import PresenceStore, create_presence_store
+from subgraphs.kernel.web.ratelimit import RateLimiter, create_rate_limiter
 
 T = TypeVar("T")
 

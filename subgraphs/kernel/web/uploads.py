@@ -16,8 +16,8 @@ from media.errors import MediaError
 from media.images import MiB, PictureKind
 from media.pictures import Pictures
 from subgraphs.kernel.errors import ErrorCode, ErrorTypes, UserError, ValidationFailed
-from subgraphs.kernel.mutations import run_in_transaction
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
+from subgraphs.kernel.web.mutations import run_in_transaction
 
 T = TypeVar("T")
 E = TypeVar("E", bound=UserError)

@@ -11,7 +11,7 @@ Each `access_*` returns what it loaded, so the caller never loads it again, and 
 - `PermissionDenied` for what they see but may not do (`needs`, with the caller's `refusal` message).
 
 A query answers null rather than an error: it wraps the same check in `or_none`. The permissions
-themselves are computed in kernel/access.py (the engine); this module states how a service applies
+themselves are computed in kernel/tenancy/access.py (the engine); this module states how a service applies
 them. A service that must compute the access itself (on a session it has just locked) applies the same
 rules with `check_channel` / `check_server`. Batch filters (loaders, search, live streams) test
 `ChannelAccess.can_view` / `can_read` directly.
@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection
 from typing import TypeVar
 
-from subgraphs.kernel import access, access_versions
-from subgraphs.kernel.access import ChannelAccess, ServerAccess
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
-from subgraphs.kernel.permissions import Permission
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy import access, access_versions
+from subgraphs.kernel.tenancy.access import ChannelAccess, ServerAccess
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 T = TypeVar("T")
 
@@ -121,7 +121,7 @@ async def access_channel_to_send(
     field: str = "channelId",
 ) -> tuple[ChannelAccess, str | None]:
     """`access_channel` on the send path: one statement while the server's access version is unchanged
-    (kernel/access_versions.py). Also returns the channel's name, read by the same statement."""
+    (kernel/tenancy/access_versions.py). Also returns the channel's name, read by the same statement."""
     target = await access_versions.channel_for_send(await uow.for_entity(channel_id), channel_id, viewer)
     found = check_channel(
         target.access, needs=needs, refusal=refusal, kinds=kinds, wrong_kind=wrong_kind, field=field

@@ -1,11 +1,11 @@
 """Light references to the tenant tables that more than their owner reads or writes: one set, shared.
 
-`kernel/access.py` reads membership, roles and channel placement through them for every subgraph; the
+`kernel/tenancy/access.py` reads membership, roles and channel placement through them for every subgraph; the
 friends context writes a conversation's tenant (a server of kind DM or GROUP_DM: its server row,
 @everyone role, members and one text channel) and erases it through them
 (`subgraphs/friends/conversations.py`); the servers context writes a new server's default channels
 (`servers/service.py`); the webhooks context adds a bot's member row
-(`subgraphs/webhooks/bots.py`); `kernel/attachment_files.py` checks that a purged server, channel or
+(`subgraphs/webhooks/bots.py`); `kernel/tenancy/attachment_files.py` checks that a purged server, channel or
 attachment is gone and which stored keys are still live; the messages context resolves `#channel`
 mentions (`messages/mentions.py`) and the notifications consumer finds a replied-to message's author
 (`users/notifications/repository.py`). The owners' models (servers, channels and messages contexts)

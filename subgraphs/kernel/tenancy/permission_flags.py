@@ -15,7 +15,7 @@ import strawberry
 
 from subgraphs.kernel.errors import ValidationFailed
 from subgraphs.kernel.federation import at_most
-from subgraphs.kernel.permissions import Permission, parse_permissions
+from subgraphs.kernel.tenancy.permissions import Permission, parse_permissions
 
 
 def _flag(name: str) -> Any:

@@ -8,7 +8,7 @@ positions are handed out by one writer and published in order. Per round and sto
 2. publish them, in order, then record how far it got.
 
 A relay that dies between 1 and 2 (or halfway through 2) leaves rows positioned but unpublished: whoever
-leads next publishes them again, and subscribers drop what they have already seen (kernel/outbox.py
+leads next publishes them again, and subscribers drop what they have already seen (kernel/events/outbox.py
 `Deduplicator`). Nothing committed is lost; a live event may arrive twice but is delivered once.
 
 Work is found two ways: the `OutboxWritten` hint each commit publishes (fast path), and a sweep of every
@@ -34,11 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel import outbox, tracing
-from subgraphs.kernel.bus import EventBus, SubscriberOverflow
-from subgraphs.kernel.events import ACCESS_TOPIC, Event, announces_access_change, decode, stamp
+from subgraphs.kernel import tracing
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.bus import EventBus, SubscriberOverflow
+from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, Event, announces_access_change, decode, stamp
+from subgraphs.kernel.events.outbox_probe import stores_with_work
 from subgraphs.kernel.metrics import EVENTS_RELAYED
-from subgraphs.kernel.outbox_probe import stores_with_work
 
 log = logging.getLogger("beep.relay")
 

@@ -26,16 +26,17 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from subgraphs.kernel import access_log, i18n, internal, live_access, metrics, presence, wellformed
+from subgraphs.kernel import i18n, metrics, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
-from subgraphs.kernel.context import BeepContext
 from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.logging import configure_logging, request_id_var
 from subgraphs.kernel.media_types import GraphQLResponseMedia, wants_graphql_response
-from subgraphs.kernel.runtime import Runtime, RuntimeHolder
 from subgraphs.kernel.settings import Settings
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.kernel.tracing import TraceRequests, configure_tracing
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.web import access_log, internal, live_access, presence
+from subgraphs.kernel.web.context import BeepContext
+from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
 
 log = logging.getLogger("beep.app")
 Background = Callable[[Runtime], AbstractAsyncContextManager[Any]]  # runs beside the app (the worker)
@@ -58,7 +59,7 @@ class SubgraphDefinition:
     # settings cannot work on this machine, e.g. the channels' voice host addresses are none of its own.
     check_settings: Callable[[Settings], None] | None = None
     # Subscription fields the router's fan-out tier may share between sockets, with the check that says
-    # who may receive them (kernel/live_access.py). A field not listed is executed per subscriber.
+    # who may receive them (kernel/web/live_access.py). A field not listed is executed per subscriber.
     live_access: Mapping[str, live_access.LiveAccessCheck | live_access.StateStream] = field(
         default_factory=dict
     )
@@ -95,7 +96,8 @@ class SubgraphGraphQL(GraphQL[BeepContext[Any], None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         """As Strawberry's, but nesting too deep for the decoder is a 400 too, not a RecursionError (a
-        500). Lone surrogates pass here and are refused as BAD_USER_INPUT (errors.RefuseInvalidText)."""
+        500). Lone surrogates pass here and are refused as BAD_USER_INPUT
+        (error_masking.RefuseInvalidText)."""
         try:
             parsed = wellformed.loads(data, text=False)
             access_log.note_operation(parsed)
@@ -356,7 +358,7 @@ class AuthMiddleware:
 class InternalCallerGuard:
     """Pure ASGI in front of GraphQL over HTTP and WebSocket: only Beep's own processes (the router, its
     fan-out tier, tests and tools holding the deployment's secret) may call a subgraph. A request without
-    a valid `Beep-Internal` credential (kernel/internal.py) is refused with 403 FORBIDDEN before anything
+    a valid `Beep-Internal` credential (kernel/web/internal.py) is refused with 403 FORBIDDEN before anything
     is parsed; a WebSocket upgrade likewise, before it is accepted. Health checks are other routes."""
 
     def __init__(self, app: ASGIApp, secret: str) -> None:

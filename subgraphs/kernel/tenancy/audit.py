@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import ShardBase
 from db.ids import new_id
 from subgraphs.kernel.logging import AUDIT_LOGGER
-from subgraphs.kernel.uow import UnitOfWork
+from subgraphs.kernel.tenancy.uow import UnitOfWork
 
 # The audit stream (docs/logging.md): each entry once more as a log line, once its change is committed,
 # for an operator's log search across tenants. Which fields changed, not their values (names, topics...).

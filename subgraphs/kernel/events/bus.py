@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from subgraphs.kernel import tracing
-from subgraphs.kernel.events import Event, decode, encode
+from subgraphs.kernel.events.catalogue import Event, decode, encode
 from subgraphs.kernel.metrics import EVENTS_DELIVERED, SUBSCRIBER_OVERFLOWS
 from subgraphs.kernel.redis_client import redis_client
 

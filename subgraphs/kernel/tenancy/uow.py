@@ -11,11 +11,13 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engines import Database
-from subgraphs.kernel import access_versions, outbox, tracing
-from subgraphs.kernel.access import WRITING
-from subgraphs.kernel.bus import EventBus
+from subgraphs.kernel import tracing
 from subgraphs.kernel.errors import TenantMoved
-from subgraphs.kernel.events import AccessChanged, Event
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.bus import EventBus
+from subgraphs.kernel.events.catalogue import AccessChanged, Event
+from subgraphs.kernel.tenancy import access_versions
+from subgraphs.kernel.tenancy.access import WRITING
 
 T = TypeVar("T")
 log = logging.getLogger("beep.uow")
@@ -26,8 +28,8 @@ class UnitOfWork:
 
     Services receive it, read and write through it, and `emit` events; they never commit. The resolver
     owns the transaction: `async with uow.atomic(): ...` writes the emitted events to the outbox of their
-    topic's store (kernel/outbox.py), commits every touched session (directory first, whose rows are what
-    the others are found by), then wakes the relay, which publishes them. Ephemeral signals that need no
+    topic's store (kernel/events/outbox.py), commits every touched session (directory first, whose rows are
+    what the others are found by), then wakes the relay, which publishes them. Ephemeral signals that need no
     replay (typing) are `announce`d instead: published straight after commit, lost if the process dies.
     """
 
@@ -184,8 +186,8 @@ class UnitOfWork:
 
     async def _bump_access_versions(self, pending: list[tuple[str, Event]]) -> None:
         """Every server this transaction announces an access change of gets a new access version, in this
-        transaction: processes that keep computed permissions (kernel/access_versions.py) see the change
-        with their next read, as an uncached check would. Last, after the change's own writes, so every
+        transaction: processes that keep computed permissions (kernel/tenancy/access_versions.py) see the
+        change with their next read, as an uncached check would. Last, after the change's own writes, so every
         writer takes these row locks in the same order."""
         changed = sorted({event.server_id for _, event in pending if isinstance(event, AccessChanged)})
         by_shard: dict[int, list[int]] = {}
@@ -234,7 +236,7 @@ MOVED_BACKOFF_SECONDS = 0.05
 
 async def retrying_moves(uow: UnitOfWork, operation: Callable[[], Awaitable[T]]) -> T:
     """Run `operation` in one transaction of `uow`. When the tenant moved shard under it (`TenantMoved`,
-    raised by a fenced read: kernel/access.py), start over on the new shard; after the last retry, the
+    raised by a fenced read: kernel/tenancy/access.py), start over on the new shard; after the last retry, the
     `TenantMoved` propagates."""
     for attempt in range(1, MOVED_RETRIES + 2):
         try:

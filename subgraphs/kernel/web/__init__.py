@@ -1,0 +1,1 @@
+"""The web room: the ASGI app, request context, GraphQL extensions, limits, subscriptions, presence."""
