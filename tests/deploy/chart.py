@@ -81,9 +81,9 @@ def exported_metric_names() -> set[str]:
     """Every beep_* family Beep's code defines (Python and the router)."""
     sources = [
         REPO / "subgraphs" / "kernel" / "metrics.py",
-        REPO / "subgraphs" / "kernel" / "outbox_metrics.py",
+        REPO / "subgraphs" / "kernel" / "events" / "outbox_metrics.py",
         REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
-        REPO / "subgraphs" / "kernel" / "access_versions.py",  # beep_access_cache_*
+        REPO / "subgraphs" / "kernel" / "tenancy" / "access_versions.py",  # beep_access_cache_*
         REPO / "media" / "voice" / "metrics.py",  # beep_voice_*
         REPO / "router" / "metrics.ts",
     ]
