@@ -51,9 +51,23 @@ def _patterns(code: str | None) -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple((key, pattern_of(english)) for key, english in entries)
 
 
+@cache
+def _exact(code: str | None) -> dict[str, str]:
+    """The code's own template-free texts and their keys: most messages are found here, without a
+    pattern (ties go as in `_patterns`: the first key by name)."""
+    exact: dict[str, str] = {}
+    for key, english in sorted(ENGLISH.items()):
+        if code_of(key) == code and "{" not in english:
+            exact.setdefault(english, key)
+    return exact
+
+
 def lookup(message: str, code: str | None = None) -> tuple[str, dict[str, str]] | None:
     """The key of an English `message` raised with `code`, and its variable parts; None outside the
     catalogue."""
+    key = _exact(code).get(message)
+    if key is not None:
+        return key, {}
     for key, pattern in _patterns(code):
         found = pattern.match(message)
         if found:
@@ -87,17 +101,17 @@ def current_language() -> str:
 
 
 def translate(message: str, language: str | None = None, *, code: str | None = None) -> str:
-    """`message` (English, raised with `code`) in `language` (default: the current request's). A message
-    outside the catalogue stays English, and is logged: tests/unit/test_message_catalogue.py should have
-    found it."""
+    """`message` (English, raised with `code`) in `language` (default: the current request's). English
+    is the source, so it is returned as it is, unmatched. A message outside the catalogue stays English,
+    and is logged: tests/unit/test_message_catalogue.py should have found it."""
+    language = language or _language.get()
+    if language == DEFAULT_LANGUAGE:
+        return message
     found = lookup(message, code)
     if found is None:
         if message not in _reported and len(_reported) < 1000:
             _reported.add(message)
             log.warning("message without a catalogue key", extra={"text": message, "code": code})
-        return message
-    language = language or _language.get()
-    if language == DEFAULT_LANGUAGE:
         return message
     key, parts = found
     translated = CATALOGUES[language].get(key)

@@ -107,3 +107,18 @@ def test_translation_by_key(message: str, code: str, french: str) -> None:
 def test_a_message_outside_the_catalogue_stays_english() -> None:
     assert i18n.lookup("Something nobody wrote down.") is None
     assert i18n.translate("Something nobody wrote down.", "fr") == "Something nobody wrote down."
+
+
+@pytest.mark.parametrize("key", sorted(k for k, english in ENGLISH.items() if "{" not in english))
+def test_the_exact_text_shortcut_finds_what_the_patterns_find(key: str) -> None:
+    code = i18n.code_of(key)
+    by_patterns = next(k for k, pattern in i18n._patterns(code) if pattern.match(ENGLISH[key]))
+    assert i18n.lookup(ENGLISH[key], code) == (by_patterns, {})
+
+
+def test_english_is_returned_without_a_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("an English request paid for the catalogue lookup")
+
+    monkeypatch.setattr(i18n, "lookup", refuse)
+    assert i18n.translate("Anything at all.", "en") == "Anything at all."
