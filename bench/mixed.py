@@ -34,6 +34,7 @@ from bench.delivery import (
 from bench.live import NodeReceiver, Subscriber, SubscriberLog
 from bench.load import Gql, latency_summary, pooled_client
 from bench.procs import CpuMeter
+from bench.profile_send import ProfileSettings, Sampler, finish_samplers, node_profile, start_samplers
 from bench.run import RESULTS, bounded_gather, run_mode
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_CHANNEL, CREATE_SERVER, JOIN_SERVER, MESSAGE_EVENTS
@@ -52,6 +53,7 @@ class MixedSettings:
     listener_users: int = 50  # sockets share users: sign-ups cost Argon2 (see bench/README.md, Delivery)
     max_inflight: int = 64
     drain_s: float = 30.0
+    profile_rate: int = 0  # py-spy samples/s per Python process during the send window (0: no profile)
 
 
 @dataclass
@@ -173,8 +175,9 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             await receiver.step(prefix)
             count = round(s.rate * s.seconds)
             load_before = loadavg()
-            before = run.meter.snapshot()
             senders = [a.token for a in seed.senders]
+            samplers, router = start_profiles(stack, s)
+            before = run.meter.snapshot()
             sent = await send_open_loop(
                 gql, senders, seed.channels, prefix, s.rate, count, s.seconds * 1.5 + 10, s.max_inflight
             )
@@ -184,6 +187,9 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
                 per_channel[channel] = per_channel.get(channel, 0) + 1
             logs = await receiver.finish(len(sent.sent_at), s.drain_s, per_channel)
             cpu = CpuMeter.usage(before, run.meter.snapshot())
+            profiles = finish_samplers(samplers) if samplers else {}
+            if router is not None:
+                profiles["router-a"] = await router
         finally:
             await receiver.close()
     analysed = analyse_mixed(sent.sent_at, channel_of, logs, seed.channels)
@@ -215,7 +221,20 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
         "stack_cpu_ms_per_message": round(stack_cores * window / messages * 1000, 2),
         "cpu_ms_per_message": {k: round(v * window / messages * 1000, 2) for k, v in cores.items()},
         "stack_cpu_ms_per_delivery": round(stack_cores * window / max(analysed["delivered"], 1) * 1000, 3),
+        **({"profiles": profiles} if profiles else {}),
     }
+
+
+def start_profiles(
+    stack: Stack, s: MixedSettings
+) -> tuple[list[Sampler], asyncio.Task[dict[str, Any]] | None]:
+    """py-spy on every Python process and the inspector on router A for the send window (`--profile`)."""
+    if not s.profile_rate:
+        return [], None
+    settings = ProfileSettings(False, s.rate, s.seconds, s.profile_rate)
+    samplers = start_samplers(stack, settings)
+    router_pid = next(p.pid for name, p in stack.processes if name == "router-a")
+    return samplers, asyncio.create_task(node_profile(router_pid, s.seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-channel", type=int, default=10)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--profile", type=int, default=0, metavar="HZ", help="py-spy samples/s (0: off)")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -232,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = MixedSettings(True, 20, 2, 10.0, 30.0, listener_users=10, drain_s=15.0)
     else:
         settings = MixedSettings(False, args.channels, args.per_channel, args.rate, args.minutes * 60)
+    settings.profile_rate = args.profile
     result = run_mode("full", settings, mixed_body)  # type: ignore[arg-type]
     result["scenario"] = "mixed"
     result["settings"] = asdict(settings)
