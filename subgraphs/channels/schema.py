@@ -6,7 +6,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
-from strawberry.federation import Schema
 
 from subgraphs.channels import live, overwrites, service, visibility
 from subgraphs.channels.inputs import (
@@ -30,7 +29,6 @@ from subgraphs.channels.types import (
 from subgraphs.channels.voice_schema import VoiceMutation, VoiceQuery, VoiceSubscription
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     TEXT_CODES,
     ErrorCode,
     ForbiddenError,
@@ -43,9 +41,8 @@ from subgraphs.kernel.tenancy import attachment_files
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated, parse_permissions
 from subgraphs.kernel.web import ratelimit, streams
 from subgraphs.kernel.web.context import BeepContext, own_operation
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 
 
 @strawberry.type
@@ -257,12 +254,9 @@ class Subscription(VoiceSubscription):
             yield event
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Channel, Server, ChannelDeleted, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[Channel, Server, ChannelDeleted],
 )

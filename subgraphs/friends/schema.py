@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import strawberry
-from strawberry.federation import Schema
 from strawberry.types import Info
 
 from subgraphs.friends import conversations, groups, repository, service
@@ -31,7 +30,6 @@ from subgraphs.friends.loaders import FriendsLoaders
 from subgraphs.friends.models import DirectConversationRow, FriendRequestRow
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     TEXT_CODES,
     ConflictError,
     ErrorCode,
@@ -50,9 +48,8 @@ from subgraphs.kernel.tenancy.permissions import IsAuthenticated
 from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.kernel.web import ratelimit, streams
 from subgraphs.kernel.web.context import BeepContext, own_operation
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 
 FriendsInfo = Info[BeepContext[FriendsLoaders], None]
 T = TypeVar("T")
@@ -702,12 +699,9 @@ class Subscription:
             yield view
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[User, Server, Channel, Message, DirectConversation, GroupConversation, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[User, Server, Channel, Message, DirectConversation, GroupConversation],
 )

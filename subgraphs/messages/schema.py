@@ -7,12 +7,10 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
-from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     TEXT_CODES,
     ErrorCode,
     ForbiddenError,
@@ -27,10 +25,9 @@ from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated
 from subgraphs.kernel.web import ratelimit, streams
 from subgraphs.kernel.web.context import BeepContext, own_operation
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, signed_in_mutation
 from subgraphs.kernel.web.pagination import decode_cursor, encode_cursor, page_info, page_size
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 from subgraphs.messages import attachments, link_previews, live, pins, reactions, read_states, service
 from subgraphs.messages.attachment_types import LIMITS, Attachment, UploadAttachmentResult
 from subgraphs.messages.inputs import EditMessageInput, SendMessageInput
@@ -411,12 +408,9 @@ class Subscription:
             yield payload
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Message, User, Channel, Attachment, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[Message, User, Channel, Attachment],
 )

@@ -7,14 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
-from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
 from db.tenants import server_ids_of_user
 from media.images import PictureKind
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     PICTURE_CODES,
     TEXT_CODES,
     ConflictError,
@@ -34,10 +32,9 @@ from subgraphs.kernel.tenancy.permission_flags import permissions_from_input
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated, Permission
 from subgraphs.kernel.web import live_signal, ratelimit, streams
 from subgraphs.kernel.web.context import BeepContext, own_operation
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.web.pagination import page_info
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 from subgraphs.kernel.web.uploads import commit_swap, store_upload
 from subgraphs.servers import (
     administration,
@@ -815,12 +812,9 @@ class Subscription:
             yield live_signal.passing(view, lambda v: _event_view(v, target))
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Server, User, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[Server, User],
 )

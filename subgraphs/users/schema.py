@@ -6,14 +6,12 @@ import logging
 from typing import Any
 
 import strawberry
-from strawberry.federation import Schema
 from strawberry.file_uploads import Upload
 
 from db.ids import parse_id
 from media.images import PictureKind
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     PICTURE_CODES,
     TEXT_CODES,
     AuthenticationError,
@@ -29,10 +27,9 @@ from subgraphs.kernel.federation import page_of
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated
 from subgraphs.kernel.web import internal
 from subgraphs.kernel.web.context import BeepContext
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
 from subgraphs.kernel.web.pagination import MAX_PAGE, PageInfo, decode_cursor, encode_cursor, page_size
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 from subgraphs.kernel.web.uploads import commit_swap, store_upload
 from subgraphs.users import bots, service
 from subgraphs.users.identity import SessionReplayed, session_expired
@@ -457,12 +454,9 @@ class Subscription(NotificationSubscriptions):
     pass
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[User, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[User],
 )

@@ -10,13 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.federation import Schema
 from strawberry.types import Info
 
 from db.ids import parse_id
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
-    ERROR_TYPES,
     TEXT_CODES,
     AuthenticationError,
     BeepGraphQLError,
@@ -32,9 +30,8 @@ from subgraphs.kernel.federation import REFERENCE_ONLY, at_most
 from subgraphs.kernel.ids import id_argument, id_input
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated
 from subgraphs.kernel.web.context import BeepContext
-from subgraphs.kernel.web.extensions import schema_extensions
-from subgraphs.kernel.web.limits import BudgetedExecution
 from subgraphs.kernel.web.mutations import error_codes, run_in_transaction, signed_in_mutation
+from subgraphs.kernel.web.subgraph_schema import subgraph_schema
 from subgraphs.messages.api import PayloadProblem
 from subgraphs.webhooks import bots, execute, service
 from subgraphs.webhooks.loaders import WebhooksLoaders
@@ -484,11 +481,8 @@ class Mutation:
         return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
-schema = Schema(
+schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
-    types=[Channel, User, Server, Message, *ERROR_TYPES],
-    extensions=schema_extensions(),
-    execution_context_class=BudgetedExecution,
-    federation_version="2.9",
+    types=[Channel, User, Server, Message],
 )

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = {"subgraphs/kernel/tenancy/directory_tables.py", "subgraphs/kernel/tenancy/tenant_tables.py"}
-# Copies of the kernel's own outbox tables qualified by a physical schema each, to ask every store in one
-# statement; to be folded into kernel/events/outbox.py when the kernel is split
-# (docs/architecture-boundaries.md).
-SCHEMA_QUALIFIED_COPIES = {
-    "subgraphs/kernel/events/outbox_probe.py",
-    "subgraphs/kernel/events/outbox_metrics.py",
-}
 
 
 def declarations() -> dict[str, list[str]]:
@@ -51,7 +44,6 @@ def test_every_table_is_declared_by_its_owner_and_at_most_one_shared_reference()
     assert "users" in found and "messages" in found  # the scan sees models and references
     wrong = {}
     for table, files in found.items():
-        files = [f for f in files if f not in SCHEMA_QUALIFIED_COPIES]
         owners = [f for f in files if f not in SHARED]
         shared = [f for f in files if f in SHARED]
         if len(owners) != 1 or len(shared) > 1:

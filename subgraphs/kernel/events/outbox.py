@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,6 +88,27 @@ DIRECTORY_TABLES = _tables(DirectoryBase.metadata, None)
 
 def tables_of(store: int) -> OutboxTables:
     return DIRECTORY_TABLES if store == DIRECTORY_STORE else SHARD_TABLES
+
+
+@dataclass(frozen=True)
+class QualifiedTables:
+    outbox: sa.TableClause
+    relay: sa.TableClause
+    consumers: sa.TableClause
+
+
+@cache
+def tables_in_schema(schema: str | None) -> QualifiedTables:
+    """The outbox tables of one physical schema, for a statement that reads many stores of a database at
+    once (the relay's probe, the gauges), where `schema_translate_map` can name only one: views of the
+    declarations above, their columns and types taken from them."""
+
+    def qualified(table: sa.Table) -> sa.TableClause:
+        return sa.table(table.name, *(sa.column(c.name, c.type) for c in table.columns), schema=schema)
+
+    return QualifiedTables(
+        qualified(SHARD_TABLES.outbox), qualified(SHARD_TABLES.relay), qualified(SHARD_TABLES.consumers)
+    )
 
 
 @dataclass(frozen=True, order=True)

@@ -20,9 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Gauge
 
-from db.base import UtcDateTime
 from db.engines import Database
-from subgraphs.kernel.events.outbox import DIRECTORY_STORE
+from subgraphs.kernel.events.outbox import DIRECTORY_STORE, tables_in_schema
 
 BACKLOG = Gauge(
     "beep_outbox_backlog_events", "Committed outbox events not yet published on the bus.", ["store"]
@@ -49,9 +48,8 @@ def store_label(store: int) -> str:
 
 
 def _store_statement(store: int, schema: str | None, consumers: Sequence[str]) -> sa.Select[Any]:
-    outbox = sa.table("outbox", sa.column("position"), sa.column("created_at", UtcDateTime()), schema=schema)
-    relay = sa.table("outbox_relay", sa.column("id"), sa.column("published_through"), schema=schema)
-    progress = sa.table("outbox_consumers", sa.column("name"), sa.column("through"), schema=schema)
+    tables = tables_in_schema(schema)
+    outbox, relay, progress = tables.outbox, tables.relay, tables.consumers
     published = sa.select(relay.c.published_through).where(relay.c.id == 1).scalar_subquery()
     unpublished = sa.or_(outbox.c.position.is_(None), outbox.c.position > sa.func.coalesce(published, 0))
     columns: list[Any] = [

@@ -17,13 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from db.engines import Database
-from subgraphs.kernel.events.outbox import DIRECTORY_STORE
+from subgraphs.kernel.events.outbox import DIRECTORY_STORE, tables_in_schema
 
 
 def _store_has_work(store: int, schema: str | None, consumers: Sequence[str]) -> sa.Select[Any]:
-    outbox = sa.table("outbox", sa.column("position"), schema=schema)
-    relay = sa.table("outbox_relay", sa.column("id"), sa.column("published_through"), schema=schema)
-    progress = sa.table("outbox_consumers", sa.column("name"), sa.column("through"), schema=schema)
+    tables = tables_in_schema(schema)
+    outbox, relay, progress = tables.outbox, tables.relay, tables.consumers
     published = sa.select(relay.c.published_through).where(relay.c.id == 1).scalar_subquery()
     conditions = [
         sa.exists().where(outbox.c.position.is_(None)),
