@@ -342,7 +342,9 @@ class Mutation:
             channel = id_input(str(channel_id), "channelId")
             return Typing(expires_at=await service.start_typing(ctx.uow, principal, channel))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
+        )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -356,7 +358,9 @@ class Mutation:
             target = id_input(str(message_id), "messageId")
             return Message.from_row(await link_previews.set_suppressed(ctx.uow, principal, target, suppress))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
+        )
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -371,7 +375,7 @@ class Mutation:
             message = id_input(str(message_id), "messageId") if message_id is not None else None
             return ReadState.from_state(await read_states.mark_read(ctx.uow, principal, channel, message))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError))
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
 
 async def _set_pinned(info: MessagesInfo, id: strawberry.ID, *, pinned: bool) -> PinResult:

@@ -484,8 +484,10 @@ MessageEvent = Annotated[
     | TypingEvent,
     strawberry.union("MessageEvent"),
 ]
-ReadStateResult = Annotated[ReadState | NotFoundError, strawberry.union("ReadStateResult")]
-TypingResult = Annotated[Typing | NotFoundError | ForbiddenError, strawberry.union("TypingResult")]
+ReadStateResult = Annotated[ReadState | ValidationError | NotFoundError, strawberry.union("ReadStateResult")]
+TypingResult = Annotated[
+    Typing | ValidationError | NotFoundError | ForbiddenError, strawberry.union("TypingResult")
+]
 ReactionResult = Annotated[
     Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ReactionResult")
 ]
@@ -496,7 +498,7 @@ BulkDeleteResult = Annotated[
     MessagesDeleted | ValidationError | NotFoundError | ForbiddenError, strawberry.union("BulkDeleteResult")
 ]
 SuppressEmbedsResult = Annotated[
-    Message | NotFoundError | ForbiddenError, strawberry.union("SuppressEmbedsResult")
+    Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("SuppressEmbedsResult")
 ]
 SendMessageResult = Annotated[
     Message | ValidationError | NotFoundError | ForbiddenError, strawberry.union("SendMessageResult")

@@ -393,7 +393,7 @@ class Mutation:
             return Server.from_row(await invitations.accept_invitation(ctx.uow, principal, invitation))
 
         return await signed_in_mutation(
-            info, operation, error_types(NotFoundError, ForbiddenError, ConflictError)
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError, ConflictError)
         )
 
     @error_codes(ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
@@ -404,7 +404,7 @@ class Mutation:
             await invitations.decline_invitation(ctx.uow, principal, invitation)
             return InvitationDeclined(invitation_id=strawberry.ID(str(invitation)))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError))
+        return await signed_in_mutation(info, operation, error_types(ValidationError, NotFoundError))
 
     @error_codes(ErrorCode.ALREADY_MEMBER, ErrorCode.BANNED, ErrorCode.INVALID_ID, ErrorCode.NOT_FOUND)
     @strawberry.mutation(permission_classes=[IsAuthenticated], description="Join a public server.")
@@ -414,7 +414,7 @@ class Mutation:
             return Server.from_row(row)
 
         return await signed_in_mutation(
-            info, operation, error_types(NotFoundError, ConflictError, ForbiddenError)
+            info, operation, error_types(ValidationError, NotFoundError, ConflictError, ForbiddenError)
         )
 
     @error_codes(
@@ -486,7 +486,9 @@ class Mutation:
             await membership.leave_server(ctx.uow, principal, parsed)
             return ServerLeft(server_id=strawberry.ID(str(parsed)))
 
-        return await signed_in_mutation(info, operation, error_types(NotFoundError, ForbiddenError))
+        return await signed_in_mutation(
+            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
+        )
 
     @error_codes(ErrorCode.FORBIDDEN, ErrorCode.INVALID_ID, ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND)
     @strawberry.mutation(
@@ -731,9 +733,12 @@ async def _change_picture(
     then delete the one it replaces."""
     ctx = info.context
     principal = ctx.require_principal()
-    target = id_input(str(server_id), "serverId")
-    store = ctx.runtime.pictures
     errors = error_types(ValidationError, NotFoundError, ForbiddenError)
+    try:
+        target = id_input(str(server_id), "serverId")
+    except DomainError as error:  # outside any transaction here: shaped as run_in_transaction would
+        return errors.shape(error)
+    store = ctx.runtime.pictures
     if file is not None:
         # Refused before the file is read, so a non-manager cannot make the server store anything.
         refused = await run_in_transaction(

@@ -457,15 +457,17 @@ InviteUserResult = Annotated[
     strawberry.union("InviteUserResult"),
 ]
 AcceptInvitationResult = Annotated[
-    Server | NotFoundError | ForbiddenError | ConflictError, strawberry.union("AcceptInvitationResult")
+    Server | ValidationError | NotFoundError | ForbiddenError | ConflictError,
+    strawberry.union("AcceptInvitationResult"),
 ]
 DeclineInvitationResult = Annotated[
-    InvitationDeclined | NotFoundError, strawberry.union("DeclineInvitationResult")
+    InvitationDeclined | ValidationError | NotFoundError, strawberry.union("DeclineInvitationResult")
 ]
 
 CreateServerResult = Annotated[Server | ValidationError, strawberry.union("CreateServerResult")]
 JoinServerResult = Annotated[
-    Server | NotFoundError | ConflictError | ForbiddenError, strawberry.union("JoinServerResult")
+    Server | ValidationError | NotFoundError | ConflictError | ForbiddenError,
+    strawberry.union("JoinServerResult"),
 ]
 InviteResult = Annotated[
     Invite | ValidationError | NotFoundError | ForbiddenError, strawberry.union("InviteResult")
@@ -475,7 +477,7 @@ AcceptInviteResult = Annotated[
     strawberry.union("AcceptInviteResult"),
 ]
 LeaveServerResult = Annotated[
-    ServerLeft | NotFoundError | ForbiddenError, strawberry.union("LeaveServerResult")
+    ServerLeft | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeaveServerResult")
 ]
 TransferOwnershipResult = Annotated[
     Server | ValidationError | NotFoundError | ForbiddenError, strawberry.union("TransferOwnershipResult")

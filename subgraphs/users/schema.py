@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from strawberry.file_uploads import Upload
 
-from db.ids import parse_id
 from media.images import PictureKind
 from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import (
@@ -24,6 +23,7 @@ from subgraphs.kernel.errors import (
     error_types,
 )
 from subgraphs.kernel.federation import page_of
+from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.tenancy.permissions import IsAuthenticated
 from subgraphs.kernel.web import internal
 from subgraphs.kernel.web.context import BeepContext
@@ -90,8 +90,7 @@ class Query(NotificationQueries):
         description="A user's public profile; null when there is none.", permission_classes=[IsAuthenticated]
     )
     async def user(self, info: UsersInfo, id: strawberry.ID) -> User | None:
-        user_id = parse_id(str(id))
-        row = await info.context.loaders.users.load(user_id) if user_id else None
+        row = await info.context.loaders.users.load(id_argument(str(id), "id"))
         return User.from_row(row) if row else None
 
     @strawberry.field(

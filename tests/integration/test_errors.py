@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
@@ -156,3 +157,77 @@ async def test_sign_up_rules_and_no_secrets_in_responses(stack: Stack) -> None:
     assert other.data == {"server": {"owner": {"id": ada.user_id, "username": ada.username, "email": None}}}
     raw = json.dumps(other.data) + json.dumps(await as_bob.data("{ me { id email username } }"))
     assert ada.email not in raw and ada.password not in raw and "argon2" not in raw
+
+
+INTROSPECT_ROOT = """query($mutations: Boolean!) {
+  __schema { root: mutationType @include(if: $mutations) { ...Fields } query: queryType { ...Fields } }
+}
+fragment Fields on __Type { fields { name
+  args { name type { kind name ofType { kind name ofType { kind name } } } }
+  type { kind name ofType { kind name ofType { kind name } } } } }"""
+SAMPLE = {"String": "x", "Boolean": True, "Int": 1, "Float": 1.0}
+UNION_SELECTION = "__typename ... on UserError { code field }"  # a selection, not a document
+
+
+def _named(type_: dict[str, object]) -> dict[str, object]:
+    while type_.get("ofType"):
+        type_ = type_["ofType"]  # type: ignore[assignment]
+    return type_
+
+
+async def _call_with_malformed_ids(
+    client: GraphQLClient, fields: list[dict[str, Any]], operation: str
+) -> tuple[list[str], list[object]]:
+    """Calls every field whose arguments are all scalars and include an ID, with "not-an-id" for each
+    ID; the fields tried, and those answered by anything but a user error or a typed top-level error."""
+    tried: list[str] = []
+    failures: list[object] = []
+    for field in fields:
+        args = field["args"]
+        named_args = [(a, _named(a["type"])) for a in args]
+        if not any(t["name"] == "ID" for _a, t in named_args) or field["name"].startswith("_"):
+            continue
+        if any(t["kind"] != "SCALAR" or t["name"] not in {"ID", *SAMPLE} for _a, t in named_args):
+            continue  # an input object or an upload: its IDs are parsed by the same helpers
+        values = {
+            a["name"]: "not-an-id" if t["name"] == "ID" else SAMPLE[str(t["name"])] for a, t in named_args
+        }
+        declared = ", ".join(f"${a['name']}: {_type_text(a['type'])}" for a in args)
+        passed = ", ".join(f"{a['name']}: ${a['name']}" for a in args)
+        result_type = _named(field["type"])
+        if result_type["kind"] == "SCALAR" or result_type["kind"] == "ENUM":
+            selection = ""
+        elif result_type["kind"] == "UNION":
+            selection = f" {{ {UNION_SELECTION} }}"
+        else:
+            selection = " { __typename }"
+        query = f"{operation}({declared}) {{ {field['name']}({passed}){selection} }}"
+        result = await client.execute(query, values)
+        tried.append(field["name"])
+        payload = (result.data or {}).get(field["name"])
+        typed = isinstance(payload, dict) and payload.get("code") is not None
+        if result.status >= 500 or "INTERNAL_SERVER_ERROR" in result.codes or not (typed or result.codes):
+            failures.append((field["name"], result.status, result.codes, payload))
+    return tried, failures
+
+
+async def test_a_malformed_id_is_a_typed_error_in_every_mutation_and_query(stack: Stack) -> None:
+    """A malformed ID is a user error (mutations: the result union must hold the error type the parsing
+    raises) or a typed top-level error (queries), never an internal error."""
+    anonymous = GraphQLClient(stack.router_url)
+    ada = await sign_up(anonymous, "malformed")
+    as_ada = anonymous.with_token(ada.token)
+    schema = (await as_ada.data(INTROSPECT_ROOT, {"mutations": True}))["__schema"]
+    mutations, failed_mutations = await _call_with_malformed_ids(as_ada, schema["root"]["fields"], "mutation")
+    queries, failed_queries = await _call_with_malformed_ids(as_ada, schema["query"]["fields"], "query")
+    assert len(mutations) >= 30 and len(queries) >= 10, (mutations, queries)
+    assert not failed_mutations and not failed_queries, (failed_mutations, failed_queries)
+
+
+def _type_text(type_: dict[str, object]) -> str:
+    inner = type_.get("ofType")
+    if type_["kind"] == "NON_NULL":
+        return f"{_type_text(inner)}!"  # type: ignore[arg-type]
+    if type_["kind"] == "LIST":
+        return f"[{_type_text(inner)}]"  # type: ignore[arg-type]
+    return str(type_["name"])
