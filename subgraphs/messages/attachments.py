@@ -2,9 +2,11 @@
 
 Files are checked and stored (media/attachments.py) *between* two transactions, never inside one (an
 upload must not hold a database transaction open): the first checks the caller may attach files in the
-channel (it can be seen, takes messages, and they have Send Messages and Attach Files), the second
-writes the message and its attachment rows. If the second fails, the files just stored are deleted; if
-it succeeds, a row names each file. Limits: 10 files per message (uploaded and attached together) and
+channel (it can be seen, takes messages, and they have Send Messages and Attach Files), the second writes
+the message and its attachment rows. If the second fails (an error, an exception), or finds the send a
+retry of one already made with its nonce (the first send stands, with its own files), the files just
+stored are deleted; otherwise a row names each file. Each step returns a typed value or the refusal that
+ends the flow (see "the flows" below). Limits: 10 files per message (uploaded and attached together) and
 BEEP_ATTACHMENT_MAX_BYTES (20 MiB by default) for all of them together; each file non-empty; a file
 presented as an image (its declared type or its name) must be one.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,14 +26,7 @@ from db.ids import new_id
 from media.attachments import MAX_FILES, Attachments, StoredAttachment, attachment_scope
 from media.errors import MediaError
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import (
-    DomainError,
-    ErrorCode,
-    ErrorTypes,
-    NotFound,
-    UserError,
-    ValidationFailed,
-)
+from subgraphs.kernel.errors import DomainError, ErrorCode, ErrorTypes, NotFound, UserError, ValidationFailed
 from subgraphs.kernel.tenancy import attachment_files
 from subgraphs.kernel.tenancy.access import ChannelAccess
 from subgraphs.kernel.tenancy.access_checks import access_channel
@@ -43,6 +38,7 @@ from subgraphs.messages import repository, service
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
 T = TypeVar("T")
+W = TypeVar("W")
 E = TypeVar("E", bound=UserError)
 MAX_PENDING_PER_USER = 20  # uploads waiting to be attached, per member and channel
 FIELD = "files"
@@ -101,6 +97,25 @@ def _too_large(max_bytes: int) -> ValidationFailed:
 
 
 # --- the flows (called by the resolvers) ------------------------------------------------------------
+# A flow with files runs three steps, each returning a typed value or the refusal (one of the result
+# union's error types) that ends it: the channel checked in one transaction (`_attachable_channel`), the
+# files stored outside any (`_store`), the rows naming them written in a second transaction that checks
+# access again (`_write_or_discard`, which also holds the one rule for deleting the files again).
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A send with files committed: the message, with this request's files and uploads as attachments."""
+
+    message: MessageRow
+
+
+@dataclass(frozen=True)
+class FirstSendStands:
+    """A send whose nonce was already used for this message: the first send stands with its own files,
+    and nothing of this request is attached (its stored files are deleted)."""
+
+    message: MessageRow
 
 
 async def send_with_files(
@@ -112,58 +127,26 @@ async def send_with_files(
     errors: ErrorTypes[E],
 ) -> MessageRow | E:
     """`sendMessage` with files and/or uploads attached by id; the payload (a Message row) or an error."""
-    runtime = ctx.runtime
-    checked: list[ChannelAccess] = []
 
-    async def check() -> None:
+    def channel_id() -> int:
         data = parse()  # ids parsed inside the operation: a bad one is a typed INVALID_ID
         pending_ids()
-        checked.append(await access_to_attach(ctx.uow, principal, data.channel_id))
+        return data.channel_id
 
-    refused = await run_in_transaction(ctx.uow, check, errors)
-    if refused is not None:
-        return refused
-    stored = await _store(ctx, checked[-1], files, errors)
+    channel = await _attachable_channel(ctx, principal, channel_id, errors)
+    if not isinstance(channel, ChannelAccess):
+        return channel
+    stored = await _store(ctx, channel, files, errors)
     if not isinstance(stored, list):
         return stored
 
-    async def write() -> MessageRow:
+    async def write() -> Attached | FirstSendStands:
         data = replace(parse(), allow_empty=True)
-        ids = pending_ids()
-        await access_to_attach(ctx.uow, principal, data.channel_id)
-        session = await ctx.uow.for_entity(data.channel_id)
-        pending = await _pending_rows(session, principal.user_id, data.channel_id, ids)
-        if len(pending) + len(stored) > MAX_FILES:
-            raise ValidationFailed(
-                f"At most {MAX_FILES} files per message.", code=ErrorCode.TOO_MANY_FILES, field=FIELD
-            )
-        if sum(r.size for r in pending) + sum(s.size for s in stored) > runtime.attachments.max_bytes:
-            raise _too_large(runtime.attachments.max_bytes)
-        retried = (
-            await repository.message_by_nonce(session, data.channel_id, principal.user_id, data.nonce)
-            if data.nonce
-            else None
-        )
-        message = (await service.send_message(ctx.uow, principal, data)).row
-        if retried is not None:
-            outcome.append("retried")  # the first send stands, with its own files
-            return message
-        for position, row in enumerate(pending):
-            row.message_id, row.position = message.id, position
-        shard = await ctx.uow.shard_for(data.channel_id)
-        add_rows(session, shard, message, principal.user_id, stored, start=len(pending))
-        await session.flush()
-        return message
+        max_bytes = ctx.runtime.attachments.max_bytes
+        return await _write_message(ctx.uow, principal, data, pending_ids(), stored, max_bytes)
 
-    outcome: list[str] = []
-    try:
-        result = await run_in_transaction(ctx.uow, write, errors)
-    except BaseException:
-        await runtime.attachments.delete(*_keys(stored))
-        raise
-    if not isinstance(result, MessageRow) or outcome:
-        await runtime.attachments.delete(*_keys(stored))
-    return result
+    written = await _write_or_discard(ctx, stored, write, errors, keeps=Attached)
+    return written.message if isinstance(written, Attached | FirstSendStands) else written
 
 
 async def upload_pending(
@@ -174,58 +157,25 @@ async def upload_pending(
     errors: ErrorTypes[E],
 ) -> AttachmentRow | E:
     """`uploadAttachment`: one file stored for a message to come; its row, or an error."""
-    runtime = ctx.runtime
-    checked: list[ChannelAccess] = []
-
-    async def check() -> None:
-        checked.append(await access_to_attach(ctx.uow, principal, parse_channel()))
-
-    refused = await run_in_transaction(ctx.uow, check, errors)
-    if refused is not None:
-        return refused
-    stored = await _store(ctx, checked[-1], [file], errors)
+    channel = await _attachable_channel(ctx, principal, parse_channel, errors)
+    if not isinstance(channel, ChannelAccess):
+        return channel
+    stored = await _store(ctx, channel, [file], errors)
     if not isinstance(stored, list):
         return stored
 
     async def write() -> AttachmentRow:
-        channel = await access_to_attach(ctx.uow, principal, parse_channel())
-        session = await ctx.uow.for_entity(channel.channel_id)
-        waiting = await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(AttachmentRow)
-            .where(
-                AttachmentRow.channel_id == channel.channel_id,
-                AttachmentRow.uploader_id == principal.user_id,
-                AttachmentRow.message_id.is_(None),
-            )
-        )
-        if (waiting or 0) >= MAX_PENDING_PER_USER:
-            raise ValidationFailed(
-                f"At most {MAX_PENDING_PER_USER} uploads may wait to be sent.",
-                code=ErrorCode.LIMIT_REACHED,
-                field="file",
-            )
-        row = AttachmentRow(
-            id=new_id(await ctx.uow.shard_for(channel.channel_id)),
-            message_id=None,
-            channel_id=channel.channel_id,
-            server_id=channel.server.server_id,
-            uploader_id=principal.user_id,
-            position=0,
-            **_file_columns(stored[0]),
-        )
-        session.add(row)
-        await session.flush()
-        return row
+        return await _write_pending(ctx.uow, principal, parse_channel(), stored[0])
 
-    try:
-        result = await run_in_transaction(ctx.uow, write, errors)
-    except BaseException:
-        await runtime.attachments.delete(*_keys(stored))
-        raise
-    if not isinstance(result, AttachmentRow):
-        await runtime.attachments.delete(*_keys(stored))
-    return result
+    return await _write_or_discard(ctx, stored, write, errors, keeps=AttachmentRow)
+
+
+@dataclass(frozen=True)
+class _Deleted(Generic[T]):
+    """A deletion committed, with the purge job it recorded for its messages' files ([] without any)."""
+
+    result: T
+    purge_jobs: list[int | None]
 
 
 async def with_file_purge(
@@ -238,20 +188,125 @@ async def with_file_purge(
     """Run a deletion of messages (`delete`, in the shard of the entity `locate` names) with a purge job
     for their attachments' files, and run the job right after the commit
     (kernel/tenancy/attachment_files.py)."""
-    jobs: list[int | None] = []
 
-    async def operation() -> T:
+    async def operation() -> _Deleted[T]:
         session = await ctx.uow.for_entity(locate())
         server_id, keys = await files_of_messages(session, message_ids())
         result = await delete()
-        if server_id is not None:
-            jobs.append(await attachment_files.purge_keys_later(ctx.uow, server_id, keys))
-        return result
+        if server_id is None:
+            return _Deleted(result, [])
+        return _Deleted(result, [await attachment_files.purge_keys_later(ctx.uow, server_id, keys)])
 
-    result = await run_in_transaction(ctx.uow, operation, errors)
-    if not isinstance(result, UserError):
-        await attachment_files.run_jobs(ctx.runtime.database, ctx.runtime.attachments, jobs)
+    done = await run_in_transaction(ctx.uow, operation, errors)
+    if not isinstance(done, _Deleted):
+        return done
+    await attachment_files.run_jobs(ctx.runtime.database, ctx.runtime.attachments, done.purge_jobs)
+    return done.result
+
+
+# --- the steps --------------------------------------------------------------------------------------
+
+
+async def _attachable_channel(
+    ctx: BeepContext[Any], principal: Principal, channel_id: Callable[[], int], errors: ErrorTypes[E]
+) -> ChannelAccess | E:
+    """The first transaction: the channel where the caller may attach files, or the refusal."""
+
+    async def check() -> ChannelAccess:
+        return await access_to_attach(ctx.uow, principal, channel_id())
+
+    return await run_in_transaction(ctx.uow, check, errors)
+
+
+async def _write_or_discard(
+    ctx: BeepContext[Any],
+    stored: Sequence[StoredAttachment],
+    write: Callable[[], Awaitable[W]],
+    errors: ErrorTypes[E],
+    *,
+    keeps: type[object],
+) -> W | E:
+    """The second transaction, `write`. The files just stored stay only when it commits a `keeps` (rows
+    that name them); when it raises, returns an error or returns anything else (a retried send whose
+    first send stands), they are deleted."""
+    try:
+        result = await run_in_transaction(ctx.uow, write, errors)
+    except BaseException:
+        await discard(ctx.runtime.attachments, stored)
+        raise
+    if not isinstance(result, keeps):
+        await discard(ctx.runtime.attachments, stored)
     return result
+
+
+async def _write_message(
+    uow: UnitOfWork,
+    principal: Principal,
+    data: service.NewMessage,
+    pending_ids: list[int],
+    stored: Sequence[StoredAttachment],
+    max_bytes: int,
+) -> Attached | FirstSendStands:
+    """A send's write: access again, the limits over uploads by id and files together, the message, then
+    the rows naming its files (none when the nonce shows a retried send)."""
+    await access_to_attach(uow, principal, data.channel_id)
+    session = await uow.for_entity(data.channel_id)
+    pending = await _pending_rows(session, principal.user_id, data.channel_id, pending_ids)
+    if len(pending) + len(stored) > MAX_FILES:
+        raise ValidationFailed(
+            f"At most {MAX_FILES} files per message.", code=ErrorCode.TOO_MANY_FILES, field=FIELD
+        )
+    if sum(r.size for r in pending) + sum(s.size for s in stored) > max_bytes:
+        raise _too_large(max_bytes)
+    retried = (
+        await repository.message_by_nonce(session, data.channel_id, principal.user_id, data.nonce)
+        if data.nonce
+        else None
+    )
+    message = (await service.send_message(uow, principal, data)).row
+    if retried is not None:
+        return FirstSendStands(message)
+    for position, row in enumerate(pending):
+        row.message_id, row.position = message.id, position
+    shard = await uow.shard_for(data.channel_id)
+    add_rows(session, shard, message, principal.user_id, stored, start=len(pending))
+    await session.flush()
+    return Attached(message)
+
+
+async def _write_pending(
+    uow: UnitOfWork, principal: Principal, channel_id: int, file: StoredAttachment
+) -> AttachmentRow:
+    """An upload's write: access again, the per-member limit of uploads waiting, then its row."""
+    channel = await access_to_attach(uow, principal, channel_id)
+    session = await uow.for_entity(channel.channel_id)
+    waiting = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(AttachmentRow)
+        .where(
+            AttachmentRow.channel_id == channel.channel_id,
+            AttachmentRow.uploader_id == principal.user_id,
+            AttachmentRow.message_id.is_(None),
+        )
+    )
+    if (waiting or 0) >= MAX_PENDING_PER_USER:
+        raise ValidationFailed(
+            f"At most {MAX_PENDING_PER_USER} uploads may wait to be sent.",
+            code=ErrorCode.LIMIT_REACHED,
+            field="file",
+        )
+    row = AttachmentRow(
+        id=new_id(await uow.shard_for(channel.channel_id)),
+        message_id=None,
+        channel_id=channel.channel_id,
+        server_id=channel.server.server_id,
+        uploader_id=principal.user_id,
+        position=0,
+        **_file_columns(file),
+    )
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def _store(

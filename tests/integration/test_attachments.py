@@ -141,6 +141,38 @@ async def test_upload_first_then_attach_by_id(stack: Stack) -> None:
     assert [a["filename"] for a in mixed["attachments"]] == ["c.txt", "d.txt"]
 
 
+async def test_a_send_retried_with_its_nonce_keeps_the_first_files_only(stack: Stack) -> None:
+    client, owner, server, channel = await community(stack, "retried")
+    scope = f"t{server['id']}/"
+    first = await send_files(
+        stack, owner.token, channel["id"], [("first.txt", b"one", "text/plain")], content="hi", nonce="n-1"
+    )
+    assert first["__typename"] == "Message", first
+    waiting = await upload_first(stack, owner.token, channel["id"], ("later.txt", b"w", "text/plain"))
+    before = stack.stored_keys(scope)
+
+    # The retry carries other files and an upload by id: the first send stands, with its own file; the
+    # retry's file is deleted and its upload still waits.
+    retried = await send_files(
+        stack,
+        owner.token,
+        channel["id"],
+        [("second.txt", b"two", "text/plain")],
+        content="hi",
+        nonce="n-1",
+        attachmentIds=[waiting["id"]],
+    )
+    assert retried["id"] == first["id"], retried
+    assert [a["filename"] for a in retried["attachments"]] == ["first.txt"]
+    assert stack.stored_keys(scope) == before
+    later = (
+        await client.with_token(owner.token).data(
+            SEND, {"input": {"channelId": channel["id"], "content": "", "attachmentIds": [waiting["id"]]}}
+        )
+    )["sendMessage"]
+    assert [a["filename"] for a in later["attachments"]] == ["later.txt"], later
+
+
 def _gif() -> bytes:
     out = io.BytesIO()
     Image.new("P", (40, 30)).save(out, format="GIF")
