@@ -34,7 +34,7 @@ from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.kernel.web.context import BeepContext
 from subgraphs.kernel.web.mutations import run_in_transaction
-from subgraphs.messages import repository, service
+from subgraphs.messages import service
 from subgraphs.messages.models import AttachmentRow, MessageRow
 
 T = TypeVar("T")
@@ -258,13 +258,9 @@ async def _write_message(
         )
     if sum(r.size for r in pending) + sum(s.size for s in stored) > max_bytes:
         raise _too_large(max_bytes)
-    retried = (
-        await repository.message_by_nonce(session, data.channel_id, principal.user_id, data.nonce)
-        if data.nonce
-        else None
-    )
-    message = (await service.send_message(uow, principal, data)).row
-    if retried is not None:
+    sent = await service.send_message(uow, principal, data)
+    message = sent.row
+    if sent.retried:  # found by its nonce, or a concurrent retry won the insert: its own files stand
         return FirstSendStands(message)
     for position, row in enumerate(pending):
         row.message_id, row.position = message.id, position

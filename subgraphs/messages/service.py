@@ -58,6 +58,9 @@ class SentMessage:
     row: MessageRow
     author_username: str | None = None
     channel_name: str | None = None
+    # The nonce named a message already sent (a retry, or a concurrent retry that won the insert): this
+    # send wrote nothing, and what it carried (files) is not the message's.
+    retried: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
                 field="nonce",
             )
         if existing is not None:
-            return SentMessage(existing)  # a retried send: the first one stands, nothing is announced twice
+            return SentMessage(existing, retried=True)  # the first send stands, nothing announced twice
     if data.reply_to_id is not None:
         replied = await repository.message_by_id(session, data.reply_to_id)
         if replied is None or replied.channel_id != data.channel_id:
@@ -157,7 +160,7 @@ async def send_message(uow: UnitOfWork, principal: Principal, data: NewMessage) 
         if nonce is not None:
             existing = await repository.message_by_nonce(session, data.channel_id, principal.user_id, nonce)
             if existing is not None:
-                return SentMessage(existing)
+                return SentMessage(existing, retried=True)
         raise
     announce_created(uow, message, author_username=username, channel_name=channel_name)
     return SentMessage(message, username, channel_name)

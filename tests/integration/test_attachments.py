@@ -5,6 +5,7 @@ and server."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 from typing import Any
@@ -171,6 +172,36 @@ async def test_a_send_retried_with_its_nonce_keeps_the_first_files_only(stack: S
         )
     )["sendMessage"]
     assert [a["filename"] for a in later["attachments"]] == ["later.txt"], later
+
+
+HISTORY_FILES = """query($c: ID!) {
+  messages(channelId: $c, first: 5) { edges { node { id attachments { filename } } } }
+}"""
+
+
+async def test_concurrent_retries_of_one_send_attach_one_requests_files(stack: Stack) -> None:
+    """Retries racing with one nonce: one insert wins, the others answer with its message, and only the
+    winner's file is attached (a loser of the insert race used to add its own files to the winner's)."""
+    client, owner, server, channel = await community(stack, "racing")
+    scope = f"t{server['id']}/"
+    answers = await asyncio.gather(
+        *(
+            send_files(
+                stack,
+                owner.token,
+                channel["id"],
+                [(f"try{i}.txt", f"try {i}".encode(), "text/plain")],
+                content="once",
+                nonce="race-1",
+            )
+            for i in range(6)
+        )
+    )
+    assert {a["id"] for a in answers} == {answers[0]["id"]}, answers
+    history = await client.with_token(owner.token).data(HISTORY_FILES, {"c": channel["id"]})
+    nodes = [e["node"] for e in history["messages"]["edges"]]
+    assert len(nodes) == 1 and len(nodes[0]["attachments"]) == 1, nodes
+    assert len(stack.stored_keys(scope)) == 1  # the losers' files were deleted
 
 
 def _gif() -> bytes:
