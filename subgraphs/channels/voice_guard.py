@@ -13,7 +13,7 @@ from media.voice.errors import VoiceRefused
 from media.voice.node import Owner
 from subgraphs.channels.events import VoiceStatesChanged
 from subgraphs.kernel.events.catalogue import Event, PresenceChanged, topic_for_channel, topic_for_server
-from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access_checks import allowed_channel
 from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.kernel.web.runtime import Runtime
@@ -45,11 +45,11 @@ async def recheck(runtime: Runtime, owner: Owner, channel_id: int) -> None:
     for state in await owner.states(channel_id):
         uow = UnitOfWork(runtime.database, runtime.bus)
         try:
-            found = await access.channel_access(await uow.for_entity(channel_id), channel_id, state.user_id)
+            found = await allowed_channel(uow, state.user_id, channel_id, needs=Permission.CONNECT)
         finally:
             await uow.close()
         try:
-            if found is None or not found.can_view or not found.has(Permission.CONNECT):
+            if found is None:
                 log.info("moved out of a call: access lost", extra={"user_id": state.user_id})
                 await owner.disconnect(channel_id, state.user_id)
             else:

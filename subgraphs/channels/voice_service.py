@@ -31,9 +31,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events.catalogue import topic_for_channel
 from subgraphs.kernel.leases import LeaseBusy
 from subgraphs.kernel.settings import Settings, UnusableSettings
-from subgraphs.kernel.tenancy import access
-from subgraphs.kernel.tenancy.access import ChannelAccess
-from subgraphs.kernel.tenancy.access_checks import access_channel, or_none
+from subgraphs.kernel.tenancy.access_checks import access_channel, allowed_channel, or_none
 from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.kernel.web.runtime import Runtime, RuntimeHolder
@@ -148,10 +146,8 @@ def _ice_for(runtime: Runtime, user_id: int) -> list[IceServer]:
     )
 
 
-async def _voice_channel(uow: UnitOfWork, principal: Principal, channel_id: int) -> ChannelAccess:
-    return await access_channel(
-        uow, principal.user_id, channel_id, kinds=("VOICE",), wrong_kind="Calls happen in voice channels."
-    )
+VOICE = ("VOICE",)
+NOT_VOICE = "Calls happen in voice channels."
 
 
 def _domain(refused: VoiceRefused) -> DomainError:
@@ -181,9 +177,15 @@ async def join(
     self_mute: bool,
     self_deaf: bool = False,
 ) -> Session:
-    found = await _voice_channel(uow, principal, channel_id)
-    if not found.has(Permission.CONNECT):
-        raise PermissionDenied("You may not join this call.", field="channelId")
+    found = await access_channel(
+        uow,
+        principal.user_id,
+        channel_id,
+        needs=Permission.CONNECT,
+        refusal="You may not join this call.",
+        kinds=VOICE,
+        wrong_kind=NOT_VOICE,
+    )
     directory = directory_for(runtime)
     owner = directory.owner(channel_id)
     try:
@@ -231,8 +233,8 @@ async def update(
         if current is None:
             raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
         channel_id, owner = current
-        found = await access.channel_access(await uow.for_entity(channel_id), channel_id, principal.user_id)
-        if found is None or not found.can_view or not found.has(Permission.CONNECT):
+        found = await allowed_channel(uow, principal.user_id, channel_id, needs=Permission.CONNECT)
+        if found is None:
             await owner.leave(principal.user_id)  # access lost since joining: out of the call
             raise NotFound("You are not in a call.", code=ErrorCode.NOT_IN_CALL)
         _channel, answer = await owner.update(
@@ -271,8 +273,9 @@ async def moderate(
     mute: bool | None = None,
     disconnect: bool = False,
 ) -> list[ParticipantState]:
-    found = await _voice_channel(uow, principal, channel_id)
+    found = await access_channel(uow, principal.user_id, channel_id, kinds=VOICE, wrong_kind=NOT_VOICE)
     needed = Permission.MOVE_MEMBERS if disconnect else Permission.MUTE_MEMBERS
+    # Not `needs=`: the refusal names userId while "not found" names channelId, and a check has one field.
     if not found.has(needed):
         raise PermissionDenied(
             "You may not move members out of calls here." if disconnect else "You may not mute members here.",

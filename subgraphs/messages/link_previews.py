@@ -33,6 +33,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.events.bus import EventBus
 from subgraphs.kernel.events.catalogue import Event, topic_for_channel
 from subgraphs.kernel.tenancy import access
+from subgraphs.kernel.tenancy.access_checks import allowed_channel
 from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork, retrying_moves
 from subgraphs.messages.events import (
@@ -176,14 +177,16 @@ class LinkPreviewer:
         return message
 
     async def _may_embed(self, uow: UnitOfWork, message: MessageRow) -> bool:
-        session = await uow.for_entity(message.channel_id)
         if message.webhook_id is not None:
             # A webhook is no member: it posts with @everyone's permissions in its channel, as on Discord
             # (so a server or channel taking Embed Links from @everyone turns its previews off too).
+            session = await uow.for_entity(message.channel_id)
             everyone = await access.everyone_channel_permissions(session, message.channel_id)
             return everyone is not None and Permission.EMBED_LINKS in everyone
-        found = await access.channel_access(session, message.channel_id, message.author_id)
-        return found is not None and found.can_view and found.has(Permission.EMBED_LINKS)
+        return (
+            await allowed_channel(uow, message.author_id, message.channel_id, needs=Permission.EMBED_LINKS)
+            is not None
+        )
 
 
 async def set_suppressed(

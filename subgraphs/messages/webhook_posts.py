@@ -108,6 +108,7 @@ async def post(uow: UnitOfWork, data: WebhookPost) -> tuple[MessageRow, list[Att
     if not data.content and not data.embeds and not data.files:
         raise PayloadProblem(("content",), "Cannot send an empty message.", kind="EMPTY_MESSAGE")
     session = await uow.for_entity(data.channel_id)
+    # Not an access check: a webhook is no member, its token was its authority (webhooks' `authenticate`).
     channel = await access.channel_access(session, data.channel_id, None)
     if channel is None or channel.kind != "TEXT":
         raise NotFound("The webhook's channel is gone.", field="channelId")

@@ -12,6 +12,7 @@ from subgraphs.kernel.auth import Principal
 from subgraphs.kernel.errors import ErrorCode, NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.events.catalogue import access_changed, topic_for_server
 from subgraphs.kernel.tenancy import access, audit
+from subgraphs.kernel.tenancy.access_checks import Need, check_server
 from subgraphs.kernel.tenancy.audit import AuditAction
 from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork
@@ -23,6 +24,7 @@ from subgraphs.servers.models import ServerRow
 NAME_LENGTH = (2, 100)
 MAX_DESCRIPTION = 1000
 VISIBILITIES = ("PUBLIC", "PRIVATE")
+NEED_MANAGE_SERVER = "You need the Manage Server permission."
 
 
 def clean_name(name: str) -> str:
@@ -50,22 +52,25 @@ def snapshot(server: ServerRow) -> dict[str, object]:
     return {"name": server.name, "description": server.description, "visibility": server.visibility}
 
 
-async def joined_server(uow: UnitOfWork, principal: Principal, server_id: int) -> tuple[ServerRow, bool]:
-    """The server (locked) and whether the caller may manage it; "not found" unless they are a member."""
+async def joined_server(
+    uow: UnitOfWork, principal: Principal, server_id: int, *, needs: Need | None = None, refusal: str = ""
+) -> ServerRow:
+    """The server (locked; not a DM: conversations are the friends context's) of a member holding `needs`:
+    `check_server` on the locked row's access."""
     session = await uow.for_entity(server_id)
     server = await repository.lock_server(session, server_id)
     found = await access.server_access(session, server_id, principal.user_id) if server else None
-    if server is None or found is None or not found.is_member or server.kind != "SERVER":
+    if server is None or server.kind != "SERVER":
         raise NotFound("No such server.", field="serverId")
-    return server, found.has(Permission.MANAGE_SERVER)
+    check_server(found, needs=needs, refusal=refusal)
+    return server
 
 
 async def managed_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
     """The server (locked) for a member with Manage Server; `NotFound` or `PermissionDenied` otherwise."""
-    server, may_manage = await joined_server(uow, principal, server_id)
-    if not may_manage:
-        raise PermissionDenied("You need the Manage Server permission.", field="serverId")
-    return server
+    return await joined_server(
+        uow, principal, server_id, needs=Permission.MANAGE_SERVER, refusal=NEED_MANAGE_SERVER
+    )
 
 
 async def record_update(
@@ -123,7 +128,7 @@ async def delete_server(
     Stores outside the databases (search cores) follow `ServerDeleted` once they exist. Returns the
     media/ keys of the server's files, for the caller to delete once the transaction has committed.
     """
-    server, _ = await joined_server(uow, principal, server_id)
+    server = await joined_server(uow, principal, server_id)
     if server.owner_id != principal.user_id:
         raise PermissionDenied("Only the owner can delete a server.", field="serverId")
     if confirm_name != server.name:

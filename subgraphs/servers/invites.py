@@ -26,6 +26,7 @@ from subgraphs.kernel.errors import (
 from subgraphs.kernel.events.catalogue import topic_for_server
 from subgraphs.kernel.tenancy import access, audit
 from subgraphs.kernel.tenancy.access import ServerAccess
+from subgraphs.kernel.tenancy.access_checks import access_server, holds, or_none
 from subgraphs.kernel.tenancy.audit import AuditAction
 from subgraphs.kernel.tenancy.permissions import Permission
 from subgraphs.kernel.tenancy.uow import UnitOfWork
@@ -147,6 +148,7 @@ def may_create_invites(visibility: str, permissions: Permission, granted_by_role
 async def _member_access(session: AsyncSession, server_id: int, user_id: int) -> ServerAccess:
     """The caller's access to a server (not a DM) they are a member of; the same "not found" for a
     private server they are not in as for no server at all."""
+    # Not `check_server`: an outsider sees a public server, so is refused (FORBIDDEN), not "not found".
     server = await repository.server_by_id(session, server_id)
     found = await access.server_access(session, server_id, user_id) if server is not None else None
     if server is None or found is None or server.kind != "SERVER" or not found.can_view:
@@ -162,6 +164,7 @@ async def inviter_access(session: AsyncSession, server_id: int, user_id: int) ->
     granted = Permission(0)
     if found.visibility != "PUBLIC" and not found.has(Permission.MANAGE_SERVER):
         granted = await repository.role_permissions(session, sorted(found.role_ids - {found.server_id}))
+    # Not `needs=`: on a private server Create Invite counts only from a role other than @everyone.
     if not may_create_invites(found.visibility, found.permissions, granted):
         raise PermissionDenied(
             "You may not invite people to this server"
@@ -225,15 +228,11 @@ async def revoke_invite(uow: UnitOfWork, principal: Principal, raw_code: str) ->
     directory = uow.directory()
     invite = await repository.invite_by_code(directory, check_code(raw_code))
     found = (
-        await access.server_access(
-            await uow.for_entity(invite.server_id), invite.server_id, principal.user_id
-        )
-        if invite is not None
-        else None
+        await or_none(access_server(uow, principal.user_id, invite.server_id)) if invite is not None else None
     )
-    if invite is None or found is None or not found.is_member:
+    if invite is None or found is None:  # a non-member sees no invite of the server
         raise NotFound("No such invite.", field="code")
-    if invite.creator_id != principal.user_id and not found.has(Permission.MANAGE_SERVER):
+    if invite.creator_id != principal.user_id and not holds(found, Permission.MANAGE_SERVER):
         raise PermissionDenied("Only its creator or a member with Manage Server can revoke it.", field="code")
     if invite.revoked_at is None:
         invite.revoked_at = datetime.now(UTC)

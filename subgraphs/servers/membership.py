@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tenants import index_membership, unindex_membership
 from subgraphs.kernel.auth import Principal
@@ -19,6 +18,7 @@ from subgraphs.kernel.tenancy import access, audit
 from subgraphs.kernel.tenancy.audit import AuditAction
 from subgraphs.kernel.tenancy.uow import UnitOfWork
 from subgraphs.servers import repository
+from subgraphs.servers.administration import joined_server
 from subgraphs.servers.events import MemberLeft, OwnershipTransferred
 from subgraphs.servers.models import MemberRow, ServerRow
 
@@ -54,22 +54,8 @@ async def withdraw(uow: UnitOfWork, server_id: int, user_id: int) -> None:
     await unindex_membership(uow.directory(), user_id, server_id)
 
 
-async def _joined_server(session: AsyncSession, server_id: int, user_id: int) -> ServerRow:
-    """The server (not a DM: conversations are the friends context's), locked; "not found" unless the
-    caller is a member."""
-    server = await repository.lock_server(session, server_id)
-    if (
-        server is None
-        or server.kind != "SERVER"
-        or not await repository.is_member(session, server_id, user_id)
-    ):
-        raise NotFound("No such server.", field="serverId")
-    return server
-
-
 async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) -> None:
-    session = await uow.for_entity(server_id)
-    server = await _joined_server(session, server_id, principal.user_id)
+    server = await joined_server(uow, principal, server_id)
     if server.owner_id == principal.user_id:
         raise PermissionDenied(
             "The owner cannot leave: transfer ownership to another member first.", field="serverId"
@@ -82,8 +68,8 @@ async def leave_server(uow: UnitOfWork, principal: Principal, server_id: int) ->
 async def transfer_ownership(
     uow: UnitOfWork, principal: Principal, server_id: int, new_owner_id: int
 ) -> ServerRow:
+    server = await joined_server(uow, principal, server_id)
     session = await uow.for_entity(server_id)
-    server = await _joined_server(session, server_id, principal.user_id)
     if server.owner_id != principal.user_id:
         raise PermissionDenied("Only the owner can transfer ownership.", field="serverId")
     if new_owner_id == principal.user_id:

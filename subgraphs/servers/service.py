@@ -82,6 +82,7 @@ def everyone_role(server_id: int, now: datetime) -> RoleRow:
 
 async def join_server(uow: UnitOfWork, principal: Principal, server_id: int) -> ServerRow:
     session = await uow.for_entity(server_id)
+    # Not `access_server`: a joiner is no member yet; what they may see and join is a public server.
     found = await access.server_access(session, server_id, principal.user_id)
     if found is None or found.visibility != "PUBLIC":
         # Private servers are joined through invites (communities issue); existence does not leak.

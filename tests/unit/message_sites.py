@@ -2,10 +2,10 @@
 
 A message is the text handed to a domain error (`ValidationFailed("…")`), a top-level error
 (`bad_user_input("…")`), a media error that reaches the client (`super().__init__("…")` in a
-`MediaError` subclass), a voice refusal or a webhook payload problem. An f-string becomes a template:
-each `{expression}` is a variable part. A choice between literals (`a if c else b`, `"x" + ("." if c
-else ": y")`) yields every combination. Messages passed on from elsewhere (`error.message`) are found
-where they were first written.
+`MediaError` subclass), a voice refusal, an access check's words (`refusal=`, `wrong_kind=`) or a
+webhook payload problem. An f-string becomes a template: each `{expression}` is a variable part. A
+choice between literals (`a if c else b`, `"x" + ("." if c else ": y")`) yields every combination.
+Messages passed on from elsewhere (`error.message`) are found where they were first written.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ MEDIA_CODES = {
     "EMPTY_FILE",
     "CONTENT_TYPE_MISMATCH",
 }
+# The keywords through which a caller words an access check's refusals, and the codes they travel with.
+ACCESS_CHECK_WORDS = {"refusal": "FORBIDDEN", "wrong_kind": "INVALID_INPUT"}
 # Media errors that never reach a client: storage keys and signatures are the server's own business.
 INTERNAL_MEDIA = {"InvalidKey", "ObjectNotFound", "SignatureInvalid", "SignatureExpired", "FileTooLarge"}
 
@@ -197,6 +199,12 @@ def _sites_in(path: Path, tree: ast.Module, error_codes: dict[str, str]) -> Iter
         if masked is not None:
             for text in _texts(masked) or ():
                 yield Site(text, "INTERNAL_SERVER_ERROR", f"{where_of}:{call.lineno}")
+        # An access check's words (kernel/tenancy/access_checks.py): `refusal=` is raised as FORBIDDEN,
+        # `wrong_kind=` as INVALID_INPUT.
+        for keyword, code in ACCESS_CHECK_WORDS.items():
+            words = _keyword(call, keyword)
+            for text in (_texts(words, scope_of.get(id(call), module_names)) if words else None) or ():
+                yield Site(text, code, f"{where_of}:{call.lineno}")
         message: ast.expr | None = None
         codes: list[str | None] = []
         if name in error_codes and name != "PayloadProblem":

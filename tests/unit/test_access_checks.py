@@ -7,7 +7,15 @@ import pytest
 
 from subgraphs.kernel.errors import NotFound, PermissionDenied, ValidationFailed
 from subgraphs.kernel.tenancy.access import ChannelAccess, ServerAccess
-from subgraphs.kernel.tenancy.access_checks import READ, check_channel, check_server, holds, or_none
+from subgraphs.kernel.tenancy.access_checks import (
+    READ,
+    VIEW,
+    allows,
+    check_channel,
+    check_server,
+    holds,
+    or_none,
+)
 from subgraphs.kernel.tenancy.permissions import Permission
 
 pytestmark = pytest.mark.unit
@@ -81,6 +89,31 @@ def test_needs_one_permission_or_any_of_several() -> None:
 def test_a_refusal_must_be_worded() -> None:
     with pytest.raises(TypeError):
         check_channel(channel(P.VIEW_CHANNEL), needs=P.MANAGE_MESSAGES)
+
+
+def test_the_yes_or_no_form_lets_through_what_check_channel_lets_through() -> None:
+    """`allows` (behind `allowed_channel`: link previews, the voice guard) is `check_channel`'s verdict."""
+    accesses = [
+        None,
+        channel(P(0)),
+        channel(P.CONNECT),  # no View Channel
+        channel(P.VIEW_CHANNEL | P.CONNECT, member=False),
+        channel(P.VIEW_CHANNEL),
+        channel(P.VIEW_CHANNEL | P.CONNECT),
+        channel(P.VIEW_CHANNEL | P.READ_MESSAGE_HISTORY | P.EMBED_LINKS),
+    ]
+    verdicts = set()
+    for found in accesses:
+        for needs in (None, P.CONNECT, P.CONNECT | P.SPEAK, (P.EMBED_LINKS, P.CONNECT), ()):
+            for seen_with in (VIEW, READ):
+                try:
+                    check_channel(found, seen_with=seen_with, needs=needs, refusal="No.")
+                    passed = True
+                except (NotFound, PermissionDenied):
+                    passed = False
+                assert allows(found, needs, seen_with=seen_with) is passed, (found, needs, seen_with)
+                verdicts.add(passed)
+    assert verdicts == {True, False}
 
 
 def test_servers_are_seen_by_their_members_only() -> None:

@@ -61,10 +61,17 @@ def test_every_catalogue_entry_is_a_message_the_code_raises() -> None:
 
 def _matches_template(raised: str, text: str) -> bool:
     """Whether `text` is one value of the raised template `raised` (its `{expression}` parts free)."""
+    # The group keeps each `{…}` in the split, at the odd places (without it every part was literal text,
+    # and a template opening with `{field}` matched any entry).
     pattern = "".join(
-        re.escape(part) if i % 2 == 0 else ".+?" for i, part in enumerate(re.split(r"\{[^{}]*\}", raised))
+        re.escape(part) if i % 2 == 0 else ".+?" for i, part in enumerate(re.split(r"(\{[^{}]*\})", raised))
     )
     return re.fullmatch(pattern, text, re.DOTALL) is not None
+
+
+def test_a_template_has_as_cases_only_its_own_texts() -> None:
+    assert _matches_template("Must be {expected}.", "Must be a string.")
+    assert not _matches_template("{field} is required.", "You may not join this call.")
 
 
 def test_keys_name_a_code_and_french_keeps_the_variable_parts() -> None:

@@ -13,8 +13,10 @@ Each `access_*` returns what it loaded, so the caller never loads it again, and 
 A query answers null rather than an error: it wraps the same check in `or_none`. The permissions
 themselves are computed in kernel/tenancy/access.py (the engine); this module states how a service applies
 them. A service that must compute the access itself (on a session it has just locked) applies the same
-rules with `check_channel` / `check_server`. Batch filters (loaders, search, live streams) test
-`ChannelAccess.can_view` / `can_read` directly.
+rules with `check_channel` / `check_server`. A caller that refuses no viewer (a worker, the voice guard)
+or answers with an error of its own asks `allowed_channel` (`allows` on an access in hand): the same rules
+as a yes or no. Batch filters (loaders, search, live streams) test `ChannelAccess.can_view` / `can_read`
+directly.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def refused(refusal: str, field: str) -> PermissionDenied:
 def sees(found: ChannelAccess | None, seen_with: Permission = VIEW) -> bool:
     """Whether the member holding `found` sees the channel (VIEW) or its messages (READ)."""
     return found is not None and found.server.is_member and found.has(seen_with)
+
+
+def allows(found: ChannelAccess | None, needs: Need | None, *, seen_with: Permission = VIEW) -> bool:
+    """Whether `check_channel` lets `found` through for `needs` (kinds aside): its rules as a yes or no."""
+    return found is not None and sees(found, seen_with) and holds(found, needs)
 
 
 def check_channel(
@@ -107,6 +114,16 @@ async def access_channel(
         wrong_kind=wrong_kind,
         field=field,
     )
+
+
+async def allowed_channel(
+    uow: UnitOfWork, viewer: int | None, channel_id: int, *, needs: Need, seen_with: Permission = VIEW
+) -> ChannelAccess | None:
+    """The viewer's access to a channel if `access_channel` would let them through for `needs`, else None
+    (missing, hidden and refused alike): for a caller that refuses no viewer itself (a worker, the voice
+    guard) or that answers with an error of its own."""
+    found = await access.channel_access(await uow.for_entity(channel_id), channel_id, viewer)
+    return found if allows(found, needs, seen_with=seen_with) else None
 
 
 async def access_channel_to_send(
