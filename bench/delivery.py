@@ -55,6 +55,7 @@ subscription Events($channelId: ID!) {
 
 MAX_P99_MS = 5000  # above this a step is not "sustained" even if everything arrives in the end
 STACK_ROLES = ("bench-client", "listeners-node")  # meter groups that are not the stack
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -167,6 +168,55 @@ async def send_open_loop(
     out.issue_span_s = last_issue - start
     out.total_s = time.monotonic() - start
     return out
+
+
+async def send_open_loop_node(
+    router_url: str,
+    tokens: list[str],
+    channels: list[str],
+    prefix: str,
+    rate: float,
+    count: int,
+    cap_s: float,
+    max_inflight: int,
+    workdir: Path,
+) -> tuple[Sent, float]:
+    """`send_open_loop` run by bench/senders.mjs in its own Node process: the same schedule, requests and
+    result at a fraction of httpx's CPU per request; and the CPU seconds the sender used (not the stack's)."""
+    config = workdir / "senders.config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "url": router_url,
+                "mutation": SEND_MESSAGE,
+                "tokens": tokens,
+                "channels": channels,
+                "prefix": prefix,
+                "rate": rate,
+                "count": count,
+                "capS": cap_s,
+                "maxInflight": max_inflight,
+            }
+        )
+    )
+    process = await asyncio.create_subprocess_exec(
+        "node", str(ROOT / "bench" / "senders.mjs"), str(config), stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench/senders.mjs exited with {process.returncode}")
+    raw = json.loads(stdout.decode().strip().splitlines()[-1])
+    sent = Sent(
+        sent_at={int(seq): float(at) for seq, at in raw["sent_at"].items()},
+        send_ms=[float(v) for v in raw["send_ms"]],
+        errors=[str(e) for e in raw["errors"]],
+        issued=int(raw["issued"]),
+        issue_span_s=float(raw["issue_span_s"]),
+        total_s=float(raw["total_s"]),
+        capped=bool(raw["capped"]),
+        late_issues=int(raw["late_issues"]),
+    )
+    return sent, float(raw["cpu_s"])
 
 
 def _median(values: list[float]) -> float:

@@ -29,6 +29,7 @@ from bench.delivery import (
     loadavg,
     refresh_tokens,
     send_open_loop,
+    send_open_loop_node,
     sign_up,
 )
 from bench.live import NodeReceiver, Subscriber, SubscriberLog
@@ -54,6 +55,7 @@ class MixedSettings:
     max_inflight: int = 64
     drain_s: float = 30.0
     profile_rate: int = 0  # py-spy samples/s per Python process during the send window (0: no profile)
+    node_senders: bool = True  # bench/senders.mjs sends (the Python sender cost ~0.3 cores of the 2)
 
 
 @dataclass
@@ -178,9 +180,17 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             senders = [a.token for a in seed.senders]
             samplers, router = start_profiles(stack, s)
             before = run.meter.snapshot()
-            sent = await send_open_loop(
-                gql, senders, seed.channels, prefix, s.rate, count, s.seconds * 1.5 + 10, s.max_inflight
-            )
+            cap_s = s.seconds * 1.5 + 10
+            sender_cpu_s: float | None = None
+            if s.node_senders:
+                sent, sender_cpu_s = await send_open_loop_node(
+                    stack.router_url, senders, seed.channels, prefix, s.rate, count, cap_s, s.max_inflight,
+                    stack.workdir,
+                )  # fmt: skip
+            else:
+                sent = await send_open_loop(
+                    gql, senders, seed.channels, prefix, s.rate, count, cap_s, s.max_inflight
+                )
             channel_of = {seq: seed.channels[seq % len(seed.channels)] for seq in sent.sent_at}
             per_channel: dict[str, int] = {}
             for channel in channel_of.values():
@@ -221,6 +231,12 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
         "stack_cpu_ms_per_message": round(stack_cores * window / messages * 1000, 2),
         "cpu_ms_per_message": {k: round(v * window / messages * 1000, 2) for k, v in cores.items()},
         "stack_cpu_ms_per_delivery": round(stack_cores * window / max(analysed["delivered"], 1) * 1000, 3),
+        "senders": "node" if sender_cpu_s is not None else "python",
+        **(
+            {"senders_node_cpu_ms_per_message": round(sender_cpu_s / messages * 1000, 2)}
+            if sender_cpu_s is not None
+            else {}
+        ),
         **({"profiles": profiles} if profiles else {}),
     }
 
@@ -245,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--profile", type=int, default=0, metavar="HZ", help="py-spy samples/s (0: off)")
+    parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -253,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = MixedSettings(False, args.channels, args.per_channel, args.rate, args.minutes * 60)
     settings.profile_rate = args.profile
+    settings.node_senders = not args.python_senders
     result = run_mode("full", settings, mixed_body)  # type: ignore[arg-type]
     result["scenario"] = "mixed"
     result["settings"] = asdict(settings)
@@ -266,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "sockets", "achieved_send_rate_per_s", "delivered", "expected_deliveries", "lost", "duplicates",
         "send_to_receive", "median_latency_first_quarter_ms", "median_latency_last_quarter_ms",
         "stack_cores", "stack_cpu_ms_per_message", "stack_cpu_ms_per_delivery", "cpu_ms_per_message",
+        "senders_node_cpu_ms_per_message",
     )  # fmt: skip
     print(json.dumps({k: result.get(k) for k in keys}, indent=1))
     return 0
