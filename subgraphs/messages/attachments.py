@@ -103,21 +103,6 @@ def _too_large(max_bytes: int) -> ValidationFailed:
 # access again (`_write_or_discard`, which also holds the one rule for deleting the files again).
 
 
-@dataclass(frozen=True)
-class Attached:
-    """A send with files committed: the message, with this request's files and uploads as attachments."""
-
-    message: MessageRow
-
-
-@dataclass(frozen=True)
-class FirstSendStands:
-    """A send whose nonce was already used for this message: the first send stands with its own files,
-    and nothing of this request is attached (its stored files are deleted)."""
-
-    message: MessageRow
-
-
 async def send_with_files(
     ctx: BeepContext[Any],
     principal: Principal,
@@ -140,13 +125,16 @@ async def send_with_files(
     if not isinstance(stored, list):
         return stored
 
-    async def write() -> Attached | FirstSendStands:
+    async def write() -> service.SentMessage:
         data = replace(parse(), allow_empty=True)
         max_bytes = ctx.runtime.attachments.max_bytes
         return await _write_message(ctx.uow, principal, data, pending_ids(), stored, max_bytes)
 
-    written = await _write_or_discard(ctx, stored, write, errors, keeps=Attached)
-    return written.message if isinstance(written, Attached | FirstSendStands) else written
+    # A retried send (its nonce named a message already sent) attached nothing: its files go.
+    written = await _write_or_discard(
+        ctx, stored, write, errors, keep=lambda r: isinstance(r, service.SentMessage) and not r.retried
+    )
+    return written.row if isinstance(written, service.SentMessage) else written
 
 
 async def upload_pending(
@@ -167,7 +155,7 @@ async def upload_pending(
     async def write() -> AttachmentRow:
         return await _write_pending(ctx.uow, principal, parse_channel(), stored[0])
 
-    return await _write_or_discard(ctx, stored, write, errors, keeps=AttachmentRow)
+    return await _write_or_discard(ctx, stored, write, errors, keep=lambda r: isinstance(r, AttachmentRow))
 
 
 @dataclass(frozen=True)
@@ -224,17 +212,17 @@ async def _write_or_discard(
     write: Callable[[], Awaitable[W]],
     errors: ErrorTypes[E],
     *,
-    keeps: type[object],
+    keep: Callable[[object], bool],
 ) -> W | E:
-    """The second transaction, `write`. The files just stored stay only when it commits a `keeps` (rows
-    that name them); when it raises, returns an error or returns anything else (a retried send whose
+    """The second transaction, `write`. The files just stored stay only when it commits a result `keep`
+    accepts (rows that name them); when it raises or its result is refused (an error, a retried send whose
     first send stands), they are deleted."""
     try:
         result = await run_in_transaction(ctx.uow, write, errors)
     except BaseException:
         await discard(ctx.runtime.attachments, stored)
         raise
-    if not isinstance(result, keeps):
+    if not keep(result):
         await discard(ctx.runtime.attachments, stored)
     return result
 
@@ -246,9 +234,9 @@ async def _write_message(
     pending_ids: list[int],
     stored: Sequence[StoredAttachment],
     max_bytes: int,
-) -> Attached | FirstSendStands:
+) -> service.SentMessage:
     """A send's write: access again, the limits over uploads by id and files together, the message, then
-    the rows naming its files (none when the nonce shows a retried send)."""
+    the rows naming its files (none when the nonce shows a retried send: `retried`)."""
     await access_to_attach(uow, principal, data.channel_id)
     session = await uow.for_entity(data.channel_id)
     pending = await _pending_rows(session, principal.user_id, data.channel_id, pending_ids)
@@ -261,13 +249,13 @@ async def _write_message(
     sent = await service.send_message(uow, principal, data)
     message = sent.row
     if sent.retried:  # found by its nonce, or a concurrent retry won the insert: its own files stand
-        return FirstSendStands(message)
+        return sent
     for position, row in enumerate(pending):
         row.message_id, row.position = message.id, position
     shard = await uow.shard_for(data.channel_id)
     add_rows(session, shard, message, principal.user_id, stored, start=len(pending))
     await session.flush()
-    return Attached(message)
+    return sent
 
 
 async def _write_pending(
