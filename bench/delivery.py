@@ -39,7 +39,7 @@ from tests.integration.flows import (
 )
 
 # Offered messages/s tried in order, starting at the first rate giving >= `start_deliveries_per_s`.
-RATES = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 300, 500]
+RATES = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 500]
 
 # The same subscription without the two foreign fields (author username -> users subgraph, channel name ->
 # channels subgraph), to show how much of a delivery they cost (`--query lean`).
@@ -76,6 +76,7 @@ class DeliverySettings:
     target_drain_s: float
     idle_wait_s: float  # before a step, wait (bounded) until the stack is idle
     query: str  # "flows" (tests/integration/flows.py MESSAGE_EVENTS) or "lean"
+    node_senders: bool = True  # bench/senders.mjs sends (the httpx sender cost ~5 ms of CPU per message)
 
     @classmethod
     def make(cls, quick: bool, counts: list[int] | None, query: str) -> DeliverySettings:
@@ -394,11 +395,20 @@ class DeliveryRun:
         load_before = loadavg()
         before = self.meter.snapshot()
         cap_s = count / rate * 1.5 + 5
-        sent = await send_open_loop(
-            self.gql, senders, self.channel_id, prefix, rate, count, cap_s, self.s.max_inflight
-        )
+        sender_cpu_s: float | None = None
+        if self.s.node_senders:
+            sent, sender_cpu_s = await send_open_loop_node(
+                self.stack.router_url, senders, [self.channel_id], prefix, rate, count, cap_s,
+                self.s.max_inflight, self.stack.workdir,
+            )  # fmt: skip
+        else:
+            sent = await send_open_loop(
+                self.gql, senders, self.channel_id, prefix, rate, count, cap_s, self.s.max_inflight
+            )
         logs = await receiver.finish(len(sent.sent_at), drain_s)
         cpu = CpuMeter.usage(before, self.meter.snapshot())
+        if sender_cpu_s is not None and sent.sent_at:
+            cpu["senders_node_cpu_ms_per_message"] = round(sender_cpu_s / len(sent.sent_at) * 1000, 2)
         analysed = analyse(sent.sent_at, logs)
         latencies = [
             at - sent.sent_at[seq] for log in logs for seq, at in log.received if seq in sent.sent_at
@@ -620,9 +630,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query", choices=["flows", "lean"], default="flows")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.subscribers.split(",") if v] or None
     settings = DeliverySettings.make(args.quick, counts, args.query)
+    settings.node_senders = not args.python_senders
     if not NodeReceiver.available():
         raise SystemExit(
             "needs graphql-ws and ws in router/node_modules (symlink /work/main/router/node_modules)"
