@@ -65,7 +65,12 @@ def build_relay(runtime: Runtime, owner: str | None = None) -> OutboxRelay:
     # In one process (no Redis) a commit's hint cannot be lost, only the process with it (and a start
     # sweeps everything): sweeping 65 SQLite files every 5 s would be most of an idle instance's CPU.
     sweep = settings.outbox_sweep_seconds if settings.redis_url else max(settings.outbox_sweep_seconds, 60.0)
-    config = RelayConfig(sweep_seconds=sweep, retention_seconds=settings.outbox_retention_seconds)
+    config = RelayConfig(
+        sweep_seconds=sweep,
+        retention_seconds=settings.outbox_retention_seconds,
+        relay_linger_seconds=settings.outbox_relay_linger_seconds,
+        consumer_linger_seconds=settings.outbox_consumer_linger_seconds,
+    )
     return OutboxRelay(
         runtime.database, runtime.bus, stores=stores, config=config, consumers=consumers(runtime)
     )

@@ -77,6 +77,7 @@ class DeliverySettings:
     idle_wait_s: float  # before a step, wait (bounded) until the stack is idle
     query: str  # "flows" (tests/integration/flows.py MESSAGE_EVENTS) or "lean"
     node_senders: bool = True  # bench/senders.mjs sends (the httpx sender cost ~5 ms of CPU per message)
+    rates: tuple[float, ...] = ()  # given: these steps, in order, instead of the ladder
 
     @classmethod
     def make(cls, quick: bool, counts: list[int] | None, query: str) -> DeliverySettings:
@@ -512,7 +513,7 @@ class DeliveryRun:
                 (i for i, r in enumerate(RATES) if r * n >= s.start_deliveries_per_s), len(RATES) - 1
             )
             up, down = RATES[start:], RATES[:start][::-1]
-            rates = [] if target_only else up
+            rates = [] if target_only else list(s.rates) if s.rates else up
             while rates:
                 rate = rates.pop(0)
                 if time.monotonic() - ladder_start > s.ladder_budget_s:
@@ -521,6 +522,8 @@ class DeliveryRun:
                 count = max(s.min_messages, round(rate * s.step_s))
                 step = await self.step(receiver, senders, n, rate, count, s.drain_s, f"r{rate:g}")
                 out["steps"].append(step)
+                if s.rates:
+                    continue  # the given steps, each whatever the last gave
                 if len(out["steps"]) == 1 and not step["sustained"]:
                     rates = down
                 elif step["sustained"] == (rates is down):
@@ -631,10 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
+    parser.add_argument("--rates", default="", help="comma-separated msg/s steps instead of the ladder")
+    parser.add_argument("--step-seconds", type=float, default=0.0, help="each step's length (default 15)")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.subscribers.split(",") if v] or None
     settings = DeliverySettings.make(args.quick, counts, args.query)
     settings.node_senders = not args.python_senders
+    settings.rates = tuple(float(v) for v in args.rates.split(",") if v)
+    if args.step_seconds:
+        settings.step_s = args.step_seconds
     if not NodeReceiver.available():
         raise SystemExit(
             "needs graphql-ws and ws in router/node_modules (symlink /work/main/router/node_modules)"

@@ -469,6 +469,16 @@ def pin_supergraph() -> Path:
 Body = Callable[[Stack, Any], Coroutine[Any, Any, dict[str, Any]]]
 
 
+def stack_settings() -> dict[str, str]:
+    """`BENCH_STACK_ENV="BEEP_X=1 BEEP_Y=2"`: settings for every process of the full stack, for A/B runs of a
+    setting (the harness passes no BEEP_* variable of its own environment through)."""
+    pairs = (item.split("=", 1) for item in os.environ.get("BENCH_STACK_ENV", "").split())
+    settings = {k: v for k, v in pairs}
+    if any(not k.startswith("BEEP_") for k in settings):
+        raise SystemExit(f"BENCH_STACK_ENV takes BEEP_* settings only: {settings}")
+    return settings
+
+
 def run_mode(mode: str, settings: Any, body_of: Body | None = None) -> dict[str, Any]:
     """Starts a stack in `mode`, runs `body_of(stack, settings)` (default: `scenarios`), stops it."""
     print(f"[{mode}] starting the stack", flush=True)
@@ -476,8 +486,9 @@ def run_mode(mode: str, settings: Any, body_of: Body | None = None) -> dict[str,
     facts = machine_facts()
     pinned = pin_supergraph()
     supergraph_sha256 = hashlib.sha256(pinned.read_bytes()).hexdigest()
+    extra_env = stack_settings()
     try:
-        stack = start_full() if mode == "full" else start_embedded()
+        stack = start_full(extra_env=extra_env) if mode == "full" else start_embedded()
     except BaseException:
         shutil.rmtree(pinned.parent, ignore_errors=True)
         raise
@@ -507,6 +518,7 @@ def run_mode(mode: str, settings: Any, body_of: Body | None = None) -> dict[str,
             "router_config": configs,
             "supergraph_sha256": supergraph_sha256,
             "router_urls_used": [u for u in (stack.router_url, stack.second_router_url) if u],
+            "settings": extra_env,
             "log_problems": problems,
         },
         **body,

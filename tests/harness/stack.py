@@ -139,7 +139,11 @@ class Stack:
             internal_secret=self.env["BEEP_INTERNAL_SECRET"],
         )
         # The fan-out tier's and tracing's settings, when a test's stack sets them; the logs' token key.
-        env |= {k: v for k, v in self.env.items() if k.startswith(("BEEP_FANOUT", "BEEP_OTEL"))}
+        env |= {
+            k: v
+            for k, v in self.env.items()
+            if k.startswith(("BEEP_FANOUT", "BEEP_OTEL", "BEEP_ROUTER_RUNTIME"))
+        }
         env["BEEP_LOG_TOKEN_KEY"] = self.env["BEEP_LOG_TOKEN_KEY"]
         # Prometheus metrics on an internal port of the router's own (router/metrics.ts), as deployed.
         env["BEEP_ROUTER_METRICS_PORT"] = str(free_port())
@@ -258,7 +262,8 @@ def start_full(
     redis: RedisServer | SentinelRedis | None = None,
 ) -> Stack:
     """`database`: where the directory and shards live (a primary with a replica for failover drills);
-    `extra_env`: settings for every process (the routers take its BEEP_OTEL_* and BEEP_FANOUT_*);
+    `extra_env`: settings for every process (the routers take its BEEP_OTEL_*, BEEP_FANOUT_* and
+    BEEP_ROUTER_RUNTIME);
     `redis`: the event bus's Redis (a Sentinel-managed master and replica for Redis failover drills)."""
     workdir = Path(tempfile.mkdtemp(prefix="beep-full-"))
     stack = Stack("full", workdir, {})
