@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # transactions) takes the commits of many requests: their cost per event falls as the rate rises. The
     # relay's is on the live path (each event waits up to that much more); the consumers' (notifications,
     # search indexing, link previews) are not. An idle relay or consumer answers the first event at once.
-    outbox_relay_linger_seconds: float = Field(default=0.01, ge=0, le=1)
-    outbox_consumer_linger_seconds: float = Field(default=0.05, ge=0, le=10)
+    outbox_relay_linger_seconds: float = Field(default=0.025, ge=0, le=1)
+    outbox_consumer_linger_seconds: float = Field(default=0.25, ge=0, le=10)
 
     # Messages a member may send to one channel per window (Discord allows 5 per 5 s); over it: RATE_LIMITED.
     message_send_limit: int = Field(default=10, ge=1)

@@ -68,10 +68,11 @@ class RelayConfig:
     # A consumer that handled something less than a second ago waits this long before its next round, so
     # that under load it takes runs of events (two transactions and one handler call per run, not per
     # event: its cost per event falls as load rises); an idle consumer answers the first event at once.
-    consumer_linger_seconds: float = 0.05
+    consumer_linger_seconds: float = 0.25
     # The relay's own, much shorter (it is on the live path): under load a round positions and publishes
-    # the commits of several requests (two transactions per round, not per message).
-    relay_linger_seconds: float = 0.01
+    # the commits of several requests (two transactions per round, not per message). The worker takes
+    # both from its settings (BEEP_OUTBOX_*_LINGER_SECONDS).
+    relay_linger_seconds: float = 0.025
     # A running consumer records its progress in the transaction that reads its next run of events, or
     # after this long without one: one transaction per run under load, not two. A worker that dies
     # meanwhile leaves that much handled again by its successor (consumers are at least once).
