@@ -78,6 +78,7 @@ class DeliverySettings:
     query: str  # "flows" (tests/integration/flows.py MESSAGE_EVENTS) or "lean"
     node_senders: bool = True  # bench/senders.mjs sends (the httpx sender cost ~5 ms of CPU per message)
     rates: tuple[float, ...] = ()  # given: these steps, in order, instead of the ladder
+    one_router: bool = False  # the Node sender sends through router A only (before 2026-12-05: always)
 
     @classmethod
     def make(cls, quick: bool, counts: list[int] | None, query: str) -> DeliverySettings:
@@ -173,7 +174,7 @@ async def send_open_loop(
 
 
 async def send_open_loop_node(
-    router_url: str,
+    router_urls: list[str],
     tokens: list[str],
     channels: list[str],
     prefix: str,
@@ -189,7 +190,7 @@ async def send_open_loop_node(
     config.write_text(
         json.dumps(
             {
-                "url": router_url,
+                "urls": router_urls,
                 "mutation": SEND_MESSAGE,
                 "tokens": tokens,
                 "channels": channels,
@@ -219,6 +220,13 @@ async def send_open_loop_node(
         late_issues=int(raw["late_issues"]),
     )
     return sent, float(raw["cpu_s"])
+
+
+def send_routers(stack: Stack, one_router: bool) -> list[str]:
+    """Where the Node sender sends: both routers in turn, as a load balancer spreads clients (each router
+    has its own messages process behind it), or router A alone."""
+    second = None if one_router else stack.second_router_url
+    return [stack.router_url, *([second] if second else [])]
 
 
 def _median(values: list[float]) -> float:
@@ -398,9 +406,10 @@ class DeliveryRun:
         cap_s = count / rate * 1.5 + 5
         sender_cpu_s: float | None = None
         if self.s.node_senders:
+            routers = send_routers(self.stack, self.s.one_router)
             sent, sender_cpu_s = await send_open_loop_node(
-                self.stack.router_url, senders, [self.channel_id], prefix, rate, count, cap_s,
-                self.s.max_inflight, self.stack.workdir,
+                routers, senders, [self.channel_id], prefix, rate, count, cap_s, self.s.max_inflight,
+                self.stack.workdir,
             )  # fmt: skip
         else:
             sent = await send_open_loop(
@@ -634,12 +643,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
+    parser.add_argument("--one-router", action="store_true", help="send through router A only")
     parser.add_argument("--rates", default="", help="comma-separated msg/s steps instead of the ladder")
     parser.add_argument("--step-seconds", type=float, default=0.0, help="each step's length (default 15)")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.subscribers.split(",") if v] or None
     settings = DeliverySettings.make(args.quick, counts, args.query)
     settings.node_senders = not args.python_senders
+    settings.one_router = args.one_router
     settings.rates = tuple(float(v) for v in args.rates.split(",") if v)
     if args.step_seconds:
         settings.step_s = args.step_seconds

@@ -30,6 +30,7 @@ from bench.delivery import (
     refresh_tokens,
     send_open_loop,
     send_open_loop_node,
+    send_routers,
     sign_up,
 )
 from bench.live import NodeReceiver, Subscriber, SubscriberLog
@@ -55,6 +56,7 @@ class MixedSettings:
     max_inflight: int = 64
     drain_s: float = 30.0
     profile_rate: int = 0  # py-spy samples/s per Python process during the send window (0: no profile)
+    one_router: bool = False  # the Node sender sends through router A only (before 2026-12-05: always)
     node_senders: bool = True  # bench/senders.mjs sends (the Python sender cost ~0.3 cores of the 2)
 
 
@@ -183,10 +185,18 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             cap_s = s.seconds * 1.5 + 10
             sender_cpu_s: float | None = None
             if s.node_senders:
+                routers = send_routers(stack, s.one_router)
                 sent, sender_cpu_s = await send_open_loop_node(
-                    stack.router_url, senders, seed.channels, prefix, s.rate, count, cap_s, s.max_inflight,
+                    routers,
+                    senders,
+                    seed.channels,
+                    prefix,
+                    s.rate,
+                    count,
+                    cap_s,
+                    s.max_inflight,
                     stack.workdir,
-                )  # fmt: skip
+                )
             else:
                 sent = await send_open_loop(
                     gql, senders, seed.channels, prefix, s.rate, count, cap_s, s.max_inflight
@@ -261,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--profile", type=int, default=0, metavar="HZ", help="py-spy samples/s (0: off)")
+    parser.add_argument("--one-router", action="store_true", help="send through router A only")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
@@ -271,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = MixedSettings(False, args.channels, args.per_channel, args.rate, args.minutes * 60)
     settings.profile_rate = args.profile
     settings.node_senders = not args.python_senders
+    settings.one_router = args.one_router
     result = run_mode("full", settings, mixed_body)  # type: ignore[arg-type]
     result["scenario"] = "mixed"
     result["settings"] = asdict(settings)

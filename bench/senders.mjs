@@ -2,9 +2,10 @@
 // httpx) spent 5-6 ms of CPU per message on the same 2 cores as the stack it measures (bench/README.md);
 // Node's fetch (undici, keep-alive) sends the same requests for a fraction of that.
 //
-// argv[2]: JSON, or the path of a file holding it: {url, mutation, tokens, channels, prefix, rate, count,
+// argv[2]: JSON, or the path of a file holding it: {urls, mutation, tokens, channels, prefix, rate, count,
 //          capS, maxInflight}. Message `seq` is issued at start + seq / rate (or as soon as fewer than
-//          maxInflight are in flight), from tokens[seq % n] to channels[seq % m], content `${prefix} ${seq}`.
+//          maxInflight are in flight), through urls[seq % k] (the routers, as a load balancer spreads
+//          clients), from tokens[seq % n] to channels[seq % m], content `${prefix} ${seq}`.
 // stdout: one line, the result as JSON: {sent_at: {seq: wall ms at issue}, send_ms: [...], errors: [...],
 //         issued, issue_span_s, total_s, capped, late_issues} (bench/delivery.py `Sent`), and cpu_s: this
 //         process's own CPU time over the run (it exits before the caller's CPU meter could read it).
@@ -24,7 +25,7 @@ async function one(seq) {
   const at = wall();
   const began = performance.now();
   try {
-    const response = await fetch(cfg.url, {
+    const response = await fetch(cfg.urls[seq % cfg.urls.length], {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${cfg.tokens[seq % cfg.tokens.length]}` },
       body: JSON.stringify({
@@ -53,8 +54,8 @@ async function one(seq) {
 // A bot or a client keeps its connections open between messages; the Python sender's pool outlived a
 // step too. So the connections are opened before the clock starts, by queries the router answers itself.
 await Promise.all(
-  Array.from({ length: cfg.maxInflight }, () =>
-    fetch(cfg.url, {
+  Array.from({ length: cfg.maxInflight }, (_, i) =>
+    fetch(cfg.urls[i % cfg.urls.length], {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: '{ __typename }' }),
