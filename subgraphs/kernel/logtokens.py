@@ -28,6 +28,7 @@ PREFIX = "pii_"
 # Binds tokens to this scheme: a value encrypted with the same key for another purpose is no token.
 _ASSOCIATED = [b"beep-log-token-v1"]
 KEY_BYTES = 64  # AES-SIV-256: one 256-bit key for S2V (CMAC), one for CTR
+MEMO_SIZE = 4096  # tokens remembered per tokenizer
 
 # Structured log fields that hold personal data whatever their value looks like.
 PERSONAL_FIELDS = frozenset(
@@ -77,12 +78,22 @@ class LogTokenizer:
                 f"BEEP_LOG_TOKEN_KEY must be {KEY_BYTES} random bytes in base64url (`beep logs new-key`).",
             )
         self._siv = AESSIV(raw)
+        # Tokens already made, by value (deterministic): every access-log line tokenises its client
+        # address, and addresses and names repeat. Bounded; cleared when full.
+        self._made: dict[str, str] = {}
 
     def token(self, value: str) -> str:
         if not value:
             return value  # AES-SIV takes no empty plaintext; an empty value discloses nothing
+        made = self._made.get(value)
+        if made is not None:
+            return made
         sealed = self._siv.encrypt(value.encode(), _ASSOCIATED)
-        return PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+        token = PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+        if len(self._made) >= MEMO_SIZE:
+            self._made.clear()
+        self._made[value] = token
+        return token
 
     def reveal(self, token: str) -> str:
         body = token.strip().removeprefix(PREFIX)

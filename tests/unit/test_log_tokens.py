@@ -15,7 +15,14 @@ import pytest
 
 from beep import logs
 from subgraphs.kernel.logging import AUDIT_LOGGER, JsonFormatter, TextFormatter
-from subgraphs.kernel.logtokens import TOKEN_RE, LogTokenError, LogTokenizer, Personal, generate_key
+from subgraphs.kernel.logtokens import (
+    MEMO_SIZE,
+    TOKEN_RE,
+    LogTokenError,
+    LogTokenizer,
+    Personal,
+    generate_key,
+)
 from subgraphs.kernel.settings import Settings
 
 ROUTER = Path(__file__).resolve().parents[2] / "router"
@@ -40,6 +47,17 @@ def test_the_same_value_gives_the_same_token_and_others_differ(tokens: LogTokeni
     assert tokens.token("alice@example.com") == tokens.token("alice@example.com")
     assert tokens.token("alice@example.com") != tokens.token("alice@example.org")
     assert LogTokenizer(generate_key()).token("alice") != tokens.token("alice")  # keyed
+
+
+def test_the_memo_of_tokens_made_stays_bounded_and_changes_no_token() -> None:
+    key = generate_key()
+    tokens = LogTokenizer(key)
+    values = [f"user{i}@example.com" for i in range(MEMO_SIZE + 10)]
+    made = [tokens.token(v) for v in values]
+    assert len(tokens._made) <= MEMO_SIZE
+    fresh = LogTokenizer(key)
+    assert made[:3] + made[-3:] == [fresh.token(v) for v in values[:3] + values[-3:]]
+    assert [tokens.token(v) for v in values[-3:]] == made[-3:]  # remembered, the same
 
 
 def test_another_key_or_an_altered_token_is_refused(tokens: LogTokenizer) -> None:
@@ -131,6 +149,7 @@ const [key, values, theirs] = JSON.parse(process.argv[1]);
 const t = new LogTokenizer(key);
 console.log(JSON.stringify({
   tokens: values.map((v) => t.token(v)),
+  again: values.map((v) => t.token(v)),
   revealed: theirs.map((v) => t.reveal(v) ?? null),
   scrubbed: t.scrub('from 203.0.113.9 for bob@example.org via 127.0.0.1'),
 }));
@@ -157,5 +176,6 @@ def test_the_router_makes_the_same_tokens() -> None:
     )
     found = json.loads(done.stdout)
     assert found["tokens"] == [tokens.token(v) for v in VALUES]
+    assert found["again"] == found["tokens"]  # from its memo
     assert found["revealed"] == [*VALUES, None]
     assert found["scrubbed"] == tokens.scrub("from 203.0.113.9 for bob@example.org via 127.0.0.1")
