@@ -72,10 +72,10 @@ class Settings(BaseSettings):
     # how long relayed events stay replayable (`messageEvents(after:)`; older cursors get CURSOR_EXPIRED).
     outbox_sweep_seconds: float = Field(default=5.0, gt=0, le=300)
     outbox_retention_seconds: float = Field(default=86_400.0, ge=60)
-    # Under load the relay and the consumers wait this long before a round, so that one round (a few
-    # transactions) takes the commits of many requests: their cost per event falls as the rate rises. The
-    # relay's is on the live path (each event waits up to that much more); the consumers' (notifications,
-    # search indexing, link previews) are not. An idle relay or consumer answers the first event at once.
+    # Above one event per linger (over the last second) the relay and the consumers wait this long before
+    # a round, so that one round (a few transactions) takes the commits of many requests: their cost per
+    # event falls as the rate rises. The relay's is on the live path (each event waits up to that much
+    # more); the consumers' (notifications, search indexing, link previews) are not. Below, no waiting.
     outbox_relay_linger_seconds: float = Field(default=0.025, ge=0, le=1)
     outbox_consumer_linger_seconds: float = Field(default=0.25, ge=0, le=10)
 

@@ -346,3 +346,22 @@ async def test_the_relay_also_announces_access_changes_to_the_fanout_tiers(datab
             await asyncio.wait_for(anext(announced), 0.2)  # the deleted message is not an access change
     assert on_access == on_server == AccessChanged(5, None)
     assert Cursor.of(on_access) == Cursor.of(on_server) is not None  # the same event, one position
+
+
+def test_the_recent_rate_says_when_rounds_should_linger() -> None:
+    from subgraphs.kernel.events.relay import RecentRate
+
+    rate = RecentRate()
+    assert not rate.lingers(100.0, 0.025)  # nothing yet
+    for i in range(30):  # 30 events in second 100: one per 33 ms, fewer than one per 25 ms linger
+        rate.add(100.0 + i / 30, 1)
+    assert rate.per_second(100.99) == 30
+    assert not rate.lingers(100.99, 0.025)  # each commit goes out at once
+    assert rate.lingers(100.99, 0.25)  # a consumer's longer linger would take runs
+    for i in range(50):  # 50 in second 101: more than one per linger
+        rate.add(101.0 + i / 50, 1)
+    assert rate.lingers(101.5, 0.025)
+    assert rate.per_second(102.5) == 50  # the last whole second still counts
+    assert rate.per_second(103.5) == 0  # and then no longer: quiet again, no waiting
+    assert not rate.lingers(103.5, 0.025)
+    assert not rate.lingers(101.5, 0)  # no linger configured

@@ -65,13 +65,13 @@ class RelayConfig:
     prune_every_seconds: float = 60.0
     # Every store is visited this often even without work, so an idle store's old events are pruned too.
     visit_all_seconds: float = 600.0
-    # A consumer that handled something less than a second ago waits this long before its next round, so
-    # that under load it takes runs of events (two transactions and one handler call per run, not per
-    # event: its cost per event falls as load rises); an idle consumer answers the first event at once.
+    # A consumer that handled more than one event per linger over the last second waits this long before
+    # its next round, so that under load it takes runs of events (two transactions and one handler call
+    # per run, not per event: its cost per event falls as load rises); a quieter one answers at once.
     consumer_linger_seconds: float = 0.25
-    # The relay's own, much shorter (it is on the live path): under load a round positions and publishes
-    # the commits of several requests (two transactions per round, not per message). The worker takes
-    # both from its settings (BEEP_OUTBOX_*_LINGER_SECONDS).
+    # The relay's own, much shorter (it is on the live path): above 40 events/s a round positions and
+    # publishes the commits of several requests (two transactions per round, not per message); below,
+    # each commit goes out at once. The worker takes both from its settings (BEEP_OUTBOX_*_LINGER_SECONDS).
     relay_linger_seconds: float = 0.025
     # A running consumer records its progress in the transaction that reads its next run of events, or
     # after this long without one: one transaction per run under load, not two. A worker that dies
@@ -103,6 +103,33 @@ class _Row:
     trace_context: str | None  # the writing request's traceparent (kernel/tracing.py)
 
 
+class RecentRate:
+    """Events per second over the last whole second: whether rounds come faster than events do (then a
+    round should linger so that it takes several)."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._count = 0  # in `_second`
+        self._before = 0  # in the second before it
+
+    def add(self, now: float, events: int) -> None:
+        second = int(now)
+        if second != self._second:
+            self._before = self._count if second == self._second + 1 else 0
+            self._second, self._count = second, 0
+        self._count += events
+
+    def per_second(self, now: float) -> int:
+        second = int(now)
+        if second == self._second:
+            return max(self._before, self._count)
+        return self._count if second == self._second + 1 else 0
+
+    def lingers(self, now: float, linger: float) -> bool:
+        """More than one event per `linger` over the last second."""
+        return linger > 0 and self.per_second(now) * linger > 1
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -128,6 +155,7 @@ class OutboxRelay:
         self._settled: set[int] = set()  # stores this leader found fully published
         self._leading: set[int] = set()
         self._runners = [_ConsumerRunner(self, c) for c in self.consumers]
+        self._relayed = RecentRate()
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._listen(), name="outbox-relay-hints")]
@@ -171,17 +199,15 @@ class OutboxRelay:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + self.config.sweep_seconds
-        busy_until = float("-inf")
+        linger = self.config.relay_linger_seconds
         while True:
             if loop.time() >= next_sweep:
                 await self._sweep()
                 next_sweep = loop.time() + self.config.sweep_seconds
-            if self.config.relay_linger_seconds and loop.time() < busy_until:
-                await asyncio.sleep(self.config.relay_linger_seconds)  # let concurrent commits gather
+            if self._relayed.lingers(loop.time(), linger):
+                await asyncio.sleep(linger)  # let concurrent commits gather
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
-            if self._hinted:  # commits are coming in
-                busy_until = loop.time() + 1.0
             for store in self._hinted_first(dirty):
                 try:
                     if await self.relay_store(store):
@@ -254,6 +280,7 @@ class OutboxRelay:
                     runner.forget(store)  # progress kept from an earlier lead: the database's is the truth
             self._leading.add(store)
             published = await self._publish(session, store, found.rows) if found.rows else 0
+            self._relayed.add(asyncio.get_running_loop().time(), published)
             if positioned or published or newly_leading:
                 self._settled.discard(store)
                 for runner in self._runners:
@@ -547,9 +574,9 @@ class _ConsumerRunner:
         by the relay's sweep for every store where a consumer is behind (so a failed batch is retried)."""
         loop = asyncio.get_running_loop()
         config = self.relay.config
-        busy_until = float("-inf")
+        handled_recently = RecentRate()
         while True:
-            if config.consumer_linger_seconds and loop.time() < busy_until:
+            if handled_recently.lingers(loop.time(), config.consumer_linger_seconds):
                 await asyncio.sleep(config.consumer_linger_seconds)  # let a run of events gather
             dirty, self._dirty = self._dirty, set()
             self._wake.clear()
@@ -567,8 +594,7 @@ class _ConsumerRunner:
                 self._unrecorded.pop(store, None)  # recorded by that batch's read
                 if through is not None:
                     self._unrecorded[store] = through
-                if handled:
-                    busy_until = loop.time() + 1.0
+                handled_recently.add(loop.time(), handled)
                 if handled >= config.batch_size:
                     self._dirty.add(store)
             if self._dirty:
