@@ -78,7 +78,7 @@ class DeliverySettings:
     query: str  # "flows" (tests/integration/flows.py MESSAGE_EVENTS) or "lean"
     node_senders: bool = True  # bench/senders.mjs sends (the httpx sender cost ~5 ms of CPU per message)
     rates: tuple[float, ...] = ()  # given: these steps, in order, instead of the ladder
-    one_router: bool = False  # the Node sender sends through router A only (before 2026-12-05: always)
+    both_routers: bool = False  # the Node sender spreads its sends over routers A and B (else A only)
 
     @classmethod
     def make(cls, quick: bool, counts: list[int] | None, query: str) -> DeliverySettings:
@@ -222,10 +222,12 @@ async def send_open_loop_node(
     return sent, float(raw["cpu_s"])
 
 
-def send_routers(stack: Stack, one_router: bool) -> list[str]:
-    """Where the Node sender sends: both routers in turn, as a load balancer spreads clients (each router
-    has its own messages process behind it), or router A alone."""
-    second = None if one_router else stack.second_router_url
+def send_routers(stack: Stack, both: bool) -> list[str]:
+    """Where the Node sender sends: router A (each router has its own messages process behind it), or
+    both in turn as a load balancer spreads clients. On this 2-core machine spreading cost more CPU per
+    message (14.95 against 12.68 ms at N = 1, 100 msg/s: each process's per-request costs fall with the
+    load it carries; bench/README.md), so A alone is the default, as before."""
+    second = stack.second_router_url if both else None
     return [stack.router_url, *([second] if second else [])]
 
 
@@ -249,6 +251,28 @@ def backlog_trend(sent_at: dict[int, float], logs: list[Any]) -> dict[str, float
     first = [arrivals[s] for s in complete[:quarter]]
     last = [arrivals[s] for s in complete[-quarter:]]
     return {"first_quarter_p50_ms": round(_median(first), 1), "last_quarter_p50_ms": round(_median(last), 1)}
+
+
+def latency_by_second(sent_at: dict[int, float], logs: list[Any]) -> list[list[float]]:
+    """Per second of the step (by send time): [second, messages, p50, p99, max] of send -> receive, in ms,
+    every delivery counted: whether a tail is a few stalls (a checkpoint, a collection) or all along."""
+    if not sent_at:
+        return []
+    start = min(sent_at.values())
+    by_second: dict[int, list[float]] = {}
+    for log in logs:
+        for seq, at in log.received:
+            if seq in sent_at:
+                by_second.setdefault(int((sent_at[seq] - start) // 1000), []).append(at - sent_at[seq])
+
+    def rank(values: list[float], q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+
+    rows: list[list[float]] = []
+    for second, values in sorted(by_second.items()):
+        values.sort()
+        rows.append([second, len(values), rank(values, 0.5), rank(values, 0.99), round(values[-1], 1)])
+    return rows
 
 
 def sustained(step: dict[str, Any]) -> tuple[bool, str]:
@@ -406,7 +430,7 @@ class DeliveryRun:
         cap_s = count / rate * 1.5 + 5
         sender_cpu_s: float | None = None
         if self.s.node_senders:
-            routers = send_routers(self.stack, self.s.one_router)
+            routers = send_routers(self.stack, self.s.both_routers)
             sent, sender_cpu_s = await send_open_loop_node(
                 routers, senders, [self.channel_id], prefix, rate, count, cap_s, self.s.max_inflight,
                 self.stack.workdir,
@@ -447,6 +471,7 @@ class DeliveryRun:
             **analysed,
             "latency_counting_lost": latency_with_lost(latencies, analysed["lost"]),
             "backlog_trend": backlog_trend(sent.sent_at, logs),
+            "latency_by_second": latency_by_second(sent.sent_at, logs),
             "stack_idle_before": idle,
             "loadavg_before": load_before,
             "loadavg_after": loadavg(),
@@ -643,14 +668,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
-    parser.add_argument("--one-router", action="store_true", help="send through router A only")
+    parser.add_argument("--both-routers", action="store_true", help="send through routers A and B")
     parser.add_argument("--rates", default="", help="comma-separated msg/s steps instead of the ladder")
     parser.add_argument("--step-seconds", type=float, default=0.0, help="each step's length (default 15)")
     args = parser.parse_args(argv)
     counts = [int(v) for v in args.subscribers.split(",") if v] or None
     settings = DeliverySettings.make(args.quick, counts, args.query)
     settings.node_senders = not args.python_senders
-    settings.one_router = args.one_router
+    settings.both_routers = args.both_routers
     settings.rates = tuple(float(v) for v in args.rates.split(",") if v)
     if args.step_seconds:
         settings.step_s = args.step_seconds

@@ -56,7 +56,7 @@ class MixedSettings:
     max_inflight: int = 64
     drain_s: float = 30.0
     profile_rate: int = 0  # py-spy samples/s per Python process during the send window (0: no profile)
-    one_router: bool = False  # the Node sender sends through router A only (before 2026-12-05: always)
+    both_routers: bool = False  # the Node sender spreads its sends over routers A and B (else A only)
     node_senders: bool = True  # bench/senders.mjs sends (the Python sender cost ~0.3 cores of the 2)
 
 
@@ -109,9 +109,10 @@ def analyse_mixed(
         by_channel[channel_of[seq]][seq] = at
     latencies: list[float] = []
     timeline: list[tuple[float, float]] = []  # (sent at, latency) for the trend
+    by_router: dict[str, list[float]] = {"a": [], "b": []}  # sockets alternate between the routers
     lost = duplicates = 0
     errors: list[str] = []
-    for log, channel in zip(logs, subscriber_channels(channels, len(logs)), strict=True):
+    for index, (log, channel) in enumerate(zip(logs, subscriber_channels(channels, len(logs)), strict=True)):
         expected = by_channel[channel]
         got = dict(log.received)
         for seq, sent in expected.items():
@@ -121,6 +122,7 @@ def analyse_mixed(
                 continue
             latencies.append(at - sent)
             timeline.append((sent, at - sent))
+            by_router["ab"[index % 2]].append(at - sent)
         duplicates += log.duplicates
         errors += log.errors[:1]
     timeline.sort()
@@ -139,7 +141,27 @@ def analyse_mixed(
         "send_to_receive": latency_summary(latencies),
         "median_latency_first_quarter_ms": median([lat for _, lat in timeline[:quarter]]),
         "median_latency_last_quarter_ms": median([lat for _, lat in timeline[-quarter:]] if quarter else []),
+        "send_to_receive_by_router": {k: latency_summary(v) for k, v in by_router.items() if v},
+        "latency_by_10_seconds": by_window(timeline, 10_000.0),
     }
+
+
+def by_window(timeline: list[tuple[float, float]], window_ms: float) -> list[list[float]]:
+    """[window start s, deliveries, p50, p99, max ms] by send time: whether a tail is stalls or all along."""
+    if not timeline:
+        return []
+    start = timeline[0][0]
+    windows: dict[int, list[float]] = {}
+    for sent, latency in timeline:
+        windows.setdefault(int((sent - start) // window_ms), []).append(latency)
+    rows: list[list[float]] = []
+    for index, values in sorted(windows.items()):
+        values.sort()
+        p50, p99 = values[len(values) // 2], values[min(len(values) - 1, int(0.99 * len(values)))]
+        rows.append(
+            [index * window_ms / 1000, len(values), round(p50, 1), round(p99, 1), round(values[-1], 1)]
+        )
+    return rows
 
 
 def subscriber_channels(channels: list[str], sockets: int) -> list[str]:
@@ -185,7 +207,7 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             cap_s = s.seconds * 1.5 + 10
             sender_cpu_s: float | None = None
             if s.node_senders:
-                routers = send_routers(stack, s.one_router)
+                routers = send_routers(stack, s.both_routers)
                 sent, sender_cpu_s = await send_open_loop_node(
                     routers,
                     senders,
@@ -271,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--profile", type=int, default=0, metavar="HZ", help="py-spy samples/s (0: off)")
-    parser.add_argument("--one-router", action="store_true", help="send through router A only")
+    parser.add_argument("--both-routers", action="store_true", help="send through routers A and B")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
@@ -282,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = MixedSettings(False, args.channels, args.per_channel, args.rate, args.minutes * 60)
     settings.profile_rate = args.profile
     settings.node_senders = not args.python_senders
-    settings.one_router = args.one_router
+    settings.both_routers = args.both_routers
     result = run_mode("full", settings, mixed_body)  # type: ignore[arg-type]
     result["scenario"] = "mixed"
     result["settings"] = asdict(settings)
