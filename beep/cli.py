@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
+from subgraphs.kernel import heap
 from subgraphs.kernel.settings import SUBGRAPH_NAMES, Settings, UnusableSettings
 
 
@@ -128,6 +129,7 @@ def _serve(settings: Settings, name: str, host: str, port: int) -> None:
     except UnusableSettings as error:
         raise SystemExit(f"beep serve {name}: {error}") from None
     configure_process(settings, name)
+    heap.settle_after_start()
     uvicorn.run(
         app,
         host=host,
@@ -144,6 +146,7 @@ def _work(settings: Settings, host: str, port: int) -> None:
     from subgraphs.kernel.web.app import configure_process
 
     configure_process(settings, "worker")
+    heap.settle_after_start()
     uvicorn.run(create_worker_app(settings, port), host=host, port=port, log_config=None, lifespan="on")
 
 
