@@ -57,6 +57,7 @@ class MixedSettings:
     drain_s: float = 30.0
     profile_rate: int = 0  # py-spy samples/s per Python process during the send window (0: no profile)
     both_routers: bool = False  # the Node sender spreads its sends over routers A and B (else A only)
+    prime: bool = False  # one message per channel before the measured sends (every stream has its cursor)
     node_senders: bool = True  # bench/senders.mjs sends (the Python sender cost ~0.3 cores of the 2)
 
 
@@ -196,6 +197,15 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             connect_s = time.monotonic() - connect_began
             print(f"  {sockets} sockets up in {connect_s:.1f}s", flush=True)
             await asyncio.sleep(2.0)  # the last subscriptions reach their subgraphs
+            if s.prime:
+                # One message per channel before the clock: every shared stream has had its first event
+                # (the fan-out tier then reopens it from that cursor): the steady state, not a fresh
+                # router's first minute.
+                await send_open_loop_node(
+                    send_routers(stack, s.both_routers), [a.token for a in seed.senders], seed.channels,
+                    "prime", 50.0, len(seed.channels), 60.0, s.max_inflight, stack.workdir,
+                )  # fmt: skip
+                await asyncio.sleep(5.0)
             idle = await run.wait_stack_idle(60.0)
             prefix = "mixed"
             await receiver.step(prefix)
@@ -294,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--profile", type=int, default=0, metavar="HZ", help="py-spy samples/s (0: off)")
     parser.add_argument("--both-routers", action="store_true", help="send through routers A and B")
+    parser.add_argument("--prime", action="store_true", help="one message per channel before the clock")
     parser.add_argument("--python-senders", action="store_true", help="send with httpx, as before")
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
@@ -305,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.profile_rate = args.profile
     settings.node_senders = not args.python_senders
     settings.both_routers = args.both_routers
+    settings.prime = args.prime
     result = run_mode("full", settings, mixed_body)  # type: ignore[arg-type]
     result["scenario"] = "mixed"
     result["settings"] = asdict(settings)
