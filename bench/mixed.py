@@ -205,6 +205,8 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
                     send_routers(stack, s.both_routers), [a.token for a in seed.senders], seed.channels,
                     "prime", 50.0, len(seed.channels), 60.0, s.max_inflight, stack.workdir,
                 )  # fmt: skip
+                if not await receiver.wait_primed(60.0):  # every socket had its channel's first event
+                    raise SystemExit("--prime: not every socket got its channel's first message in 60 s")
                 await asyncio.sleep(5.0)
             idle = await run.wait_stack_idle(60.0)
             prefix = "mixed"
