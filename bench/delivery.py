@@ -254,24 +254,32 @@ def backlog_trend(sent_at: dict[int, float], logs: list[Any]) -> dict[str, float
 
 
 def latency_by_second(sent_at: dict[int, float], logs: list[Any]) -> list[list[float]]:
-    """Per second of the step (by send time): [second, messages, p50, p99, max] of send -> receive, in ms,
-    every delivery counted: whether a tail is a few stalls (a checkpoint, a collection) or all along."""
-    if not sent_at:
+    """Per second of the step (by send time): whether a tail is a few stalls (a checkpoint, a collection)
+    or all along; every delivery counted (`latency_by_window`)."""
+    timeline = sorted(
+        (sent_at[seq], at - sent_at[seq]) for log in logs for seq, at in log.received if seq in sent_at
+    )
+    return latency_by_window(timeline, 1000.0, start=min(sent_at.values(), default=0.0))
+
+
+def latency_by_window(
+    timeline: list[tuple[float, float]], window_ms: float, start: float | None = None
+) -> list[list[float]]:
+    """[window start s, deliveries, p50, p99, max ms] of (sent at, latency) pairs sorted by send time;
+    windows counted from `start` (default: the first pair's send time)."""
+    if not timeline:
         return []
-    start = min(sent_at.values())
-    by_second: dict[int, list[float]] = {}
-    for log in logs:
-        for seq, at in log.received:
-            if seq in sent_at:
-                by_second.setdefault(int((sent_at[seq] - start) // 1000), []).append(at - sent_at[seq])
-
-    def rank(values: list[float], q: float) -> float:
-        return round(values[min(len(values) - 1, int(q * len(values)))], 1)
-
+    start = timeline[0][0] if start is None else start
+    windows: dict[int, list[float]] = {}
+    for sent, latency in timeline:
+        windows.setdefault(int((sent - start) // window_ms), []).append(latency)
     rows: list[list[float]] = []
-    for second, values in sorted(by_second.items()):
+    for index, values in sorted(windows.items()):
         values.sort()
-        rows.append([second, len(values), rank(values, 0.5), rank(values, 0.99), round(values[-1], 1)])
+        p50, p99 = values[len(values) // 2], values[min(len(values) - 1, int(0.99 * len(values)))]
+        rows.append(
+            [index * window_ms / 1000, len(values), round(p50, 1), round(p99, 1), round(values[-1], 1)]
+        )
     return rows
 
 

@@ -26,6 +26,7 @@ from bench.delivery import (
     Account,
     DeliveryRun,
     DeliverySettings,
+    latency_by_window,
     loadavg,
     refresh_tokens,
     send_open_loop,
@@ -143,26 +144,8 @@ def analyse_mixed(
         "median_latency_first_quarter_ms": median([lat for _, lat in timeline[:quarter]]),
         "median_latency_last_quarter_ms": median([lat for _, lat in timeline[-quarter:]] if quarter else []),
         "send_to_receive_by_router": {k: latency_summary(v) for k, v in by_router.items() if v},
-        "latency_by_10_seconds": by_window(timeline, 10_000.0),
+        "latency_by_10_seconds": latency_by_window(timeline, 10_000.0),
     }
-
-
-def by_window(timeline: list[tuple[float, float]], window_ms: float) -> list[list[float]]:
-    """[window start s, deliveries, p50, p99, max ms] by send time: whether a tail is stalls or all along."""
-    if not timeline:
-        return []
-    start = timeline[0][0]
-    windows: dict[int, list[float]] = {}
-    for sent, latency in timeline:
-        windows.setdefault(int((sent - start) // window_ms), []).append(latency)
-    rows: list[list[float]] = []
-    for index, values in sorted(windows.items()):
-        values.sort()
-        p50, p99 = values[len(values) // 2], values[min(len(values) - 1, int(0.99 * len(values)))]
-        rows.append(
-            [index * window_ms / 1000, len(values), round(p50, 1), round(p99, 1), round(values[-1], 1)]
-        )
-    return rows
 
 
 def subscriber_channels(channels: list[str], sockets: int) -> list[str]:
