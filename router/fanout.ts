@@ -78,14 +78,6 @@ export interface FanoutOptions {
 const AFTER_VAR = '__fanoutAfter';
 const CURSOR_ALIAS = '__fanoutCursor';
 const CREDENTIAL_TTL_SECONDS = 24 * 3600;
-// A stream moves its resume point forward (see reopen) after ROTATE_EVENTS events, or after
-// ROTATE_MAX_SECONDS with at least one: what a subgraph restart replays is bounded by both, and a quiet
-// stream is not reopened for nothing. At most 1/ROTATE_SPREAD_SECONDS of the streams reopen per second.
-// (Every 30 s whatever the traffic cost ~17% of the messages processes' CPU under the mixed load of
-// 400 streams: bench/README.md.)
-const ROTATE_EVENTS = 500;
-const ROTATE_MAX_SECONDS = 300;
-const ROTATE_SPREAD_SECONDS = 30;
 const UPSTREAM_PATIENCE_MS = 15_000; // how long a failing upstream is reopened before its sockets are told
 const LIVE_REQUEST = 'liveSignal'; // the client's opt-in, in its request's `extensions`
 const LIVE_RESULT: ExecutionResult = { extensions: { live: true } }; // what an opted-in client receives
@@ -489,13 +481,6 @@ class SharedStream {
   private leader: string | undefined;
   private stopped = false;
   private reopening = false;
-  openedAfter: string | undefined;
-  // Events rendered since the upstream was opened from `openedAfter`: what a transparent reconnect of
-  // the transport would replay.
-  eventsSinceOpen = 0;
-  // When this stream moves its resume point forward at the latest (see reopen): its own time, not every
-  // stream's at once (a mixed load of 400 streams reopened together stalled deliveries for seconds).
-  rotateAt = 0;
   // While an access change of the stream's servers is being re-checked, events wait here: none reaches
   // a socket whose access is in question before the subgraph has answered.
   holds = 0;
@@ -537,10 +522,8 @@ class SharedStream {
     if (this.listeners.size === 0) this.stop();
   }
 
-  /** Renders from the last cursor on a fresh upstream. The transport's graphql-ws client reconnects by
-   * itself after a subgraph restart and resubscribes with the variables the upstream was opened with, so
-   * the stream replays from `openedAfter` (duplicates are dropped by cursor): reopening moves that point
-   * forward, once the first cursor is known and then after ROTATE_EVENTS events or ROTATE_MAX_SECONDS. */
+  /** Renders from the last cursor on a fresh upstream (its connection was lost: upstream.ts). Events
+   * published meanwhile are replayed, duplicates dropped by cursor. */
   reopen(): void {
     if (this.stopped || !this.upstream) return;
     this.reopening = true;
@@ -585,9 +568,6 @@ class SharedStream {
       try {
         const variableValues = { ...(this.args.variableValues ?? {}) };
         if (this.hasAfter) variableValues[AFTER_VAR] = this.lastCursor ?? null;
-        this.openedAfter = this.lastCursor;
-        this.eventsSinceOpen = 0;
-        this.rotateAt = Date.now() + ROTATE_MAX_SECONDS * 1000 * (0.75 + Math.random() / 2);
         const result = await subscribe({ ...this.args, variableValues, contextValue: this.contextFor(leader) });
         if (!isAsyncIterable(result)) {
           ended = result as ExecutionResult;
@@ -688,11 +668,9 @@ class SharedStream {
     if (cursor !== undefined) {
       if (!isAfter(cursor, this.lastCursor)) return; // replayed twice across a reopen
       this.lastCursor = cursor;
-      this.eventsSinceOpen++;
     }
     if (this.holds > 0) this.held.push([cursor, clean]);
     else this.broadcast(cursor, clean);
-    if (cursor !== undefined && this.openedAfter === undefined && this.hasAfter) this.reopen();
   }
 }
 
@@ -769,7 +747,6 @@ export class FanoutTier {
     1000,
   );
   private readonly recheckTimer: NodeJS.Timeout;
-  private readonly rotateTimer: NodeJS.Timeout;
 
   constructor(readonly options: FanoutOptions) {
     this.facts = readSupergraph(options.supergraphPath);
@@ -777,22 +754,18 @@ export class FanoutTier {
       for (const stream of this.streams.values()) void this.recheck(stream);
     }, options.recheckSeconds * 1000);
     this.recheckTimer.unref();
-    // Every second, the streams that are due (ROTATE_EVENTS events since they opened, or ROTATE_MAX_SECONDS
-    // with at least one), at most 1/ROTATE_SPREAD_SECONDS of them (so that a herd of streams opened
-    // together spreads out over a period).
-    this.rotateTimer = setInterval(() => {
-      const now = Date.now();
-      let budget = Math.max(4, Math.ceil(this.streams.size / ROTATE_SPREAD_SECONDS));
-      for (const stream of this.streams.values()) {
-        if (budget === 0) break;
-        const due = stream.eventsSinceOpen >= ROTATE_EVENTS || (now >= stream.rotateAt && stream.eventsSinceOpen > 0);
-        if (!due) continue;
-        stream.rotateAt = now + ROTATE_MAX_SECONDS * 1000; // until it has reopened (run() sets the next time)
-        stream.reopen();
-        budget -= 1;
-      }
-    }, 1000);
-    this.rotateTimer.unref();
+  }
+
+  /** A connection to `subgraph` was lost (upstream.ts): its streams reopen from their last cursors before
+   * the transport's client would resubscribe them with the cursors they were opened at. */
+  upstreamDropped(subgraph: string): void {
+    let reopened = 0;
+    for (const stream of this.streams.values()) {
+      if (stream.owner !== subgraph) continue;
+      stream.reopen();
+      reopened++;
+    }
+    if (reopened) this.log.info({ subgraph, streams: reopened }, '[beep-fanout] upstream connection lost: reopening');
   }
 
   get log(): Log {

@@ -19,6 +19,8 @@ import { unifiedGraphHandler as hiveRouterRuntime } from '@graphql-hive/router-r
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
+import { watchedWebSocketTransport } from './upstream.ts';
+import httpTransport from '@graphql-mesh/transport-http';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -830,6 +832,11 @@ export const gatewayConfig = defineConfig({
   // connection_init), so a signed-in subscription would be refused. Over SSE it is a real header.
   graphiql: laboratory ? { subscriptionsProtocol: 'SSE' } : false,
   transportEntries,
+  // The WebSocket transport reports lost upstream connections to the fan-out tier (upstream.ts).
+  transports: {
+    http: httpTransport,
+    ws: watchedWebSocketTransport((subgraph) => fanout?.upstreamDropped(subgraph)),
+  },
   ...(metrics ? { prometheus: metrics.prometheus } : {}),
   ...(openTelemetry ? { openTelemetry } : {}),
   multipart: true,
