@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from graphql import GraphQLError, VariableDefinitionNode
+from graphql import GraphQLError, Node, ValueNode, VariableDefinitionNode, VariableNode
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from db.failures import database_unavailable
@@ -30,12 +31,25 @@ def _is_expected(error: GraphQLError) -> bool:
 def _is_bad_request(error: GraphQLError, pre_execution: list[GraphQLError]) -> bool:
     """An error about the request itself rather than a resolver: a variable value its type refuses
     (`DateTime` "not-a-date", an Int beyond 32 bits; graphql-core names the variable's definition), or
-    a literal refused while parsing or validating the document. Either way the sender's to fix."""
-    if error.path is not None or error.original_error is None:
+    a literal refused while parsing or validating the document. Either way the sender's to fix.
+    (The gateway's stitching runtime turns literals into variables; Hive Router's runtime sends them as
+    written, and validation reports a literal refused by a Strawberry scalar as the scalar's own error,
+    with no node, or one graphql-core refuses at the value, with no exception behind it.)"""
+    if error.path is not None:
         return False
-    if any(isinstance(node, VariableDefinitionNode) for node in error.nodes or ()):
+    nodes = error.nodes or ()
+    if error.original_error is None:
+        refused = isinstance(error, StrawberryInputCoercionError) or (
+            bool(nodes) and all(_is_literal(node) for node in nodes)
+        )
+        return refused and any(error is seen for seen in pre_execution)
+    if any(isinstance(node, VariableDefinitionNode) for node in nodes):
         return True
     return any(error is seen for seen in pre_execution)
+
+
+def _is_literal(node: Node) -> bool:
+    return isinstance(node, ValueNode) and not isinstance(node, VariableNode)
 
 
 class MaskUnexpectedErrors(MaskErrors):
