@@ -20,6 +20,7 @@ import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
 import { watchedWebSocketTransport } from './upstream.ts';
+import { useVariableCheck } from './variables.ts';
 import httpTransport from '@graphql-mesh/transport-http';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
@@ -879,6 +880,7 @@ export const gatewayConfig = defineConfig({
     useUploadGuard(),
     useBeepJwt(),
     useJsonDepthLimit(),
+    ...(runtimeName === 'router' ? [useVariableCheck() as GatewayPlugin] : []), // variables.ts
     ...(maxDepth || maxAliases ? [useDepthAndAliasLimits(maxDepth, maxAliases)] : []),
     ...(maxCost ? [useCostLimit({ supergraphPath, maxCost, defaultListSize: DEFAULT_LIST_SIZE, log }) as GatewayPlugin] : []),
     // Each subscription event's delivery context (tracing.ts): its trace context for the delivery span,
