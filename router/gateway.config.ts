@@ -3,6 +3,7 @@
 // Loaded by `hive-gateway supergraph` when run with cwd = router/. Every setting comes from an
 // environment variable; see README.md for the list and the reasons behind the non-default choices.
 import { createFetch } from '@whatwg-node/fetch';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -247,12 +248,28 @@ const NO_SUCH_KEY = 'beep-router: no signing key with this kid';
 // Which JWKS holds a kid, once seen: tokens of the second issuer then never make the first one refetch
 // its keys (a miss triggers a refetch, rate-limited per JWKS).
 const kidOwner = new Map<string, (kid?: string) => Promise<string>>();
-const signingKeyProvider = async (kid?: string) => {
+
+// Signing keys handed to jsonwebtoken parsed, not as PEM text: given text, it parses it on every
+// verification (createPublicKey: OpenSSL's decoders, `init (native)` in router A's profile, ~8% of its
+// busy time under the mixed load, bench/README.md). Keyed by the PEM itself, so a rotated key is a new
+// entry; whether a kid is still valid stays the JWKS provider's answer.
+const parsedKeys = new Map<string, KeyObject>();
+function parsedKey(pem: string): KeyObject {
+  let key = parsedKeys.get(pem);
+  if (key === undefined) {
+    if (parsedKeys.size >= 64) parsedKeys.clear();
+    key = createPublicKey(pem);
+    parsedKeys.set(pem, key);
+  }
+  return key;
+}
+
+const signingKeyProvider = async (kid?: string): Promise<KeyObject | string> => {
   const known = kid ? kidOwner.get(kid) : undefined;
-  if (known) return known(kid);
+  if (known) return parsedKey(await known(kid));
   for (const jwks of jwksProviders) {
     try {
-      const key = await jwks(kid);
+      const key = parsedKey(await jwks(kid));
       if (kid) kidOwner.set(kid, jwks);
       return key;
     } catch (e) {
