@@ -17,12 +17,12 @@ import {
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
 import { unifiedGraphHandler as hiveRouterRuntime } from '@graphql-hive/router-runtime';
+import httpTransport from '@graphql-mesh/transport-http';
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
 import { watchedWebSocketTransport } from './upstream.ts';
 import { useVariableCheck } from './variables.ts';
-import httpTransport from '@graphql-mesh/transport-http';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -803,9 +803,9 @@ metrics?.start().catch((e) => {
 
 // The query planner and executor: the gateway's JavaScript stitching runtime by default. `router` runs
 // Hive Router's (Rust planner, purpose-built executor): 13-24% less router CPU per request and a lower
-// p99 (bench/README.md), but it answers a subgraph's request error (an invalid argument literal, which
-// the subgraph refuses with a 400) as DOWNSTREAM_SERVICE_ERROR instead of passing the subgraph's code
-// (BAD_USER_INPUT) on: tests/security/test_malformed_input.py fails with it. Opt-in until that is solved.
+// p99 (bench/README.md), but a live stream's error event (a member losing access) goes out with the
+// previous event's data and the stream then completes, ending every socket of a shared stream: opt-in
+// (router/README.md, BEEP_ROUTER_RUNTIME).
 const runtimeName = str('BEEP_ROUTER_RUNTIME', 'stitching');
 if (runtimeName !== 'router' && runtimeName !== 'stitching') {
   throw new Error(`[beep-router] BEEP_ROUTER_RUNTIME must be router or stitching, got "${runtimeName}"`);

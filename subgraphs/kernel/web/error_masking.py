@@ -38,14 +38,14 @@ def _is_bad_request(error: GraphQLError, pre_execution: list[GraphQLError]) -> b
     if error.path is not None:
         return False
     nodes = error.nodes or ()
-    if error.original_error is None:
-        refused = isinstance(error, StrawberryInputCoercionError) or (
-            bool(nodes) and all(_is_literal(node) for node in nodes)
-        )
-        return refused and any(error is seen for seen in pre_execution)
-    if any(isinstance(node, VariableDefinitionNode) for node in nodes):
+    if error.original_error is not None and any(isinstance(n, VariableDefinitionNode) for n in nodes):
         return True
-    return any(error is seen for seen in pre_execution)
+    in_request = any(error is seen for seen in pre_execution)
+    if error.original_error is not None:
+        return in_request
+    # Without an exception behind it, only a refused literal; other validation errors keep no code.
+    literal = bool(nodes) and all(_is_literal(node) for node in nodes)
+    return in_request and (literal or isinstance(error, StrawberryInputCoercionError))
 
 
 def _is_literal(node: Node) -> bool:
