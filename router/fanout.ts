@@ -351,6 +351,7 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
   onClose: (() => void) | undefined;
   onJoin: (() => void) | undefined;
   private liveSent = false;
+  private roomWaiter: (() => void) | undefined;
 
   constructor(
     readonly userId: string,
@@ -428,6 +429,20 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
     );
   }
 
+  /** Resolves once the socket can take one more event without being cut off (or has closed): a
+   * catch-up the client asked for goes at the socket's pace; only live events can outrun it. */
+  room(): Promise<void> {
+    if (this.finished || this.queue.length < this.limit) return Promise.resolve();
+    return new Promise((resolve) => (this.roomWaiter = resolve));
+  }
+
+  private freeRoom(): void {
+    if (!this.roomWaiter || (!this.finished && this.queue.length >= this.limit)) return;
+    const waiter = this.roomWaiter;
+    this.roomWaiter = undefined;
+    waiter();
+  }
+
   private push(result: ExecutionResult): void {
     if (this.wake) {
       const wake = this.wake;
@@ -439,6 +454,7 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
   private end(): void {
     if (this.finished) return;
     this.finished = true;
+    this.freeRoom();
     if (this.wake && this.queue.length === 0) {
       const wake = this.wake;
       this.wake = undefined;
@@ -449,6 +465,7 @@ class Listener implements AsyncIterableIterator<ExecutionResult> {
 
   next(): Promise<IteratorResult<ExecutionResult>> {
     const value = this.queue.shift();
+    this.freeRoom();
     if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => (this.wake = resolve));
@@ -1035,6 +1052,8 @@ export class FanoutTier {
           return;
         }
         const [cursor, clean] = splitCursor(step.value, responseKey);
+        await listener.room();
+        if (listener.closed) break;
         listener.deliver(cursor, clean);
         if (cursor !== undefined && listener.pending.some(([c]) => !isAfter(c, cursor) || c === cursor)) {
           listener.joinShared();
