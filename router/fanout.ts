@@ -491,6 +491,9 @@ class SharedStream {
   readonly listeners = new Set<Listener>();
   servers = new Set<string>();
   lastCursor: string | undefined;
+  // Where the upstream said it is live from (the live signal's cursor): before the first event, a reopen
+  // replays from here, so what its channel published while the upstream was lost still arrives.
+  private liveFrom: string | undefined;
   private upstream: AsyncIterator<ExecutionResult> | undefined;
   // The trace context of the upstream event being rendered (tracing.ts): the subgraph sends it in its
   // result's extensions, which the gateway drops; `useSharedSubscriptions` catches it on the way in.
@@ -526,6 +529,11 @@ class SharedStream {
   ) {}
 
   latest: ExecutionResult | undefined;
+
+  /** The cursor a fresh upstream replays from: the last event rendered, else where the last one was live. */
+  private resumeFrom(): string | undefined {
+    return this.lastCursor ?? this.liveFrom;
+  }
 
   add(listener: Listener): void {
     this.listeners.add(listener);
@@ -584,7 +592,7 @@ class SharedStream {
       let completed = false;
       try {
         const variableValues = { ...(this.args.variableValues ?? {}) };
-        if (this.hasAfter) variableValues[AFTER_VAR] = this.lastCursor ?? null;
+        if (this.hasAfter) variableValues[AFTER_VAR] = this.resumeFrom() ?? null;
         const result = await subscribe({ ...this.args, variableValues, contextValue: this.contextFor(leader) });
         if (!isAsyncIterable(result)) {
           ended = result as ExecutionResult;
@@ -602,6 +610,7 @@ class SharedStream {
             if (this.trace.live) {
               // The subgraph's live signal (no data): not an event; the sockets waiting for it are live.
               this.trace.live = false;
+              this.liveFrom = this.trace.liveFrom ?? this.liveFrom;
               this.live = true;
               for (const listener of this.listeners) listener.signalLive();
               continue;
@@ -624,7 +633,7 @@ class SharedStream {
       this.trace.live = false;
       // Until the next upstream is live, a socket that joins waits for it, unless that upstream replays
       // from this stream's last cursor (what is published meanwhile is replayed: no gap).
-      this.live = this.hasAfter && this.lastCursor !== undefined;
+      this.live = this.hasAfter && this.resumeFrom() !== undefined;
       if (this.stopped) return;
       if (this.reopening) {
         this.reopening = false;

@@ -96,9 +96,12 @@ export interface TraceCarrier {
   traceparent?: string;
   /** The upstream result being handled is the subgraph's live signal (fanout.ts, docs/live-signal.md). */
   live?: boolean;
+  /** With the signal, the cursor the upstream is live from (a stream that can replay). */
+  liveFrom?: string;
 }
 /** The subgraph's mark on its live-signal answer (kernel/web/live_signal.py), taken out with the trace context. */
 export const UPSTREAM_LIVE = 'beepLive';
+export const UPSTREAM_LIVE_FROM = 'beepLiveFrom';
 /** Marks the fan-out tier's listeners: what they deliver is covered by their shared stream's span. */
 export const SHARED_DELIVERY = Symbol('beep.sharedDelivery');
 
@@ -117,9 +120,11 @@ export function useDeliveryContexts(): any {
         if (!isAsyncIterable(result)) return undefined;
         return {
           onNext({ result: next, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) {
-            const { traceparent, [UPSTREAM_LIVE]: live, ...extensions } = next.extensions ?? {};
+            const { traceparent, [UPSTREAM_LIVE]: live, [UPSTREAM_LIVE_FROM]: liveFrom, ...extensions } =
+              next.extensions ?? {};
             carrier.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
             carrier.live = live === true;
+            carrier.liveFrom = live === true && typeof liveFrom === 'string' ? liveFrom : undefined;
             setResult({ ...next, extensions });
           },
         };

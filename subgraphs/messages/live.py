@@ -124,6 +124,11 @@ async def message_stream(
         async for event in streams.stored_after(sessions, topic_for_channel(channel), cursor):
             yield _without_names(event)
 
+    async def live_from() -> Cursor:
+        return await streams.published_position(
+            streams.store_sessions(ctx.runtime.database), await _store_now(ctx, channel)
+        )
+
     return streams.LiveStream(
         # The channel's topic for its events, the server's for AccessChanged (roles, membership).
         topics=(topic_for_channel(channel), topic_for_server(found.server.server_id)),
@@ -132,4 +137,5 @@ async def message_stream(
         guard=streams.Guard(check, channel_id=channel, every=RECHECK_SECONDS),
         replay=replay,
         after=after,
+        live_from=live_from,
     )

@@ -68,8 +68,12 @@ class Stack:
 
     def restart_subgraph(self, name: str) -> None:
         """Full mode: SIGKILL a subgraph process (e.g. "messages-2") and start it again on its port."""
-        port = self.subgraph_ports[name]
         self.kill(name)
+        self.start_subgraph(name)
+
+    def start_subgraph(self, name: str) -> None:
+        """Full mode: start a subgraph process killed before (`kill`) on its port, and wait until it is up."""
+        port = self.subgraph_ports[name]
         process = self.spawn(name, [*BEEP, "serve", name.split("-")[0], "--port", str(port)])
         wait_ready(f"http://127.0.0.1:{port}/healthz", process=process)
 

@@ -157,6 +157,24 @@ async def test_a_shared_stream_survives_its_subgraph_being_killed(full_stack: St
         await operation.expect_nothing(within=1.0)
 
 
+async def test_a_shared_stream_with_no_event_yet_replays_what_its_subgraph_missed(full_stack: Stack) -> None:
+    """The same, before the stream's first event: it has no cursor of its own, so it reopens from where
+    its upstream said it was live from (the live signal's `beepLiveFrom`). Messages sent (through router
+    A) while router B's messages process is down reach router B's socket once it is back."""
+    owner, members, _server, channel = await guild(full_stack, 1)
+    ((member, _mc),) = members
+    assert full_stack.second_router_url
+    async with GraphQLClient(full_stack.second_router_url, member.token).subscriptions() as connection:
+        operation = await subscribe_settled(connection, RESUMABLE, {"c": channel})
+        await asyncio.to_thread(full_stack.kill, "messages-2")
+        while_down = [(await send(owner, channel, f"while down {i}"))["id"] for i in range(3)]
+        await asyncio.to_thread(full_stack.start_subgraph, "messages-2")
+        after = [(await send(owner, channel, f"after {i}"))["id"] for i in range(2)]
+        got = await created(operation, 5)
+        assert [e["message"]["id"] for e in got] == while_down + after
+        await operation.expect_nothing(within=1.0)
+
+
 async def test_the_internal_credential_is_refused_from_outside(stack: Stack) -> None:
     owner, _members, _server, channel = await guild(stack, 0)
     user_id = (await owner.data("{ me { id } }"))["me"]["id"]

@@ -33,6 +33,11 @@ class Subscription:
         yield Tick(n=1)
         yield live_signal.passing(Tick(n=2), lambda t: Tick(n=t.n * 10))
 
+    @strawberry.subscription
+    async def resumable(self) -> AsyncGenerator[Tick, None]:
+        yield live_signal.passing(live_signal.marker("3:41"), lambda t: Tick(n=0))
+        yield Tick(n=42)
+
 
 schema = strawberry.Schema(
     query=Query,
@@ -50,6 +55,15 @@ async def test_the_marker_is_a_result_with_no_data_and_the_mark() -> None:
         ({"ticks": {"n": 20}}, None),
     ]
     assert [(r.extensions or {}).get(live_signal.EXTENSION) for r in results] == [True, None, None]
+
+
+async def test_a_stream_that_can_replay_says_where_it_is_live_from() -> None:
+    results = [r async for r in await schema.subscribe("subscription { resumable { n } }")]  # type: ignore[union-attr]
+    assert [(r.data, r.errors) for r in results] == [(None, None), ({"resumable": {"n": 42}}, None)]
+    assert [r.extensions or {} for r in results] == [
+        {live_signal.EXTENSION: True, live_signal.LIVE_FROM: "3:41"},
+        {},
+    ]
 
 
 def test_only_a_connection_that_asked_wants_it() -> None:

@@ -234,3 +234,26 @@ async def test_the_live_signal_comes_once_after_the_check_before_the_starting_st
     quiet = streams.follow(streams.LiveStream((TOPIC,), as_numbers, opened=opened), bus, Releases())
     assert await asyncio.wait_for(anext(quiet), 2) == 0  # without `signal`, the stream is what it was
     await quiet.aclose()
+
+
+async def test_the_signal_carries_where_the_stream_is_live_from_read_once_subscribed() -> None:
+    bus = InProcessBus()
+    order: list[str] = []
+
+    async def opened() -> Sequence[int]:
+        order.append("checked")
+        return []
+
+    async def live_from() -> Cursor:
+        # Read once subscribed: an event published now reaches the stream live
+        await bus.publish(TOPIC, note(7))
+        order.append("read")
+        return Cursor(STORE, 6)
+
+    stream = streams.LiveStream((TOPIC,), as_numbers, opened=opened, live_from=live_from)
+    live = streams.follow(stream, bus, Releases(), signal=True)
+    signal = await asyncio.wait_for(anext(live), 2)
+    assert live_signal.is_live(signal) and signal.live_from == f"{STORE}:6"
+    assert order == ["checked", "read"]
+    assert await take(live, 1) == [7]
+    await live.aclose()

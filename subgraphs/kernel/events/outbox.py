@@ -167,6 +167,15 @@ async def head(session: AsyncSession, store: int) -> Cursor:
     return Cursor(store, (next_position or 1) - 1)
 
 
+async def published(session: AsyncSession, store: int) -> Cursor:
+    """The store's newest event the relay has recorded as published: every event after it is published
+    later, or was published but not yet recorded (so replaying from here misses nothing published from
+    now on, and may repeat a few events published just before)."""
+    relay = tables_of(store).relay
+    through = await session.scalar(sa.select(relay.c.published_through).where(relay.c.id == 1))
+    return Cursor(store, through or 0)
+
+
 async def replay(session: AsyncSession, topic: str, after: Cursor, *, limit: int = 500) -> list[Event]:
     """Events of `topic` positioned after `after`, oldest first (at most `limit`). Raises CURSOR_EXPIRED
     when events after the cursor have been pruned (older than the retention): reload instead."""

@@ -12,6 +12,9 @@ the router offers it to its clients (router/fanout.ts) and learns it from the su
   event published after that reaches the stream.
 - The per-event executor (`BudgetedExecution`) turns `LIVE` into a result with no data, and
   `LiveSignalResult` marks that result's `extensions.beepLive`; the router takes it out.
+- A stream that can replay also says where it is live from (`extensions.beepLiveFrom`, a cursor read
+  after it subscribed): the router's shared stream reopens from there when its upstream is lost before
+  its first event, so what was published meanwhile is replayed, not lost (router/fanout.ts).
 """
 
 from __future__ import annotations
@@ -25,23 +28,28 @@ from strawberry.extensions import SchemaExtension
 
 PARAM: Final = "beep-live-signal"  # the upstream connection parameter asking for the signal
 EXTENSION: Final = "beepLive"  # the result extension that carries it back to the router
+LIVE_FROM: Final = "beepLiveFrom"  # and the cursor the stream is live from, when it can replay
 
 T = TypeVar("T")
 U = TypeVar("U")
 
 
 class _Live:
-    """The marker `streams.follow` yields in a stream of items (never rendered as one)."""
+    """The marker `streams.follow` yields in a stream of items (never rendered as one), with the cursor
+    the stream is live from when it can replay."""
+
+    def __init__(self, live_from: str | None = None) -> None:
+        self.live_from = live_from
 
     def __repr__(self) -> str:
-        return "LIVE"
+        return "LIVE" if self.live_from is None else f"LIVE({self.live_from})"
 
 
 LIVE: Final = _Live()
 
-# Set by the per-event executor as it answers for LIVE, read by `LiveSignalResult` for the same result
-# (one operation's events are executed and finished in its own task, one at a time).
-_answered: ContextVar[bool] = ContextVar("beep_live_answered", default=False)
+# Set by the per-event executor as it answers for the signal, read by `LiveSignalResult` for the same
+# result (one operation's events are executed and finished in its own task, one at a time).
+_answered: ContextVar[_Live | None] = ContextVar("beep_live_answered", default=None)
 
 
 def wanted(connection_params: Mapping[str, Any] | None) -> bool:
@@ -50,33 +58,37 @@ def wanted(connection_params: Mapping[str, Any] | None) -> bool:
 
 
 def is_live(item: object) -> bool:
-    return item is LIVE
+    return isinstance(item, _Live)
 
 
-def marker() -> Any:
-    """`LIVE`, typed as whatever the stream yields (it passes through the resolver to the executor)."""
-    return LIVE
+def marker(live_from: str | None = None) -> Any:
+    """The signal, typed as whatever the stream yields (it passes through the resolver to the executor)."""
+    return LIVE if live_from is None else _Live(live_from)
 
 
 def passing(item: T, convert: Callable[[T], U]) -> U:
     """For a resolver that converts what `follow` yields: `convert(item)`, or the signal unchanged."""
-    return cast(U, item) if item is LIVE else convert(item)
+    return cast(U, item) if isinstance(item, _Live) else convert(item)
 
 
 def event_result(root_value: object) -> ExecutionResult | None:
     """The per-event result for the signal (no data; the extension is added by `LiveSignalResult`), or
     None for a real event."""
-    if root_value is not LIVE:
+    if not isinstance(root_value, _Live):
         return None
-    _answered.set(True)
+    _answered.set(root_value)
     return ExecutionResult(data=None)
 
 
 class LiveSignalResult(SchemaExtension):
-    """Marks the subscription result that answers the signal with `extensions.beepLive`."""
+    """Marks the subscription result that answers the signal with `extensions.beepLive` (and
+    `beepLiveFrom`)."""
 
     def get_results(self) -> dict[str, Any]:
-        if not _answered.get():
+        signal = _answered.get()
+        if signal is None:
             return {}
-        _answered.set(False)
-        return {EXTENSION: True}
+        _answered.set(None)
+        if signal.live_from is None:
+            return {EXTENSION: True}
+        return {EXTENSION: True, LIVE_FROM: signal.live_from}

@@ -7,7 +7,8 @@ client receives, how the subscriber's access is re-checked, what is replayed) an
    snapshot), then the replay of stored events after the client's cursor. Nothing published between the
    check and the subscription is lost; whatever arrives both stored and live is dropped the second time,
    by its cursor. With `signal`, the live signal (`live_signal.LIVE`) comes right after the check, before
-   the starting state: from then on every event published reaches the stream (kernel/web/live_signal.py).
+   the starting state: from then on every event published reaches the stream (kernel/web/live_signal.py);
+   it carries `live_from()`, where a replay would start to miss nothing published from then on.
 2. Live events follow. An `AccessChanged` of the stream's scope runs the guard's check, which raises the
    error that ends the stream (FORBIDDEN, NOT_FOUND); so may `render`. Before a delivery the guard
    re-checks when its period has passed (a second line behind the announcements).
@@ -35,6 +36,7 @@ from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
 from subgraphs.kernel.events.bus import EventBus, SubscriberOverflow
 from subgraphs.kernel.events.catalogue import AccessChanged, Event
 from subgraphs.kernel.events.outbox import DIRECTORY_STORE, Cursor, Deduplicator, replay
+from subgraphs.kernel.events.outbox import published as outbox_published
 from subgraphs.kernel.web.live_signal import marker
 
 T = TypeVar("T")
@@ -93,7 +95,8 @@ class LiveStream(Generic[T]):
     for AccessChanged and by time (without one, AccessChanged goes to `render` like any event).
     `replay(cursor)`: stored events after `cursor`, oldest first (with `after`, the client's cursor).
     With `replay`, an event at or before the last cursor seen is dropped (replayed and live both, or
-    published twice by the relay)."""
+    published twice by the relay). `live_from()`: read once subscribed, the cursor from which a replay
+    misses nothing published after that moment (sent with the live signal, for the router's reopens)."""
 
     topics: Sequence[str]
     render: Callable[[Event], Awaitable[Sequence[T]]]
@@ -102,6 +105,7 @@ class LiveStream(Generic[T]):
     replay: Callable[[Cursor], AsyncIterator[Event]] | None = None
     after: Cursor | None = None
     last: Callable[[T], bool] = _never_last
+    live_from: Callable[[], Awaitable[Cursor]] | None = None
 
 
 def mapped(convert: Callable[[Event], T | None]) -> Callable[[Event], Awaitable[Sequence[T]]]:
@@ -126,7 +130,8 @@ async def follow(
                 starting = await stream.opened()
                 if signal:
                     signal = False  # once: a start over after an overflow is not news to the client
-                    yield marker()
+                    live_from = await stream.live_from() if stream.live_from is not None else None
+                    yield marker(None if live_from is None else str(live_from))
                 for item in starting:
                     yield item
                     await release()
@@ -157,6 +162,12 @@ async def follow(
             if stream.replay is None or seen is None or seen.cursor is None:
                 raise
             log.info("a live stream fell behind; replaying from its cursor", extra={"topics": stream.topics})
+
+
+async def published_position(sessions: Callable[[int], AsyncSession], store: int) -> Cursor:
+    """`store`'s published position (a `LiveStream.live_from`), in a short session of its own."""
+    async with sessions(store) as session:
+        return await outbox_published(session, store)
 
 
 async def stored_after(
