@@ -145,6 +145,7 @@ function listDepth(type: GraphQLType): number {
  * with its own error: an Int past 32 bits is a 400, not a cost). `defaultListSize` prices a list field
  * that declares no bound (none should: tests/unit/test_list_bounds.py). `coerce: false` prices the
  * variables as given (absent ones at their arguments' defaults): an operation read from source code.
+ * `read.variables` is set when a variable's value sized a list (else the cost is the document's own).
  */
 export function estimateCost(
   schema: GraphQLSchema,
@@ -153,7 +154,7 @@ export function estimateCost(
   variables: Record<string, unknown> | null | undefined,
   operationName: string | null | undefined,
   defaultListSize: number,
-  { coerce = true }: { coerce?: boolean } = {},
+  { coerce = true, read }: { coerce?: boolean; read?: { variables: boolean } } = {},
 ): number | null {
   const fragments = new Map<string, FragmentDefinitionNode>();
   const operations: OperationDefinitionNode[] = [];
@@ -187,6 +188,7 @@ export function estimateCost(
     let size: number | undefined;
     for (const name of bound.slicingArguments ?? []) {
       const arg = node.arguments?.find((a) => a.name.value === name);
+      if (arg?.value.kind === Kind.VARIABLE && read) read.variables = true;
       const given = !arg ? undefined : arg.value.kind === Kind.VARIABLE ? vars[arg.value.name.value] : literal(arg.value);
       const n = count(given) ?? count(field.args.find((a) => a.name === name)?.defaultValue);
       if (n !== undefined) size = Math.max(size ?? 0, n);
@@ -292,7 +294,15 @@ export function useCostLimit(options: { supergraphPath: string; maxCost: number;
     }
     return found;
   };
+  // Operations priced within the limit whatever their variables: a client sends the same few documents
+  // again and again (the parser cache hands out the same DocumentNode), so they are priced once.
+  const withinLimit = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, Set<string>>>();
   const check = (args: Args, stop: (result: { errors: GraphQLError[] }) => void) => {
+    let known = withinLimit.get(args.schema);
+    if (!known) withinLimit.set(args.schema, (known = new WeakMap()));
+    const operation = args.operationName ?? '';
+    if (known.get(args.document)?.has(operation)) return;
+    const read = { variables: false };
     const estimated = estimateCost(
       args.schema,
       directivesFor(args.schema),
@@ -300,7 +310,13 @@ export function useCostLimit(options: { supergraphPath: string; maxCost: number;
       args.variableValues,
       args.operationName,
       options.defaultListSize,
+      { read },
     );
+    if (estimated !== null && estimated <= options.maxCost && !read.variables) {
+      let operations = known.get(args.document);
+      if (!operations) known.set(args.document, (operations = new Set()));
+      operations.add(operation);
+    }
     if (estimated !== null && estimated > options.maxCost) {
       const context = args.contextValue as { connectionParams?: unknown } | undefined;
       const overWebSocket = !!context && typeof context === 'object' && 'connectionParams' in context;

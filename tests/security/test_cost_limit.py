@@ -122,3 +122,19 @@ async def test_what_clients_send_still_runs(stack: Stack) -> None:
     )
     settings = "{ notificationSettings { defaultLevel servers { serverId channels { channelId level } } } }"
     assert "notificationSettings" in await as_owner.data(settings)
+
+
+async def test_a_price_known_from_an_earlier_request_is_never_stale(stack: Stack) -> None:
+    """The router prices a document once when no variable sizes its lists (router/cost.ts): a document
+    whose page size is a variable is priced per request, and one over the limit is refused every time."""
+    as_owner, channel_id = await setup(stack)
+    await send(as_owner, channel_id, "hello")
+    page = "query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) { edges { cursor } } }"
+    for n, allowed in ((5, True), (1_000_000, False), (5, True), (1_000_000, False)):
+        result = await as_owner.execute(page, {"c": channel_id, "n": n})
+        if allowed:
+            assert not result.errors and len(result.data["messages"]["edges"]) == 1, result
+        else:
+            assert refused(result.errors)["estimated"] == 1_000_001
+    for _ in range(2):
+        assert refused((await as_owner.execute(nested(2), {"c": channel_id})).errors)["estimated"] == 501_002
