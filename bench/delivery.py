@@ -107,6 +107,7 @@ def loadavg() -> list[float]:
 class Sent:
     sent_at: dict[int, float] = field(default_factory=dict)  # seq -> wall ms when the request was issued
     send_ms: list[float] = field(default_factory=list)
+    answer_ms: dict[int, float] = field(default_factory=dict)  # seq -> ms until the mutation answered
     errors: list[str] = field(default_factory=list)
     issued: int = 0
     issue_span_s: float = 0.0  # first to last issue
@@ -212,6 +213,7 @@ async def send_open_loop_node(
     sent = Sent(
         sent_at={int(seq): float(at) for seq, at in raw["sent_at"].items()},
         send_ms=[float(v) for v in raw["send_ms"]],
+        answer_ms={int(seq): float(ms) for seq, ms in raw.get("answer_ms", {}).items()},
         errors=[str(e) for e in raw["errors"]],
         issued=int(raw["issued"]),
         issue_span_s=float(raw["issue_span_s"]),
@@ -480,6 +482,12 @@ class DeliveryRun:
             "latency_counting_lost": latency_with_lost(latencies, analysed["lost"]),
             "backlog_trend": backlog_trend(sent.sent_at, logs),
             "latency_by_second": latency_by_second(sent.sent_at, logs),
+            # The mutation's own answer by second of the step: a slow start in the send path or after it
+            "send_latency_by_second": latency_by_window(
+                sorted((sent.sent_at[q], ms) for q, ms in sent.answer_ms.items() if q in sent.sent_at),
+                1000.0,
+                start=min(sent.sent_at.values(), default=0.0),
+            ),
             "stack_idle_before": idle,
             "loadavg_before": load_before,
             "loadavg_after": loadavg(),

@@ -169,12 +169,27 @@ async def node_profile(pid: int, seconds: float, top: int = 40) -> dict[str, Any
         await call("Profiler.start")
         await asyncio.sleep(seconds)
         profile = (await call("Profiler.stop"))["profile"]
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    (PROFILES / "router-a.cpuprofile").write_text(json.dumps(profile))  # for DevTools or speedscope
     nodes = {n["id"]: n for n in profile["nodes"]}
-    hits: Counter[str] = Counter()
-    for sample in profile.get("samples", []):
-        frame = nodes[sample]["callFrame"]
+    parents = {child: n["id"] for n in profile["nodes"] for child in n.get("children", [])}
+
+    def label(node_id: int) -> str:
+        frame = nodes[node_id]["callFrame"]
         where = frame["url"].rsplit("node_modules/", 1)[-1] or "(native)"
-        hits[f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber']}"] += 1
+        return f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber']}"
+
+    hits: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()  # samples with the frame anywhere on the stack (busy ones only)
+    for sample in profile.get("samples", []):
+        hits[label(sample)] += 1
+        if label(sample).startswith("(idle)"):
+            continue
+        on_stack, node_id = set(), sample
+        while node_id is not None:
+            on_stack.add(label(node_id))
+            node_id = parents.get(node_id)
+        inclusive.update(on_stack)
     total = sum(hits.values())
     by_package: Counter[str] = Counter()
     for frame, n in hits.items():
@@ -185,6 +200,7 @@ async def node_profile(pid: int, seconds: float, top: int = 40) -> dict[str, Any
         "samples": total,
         "self_pct": [[f, round(100 * n / total, 1)] for f, n in hits.most_common(top)],
         "self_pct_by_package": [[p, round(100 * n / total, 1)] for p, n in by_package.most_common(25)],
+        "inclusive_pct": [[f, round(100 * n / total, 1)] for f, n in inclusive.most_common(top * 2)],
     }
 
 
