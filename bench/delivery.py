@@ -210,10 +210,11 @@ async def send_open_loop_node(
     if process.returncode != 0:
         raise RuntimeError(f"bench/senders.mjs exited with {process.returncode}")
     raw = json.loads(stdout.decode().strip().splitlines()[-1])
+    answer_ms = {int(seq): float(ms) for seq, ms in raw["answer_ms"].items()}
     sent = Sent(
         sent_at={int(seq): float(at) for seq, at in raw["sent_at"].items()},
-        send_ms=[float(v) for v in raw["send_ms"]],
-        answer_ms={int(seq): float(ms) for seq, ms in raw.get("answer_ms", {}).items()},
+        send_ms=list(answer_ms.values()),
+        answer_ms=answer_ms,
         errors=[str(e) for e in raw["errors"]],
         issued=int(raw["issued"]),
         issue_span_s=float(raw["issue_span_s"]),

@@ -6,8 +6,8 @@
 //          capS, maxInflight}. Message `seq` is issued at start + seq / rate (or as soon as fewer than
 //          maxInflight are in flight), through urls[seq % k] (the routers, as a load balancer spreads
 //          clients), from tokens[seq % n] to channels[seq % m], content `${prefix} ${seq}`.
-// stdout: one line, the result as JSON: {sent_at: {seq: wall ms at issue}, send_ms: [...], answer_ms: {seq:
-//         ms from issue to answer}, errors: [...],
+// stdout: one line, the result as JSON: {sent_at: {seq: wall ms at issue}, answer_ms: {seq: ms from issue to
+//         answer}, errors: [...],
 //         issued, issue_span_s, total_s, capped, late_issues} (bench/delivery.py `Sent`), and cpu_s: this
 //         process's own CPU time over the run (it exits before the caller's CPU meter could read it).
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ const cfg = JSON.parse(process.argv[2].startsWith('{') ? process.argv[2] : readF
 const wall = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const out = { sent_at: {}, send_ms: [], answer_ms: {}, errors: [], issued: 0, issue_span_s: 0, total_s: 0, capped: false, late_issues: 0 };
+const out = { sent_at: {}, answer_ms: {}, errors: [], issued: 0, issue_span_s: 0, total_s: 0, capped: false, late_issues: 0 };
 let inflight = 0;
 let released = null; // resolves when a request in flight finishes, while the issuer waits for room
 const pending = [];
@@ -38,7 +38,6 @@ async function one(seq) {
     if (body.errors?.length || body.data?.sendMessage?.__typename !== 'Message') {
       throw new Error(`HTTP ${response.status}: ${JSON.stringify(body).slice(0, 250)}`);
     }
-    out.send_ms.push(performance.now() - began);
     out.answer_ms[seq] = performance.now() - began;
     out.sent_at[seq] = at;
   } catch (e) {
