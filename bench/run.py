@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 os.environ["BEEP_ROUTER_DEDUPE"] = "0"
 # The test harness keeps database pools tiny to expose connection hoarding; a benchmark wants real ones.
 os.environ.setdefault("BEEP_TEST_DB_POOL_SIZE", "10")
+os.environ.setdefault("BEEP_TEST_DB_POOL_WARM", "4")  # the product's default (subgraphs/kernel/settings.py)
 # PostgreSQL with its durable defaults (fsync, synchronous_commit, full_page_writes), as in production;
 # the tests turn them off. BEEP_TEST_PG_DURABLE=0 measures the tests' setting.
 os.environ.setdefault("BEEP_TEST_PG_DURABLE", "1")

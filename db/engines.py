@@ -189,6 +189,24 @@ class Database:
             self._read_binds[shard] = bind
         return bind
 
+    async def warm(self, connections: int) -> int:
+        """Open up to `connections` connections in each PostgreSQL pool this process may use (the
+        directory and every physical database of the shard map), before it serves: a fresh process's
+        first burst otherwise opens them checkout by checkout, each request waiting for a backend to start
+        and authenticate (bench/README.md, N = 50 on a fresh stack). They stay pooled; SQLite has no pool
+        to warm. Returns how many it opened."""
+        opened = 0
+        for url in dict.fromkeys([self.directory_url, *self.shard_map.physical_urls()]):
+            engine = self.engine(url)
+            pool = engine.sync_engine.pool
+            if not isinstance(pool, TimedPool):  # SQLite's
+                continue
+            wanted = min(connections, pool.size()) - pool.checkedin()
+            if wanted > 0:
+                await asyncio.gather(*(_open_and_return(engine) for _ in range(wanted)))
+                opened += wanted
+        return opened
+
     def add_query_hook(self, hook: QueryHook) -> Callable[[], None]:
         """Observe every SQL statement (tests count queries with it); returns the remover."""
         self._query_hooks.append(hook)
@@ -207,6 +225,11 @@ class Database:
         self._engines.clear()
         self._shard_binds.clear()
         self._read_binds.clear()
+
+
+async def _open_and_return(engine: AsyncEngine) -> None:
+    connection = await engine.connect()  # asyncpg's connect and SQLAlchemy's per-connection set-up
+    await connection.close()  # back into the pool, which keeps it (pool_size, no overflow)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     shard_databases: str = ""
     logical_shards: int = Field(default=64, ge=1, le=1024)
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections each process opens per PostgreSQL database before it serves (db/engines.py `warm`), at
+    # most its pool's size (twice db_pool_size). Each counts against the database's max_connections.
+    db_pool_warm: int = Field(default=4, ge=0, le=400)
 
     # Event bus: Redis when set, in-process otherwise (one process only). `redis://host:port/db`, or
     # `redis+sentinel://host:port,host:port/MASTER[/db]` for a Sentinel-managed master (docs/redis-ha.md).

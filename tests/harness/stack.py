@@ -299,6 +299,9 @@ def start_full(
                 # Small pools on purpose: a request that holds a connection per shard would exhaust them
                 # in tests rather than in production (benchmarks raise it).
                 "BEEP_DB_POOL_SIZE": os.environ.get("BEEP_TEST_DB_POOL_SIZE", "2"),
+                # One warmed connection per pool: the warm-up runs in every stack, while the many stacks
+                # of a suite stay within the test PostgreSQL's max_connections (benchmarks warm as deployed).
+                "BEEP_DB_POOL_WARM": os.environ.get("BEEP_TEST_DB_POOL_WARM", "1"),
             }
             | stack.s3.env()
             | (extra_env or {})

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +27,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from db.engines import Database
 from subgraphs.kernel import heap, i18n, metrics, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.errors import TopLevelCode
@@ -434,6 +436,23 @@ def configure_process(settings: Settings, component: str) -> None:
     configure_tracing(service, settings.otel_exporter, settings.otel_endpoint, settings.otel_sampling_ratio)
 
 
+# Opening a pool's connections normally takes well under a second; past this a database that is slow or not
+# there yet costs the start no more (requests open what they need, as without warming).
+WARM_SECONDS = 10.0
+
+
+async def _warm_pools(database: Database, connections: int) -> None:
+    """Connections opened before the process serves (uvicorn listens once the lifespan has started)."""
+    try:
+        async with asyncio.timeout(WARM_SECONDS):
+            opened = await database.warm(connections)
+    except (TimeoutError, OSError, SQLAlchemyError) as error:
+        log.warning("database pools not warmed: %s", error.__class__.__name__)
+        return
+    if opened:
+        log.info("database pools warmed", extra={"connections": opened})
+
+
 def runtime_lifespan(
     holder: RuntimeHolder,
     settings: Settings,
@@ -445,6 +464,7 @@ def runtime_lifespan(
         runtime = Runtime.create(settings)
         holder.set(runtime)
         metrics.watch_database(runtime.database)
+        await _warm_pools(runtime.database, settings.db_pool_warm)
         log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
         tasks = [asyncio.create_task(d.background(runtime)) for d in definitions if d.background]
         heap.settle()  # the start-up's heap out of the collector's way (kernel/heap.py)
