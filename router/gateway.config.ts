@@ -16,13 +16,13 @@ import {
   type GatewayPlugin,
   type TransportEntryAdditions,
 } from '@graphql-hive/gateway';
-import { unifiedGraphHandler as hiveRouterRuntime } from '@graphql-hive/router-runtime';
 import httpTransport from '@graphql-mesh/transport-http';
 import { corsPolicy, useVaryOrigin } from './cors.ts';
 import { DEFAULT_LIST_SIZE, DEFAULT_MAX_COST, useCostLimit } from './cost.ts';
 import { FanoutTier, LIVE_CONTEXT_KEY, useSharedSubscriptions } from './fanout.ts';
 import { watchedWebSocketTransport } from './upstream.ts';
 import { useVariableCheck } from './variables.ts';
+import { routerForRequests, runtimeNamed } from './runtime.ts';
 import { withCallerCredential } from './internal.ts';
 import { guardConnectionInit, type VerifyAuthorization } from './wsauth.ts';
 import { routerMetrics } from './metrics.ts';
@@ -801,15 +801,9 @@ metrics?.start().catch((e) => {
 
 // ---------------------------------------------------------------------------------------------
 
-// The query planner and executor: the gateway's JavaScript stitching runtime by default. `router` runs
-// Hive Router's (Rust planner, purpose-built executor): 13-24% less router CPU per request and a lower
-// p99 (bench/README.md), but a live stream's error event (a member losing access) goes out with the
-// previous event's data and the stream then completes, ending every socket of a shared stream: opt-in
-// (router/README.md, BEEP_ROUTER_RUNTIME).
-const runtimeName = str('BEEP_ROUTER_RUNTIME', 'stitching');
-if (runtimeName !== 'router' && runtimeName !== 'stitching') {
-  throw new Error(`[beep-router] BEEP_ROUTER_RUNTIME must be router or stitching, got "${runtimeName}"`);
-}
+// The query planner and executor (runtime.ts): the gateway's JavaScript stitching runtime by default;
+// `router` runs queries and mutations on Hive Router's (router/README.md, BEEP_ROUTER_RUNTIME).
+const runtimeName = runtimeNamed(str('BEEP_ROUTER_RUNTIME', 'stitching')!);
 
 log.info(
   {
@@ -840,7 +834,7 @@ const openTelemetry = await setUpTracing(tracingSettings(env));
 
 export const gatewayConfig = defineConfig({
   supergraph: supergraphPath,
-  ...(runtimeName === 'router' ? { unifiedGraphHandler: hiveRouterRuntime } : {}),
+  ...(runtimeName === 'router' ? { unifiedGraphHandler: routerForRequests } : {}),
   host,
   port,
   logging: log,
