@@ -801,9 +801,10 @@ metrics?.start().catch((e) => {
 
 // ---------------------------------------------------------------------------------------------
 
-// The query planner and executor (runtime.ts): the gateway's JavaScript stitching runtime by default;
-// `router` runs queries and mutations on Hive Router's (router/README.md, BEEP_ROUTER_RUNTIME).
-const runtimeName = runtimeNamed(str('BEEP_ROUTER_RUNTIME', 'stitching')!);
+// The query planner and executor (runtime.ts): queries and mutations on Hive Router's runtime, subscriptions
+// on the gateway's JavaScript stitching runtime; `stitching` keeps every operation on the latter
+// (router/README.md, BEEP_ROUTER_RUNTIME).
+const runtimeName = runtimeNamed(str('BEEP_ROUTER_RUNTIME', 'router')!);
 
 log.info(
   {

@@ -1,8 +1,9 @@
 // The query planner and executor (BEEP_ROUTER_RUNTIME, router/README.md).
 //
-// `router` plans and executes queries and mutations with Hive Router's runtime (its Rust query planner and
-// executor, @graphql-hive/router-runtime): ~1 ms less router CPU per request than the gateway's JavaScript
-// stitching runtime, and a lower p99 (bench/README.md). Subscriptions stay on the stitching runtime: read
+// `router` (the default) plans and executes queries and mutations with Hive Router's runtime (its Rust query
+// planner and executor, @graphql-hive/router-runtime): ~0.7 ms less router CPU per message sent at 100
+// msg/s than the gateway's JavaScript stitching runtime (bench/README.md). Subscriptions stay on the
+// stitching runtime: read
 // in router-runtime 1.4.23, one execution context serves every event of a subscription (an event the
 // subgraph answers with an error and no data goes out with the previous event's data, and errors pile up
 // over the events that follow), and a subscription plan's entity fetches after its first (`rest`) are never
