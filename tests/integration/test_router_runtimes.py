@@ -1,0 +1,70 @@
+"""The router's two runtimes (router/runtime.ts, BEEP_ROUTER_RUNTIME) answer alike.
+
+Every other test drives the default, `router`: queries and mutations on Hive Router's runtime, subscriptions
+on the gateway's stitching runtime. A second router with `stitching` (every operation on the stitching
+runtime) in front of the same subgraphs must give the same answers, the same error codes and the same live
+events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.harness.client import GraphQLClient
+from tests.harness.relayed import wait_relayed
+from tests.harness.stack import Stack
+from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE
+from tests.integration.message_flows import created, guild
+
+HISTORY = """query($c: ID!) { messages(channelId: $c, first: 10) {
+  edges { cursor node { id content author { id username } channel { id name } } } } }"""
+# A literal the messages subgraph refuses (not a date): the router runtime sends literals as written.
+BAD_LITERAL = """query($c: ID!) { messages(channelId: $c, before: "not-a-date") { edges { cursor } } }"""
+# A variable of the wrong type: refused before execution, HTTP 400, by either runtime.
+BAD_VARIABLE = """query($c: ID!, $n: Int) { messages(channelId: $c, first: $n) { edges { cursor } } }"""
+
+
+def _without_ids(answer: dict[str, Any]) -> dict[str, Any]:
+    message = dict(answer["sendMessage"])
+    for key in ("id", "cursor", "content"):
+        message.pop(key)
+    return message
+
+
+async def test_stitching_answers_what_the_default_runtime_answers(embedded_stack: Stack) -> None:
+    stack = embedded_stack
+    default = stack.router_url
+    stitching = stack.start_router(
+        "router-stitching",
+        stack.subgraph_urls,
+        stack.router_envs["router"]["BEEP_JWKS_URL"],
+        stack.router_envs["router"]["BEEP_JWT_ISSUER"],
+        extra_env={"BEEP_ROUTER_RUNTIME": "stitching"},
+    )
+    owner, ((_account, member),), _server, channel = await guild(stack, 1)
+    by_runtime = {url: GraphQLClient(url, owner.token) for url in (default, stitching)}
+
+    async with GraphQLClient(stitching, member.token).subscriptions() as live:
+        await wait_relayed(
+            stack
+        )  # the set-up's events are not taken for the test's (flows.subscribe_settled)
+        operation = await live.subscribe(MESSAGE_EVENTS, {"channelId": channel}, live_signal=True)
+        await operation.live()
+        sent = {}
+        for url, client in by_runtime.items():
+            sent[url] = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": url}})
+            assert sent[url]["sendMessage"]["content"] == url
+        assert _without_ids(sent[default]) == _without_ids(sent[stitching])
+        events = await created(operation, 2)
+        assert [e["message"]["content"] for e in events] == [default, stitching]
+
+    histories = [await client.data(HISTORY, {"c": channel}) for client in by_runtime.values()]
+    assert histories[0] == histories[1]
+    assert sorted(e["node"]["content"] for e in histories[0]["messages"]["edges"]) == sorted(
+        [default, stitching]
+    )
+
+    for url, client in by_runtime.items():
+        literal = await client.execute(BAD_LITERAL, {"c": channel})
+        assert literal.codes == ["BAD_USER_INPUT"], (url, literal)
+        variable = await client.execute(BAD_VARIABLE, {"c": channel, "n": "ten"})
+        assert variable.status == 400 and variable.data is None, (url, variable)
