@@ -158,6 +158,14 @@ class Stack:
         wait_ready(f"http://127.0.0.1:{port}/readiness", timeout=90, process=process)
         return f"http://127.0.0.1:{port}/graphql"
 
+    def start_router_beside(self, name: str, extra_env: dict[str, str]) -> str:
+        """Another router in front of this stack's subgraphs, configured as the first one but for
+        `extra_env`; its GraphQL URL."""
+        first = self.router_envs["router"]
+        return self.start_router(
+            name, self.subgraph_urls, first["BEEP_JWKS_URL"], first["BEEP_JWT_ISSUER"], extra_env=extra_env
+        )
+
     def restart_router(self, name: str) -> None:
         """SIGKILL a router (its fan-out tier with it), then start it again on its port."""
         env = self.router_envs[name]

@@ -33,13 +33,7 @@ def _without_ids(answer: dict[str, Any]) -> dict[str, Any]:
 async def test_stitching_answers_what_the_default_runtime_answers(embedded_stack: Stack) -> None:
     stack = embedded_stack
     default = stack.router_url
-    stitching = stack.start_router(
-        "router-stitching",
-        stack.subgraph_urls,
-        stack.router_envs["router"]["BEEP_JWKS_URL"],
-        stack.router_envs["router"]["BEEP_JWT_ISSUER"],
-        extra_env={"BEEP_ROUTER_RUNTIME": "stitching"},
-    )
+    stitching = stack.start_router_beside("router-stitching", {"BEEP_ROUTER_RUNTIME": "stitching"})
     owner, ((_account, member),), _server, channel = await guild(stack, 1)
     by_runtime = {url: GraphQLClient(url, owner.token) for url in (default, stitching)}
 

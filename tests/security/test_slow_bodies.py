@@ -47,13 +47,7 @@ async def test_a_json_body_declared_too_large_is_refused_before_it_is_read(embed
 
 async def test_an_upload_that_stops_arriving_is_cut_with_408(embedded_stack: Stack) -> None:
     stack = embedded_stack
-    router = stack.start_router(
-        "router-short-timeout",
-        stack.subgraph_urls,
-        stack.router_envs["router"]["BEEP_JWKS_URL"],
-        stack.router_envs["router"]["BEEP_JWT_ISSUER"],
-        extra_env={"BEEP_ROUTER_REQUEST_TIMEOUT_SECONDS": "2"},
-    )
+    router = stack.start_router_beside("router-short-timeout", {"BEEP_ROUTER_REQUEST_TIMEOUT_SECONDS": "2"})
     head = _head(router, "multipart/form-data; boundary=x", 20_000_000, "GraphQL-Require-Preflight: 1")
     answer, elapsed = await _exchange(router, head, b"--x\r\n" + b"a" * 1024, 45)
     # Refused as a timeout, not served nor left hanging until the client gives up.
