@@ -3,12 +3,11 @@
 // `router` (the default) plans and executes queries and mutations with Hive Router's runtime (its Rust query
 // planner and executor, @graphql-hive/router-runtime): ~0.7 ms less router CPU per message sent at 100
 // msg/s than the gateway's JavaScript stitching runtime (bench/README.md). Subscriptions stay on the
-// stitching runtime: read
-// in router-runtime 1.4.23, one execution context serves every event of a subscription (an event the
-// subgraph answers with an error and no data goes out with the previous event's data, and errors pile up
-// over the events that follow), and a subscription plan's entity fetches after its first (`rest`) are never
-// run. A live stream is one upstream execution per channel behind the fan-out tier anyway, so the planner's
-// gain there is small.
+// stitching runtime. Read in router-runtime 1.4.23, one execution context serves every event of a
+// subscription (an event the subgraph answers with an error and no data goes out with the previous event's
+// data, and errors pile up over the events that follow), and a subscription plan's entity fetches after
+// its first (`rest`) are never run. A live stream is one upstream execution per channel behind the fan-out
+// tier anyway, so the planner's gain there would be small.
 import type { UnifiedGraphHandler } from '@graphql-mesh/fusion-runtime';
 import { handleFederationSupergraph } from '@graphql-mesh/fusion-runtime';
 import { createDefaultExecutor, type ExecutionRequest } from '@graphql-mesh/transport-common';
