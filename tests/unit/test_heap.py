@@ -33,4 +33,7 @@ def test_settling_freezes_what_start_up_built_and_raises_the_young_threshold(res
     assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
     frozen = gc.get_freeze_count()
     heap.settle()  # once: a second lifespan start freezes nothing more
-    assert gc.get_freeze_count() == frozen
+    # (A frozen object whose last reference goes is still freed: the count may fall, never rise. The suite
+    # runs this after integration tests whose threads may drop one meanwhile.)
+    assert gc.get_freeze_count() <= frozen
+    assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
