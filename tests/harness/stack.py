@@ -48,6 +48,7 @@ class Stack:
     worker_port: int = 0  # full mode: `beep worker` (the outbox relay)
     subgraph_ports: dict[str, int] = field(default_factory=dict)  # full mode: process name -> port
     router_envs: dict[str, dict[str, str]] = field(default_factory=dict)  # router name -> its environment
+    routers_beside: list[str] = field(default_factory=list)  # `start_router_beside`'s URLs
 
     @property
     def internal_headers(self) -> dict[str, str]:
@@ -162,9 +163,11 @@ class Stack:
         """Another router in front of this stack's subgraphs, configured as the first one but for
         `extra_env`; its GraphQL URL."""
         first = self.router_envs["router"]
-        return self.start_router(
+        url = self.start_router(
             name, self.subgraph_urls, first["BEEP_JWKS_URL"], first["BEEP_JWT_ISSUER"], extra_env=extra_env
         )
+        self.routers_beside.append(url)
+        return url
 
     def restart_router(self, name: str) -> None:
         """SIGKILL a router (its fan-out tier with it), then start it again on its port."""
@@ -210,7 +213,7 @@ def serving(url: str) -> Stack:
     """The running stack whose router serves `url` (http:// or ws://)."""
     address = url.split("://", 1)[-1]
     for stack in _RUNNING:
-        routers = [u for u in (stack.router_url, stack.second_router_url) if u]
+        routers = [u for u in (stack.router_url, stack.second_router_url, *stack.routers_beside) if u]
         if any(u.split("://", 1)[-1] == address for u in routers):
             return stack
     raise LookupError(f"no running stack serves {url}")

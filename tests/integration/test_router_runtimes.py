@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.harness.client import GraphQLClient
-from tests.harness.relayed import wait_relayed
 from tests.harness.stack import Stack
-from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE
+from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
 from tests.integration.message_flows import created, guild
 
 HISTORY = """query($c: ID!) { messages(channelId: $c, first: 10) {
@@ -38,11 +37,7 @@ async def test_stitching_answers_what_the_default_runtime_answers(embedded_stack
     by_runtime = {url: GraphQLClient(url, owner.token) for url in (default, stitching)}
 
     async with GraphQLClient(stitching, member.token).subscriptions() as live:
-        await wait_relayed(
-            stack
-        )  # the set-up's events are not taken for the test's (flows.subscribe_settled)
-        operation = await live.subscribe(MESSAGE_EVENTS, {"channelId": channel}, live_signal=True)
-        await operation.live()
+        operation = await subscribe_settled(live, MESSAGE_EVENTS, {"channelId": channel})
         sent = {}
         for url, client in by_runtime.items():
             sent[url] = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": url}})

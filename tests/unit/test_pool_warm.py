@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,11 @@ import pytest
 from db.engines import Database
 from db.shardmap import ShardMap
 from subgraphs.kernel.web import app
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:  # bound then released: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.harness.ports import free_port
 
 
 async def test_an_unreachable_database_leaves_the_start_to_go_on(caplog: pytest.LogCaptureFixture) -> None:
-    url = f"postgresql+asyncpg://beep:secret@127.0.0.1:{_closed_port()}/beep"
+    url = f"postgresql+asyncpg://beep:secret@127.0.0.1:{free_port()}/beep"  # nothing listens there
     database = Database(url, ShardMap.parse(f"0-63={url}", 64), pool_size=2)
 
     try:
