@@ -12,13 +12,16 @@
 # network beyond package registries. Treat it as a plausible starting point and build it in CI.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG NODE_IMAGE=node:20-bookworm-slim
+# The router's Node: the version router/package.json pins for development machines (node-linux-*).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # --- router dependencies (Node) -------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS router
 WORKDIR /app/router
 COPY router/package.json router/package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# The pinned Node packages are dropped: the image's own Node (NODE_IMAGE, the same version) runs the router.
+RUN npm ci --omit=dev --no-audit --no-fund && rm -rf node_modules/node-linux-* node_modules/.bin/node \
+    && npm cache clean --force
 COPY router/ ./
 
 # --- Python build: install the project into a self-contained virtualenv ---------------------------

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from beep.registry import all_definitions
-from beep.router import ROOT, ROUTER_DIR, ensure_router_installed
+from beep.router import ROOT, ROUTER_DIR, ensure_router_installed, router_node
 
 SDL_DIR = ROOT / "supergraph" / "subgraphs"
 
@@ -30,7 +30,7 @@ def export() -> list[Path]:
 
 def _compose(*extra: str) -> int:
     ensure_router_installed()
-    return subprocess.run(["node", str(ROUTER_DIR / "compose.mjs"), *extra], cwd=ROOT).returncode
+    return subprocess.run([router_node(), str(ROUTER_DIR / "compose.mjs"), *extra], cwd=ROOT).returncode
 
 
 def compose() -> int:

@@ -7,8 +7,10 @@ events."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from beep.router import ROUTER_DIR, router_node
 from tests.harness.client import GraphQLClient
 from tests.harness.stack import Stack
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
@@ -57,3 +59,13 @@ async def test_stitching_answers_what_the_default_runtime_answers(embedded_stack
         assert literal.codes == ["BAD_USER_INPUT"], (url, literal)
         variable = await client.execute(BAD_VARIABLE, {"c": channel, "n": "ten"})
         assert variable.status == 400 and variable.data is None, (url, variable)
+
+
+def test_the_router_runs_on_the_node_its_package_pins(embedded_stack: Stack) -> None:
+    """What the suite drives is what ships: the gateway process runs router/package.json's Node when npm
+    installed it on this machine (beep/router.py `router_node`)."""
+    (process,) = [p for name, p in embedded_stack.processes if name == "router"]
+    runs = Path(f"/proc/{process.pid}/exe").resolve()
+    assert runs == Path(router_node()).resolve()
+    if (ROUTER_DIR / "node_modules" / ".bin" / "node").exists():
+        assert runs.is_relative_to(ROUTER_DIR.resolve() / "node_modules"), runs
