@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from beep.router import router_node
 from bench.live import NodeReceiver, Subscriber, analyse, wall_ms
 from bench.load import Gql, GraphQLFailure, latency_summary, pooled_client
 from bench.procs import CpuMeter
@@ -204,7 +205,7 @@ async def send_open_loop_node(
         )
     )
     process = await asyncio.create_subprocess_exec(
-        "node", str(ROOT / "bench" / "senders.mjs"), str(config), stdout=asyncio.subprocess.PIPE
+        router_node(), str(ROOT / "bench" / "senders.mjs"), str(config), stdout=asyncio.subprocess.PIPE
     )
     stdout, _ = await process.communicate()
     if process.returncode != 0:

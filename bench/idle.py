@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beep.router import router_node
 from bench.delivery import Account, sign_up
 from bench.load import Gql, pooled_client
 from bench.procs import CpuMeter
@@ -124,7 +125,7 @@ async def idle_body(stack: Stack, settings: IdleSettings) -> dict[str, Any]:
             meter.add(name, process.pid)
         start_cpu = meter.snapshot()
         client = await asyncio.create_subprocess_exec(
-            "node",
+            router_node(),
             str(ROOT / "bench" / "idle_sockets.mjs"),
             str(config),
             stdin=asyncio.subprocess.PIPE,

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from beep.router import router_node
 from bench.load import Gql, GraphQLFailure, latency_summary
 from tests.integration.flows import SEND_MESSAGE
 
@@ -212,7 +213,7 @@ class NodeReceiver:
             config = self.stderr_file.with_suffix(".config.json")
             config.write_text(json.dumps(self.config))
             self.process = await asyncio.create_subprocess_exec(
-                "node",
+                router_node(),
                 str(LISTENERS),
                 str(config),
                 stdin=asyncio.subprocess.PIPE,

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beep.router import router_node
+
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -142,7 +144,9 @@ def machine_facts() -> dict[str, object]:
         "ram_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
-        "node": _run(["node", "--version"]),
+        # The router and the bench's Node load tools run on the Node router/package.json pins.
+        "node": _run([router_node(), "--version"]),
+        "node_system": _run(["node", "--version"]),
         "hive_gateway": gateway_version,
         "strawberry": version("strawberry-graphql"),
         "git_commit": _run(["git", "rev-parse", "HEAD"]),
