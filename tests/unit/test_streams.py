@@ -203,6 +203,31 @@ async def test_a_subscriber_that_falls_behind_resumes_from_its_cursor(
     await live.aclose()
 
 
+async def test_a_subscriber_just_over_its_queue_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event more than the queue holds: the stream replays from the last event it delivered, and no
+    event queued after a dropped one is delivered first (that would move its cursor past the gap). Found
+    by bench.delivery N = 50 at 150 msg/s: 467 events missing on every socket of one router."""
+    monkeypatch.setattr(bus_module, "QUEUE_LIMIT", 3)
+    bus = InProcessBus()
+    stored = [note(n, n) for n in range(1, 3)]
+
+    async def replay(cursor: Cursor) -> AsyncIterator[Event]:
+        for event in list(stored):
+            if event.outbox_position is not None and event.outbox_position > cursor.position:
+                yield event
+
+    stream = streams.LiveStream((TOPIC,), as_numbers, replay=replay, after=Cursor(STORE, 0))
+    live = streams.follow(stream, bus, Releases())
+    assert await take(live, 2) == [1, 2]
+    pending = asyncio.ensure_future(take(live, 4))
+    await asyncio.sleep(0.05)
+    for n in range(3, 7):  # four events while the subscriber is busy: its queue of three overflows
+        stored.append(note(n, n))
+        bus._fanout.deliver(TOPIC, stored[-1])
+    assert await asyncio.wait_for(pending, 2) == [3, 4, 5, 6]
+    await live.aclose()
+
+
 async def test_without_a_cursor_falling_behind_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bus_module, "QUEUE_LIMIT", 1)
     bus = InProcessBus()

@@ -59,13 +59,17 @@ class _Subscription:
         self.offer(None)
 
     def offer(self, event: Event | None) -> None:
+        if self.overflowed:
+            return  # cut off: its reader stops at the sentinel below, nothing after it is read
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            if not self.overflowed:
-                SUBSCRIBER_OVERFLOWS.inc()
+            SUBSCRIBER_OVERFLOWS.inc()
             self.overflowed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
+            # Everything still queued is dropped, not only the oldest event: a stream with a cursor then
+            # replays from the last event it delivered, and none queued after a dropped one has been
+            # delivered (delivering those would move its cursor past the gap: lost events).
+            while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
 
