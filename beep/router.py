@@ -28,8 +28,8 @@ def ensure_router_installed() -> None:
 def router_node() -> str:
     """The Node that runs the router: the runtime pinned in router/package.json (an optional dependency,
     installed by `npm ci` on Linux x64 and arm64), else the system's `node`. The router's dependencies
-    want Node >= 22.15, and the same router spent ~25% less CPU per request on Node 24 than on 20
-    (bench/README.md, session 17), so it does not depend on which Node a machine happens to have."""
+    want Node >= 22.15, and the same router spent 22-32% less CPU per request on Node 24 than on 20 at
+    100 msg/s (bench/README.md, session 17): it should not depend on which Node a machine happens to have."""
     pinned = ROUTER_DIR / "node_modules" / ".bin" / "node"
     if pinned.exists():
         return str(pinned)
