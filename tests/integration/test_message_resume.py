@@ -52,13 +52,23 @@ async def head(client: GraphQLClient, channel: str) -> str:
     return cursor
 
 
-async def burst(client: GraphQLClient, channel: str, total: int, sent: list[str]) -> None:
-    """`total` messages from SENDERS concurrent loops, over kept-alive connections (like a busy client)."""
+async def burst(
+    client: GraphQLClient,
+    channel: str,
+    total: int,
+    sent: list[str],
+    hold: tuple[int, asyncio.Event] | None = None,
+) -> None:
+    """`total` messages from SENDERS concurrent loops, over kept-alive connections (like a busy client).
+    `hold` = (n, gate): messages from the n-th on wait for the gate (the burst is still going when the
+    test needs it to be, however slowly deliveries keep up on a loaded machine)."""
     headers = {"authorization": f"Bearer {client.token}"}
 
     async def sender(n: int) -> None:
         async with httpx.AsyncClient(timeout=60, headers=headers) as http:
             for i in range(n, total, SENDERS):
+                if hold is not None and i >= hold[0]:
+                    await hold[1].wait()
                 body = {"query": SEND, "variables": {"i": {"channelId": channel, "content": f"m{i}"}}}
                 response = (await http.post(client.url, json=body)).json()
                 assert response["data"]["sendMessage"]["__typename"] == "Message", response
@@ -80,11 +90,13 @@ async def test_resume_during_a_burst_delivers_each_message_once_in_order(stack: 
     client, channel = await channel_of(stack)
     start = await head(client, channel)
     sent: list[str] = []
-    sending = asyncio.create_task(burst(client, channel, BURST, sent))
+    disconnected = asyncio.Event()  # the last 300 messages are sent once the first client has left
+    sending = asyncio.create_task(burst(client, channel, BURST, sent, hold=(BURST - 300, disconnected)))
     try:
         async with client.subscriptions() as connection:
             first = await connection.subscribe(EVENTS, {"c": channel, "after": start})
             part_one = await created(first, 300)
+        disconnected.set()
         # Disconnected mid-burst; come back while messages are still being sent.
         while len(sent) < 600 and not sending.done():
             await asyncio.sleep(0.05)
