@@ -82,6 +82,12 @@ SUBSCRIBER_OVERFLOWS = Counter(
     "Subscriptions cut off because they fell too far behind their events (kernel/events/bus.py QUEUE_LIMIT).",
 )
 EVENTS_RELAYED = Counter("beep_outbox_events_relayed_total", "Outbox events the relay published on the bus.")
+SENDS = Counter(
+    "beep_message_sends_total",
+    "Messages sent without files, by how they were written: `one_statement` (PostgreSQL), or `transaction` "
+    "(SQLite, or the statement found access changed, the tenant moved, or a nonce taken meanwhile).",
+    ["path"],
+)
 RATE_LIMIT_HITS = Counter(
     "beep_rate_limit_hits_total", "Requests refused because a rate limit was reached.", ["limit"]
 )

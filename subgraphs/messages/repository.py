@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+import sqlalchemy as sa
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from subgraphs.kernel.tenancy import directory_tables
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.tenancy import access_versions, directory_tables
 from subgraphs.messages.models import MessageEditRow, MessageRow
 
 
@@ -61,6 +63,55 @@ async def insert_message(session: AsyncSession, message: MessageRow) -> None:
     nothing else in the request changes) was ~6% of the messages process on the send path. `message`
     stays outside the session; every column is taken from it (unset ones are NULL)."""
     await session.execute(_INSERT_MESSAGE, {c.key: getattr(message, c.key) for c in _MESSAGES.columns})
+
+
+def _insert_announced() -> sa.Select[int]:
+    """The message and its event's outbox row in one statement, written only while its server's access is
+    unchanged and its tenant live here (`access_versions.unchanged_tenant`); selects how many messages it
+    wrote (0 or 1). PostgreSQL only (SQLite has no INSERT in a WITH)."""
+    tenant = access_versions.unchanged_tenant()
+    columns = list(_MESSAGES.columns)
+    message = (
+        insert(_MESSAGES)
+        .from_select(
+            [c.key for c in columns],
+            select(*(sa.bindparam(c.key, type_=c.type) for c in columns)).where(
+                sa.exists(select(tenant.c.id))
+            ),
+        )
+        .returning(_MESSAGES.c.id)
+        .cte("message")
+    )
+    events = outbox.SHARD_TABLES.outbox
+    event_columns = ("topic", "payload", "created_at", "trace_context")
+    event = (
+        insert(events)
+        .from_select(
+            list(event_columns),
+            select(
+                *(sa.bindparam(f"event_{name}", type_=events.c[name].type) for name in event_columns)
+            ).select_from(message),
+        )
+        .returning(events.c.id)
+        .cte("event")
+    )
+    return select(sa.func.count()).select_from(event)
+
+
+_INSERT_ANNOUNCED = _insert_announced()
+
+
+async def insert_announced_message(
+    session: AsyncSession, message: MessageRow, event: dict[str, object], access_version: int
+) -> bool:
+    """`insert_message` and the outbox row `event` (`outbox.rows_for`) as one statement, for a session in
+    autocommit (the statement is the send's whole transaction); False when it wrote nothing, because the
+    server's access version is no longer `access_version` or its tenant has moved (check again in a
+    transaction). A nonce taken meanwhile raises `IntegrityError`, as `insert_message` does."""
+    values: dict[str, object] = {c.key: getattr(message, c.key) for c in _MESSAGES.columns}
+    values.update({f"event_{name}": value for name, value in event.items()})
+    values.update(server_id=message.server_id, access_version=access_version)
+    return bool(await session.scalar(_INSERT_ANNOUNCED, values))
 
 
 async def delete_messages(session: AsyncSession, message_ids: Sequence[int]) -> None:

@@ -188,10 +188,13 @@ class Mutation:
             return Message.from_row(result) if isinstance(result, MessageRow) else result
 
         async def operation(ctx: BeepContext[Any], principal: Principal) -> Message:
-            return Message.from_sent(await service.send_message(ctx.uow, principal, parse()))
+            return Message.from_sent(await service.send_message_now(ctx.uow, principal, parse()))
 
         return await signed_in_mutation(
-            info, operation, error_types(ValidationError, NotFoundError, ForbiddenError)
+            info,
+            operation,
+            error_types(ValidationError, NotFoundError, ForbiddenError),
+            own_transaction=True,
         )
 
     @error_codes(

@@ -159,7 +159,8 @@ def full_checks(stack: Stack, client_span: str) -> Callable[[list[Span]], Checks
             "beep-messages", "graphql.operation", messages, **{"graphql.operation.type": "mutation"}
         )
         transaction = t.find("beep-messages", "transaction", mutation)
-        insert = t.find("beep-messages", "INSERT postgresql", transaction)
+        # On PostgreSQL the message and its outbox row are one statement (messages/service.py).
+        write = t.find("beep-messages", "WITH postgresql", transaction)
         users = t.find("beep-users", "POST /graphql", to_users)
         entities = t.find("beep-users", "graphql.operation", users, **{"graphql.operation.type": "query"})
         relay = t.find("beep-worker", "outbox.relay")
@@ -177,7 +178,7 @@ def full_checks(stack: Stack, client_span: str) -> Callable[[list[Span]], Checks
             "messages server span is the messages process": pid(messages) == pids["messages"],
             "messages mutation operation": mutation is not None,
             "messages transaction in the mutation": transaction is not None,
-            "messages INSERT in the transaction": insert is not None,
+            "messages write (message and event, one statement) in the transaction": write is not None,
             "users server span under the router's call": users is not None,
             "users server span is the users process": pid(users) == pids["users"],
             "users operation (the router's _entities query)": entities is not None,

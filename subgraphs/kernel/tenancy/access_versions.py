@@ -198,6 +198,10 @@ _CHANNEL_FOR_WRITE = fence(_CHANNEL_FOR_READ)
 class ChannelForSend:
     access: ChannelAccess | None  # None: no such channel (in this shard)
     name: str | None  # the channel's name, for the `channel { name }` a sender's client asks for
+    # The access version `access` was computed under, and whether this copy of the tenant has moved (read
+    # outside a write transaction, neither is checked: `unchanged_tenant` checks them when writing).
+    version: int = 0
+    moved: bool = False
 
 
 async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int) -> ChannelForSend:
@@ -212,10 +216,32 @@ async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int)
         check_not_moved(row.server_id, row.moved_to)
     placement = _Placement(row.server_id, row.kind, row.parent_id, bool(row.permissions_synced))
     key, version = (channel_id, user_id), row.version or 0
+    moved = row.moved_to is not None
     kept = CACHE.get(key, version, placement)
     if kept is not None:
-        return ChannelForSend(kept, row.name)
+        return ChannelForSend(kept, row.name, version, moved)
     found = await access.channel_access(session, channel_id, user_id)
     if found is not None and found.server.is_member:
         CACHE.put(key, version, placement, found)
-    return ChannelForSend(found, row.name)
+    return ChannelForSend(found, row.name, version, moved)
+
+
+def unchanged_tenant() -> sa.CTE:
+    """One row while the server (`server_id`) is live in this copy and its access version is still
+    `access_version`; none otherwise. For a write that is one statement (its own transaction) after
+    access was checked outside any (the send's: messages/repository.py): it writes only from this row,
+    so a change of access or a tenant move committed since the check makes it write nothing. The server
+    row is read FOR KEY SHARE, the fence of every write (`access.fence`): a move's switch waits for the
+    statement, or the statement waits for the switch and then sees `moved_to`."""
+    return (
+        sa.select(_servers.c.id)
+        .select_from(_servers.outerjoin(ACCESS_VERSIONS, ACCESS_VERSIONS.c.server_id == _servers.c.id))
+        .where(
+            _servers.c.id == sa.bindparam("server_id", type_=sa.BigInteger),
+            _servers.c.moved_to.is_(None),
+            sa.func.coalesce(ACCESS_VERSIONS.c.version, 0)
+            == sa.bindparam("access_version", type_=sa.BigInteger),
+        )
+        .with_for_update(read=True, key_share=True, of=_servers)
+        .cte("unchanged_tenant")
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +72,34 @@ class UnitOfWork:
             yield session
         finally:
             await session.close()
+
+    @asynccontextmanager
+    async def autocommitting(self, shard: int) -> AsyncIterator[AsyncSession]:
+        """A session of `shard` in which every statement is its own transaction: for reads, and for a
+        write that is one statement (committed when it has run; `wrote_outbox` then wakes the relay for
+        the outbox rows it wrote). Never this unit of work's transaction: refused inside `atomic`."""
+        if self._depth:
+            raise RuntimeError("autocommitting() is for work outside uow.atomic()")
+        session = self.database.shard_reader(shard)
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    @contextmanager
+    def one_statement_transaction(self) -> Iterator[None]:
+        """Where a write that is one statement outside `atomic` runs: traced as `atomic`'s transactions are
+        (the outbox rows it writes carry this span as their trace context, which the relay continues)."""
+        if not tracing.ACTIVE:
+            yield
+            return
+        with tracing.tracer.start_as_current_span("transaction"):
+            yield
+
+    async def wrote_outbox(self, stores: list[int]) -> None:
+        """A statement outside `atomic` committed outbox rows in these stores: wake the relay, as the
+        commit of `atomic` does."""
+        await self._publish([(outbox.WAKE_TOPIC, outbox.OutboxWritten(sorted(stores)))])
 
     @asynccontextmanager
     async def reading_directory(self) -> AsyncIterator[AsyncSession]:
@@ -166,12 +194,15 @@ class UnitOfWork:
             ephemeral, self._ephemeral = self._ephemeral, []
             if stores:
                 ephemeral.append((outbox.WAKE_TOPIC, outbox.OutboxWritten(sorted(stores))))
-            for topic, event in ephemeral:
-                try:
-                    await self.bus.publish(topic, event)
-                except Exception:
-                    # The relay's periodic sweep still finds committed outbox rows; typing is best effort.
-                    log.warning("publishing after commit failed", extra={"topic": topic}, exc_info=True)
+            await self._publish(ephemeral)
+
+    async def _publish(self, events: list[tuple[str, Event]]) -> None:
+        for topic, event in events:
+            try:
+                await self.bus.publish(topic, event)
+            except Exception:
+                # The relay's periodic sweep still finds committed outbox rows; typing is best effort.
+                log.warning("publishing after commit failed", extra={"topic": topic}, exc_info=True)
 
     async def _write_outbox(self) -> set[int]:
         pending, self._pending = self._pending, []

@@ -38,8 +38,14 @@ async def run_in_transaction(
     """Commit on success (then publish events); on a domain error roll back and return its GraphQL shape,
     one of `errors` (the result union's error types). When the tenant moved shard under the transaction, it
     starts over on the new shard (`retrying_moves`)."""
+    return await with_errors_shaped(lambda: retrying_moves(uow, operation), errors)
+
+
+async def with_errors_shaped(operation: Callable[[], Awaitable[T]], errors: ErrorTypes[E]) -> T | E:
+    """`operation`'s result, or its domain error in its GraphQL shape (one of `errors`); a tenant still
+    moving after the retries is UNAVAILABLE."""
     try:
-        return await retrying_moves(uow, operation)
+        return await operation()
     except DomainError as error:
         return errors.shape(error)
     except TenantMoved as moved:
@@ -51,11 +57,16 @@ async def signed_in_mutation(
     info: Info[BeepContext[Any], None],
     operation: Callable[[BeepContext[Any], Principal], Awaitable[T]],
     errors: ErrorTypes[E],
+    *,
+    own_transaction: bool = False,
 ) -> T | E:
     """The shape of every mutation that needs a signed-in caller: the principal (UNAUTHENTICATED
-    otherwise), then `operation` in one transaction with its domain errors mapped to the payload's types."""
+    otherwise), then `operation` in one transaction with its domain errors mapped to the payload's types.
+    `own_transaction`: the operation opens its own (the send's single statement, messages/service.py)."""
     ctx = info.context
     principal = ctx.require_principal()
+    if own_transaction:
+        return await with_errors_shaped(lambda: operation(ctx, principal), errors)
     return await run_in_transaction(ctx.uow, lambda: operation(ctx, principal), errors)
 
 

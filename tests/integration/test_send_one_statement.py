@@ -1,0 +1,155 @@
+"""A send on PostgreSQL is one statement (messages/service.py `send_message_now`): the message and its
+outbox row are written together, and only while what the send checked outside a transaction still holds
+(kernel/tenancy/access_versions.py `unchanged_tenant`). Otherwise it writes nothing and the send runs in a
+transaction instead, which decides as before.
+
+Against the full stack's PostgreSQL: the statement itself, on a server of its own, with its access version
+changed, its tenant marked as moved, and a nonce already taken; then through the API, a send that finds its
+permissions changed since this process kept them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from db.engines import Database
+from db.ids import new_id, shard_of
+from subgraphs.kernel.events import outbox
+from subgraphs.kernel.events.catalogue import decode, topic_for_channel
+from subgraphs.kernel.tenancy import access_versions, tenant_tables
+from subgraphs.kernel.tenancy.permissions import Permission
+from subgraphs.messages import repository, service
+from subgraphs.messages.events import MessageCreated
+from subgraphs.messages.models import MessageRow
+from tests.harness.relayed import database_of
+from tests.harness.stack import Stack
+from tests.integration.flows import SEND_MESSAGE
+from tests.integration.message_flows import guild
+from tests.integration.test_metrics import scrape, total
+
+SERVERS = tenant_tables.servers
+OUTBOX = outbox.SHARD_TABLES.outbox
+ROLES = "query($s: ID!) { server(id: $s) { roles { id isEveryone permissions } } }"
+UPDATE_ROLE = "mutation($i: UpdateRoleInput!) { updateRole(input: $i) { __typename } }"
+
+
+@pytest.fixture
+async def database(full_stack: Stack) -> AsyncIterator[Database]:
+    db = database_of(full_stack)
+    yield db
+    await db.dispose()
+
+
+async def version_of(db: Database, server_id: int) -> int:
+    async with db.shard_session(shard_of(server_id)) as session:
+        found = await session.scalar(
+            sa.select(access_versions.ACCESS_VERSIONS.c.version).where(
+                access_versions.ACCESS_VERSIONS.c.server_id == server_id
+            )
+        )
+    return found or 0
+
+
+def new_message(server_id: int, channel_id: int, author_id: int, nonce: str | None = None) -> MessageRow:
+    return MessageRow(
+        id=new_id(shard_of(channel_id)),
+        channel_id=channel_id,
+        server_id=server_id,
+        author_id=author_id,
+        content="one statement",
+        mention_everyone=False,
+        reply_to_id=None,
+        nonce=nonce,
+        created_at=datetime.now(UTC),
+        suppress_embeds=False,
+    )
+
+
+async def write(db: Database, message: MessageRow, version: int) -> bool:
+    (row,) = outbox.rows_for([(topic_for_channel(message.channel_id), service.created_event(message))])
+    async with db.shard_reader(shard_of(message.channel_id)) as session:  # autocommit, as the send's
+        return await repository.insert_announced_message(session, message, row, version)
+
+
+async def stored(db: Database, message: MessageRow) -> tuple[bool, list[int]]:
+    """Whether the message row exists, and the message ids of its channel's outbox events naming it."""
+    async with db.shard_session(shard_of(message.channel_id)) as session:
+        exists = await session.get(MessageRow, message.id) is not None
+        payloads = await session.scalars(
+            sa.select(OUTBOX.c.payload).where(OUTBOX.c.topic == topic_for_channel(message.channel_id))
+        )
+    events = [decode(p) for p in payloads]
+    return exists, [
+        e.message_id for e in events if isinstance(e, MessageCreated) and e.message_id == message.id
+    ]
+
+
+async def test_the_statement_writes_the_message_and_its_event_only_while_nothing_changed(
+    full_stack: Stack, database: Database
+) -> None:
+    _owner, ((member, _client),), raw_server, raw_channel = await guild(full_stack, 1)
+    server_id, channel_id, author = int(raw_server), int(raw_channel), int(member.user_id)
+    version = await version_of(database, server_id)
+
+    stale = new_message(server_id, channel_id, author)
+    assert not await write(database, stale, version ^ 1)  # access changed since the check
+    assert await stored(database, stale) == (False, [])
+
+    moved = new_message(server_id, channel_id, author)
+    async with database.shard_session(shard_of(server_id)) as session:
+        await session.execute(SERVERS.update().where(SERVERS.c.id == server_id).values(moved_to=63))
+        await session.commit()
+    try:
+        assert not await write(database, moved, version)  # this copy is no longer the tenant's
+    finally:
+        async with database.shard_session(shard_of(server_id)) as session:
+            await session.execute(SERVERS.update().where(SERVERS.c.id == server_id).values(moved_to=None))
+            await session.commit()
+    assert await stored(database, moved) == (False, [])
+
+    first = new_message(server_id, channel_id, author, nonce="n-1")
+    assert await write(database, first, version)
+    assert await stored(database, first) == (True, [first.id])
+
+    again = new_message(server_id, channel_id, author, nonce="n-1")  # the same nonce: the send's race
+    with pytest.raises(IntegrityError):
+        await write(database, again, version)
+    assert await stored(database, again) == (False, [])
+
+
+def one_statement_sends(stack: Stack) -> float:
+    """`beep_message_sends_total{path="one_statement"}` over the stack's messages processes."""
+    ports = [port for name, port in stack.subgraph_ports.items() if name.startswith("messages")]
+    assert ports
+    return sum(
+        total(scrape(f"http://127.0.0.1:{port}/metrics")[1], "beep_message_sends_total", path="one_statement")
+        for port in ports
+    )
+
+
+async def test_sends_through_the_api_are_one_statement_and_see_permission_changes(full_stack: Stack) -> None:
+    """The messages process keeps the member's permissions from the first send; the owner then takes Send
+    Messages from @everyone: the next send reads the new access version and is refused; given back, the
+    member sends again. Both sends that went through were written by the one statement."""
+    owner, ((_member, client),), server, channel = await guild(full_stack, 1)
+    before = one_statement_sends(full_stack)
+    sent = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": "allowed"}})
+    assert sent["sendMessage"]["__typename"] == "Message", sent
+    roles = (await owner.data(ROLES, {"s": server}))["server"]["roles"]
+    everyone = next(r for r in roles if r["isEveryone"])
+    permissions = int(everyone["permissions"]) & ~Permission.SEND_MESSAGES
+    changed = await owner.data(UPDATE_ROLE, {"i": {"id": everyone["id"], "permissions": str(permissions)}})
+    assert changed["updateRole"]["__typename"] == "Role", changed
+    refused = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": "not any more"}})
+    assert refused["sendMessage"]["__typename"] == "PermissionError", refused
+    restored = await owner.data(
+        UPDATE_ROLE, {"i": {"id": everyone["id"], "permissions": everyone["permissions"]}}
+    )
+    assert restored["updateRole"]["__typename"] == "Role", restored
+    again = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": "allowed again"}})
+    assert again["sendMessage"]["__typename"] == "Message", again
+    assert one_statement_sends(full_stack) - before == 2
