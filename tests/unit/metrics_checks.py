@@ -90,7 +90,7 @@ def check_exposition(text: str, prefix: str = "beep_") -> list[str]:
                 problems.append(f"{name}: a counter whose samples do not end in _total")
         elif name.endswith("_total"):
             problems.append(f"{name}: a {family.type} named like a counter")
-        if any(w in name for w in UNIT_WORDS) and not name.endswith("_seconds"):
+        if set(name.split("_")) & set(UNIT_WORDS) and not name.endswith("_seconds"):  # "message" is no age
             problems.append(f"{name}: a time without the _seconds unit")
         if re.search(r"_(ms|milliseconds|minutes|bytes_kb)(_|$)", name):
             problems.append(f"{name}: not in base units")
