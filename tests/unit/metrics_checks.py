@@ -16,6 +16,7 @@ LABELS: dict[str, set[str] | None] = {
     # GraphQL operations; voice joins (media/voice/metrics.py): ok, error or a refusal's code
     "outcome": {"ok", "user_error", "server_error", "error", *(r.value for r in Refusal)},
     "result": {"hit", "miss"},  # cache lookups
+    "path": {"one_statement", "transaction"},  # how a send was written (messages/service.py)
     "kind": {"audio", "video"},  # voice frames
     "limit": None,
     "database": None,
