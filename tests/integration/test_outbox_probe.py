@@ -65,6 +65,7 @@ async def test_the_probe_names_stores_to_number_to_publish_and_to_consume(databa
 
     await relay.relay_store(2)
     await relay.relay_store(outbox.DIRECTORY_STORE)
+    await relay.record_published()  # as the relay does when idle
     # 2 and the directory are published but not consumed; 6 still waits for its number.
     assert await stores_with_work(database, STORES, []) == {6}
     assert await stores_with_work(database, STORES, [consumer.name]) == {2, 6, outbox.DIRECTORY_STORE}
@@ -72,6 +73,7 @@ async def test_the_probe_names_stores_to_number_to_publish_and_to_consume(databa
     await relay.consume_store(2, consumer)
     await relay.consume_store(outbox.DIRECTORY_STORE, consumer)
     await relay.relay_store(6)
+    await relay.record_published()
     await relay.consume_store(6, consumer)
     assert await stores_with_work(database, STORES, [consumer.name]) == set()
     assert sorted(e.message_id for e in handled) == [1, 2, 3]  # type: ignore[attr-defined]

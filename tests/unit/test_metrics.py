@@ -229,6 +229,7 @@ async def test_outbox_backlog_and_lag_per_store_and_consumer(database: Database)
 
         await session.execute(sa.insert(t.consumers).values(name="search-index", through=0))
     await relay.relay_store(1)
+    await relay.record_published()  # as the relay does when idle
     await gauges.refresh()  # within min_interval: nothing read
     assert sample("beep_outbox_backlog_events", store="1") == 3
     now[0] = 11

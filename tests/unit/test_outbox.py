@@ -91,21 +91,42 @@ async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Datab
     assert [Cursor.of(e) for e in events] == [Cursor(SHARD, p) for p in (1, 2, 3)]
 
 
+async def published_through(database: Database) -> int:
+    async with database.shard_session(SHARD) as session:
+        return (await session.execute(outbox.SHARD_TABLES.relay.select())).one().published_through
+
+
 async def test_a_republished_batch_reaches_a_subscriber_once(database: Database) -> None:
     bus = InProcessBus()
     await write(database, 1, 2)
     first = relay(database, bus, "a")
     async with bus.subscribe(TOPIC) as stream:
         await first.relay_store(SHARD)
-        # A relay that published but died before recording it: its successor publishes the rows again.
-        async with database.shard_session(SHARD) as session, session.begin():
-            await session.execute(outbox.SHARD_TABLES.relay.update().values(published_through=0))
-        await first.relay_store(SHARD)
+        # Published, recorded by the next round or when idle: a relay that dies now has not recorded it,
+        # and whoever leads next (here the same owner, restarted) publishes the rows again.
+        assert await published_through(database) == 0
+        restarted = relay(database, bus, "a")
+        await restarted.relay_store(SHARD)
         await write(database, 3)
-        await first.relay_store(SHARD)
+        await restarted.relay_store(SHARD)
         seen = Deduplicator(None)
         delivered = [e for e in await drain(stream, 5) if seen.fresh(e)]
     assert [e.message_id for e in delivered] == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+async def test_what_a_round_published_is_recorded_by_the_next_round_or_when_idle(database: Database) -> None:
+    bus = InProcessBus()
+    worker = relay(database, bus, "a")
+    await write(database, 1, 2)
+    await worker.relay_store(SHARD)
+    assert await published_through(database) == 0
+    await write(database, 3)
+    await worker.relay_store(SHARD)  # records 2 in the transaction that positions 3, then publishes 3
+    assert await published_through(database) == 2
+    await worker.record_published()
+    assert await published_through(database) == 3
+    await worker.relay_store(SHARD)  # nothing new: nothing to write
+    assert await published_through(database) == 3
 
 
 async def test_replay_returns_the_topic_after_the_cursor_and_expires_when_pruned(database: Database) -> None:
@@ -115,6 +136,7 @@ async def test_replay_returns_the_topic_after_the_cursor_and_expires_when_pruned
     await write(database, 3)
     worker = relay(database, bus, "a", retention_seconds=3600)
     await worker.relay_store(SHARD)
+    await worker.record_published()  # as when idle
     async with database.shard_session(SHARD) as session:
         head = await outbox.head(session, SHARD)
         after_first = await outbox.replay(session, TOPIC, Cursor(SHARD, 1))

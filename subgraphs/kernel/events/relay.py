@@ -3,13 +3,16 @@
 One relay leads each store at a time (a lease in the store's `outbox_relay` row, renewed as it works), so
 positions are handed out by one writer and published in order. Per round and store:
 
-1. in one transaction: take or renew the lease, give the rows without a position the next positions,
-   and read the positioned rows past `published_through`;
-2. publish them, in order, then record how far it got.
+1. in one transaction: take or renew the lease, record how far the previous round published, give the
+   rows without a position the next positions, and read the positioned rows past what is published;
+2. publish them, in order.
 
-A relay that dies between 1 and 2 (or halfway through 2) leaves rows positioned but unpublished: whoever
-leads next publishes them again, and subscribers drop what they have already seen (kernel/events/outbox.py
-`Deduplicator`). Nothing committed is lost; a live event may arrive twice but is delivered once.
+How far it published is recorded by the next round's transaction (under load, rounds follow each other:
+one transaction per round, not two), or on its own as soon as the relay has nothing else to do. A relay
+that dies before recording (or halfway through 2) leaves rows positioned but recorded as unpublished:
+whoever leads next publishes them again, and subscribers drop what they have already seen
+(kernel/events/outbox.py `Deduplicator`). Nothing committed is lost; a live event may arrive twice but is
+delivered once.
 
 Work is found two ways: the `OutboxWritten` hint each commit publishes (fast path), and a sweep of every
 store every few seconds (after a crash, or a hint lost with Redis).
@@ -153,6 +156,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._pruned_at: dict[int, float] = {}
         self._settled: set[int] = set()  # stores this leader found fully published
+        # Published through this position, not yet recorded as `published_through` (see the docstring).
+        self._unrecorded: dict[int, int] = {}
         self._leading: set[int] = set()
         self._runners = [_ConsumerRunner(self, c) for c in self.consumers]
         self._relayed = RecentRate()
@@ -219,6 +224,8 @@ class OutboxRelay:
                     )
             if self._dirty:
                 continue
+            if self._unrecorded and not self._wake.is_set():
+                await self.record_published()  # nothing else to do: record what the rounds published
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
 
@@ -271,6 +278,7 @@ class OutboxRelay:
             if not found.leading:
                 self._leading.discard(store)
                 self._settled.discard(store)
+                self._unrecorded.pop(store, None)  # the new leader publishes from what is recorded
                 return False
             positioned = found.positioned
             newly_leading = store not in self._leading
@@ -279,7 +287,7 @@ class OutboxRelay:
                 for runner in self._runners:
                     runner.forget(store)  # progress kept from an earlier lead: the database's is the truth
             self._leading.add(store)
-            published = await self._publish(session, store, found.rows) if found.rows else 0
+            published = await self._publish(store, found.rows) if found.rows else 0
             self._relayed.add(asyncio.get_running_loop().time(), published)
             if positioned or published or newly_leading:
                 self._settled.discard(store)
@@ -340,6 +348,7 @@ class OutboxRelay:
         sql = _statements(t, self.config.batch_size)
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self.config.lease_seconds)
+        unrecorded = self._unrecorded.get(store)
         try:
             async with session.begin():
                 state = (await session.execute(sql.relay_state)).first()
@@ -369,25 +378,36 @@ class OutboxRelay:
                         or state.lease_expires is None
                         or state.lease_expires < now + timedelta(seconds=self.config.lease_seconds / 2)
                     )
+                    if state.lease_owner != self.owner:
+                        unrecorded = None  # published while this relay led before: its successor republished
+                if unrecorded is not None and unrecorded > published_through:
+                    published_through = unrecorded
+                else:
+                    unrecorded = None
                 ids = (await session.scalars(sql.unpositioned)).all()
                 if ids:
                     await session.execute(
                         sql.position_row,
                         [{"row_id": i, "new_position": next_position + n} for n, i in enumerate(ids)],
                     )
-                if ids or renew:
+                if ids or renew or unrecorded is not None:
                     await session.execute(
                         sql.advance_relay,
-                        {"next": next_position + len(ids), "owner": self.owner, "expires": lease},
+                        {
+                            "next": next_position + len(ids),
+                            "owner": self.owner,
+                            "expires": lease,
+                            "published": published_through,
+                        },
                     )
                 rows = await self._rows_after(session, t, published_through) if ids or unsettled else []
         except IntegrityError:  # another relay created the state row first: it leads
             return _Positioned(False, 0, [])
+        self._unrecorded.pop(store, None)  # recorded now, or already, or stale (another relay led since)
         return _Positioned(True, len(ids), rows)
 
-    async def _publish(self, session: AsyncSession, store: int, rows: list[_Row]) -> int:
-        """Publish positioned rows (read by `_position`), in order, then record how far it got."""
-        t = outbox.tables_of(store)
+    async def _publish(self, store: int, rows: list[_Row]) -> int:
+        """Publish positioned rows (read by `_position`), in order; how far is recorded later."""
         batch: list[tuple[str, str]] = []
         with tracing.relaying(store, [(r.position, r.topic, r.trace_context) for r in rows]) as relayed:
             for row in rows:
@@ -403,12 +423,24 @@ class OutboxRelay:
                     batch.append((ACCESS_TOPIC, stamped))  # the routers' fan-out tiers (live_access.py)
             await self.bus.publish_encoded(batch)
         EVENTS_RELAYED.inc(len(rows))
-        async with session.begin():
-            await session.execute(
-                _statements(t, self.config.batch_size).published_by,
-                {"owner": self.owner, "upto": rows[-1].position},
-            )
+        self._unrecorded[store] = rows[-1].position  # recorded by the next round, or when idle
         return len(rows)
+
+    async def record_published(self) -> None:
+        """Record how far each store is published (`published_through`), while this relay still leads it:
+        what the loop does when it has nothing else to do."""
+        for store, upto in list(self._unrecorded.items()):
+            try:
+                async with self._session(store) as session, session.begin():
+                    await session.execute(
+                        _statements(outbox.tables_of(store), self.config.batch_size).published_by,
+                        {"owner": self.owner, "upto": upto},
+                    )
+            except Exception:
+                log.exception("recording what the relay published failed", extra={"store": store})
+                continue  # kept: the next round or idle moment records it
+            if self._unrecorded.get(store) == upto:
+                del self._unrecorded[store]
 
     async def _rows_after(
         self, session: AsyncSession, t: outbox.OutboxTables, through: int | None
@@ -477,6 +509,7 @@ class OutboxRelay:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.config.retention_seconds)
         async with session.begin():
             seen = await session.scalar(sa.select(t.relay.c.published_through).where(t.relay.c.id == 1)) or 0
+            seen = max(seen, self._unrecorded.get(store, 0))  # published, recorded a little later
             consumed = await session.scalar(
                 sa.select(sa.func.min(t.consumers.c.through)).where(
                     t.consumers.c.name.in_([c.name for c in self.consumers])
@@ -508,7 +541,7 @@ class _Statements:
     relay_state: Any  # the relay row, locked
     unpositioned: Any  # committed rows without a position, oldest first
     position_row: Any  # executemany: row_id, new_position
-    advance_relay: Any  # next_position, owner, expires
+    advance_relay: Any  # next_position, owner, expires, published (published_through)
     published_by: Any  # published_through, while `owner` leads
     rows_after: Any  # (position, topic, payload) after `after`
     progress_of: Any  # a consumer's recorded progress (`consumer`)
@@ -534,6 +567,7 @@ def _statements(t: outbox.OutboxTables, batch_size: int) -> _Statements:
             next_position=sa.bindparam("next"),
             lease_owner=sa.bindparam("owner"),
             lease_expires=sa.bindparam("expires"),
+            published_through=sa.bindparam("published"),
         ),
         published_by=sa.update(relay)
         .where(relay.c.id == 1, relay.c.lease_owner == sa.bindparam("owner"))
