@@ -10,16 +10,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.chart import promtool
 from tests.harness.client import GraphQLClient
+from tests.harness.scraped import Samples, moved, scrape, total
 from tests.harness.stack import Stack
 from tests.integration.flows import MESSAGE_EVENTS, SEND_MESSAGE, subscribe_settled
 from tests.integration.message_flows import created, guild
 from tests.unit.metrics_checks import check_exposition
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 TOUCH_FRIENDS_AND_WEBHOOKS = "query($c: ID!) { friends { id } webhooks(channelId: $c) { id } }"
 
@@ -45,27 +43,6 @@ def only_families(text: str, prefix: str) -> str:
         if name.startswith(prefix):
             kept.append(line)
     return "\n".join(kept) + "\n"
-
-
-def scrape(url: str) -> tuple[str, Samples]:
-    response = httpx.get(url, timeout=10)
-    assert response.status_code == 200, (url, response.status_code, response.text[:200])
-    assert response.headers["content-type"].startswith("text/plain"), response.headers
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return response.text, samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels`."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return total(after, name, **labels) - total(before, name, **labels)
 
 
 def scrape_all(urls: dict[str, str]) -> dict[str, Samples]:

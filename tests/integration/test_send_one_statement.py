@@ -26,10 +26,10 @@ from subgraphs.messages import repository, service
 from subgraphs.messages.events import MessageCreated
 from subgraphs.messages.models import MessageRow
 from tests.harness.relayed import database_of
+from tests.harness.scraped import scrape, total
 from tests.harness.stack import Stack
 from tests.integration.flows import SEND_MESSAGE
 from tests.integration.message_flows import guild
-from tests.integration.test_metrics import scrape, total
 
 SERVERS = tenant_tables.servers
 OUTBOX = outbox.SHARD_TABLES.outbox
