@@ -110,7 +110,7 @@ async def insert_announced_message(
     transaction). A nonce taken meanwhile raises `IntegrityError`, as `insert_message` does."""
     values: dict[str, object] = {c.key: getattr(message, c.key) for c in _MESSAGES.columns}
     values.update({f"event_{name}": value for name, value in event.items()})
-    values.update(server_id=message.server_id, access_version=access_version)
+    values["access_version"] = access_version  # `server_id` is the message's own column value
     return bool(await session.scalar(_INSERT_ANNOUNCED, values))
 
 

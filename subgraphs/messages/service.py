@@ -165,9 +165,9 @@ async def send_message_now(uow: UnitOfWork, principal: Principal, data: NewMessa
     per send instead of six: the author's name, the access, the write), and only while what was checked
     still holds (`_send_in_one_statement`); otherwise, or when it wrote nothing, `send_message` runs in a
     transaction (retried on a tenant move), which decides every case as before."""
-    _cleaned(data)  # invalid input is refused before anything is read
+    content, nonce = _cleaned(data)  # invalid input is refused before anything is read
     username = await _author_username(uow, principal.user_id)
-    sent = await _send_in_one_statement(uow, principal, data, username)
+    sent = await _send_in_one_statement(uow, principal, data, content, nonce, username)
     if sent is not None:
         SENDS.labels("one_statement").inc()
         return sent
@@ -177,14 +177,19 @@ async def send_message_now(uow: UnitOfWork, principal: Principal, data: NewMessa
 
 
 async def _send_in_one_statement(
-    uow: UnitOfWork, principal: Principal, data: NewMessage, username: str | None
+    uow: UnitOfWork,
+    principal: Principal,
+    data: NewMessage,
+    content: str,
+    nonce: str | None,
+    username: str | None,
 ) -> SentMessage | None:
     """The send's checks read outside a transaction, then the message and its outbox row written by one
     statement that writes only while the server's access version is the one the checks ran under and the
     tenant is live in this copy (`repository.insert_announced_message`). Refusals are raised as in
     `send_message`. None: not written (not PostgreSQL, access changed or the tenant moved meanwhile, a
-    nonce or a deletion raced in): the caller sends in a transaction instead."""
-    content, nonce = _cleaned(data)
+    nonce or a deletion raced in): the caller sends in a transaction instead. `content` and `nonce`:
+    `data`'s, validated."""
     shard = await uow.shard_for(data.channel_id)
     if uow.database.shard_engine(shard).dialect.name != "postgresql":
         return None  # SQLite has no INSERT inside a WITH
