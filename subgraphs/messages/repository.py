@@ -67,16 +67,18 @@ async def insert_message(session: AsyncSession, message: MessageRow) -> None:
 
 def _insert_announced() -> sa.Select[int]:
     """The message and its event's outbox row in one statement, written only while its server's access is
-    unchanged and its tenant live here (`access_versions.unchanged_tenant`); selects how many messages it
-    wrote (0 or 1). PostgreSQL only (SQLite has no INSERT in a WITH)."""
+    unchanged, its tenant live here and its channel where and as named when checked
+    (`access_versions.unchanged_tenant`, `unchanged_channel`); selects how many messages it wrote (0 or
+    1). PostgreSQL only (SQLite has no INSERT in a WITH)."""
     tenant = access_versions.unchanged_tenant()
+    channel = access_versions.unchanged_channel()
     columns = list(_MESSAGES.columns)
     message = (
         insert(_MESSAGES)
         .from_select(
             [c.key for c in columns],
             select(*(sa.bindparam(c.key, type_=c.type) for c in columns)).where(
-                sa.exists(select(tenant.c.id))
+                sa.exists(select(tenant.c.id)), sa.exists(select(channel.c.id))
             ),
         )
         .returning(_MESSAGES.c.id)
@@ -102,15 +104,27 @@ _INSERT_ANNOUNCED = _insert_announced()
 
 
 async def insert_announced_message(
-    session: AsyncSession, message: MessageRow, event: dict[str, object], access_version: int
+    session: AsyncSession,
+    message: MessageRow,
+    event: dict[str, object],
+    checked: access_versions.ChannelForSend,
 ) -> bool:
     """`insert_message` and the outbox row `event` (`outbox.rows_for`) as one statement, for a session in
     autocommit (the statement is the send's whole transaction); False when it wrote nothing, because the
-    server's access version is no longer `access_version` or its tenant has moved (check again in a
-    transaction). A nonce taken meanwhile raises `IntegrityError`, as `insert_message` does."""
+    server's access version is no longer `checked`'s, its tenant has moved, or its channel moved or was
+    renamed (check again). A nonce taken meanwhile raises `IntegrityError`, as `insert_message` does."""
+    placement = checked.placement
+    assert placement is not None, "a send's channel exists"
     values: dict[str, object] = {c.key: getattr(message, c.key) for c in _MESSAGES.columns}
     values.update({f"event_{name}": value for name, value in event.items()})
-    values["access_version"] = access_version  # `server_id` is the message's own column value
+    # `server_id` and `channel_id` are the message's own column values.
+    values.update(
+        access_version=checked.version,
+        channel_kind=placement.kind,
+        channel_parent_id=placement.parent_id,
+        channel_synced=placement.permissions_synced,
+        channel_name=checked.name,
+    )
     return bool(await session.scalar(_INSERT_ANNOUNCED, values))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.ids import new_id
 from subgraphs.kernel.auth import Principal
-from subgraphs.kernel.errors import ErrorCode, NotFound, ValidationFailed
+from subgraphs.kernel.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from subgraphs.kernel.events import outbox
 from subgraphs.kernel.events.catalogue import topic_for_channel
 from subgraphs.kernel.events.outbox import Cursor
@@ -184,9 +184,11 @@ async def _send_in_one_statement(
     nonce: str | None,
     username: str | None,
 ) -> SentMessage | None:
-    """The send's checks read outside a transaction, then the message and its outbox row written by one
-    statement that writes only while the server's access version is the one the checks ran under and the
-    tenant is live in this copy (`repository.insert_announced_message`). Refusals are raised as in
+    """The send's checks outside a transaction, then the message and its outbox row written by one
+    statement that writes only while what the checks used still holds (`repository.
+    insert_announced_message`). The checks first use what this process kept from this member's last send
+    to the channel, reading nothing (`access_versions.kept_for_send`); when that does not permit the send
+    or no longer holds, they read the channel's access and try once more. Refusals are raised as in
     `send_message`. None: not written (not PostgreSQL, access changed or the tenant moved meanwhile, a
     nonce or a deletion raced in): the caller sends in a transaction instead. `content` and `nonce`:
     `data`'s, validated."""
@@ -194,32 +196,62 @@ async def _send_in_one_statement(
     if uow.database.shard_engine(shard).dialect.name != "postgresql":
         return None  # SQLite has no INSERT inside a WITH
     async with uow.autocommitting(shard) as session:
+        kept = access_versions.kept_for_send(data.channel_id, principal.user_id)
+        if kept is not None:
+            try:
+                sent = await _write_checked(uow, session, principal, data, content, nonce, username, kept)
+            except DomainError:
+                sent = None  # refused by what was kept: decided by reading
+            if sent is not None and not sent.retried:  # a retry is answered after a fresh check
+                await uow.wrote_outbox([shard])
+                return sent
+            access_versions.forget_for_send(data.channel_id, principal.user_id)
         target = await access_versions.channel_for_send(session, data.channel_id, principal.user_id)
         if target.moved:
             return None  # the transaction's fenced read raises TenantMoved, and the send is retried
-        channel = check_channel(
-            target.access,
-            needs=Permission.SEND_MESSAGES,
-            refusal=MAY_NOT_SEND,
-            kinds=TEXT_KINDS,
-            wrong_kind=NOT_TEXT,
-        )
-        async with uow.reading_directory() as directory:
-            prepared = await _prepared(uow, directory, session, principal, data, channel, content, nonce)
-        if isinstance(prepared, SentMessage):
-            return prepared
-        message = prepared
-        event = created_event(message, author_username=username, channel_name=target.name)
-        try:
-            with uow.one_statement_transaction():
-                (row,) = outbox.rows_for([(topic_for_channel(message.channel_id), event)])
-                written = await repository.insert_announced_message(session, message, row, target.version)
-        except IntegrityError:
-            return None
-    if not written:
+        sent = await _write_checked(uow, session, principal, data, content, nonce, username, target)
+    if sent is not None and not sent.retried:
+        await uow.wrote_outbox([shard])
+    return sent
+
+
+def _check_sending(target: access_versions.ChannelForSend) -> ChannelAccess:
+    return check_channel(
+        target.access,
+        needs=Permission.SEND_MESSAGES,
+        refusal=MAY_NOT_SEND,
+        kinds=TEXT_KINDS,
+        wrong_kind=NOT_TEXT,
+    )
+
+
+async def _write_checked(
+    uow: UnitOfWork,
+    session: AsyncSession,
+    principal: Principal,
+    data: NewMessage,
+    content: str,
+    nonce: str | None,
+    username: str | None,
+    target: access_versions.ChannelForSend,
+) -> SentMessage | None:
+    """The send checked against `target` and written by one statement while `target` holds; the message
+    a nonce already names (`retried`, nothing written); None when the statement wrote nothing."""
+    channel = _check_sending(target)
+    async with uow.reading_directory() as directory:
+        prepared = await _prepared(uow, directory, session, principal, data, channel, content, nonce)
+    if isinstance(prepared, SentMessage):
+        return prepared
+    message = prepared
+    event = created_event(message, author_username=username, channel_name=target.name)
+    try:
+        with uow.one_statement_transaction():
+            (row,) = outbox.rows_for([(topic_for_channel(message.channel_id), event)])
+            written = await repository.insert_announced_message(session, message, row, target)
+    except IntegrityError:
+        await session.rollback()  # the session stays usable for a send checked again
         return None
-    await uow.wrote_outbox([shard])
-    return SentMessage(message, username, target.name)
+    return SentMessage(message, username, target.name) if written else None
 
 
 async def _prepared(

@@ -10,6 +10,7 @@ permissions changed since this process kept them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -35,6 +36,7 @@ SERVERS = tenant_tables.servers
 OUTBOX = outbox.SHARD_TABLES.outbox
 ROLES = "query($s: ID!) { server(id: $s) { roles { id isEveryone permissions } } }"
 UPDATE_ROLE = "mutation($i: UpdateRoleInput!) { updateRole(input: $i) { __typename } }"
+UPDATE_CHANNEL = "mutation($i: UpdateChannelInput!) { updateChannel(input: $i) { __typename } }"
 
 
 @pytest.fixture
@@ -69,10 +71,16 @@ def new_message(server_id: int, channel_id: int, author_id: int, nonce: str | No
     )
 
 
-async def write(db: Database, message: MessageRow, version: int) -> bool:
+async def checked(db: Database, message: MessageRow) -> access_versions.ChannelForSend:
+    """What a send's checks find for the message's channel and author now (its version, placement, name)."""
+    async with db.shard_reader(shard_of(message.channel_id)) as session:
+        return await access_versions.channel_for_send(session, message.channel_id, message.author_id)
+
+
+async def write(db: Database, message: MessageRow, target: access_versions.ChannelForSend) -> bool:
     (row,) = outbox.rows_for([(topic_for_channel(message.channel_id), service.created_event(message))])
     async with db.shard_reader(shard_of(message.channel_id)) as session:  # autocommit, as the send's
-        return await repository.insert_announced_message(session, message, row, version)
+        return await repository.insert_announced_message(session, message, row, target)
 
 
 async def stored(db: Database, message: MessageRow) -> tuple[bool, list[int]]:
@@ -94,17 +102,28 @@ async def test_the_statement_writes_the_message_and_its_event_only_while_nothing
     _owner, ((member, _client),), raw_server, raw_channel = await guild(full_stack, 1)
     server_id, channel_id, author = int(raw_server), int(raw_channel), int(member.user_id)
     version = await version_of(database, server_id)
+    target = await checked(database, new_message(server_id, channel_id, author))
+    assert target.version == version and target.placement is not None and target.name == "lobby"
 
     stale = new_message(server_id, channel_id, author)
-    assert not await write(database, stale, version ^ 1)  # access changed since the check
+    assert not await write(database, stale, replace(target, version=version ^ 1))  # access changed since
     assert await stored(database, stale) == (False, [])
+
+    renamed = new_message(server_id, channel_id, author)
+    assert not await write(database, renamed, replace(target, name="lobby-before"))  # renamed since
+    assert await stored(database, renamed) == (False, [])
+
+    elsewhere = new_message(server_id, channel_id, author)  # moved into (or out of) a folder since
+    placed = replace(target, placement=replace(target.placement, parent_id=channel_id))
+    assert not await write(database, elsewhere, placed)
+    assert await stored(database, elsewhere) == (False, [])
 
     moved = new_message(server_id, channel_id, author)
     async with database.shard_session(shard_of(server_id)) as session:
         await session.execute(SERVERS.update().where(SERVERS.c.id == server_id).values(moved_to=63))
         await session.commit()
     try:
-        assert not await write(database, moved, version)  # this copy is no longer the tenant's
+        assert not await write(database, moved, target)  # this copy is no longer the tenant's
     finally:
         async with database.shard_session(shard_of(server_id)) as session:
             await session.execute(SERVERS.update().where(SERVERS.c.id == server_id).values(moved_to=None))
@@ -112,12 +131,12 @@ async def test_the_statement_writes_the_message_and_its_event_only_while_nothing
     assert await stored(database, moved) == (False, [])
 
     first = new_message(server_id, channel_id, author, nonce="n-1")
-    assert await write(database, first, version)
+    assert await write(database, first, target)
     assert await stored(database, first) == (True, [first.id])
 
     again = new_message(server_id, channel_id, author, nonce="n-1")  # the same nonce: the send's race
     with pytest.raises(IntegrityError):
-        await write(database, again, version)
+        await write(database, again, target)
     assert await stored(database, again) == (False, [])
 
 
@@ -153,3 +172,36 @@ async def test_sends_through_the_api_are_one_statement_and_see_permission_change
     again = await client.data(SEND_MESSAGE, {"input": {"channelId": channel, "content": "allowed again"}})
     assert again["sendMessage"]["__typename"] == "Message", again
     assert one_statement_sends(full_stack) - before == 2
+
+
+SEND_NAMED = """mutation($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    __typename ... on Message { id channel { id name } } ... on UserError { code }
+  }
+}"""
+
+
+def kept_permission_uses(stack: Stack) -> float:
+    """`beep_access_cache_lookups_total{result="hit"}` over the stack's messages processes."""
+    ports = [port for name, port in stack.subgraph_ports.items() if name.startswith("messages")]
+    return sum(
+        total(scrape(f"http://127.0.0.1:{port}/metrics")[1], "beep_access_cache_lookups_total", result="hit")
+        for port in ports
+    )
+
+
+async def test_a_send_uses_what_was_kept_and_shows_a_rename_at_once(full_stack: Stack) -> None:
+    """After a member's first send to a channel, the next is checked against what the messages process
+    kept, without reading the channel's access; its statement writes only while the channel still has
+    the name (and placement) that was kept, so a rename in between shows in the very next answer."""
+    owner, ((_member, client),), _server, channel = await guild(full_stack, 1)
+    sends, uses = one_statement_sends(full_stack), kept_permission_uses(full_stack)
+    for content in ("first", "second"):
+        sent = await client.data(SEND_NAMED, {"input": {"channelId": channel, "content": content}})
+        assert sent["sendMessage"]["channel"] == {"id": channel, "name": "lobby"}, sent
+    assert kept_permission_uses(full_stack) - uses == 1  # the second send: the first kept nothing yet
+    renamed = await owner.data(UPDATE_CHANNEL, {"i": {"id": channel, "name": "hall"}})
+    assert renamed["updateChannel"]["__typename"] == "Channel", renamed
+    sent = await client.data(SEND_NAMED, {"input": {"channelId": channel, "content": "third"}})
+    assert sent["sendMessage"]["channel"] == {"id": channel, "name": "hall"}, sent
+    assert one_statement_sends(full_stack) - sends == 3

@@ -17,6 +17,10 @@ Why it is exact, not eventually right:
   other member's permissions, and a non-member has no entry to go stale.
 - The channel's own placement (server, kind, folder, sync with it) is compared on every use, and a
   running timeout's end bounds its entry's life (a timeout ends without any write).
+- A send on PostgreSQL reads not even the version when this process kept the member's permissions
+  (`kept_for_send`): its one statement writes only while the version, the tenant's fence and the
+  channel's placement and name are those the entry was kept with (`unchanged_tenant`,
+  `unchanged_channel`), and when they are not it writes nothing and the send reads them again.
 - Versions are random 63-bit numbers, not counters: a tenant copied to another shard (`beep tenants move`
   copies this table like any other) keeps its version and its data together, and two databases (tests)
   never share a version by accident. A server without a row (none announced since this table exists)
@@ -93,7 +97,9 @@ MAX_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
-class _Placement:
+class Placement:
+    """Where a channel sits: what its permissions are computed from besides the server's roles."""
+
     server_id: int
     kind: str
     parent_id: int | None
@@ -103,8 +109,9 @@ class _Placement:
 @dataclass(frozen=True)
 class _Entry:
     version: int
-    placement: _Placement
+    placement: Placement
     access: ChannelAccess
+    name: str | None  # the channel's name when the entry was stored (a rename bumps no version)
     until: float  # time.monotonic()
 
 
@@ -118,7 +125,7 @@ class ChannelAccessCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[int, int], version: int, placement: _Placement) -> ChannelAccess | None:
+    def get(self, key: tuple[int, int], version: int, placement: Placement) -> ChannelAccess | None:
         entry = self._entries.get(key)
         if (
             entry is None
@@ -132,15 +139,36 @@ class ChannelAccessCache:
         self.hits += 1
         return entry.access
 
-    def put(self, key: tuple[int, int], version: int, placement: _Placement, found: ChannelAccess) -> None:
+    def kept(self, key: tuple[int, int]) -> _Entry | None:
+        """The entry as stored, its version and placement *not* checked against the database: for a
+        write that checks them itself (`unchanged_tenant`, `unchanged_channel`)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.until <= time.monotonic():
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(
+        self,
+        key: tuple[int, int],
+        version: int,
+        placement: Placement,
+        found: ChannelAccess,
+        name: str | None = None,
+    ) -> None:
         until = time.monotonic() + MAX_AGE_SECONDS
         timeout_end = found.server.timed_out_until
         if timeout_end is not None:  # the permissions change when it ends: keep them no longer
             until = min(until, time.monotonic() + (timeout_end - datetime.now(UTC)).total_seconds())
-        self._entries[key] = _Entry(version, placement, found, until)
+        self._entries[key] = _Entry(version, placement, found, name, until)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+    def forget(self, key: tuple[int, int]) -> None:
+        self._entries.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -202,6 +230,7 @@ class ChannelForSend:
     # outside a write transaction, neither is checked: `unchanged_tenant` checks them when writing).
     version: int = 0
     moved: bool = False
+    placement: Placement | None = None  # None: no such channel
 
 
 async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int) -> ChannelForSend:
@@ -214,16 +243,33 @@ async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int)
         return ChannelForSend(None, None)
     if session.info.get(WRITING):
         check_not_moved(row.server_id, row.moved_to)
-    placement = _Placement(row.server_id, row.kind, row.parent_id, bool(row.permissions_synced))
+    placement = Placement(row.server_id, row.kind, row.parent_id, bool(row.permissions_synced))
     key, version = (channel_id, user_id), row.version or 0
     moved = row.moved_to is not None
     kept = CACHE.get(key, version, placement)
     if kept is not None:
-        return ChannelForSend(kept, row.name, version, moved)
+        CACHE.put(key, version, placement, kept, row.name)  # the name as read now
+        return ChannelForSend(kept, row.name, version, moved, placement)
     found = await access.channel_access(session, channel_id, user_id)
     if found is not None and found.server.is_member:
-        CACHE.put(key, version, placement, found)
-    return ChannelForSend(found, row.name, version, moved)
+        CACHE.put(key, version, placement, found, row.name)
+    return ChannelForSend(found, row.name, version, moved, placement)
+
+
+def kept_for_send(channel_id: int, user_id: int) -> ChannelForSend | None:
+    """What `channel_for_send` found last for this member and channel in this process, without reading
+    anything: for a send whose one statement checks, as it writes, that the version, the channel's
+    placement and name and the tenant are still those (`unchanged_tenant`, `unchanged_channel`); when
+    they are not, it writes nothing, and the send reads again (`forget_for_send`). Only what permits is
+    to be trusted this way: a refusal from a kept entry is checked again by reading."""
+    entry = CACHE.kept((channel_id, user_id))
+    if entry is None:
+        return None
+    return ChannelForSend(entry.access, entry.name, entry.version, False, entry.placement)
+
+
+def forget_for_send(channel_id: int, user_id: int) -> None:
+    CACHE.forget((channel_id, user_id))
 
 
 def unchanged_tenant() -> sa.CTE:
@@ -244,4 +290,25 @@ def unchanged_tenant() -> sa.CTE:
         )
         .with_for_update(read=True, key_share=True, of=_servers)
         .cte("unchanged_tenant")
+    )
+
+
+def unchanged_channel() -> sa.CTE:
+    """One row while the channel (`channel_id`) still has the placement and name the send's checks used
+    (`server_id`, `channel_kind`, `channel_parent_id`, `channel_synced`, `channel_name`): with
+    `unchanged_tenant`, what lets a send write from permissions this process kept without reading them
+    first (`kept_for_send`). Moving a channel also changes the access version; a rename changes none."""
+    return (
+        sa.select(_channels.c.id)
+        .where(
+            _channels.c.id == sa.bindparam("channel_id", type_=sa.BigInteger),
+            _channels.c.server_id == sa.bindparam("server_id", type_=sa.BigInteger),
+            _channels.c.kind == sa.bindparam("channel_kind", type_=sa.String),
+            _channels.c.parent_id.is_not_distinct_from(
+                sa.bindparam("channel_parent_id", type_=sa.BigInteger)
+            ),
+            _channels.c.permissions_synced == sa.bindparam("channel_synced", type_=sa.Boolean),
+            _channels.c.name.is_not_distinct_from(sa.bindparam("channel_name", type_=sa.String)),
+        )
+        .cte("unchanged_channel")
     )
