@@ -91,6 +91,30 @@ async def test_a_relay_that_dies_after_positioning_loses_nothing(database: Datab
     assert [Cursor.of(e) for e in events] == [Cursor(SHARD, p) for p in (1, 2, 3)]
 
 
+async def test_a_leader_back_from_a_stall_publishes_what_another_positioned_without_a_new_row(
+    database: Database,
+) -> None:
+    """A leader that found its store settled stalls past its lease; another relay takes the lead,
+    positions rows and dies before publishing them. The first one's next round — no new row written since
+    — publishes them: a round that takes the lease from another relay reads what is unpublished, whatever
+    this relay last found."""
+    bus = InProcessBus()
+    stalled = relay(database, bus, "stalled", lease_seconds=LEASE)
+    await write(database, 1)
+    async with bus.subscribe(TOPIC) as stream:
+        for _ in range(3):
+            await stalled.relay_store(SHARD)  # published, recorded, then found settled
+        await asyncio.sleep(LEASE + 0.1)
+        await write(database, 2, 3)
+        crashed = relay(database, bus, "crashed", lease_seconds=LEASE)
+        async with database.shard_session(SHARD) as session:
+            assert (await crashed._position(session, SHARD)).positioned == 2  # then it dies
+        await asyncio.sleep(LEASE + 0.1)
+        await stalled.relay_store(SHARD)
+        events = await drain(stream, 3)
+    assert [Cursor.of(e) for e in events] == [Cursor(SHARD, p) for p in (1, 2, 3)]
+
+
 async def published_through(database: Database) -> int:
     async with database.shard_session(SHARD) as session:
         return (await session.execute(outbox.SHARD_TABLES.relay.select())).one().published_through

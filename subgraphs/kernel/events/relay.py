@@ -414,6 +414,9 @@ class OutboxRelay:
                     )
                     if state.lease_owner != self.owner:
                         unrecorded = None  # published while this relay led before: its successor republished
+                        # Another relay led since (this one may have stalled): rows it positioned may be
+                        # unpublished, whatever this relay last found.
+                        unsettled = True
                 if unrecorded is not None and unrecorded > published_through:
                     published_through = unrecorded
                 else:
