@@ -141,10 +141,10 @@ class ChannelAccessCache:
 
     def kept(self, key: tuple[int, int]) -> _Entry | None:
         """The entry as stored, its version and placement *not* checked against the database: for a
-        write that checks them itself (`unchanged_tenant`, `unchanged_channel`)."""
+        write that checks them itself (`unchanged_tenant`, `unchanged_channel`). None is not counted as
+        a miss: the read that follows counts it."""
         entry = self._entries.get(key)
         if entry is None or entry.until <= time.monotonic():
-            self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
