@@ -221,6 +221,30 @@ class StallingRelay(OutboxRelay):
         return positioned, rows
 
 
+async def test_a_relay_that_waited_on_the_lock_takes_over_a_lease_that_lapsed_meanwhile(
+    database: Database,
+) -> None:
+    """The leader stalls holding the relay row's lock until past its lease; a relay whose round waited on
+    that lock judges the lease when it gets the lock, so it leads from that very round."""
+    bus = InProcessBus()
+    lease = 0.5
+    holder = StallingRelay(database, bus, "holder", lease, stall_every=2)  # its 2nd round stalls 2 leases
+    waiter = relay(database, bus, "waiter", lease_seconds=lease)
+    async with bus.subscribe(TOPIC) as stream:
+        await write(database, 1)
+        await holder.relay_store(SHARD)  # creates the relay row (a waiter would collide on its insert)
+        await write(database, 2)
+        holding = asyncio.create_task(holder.relay_store(SHARD))
+        await asyncio.sleep(lease / 5)  # the holder has positioned row 2 and stalls, the lock held
+        await write(database, 3)
+        await waiter.relay_store(SHARD)  # waits for the holder's commit, then finds its lease lapsed
+        assert SHARD in waiter.leading
+        await holding  # it publishes row 2 after its commit all the same (readers drop the copy)
+        events = await drain(stream, 4)
+    assert sorted(Cursor.of(e).position for e in events) == [1, 2, 2, 3]
+    assert (await relay_row(database)).lease_owner == "waiter"
+
+
 async def test_two_relays_taking_the_lead_from_each_other_position_each_row_once(
     database: Database, postgres: PostgresServer
 ) -> None:

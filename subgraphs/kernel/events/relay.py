@@ -376,8 +376,6 @@ class OutboxRelay:
         not found fully published by this leader)."""
         t = outbox.tables_of(store)
         sql = _statements(t, self.config.batch_size)
-        now = datetime.now(UTC)
-        lease = now + timedelta(seconds=self.config.lease_seconds)
         unrecorded = self._unrecorded.get(store)
         try:
             async with session.begin():
@@ -386,6 +384,10 @@ class OutboxRelay:
                 # here for the previous leader's commit numbers rows in a later statement, which sees
                 # that commit (numbering in the waiting statement could give a row a second position).
                 state = (await session.execute(sql.relay_state)).first()
+                # The lease is judged when the lock is held: a relay that waited here for a stalled
+                # leader's commit takes over at once if that lease has lapsed meanwhile.
+                now = datetime.now(UTC)
+                lease = now + timedelta(seconds=self.config.lease_seconds)
                 if state is None:
                     await session.execute(
                         sa.insert(t.relay).values(
