@@ -140,14 +140,15 @@ async def test_the_statement_writes_the_message_and_its_event_only_while_nothing
     assert await stored(database, again) == (False, [])
 
 
-def one_statement_sends(stack: Stack) -> float:
-    """`beep_message_sends_total{path="one_statement"}` over the stack's messages processes."""
-    ports = [port for name, port in stack.subgraph_ports.items() if name.startswith("messages")]
+def messages_total(stack: Stack, name: str, **labels: str) -> float:
+    """A metric summed over the stack's messages processes."""
+    ports = [port for process, port in stack.subgraph_ports.items() if process.startswith("messages")]
     assert ports
-    return sum(
-        total(scrape(f"http://127.0.0.1:{port}/metrics")[1], "beep_message_sends_total", path="one_statement")
-        for port in ports
-    )
+    return sum(total(scrape(f"http://127.0.0.1:{port}/metrics")[1], name, **labels) for port in ports)
+
+
+def one_statement_sends(stack: Stack) -> float:
+    return messages_total(stack, "beep_message_sends_total", path="one_statement")
 
 
 async def test_sends_through_the_api_are_one_statement_and_see_permission_changes(full_stack: Stack) -> None:
@@ -182,12 +183,7 @@ SEND_NAMED = """mutation($input: SendMessageInput!) {
 
 
 def kept_permission_uses(stack: Stack) -> float:
-    """`beep_access_cache_lookups_total{result="hit"}` over the stack's messages processes."""
-    ports = [port for name, port in stack.subgraph_ports.items() if name.startswith("messages")]
-    return sum(
-        total(scrape(f"http://127.0.0.1:{port}/metrics")[1], "beep_access_cache_lookups_total", result="hit")
-        for port in ports
-    )
+    return messages_total(stack, "beep_access_cache_lookups_total", result="hit")
 
 
 async def test_a_send_uses_what_was_kept_and_shows_a_rename_at_once(full_stack: Stack) -> None:

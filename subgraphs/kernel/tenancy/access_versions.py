@@ -247,8 +247,7 @@ async def channel_for_send(session: AsyncSession, channel_id: int, user_id: int)
     key, version = (channel_id, user_id), row.version or 0
     moved = row.moved_to is not None
     kept = CACHE.get(key, version, placement)
-    if kept is not None:
-        CACHE.put(key, version, placement, kept, row.name)  # the name as read now
+    if kept is not None:  # its kept name may be older: a send from it then fails once and reads again
         return ChannelForSend(kept, row.name, version, moved, placement)
     found = await access.channel_access(session, channel_id, user_id)
     if found is not None and found.server.is_member:
