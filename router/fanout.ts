@@ -11,6 +11,10 @@
 // of these users may receive it" (`POST <subgraph>/internal/live-access`, kernel/web/live_access.py): at
 // subscribe time, for every socket of a stream when one of its servers announces an access change (the
 // subgraph's `/internal/access-changes` feed), and every BEEP_FANOUT_RECHECK_SECONDS as a second line.
+// The second line is paced: each second a slice of the streams is re-asked (every stream once per period),
+// at most RECHECKS_IN_FLIGHT calls at a time per subgraph, as is the re-ask of every stream after a feed
+// reconnects; asking about hundreds of streams at once held up that subgraph's other requests for
+// seconds (bench/README.md, session 20).
 // A socket that loses access gets its error (FORBIDDEN, or NOT_FOUND once the channel is gone) and
 // completes. A field whose subgraph declares no check is executed once per subscriber, as before.
 //
@@ -73,7 +77,19 @@ export interface FanoutOptions {
   log: Log;
   bufferLimit: number;
   recheckSeconds: number;
+  observe?: FanoutObserver;
 }
+
+/** Why the tier asked a subgraph who may receive a stream (a metric's label, metrics.ts). */
+export type CheckReason = 'subscribe' | 'reopen' | 'access_change' | 'periodic' | 'feed_reconnect';
+
+export interface FanoutObserver {
+  checked(reason: CheckReason, calls: number): void;
+  feedConnected(subgraph: string): void;
+}
+
+/** Background re-checks (periodic, after a feed reconnect) in flight per subgraph. */
+const RECHECKS_IN_FLIGHT = 4;
 
 const AFTER_VAR = '__fanoutAfter';
 const CURSOR_ALIAS = '__fanoutCursor';
@@ -649,7 +665,7 @@ class SharedStream {
         return;
       }
       // Whoever lost access is told so; the others continue as another subscriber, from the last cursor.
-      await this.tier.recheck(this);
+      await this.tier.recheck(this, 'reopen');
       if (ended) {
         // A subgraph restarting (a pod rescheduled, a process killed) takes seconds, more on a busy node:
         // keep reopening with backoff for UPSTREAM_PATIENCE_MS before telling the sockets, which then
@@ -747,6 +763,26 @@ class Coalescer<I, R> {
   }
 }
 
+/** At most `limit` calls running; the others start in the order they came as running ones end. */
+class Slots {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.running < this.limit) this.running++;
+    else await new Promise<void>((start) => this.waiting.push(start)); // handed a slot by one ending
+    try {
+      return await call();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // the tier
 
@@ -761,7 +797,7 @@ export class FanoutTier {
   private presenceTimer: NodeJS.Timeout | undefined;
   private readonly checks = new Coalescer<string, Verdict>((key, users) => {
     const [owner, field, args] = JSON.parse(key) as [string, string, Record<string, unknown>];
-    return this.check(owner, field, args, [...new Set(users)], false);
+    return this.check(owner, field, args, [...new Set(users)], false, 'subscribe');
   }, 1000);
   private readonly presenceChanges = new Coalescer<[boolean, string, string], void>(
     (owner, items) =>
@@ -773,13 +809,38 @@ export class FanoutTier {
     1000,
   );
   private readonly recheckTimer: NodeJS.Timeout;
+  private recheckCursor = 0;
+  private readonly recheckSlots = new Map<string, Slots>();
+  private readonly pacedRechecks = new Set<SharedStream>(); // waiting or in flight
 
   constructor(readonly options: FanoutOptions) {
     this.facts = readSupergraph(options.supergraphPath);
-    this.recheckTimer = setInterval(() => {
-      for (const stream of this.streams.values()) void this.recheck(stream);
-    }, options.recheckSeconds * 1000);
+    this.recheckTimer = setInterval(() => this.recheckSlice(), 1000);
     this.recheckTimer.unref();
+  }
+
+  /** The periodic second line, spread out: each second the next ceil(streams / recheckSeconds) streams in
+   * turn, so each is re-asked once per period without a burst of every stream at the same instant. */
+  private recheckSlice(): void {
+    const streams = [...this.streams.values()];
+    if (streams.length === 0) return;
+    const count = Math.min(streams.length, Math.ceil(streams.length / this.options.recheckSeconds));
+    const start = this.recheckCursor % streams.length;
+    for (let i = 0; i < count; i++) void this.recheckPaced(streams[(start + i) % streams.length], 'periodic');
+    this.recheckCursor = (start + count) % streams.length;
+  }
+
+  /** A background re-check: one at a time per stream, at most RECHECKS_IN_FLIGHT per subgraph. */
+  private async recheckPaced(stream: SharedStream, reason: CheckReason): Promise<void> {
+    if (this.pacedRechecks.has(stream)) return; // already waiting: that answer will be as fresh
+    this.pacedRechecks.add(stream);
+    let slots = this.recheckSlots.get(stream.owner);
+    if (!slots) this.recheckSlots.set(stream.owner, (slots = new Slots(RECHECKS_IN_FLIGHT)));
+    try {
+      await slots.run(() => this.recheck(stream, reason));
+    } finally {
+      this.pacedRechecks.delete(stream);
+    }
   }
 
   /** A connection to `subgraph` was lost (upstream.ts): its streams reopen from their last cursors before
@@ -818,7 +879,9 @@ export class FanoutTier {
     args: Record<string, unknown>,
     users: string[],
     renewal: boolean,
+    reason: CheckReason,
   ): Promise<Verdict> {
+    this.options.observe?.checked(reason, 1);
     const answer = await postInternal(this.options.secret, `${this.base(owner)}/internal/live-access`, {
       field,
       arguments: args,
@@ -837,7 +900,7 @@ export class FanoutTier {
 
   /** Asks again for every socket of a stream; those no longer allowed get their error and complete.
    * With `hold` (an announced access change), the stream's events wait until the answer is in. */
-  async recheck(stream: SharedStream, hold = false): Promise<void> {
+  async recheck(stream: SharedStream, reason: CheckReason, hold = false): Promise<void> {
     const users = [...new Set([...stream.listeners].map((l) => l.userId))];
     if (users.length === 0 || stream.perUser) return;
     if (hold) stream.holds++;
@@ -846,7 +909,8 @@ export class FanoutTier {
       // At most 1,000 users per call (a subgraph takes up to 5,000): a big channel asks in slices.
       const slices = [];
       for (let i = 0; i < users.length; i += 1000) {
-        slices.push(this.check(stream.owner, stream.field, stream.argumentsForCheck, users.slice(i, i + 1000), true));
+        const slice = users.slice(i, i + 1000);
+        slices.push(this.check(stream.owner, stream.field, stream.argumentsForCheck, slice, true, reason));
       }
       const answers = await Promise.all(slices);
       verdict = {
@@ -896,12 +960,15 @@ export class FanoutTier {
             buffered = buffered.slice(newline + 1);
             const notice = line ? JSON.parse(line) : {};
             if (notice.ready) {
-              // Changes made while the feed was down were not heard: ask again for everyone.
-              if (connectedBefore) for (const s of this.streams.values()) if (s.owner === owner) void this.recheck(s);
+              this.options.observe?.feedConnected(owner);
+              // Changes made while the feed was down were not heard: ask again for everyone (paced).
+              if (connectedBefore) {
+                for (const s of this.streams.values()) if (s.owner === owner) void this.recheckPaced(s, 'feed_reconnect');
+              }
               connectedBefore = true;
             } else if (notice.serverId) {
               for (const s of this.streams.values()) {
-                if (s.owner === owner && s.servers.has(String(notice.serverId))) void this.recheck(s, true);
+                if (s.owner === owner && s.servers.has(String(notice.serverId))) void this.recheck(s, 'access_change', true);
               }
             }
           }

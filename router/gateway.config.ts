@@ -774,17 +774,6 @@ function subgraphBase(name: string): string | undefined {
   return graphqlUrl?.replace(/\/graphql\/?$/, '');
 }
 
-const fanout = fanoutEnabled
-  ? new FanoutTier({
-      secret: internalSecret!,
-      supergraphPath,
-      subgraphBase,
-      log,
-      bufferLimit: Math.max(fanoutBuffer, 1),
-      recheckSeconds: Math.max(fanoutRecheck, 1),
-    })
-  : undefined;
-
 // ---------------------------------------------------------------------------------------------
 // Prometheus metrics on an internal port, never on the public one (metrics.ts)
 
@@ -798,6 +787,18 @@ metrics?.start().catch((e) => {
   log.error({ error: String(e) }, '[beep-router] the metrics listener could not start');
   process.exit(1);
 });
+
+const fanout = fanoutEnabled
+  ? new FanoutTier({
+      secret: internalSecret!,
+      supergraphPath,
+      subgraphBase,
+      log,
+      bufferLimit: Math.max(fanoutBuffer, 1),
+      recheckSeconds: Math.max(fanoutRecheck, 1),
+      observe: metrics?.fanout,
+    })
+  : undefined;
 
 // ---------------------------------------------------------------------------------------------
 

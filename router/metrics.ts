@@ -15,6 +15,9 @@
 //   beep_router_http_request_duration_seconds{method, status_code}     GraphQL over HTTP
 //   beep_router_subgraph_request_duration_seconds{subgraph, operation_type}
 //   beep_router_subgraph_errors_total{subgraph, operation_type}        errors in subgraph responses
+//   beep_router_fanout_access_checks_total{reason}                    the fan-out tier's questions to the
+//                          subgraphs (reason: subscribe|reopen|access_change|periodic|feed_reconnect)
+//   beep_router_fanout_feed_connections_total{subgraph}               access-change feeds (re)connected
 //   beep_router_schema_changes_total, and Node's process_* / nodejs_* defaults.
 import { createServer, type Server } from 'node:http';
 import { getOperationAST, type DocumentNode, type GraphQLError } from 'graphql';
@@ -54,6 +57,8 @@ export interface RouterMetrics {
   /** Beep's own counters of operations by outcome (the plugin's know no outcome). */
   plugin: GatewayPlugin;
   registry: Registry;
+  /** What the fan-out tier reports (fanout.ts `FanoutObserver`). */
+  fanout: { checked(reason: string, calls: number): void; feedConnected(subgraph: string): void };
   start(): Promise<Server>;
 }
 
@@ -84,6 +89,23 @@ export function routerMetrics(options: {
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
+
+  const fanoutChecks = new Counter({
+    name: 'beep_router_fanout_access_checks_total',
+    help: "The fan-out tier's access questions to subgraphs (one per call), by why it asked.",
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  const feedConnections = new Counter({
+    name: 'beep_router_fanout_feed_connections_total',
+    help: 'Access-change feeds connected (a reconnect re-asks about every stream of that subgraph).',
+    labelNames: ['subgraph'],
+    registers: [registry],
+  });
+  const fanout = {
+    checked: (reason: string, calls: number) => fanoutChecks.labels(reason).inc(calls),
+    feedConnected: (subgraph: string) => feedConnections.labels(subgraph).inc(),
+  };
 
   const plugin = {
     onExecute({ args }: any) {
@@ -197,5 +219,5 @@ export function routerMetrics(options: {
     return server;
   }
 
-  return { prometheus, plugin, registry, start };
+  return { prometheus, plugin, registry, fanout, start };
 }

@@ -11,7 +11,9 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,7 +21,9 @@ import pytest
 import websockets
 
 from subgraphs.kernel.web import internal
+from subgraphs.kernel.web.live_access import FEED_HEARTBEAT_SECONDS
 from tests.harness.client import GraphQLClient, Operation, SubscriptionConnection, is_live_signal
+from tests.harness.scraped import moved, scrape, total
 from tests.harness.stack import Stack, start_embedded
 from tests.integration.flows import (
     MESSAGE_EVENTS,
@@ -85,7 +89,9 @@ async def test_a_viewer_dependent_field_is_rendered_for_each_user(stack: Stack) 
     assert streams_opened(stack, "user") - before == 2
 
 
-async def test_a_removed_member_gets_no_shared_frame_not_even_the_next_one(stack: Stack) -> None:
+@asynccontextmanager
+async def two_watching(stack: Stack) -> AsyncIterator[Watching]:
+    """A guild whose two members watch its channel through router A, each on a socket of their own."""
     owner, members, server, channel = await guild(stack, 2)
     (kicked, _kc), (staying, _sc) = members
     async with (
@@ -94,24 +100,62 @@ async def test_a_removed_member_gets_no_shared_frame_not_even_the_next_one(stack
     ):
         gone = await subscribe_settled(c1, MESSAGE_EVENTS, {"channelId": channel})
         kept = await subscribe_settled(c2, MESSAGE_EVENTS, {"channelId": channel})
-        await send(owner, channel, "before")
-        await created(gone, 1)
-        await created(kept, 1)
-        assert (await owner.data(KICK, {"s": server, "u": kicked.user_id}))["kickMember"]["__typename"] == (
-            "MemberRemoved"
-        )
-        await send(owner, channel, "right after the kick")
-        (after,) = await created(kept, 1)
-        assert after["message"]["content"] == "right after the kick"
-        ending = await gone.next(timeout=15)
-        assert stream_error_code(ending) in ("FORBIDDEN", "NOT_FOUND"), ending
-        rest = []
-        while True:
-            message = await gone.next(timeout=15)
-            if message["type"] == "complete":
-                break
-            rest.append(message)
-        assert rest == [], rest
+        yield Watching(owner, server, channel, kicked.user_id, gone, kept)
+
+
+@dataclass
+class Watching:
+    owner: GraphQLClient
+    server: str
+    channel: str
+    kicked_user: str
+    gone: Operation  # the socket of the member about to be kicked
+    kept: Operation
+
+
+async def kick_then_send(w: Watching) -> None:
+    """Kicks a watcher and sends at once: the other gets the message; the kicked one only its error."""
+    assert (await w.owner.data(KICK, {"s": w.server, "u": w.kicked_user}))["kickMember"]["__typename"] == (
+        "MemberRemoved"
+    )
+    await send(w.owner, w.channel, "right after the kick")
+    (after,) = await created(w.kept, 1)
+    assert after["message"]["content"] == "right after the kick"
+    ending = await w.gone.next(timeout=15)
+    assert stream_error_code(ending) in ("FORBIDDEN", "NOT_FOUND"), ending
+    rest = []
+    while True:
+        message = await w.gone.next(timeout=15)
+        if message["type"] == "complete":
+            break
+        rest.append(message)
+    assert rest == [], rest
+
+
+async def test_a_removed_member_gets_no_shared_frame_not_even_the_next_one(stack: Stack) -> None:
+    async with two_watching(stack) as w:
+        await send(w.owner, w.channel, "before")
+        await created(w.gone, 1)
+        await created(w.kept, 1)
+        await kick_then_send(w)
+
+
+@pytest.mark.full
+async def test_the_access_change_feed_outlives_its_heartbeats(full_stack: Stack) -> None:
+    """The tier's access-change feed is one long request: it stays connected past the subgraph's heartbeat
+    (it used to end at the first one, and each reconnect re-asked about every stream the router held, a
+    burst every 16 s), and a change announced after the heartbeats still holds back the next frame."""
+    metrics = f"http://127.0.0.1:{full_stack.router_envs['router-a']['BEEP_ROUTER_METRICS_PORT']}/metrics"
+    async with two_watching(full_stack) as w:
+        before = scrape(metrics)[1]
+        assert total(before, "beep_router_fanout_feed_connections_total", subgraph="messages") >= 1
+        await asyncio.sleep(FEED_HEARTBEAT_SECONDS + 3)
+        after = scrape(metrics)[1]
+        assert moved(before, after, "beep_router_fanout_feed_connections_total", subgraph="messages") == 0
+        assert moved(before, after, "beep_router_fanout_access_checks_total", reason="feed_reconnect") == 0
+        await kick_then_send(w)
+    final = scrape(metrics)[1]
+    assert moved(before, final, "beep_router_fanout_access_checks_total", reason="access_change") >= 1
 
 
 async def test_resuming_meets_the_shared_stream_with_no_gap_and_no_repeat(stack: Stack) -> None:

@@ -25,6 +25,8 @@ LABELS: dict[str, set[str] | None] = {
     # the router's (router/metrics.ts)
     "method": {"GET", "POST"},
     "status_code": None,
+    # why the fan-out tier asked a subgraph who may receive a stream (router/fanout.ts CheckReason)
+    "reason": {"subscribe", "reopen", "access_change", "periodic", "feed_reconnect"},
 }
 
 

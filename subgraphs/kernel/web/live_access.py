@@ -15,6 +15,7 @@ Routes (kernel/web/app.py mounts them on every subgraph; each request is signed,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -30,7 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from db.failures import database_unavailable
 from subgraphs.kernel.errors import BeepGraphQLError, TopLevelCode
-from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, AccessChanged
+from subgraphs.kernel.events.bus import EventBus
+from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, AccessChanged, Event
 from subgraphs.kernel.ids import id_argument
 from subgraphs.kernel.redis_client import redis_unavailable
 from subgraphs.kernel.tenancy import access, tenant_tables
@@ -79,6 +81,44 @@ class StateStream:
     (voiceStateEvents): the tier gives a socket that joins a running stream its last event at once."""
 
     check: LiveAccessCheck
+
+
+async def access_change_lines(
+    bus: EventBus, heartbeat_seconds: float = FEED_HEARTBEAT_SECONDS
+) -> AsyncIterator[bytes]:
+    """The `/internal/access-changes` feed: `{"ready":true}` once subscribed, then a line per AccessChanged
+    and `{}` after each `heartbeat_seconds` without one, for as long as the tier listens.
+
+    The wait for the next event is a task of its own that a heartbeat never cancels: cancelling the bus
+    iterator's step would close it, and the feed would end at its first heartbeat (the tier reconnects
+    and re-asks about every stream it holds: a burst of checks every 16 s, found in the mixed load)."""
+    async with bus.subscribe(ACCESS_TOPIC) as stream:
+        yield b'{"ready":true}\n'  # subscribed: nothing announced from now on is missed
+        events = aiter(stream)
+        next_event: asyncio.Future[Event] | None = None
+        try:
+            while True:
+                if next_event is None:
+                    next_event = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({next_event}, timeout=heartbeat_seconds)
+                if not done:
+                    yield b"{}\n"
+                    continue
+                try:
+                    event = next_event.result()  # the bus's end or its overflow ends the feed
+                except StopAsyncIteration:
+                    return
+                finally:
+                    next_event = None
+                if isinstance(event, AccessChanged):
+                    channel = str(event.channel_id) if event.channel_id is not None else None
+                    line = {"serverId": str(event.server_id), "channelId": channel}
+                    yield json.dumps(line).encode() + b"\n"
+        finally:
+            if next_event is not None:
+                next_event.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_event
 
 
 def everyone_denied(user_ids: Sequence[int], code: TopLevelCode, message: str) -> Verdict:
@@ -201,24 +241,7 @@ def routes(holder: RuntimeHolder, checks: Mapping[str, LiveAccessCheck | StateSt
         return JSONResponse({"shared": True, "state": state, **verdict.as_json()})
 
     async def access_changes(runtime: Runtime, _body: bytes) -> Response:
-        async def lines() -> AsyncIterator[bytes]:
-            async with runtime.bus.subscribe(ACCESS_TOPIC) as stream:
-                yield b'{"ready":true}\n'  # subscribed: nothing announced from now on is missed
-                events = stream.__aiter__()
-                while True:
-                    try:
-                        event = await asyncio.wait_for(events.__anext__(), FEED_HEARTBEAT_SECONDS)
-                    except TimeoutError:
-                        yield b"{}\n"
-                        continue
-                    except StopAsyncIteration:
-                        return
-                    if isinstance(event, AccessChanged):
-                        channel = str(event.channel_id) if event.channel_id is not None else None
-                        line = {"serverId": str(event.server_id), "channelId": channel}
-                        yield json.dumps(line).encode() + b"\n"
-
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        return StreamingResponse(access_change_lines(runtime.bus), media_type="application/x-ndjson")
 
     async def presence_of_sockets(runtime: Runtime, body: bytes) -> Response:
         try:
