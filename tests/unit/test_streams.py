@@ -123,7 +123,7 @@ async def test_the_periodic_recheck_runs_before_a_delivery_once_due() -> None:
     async def check() -> None:
         checks.append(now[0])
 
-    guard = streams.Guard(check, every=30, clock=lambda: now[0])
+    guard = streams.Guard(check, every=30, clock=lambda: now[0], spread=lambda: 1.0)
     await guard.before_delivery()
     now[0] = 30.0
     await guard.before_delivery()
@@ -132,6 +132,28 @@ async def test_the_periodic_recheck_runs_before_a_delivery_once_due() -> None:
     await guard.before_delivery()
     await guard.before_delivery()
     assert checks == [30.5]  # once, then due again 30 s later
+
+
+async def test_streams_opened_together_recheck_apart_and_within_their_period() -> None:
+    now = [0.0]
+    checks: list[tuple[int, float]] = []
+    guards = []
+    for n in range(50):
+
+        async def check(n: int = n) -> None:
+            checks.append((n, now[0]))
+
+        guards.append(streams.Guard(check, every=30, clock=lambda: now[0]))
+    for second in range(1, 91):  # an event a second for each stream, for 90 s
+        now[0] = float(second)
+        for guard in guards:
+            await guard.before_delivery()
+    firsts = {n: min(t for m, t in checks if m == n) for n in range(50)}
+    assert all(22 <= t <= 31 for t in firsts.values()), firsts  # a quarter early at most, never late
+    assert len(set(firsts.values())) >= 5  # not one burst
+    for n in range(50):
+        times = [t for m, t in checks if m == n]
+        assert all(b - a <= 31 for a, b in zip([0.0, *times], times, strict=False)), times
 
 
 async def test_every_zero_checks_before_each_delivery_but_not_for_ignored_events() -> None:

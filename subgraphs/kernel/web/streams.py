@@ -24,6 +24,7 @@ subscribers (a fan-out credential, kernel/web/internal.py): nothing here knows o
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,29 +52,39 @@ class Guard:
 
     `channel_id`: an AccessChanged naming another channel is not this stream's concern (None: every
     AccessChanged on the stream's topics is). `every`: before a delivery, re-check if this many seconds
-    passed since the last check (0: before every delivery; None: only on announcements)."""
+    passed since the last check (0: before every delivery; None: only on announcements).
+
+    Each period is shortened by a random part of up to a quarter (`spread`): streams opened together (a
+    router reopening its streams, a load's start) would otherwise re-check together, period after period,
+    in one burst of reads ahead of their events; spread, they drift apart."""
 
     check: Callable[[], Awaitable[None]]
     channel_id: int | None = None
     every: float | None = None
     clock: Callable[[], float] = time.monotonic
+    spread: Callable[[], float] = field(default=lambda: random.uniform(0.75, 1.0))
     checked_at: float = field(init=False)
+    period: float | None = field(init=False)  # this period's length: `every`, spread
 
     def __post_init__(self) -> None:
-        self.checked_at = self.clock()  # the stream was checked as it opened
+        self._checked()  # the stream was checked as it opened
+
+    def _checked(self) -> None:
+        self.checked_at = self.clock()
+        self.period = None if self.every is None else self.every * self.spread()
 
     async def run(self) -> None:
         await self.check()
-        self.checked_at = self.clock()
+        self._checked()
 
     async def access_changed(self, event: AccessChanged) -> None:
         if self.channel_id is None or event.channel_id in (None, self.channel_id):
             await self.run()
 
     async def before_delivery(self) -> None:
-        if self.every is None:
+        if self.period is None:
             return
-        if self.every <= 0 or self.clock() - self.checked_at > self.every:
+        if self.period <= 0 or self.clock() - self.checked_at > self.period:
             await self.run()
 
 
