@@ -44,3 +44,21 @@ def test_a_kept_entry_is_given_for_a_send_to_check_and_goes_when_forgotten_or_du
     ended = datetime.now(UTC) - timedelta(seconds=1)  # a timeout already over: no life left
     cache.put((10, 2), 7, placement, _member_access(timed_out_until=ended), "general")
     assert cache.kept((10, 2)) is None
+
+
+def test_entries_stored_together_lapse_apart_within_the_maximum_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(access_versions.time, "monotonic", lambda: now[0])
+    cache = access_versions.ChannelAccessCache()
+    placement = access_versions.Placement(1, "TEXT", None, True)
+    for channel in range(100):
+        cache.put((channel, 2), 7, placement, _member_access(), "general")
+    lapsed_at: dict[int, float] = {}
+    for tick in range(0, 62):
+        now[0] = 1000.0 + tick
+        for channel in range(100):
+            if channel not in lapsed_at and cache.kept((channel, 2)) is None:
+                lapsed_at[channel] = tick
+    assert len(lapsed_at) == 100  # none outlives the maximum age
+    assert all(45 <= t <= 60 for t in lapsed_at.values()), lapsed_at
+    assert len(set(lapsed_at.values())) >= 5  # not all in the same second

@@ -29,6 +29,7 @@ Why it is exact, not eventually right:
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections import OrderedDict
@@ -92,6 +93,8 @@ async def bump(session: AsyncSession, server_ids: Iterable[int]) -> None:
 
 
 # How long an entry may serve at most, even with its version unchanged: a second line of defence only.
+# Each entry's life is shortened by a random part of up to a quarter: entries stored together (a load's
+# first sends) would otherwise lapse together, minute after minute, and their sends all read afresh at once.
 MAX_AGE_SECONDS = 60.0
 MAX_ENTRIES = 20_000
 
@@ -158,7 +161,7 @@ class ChannelAccessCache:
         found: ChannelAccess,
         name: str | None = None,
     ) -> None:
-        until = time.monotonic() + MAX_AGE_SECONDS
+        until = time.monotonic() + MAX_AGE_SECONDS * random.uniform(0.75, 1.0)
         timeout_end = found.server.timed_out_until
         if timeout_end is not None:  # the permissions change when it ends: keep them no longer
             until = min(until, time.monotonic() + (timeout_end - datetime.now(UTC)).total_seconds())
