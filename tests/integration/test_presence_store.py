@@ -127,3 +127,20 @@ async def test_a_thousand_connections_coming_and_going_at_once_all_count(
     left = await asyncio.gather(*(store.drop(u, f"c{u}") for u in users))
     assert left == [0] * len(users)
     assert await store.connected(users) == set()
+
+
+async def test_touching_many_at_once_counts_as_touching_each_in_turn(
+    stores: tuple[PresenceStore, PresenceStore],
+) -> None:
+    """The fan-out tier renews its sockets a thousand at a time (`touch_many`, a few round trips): each
+    answer is the one its own `touch` would give in that order, across the store's slices too."""
+    store, other = stores
+    users = [new_user() for _ in range(600)]  # more than one slice of a round trip
+    twice = users[0]
+    touches = [(u, "a") for u in users] + [(twice, "b"), (twice, "a")]
+    found = await store.touch_many(touches, 30)
+    assert found[:600] == [(1, True)] * 600
+    assert found[600:] == [(2, True), (2, False)]  # a second connection, then a renewal
+    assert await other.connected(users) == set(users)
+    assert await store.touch_many([], 30) == []
+    assert await store.touch(twice, "b", 30) == (2, False)
