@@ -84,7 +84,7 @@ export interface FanoutOptions {
 export type CheckReason = 'subscribe' | 'reopen' | 'access_change' | 'periodic' | 'feed_reconnect';
 
 export interface FanoutObserver {
-  checked(reason: CheckReason, calls: number): void;
+  checked(reason: CheckReason): void;
   feedConnected(subgraph: string): void;
 }
 
@@ -881,7 +881,7 @@ export class FanoutTier {
     renewal: boolean,
     reason: CheckReason,
   ): Promise<Verdict> {
-    this.options.observe?.checked(reason, 1);
+    this.options.observe?.checked(reason);
     const answer = await postInternal(this.options.secret, `${this.base(owner)}/internal/live-access`, {
       field,
       arguments: args,

@@ -29,6 +29,7 @@ import {
   type Logger,
   type PrometheusPluginOptions,
 } from '@graphql-hive/gateway';
+import type { FanoutObserver } from './fanout.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 // Errors that are Beep's fault, not the request's: a subgraph's masked bug, a subgraph that did not
@@ -58,7 +59,7 @@ export interface RouterMetrics {
   plugin: GatewayPlugin;
   registry: Registry;
   /** What the fan-out tier reports (fanout.ts `FanoutObserver`). */
-  fanout: { checked(reason: string, calls: number): void; feedConnected(subgraph: string): void };
+  fanout: FanoutObserver;
   start(): Promise<Server>;
 }
 
@@ -102,9 +103,9 @@ export function routerMetrics(options: {
     labelNames: ['subgraph'],
     registers: [registry],
   });
-  const fanout = {
-    checked: (reason: string, calls: number) => fanoutChecks.labels(reason).inc(calls),
-    feedConnected: (subgraph: string) => feedConnections.labels(subgraph).inc(),
+  const fanout: FanoutObserver = {
+    checked: (reason) => fanoutChecks.labels(reason).inc(),
+    feedConnected: (subgraph) => feedConnections.labels(subgraph).inc(),
   };
 
   const plugin = {

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+
+import pytest
 
 from subgraphs.kernel.events.bus import InProcessBus
 from subgraphs.kernel.events.catalogue import ACCESS_TOPIC, AccessChanged
 from subgraphs.kernel.web.live_access import access_change_lines
+
+
+async def next_change(feed: AsyncIterator[bytes]) -> object:
+    """The feed's next line that is not a heartbeat."""
+    while (line := json.loads(await asyncio.wait_for(anext(feed), 1))) == {}:
+        pass
+    return line
 
 
 async def test_the_feed_outlives_its_heartbeats_and_carries_later_changes() -> None:
@@ -20,15 +30,9 @@ async def test_the_feed_outlives_its_heartbeats_and_carries_later_changes() -> N
     for _ in range(3):  # three quiet heartbeats
         assert json.loads(await asyncio.wait_for(anext(feed), 1)) == {}
     await bus.publish(ACCESS_TOPIC, AccessChanged(server_id=7, channel_id=None))
-    line = await asyncio.wait_for(anext(feed), 1)
-    while json.loads(line) == {}:  # a heartbeat may come first
-        line = await asyncio.wait_for(anext(feed), 1)
-    assert json.loads(line) == {"serverId": "7", "channelId": None}
+    assert await next_change(feed) == {"serverId": "7", "channelId": None}  # a heartbeat may come first
     await bus.publish(ACCESS_TOPIC, AccessChanged(server_id=8, channel_id=81))
-    line = await asyncio.wait_for(anext(feed), 1)
-    while json.loads(line) == {}:
-        line = await asyncio.wait_for(anext(feed), 1)
-    assert json.loads(line) == {"serverId": "8", "channelId": "81"}
+    assert await next_change(feed) == {"serverId": "8", "channelId": "81"}
     await feed.aclose()
 
 
@@ -49,9 +53,5 @@ async def test_the_feed_ends_when_the_bus_closes() -> None:
     waiting = asyncio.ensure_future(anext(feed))
     await asyncio.sleep(0.01)
     await bus.close()
-    try:
+    with pytest.raises(StopAsyncIteration):  # the feed ends, it does not go on
         await asyncio.wait_for(waiting, 1)
-    except StopAsyncIteration:
-        pass
-    else:
-        raise AssertionError("the feed went on after the bus closed")

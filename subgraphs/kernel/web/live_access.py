@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +85,7 @@ class StateStream:
 
 async def access_change_lines(
     bus: EventBus, heartbeat_seconds: float = FEED_HEARTBEAT_SECONDS
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The `/internal/access-changes` feed: `{"ready":true}` once subscribed, then a line per AccessChanged
     and `{}` after each `heartbeat_seconds` without one, for as long as the tier listens.
 
@@ -104,12 +104,11 @@ async def access_change_lines(
                 if not done:
                     yield b"{}\n"
                     continue
+                finished, next_event = next_event, None
                 try:
-                    event = next_event.result()  # the bus's end or its overflow ends the feed
+                    event = finished.result()  # the bus's end or its overflow ends the feed
                 except StopAsyncIteration:
                     return
-                finally:
-                    next_event = None
                 if isinstance(event, AccessChanged):
                     channel = str(event.channel_id) if event.channel_id is not None else None
                     line = {"serverId": str(event.server_id), "channelId": channel}
