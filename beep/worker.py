@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from media.previews.fetcher import FetchPolicy, SafeFetcher
 from media.previews.service import PreviewService
-from subgraphs.kernel import heap, metrics
+from subgraphs.kernel import heap, metrics, pauses
 from subgraphs.kernel.events import outbox
 from subgraphs.kernel.events.outbox_metrics import OutboxGauges
 from subgraphs.kernel.events.relay import Consumer, OutboxRelay, RelayConfig, relay_owner
@@ -150,7 +150,11 @@ def create_worker_app(settings: Settings, port: int) -> Starlette:
             async with running_worker(runtime, port) as task:
                 state["task"] = task
                 heap.settle()  # the start-up's heap out of the collector's way (kernel/heap.py)
-                yield
+                watching = pauses.start()  # collections and event-loop stalls (kernel/pauses.py)
+                try:
+                    yield
+                finally:
+                    watching.cancel()
         finally:
             await runtime.close()
 

@@ -39,6 +39,16 @@ from bench.load import Gql, latency_summary, pooled_client
 from bench.procs import CpuMeter
 from bench.profile_send import ProfileSettings, Sampler, finish_samplers, node_profile, start_samplers
 from bench.run import RESULTS, bounded_gather, run_mode
+from bench.timeline import (
+    CpuTimeline,
+    latency_by_second,
+    pauses_over_run,
+    postgres_events,
+    print_slowest,
+    scrape_pauses,
+    slowest_seconds,
+)
+from tests.harness.services import PostgresServer
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_CHANNEL, CREATE_SERVER, JOIN_SERVER, MESSAGE_EVENTS
 
@@ -145,6 +155,7 @@ def analyse_mixed(
         "median_latency_last_quarter_ms": median([lat for _, lat in timeline[-quarter:]] if quarter else []),
         "send_to_receive_by_router": {k: latency_summary(v) for k, v in by_router.items() if v},
         "latency_by_10_seconds": latency_by_window(timeline, 10_000.0),
+        "_pairs": timeline,  # (sent at, latency): for the slowest seconds, not written
     }
 
 
@@ -198,7 +209,11 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             load_before = loadavg()
             senders = [a.token for a in seed.senders]
             samplers, router = start_profiles(stack, s)
+            python_ports = {**stack.subgraph_ports, "worker": stack.worker_port}
+            pauses_before = await scrape_pauses(http, python_ports)
             before = run.meter.snapshot()
+            cpu_timeline = CpuTimeline(run.meter)
+            cpu_timeline.start()
             cap_s = s.seconds * 1.5 + 10
             sender_cpu_s: float | None = None
             if s.node_senders:
@@ -224,12 +239,17 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
                 per_channel[channel] = per_channel.get(channel, 0) + 1
             logs = await receiver.finish(len(sent.sent_at), s.drain_s, per_channel)
             cpu = CpuMeter.usage(before, run.meter.snapshot())
+            await cpu_timeline.stop()
+            pauses = pauses_over_run(pauses_before, await scrape_pauses(http, python_ports))
+            for name, row in pauses.items():
+                print(f"  pauses {name}: " + ", ".join(f"{k} {v:g}" for k, v in row.items() if v))
             profiles = finish_samplers(samplers) if samplers else {}
             if router is not None:
                 profiles["router-a"] = await router
         finally:
             await receiver.close()
     analysed = analyse_mixed(sent.sent_at, channel_of, logs, seed.channels)
+    seconds = slowest_by_second(stack, sent, analysed.pop("_pairs"), cpu_timeline)
     cores: dict[str, float] = cpu["cores_by_process"]  # type: ignore[assignment]
     window: float = cpu["window_s"]  # type: ignore[assignment]
     stack_cores = sum(v for k, v in cores.items() if k not in STACK_ROLES)
@@ -264,8 +284,30 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             if sender_cpu_s is not None
             else {}
         ),
+        "slowest_seconds": seconds,
+        "pauses": pauses,
         **({"profiles": profiles} if profiles else {}),
     }
+
+
+def slowest_by_second(
+    stack: Stack, sent: Any, pairs: list[tuple[float, float]], cpu: CpuTimeline
+) -> dict[str, Any]:
+    """The slowest seconds of send time with each process's CPU then, the send mutation's own p99 in that
+    second, and PostgreSQL's checkpoints and autovacuum runs nearby (bench/timeline.py)."""
+    if not pairs:
+        return {}
+    start_ms = pairs[0][0]
+    postgres = next((s for s in stack.services if isinstance(s, PostgresServer)), None)
+    events = postgres_events(postgres.root / "postgres.log", start_ms / 1000) if postgres else []
+    summary = slowest_seconds(latency_by_second(pairs, start_ms), cpu, start_ms, events)
+    answers = [(sent.sent_at[q], ms) for q, ms in sent.answer_ms.items() if q in sent.sent_at]
+    send_p99 = latency_by_second(answers, start_ms)
+    for row in summary["slowest"]:
+        row["send_p99_ms"] = send_p99.get(row["second"], (0, None))[1]
+    summary["postgres_events"] = events
+    print_slowest(summary)
+    return summary
 
 
 def start_profiles(

@@ -33,6 +33,9 @@ os.environ.setdefault("BEEP_TEST_DB_POOL_WARM", "4")  # the product's default (s
 # PostgreSQL with its durable defaults (fsync, synchronous_commit, full_page_writes), as in production;
 # the tests turn them off. BEEP_TEST_PG_DURABLE=0 measures the tests' setting.
 os.environ.setdefault("BEEP_TEST_PG_DURABLE", "1")
+# Checkpoints (logged by default since PostgreSQL 15) and every autovacuum run in the server's log, in UTC:
+# bench/timeline.py lines them up with the slow seconds. Logging a few lines a minute costs nothing.
+os.environ.setdefault("BEEP_TEST_PG_OPTIONS", "-c log_autovacuum_min_duration=0 -c log_timezone=UTC")
 
 import beep.router as beep_router
 from bench.live import (

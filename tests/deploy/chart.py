@@ -82,6 +82,7 @@ def exported_metric_names() -> set[str]:
     sources = [
         REPO / "subgraphs" / "kernel" / "metrics.py",
         REPO / "subgraphs" / "kernel" / "events" / "outbox_metrics.py",
+        REPO / "subgraphs" / "kernel" / "pauses.py",  # beep_gc_pause_seconds, beep_event_loop_lag_seconds
         REPO / "db" / "engines.py",  # beep_db_pool_wait_seconds
         REPO / "subgraphs" / "kernel" / "tenancy" / "access_versions.py",  # beep_access_cache_*
         REPO / "media" / "voice" / "metrics.py",  # beep_voice_*

@@ -45,8 +45,9 @@ class PostgresServer:
     # Benchmarks measure with PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes
     # on): BEEP_TEST_PG_DURABLE=1. Tests trade durability for speed.
     durable: bool = field(default_factory=lambda: os.environ.get("BEEP_TEST_PG_DURABLE") == "1")
-    # More `-c name=value` server settings, applied last (replication: tests/harness/replication.py).
-    extra_options: str = ""
+    # More `-c name=value` server settings, applied last (replication: tests/harness/replication.py;
+    # benchmarks: BEEP_TEST_PG_OPTIONS, bench/run.py).
+    extra_options: str = field(default_factory=lambda: os.environ.get("BEEP_TEST_PG_OPTIONS", ""))
 
     @property
     def datadir(self) -> Path:

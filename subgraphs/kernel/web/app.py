@@ -28,7 +28,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from db.engines import Database
-from subgraphs.kernel import heap, i18n, metrics, wellformed
+from subgraphs.kernel import heap, i18n, metrics, pauses, wellformed
 from subgraphs.kernel.auth import InvalidToken, Principal, bearer_token, connection_authorization
 from subgraphs.kernel.errors import TopLevelCode
 from subgraphs.kernel.logging import configure_logging, request_id_var
@@ -468,6 +468,7 @@ def runtime_lifespan(
         log.info("runtime started", extra={"mode": settings.mode, "shards": settings.logical_shards})
         tasks = [asyncio.create_task(d.background(runtime)) for d in definitions if d.background]
         heap.settle()  # the start-up's heap out of the collector's way (kernel/heap.py)
+        tasks.append(pauses.start())  # collections and event-loop stalls, measured (kernel/pauses.py)
         try:
             if background is None:
                 yield
