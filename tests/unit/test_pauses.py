@@ -45,4 +45,4 @@ async def test_a_blocked_loop_is_measured_and_a_long_stall_logged(caplog: pytest
     on_time = _sample("beep_event_loop_lag_seconds_bucket", {"le": "0.1"}) - late
     assert taken - on_time == 1  # exactly one sample was late by more than 100 ms: the stall
     stalls = [r for r in caplog.records if r.getMessage() == "event loop stalled"]
-    assert len(stalls) == 1 and stalls[0].stall_ms >= 1000
+    assert len(stalls) == 1 and getattr(stalls[0], "stall_ms", 0) >= 1000
