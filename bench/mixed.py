@@ -45,6 +45,7 @@ from bench.timeline import (
     pauses_over_run,
     postgres_events,
     print_slowest,
+    resident_mib,
     scrape_pauses,
     slowest_seconds,
 )
@@ -211,6 +212,7 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             samplers, router = start_profiles(stack, s)
             python_ports = {**stack.subgraph_ports, "worker": stack.worker_port}
             pauses_before = await scrape_pauses(http, python_ports)
+            memory_before = resident_mib(run.meter)
             before = run.meter.snapshot()
             cpu_timeline = CpuTimeline(run.meter)
             cpu_timeline.start()
@@ -240,6 +242,10 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             logs = await receiver.finish(len(sent.sent_at), s.drain_s, per_channel)
             cpu = CpuMeter.usage(before, run.meter.snapshot())
             await cpu_timeline.stop()
+            memory = {"before": memory_before, "after": resident_mib(run.meter)}
+            print("  resident MiB before -> after: " + ", ".join(
+                f"{k} {v} -> {memory['after'].get(k)}" for k, v in memory_before.items() if v >= 20
+            ))  # fmt: skip
             pauses = pauses_over_run(pauses_before, await scrape_pauses(http, python_ports))
             for name, row in pauses.items():
                 print(f"  pauses {name}: " + ", ".join(f"{k} {v:g}" for k, v in row.items() if v))
@@ -286,6 +292,7 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
         ),
         "slowest_seconds": seconds,
         "pauses": pauses,
+        "resident_mib": memory,
         **({"profiles": profiles} if profiles else {}),
     }
 

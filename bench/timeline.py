@@ -130,8 +130,11 @@ def print_slowest(summary: dict[str, Any]) -> None:
         for k, cores in enumerate(row["cpu"]):
             head = [row["second"], row["p99_ms"], row.get("send_p99_ms", "")] if k == 0 else ["", "", ""]
             print("    " + " ".join(f"{v:>10}" for v in [*head, *(cores.get(n, "") for n in names)]))
+        kinds: dict[str, int] = {}
         for event in row["postgres"]:
-            print(f"      postgres at {event[0]} s: {event[1]} {event[2][:90]}")
+            kinds[event[1]] = kinds.get(event[1], 0) + 1
+        if kinds:
+            print("      postgres within 3 s: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
 
 
 def _metric_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
@@ -184,3 +187,18 @@ def pauses_over_run(
         row["loop_lateness_ms"] = round(delta("beep_event_loop_lag_seconds_sum") * 1000)
         summary[name] = row
     return summary
+
+
+def resident_mib(meter: CpuMeter) -> dict[str, float]:
+    """Each group's root process's resident memory (VmRSS, MiB): a heap that keeps growing under a steady
+    load is a leak (PostgreSQL's root is its postmaster: its backends are not in it)."""
+    out: dict[str, float] = {}
+    for name, (pid, _tree) in meter.groups.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        kib = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS:")), None)
+        if kib is not None:
+            out[name] = round(kib / 1024, 1)
+    return out
