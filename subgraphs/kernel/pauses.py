@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from subgraphs.kernel.metrics import child
+from subgraphs.kernel import metrics  # noqa: F401 (imported first, it turns off `*_created` series)
 
 log = logging.getLogger("beep.pauses")
 
@@ -38,17 +38,22 @@ LOOP_LAG = Histogram(
 SAMPLE_SECONDS = 0.25
 LOGGED_STALL_SECONDS = 1.0
 
+# Made here, not on a collection: prometheus_client makes a child under its parent's (non-reentrant) lock,
+# and a collection that started while this thread held it (a scrape, a first observation) would wait on
+# it for ever inside the callback.
+_GC_PAUSES_BY_GENERATION = {generation: GC_PAUSES.labels(str(generation)) for generation in range(3)}
 _started: dict[int, float] = {}  # generation -> perf_counter at its start (one collection at a time)
 
 
 def _on_collection(phase: str, info: dict[str, Any]) -> None:
-    generation = int(info.get("generation", 0))
+    generation = info.get("generation", 0)
     if phase == "start":
         _started[generation] = time.perf_counter()
         return
     began = _started.pop(generation, None)
-    if began is not None:
-        child(GC_PAUSES, str(generation)).observe(time.perf_counter() - began)
+    paused = _GC_PAUSES_BY_GENERATION.get(generation)
+    if began is not None and paused is not None:
+        paused.observe(time.perf_counter() - began)
 
 
 def time_collections() -> None:
