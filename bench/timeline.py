@@ -147,18 +147,44 @@ def _metric_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-async def scrape_pauses(http: Any, ports: dict[str, int]) -> dict[str, dict[str, float]]:
-    """Each Python process's `beep_gc_pause_seconds` and `beep_event_loop_lag_seconds` series (the
-    product's own metrics, subgraphs/kernel/pauses.py), to be subtracted over the run."""
+PAUSE_SERIES = ("beep_gc_pause_seconds", "beep_event_loop_lag_seconds")
+# The routers' own memory (prom-client's default Node metrics): a V8 heap that grows lazily shows as
+# `total` rising with `used` flat; a leak as `used` rising.
+ROUTER_MEMORY_SERIES = (
+    "nodejs_heap_size_used_bytes",
+    "nodejs_heap_size_total_bytes",
+    "nodejs_external_memory_bytes",
+    "process_resident_memory_bytes",
+)
+
+
+async def scrape_series(
+    http: Any, ports: dict[str, int], names: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
+    """The series of `names` in each process's /metrics: the Python processes' pauses (the product's own
+    metrics, subgraphs/kernel/pauses.py) to be subtracted over the run, or the routers' memory."""
     out: dict[str, dict[str, float]] = {}
     for name, port in ports.items():
         try:
             response = await http.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0)
-        except Exception as error:  # a process that does not answer has no pauses to report
+        except Exception as error:  # a process that does not answer has nothing to report
             print(f"  {name}: /metrics not read ({error.__class__.__name__})")
             continue
-        out[name] = _metric_samples(response.text, ("beep_gc_pause_seconds", "beep_event_loop_lag_seconds"))
+        out[name] = _metric_samples(response.text, names)
     return out
+
+
+def router_memory_mib(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """Per router: each memory series in MiB, [before, after]."""
+    return {
+        router: {
+            key: [round(before.get(router, {}).get(key, 0.0) / 2**20, 1), round(value / 2**20, 1)]
+            for key, value in series.items()
+        }
+        for router, series in after.items()
+    }
 
 
 def pauses_over_run(
