@@ -22,7 +22,7 @@ from typing import Any
 from beep.router import router_node
 from bench.delivery import Account, sign_up
 from bench.load import Gql, pooled_client
-from bench.procs import CpuMeter
+from bench.procs import CpuMeter, rss_kib
 from bench.run import RESULTS, bounded_gather, run_mode
 from tests.harness.stack import Stack
 from tests.integration.flows import CREATE_CHANNEL, CREATE_SERVER, JOIN_SERVER, MESSAGE_EVENTS
@@ -38,23 +38,6 @@ class IdleSettings:
     users: int
     channels: int
     batch: int  # sockets opened at a time by the client (0: all at once)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and its descendants (PostgreSQL's backends), in KiB."""
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        pending += [int(c) for c in children]
-    return total
 
 
 def memory(stack: Stack) -> dict[str, int]:

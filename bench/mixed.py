@@ -40,8 +40,6 @@ from bench.procs import CpuMeter
 from bench.profile_send import ProfileSettings, Sampler, finish_samplers, node_profile, start_samplers
 from bench.run import RESULTS, bounded_gather, run_mode
 from bench.timeline import (
-    PAUSE_SERIES,
-    ROUTER_MEMORY_SERIES,
     CpuTimeline,
     latency_by_second,
     pauses_over_run,
@@ -49,7 +47,7 @@ from bench.timeline import (
     print_slowest,
     resident_mib,
     router_memory_mib,
-    scrape_series,
+    scrape_metrics,
     slowest_seconds,
 )
 from tests.harness.services import PostgresServer
@@ -215,8 +213,8 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             samplers, router = start_profiles(stack, s)
             python_ports = {**stack.subgraph_ports, "worker": stack.worker_port}
             router_ports = {n: int(e["BEEP_ROUTER_METRICS_PORT"]) for n, e in stack.router_envs.items()}
-            pauses_before = await scrape_series(http, python_ports, PAUSE_SERIES)
-            routers_before = await scrape_series(http, router_ports, ROUTER_MEMORY_SERIES)
+            pauses_before = scrape_metrics(python_ports)
+            routers_before = scrape_metrics(router_ports)
             memory_before = resident_mib(run.meter)
             before = run.meter.snapshot()
             cpu_timeline = CpuTimeline(run.meter)
@@ -251,10 +249,8 @@ async def mixed_body(stack: Stack, s: MixedSettings) -> dict[str, Any]:
             print("  resident MiB before -> after: " + ", ".join(
                 f"{k} {v} -> {memory['after'].get(k)}" for k, v in memory_before.items() if v >= 20
             ))  # fmt: skip
-            pauses = pauses_over_run(pauses_before, await scrape_series(http, python_ports, PAUSE_SERIES))
-            router_memory = router_memory_mib(
-                routers_before, await scrape_series(http, router_ports, ROUTER_MEMORY_SERIES)
-            )
+            pauses = pauses_over_run(pauses_before, scrape_metrics(python_ports))
+            router_memory = router_memory_mib(routers_before, scrape_metrics(router_ports))
             print(f"  routers' memory MiB [before, after]: {router_memory}")
             for name, row in pauses.items():
                 print(f"  pauses {name}: " + ", ".join(f"{k} {v:g}" for k, v in row.items() if v))

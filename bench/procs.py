@@ -44,6 +44,25 @@ def _tree_cpu(root: int, cpu: dict[int, float], children: dict[int, list[int]]) 
     return total
 
 
+def rss_kib(pid: int, *, descendants: bool = True) -> int:
+    """Resident memory of a process and (unless told not to) its descendants, e.g. PostgreSQL's backends, in
+    KiB."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        if descendants:
+            pending += [int(c) for c in children]
+    return total
+
+
 def _machine_busy() -> float:
     """CPU seconds the whole machine spent busy since boot (all cores)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.procs import CpuMeter, CpuSnapshot
+from bench.delivery import latency_by_window
+from bench.procs import CpuMeter, CpuSnapshot, rss_kib
+from tests.harness.scraped import Samples, moved, scrape, total
 
 # '2026-12-06 10:59:12.345 UTC [1234] LOG:  automatic vacuum of table "beep_shards_a.s3.outbox": ...'
 _PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) (\w+) \[\d+\] LOG:\s+(.*)$")
@@ -81,15 +83,9 @@ def postgres_events(log: Path, since_wall_s: float) -> list[list[Any]]:
 
 
 def latency_by_second(timeline: list[tuple[float, float]], start_ms: float) -> dict[int, tuple[int, float]]:
-    """Second of send time (from `start_ms`, wall ms) -> (deliveries, p99 ms)."""
-    seconds: dict[int, list[float]] = {}
-    for sent, latency in timeline:
-        seconds.setdefault(int((sent - start_ms) // 1000), []).append(latency)
-    out: dict[int, tuple[int, float]] = {}
-    for second, values in seconds.items():
-        values.sort()
-        out[second] = (len(values), round(values[min(len(values) - 1, int(0.99 * len(values)))], 1))
-    return out
+    """Second of send time (from `start_ms`, wall ms) -> (deliveries, p99 ms): bench.delivery's windows
+    of one second."""
+    return {int(row[0]): (int(row[1]), row[3]) for row in latency_by_window(timeline, 1000.0, start_ms)}
 
 
 def slowest_seconds(
@@ -137,17 +133,6 @@ def print_slowest(summary: dict[str, Any]) -> None:
             print("      postgres within 3 s: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
 
 
-def _metric_samples(text: str, names: tuple[str, ...]) -> dict[str, float]:
-    """'name{labels}' -> value for the series of `names` in a Prometheus text exposition."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(names):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
-PAUSE_SERIES = ("beep_gc_pause_seconds", "beep_event_loop_lag_seconds")
 # The routers' own memory (prom-client's default Node metrics): a V8 heap that grows lazily shows as
 # `total` rising with `used` flat; a leak as `used` rising.
 ROUTER_MEMORY_SERIES = (
@@ -158,73 +143,60 @@ ROUTER_MEMORY_SERIES = (
 )
 
 
-async def scrape_series(
-    http: Any, ports: dict[str, int], names: tuple[str, ...]
-) -> dict[str, dict[str, float]]:
-    """The series of `names` in each process's /metrics: the Python processes' pauses (the product's own
-    metrics, subgraphs/kernel/pauses.py) to be subtracted over the run, or the routers' memory."""
-    out: dict[str, dict[str, float]] = {}
+def scrape_metrics(ports: dict[str, int]) -> dict[str, Samples]:
+    """Each process's /metrics, parsed (tests/harness/scraped.py): the Python processes' pauses (the
+    product's own metrics, subgraphs/kernel/pauses.py) to be subtracted over the run, or the routers'
+    memory. Read before and after the sends, not during them."""
+    out: dict[str, Samples] = {}
     for name, port in ports.items():
         try:
-            response = await http.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0)
+            out[name] = scrape(f"http://127.0.0.1:{port}/metrics")[1]
         except Exception as error:  # a process that does not answer has nothing to report
             print(f"  {name}: /metrics not read ({error.__class__.__name__})")
-            continue
-        out[name] = _metric_samples(response.text, names)
     return out
 
 
-def router_memory_mib(
-    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
-) -> dict[str, Any]:
+def router_memory_mib(before: dict[str, Samples], after: dict[str, Samples]) -> dict[str, Any]:
     """Per router: each memory series in MiB, [before, after]."""
     return {
         router: {
-            key: [round(before.get(router, {}).get(key, 0.0) / 2**20, 1), round(value / 2**20, 1)]
-            for key, value in series.items()
+            name: [
+                round(total(before.get(router, {}), name) / 2**20, 1),
+                round(total(samples, name) / 2**20, 1),
+            ]
+            for name in ROUTER_MEMORY_SERIES
         }
-        for router, series in after.items()
+        for router, samples in after.items()
     }
 
 
-def pauses_over_run(
-    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
-) -> dict[str, dict[str, float]]:
+def pauses_over_run(before: dict[str, Samples], after: dict[str, Samples]) -> dict[str, dict[str, float]]:
     """Per process: collections by generation (count, total ms, how many took over 100 ms) and the event
     loop's stalls (samples late by over 100 ms and over 1 s, the total lateness in ms), over the run."""
     summary: dict[str, dict[str, float]] = {}
-    for name, series in after.items():
+    for name, samples in after.items():
         start = before.get(name, {})
-
-        def delta(key: str) -> float:
-            return series.get(key, 0.0) - start.get(key, 0.0)  # noqa: B023 (used inside the loop only)
-
         row: dict[str, float] = {}
         for generation in ("0", "1", "2"):
-            label = f'generation="{generation}"'
-            row[f"gc{generation}_count"] = delta(f"beep_gc_pause_seconds_count{{{label}}}")
-            row[f"gc{generation}_ms"] = round(delta(f"beep_gc_pause_seconds_sum{{{label}}}") * 1000, 1)
-            row[f"gc{generation}_over_100ms"] = row[f"gc{generation}_count"] - delta(
-                f'beep_gc_pause_seconds_bucket{{generation="{generation}",le="0.1"}}'
+            count = moved(start, samples, "beep_gc_pause_seconds_count", generation=generation)
+            row[f"gc{generation}_count"] = count
+            row[f"gc{generation}_ms"] = round(
+                moved(start, samples, "beep_gc_pause_seconds_sum", generation=generation) * 1000, 1
             )
-        samples = delta("beep_event_loop_lag_seconds_count")
-        row["loop_late_over_100ms"] = samples - delta('beep_event_loop_lag_seconds_bucket{le="0.1"}')
-        row["loop_late_over_1s"] = samples - delta('beep_event_loop_lag_seconds_bucket{le="1.0"}')
-        row["loop_lateness_ms"] = round(delta("beep_event_loop_lag_seconds_sum") * 1000)
+            row[f"gc{generation}_over_100ms"] = count - moved(
+                start, samples, "beep_gc_pause_seconds_bucket", generation=generation, le="0.1"
+            )
+        lag = "beep_event_loop_lag_seconds"
+        late = moved(start, samples, f"{lag}_count")
+        row["loop_late_over_100ms"] = late - moved(start, samples, f"{lag}_bucket", le="0.1")
+        row["loop_late_over_1s"] = late - moved(start, samples, f"{lag}_bucket", le="1.0")
+        row["loop_lateness_ms"] = round(moved(start, samples, f"{lag}_sum") * 1000)
         summary[name] = row
     return summary
 
 
 def resident_mib(meter: CpuMeter) -> dict[str, float]:
-    """Each group's root process's resident memory (VmRSS, MiB): a heap that keeps growing under a steady
-    load is a leak (PostgreSQL's root is its postmaster: its backends are not in it)."""
-    out: dict[str, float] = {}
-    for name, (pid, _tree) in meter.groups.items():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        kib = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS:")), None)
-        if kib is not None:
-            out[name] = round(kib / 1024, 1)
-    return out
+    """Each group's root process's resident memory (MiB): a heap that keeps growing under a steady load is a
+    leak (PostgreSQL's root is its postmaster: its backends are not in it)."""
+    kib = {name: rss_kib(pid, descendants=False) for name, (pid, _tree) in meter.groups.items()}
+    return {name: round(value / 1024, 1) for name, value in kib.items() if value}
